@@ -1,0 +1,78 @@
+"""taskward: background work that never fails silently.
+
+Two halves, one vocabulary: :mod:`taskward.aio` makes in-process asyncio tasks safe, and
+:class:`TaskManager` runs durable jobs on SQLite (the default), memory or other backends.
+"""
+
+from taskward.aio import (
+    TaskSupervisor,
+    cancel_background_tasks,
+    drain_background_tasks,
+    fire_and_forget,
+    get_task_failure_counts,
+    reset_task_failure_counts,
+    safe_create_task,
+    safe_gather,
+    schedule_with_delay,
+)
+from taskward.backends.base import Backend, Capability
+from taskward.clock import FrozenClock, SystemClock
+from taskward.errors import (
+    BackendUnavailable,
+    Cancel,
+    Discard,
+    InvalidCron,
+    InvalidJob,
+    InvalidOptions,
+    JobNotFound,
+    NotSerializable,
+    NotSupported,
+    PayloadTooLarge,
+    Snooze,
+    TaskwardError,
+    UnknownTask,
+)
+from taskward.jobs import ErrorRecord, Job, JobState, Page, Schedule
+from taskward.manager import TaskManager
+from taskward.runtime.context import JobContext
+from taskward.runtime.worker import DrainResult, Worker
+from taskward.tasks import Task
+
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "Cancel",
+    "Capability",
+    "Discard",
+    "DrainResult",
+    "ErrorRecord",
+    "FrozenClock",
+    "InvalidCron",
+    "InvalidJob",
+    "InvalidOptions",
+    "Job",
+    "JobContext",
+    "JobNotFound",
+    "JobState",
+    "NotSerializable",
+    "NotSupported",
+    "Page",
+    "PayloadTooLarge",
+    "Schedule",
+    "Snooze",
+    "SystemClock",
+    "Task",
+    "TaskManager",
+    "TaskSupervisor",
+    "TaskwardError",
+    "UnknownTask",
+    "Worker",
+    "cancel_background_tasks",
+    "drain_background_tasks",
+    "fire_and_forget",
+    "get_task_failure_counts",
+    "reset_task_failure_counts",
+    "safe_create_task",
+    "safe_gather",
+    "schedule_with_delay",
+]

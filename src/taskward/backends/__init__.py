@@ -1,0 +1,34 @@
+"""Backends: ``open_backend(url)`` picks the store from the URL scheme, importing it lazily."""
+
+from __future__ import annotations
+
+from taskward.backends.base import Backend, Capability
+from taskward.errors import InvalidOptions, NotSupported
+
+__all__ = ["Backend", "Capability", "open_backend"]
+
+
+def open_backend(url: str, *, synchronous: str = "FULL") -> Backend:
+    """Return an (unopened) backend for ``url``.
+
+    ``synchronous`` is SQLite's durability level (FULL: no acknowledged enqueue is lost on
+    power failure; NORMAL: faster, may lose the last transactions on power failure).
+    """
+    scheme = url.partition(":")[0].lower()
+    if scheme == "memory":
+        from taskward.backends.memory import MemoryBackend
+
+        return MemoryBackend(url)
+    if scheme == "noop":
+        from taskward.backends.noop import NoopBackend
+
+        return NoopBackend(url)
+    if scheme == "sqlite":
+        from taskward.backends.sqlite import SqliteBackend
+
+        return SqliteBackend(url, synchronous=synchronous)
+    if scheme in {"postgres", "postgresql", "redis", "rediss"}:
+        raise NotSupported(f"the {scheme}:// backend is not available in this version yet")
+    raise InvalidOptions(
+        f"unknown backend URL {url!r}: use sqlite:///path, memory:// or noop://"
+    )

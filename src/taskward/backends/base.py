@@ -1,0 +1,191 @@
+"""The backend contract: one Protocol that every store implements, and its capabilities.
+
+Backends *persist*; they never decide a state transition (``states.next_update`` does). Every
+method is async and keyword-only beyond its first argument; inputs and outputs are values from
+``taskward.jobs``. ``tests/contract/`` is the executable form of this contract, and
+``memory.py`` is the reference implementation.
+
+Times are passed in by the caller (``now``) so that one injected clock rules the whole system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from taskward.jobs import (
+    Inserted,
+    Job,
+    JobFilter,
+    JobState,
+    JobUpdate,
+    LeaseReport,
+    NewJob,
+    Page,
+    Schedule,
+    Stats,
+    WorkerInfo,
+)
+
+
+class Capability(StrEnum):
+    """Optional features a backend may offer; the manager raises ``NotSupported`` without them."""
+
+    PERSISTENT = "persistent"
+    """Jobs survive a restart of the process."""
+    MULTI_PROCESS = "multi_process"
+    """Several processes may work the same store."""
+    TRANSACTIONAL_ENQUEUE = "transactional_enqueue"
+    """``insert(..., connection=conn)`` joins the caller's open transaction."""
+    NOTIFY = "notify"
+    """``wait_for_jobs`` wakes up on new jobs from other processes, not only by polling."""
+    STORES_JOBS = "stores_jobs"
+    """Jobs can be read back (the no-op backend drops them)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A job store. See the module docstring for the rules every implementation follows."""
+
+    url: str
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """The optional features this backend offers."""
+        ...
+
+    async def open(self) -> None:
+        """Connect (idempotent)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections (idempotent)."""
+        ...
+
+    async def migrate(self) -> None:
+        """Create or upgrade the schema to the current version (idempotent)."""
+        ...
+
+    # -- produce ---------------------------------------------------------------------------
+    async def insert(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs in one round trip; a unique clash returns the existing job as duplicate."""
+        ...
+
+    # -- work ------------------------------------------------------------------------------
+    async def fetch(
+        self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim up to ``limit`` pending jobs of ``queue`` (priority, then schedule order).
+
+        Atomically: pending → running, ``attempt + 1``, lease to ``worker_id`` until
+        ``lease_until``. A paused queue yields nothing.
+        """
+        ...
+
+    async def extend_leases(
+        self, job_ids: Collection[int], *, worker_id: str, lease_until: datetime
+    ) -> LeaseReport:
+        """Heartbeat: extend the leases this worker still holds; report lost and cancelled ones."""
+        ...
+
+    async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
+        """Write outcomes, each only if the job is still running at that attempt, owned by us.
+
+        Returns one flag per update: False means the fence refused it (the lease was lost).
+        """
+        ...
+
+    async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
+        """Store a running job's progress (JSON); False if the job is no longer ours."""
+        ...
+
+    async def wait_for_jobs(self, queues: Collection[str], *, timeout: float) -> None:
+        """Return when new jobs may be available in ``queues``, or after ``timeout`` seconds."""
+        ...
+
+    # -- maintain --------------------------------------------------------------------------
+    async def promote_due(self, *, now: datetime) -> int:
+        """Move scheduled and retryable jobs whose time has come to pending; return how many."""
+        ...
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
+        """Return running jobs whose lease expired before ``now`` (their worker died)."""
+        ...
+
+    async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
+        """Delete finished jobs of each given state last changed before its cutoff."""
+        ...
+
+    # -- admin -----------------------------------------------------------------------------
+    async def get(self, job_id: int) -> Job:
+        """Return one job; raise ``JobNotFound``."""
+        ...
+
+    async def list(self, filter: JobFilter) -> Page[Job]:
+        """Return one page of jobs matching ``filter``."""
+        ...
+
+    async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
+        """Cancel a waiting job; flag a running one ``cancel_requested``; others are unchanged."""
+        ...
+
+    async def retry(self, job_id: int, *, now: datetime) -> Job:
+        """Move a failed, discarded or cancelled job back to pending (attempts start afresh)."""
+        ...
+
+    async def delete(self, job_id: int) -> bool:
+        """Delete a job that is not running; return False if there was none."""
+        ...
+
+    async def stats(self) -> Stats:
+        """Counts by queue × state (queues with no jobs but paused included) and paused queues."""
+        ...
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop ``fetch`` from handing out jobs of ``queue`` (seen by every process)."""
+        ...
+
+    async def resume_queue(self, queue: str) -> None:
+        """Undo :meth:`pause_queue`."""
+        ...
+
+    async def paused_queues(self) -> set[str]:
+        """Return the names of paused queues."""
+        ...
+
+    # -- schedules -------------------------------------------------------------------------
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a recurring schedule by name."""
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a recurring schedule; False if there was none."""
+        ...
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Return every recurring schedule, by name."""
+        ...
+
+    # -- coordination ----------------------------------------------------------------------
+    async def acquire_lease(
+        self, name: str, *, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take or renew the named lease (leader election) unless another holder has it."""
+        ...
+
+    async def record_worker(self, info: WorkerInfo) -> None:
+        """Upsert a worker's liveness record."""
+        ...
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Delete a worker's liveness record (clean shutdown)."""
+        ...
+
+    async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
+        """Return workers that heartbeated at or after ``alive_since``."""
+        ...

@@ -1,0 +1,407 @@
+"""MemoryBackend: the reference implementation of the backend contract, in dicts.
+
+It is what the contract suite compares other backends with, and the store for tests
+(``memory://``). Nothing survives the process. One event loop drives it: all state changes happen
+between awaits, so each method is atomic without locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from taskward.backends.base import Capability
+from taskward.errors import JobNotFound, NotSupported
+from taskward.jobs import (
+    RETRIABLE_BY_OPERATOR,
+    UNIQUE_BLOCKING_STATES,
+    WAITING_STATES,
+    ErrorRecord,
+    Inserted,
+    Job,
+    JobFilter,
+    JobState,
+    JobUpdate,
+    LeaseReport,
+    NewJob,
+    Page,
+    Schedule,
+    Stats,
+    WorkerInfo,
+)
+
+S = JobState
+
+
+def _sort_key(job: Job, field: str) -> tuple[bool, Any, int]:
+    value = getattr(job, field)
+    # None sorts last ascending (as in SQL's NULLS LAST), with the id as tie-breaker.
+    return (value is None, value if value is not None else 0, job.id)
+
+
+class MemoryBackend:
+    """An in-process, non-persistent store for tests and examples."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._jobs: dict[int, Job] = {}
+        self._next_id = 1
+        self._pending: dict[str, list[tuple[int, float, int]]] = {}
+        self._unique: dict[str, int] = {}
+        self._paused: set[str] = set()
+        self._schedules: dict[str, Schedule] = {}
+        self._leases: dict[str, tuple[str, datetime]] = {}
+        self._workers: dict[str, WorkerInfo] = {}
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Memory keeps jobs readable but neither persistent nor shared between processes."""
+        return frozenset({Capability.STORES_JOBS})
+
+    async def open(self) -> None:
+        """Nothing to connect."""
+
+    async def close(self) -> None:
+        """Wake waiters so that nobody sleeps on a closed store."""
+        self._wake()
+
+    async def migrate(self) -> None:
+        """No schema."""
+
+    # -- produce ---------------------------------------------------------------------------
+    async def insert(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs, answering duplicates of unique keys with the existing job."""
+        if connection is not None:
+            raise NotSupported("the memory backend has no transactions to join")
+        out = [self._insert_one(new, now) for new in jobs]
+        if any(not i.duplicate and i.job.state is S.PENDING for i in out):
+            self._wake()
+        return out
+
+    def _insert_one(self, new: NewJob, now: datetime) -> Inserted:
+        existing = self._find_unique(new, now)
+        if existing is not None:
+            return Inserted(job=existing, duplicate=True)
+        job = Job(
+            id=self._next_id,
+            task=new.task,
+            queue=new.queue,
+            args=new.args,
+            kwargs=new.kwargs,
+            state=new.state,
+            priority=new.priority,
+            attempt=0,
+            max_attempts=new.max_attempts,
+            scheduled_at=new.scheduled_at,
+            inserted_at=now,
+            unique_key=new.unique_key,
+            tags=new.tags,
+            meta=new.meta,
+            depends_on=new.depends_on,
+            timeout=new.timeout,
+        )
+        self._next_id += 1
+        self._store(job)
+        if new.unique_key is not None:
+            self._unique[new.unique_key] = job.id
+        return Inserted(job=job)
+
+    def _find_unique(self, new: NewJob, now: datetime) -> Job | None:
+        if new.unique_key is None or new.unique_key not in self._unique:
+            return None
+        job = self._jobs.get(self._unique[new.unique_key])
+        if job is None:
+            return None
+        if new.unique_window is None:
+            return job
+        fresh = job.inserted_at >= now - timedelta(seconds=new.unique_window)
+        return job if fresh and job.state in UNIQUE_BLOCKING_STATES else None
+
+    def _store(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        if job.state is S.PENDING:
+            key = (job.priority, job.scheduled_at.timestamp(), job.id)
+            heapq.heappush(self._pending.setdefault(job.queue, []), key)
+
+    # -- work ------------------------------------------------------------------------------
+    async def fetch(
+        self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
+        if queue in self._paused:
+            return []
+        heap = self._pending.get(queue, [])
+        claimed: list[Job] = []
+        while heap and len(claimed) < limit:
+            _, _, job_id = heapq.heappop(heap)
+            job = self._jobs.get(job_id)
+            if job is None or job.state is not S.PENDING:
+                continue  # stale heap entry: the job moved on since it was pushed
+            job = replace(
+                job,
+                state=S.RUNNING,
+                attempt=job.attempt + 1,
+                attempted_at=now,
+                attempted_by=worker_id,
+                lease_until=lease_until,
+            )
+            self._jobs[job_id] = job
+            claimed.append(job)
+        return claimed
+
+    async def extend_leases(
+        self, job_ids: Collection[int], *, worker_id: str, lease_until: datetime
+    ) -> LeaseReport:
+        """Extend this worker's leases; report jobs lost or with a cancel request."""
+        lost: set[int] = set()
+        cancel: set[int] = set()
+        for job_id in job_ids:
+            job = self._jobs.get(job_id)
+            if job is None or job.state is not S.RUNNING or job.attempted_by != worker_id:
+                lost.add(job_id)
+                continue
+            self._jobs[job_id] = replace(job, lease_until=lease_until)
+            if job.cancel_requested:
+                cancel.add(job_id)
+        return LeaseReport(lost=frozenset(lost), cancel_requested=frozenset(cancel))
+
+    async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
+        """Write each outcome only if the job is still running at that attempt, owned by us."""
+        return [self._finish_one(u, worker_id) for u in updates]
+
+    def _finish_one(self, update: JobUpdate, worker_id: str) -> bool:
+        job = self._jobs.get(update.job_id)
+        if job is None or not _fence_holds(job, update, worker_id):
+            return False
+        self._store(_apply(job, update))
+        return True
+
+    async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
+        """Store progress of a running job this worker owns."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state is not S.RUNNING or job.attempted_by != worker_id:
+            return False
+        self._jobs[job_id] = replace(job, progress=progress)
+        return True
+
+    async def wait_for_jobs(self, queues: Collection[str], *, timeout: float) -> None:
+        """Sleep until a job becomes pending (in this process) or ``timeout`` passes."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(future)
+
+    def _wake(self) -> None:
+        for future in self._waiters:
+            if not future.done():
+                future.set_result(None)
+
+    # -- maintain --------------------------------------------------------------------------
+    async def promote_due(self, *, now: datetime) -> int:
+        """Move due scheduled/retryable jobs to pending."""
+        due = [
+            j
+            for j in self._jobs.values()
+            if j.state in (S.SCHEDULED, S.RETRYABLE) and j.scheduled_at <= now
+        ]
+        for job in due:
+            self._store(replace(job, state=S.PENDING))
+        if due:
+            self._wake()
+        return len(due)
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
+        """Return running jobs whose lease ran out."""
+        expired = [
+            j
+            for j in self._jobs.values()
+            if j.state is S.RUNNING and j.lease_until is not None and j.lease_until < now
+        ]
+        return sorted(expired, key=lambda j: j.id)[:limit]
+
+    async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
+        """Delete finished jobs older than their state's cutoff."""
+        doomed = [
+            j.id
+            for j in self._jobs.values()
+            if j.state in before and _finished_at(j) < before[j.state]
+        ]
+        for job_id in doomed:
+            self._forget(job_id)
+        return len(doomed)
+
+    def _forget(self, job_id: int) -> None:
+        job = self._jobs.pop(job_id)
+        if job.unique_key is not None and self._unique.get(job.unique_key) == job_id:
+            del self._unique[job.unique_key]
+
+    # -- admin -----------------------------------------------------------------------------
+    async def get(self, job_id: int) -> Job:
+        """Return one job or raise ``JobNotFound``."""
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFound(job_id) from None
+
+    async def list(self, filter: JobFilter) -> Page[Job]:
+        """Filter, sort and page the jobs."""
+        rows = [j for j in self._jobs.values() if _matches(j, filter)]
+        rows.sort(key=lambda j: _sort_key(j, filter.sort_field), reverse=filter.descending)
+        items = rows[filter.offset : filter.offset + filter.per_page]
+        return Page(
+            items=items,
+            total_entries=len(rows),
+            page_number=filter.page,
+            page_size=filter.per_page,
+        )
+
+    async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
+        """Cancel a waiting job, or ask the worker of a running one to stop."""
+        job = await self.get(job_id)
+        if job.state in WAITING_STATES:
+            job = replace(job, state=S.CANCELLED, cancelled_at=now)
+            job = replace(job, errors=(*job.errors, _cancel_record(job, now, reason)))
+        elif job.state is S.RUNNING:
+            job = replace(job, cancel_requested=True)
+        self._jobs[job_id] = job
+        return job
+
+    async def retry(self, job_id: int, *, now: datetime) -> Job:
+        """Make a dead or cancelled job pending again with a fresh attempt budget."""
+        job = await self.get(job_id)
+        if job.state in RETRIABLE_BY_OPERATOR:
+            job = replace(
+                job,
+                state=S.PENDING,
+                scheduled_at=now,
+                max_attempts=max(job.max_attempts, job.attempt + 1),
+                completed_at=None,
+                cancelled_at=None,
+                discarded_at=None,
+                cancel_requested=False,
+            )
+            self._store(job)
+            self._wake()
+        return job
+
+    async def delete(self, job_id: int) -> bool:
+        """Delete a job unless it is running."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state is S.RUNNING:
+            return False
+        self._forget(job_id)
+        return True
+
+    async def stats(self) -> Stats:
+        """Count jobs by queue and state."""
+        counts: dict[str, dict[JobState, int]] = {q: {} for q in self._paused}
+        for job in self._jobs.values():
+            per_queue = counts.setdefault(job.queue, {})
+            per_queue[job.state] = per_queue.get(job.state, 0) + 1
+        return Stats(counts=counts, paused=frozenset(self._paused))
+
+    async def pause_queue(self, queue: str) -> None:
+        """Pause a queue."""
+        self._paused.add(queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Resume a queue."""
+        self._paused.discard(queue)
+        self._wake()
+
+    async def paused_queues(self) -> set[str]:
+        """Return the paused queues."""
+        return set(self._paused)
+
+    # -- schedules -------------------------------------------------------------------------
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a schedule."""
+        self._schedules[schedule.name] = schedule
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule."""
+        return self._schedules.pop(name, None) is not None
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Return schedules sorted by name."""
+        return [self._schedules[n] for n in sorted(self._schedules)]
+
+    # -- coordination ----------------------------------------------------------------------
+    async def acquire_lease(
+        self, name: str, *, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take the lease if it is free, expired or already ours."""
+        current = self._leases.get(name)
+        if current is not None and current[0] != holder and current[1] > now:
+            return False
+        self._leases[name] = (holder, until)
+        return True
+
+    async def record_worker(self, info: WorkerInfo) -> None:
+        """Upsert a worker record."""
+        self._workers[info.id] = info
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker."""
+        self._workers.pop(worker_id, None)
+
+    async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
+        """Return workers that heartbeated recently."""
+        alive = [w for w in self._workers.values() if w.heartbeat_at >= alive_since]
+        return sorted(alive, key=lambda w: w.id)
+
+
+def _fence_holds(job: Job, update: JobUpdate, worker_id: str) -> bool:
+    if job.state is not S.RUNNING or job.attempt != update.attempt:
+        return False
+    if job.attempted_by != worker_id:
+        return False
+    if update.lease_expired_before is not None:
+        return job.lease_until is not None and job.lease_until < update.lease_expired_before
+    return True
+
+
+def _apply(job: Job, update: JobUpdate) -> Job:
+    """Return ``job`` with ``update`` written, as every backend must write it."""
+    errors = job.errors if update.error is None else (*job.errors, update.error)
+    state = update.state
+    return replace(
+        job,
+        state=state,
+        attempt=job.attempt - 1 if update.refund_attempt else job.attempt,
+        scheduled_at=update.scheduled_at or job.scheduled_at,
+        errors=errors,
+        result=update.result if state is S.COMPLETED else job.result,
+        completed_at=update.at if state in (S.COMPLETED, S.FAILED) else job.completed_at,
+        cancelled_at=update.at if state is S.CANCELLED else job.cancelled_at,
+        discarded_at=update.at if state is S.DISCARDED else job.discarded_at,
+        lease_until=None,
+        cancel_requested=False,
+    )
+
+
+def _finished_at(job: Job) -> datetime:
+    return job.completed_at or job.cancelled_at or job.discarded_at or job.inserted_at
+
+
+def _matches(job: Job, f: JobFilter) -> bool:
+    return (
+        (f.states is None or job.state in f.states)
+        and (f.queue is None or job.queue == f.queue)
+        and (f.task is None or job.task == f.task)
+    )
+
+
+def _cancel_record(job: Job, now: datetime, reason: str) -> ErrorRecord:
+    return ErrorRecord(attempt=job.attempt, at=now, kind="Cancelled", message=reason)

@@ -1,0 +1,81 @@
+"""The taskward exception tree and the outcome signals a job may raise.
+
+Every error that taskward raises at its edge is a :class:`TaskwardError`, so callers can catch
+one base class. Errors about bad input are raised *before* anything is written.
+"""
+
+from __future__ import annotations
+
+
+class TaskwardError(Exception):
+    """Base class of every error taskward raises."""
+
+
+class JobNotFound(TaskwardError, LookupError):
+    """No job with the given id exists (it may have been pruned)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found (it never existed or was cleaned up)")
+        self.job_id = job_id
+
+
+class UnknownTask(TaskwardError, LookupError):
+    """The task name is not registered and cannot be imported as ``module:function``."""
+
+
+class InvalidJob(TaskwardError, ValueError):
+    """The job or its options are invalid; nothing was written."""
+
+
+class InvalidOptions(InvalidJob):
+    """An option (queue name, priority, max_attempts, delay, timeout…) is out of range."""
+
+
+class PayloadTooLarge(InvalidJob):
+    """The encoded args/kwargs exceed the configured size limit."""
+
+
+class NotSerializable(InvalidJob, TypeError):
+    """Args, kwargs or a result cannot be encoded as JSON (taskward never pickles)."""
+
+
+class InvalidCron(InvalidJob):
+    """A cron expression or time zone is invalid."""
+
+
+class NotSupported(TaskwardError):
+    """The configured backend does not support the requested feature."""
+
+
+class BackendUnavailable(TaskwardError, ConnectionError):
+    """The backend (database, server) cannot be reached; nothing was written."""
+
+
+class JobSignal(Exception):  # noqa: N818 - a signal, not an error: the names read as verbs
+    """Base of the outcome signals a job function may raise to choose its own outcome."""
+
+
+class Snooze(JobSignal):
+    """Raise inside a job to run it again after ``seconds``, without spending an attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        if seconds < 0:
+            raise InvalidOptions(f"Snooze seconds must be >= 0, got {seconds}")
+        super().__init__(f"snoozed for {seconds}s")
+        self.seconds = float(seconds)
+
+
+class Cancel(JobSignal):
+    """Raise inside a job to stop it for good, in state ``cancelled``."""
+
+    def __init__(self, reason: str = "cancelled by the job") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Discard(JobSignal):
+    """Raise inside a job to move it to the dead letters (``discarded``) without retrying."""
+
+    def __init__(self, reason: str = "discarded by the job") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,338 @@
+"""Domain values: jobs, their states, and the inputs and outputs of the backend contract.
+
+Everything here is a frozen, slotted, keyword-only dataclass or a ``StrEnum``: values carry no I/O
+and are changed with :func:`dataclasses.replace`. The same fields exist in every backend.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from taskward.errors import InvalidOptions
+
+T = TypeVar("T")
+
+QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MIN_PRIORITY = 0
+MAX_PRIORITY = 9
+
+
+class JobState(StrEnum):
+    """Where a job is in its life. See the state machine in ``states.py``."""
+
+    SCHEDULED = "scheduled"
+    """Waiting for its ``scheduled_at`` time."""
+    PENDING = "pending"
+    """Due: waiting for a worker."""
+    RUNNING = "running"
+    """Leased by a worker that is running it."""
+    RETRYABLE = "retryable"
+    """An attempt failed; waiting for its backoff before the next attempt."""
+    COMPLETED = "completed"
+    """The function returned."""
+    FAILED = "failed"
+    """Every attempt failed: a dead letter."""
+    DISCARDED = "discarded"
+    """The job raised ``Discard``: a dead letter."""
+    CANCELLED = "cancelled"
+    """Cancelled by an operator or by the job itself."""
+
+
+WAITING_STATES = frozenset({JobState.SCHEDULED, JobState.PENDING, JobState.RETRYABLE})
+FINISHED_STATES = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED}
+)
+DEAD_STATES = frozenset({JobState.FAILED, JobState.DISCARDED})
+RETRIABLE_BY_OPERATOR = frozenset({JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED})
+# A unique job counts as a duplicate of an earlier one in these states (Oban's default set):
+# a job that died or was cancelled does not block a fresh enqueue.
+UNIQUE_BLOCKING_STATES = frozenset(
+    {JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING, JobState.RETRYABLE, JobState.COMPLETED}
+)
+
+
+def validate_queue_name(queue: str) -> str:
+    """Return ``queue`` if it is a valid queue name, else raise :class:`InvalidOptions`."""
+    if not isinstance(queue, str) or not QUEUE_NAME_RE.fullmatch(queue):
+        raise InvalidOptions(
+            f"invalid queue name {queue!r}: use 1-64 characters from [A-Za-z0-9_.-]"
+        )
+    return queue
+
+
+def validate_priority(priority: int) -> int:
+    """Return ``priority`` if it is an int in 0..9 (0 runs first), else raise."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidOptions(f"priority must be an int 0..9, got {priority!r}")
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidOptions(f"priority must be between 0 (first) and 9 (last), got {priority}")
+    return priority
+
+
+def validate_max_attempts(max_attempts: int) -> int:
+    """Return ``max_attempts`` if it is an int >= 1, else raise."""
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise InvalidOptions(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    return max_attempts
+
+
+def validate_seconds(name: str, value: float | None, *, allow_zero: bool = True) -> float | None:
+    """Return ``value`` as float if it is a finite number of seconds (or None), else raise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidOptions(f"{name} must be a finite number of seconds, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidOptions(f"{name} must be {'>=' if allow_zero else '>'} 0, got {value}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorRecord:
+    """One failed attempt: when, what kind of error, its message and traceback."""
+
+    attempt: int
+    at: datetime
+    kind: str
+    message: str
+    traceback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-compatible dict (``at`` as ISO 8601)."""
+        return {
+            "attempt": self.attempt,
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ErrorRecord:
+        """Build a record from :meth:`to_dict` output."""
+        return cls(
+            attempt=int(data["attempt"]),
+            at=datetime.fromisoformat(data["at"]),
+            kind=str(data["kind"]),
+            message=str(data["message"]),
+            traceback=data.get("traceback"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A durable job as stored: what to run, with what, and what happened so far."""
+
+    id: int
+    task: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    state: JobState
+    priority: int
+    attempt: int
+    max_attempts: int
+    scheduled_at: datetime
+    inserted_at: datetime
+    attempted_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    discarded_at: datetime | None = None
+    attempted_by: str | None = None
+    lease_until: datetime | None = None
+    errors: tuple[ErrorRecord, ...] = ()
+    result: Any = None
+    progress: Any = None
+    unique_key: str | None = None
+    tags: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[int, ...] = ()
+    timeout: float | None = None
+    cancel_requested: bool = False
+
+    @property
+    def last_error(self) -> ErrorRecord | None:
+        """The most recent failed attempt, if any."""
+        return self.errors[-1] if self.errors else None
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the job reached a final state (it may still be retried by an operator)."""
+        return self.state in FINISHED_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-compatible dict of every field (datetimes as ISO 8601)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif name == "errors":
+                value = [e.to_dict() for e in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJob:
+    """A validated job ready to insert. Built by the manager; backends only store it.
+
+    ``unique_key`` with ``unique_window`` seconds: an earlier job with the same key, inserted
+    within the window and in a state of ``UNIQUE_BLOCKING_STATES``, is returned instead of a new
+    insert. ``unique_key`` with ``unique_window=None`` blocks forever, in any state (cron slots).
+    """
+
+    task: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    priority: int
+    max_attempts: int
+    scheduled_at: datetime
+    state: JobState
+    args_json: str | None = None
+    kwargs_json: str | None = None
+    timeout: float | None = None
+    unique_key: str | None = None
+    unique_window: float | None = None
+    tags: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inserted:
+    """The answer to one insert: the stored job, and whether it already existed (unique)."""
+
+    job: Job
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobUpdate:
+    """An outcome to persist, computed by ``states.next_update``; backends write it fenced.
+
+    The write happens only if the job is still ``running`` at ``attempt`` and leased by the
+    writer; with ``lease_expired_before`` set (orphan rescue) the lease must also have expired.
+    """
+
+    job_id: int
+    attempt: int
+    state: JobState
+    at: datetime
+    scheduled_at: datetime | None = None
+    error: ErrorRecord | None = None
+    result: Any = None
+    refund_attempt: bool = False
+    lease_expired_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseReport:
+    """Heartbeat answer: jobs this worker no longer owns, and jobs an operator cancelled."""
+
+    lost: frozenset[int] = frozenset()
+    cancel_requested: frozenset[int] = frozenset()
+
+
+SORTABLE_FIELDS = frozenset(
+    {"id", "inserted_at", "scheduled_at", "attempted_at", "completed_at", "priority", "attempt"}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobFilter:
+    """Which jobs to list, in what order, which page. ``sort_by`` "-field" sorts descending."""
+
+    states: frozenset[JobState] | None = None
+    queue: str | None = None
+    task: str | None = None
+    page: int = 1
+    per_page: int = 50
+    sort_by: str = "-id"
+
+    def __post_init__(self) -> None:
+        if self.page < 1:
+            raise InvalidOptions(f"page must be >= 1, got {self.page}")
+        if not 1 <= self.per_page <= 1000:
+            raise InvalidOptions(f"per_page must be between 1 and 1000, got {self.per_page}")
+        if self.sort_field not in SORTABLE_FIELDS:
+            raise InvalidOptions(
+                f"cannot sort by {self.sort_by!r}; choose one of {sorted(SORTABLE_FIELDS)}"
+                " (prefix '-' for descending)"
+            )
+
+    @property
+    def sort_field(self) -> str:
+        """The field name without its direction prefix."""
+        return self.sort_by.lstrip("-")
+
+    @property
+    def descending(self) -> bool:
+        """True when ``sort_by`` starts with '-'."""
+        return self.sort_by.startswith("-")
+
+    @property
+    def offset(self) -> int:
+        """How many rows come before this page."""
+        return (self.page - 1) * self.per_page
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a listing, with the totals needed to page through the rest."""
+
+    items: Sequence[T]
+    total_entries: int
+    page_number: int
+    page_size: int
+
+    @property
+    def total_pages(self) -> int:
+        """Number of pages (at least 1, so an empty listing still has page 1)."""
+        return max(1, -(-self.total_entries // self.page_size))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """A durable recurring job definition: insert ``task`` at every fire time of ``cron``."""
+
+    name: str
+    task: str
+    cron: str
+    timezone: str = "UTC"
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerInfo:
+    """A live worker process as it last reported itself."""
+
+    id: str
+    hostname: str
+    pid: int
+    queues: dict[str, int]
+    started_at: datetime
+    heartbeat_at: datetime
+    running: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats:
+    """Counts of jobs by queue and state, and the paused queues."""
+
+    counts: dict[str, dict[JobState, int]]
+    paused: frozenset[str] = frozenset()

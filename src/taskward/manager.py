@@ -1,0 +1,559 @@
+"""TaskManager: the facade. Validate → build a NewJob → hand it to the backend.
+
+Everything here is async; ``manager.sync`` gives the blocking twins. Errors about bad input are
+raised here, at the edge, before anything is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from taskward.backends import open_backend
+from taskward.backends.base import Backend, Capability
+from taskward.backoff import ExponentialBackoff, RetryPolicy, policy_from
+from taskward.clock import Clock, SystemClock
+from taskward.cron import CronExpression
+from taskward.errors import InvalidOptions, NotSupported, UnknownTask
+from taskward.jobs import (
+    Job,
+    JobFilter,
+    JobState,
+    NewJob,
+    Page,
+    Schedule,
+    validate_max_attempts,
+    validate_priority,
+    validate_queue_name,
+    validate_seconds,
+)
+from taskward.runtime.drain import drain as drain_jobs
+from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager, cutoffs
+from taskward.runtime.scheduler import CronScheduler, cron_unique_key
+from taskward.runtime.worker import DrainResult, Worker, WorkerConfig
+from taskward.serialize import encode_payload
+from taskward.settings import Settings
+from taskward.tasks import Task, TaskOptions, TaskRegistry, qualified_name
+
+if TYPE_CHECKING:
+    from taskward.sync import SyncTaskManager
+
+logger = logging.getLogger("taskward")
+P = ParamSpec("P")
+R = TypeVar("R")
+TaskRef = Task[Any, Any] | Callable[..., Any] | str
+JOB_OPTIONS = frozenset(
+    {"queue", "priority", "max_attempts", "timeout", "unique_for", "delay", "at", "tags", "meta"}
+)
+
+
+class TaskManager:
+    """The entry point: register tasks, enqueue jobs, inspect them, run workers."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        backend: Backend | None = None,
+        clock: Clock | None = None,
+        **settings: Any,
+    ) -> None:
+        self.settings = Settings.load(url=url, **settings)
+        self.clock: Clock = clock or SystemClock()
+        self.backend: Backend = backend or open_backend(
+            self.settings.effective_url, synchronous=self.settings.sqlite_synchronous
+        )
+        self.registry = TaskRegistry()
+        base = self.settings.default_retry_delay
+        self.default_policy: RetryPolicy = (
+            ExponentialBackoff() if base is None else ExponentialBackoff(base=base or 1.0)
+        )
+        self._opened = False
+        self._open_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"<TaskManager {self.backend.url}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> TaskManager:
+        """Connect to the backend and migrate it if configured (done lazily on first use)."""
+        if self._opened:
+            return self
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                await self.backend.open()
+                if self.settings.migrate_on_start:
+                    await self.backend.migrate()
+                self._opened = True
+        return self
+
+    async def close(self) -> None:
+        """Release the backend (idempotent)."""
+        if self._opened:
+            await self.backend.close()
+            self._opened = False
+            self._open_lock = None
+
+    async def __aenter__(self) -> TaskManager:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _backend(self) -> Backend:
+        if not self._opened:
+            await self.open()
+        return self.backend
+
+    @cached_property
+    def sync(self) -> SyncTaskManager:
+        """Blocking twins of every coroutine, for Django, Flask and scripts."""
+        from taskward.sync import SyncTaskManager
+
+        return SyncTaskManager(self)
+
+    def run_sync(self, awaitable: Any) -> Any:
+        """Run a coroutine of this manager on its loop thread and wait for the result."""
+        return self.sync.portal.call(awaitable)
+
+    # -- tasks -----------------------------------------------------------------------------
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        backoff: Any = None,
+        timeout: float | None = None,
+        unique_for: float | None = None,
+    ) -> Any:
+        """Register a function as a task: ``@tw.task`` or ``@tw.task(queue="emails", …)``."""
+        options = TaskOptions(
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            unique_for=unique_for,
+        )
+        policy = self.default_policy if backoff is None else policy_from(backoff)
+
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            if not callable(f):
+                raise InvalidOptions(f"@task needs a function, got {f!r}")
+            task = Task(
+                f, name=name or qualified_name(f), options=options, backoff=policy, manager=self
+            )
+            self.registry.add(task)
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def resolve_task(self, ref: TaskRef) -> Task[Any, Any]:
+        """Return the Task for a Task, a function, a registered name or ``"module:function"``."""
+        if isinstance(ref, Task):
+            if ref.name not in self.registry:
+                self.registry.add(ref)
+            return ref
+        if callable(ref):
+            name = qualified_name(ref)
+            return self.registry.get(name) or self._adopt(ref, name)
+        if isinstance(ref, str):
+            return self.registry.resolve(ref, make=self._adopt)
+        raise UnknownTask(f"cannot use {ref!r} as a task: pass a Task, a function or a name")
+
+    def _adopt(self, fn: Callable[..., Any], name: str) -> Task[Any, Any]:
+        task: Task[Any, Any] = Task(
+            fn, name=name, options=TaskOptions(), backoff=self.default_policy, manager=self
+        )
+        self.registry.add(task)
+        return task
+
+    def _lookup(self, name: str) -> Task[Any, Any] | None:
+        try:
+            return self.resolve_task(name)
+        except UnknownTask:
+            return None
+
+    # -- building jobs ---------------------------------------------------------------------
+    def build_job(
+        self,
+        ref: TaskRef,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> NewJob:
+        """Validate a job and return it ready to insert; raise before anything is written."""
+        unknown = set(options) - JOB_OPTIONS
+        if unknown:
+            raise InvalidOptions(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        task = self.resolve_task(ref)
+        payload = encode_payload(
+            args, kwargs or {}, max_bytes=self.settings.max_payload_bytes
+        )
+        opts = task.options
+        queue = validate_queue_name(_first(options.get("queue"), opts.queue, self.settings.default_queue))
+        unique_for = validate_seconds("unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False)
+        now = self.clock.now()
+        scheduled_at = self._scheduled_at(now, options.get("at"), options.get("delay"))
+        return NewJob(
+            task=task.name,
+            queue=queue,
+            args=payload.args,
+            kwargs=payload.kwargs,
+            args_json=payload.args_json,
+            kwargs_json=payload.kwargs_json,
+            priority=validate_priority(_first(options.get("priority"), opts.priority, self.settings.default_priority)),
+            max_attempts=validate_max_attempts(
+                _first(options.get("max_attempts"), opts.max_attempts, self.settings.default_max_attempts)
+            ),
+            timeout=validate_seconds("timeout", _first(options.get("timeout"), opts.timeout), allow_zero=False),
+            scheduled_at=scheduled_at,
+            state=JobState.PENDING if scheduled_at <= now else JobState.SCHEDULED,
+            unique_key=_unique_key(task.name, queue, payload.args, payload.kwargs)
+            if unique_for
+            else None,
+            unique_window=unique_for,
+            tags=tuple(options.get("tags") or ()),
+            meta=dict(options.get("meta") or {}),
+        )
+
+    def _scheduled_at(self, now: datetime, at: Any, delay: Any) -> datetime:
+        if at is not None and delay is not None:
+            raise InvalidOptions("give either at= or delay=, not both")
+        if isinstance(at, datetime):
+            if at.tzinfo is None:
+                raise InvalidOptions("at= must be timezone-aware (e.g. datetime.now(UTC))")
+            return max(at.astimezone(UTC), now)
+        seconds = validate_seconds("delay", at if at is not None else delay)
+        return now + timedelta(seconds=seconds) if seconds else now
+
+    # -- produce ---------------------------------------------------------------------------
+    async def enqueue_task(
+        self,
+        task: TaskRef,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        connection: Any = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue one job and return it as stored (the existing job if it is a unique duplicate)."""
+        new = self.build_job(task, args, kwargs, **options)
+        backend = await self._backend()
+        if connection is not None and Capability.TRANSACTIONAL_ENQUEUE not in backend.capabilities:
+            raise NotSupported(f"{backend.url} cannot enqueue inside the caller's transaction")
+        (inserted,) = await backend.insert([new], now=self.clock.now(), connection=connection)
+        _log_enqueued(inserted.job, inserted.duplicate)
+        return inserted.job
+
+    async def enqueue_many(
+        self, task: TaskRef, calls: Sequence[Any], *, batch_size: int = 1000, **options: Any
+    ) -> list[Job]:
+        """Enqueue many jobs of one task, one backend round trip per ``batch_size`` jobs.
+
+        Each call is an args list/tuple, or an ``(args, kwargs)`` pair given as a 2-tuple whose
+        second item is a dict.
+        """
+        new_jobs = [self.build_job(task, *_split_call(call), **options) for call in calls]
+        backend = await self._backend()
+        jobs: list[Job] = []
+        for start in range(0, len(new_jobs), batch_size):
+            inserted = await backend.insert(new_jobs[start : start + batch_size], now=self.clock.now())
+            jobs.extend(i.job for i in inserted)
+        logger.info("enqueued %d job(s) in bulk", len(jobs))
+        return jobs
+
+    async def schedule_task(
+        self,
+        task: TaskRef,
+        *,
+        at: datetime | float,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue a job to run at ``at``: an aware datetime, or seconds from now (>= 0)."""
+        return await self.enqueue_task(task, args=args, kwargs=kwargs, at=at, **options)
+
+    # -- recurring -------------------------------------------------------------------------
+    async def schedule_recurring_task(
+        self,
+        name: str,
+        task: TaskRef,
+        *,
+        cron: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+    ) -> Schedule:
+        """Create or replace the recurring schedule ``name``: ``task`` at every ``cron`` time."""
+        if not name or len(name) > 200:
+            raise InvalidOptions("a recurring schedule needs a name of 1-200 characters")
+        CronExpression.parse(cron, timezone)
+        probe = self.build_job(task, args, kwargs, queue=queue, priority=priority, max_attempts=max_attempts)
+        schedule = Schedule(
+            name=name,
+            task=probe.task,
+            cron=cron,
+            timezone=timezone,
+            args=probe.args,
+            kwargs=probe.kwargs,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            created_at=self.clock.now(),
+        )
+        await (await self._backend()).save_schedule(schedule)
+        logger.info("recurring schedule %r saved: %s %s (%s)", name, probe.task, cron, timezone)
+        return schedule
+
+    async def cancel_recurring_task(self, name: str) -> bool:
+        """Delete the recurring schedule ``name``; False if there was none."""
+        return await (await self._backend()).delete_schedule(name)
+
+    async def list_recurring_tasks(self) -> list[Schedule]:
+        """Return every recurring schedule."""
+        return await (await self._backend()).list_schedules()
+
+    def next_fire(self, schedule: Schedule, after: datetime | None = None) -> datetime:
+        """Return the next fire time of ``schedule`` after ``after`` (default: now)."""
+        cron = CronExpression.parse(schedule.cron, schedule.timezone)
+        return cron.next_fire(after or self.clock.now())
+
+    def schedule_job(self, schedule: Schedule, fire_at: datetime) -> NewJob:
+        """Return the job for one fire time of ``schedule`` (unique per name and fire time)."""
+        new = self.build_job(
+            schedule.task,
+            schedule.args,
+            schedule.kwargs,
+            queue=schedule.queue,
+            priority=schedule.priority,
+            max_attempts=schedule.max_attempts,
+            meta={"schedule": schedule.name, "fire_at": fire_at.isoformat()},
+        )
+        return replace(
+            new,
+            scheduled_at=fire_at,
+            state=JobState.PENDING,
+            unique_key=cron_unique_key(schedule.name, fire_at),
+            unique_window=None,
+        )
+
+    # -- admin -----------------------------------------------------------------------------
+    async def get_task_status(self, job_id: int) -> Job:
+        """Return the job ``job_id``; raise ``JobNotFound``."""
+        return await (await self._backend()).get(job_id)
+
+    async def list_tasks(
+        self,
+        *,
+        state: JobState | str | Sequence[JobState | str] | None = None,
+        queue: str | None = None,
+        task: TaskRef | None = None,
+        page: int = 1,
+        per_page: int = 50,
+        sort_by: str = "-id",
+    ) -> Page[Job]:
+        """Return one page of jobs, filtered by state(s), queue and task."""
+        task_name = None if task is None else (task if isinstance(task, str) else self.resolve_task(task).name)
+        flt = JobFilter(
+            states=_states(state), queue=queue, task=task_name, page=page, per_page=per_page, sort_by=sort_by
+        )
+        return await (await self._backend()).list(flt)
+
+    async def get_statistics(self) -> dict[str, Any]:
+        """Return ``{"queues": {queue: {state: count}}, "paused": [...], "workers": {...}}``."""
+        backend = await self._backend()
+        stats = await backend.stats()
+        alive_since = self.clock.now() - timedelta(seconds=self.settings.lease_seconds * 2)
+        workers = await backend.list_workers(alive_since=alive_since)
+        queues = {
+            q: {s.value: stats.counts.get(q, {}).get(s, 0) for s in JobState}
+            for q in sorted(stats.counts)
+        }
+        return {
+            "queues": queues,
+            "paused": sorted(stats.paused),
+            "workers": {
+                "total": len(workers),
+                "busy_slots": sum(w.running for w in workers),
+                "total_slots": sum(sum(w.queues.values()) for w in workers),
+                "nodes": [
+                    {"id": w.id, "queues": w.queues, "running": w.running, "heartbeat_at": w.heartbeat_at.isoformat()}
+                    for w in workers
+                ],
+            },
+        }
+
+    async def cancel_task(self, job_id: int, *, reason: str = "cancelled by an operator") -> Job:
+        """Cancel a waiting job now, or ask the worker running it to stop; return the job."""
+        job = await (await self._backend()).cancel(job_id, reason=reason, now=self.clock.now())
+        logger.info("job %s cancel requested: %s (now %s)", job_id, reason, job.state)
+        return job
+
+    async def retry_task(self, job_id: int) -> Job:
+        """Move a failed, discarded or cancelled job back to pending; return the job."""
+        job = await (await self._backend()).retry(job_id, now=self.clock.now())
+        logger.info("job %s retried by an operator (now %s)", job_id, job.state)
+        return job
+
+    async def delete_task(self, job_id: int) -> bool:
+        """Delete a job that is not running; False if there was none (or it is running)."""
+        return await (await self._backend()).delete(job_id)
+
+    async def cleanup_old_tasks(
+        self, *, completed_days: float | None = None, failed_days: float | None = None
+    ) -> int:
+        """Delete completed/cancelled jobs older than ``completed_days`` and dead ones older than ``failed_days``."""
+        done = self.settings.retention_completed_days if completed_days is None else completed_days
+        dead = self.settings.retention_failed_days if failed_days is None else failed_days
+        validate_seconds("completed_days", done)
+        validate_seconds("failed_days", dead)
+        deleted = await (await self._backend()).prune(before=cutoffs(self.clock, done, dead))
+        logger.info("cleanup deleted %d job(s)", deleted)
+        return deleted
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop every worker from fetching jobs of ``queue``."""
+        await (await self._backend()).pause_queue(validate_queue_name(queue))
+        logger.info("queue %r paused", queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Let workers fetch from ``queue`` again."""
+        await (await self._backend()).resume_queue(validate_queue_name(queue))
+        logger.info("queue %r resumed", queue)
+
+    # -- running ---------------------------------------------------------------------------
+    def make_worker(self, queues: Mapping[str, int] | None = None, **config: Any) -> Worker:
+        """Build a worker for ``queues`` ({name: concurrency}); default ``{default_queue: 10}``."""
+        queues = dict(queues or {self.settings.default_queue: 10})
+        for name, concurrency in queues.items():
+            validate_queue_name(name)
+            if concurrency < 1:
+                raise InvalidOptions(f"concurrency of queue {name!r} must be >= 1")
+        cfg = WorkerConfig(
+            queues=queues,
+            lease_seconds=self.settings.lease_seconds,
+            poll_interval=self.settings.poll_interval,
+            shutdown_timeout=self.settings.shutdown_timeout,
+            default_timeout=self.settings.default_timeout,
+            **config,
+        )
+        return Worker(
+            self.backend, resolve=self._lookup, clock=self.clock, config=cfg, default_policy=self.default_policy
+        )
+
+    def _services(self, worker: Worker) -> list[Any]:
+        s = self.settings
+        leadership = Leadership(self.backend, self.clock, worker.id, ttl=s.lease_seconds)
+        return [
+            Stager(self.backend, self.clock, s.poll_interval),
+            Rescuer(
+                self.backend, self.clock, s.lease_seconds / 2, leadership=leadership,
+                resolve=self._lookup, default_policy=self.default_policy,
+            ),
+            Pruner(
+                self.backend, self.clock, 3600, leadership=leadership,
+                completed_days=s.retention_completed_days, failed_days=s.retention_failed_days,
+            ),
+            CronScheduler(self.backend, self.clock, make_job=self.schedule_job),
+        ]
+
+    async def run_worker(
+        self,
+        queues: Mapping[str, int] | None = None,
+        *,
+        install_signal_handlers: bool = True,
+        worker: Worker | None = None,
+    ) -> None:
+        """Run a worker until SIGINT/SIGTERM (or until its ``stop()``), then shut down gracefully."""
+        await self.open()
+        worker = worker or self.make_worker(queues)
+        worker.services = self._services(worker)
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, worker.stop)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError):
+                    pass  # not the main thread, or not supported on this platform
+        try:
+            await worker.run()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def drain(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        with_scheduled: bool = False,
+    ) -> DrainResult:
+        """Run jobs in-process until none is due in ``queues`` (default: every queue).
+
+        ``concurrency=1`` runs one job at a time, strictly in priority order. With
+        ``with_scheduled`` it also waits for scheduled and retryable jobs to come due.
+        Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        backend = await self._backend()
+        names = list(queues) if queues is not None else sorted((await backend.stats()).counts)
+        batch = concurrency or 10
+        worker = self.make_worker(dict.fromkeys(names or [self.settings.default_queue], batch))
+        async with asyncio.timeout(timeout):
+            return await drain_jobs(worker, queues=names, batch=batch, with_scheduled=with_scheduled)
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _split_call(call: Any) -> tuple[Sequence[Any], Mapping[str, Any] | None]:
+    if isinstance(call, tuple) and len(call) == 2 and isinstance(call[1], Mapping):
+        return call[0], call[1]
+    if isinstance(call, list | tuple):
+        return call, None
+    raise InvalidOptions(f"each call must be an args list or an (args, kwargs) pair, got {call!r}")
+
+
+def _unique_key(task: str, queue: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    """Hash task, queue and arguments (kwargs order-insensitive) into a unique key."""
+    canonical = json.dumps([task, queue, args, kwargs], sort_keys=True, separators=(",", ":"))
+    return f"unique:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+
+
+def _states(state: Any) -> frozenset[JobState] | None:
+    if state is None:
+        return None
+    items = [state] if isinstance(state, str | JobState) else list(state)
+    try:
+        return frozenset(JobState(s) for s in items)
+    except ValueError:
+        raise InvalidOptions(f"unknown state in {state!r}; choose from {[s.value for s in JobState]}") from None
+
+
+def _log_enqueued(job: Job, duplicate: bool) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        verb = "already enqueued (unique)" if duplicate else "enqueued"
+        logger.info(
+            "job %s (%s) %s on queue %r", job.id, job.task, verb, job.queue,
+            extra={"job_id": job.id, "task": job.task, "queue": job.queue},
+        )

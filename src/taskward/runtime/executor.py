@@ -1,0 +1,99 @@
+"""Run one job and turn whatever happened into exactly one Outcome, in named steps.
+
+resolve the task → build the call → apply the timeout → call (async on the loop, sync in a
+thread) → classify the return or the exception. Nothing here writes to a backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from taskward.errors import Cancel, Discard, NotSerializable, Snooze, TaskwardError
+from taskward.jobs import Job
+from taskward.runtime.context import JobContext
+from taskward.serialize import encode_result
+from taskward.states import Cancelled, Completed, Discarded, Failed, Outcome, Snoozed
+from taskward.tasks import Task
+
+
+class JobTimeout(TimeoutError):
+    """The job ran past its timeout."""
+
+
+async def execute(
+    job: Job,
+    task: Task[Any, Any] | None,
+    ctx: JobContext,
+    *,
+    default_timeout: float | None,
+    threads: Executor | None = None,
+) -> Outcome:
+    """Run ``job`` with ``task`` and return its outcome; never raises (but for cancellation)."""
+    if task is None:
+        return Failed(kind="UnknownTask", message=f"no task registered as {job.task!r}")
+    timeout = job.timeout if job.timeout is not None else task.options.timeout
+    timeout = timeout if timeout is not None else default_timeout
+    try:
+        result = await _call(job, task, ctx, timeout, threads)
+    except asyncio.CancelledError:
+        if ctx.cancelled:
+            return Cancelled(reason="cancelled by an operator while running")
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure of user code is an outcome
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return classify(exc)
+    try:
+        return Completed(result=encode_result(result))
+    except NotSerializable as exc:
+        return Failed(kind="NotSerializable", message=f"the job's return value: {exc}")
+
+
+async def _call(
+    job: Job,
+    task: Task[Any, Any],
+    ctx: JobContext,
+    timeout: float | None,
+    threads: Executor | None,
+) -> Any:
+    args = (ctx, *job.args) if task.takes_context else tuple(job.args)
+    if task.is_async:
+        awaitable = task.fn(*args, **job.kwargs)
+    else:
+        loop = asyncio.get_running_loop()
+        # A sync job runs in a thread; copy the context so contextvars (e.g. tracing) follow it.
+        call: Callable[[], Any] = functools.partial(
+            contextvars.copy_context().run, task.fn, *args, **job.kwargs
+        )
+        awaitable = loop.run_in_executor(threads, call)
+    if timeout is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    except TimeoutError:
+        # A sync job's thread cannot be killed: it runs on, but its outcome is the timeout.
+        raise JobTimeout(f"job {job.id} timed out after {timeout:g}s") from None
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Turn an exception raised by a job into its outcome."""
+    match exc:
+        case Snooze(seconds=seconds):
+            return Snoozed(seconds=seconds)
+        case Cancel(reason=reason):
+            return Cancelled(reason=reason)
+        case Discard(reason=reason):
+            return Discarded(reason=reason)
+    kind = "Timeout" if isinstance(exc, JobTimeout) else type(exc).__name__
+    message = str(exc) or repr(exc)
+    if isinstance(exc, TaskwardError):
+        message = f"{type(exc).__name__}: {message}"
+    tb = "".join(traceback.format_exception(exc))
+    return Failed(kind=kind, message=message, traceback=tb)

@@ -1,0 +1,138 @@
+"""Maintenance services: Stager (due → pending), Rescuer (expired leases), Pruner (old jobs).
+
+Rescuer and Pruner only act while their worker holds the leader lease; that saves work, it is
+not needed for safety (every write they make is fenced or idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from taskward.backends.base import Backend
+from taskward.backoff import RetryPolicy
+from taskward.clock import Clock
+from taskward.jobs import JobState
+from taskward.runtime.service import PeriodicService
+from taskward.states import Orphaned, next_update
+from taskward.tasks import Task
+
+logger = logging.getLogger(__name__)
+LEADER_LEASE = "taskward:leader"
+
+
+class Stager(PeriodicService):
+    """Moves scheduled and retryable jobs whose time has come to pending."""
+
+    name = "stager"
+
+    def __init__(self, backend: Backend, clock: Clock, interval: float) -> None:
+        super().__init__(interval)
+        self.backend = backend
+        self.clock = clock
+
+    async def run_once(self) -> None:
+        """Promote every due job."""
+        await self.backend.promote_due(now=self.clock.now())
+
+
+class Leadership:
+    """Holds (or tries to take) the leader lease; ``is_leader()`` renews it as it asks."""
+
+    def __init__(self, backend: Backend, clock: Clock, holder: str, ttl: float) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.holder = holder
+        self.ttl = ttl
+
+    async def is_leader(self) -> bool:
+        """Take or renew the lease; True while this worker leads."""
+        now = self.clock.now()
+        until = now + timedelta(seconds=self.ttl)
+        return await self.backend.acquire_lease(LEADER_LEASE, holder=self.holder, now=now, until=until)
+
+
+class Rescuer(PeriodicService):
+    """Gives jobs whose worker died (lease expired) their outcome: retryable or failed."""
+
+    name = "rescuer"
+
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Clock,
+        interval: float,
+        *,
+        leadership: Leadership | None,
+        resolve: Callable[[str], Task[Any, Any] | None],
+        default_policy: RetryPolicy,
+    ) -> None:
+        super().__init__(interval)
+        self.backend = backend
+        self.clock = clock
+        self.leadership = leadership
+        self.resolve = resolve
+        self.default_policy = default_policy
+
+    async def run_once(self) -> None:
+        """Rescue up to 500 orphaned jobs."""
+        if self.leadership is not None and not await self.leadership.is_leader():
+            return
+        now = self.clock.now()
+        for job in await self.backend.expired_leases(now=now, limit=500):
+            task = self.resolve(job.task)
+            policy = task.backoff if task is not None else self.default_policy
+            update = next_update(job, Orphaned(), now, policy)
+            owner = job.attempted_by or ""
+            if (await self.backend.finish([update], worker_id=owner))[0]:
+                logger.warning(
+                    "rescued job %s (%s) from dead worker %s: now %s",
+                    job.id, job.task, owner, update.state,
+                    extra={"job_id": job.id, "task": job.task, "queue": job.queue},
+                )
+
+
+class Pruner(PeriodicService):
+    """Deletes completed and dead jobs past their retention."""
+
+    name = "pruner"
+
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Clock,
+        interval: float,
+        *,
+        leadership: Leadership | None,
+        completed_days: float,
+        failed_days: float,
+    ) -> None:
+        super().__init__(interval)
+        self.backend = backend
+        self.clock = clock
+        self.leadership = leadership
+        self.completed_days = completed_days
+        self.failed_days = failed_days
+
+    async def run_once(self) -> None:
+        """Delete what is past retention."""
+        if self.leadership is not None and not await self.leadership.is_leader():
+            return
+        deleted = await self.backend.prune(before=cutoffs(self.clock, self.completed_days, self.failed_days))
+        if deleted:
+            logger.info("pruned %d old job(s)", deleted)
+
+
+def cutoffs(clock: Clock, completed_days: float, failed_days: float) -> dict[JobState, Any]:
+    """Return the prune cutoff per finished state."""
+    now = clock.now()
+    done = now - timedelta(days=completed_days)
+    dead = now - timedelta(days=failed_days)
+    return {
+        JobState.COMPLETED: done,
+        JobState.CANCELLED: done,
+        JobState.FAILED: dead,
+        JobState.DISCARDED: dead,
+    }

@@ -1,0 +1,305 @@
+"""Worker: fetch jobs per queue up to its concurrency, run them, acknowledge outcomes in batches.
+
+A worker owns its running jobs through leases that its heartbeat extends. Outcomes go to an
+:class:`Acker` that writes them in one ``finish`` call per batch; every write is fenced, so a
+worker that lost a lease (it was paused, partitioned, presumed dead) cannot overwrite the
+outcome of the rescued run: it learns it lost the job and logs that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from taskward.backends.base import Backend
+from taskward.backoff import RetryPolicy
+from taskward.clock import Clock
+from taskward.jobs import Job, JobState, JobUpdate, WorkerInfo
+from taskward.runtime.context import JobContext
+from taskward.runtime.executor import execute
+from taskward.runtime.logs import log_outcome, log_start
+from taskward.runtime.service import PeriodicService
+from taskward.states import Snoozed, next_update
+from taskward.tasks import Task
+
+logger = logging.getLogger(__name__)
+Resolve = Callable[[str], Task[Any, Any] | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    """How a worker runs: queues with their concurrency, timings, identity."""
+
+    queues: Mapping[str, int]
+    lease_seconds: float = 30.0
+    poll_interval: float = 1.0
+    shutdown_timeout: float = 30.0
+    default_timeout: float | None = None
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+
+
+@dataclass(slots=True)
+class DrainResult:
+    """What a :meth:`Worker.drain` run did, by final state of each attempt."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, state: JobState) -> None:
+        """Count one attempt that ended in ``state``."""
+        self.counts[state.value] = self.counts.get(state.value, 0) + 1
+
+    @property
+    def total(self) -> int:
+        """How many attempts ran."""
+        return sum(self.counts.values())
+
+
+class Acker:
+    """Collects outcomes and writes them in batches, one ``finish`` call per batch."""
+
+    def __init__(self, backend: Backend, worker_id: str) -> None:
+        self.backend = backend
+        self.worker_id = worker_id
+        self._pending: list[JobUpdate] = []
+        self._lock = asyncio.Lock()
+
+    def add(self, update: JobUpdate) -> None:
+        """Queue one outcome for the next flush."""
+        self._pending.append(update)
+
+    async def flush(self) -> None:
+        """Write every queued outcome; whoever holds the lock writes for the others too."""
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                written = await self.backend.finish(batch, worker_id=self.worker_id)
+            except Exception:
+                # Keep them for the next flush: losing an outcome would re-run a finished job.
+                self._pending[:0] = batch
+                raise
+        for update, ok in zip(batch, written, strict=True):
+            if not ok:
+                logger.warning(
+                    "job %s: lease lost before its outcome (%s) was written; another run owns it",
+                    update.job_id, update.state,
+                    extra={"job_id": update.job_id},
+                )
+
+
+class Worker:
+    """Runs jobs from a backend until stopped (``run``) or until no job is due (``drain``)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        resolve: Resolve,
+        clock: Clock,
+        config: WorkerConfig,
+        default_policy: RetryPolicy,
+        services: list[PeriodicService] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.resolve = resolve
+        self.clock = clock
+        self.config = config
+        self.default_policy = default_policy
+        self.services = services or []
+        self.id = config.worker_id
+        self.acker = Acker(backend, self.id)
+        self.running: dict[int, tuple[asyncio.Task[None], JobContext]] = {}
+        self._busy = dict.fromkeys(config.queues, 0)
+        self._slot_freed = asyncio.Event()
+        self._ack_needed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._threads = ThreadPoolExecutor(
+            max_workers=max(4, sum(config.queues.values())), thread_name_prefix="taskward-job"
+        )
+        self._started_at = clock.now()
+        self.result = DrainResult()
+
+    def stop(self) -> None:
+        """Ask the worker to stop fetching and shut down gracefully."""
+        self._stopping.set()
+
+    # -- running forever -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Work until :meth:`stop`; then finish or release running jobs."""
+        logger.info("worker %s started on queues %s", self.id, dict(self.config.queues))
+        heartbeat = HeartbeatService(self)
+        for service in [heartbeat, *self.services]:
+            service.start()
+        acker = asyncio.create_task(self._ack_loop(), name="taskward-acker")
+        loops = [
+            asyncio.create_task(self._queue_loop(q, n), name=f"taskward-fetch-{q}")
+            for q, n in self.config.queues.items()
+        ]
+        try:
+            await self._stopping.wait()
+        finally:
+            await self._shutdown(loops, acker, [heartbeat, *self.services])
+
+    async def _shutdown(
+        self,
+        loops: list[asyncio.Task[None]],
+        acker: asyncio.Task[None],
+        services: list[PeriodicService],
+    ) -> None:
+        self._stopping.set()
+        self._slot_freed.set()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await self._finish_running(self.config.shutdown_timeout)
+        acker.cancel()
+        await asyncio.gather(acker, return_exceptions=True)
+        await self.acker.flush()
+        for service in services:
+            await service.stop()
+        await self.backend.remove_worker(self.id)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        logger.info("worker %s stopped", self.id)
+
+    async def _finish_running(self, timeout: float) -> None:
+        tasks = [t for t, _ in self.running.values()]
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=timeout)
+        for task, ctx in list(self.running.values()):
+            if task in late:
+                task.cancel()
+                self._release(ctx.job)
+        await asyncio.gather(*late, return_exceptions=True)
+
+    def _release(self, job: Job) -> None:
+        """Hand an unfinished job back (attempt refunded) when shutdown ran out of time."""
+        logger.warning("job %s did not finish before shutdown: released", job.id)
+        self.acker.add(next_update(job, Snoozed(seconds=0), self.clock.now(), self.default_policy))
+
+    async def _queue_loop(self, queue: str, concurrency: int) -> None:
+        while not self._stopping.is_set():
+            free = concurrency - self._busy[queue]
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                jobs = await self.fetch(queue, free)
+            except Exception:
+                logger.exception("fetching from queue %r failed; retrying", queue)
+                jobs = []
+                await asyncio.sleep(self.config.poll_interval)
+            for job in jobs:
+                self._start(job)
+            if len(jobs) < free and not self._stopping.is_set():
+                await self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
+
+    async def fetch(self, queue: str, limit: int) -> list[Job]:
+        """Claim up to ``limit`` jobs of ``queue`` for this worker."""
+        now = self.clock.now()
+        lease_until = now + timedelta(seconds=self.config.lease_seconds)
+        return await self.backend.fetch(
+            queue=queue, limit=limit, worker_id=self.id, now=now, lease_until=lease_until
+        )
+
+    def _start(self, job: Job) -> None:
+        self._busy[job.queue] = self._busy.get(job.queue, 0) + 1
+        ctx = self.context_for(job)
+        task = asyncio.create_task(self._run_job(job, ctx), name=f"taskward-job-{job.id}")
+        self.running[job.id] = (task, ctx)
+
+    def context_for(self, job: Job) -> JobContext:
+        """Return the JobContext handed to ``job``'s function."""
+        return JobContext(job, partial(self._report_progress, job.id))
+
+    async def _report_progress(self, job_id: int, progress: Any) -> bool:
+        return await self.backend.set_progress(job_id, progress, worker_id=self.id)
+
+    async def _run_job(self, job: Job, ctx: JobContext) -> None:
+        try:
+            update = await self.run_one(job, ctx)
+            self.acker.add(update)
+            self._ack_needed.set()
+        finally:
+            self.running.pop(job.id, None)
+            self._busy[job.queue] -= 1
+            self._slot_freed.set()
+
+    async def run_one(self, job: Job, ctx: JobContext) -> JobUpdate:
+        """Execute one claimed job and return the outcome to write (logs start and end)."""
+        task = self.resolve(job.task)
+        log_start(job)
+        started = self.clock.monotonic()
+        outcome = await execute(
+            job, task, ctx, default_timeout=self.config.default_timeout, threads=self._threads
+        )
+        policy = task.backoff if task is not None else self.default_policy
+        update = next_update(job, outcome, self.clock.now(), policy)
+        log_outcome(job, update, self.clock.monotonic() - started)
+        self.result.add(update.state)
+        return update
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack_needed.wait()
+            self._ack_needed.clear()
+            try:
+                await self.acker.flush()
+            except Exception:
+                logger.exception("writing job outcomes failed; will retry")
+                await asyncio.sleep(self.config.poll_interval)
+                self._ack_needed.set()
+
+    # -- heartbeat -------------------------------------------------------------------------
+    async def heartbeat(self) -> None:
+        """Extend leases of running jobs, act on cancel requests, record liveness."""
+        now = self.clock.now()
+        lease_until = now + timedelta(seconds=self.config.lease_seconds)
+        if self.running:
+            report = await self.backend.extend_leases(
+                list(self.running), worker_id=self.id, lease_until=lease_until
+            )
+            for job_id in report.lost:
+                logger.warning("job %s: lease lost (rescued elsewhere?)", job_id)
+            for job_id in report.cancel_requested:
+                if job_id in self.running:
+                    task, ctx = self.running[job_id]
+                    ctx.request_cancel()
+                    task.cancel()
+        await self.backend.record_worker(self.info())
+
+    def info(self) -> WorkerInfo:
+        """This worker's liveness record."""
+        host, _, _ = self.id.partition(":")
+        return WorkerInfo(
+            id=self.id,
+            hostname=host,
+            pid=os.getpid(),
+            queues=dict(self.config.queues),
+            started_at=self._started_at,
+            heartbeat_at=self.clock.now(),
+            running=len(self.running),
+        )
+
+
+class HeartbeatService(PeriodicService):
+    """Calls :meth:`Worker.heartbeat` three times per lease period."""
+
+    name = "heartbeat"
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(max(0.05, worker.config.lease_seconds / 3))
+        self.worker = worker
+
+    async def run_once(self) -> None:
+        """One heartbeat."""
+        await self.worker.heartbeat()

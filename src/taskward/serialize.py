@@ -1,0 +1,317 @@
+"""JSON encoding of job args, kwargs and results, with the payload size limit.
+
+This module owns what a job may carry. taskward stores args as a JSON list and kwargs as a JSON
+object, so the dashboard, the admin API and SQL can read any job without importing user code.
+It never pickles: pickle lets anyone who can write to the backend run code in every worker, and
+pickled payloads break when classes move.
+
+Accepted values are exactly what the standard ``json`` module accepts: ``dict`` (with ``str``
+keys), ``list``, ``tuple``, ``str``, ``int``, ``float``, ``bool`` and ``None``, nested, plus
+their subclasses (an ``IntEnum`` member is stored as its int value). Stricter than ``json``:
+
+* NaN and infinity are rejected (they are not JSON);
+* dict keys must be strings at every level (``json`` would silently turn ``{1: "a"}`` into
+  ``{"1": "a"}``, and the job would then fail at run time on ``d[1]``);
+* strings must be valid Unicode (a lone surrogate cannot be stored as UTF-8).
+
+Values cross the boundary as their JSON round trip: tuples become lists, subclasses their base
+type. :func:`encode_payload` returns those normalised copies together with the encoded text, so
+the caller sees exactly what the worker will receive and a backend stores the text as is.
+
+The standard library encoder is used, not orjson: orjson serialises datetimes, UUIDs, enums and
+dataclasses natively and writes NaN as ``null``, so accepting the same set of values as here
+would need a pre-pass that costs more than orjson saves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from taskward.errors import InvalidOptions, NotSerializable, PayloadTooLarge
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "EncodedPayload",
+    "check_args",
+    "dumps",
+    "encode_payload",
+    "encode_result",
+    "loads",
+]
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
+"""Default limit (1 MiB) on the UTF-8 size of a job's args JSON plus kwargs JSON."""
+
+
+def _reject_constant(name: str) -> Any:
+    """Refuse ``NaN``, ``Infinity`` and ``-Infinity`` when decoding."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# Built once: json.dumps/json.loads with options construct a new coder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
+_NEVER_PICKLES = "taskward stores JSON and never pickles"
+_PLAIN = "ids or plain data (dict, list, str, int, float, bool, None)"
+# Advice for the types people most often try to pass, checked in order.
+_HINTS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    ((dt.date, dt.time), "an ISO 8601 string (value.isoformat())"),
+    (dt.timedelta, "a number of seconds (value.total_seconds())"),
+    ((bytes, bytearray, memoryview), "a str (decode text, base64-encode binary data)"),
+    ((set, frozenset), "a list"),
+    ((decimal.Decimal, uuid.UUID), "a str (str(value))"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedPayload:
+    """A job's args and kwargs, validated, normalised and encoded once."""
+
+    args: list[Any]
+    """The positional arguments as the worker will receive them (tuples became lists)."""
+    kwargs: dict[str, Any]
+    """The keyword arguments as the worker will receive them."""
+    args_json: str
+    """``args`` as compact JSON text (a list), ready to store."""
+    kwargs_json: str
+    """``kwargs`` as compact JSON text (an object), ready to store."""
+    size: int
+    """UTF-8 size in bytes of ``args_json`` plus ``kwargs_json``; what the limit applies to."""
+
+
+def dumps(value: Any, *, label: str = "value") -> str:
+    """Encode ``value`` as compact JSON text (non-ASCII characters kept as they are).
+
+    ``label`` names the value in error messages, e.g. ``"result"``.
+
+    Raises:
+        NotSerializable: ``value`` holds something JSON cannot represent; the message names
+            its path and type, e.g. ``args[1] of type datetime``.
+    """
+    text = _encode(value, label)
+    _utf8_size(text, value, label)
+    return text
+
+
+def loads(text: str | bytes | bytearray) -> Any:
+    """Decode JSON text produced by :func:`dumps`.
+
+    Raises:
+        ValueError: ``text`` is not valid JSON, or contains ``NaN``/``Infinity``.
+    """
+    if not isinstance(text, str):
+        text = text.decode("utf-8")
+    return _DECODER.decode(text)
+
+
+def encode_payload(
+    args: Sequence[Any], kwargs: Mapping[str, Any], *, max_bytes: int
+) -> EncodedPayload:
+    """Validate and encode a job's arguments, enforcing the size limit.
+
+    Each of ``args`` and ``kwargs`` is encoded exactly once; the limit applies to the UTF-8
+    size of the two JSON texts together, so ``max_bytes`` is accepted and one byte more is not.
+
+    Raises:
+        NotSerializable: ``args`` is not a list or tuple, ``kwargs`` not a mapping, or either
+            holds a value JSON cannot represent (including non-string keys).
+        PayloadTooLarge: the encoded size exceeds ``max_bytes``.
+        InvalidOptions: ``max_bytes`` is not a positive integer.
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise InvalidOptions(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    arg_list = _as_list(args)
+    kwarg_dict = _as_dict(kwargs)
+    args_json = _encode(arg_list, "args")
+    kwargs_json = _encode(kwarg_dict, "kwargs")
+    args_size = _utf8_size(args_json, arg_list, "args")
+    size = args_size + _utf8_size(kwargs_json, kwarg_dict, "kwargs")
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"job arguments are {size} bytes of JSON (args {args_size}, kwargs "
+            f"{size - args_size}), over the limit of {max_bytes} bytes; pass ids instead of "
+            "large data, or raise the limit with the max_payload_bytes setting "
+            "(environment variable TASKWARD_MAX_PAYLOAD_BYTES)"
+        )
+    return EncodedPayload(
+        args=loads(args_json),
+        kwargs=loads(kwargs_json),
+        args_json=args_json,
+        kwargs_json=kwargs_json,
+        size=size,
+    )
+
+
+def check_args(
+    args: Sequence[Any], kwargs: Mapping[str, Any], *, max_bytes: int
+) -> tuple[list[Any], dict[str, Any], int]:
+    """Validate a job's arguments and return ``(args, kwargs, size)`` as the worker sees them.
+
+    A shorthand for :func:`encode_payload` when the JSON text itself is not needed; it raises
+    the same errors.
+    """
+    payload = encode_payload(args, kwargs, max_bytes=max_bytes)
+    return payload.args, payload.kwargs, payload.size
+
+
+def encode_result(value: Any) -> Any:
+    """Return a job function's return value as it will be stored (its JSON round trip).
+
+    Raises:
+        NotSerializable: the value holds something JSON cannot represent.
+    """
+    return loads(dumps(value, label="result"))
+
+
+def _as_list(args: Sequence[Any]) -> list[Any] | tuple[Any, ...]:
+    """Return ``args`` as a list or tuple, rejecting a str or a non-sequence."""
+    if isinstance(args, list | tuple):
+        return args
+    if isinstance(args, str | bytes | bytearray) or not isinstance(args, Sequence):
+        raise NotSerializable(
+            f"args must be a list or tuple of positional arguments, got {type(args).__name__}"
+        )
+    return list(args)
+
+
+def _as_dict(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``kwargs`` as a dict, rejecting a non-mapping."""
+    if isinstance(kwargs, dict):
+        return kwargs
+    if not isinstance(kwargs, Mapping):
+        raise NotSerializable(
+            f"kwargs must be a mapping of keyword arguments, got {type(kwargs).__name__}"
+        )
+    return dict(kwargs)
+
+
+def _encode(value: Any, label: str) -> str:
+    """Encode with the C encoder, then check what it would silently coerce (dict keys)."""
+    try:
+        text = _ENCODER.encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _not_serializable(value, label, exc) from exc
+    if not _keys_are_strings(value, text):
+        raise _not_serializable(value, label, None)
+    return text
+
+
+def _utf8_size(text: str, value: Any, label: str) -> int:
+    """Return the UTF-8 size of ``text``; a lone surrogate makes it unstorable."""
+    if text.isascii():
+        return len(text)
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise _not_serializable(value, label, exc) from exc
+
+
+def _keys_are_strings(value: Any, text: str) -> bool:
+    """Return True if every dict in ``value`` has only str keys (``value`` encoded to ``text``)."""
+    if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
+        return False
+    # A nested dict always encodes to a "{" after the first character; most payloads (ids,
+    # strings, lists of them) have none, and this C-speed search spares them the walk.
+    if text.find("{", 1) == -1:
+        return True
+    # The encoder succeeded, so `value` is acyclic and the walk ends. Exact leaf types are
+    # skipped before any isinstance call: this loop runs once per value in the payload.
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        children: Iterable[Any]
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return False
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        for child in children:
+            if type(child) not in _LEAF_TYPES:
+                stack.append(child)
+    return True
+
+
+# -- diagnosis: only on the error path, to say where the problem is ----------------------------
+
+
+def _not_serializable(value: Any, label: str, exc: BaseException | None) -> NotSerializable:
+    """Build the error for ``value``, naming the path and type of the first bad part."""
+    try:
+        problem = _locate(value, label, set())
+    except RecursionError:
+        problem = f"{label} is nested too deeply to encode"
+    if problem is None:  # pragma: no cover - the walk mirrors the encoder; kept as a safety net
+        problem = f"{label} is not JSON-serializable ({exc})"
+    return NotSerializable(f"{problem}; {_NEVER_PICKLES}")
+
+
+def _locate(value: Any, path: str, ancestors: set[int]) -> str | None:
+    """Return a description of the first part of ``value`` that cannot be stored, or None."""
+    if isinstance(value, dict | list | tuple):
+        if id(value) in ancestors:
+            return f"{path} refers back to a container that holds it (a circular reference)"
+        ancestors.add(id(value))
+        found = _locate_in(value, path, ancestors)
+        ancestors.discard(id(value))
+        return found
+    return _scalar_problem(value, path)
+
+
+def _locate_in(
+    value: dict[Any, Any] | list[Any] | tuple[Any, ...], path: str, ancestors: set[int]
+) -> str | None:
+    """Search the items (and keys) of a container."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return (
+                    f"{path} has the key {key!r} of type {type(key).__name__}; "
+                    "JSON object keys must be strings"
+                )
+            found = _scalar_problem(key, f"{path} key {key!r}") or _locate(
+                item, f"{path}[{key!r}]", ancestors
+            )
+            if found:
+                return found
+        return None
+    for index, item in enumerate(value):
+        found = _locate(item, f"{path}[{index}]", ancestors)
+        if found:
+            return found
+    return None
+
+
+def _scalar_problem(value: Any, path: str) -> str | None:
+    """Return what is wrong with a non-container value, or None if JSON can store it."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{path} is {value!r}, which JSON cannot represent (NaN and infinity)"
+        return None
+    if isinstance(value, int):
+        try:
+            int.__repr__(value)
+        except ValueError:
+            return f"{path} is an integer too large to encode; pass it as a str"
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path} contains a lone surrogate character, which is not valid Unicode"
+        return None
+    hint = next((text for types, text in _HINTS if isinstance(value, types)), _PLAIN)
+    return f"{path} of type {type(value).__name__} is not JSON-serializable; pass {hint}"

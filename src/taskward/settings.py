@@ -1,0 +1,106 @@
+"""Settings: one frozen value built from keyword arguments, then ``TASKWARD_*`` env vars.
+
+Precedence: an explicit argument beats the environment, which beats the default. Every field
+has an env twin named ``TASKWARD_<FIELD>`` (``TASKWARD_URL``, ``TASKWARD_DEFAULT_QUEUE``…).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from taskward.errors import InvalidOptions
+from taskward.jobs import (
+    validate_max_attempts,
+    validate_priority,
+    validate_queue_name,
+    validate_seconds,
+)
+
+DEFAULT_URL = "sqlite:///./taskward.db"
+ENV_PREFIX = "TASKWARD_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Configuration of a :class:`~taskward.TaskManager` (the spec's section 7)."""
+
+    url: str = DEFAULT_URL
+    """Backend URL: ``sqlite:///path``, ``memory://``, ``noop://``, ``postgresql://…``."""
+    enabled: bool = True
+    """False swaps the backend for ``noop://``: enqueues are accepted and dropped (logged)."""
+    default_queue: str = "default"
+    default_priority: int = 5
+    default_max_attempts: int = 5
+    default_retry_delay: float | None = None
+    """Base seconds of the exponential backoff; None keeps the built-in curve."""
+    default_timeout: float | None = None
+    max_payload_bytes: int = 1_048_576
+    retention_completed_days: float = 7
+    retention_failed_days: float = 30
+    lease_seconds: float = 30.0
+    """How long a fetched job stays leased without a heartbeat before it is rescued."""
+    poll_interval: float = 1.0
+    """How often an idle worker looks for due jobs when nothing wakes it up."""
+    shutdown_timeout: float = 30.0
+    sqlite_synchronous: str = "FULL"
+    migrate_on_start: bool = True
+    node_name: str = ""
+
+    def __post_init__(self) -> None:
+        validate_queue_name(self.default_queue)
+        validate_priority(self.default_priority)
+        validate_max_attempts(self.default_max_attempts)
+        validate_seconds("default_retry_delay", self.default_retry_delay)
+        validate_seconds("default_timeout", self.default_timeout, allow_zero=False)
+        validate_seconds("lease_seconds", self.lease_seconds, allow_zero=False)
+        validate_seconds("poll_interval", self.poll_interval, allow_zero=False)
+        validate_seconds("shutdown_timeout", self.shutdown_timeout)
+        if self.max_payload_bytes < 1:
+            raise InvalidOptions(f"max_payload_bytes must be >= 1, got {self.max_payload_bytes}")
+        if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise InvalidOptions("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+        if not self.node_name:
+            object.__setattr__(self, "node_name", f"{socket.gethostname()}-{os.getpid()}")
+
+    @property
+    def effective_url(self) -> str:
+        """The URL actually opened: ``noop://`` when disabled."""
+        return self.url if self.enabled else "noop://"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``overrides`` (None values ignored), then env, then defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if overrides.get(f.name) is not None:
+                values[f.name] = overrides.pop(f.name)
+            elif (raw := env.get(ENV_PREFIX + f.name.upper())) is not None:
+                values[f.name] = _parse(f.name, raw, f.type)
+        unknown = sorted(k for k, v in overrides.items() if v is not None)
+        if unknown:
+            raise InvalidOptions(f"unknown settings: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, kind: object) -> Any:
+    text = str(kind)
+    try:
+        if text == "bool":
+            lowered = raw.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(raw)
+            return lowered in _TRUE
+        if text == "int":
+            return int(raw)
+        if text.startswith("float"):
+            return None if raw.strip().lower() in {"", "none"} else float(raw)
+    except ValueError:
+        raise InvalidOptions(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {text}") from None
+    return raw

@@ -1,0 +1,229 @@
+"""Tasks: a registered function plus its default job options, and the registry that names them.
+
+A :class:`Task` is what ``@manager.task()`` returns. Calling it runs the function inline;
+``enqueue`` makes a durable job of it. The registry resolves names at enqueue time (so an
+unknown task is rejected before anything is written) and in the worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from taskward.backoff import RetryPolicy, policy_from
+from taskward.errors import InvalidOptions, UnknownTask
+from taskward.jobs import (
+    Job,
+    validate_max_attempts,
+    validate_priority,
+    validate_queue_name,
+    validate_seconds,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Enqueuer(Protocol):
+    """What a Task needs from its manager to enqueue itself (the manager implements it)."""
+
+    async def enqueue_task(
+        self,
+        task: Any,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue one job."""
+        ...
+
+    async def enqueue_many(self, task: Any, calls: Sequence[Any], **options: Any) -> list[Job]:
+        """Enqueue many jobs of one task."""
+        ...
+
+    async def schedule_task(
+        self,
+        task: Any,
+        *,
+        at: datetime | float,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue one job to run at a given time."""
+        ...
+
+    def run_sync(self, awaitable: Awaitable[R]) -> R:
+        """Run a coroutine on the manager's loop thread and wait for it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOptions:
+    """Default options of a task's jobs (each may be overridden at enqueue)."""
+
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+    unique_for: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            validate_queue_name(self.queue)
+        if self.priority is not None:
+            validate_priority(self.priority)
+        if self.max_attempts is not None:
+            validate_max_attempts(self.max_attempts)
+        validate_seconds("timeout", self.timeout, allow_zero=False)
+        validate_seconds("unique_for", self.unique_for, allow_zero=False)
+
+
+class Task(Generic[P, R]):
+    """A function registered as a task: call it to run inline, ``enqueue`` it to run later."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str,
+        options: TaskOptions,
+        backoff: RetryPolicy,
+        manager: Enqueuer | None,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.backoff = backoff
+        self.manager = manager
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.takes_context = _takes_context(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__qualname__ = getattr(fn, "__qualname__", name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function now, in the caller (no job is created)."""
+        return self.fn(*args, **kwargs)
+
+    def _manager(self) -> Enqueuer:
+        if self.manager is None:
+            raise InvalidOptions(f"task {self.name!r} is not bound to a TaskManager")
+        return self.manager
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue a job running this task with these arguments; return the stored job."""
+        return await self._manager().enqueue_task(self, args=args, kwargs=kwargs)
+
+    def enqueue_sync(self, *args: Any, **kwargs: Any) -> Job:
+        """Blocking twin of :meth:`enqueue`, for sync code."""
+        manager = self._manager()
+        return manager.run_sync(manager.enqueue_task(self, args=args, kwargs=kwargs))
+
+    async def enqueue_with(
+        self,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue with explicit options (queue, priority, delay, connection…)."""
+        return await self._manager().enqueue_task(self, args=args, kwargs=kwargs, **options)
+
+    async def enqueue_many(self, calls: Sequence[Any], **options: Any) -> list[Job]:
+        """Enqueue many jobs in bulk; each call is an args list or an ``(args, kwargs)`` pair."""
+        return await self._manager().enqueue_many(self, calls, **options)
+
+    async def schedule(self, at: datetime | float, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue a job to run at ``at`` (a datetime, or seconds from now)."""
+        return await self._manager().schedule_task(self, at=at, args=args, kwargs=kwargs)
+
+
+def _takes_context(fn: Callable[..., Any]) -> bool:
+    """True when the first parameter is annotated ``JobContext``."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if not params:
+        return False
+    annotation = params[0].annotation
+    if isinstance(annotation, str):
+        return annotation.rsplit(".", 1)[-1] == "JobContext"
+    return getattr(annotation, "__name__", None) == "JobContext"
+
+
+def qualified_name(fn: Callable[..., Any]) -> str:
+    """Return ``module:qualname``, the default task name and the import path of ``fn``."""
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+class TaskRegistry:
+    """The tasks one manager knows, by name."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task[Any, Any]] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self) -> Iterator[Task[Any, Any]]:
+        return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def add(self, task: Task[Any, Any]) -> None:
+        """Register ``task``; a different function under the same name is an error."""
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing.fn is not task.fn:
+            raise InvalidOptions(f"task name {task.name!r} is already registered")
+        self._tasks[task.name] = task
+
+    def get(self, name: str) -> Task[Any, Any] | None:
+        """Return the task registered as ``name``, if any."""
+        return self._tasks.get(name)
+
+    def resolve(self, name: str, *, make: Callable[[Callable[..., Any], str], Task[Any, Any]]) -> Task[Any, Any]:
+        """Return the task called ``name``, importing ``module:function`` names on first use.
+
+        ``make`` wraps an imported plain function into a Task with default options.
+        """
+        task = self._tasks.get(name)
+        if task is not None:
+            return task
+        fn = import_function(name)
+        if isinstance(fn, Task):
+            self.add(fn)
+            return fn
+        task = make(fn, name)
+        self.add(task)
+        return task
+
+
+def import_function(path: str) -> Callable[..., Any]:
+    """Import ``"package.module:function"`` (or ``Class.method``); raise ``UnknownTask``."""
+    module_name, sep, attr_path = path.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise UnknownTask(
+            f"unknown task {path!r}: register it with @manager.task or name it 'module:function'"
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr_path.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownTask(f"cannot import task {path!r}: {exc}") from exc
+    if not callable(obj):
+        raise UnknownTask(f"task {path!r} is not callable")
+    return obj  # type: ignore[no-any-return]
