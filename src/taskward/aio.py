@@ -265,7 +265,7 @@ class TaskSupervisor:
 
     # ASYNC109 is silenced: on timeout drain cancels the stragglers and returns False, which
     # a caller's asyncio.timeout() (it raises, and cancels drain itself) cannot express.
-    async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+    async def drain(self, timeout: float | None = None) -> bool:
         """Wait for every task, including ones spawned meanwhile; True if all finished.
 
         After ``timeout`` seconds the remaining tasks are cancelled and awaited, and the result
@@ -333,7 +333,7 @@ def schedule_with_delay(
     return _default_supervisor.schedule_with_delay(coro, delay_seconds, name, on_error)
 
 
-async def drain_background_tasks(timeout: float | None = None) -> bool:  # noqa: ASYNC109
+async def drain_background_tasks(timeout: float | None = None) -> bool:
     """Wait for the default supervisor's tasks (e.g. in a FastAPI lifespan); True if all ended.
 
     See :meth:`TaskSupervisor.drain`: after ``timeout`` the stragglers are cancelled.

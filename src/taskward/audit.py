@@ -3,7 +3,8 @@
 This module owns the audit: it parses Python files with :mod:`ast` and reports every call that
 starts a fire-and-forget asyncio task: ``asyncio.create_task``, ``asyncio.ensure_future``,
 ``<anything>.create_task`` (such as ``loop.create_task``) and the same functions reached through
-import aliases. Calls on an ``asyncio.TaskGroup`` are supervised and never reported.
+import aliases. Calls on an ``asyncio.TaskGroup`` or a taskward ``TaskSupervisor`` are supervised
+and never reported.
 
 Conventions:
 
@@ -15,7 +16,8 @@ Conventions:
 * ``--fix`` rewrites each reported call whose first argument is positional into
   ``safe_create_task(coro, name=...)``. It rewrites every ``<anything>.create_task`` call, even on
   objects that are not event loops, because the audit cannot know the receiver's type: review
-  the diff. Arguments other than the coroutine and ``name=`` (``context=``, ``loop=``) are dropped.
+  the diff. Arguments other than the coroutine and ``name=`` (``context=``, ``loop=``) are dropped,
+  and ``safe_create_task`` accepts only coroutines, so ``ensure_future(future)`` needs a hand fix.
 
 Only the standard library is imported, so the audit runs without taskward's runtime dependencies.
 """
@@ -50,8 +52,17 @@ __all__ = [
 ]
 
 DEFAULT_SKIP_DIRS: frozenset[str] = frozenset(
-    {".venv", "venv", ".git", "__pycache__", "node_modules", "build", "dist", ".tox"}
-    | {"site-packages"}
+    {
+        ".venv",
+        "venv",
+        ".git",
+        "__pycache__",
+        "node_modules",
+        "build",
+        "dist",
+        ".tox",
+        "site-packages",
+    }
 )
 """Directory names never entered while walking a directory (named paths are always scanned)."""
 
@@ -63,7 +74,15 @@ _SPAWNERS = frozenset(
         "asyncio.tasks.ensure_future",
     }
 )
-_TASK_GROUPS = frozenset({"asyncio.TaskGroup", "asyncio.taskgroups.TaskGroup"})
+# Types whose instances supervise the tasks they start, and factories that return one.
+_SUPERVISORS = frozenset(
+    {"asyncio.TaskGroup", "asyncio.taskgroups.TaskGroup"}
+    | {
+        f"{module}.{name}"
+        for module in ("taskward", "taskward.aio")
+        for name in ("TaskSupervisor", "get_default_supervisor")
+    }
+)
 _STAR_EXPORTS = {
     "asyncio": ("create_task", "ensure_future", "TaskGroup"),
     "asyncio.tasks": ("create_task", "ensure_future"),
@@ -170,7 +189,7 @@ def _import_map(tree: ast.Module) -> dict[str, str]:
 
 
 class _TaskCallVisitor(ast.NodeVisitor):
-    """Collects task-starting calls, tracking enclosing scopes and names bound to TaskGroups."""
+    """Collects task-starting calls, tracking enclosing scopes and names bound to supervisors."""
 
     def __init__(self, path: str, imports: dict[str, str], positions: _Positions) -> None:
         self.sites: list[_Site] = []
@@ -270,7 +289,7 @@ class _TaskCallVisitor(ast.NodeVisitor):
     def _is_group_type(self, expr: ast.expr) -> bool:
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):  # TaskGroup | None
             return self._is_group_type(expr.left) or self._is_group_type(expr.right)
-        return _qualified(expr, self._imports) in _TASK_GROUPS
+        return _qualified(expr, self._imports) in _SUPERVISORS
 
     def _is_group_ctor(self, call: ast.Call) -> bool:
         return self._is_group_type(call.func)
@@ -360,7 +379,7 @@ def _excluded(path: Path, globs: Sequence[str], root: Path | None = None) -> boo
 
 def _walk(root: Path, exclude: Sequence[str], errors: list[ScanFailure]) -> Iterator[Path]:
     def on_error(exc: OSError) -> None:
-        errors.append(ScanFailure(path=os.fspath(exc.filename), message=_describe(exc)))
+        errors.append(ScanFailure(path=str(exc.filename or root), message=_describe(exc)))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
         base = Path(dirpath)

@@ -27,10 +27,11 @@ time, including across a fall-back where the wall clock revisits an hour already
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice, takewhile
+from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -39,15 +40,17 @@ from taskward.errors import InvalidCron
 
 __all__ = ["ALIASES", "CronExpression"]
 
-ALIASES: dict[str, str] = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
+ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "@yearly": "0 0 1 1 *",
+        "@annually": "0 0 1 1 *",
+        "@monthly": "0 0 1 * *",
+        "@weekly": "0 0 * * 0",
+        "@daily": "0 0 * * *",
+        "@midnight": "0 0 * * *",
+        "@hourly": "0 * * * *",
+    }
+)
 """The supported ``@`` aliases and the 5-field expressions they stand for."""
 
 _EXAMPLE = "for example '0 3 * * *' (03:00 every day), '*/15 * * * *' or '@daily'"
@@ -100,6 +103,7 @@ class CronExpression:
         Raises:
             ValueError: ``after`` is naive, or no fire time exists before the end of the
                 supported calendar (year 9999).
+            TypeError: ``after`` is not a datetime.
         """
         for fire in self._fires_after(after):
             return fire

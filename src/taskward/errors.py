@@ -51,7 +51,7 @@ class BackendUnavailable(TaskwardError, ConnectionError):
     """The backend (database, server) cannot be reached; nothing was written."""
 
 
-class JobSignal(Exception):  # noqa: N818 - a signal, not an error: the names read as verbs
+class JobSignal(Exception):
     """Base of the outcome signals a job function may raise to choose its own outcome."""
 
 

@@ -199,12 +199,14 @@ class TaskManager:
         if unknown:
             raise InvalidOptions(f"unknown job option(s): {', '.join(sorted(unknown))}")
         task = self.resolve_task(ref)
-        payload = encode_payload(
-            args, kwargs or {}, max_bytes=self.settings.max_payload_bytes
-        )
+        payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
         opts = task.options
-        queue = validate_queue_name(_first(options.get("queue"), opts.queue, self.settings.default_queue))
-        unique_for = validate_seconds("unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False)
+        queue = validate_queue_name(
+            _first(options.get("queue"), opts.queue, self.settings.default_queue)
+        )
+        unique_for = validate_seconds(
+            "unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False
+        )
         now = self.clock.now()
         scheduled_at = self._scheduled_at(now, options.get("at"), options.get("delay"))
         return NewJob(
@@ -214,11 +216,19 @@ class TaskManager:
             kwargs=payload.kwargs,
             args_json=payload.args_json,
             kwargs_json=payload.kwargs_json,
-            priority=validate_priority(_first(options.get("priority"), opts.priority, self.settings.default_priority)),
-            max_attempts=validate_max_attempts(
-                _first(options.get("max_attempts"), opts.max_attempts, self.settings.default_max_attempts)
+            priority=validate_priority(
+                _first(options.get("priority"), opts.priority, self.settings.default_priority)
             ),
-            timeout=validate_seconds("timeout", _first(options.get("timeout"), opts.timeout), allow_zero=False),
+            max_attempts=validate_max_attempts(
+                _first(
+                    options.get("max_attempts"),
+                    opts.max_attempts,
+                    self.settings.default_max_attempts,
+                )
+            ),
+            timeout=validate_seconds(
+                "timeout", _first(options.get("timeout"), opts.timeout), allow_zero=False
+            ),
             scheduled_at=scheduled_at,
             state=JobState.PENDING if scheduled_at <= now else JobState.SCHEDULED,
             unique_key=_unique_key(task.name, queue, payload.args, payload.kwargs)
@@ -249,7 +259,7 @@ class TaskManager:
         connection: Any = None,
         **options: Any,
     ) -> Job:
-        """Enqueue one job and return it as stored (the existing job if it is a unique duplicate)."""
+        """Enqueue one job; return it as stored (for a unique duplicate, the existing job)."""
         new = self.build_job(task, args, kwargs, **options)
         backend = await self._backend()
         if connection is not None and Capability.TRANSACTIONAL_ENQUEUE not in backend.capabilities:
@@ -270,7 +280,9 @@ class TaskManager:
         backend = await self._backend()
         jobs: list[Job] = []
         for start in range(0, len(new_jobs), batch_size):
-            inserted = await backend.insert(new_jobs[start : start + batch_size], now=self.clock.now())
+            inserted = await backend.insert(
+                new_jobs[start : start + batch_size], now=self.clock.now()
+            )
             jobs.extend(i.job for i in inserted)
         logger.info("enqueued %d job(s) in bulk", len(jobs))
         return jobs
@@ -305,7 +317,9 @@ class TaskManager:
         if not name or len(name) > 200:
             raise InvalidOptions("a recurring schedule needs a name of 1-200 characters")
         CronExpression.parse(cron, timezone)
-        probe = self.build_job(task, args, kwargs, queue=queue, priority=priority, max_attempts=max_attempts)
+        probe = self.build_job(
+            task, args, kwargs, queue=queue, priority=priority, max_attempts=max_attempts
+        )
         schedule = Schedule(
             name=name,
             task=probe.task,
@@ -370,9 +384,18 @@ class TaskManager:
         sort_by: str = "-id",
     ) -> Page[Job]:
         """Return one page of jobs, filtered by state(s), queue and task."""
-        task_name = None if task is None else (task if isinstance(task, str) else self.resolve_task(task).name)
+        task_name = (
+            None
+            if task is None
+            else (task if isinstance(task, str) else self.resolve_task(task).name)
+        )
         flt = JobFilter(
-            states=_states(state), queue=queue, task=task_name, page=page, per_page=per_page, sort_by=sort_by
+            states=_states(state),
+            queue=queue,
+            task=task_name,
+            page=page,
+            per_page=per_page,
+            sort_by=sort_by,
         )
         return await (await self._backend()).list(flt)
 
@@ -394,7 +417,12 @@ class TaskManager:
                 "busy_slots": sum(w.running for w in workers),
                 "total_slots": sum(sum(w.queues.values()) for w in workers),
                 "nodes": [
-                    {"id": w.id, "queues": w.queues, "running": w.running, "heartbeat_at": w.heartbeat_at.isoformat()}
+                    {
+                        "id": w.id,
+                        "queues": w.queues,
+                        "running": w.running,
+                        "heartbeat_at": w.heartbeat_at.isoformat(),
+                    }
                     for w in workers
                 ],
             },
@@ -419,7 +447,11 @@ class TaskManager:
     async def cleanup_old_tasks(
         self, *, completed_days: float | None = None, failed_days: float | None = None
     ) -> int:
-        """Delete completed/cancelled jobs older than ``completed_days`` and dead ones older than ``failed_days``."""
+        """Delete finished jobs past retention; return how many.
+
+        Completed and cancelled jobs older than ``completed_days``, failed and discarded ones
+        older than ``failed_days`` (defaults from the settings).
+        """
         done = self.settings.retention_completed_days if completed_days is None else completed_days
         dead = self.settings.retention_failed_days if failed_days is None else failed_days
         validate_seconds("completed_days", done)
@@ -455,7 +487,11 @@ class TaskManager:
             **config,
         )
         return Worker(
-            self.backend, resolve=self._lookup, clock=self.clock, config=cfg, default_policy=self.default_policy
+            self.backend,
+            resolve=self._lookup,
+            clock=self.clock,
+            config=cfg,
+            default_policy=self.default_policy,
         )
 
     def _services(self, worker: Worker) -> list[Any]:
@@ -464,12 +500,20 @@ class TaskManager:
         return [
             Stager(self.backend, self.clock, s.poll_interval),
             Rescuer(
-                self.backend, self.clock, s.lease_seconds / 2, leadership=leadership,
-                resolve=self._lookup, default_policy=self.default_policy,
+                self.backend,
+                self.clock,
+                s.lease_seconds / 2,
+                leadership=leadership,
+                resolve=self._lookup,
+                default_policy=self.default_policy,
             ),
             Pruner(
-                self.backend, self.clock, 3600, leadership=leadership,
-                completed_days=s.retention_completed_days, failed_days=s.retention_failed_days,
+                self.backend,
+                self.clock,
+                3600,
+                leadership=leadership,
+                completed_days=s.retention_completed_days,
+                failed_days=s.retention_failed_days,
             ),
             CronScheduler(self.backend, self.clock, make_job=self.schedule_job),
         ]
@@ -481,7 +525,7 @@ class TaskManager:
         install_signal_handlers: bool = True,
         worker: Worker | None = None,
     ) -> None:
-        """Run a worker until SIGINT/SIGTERM (or until its ``stop()``), then shut down gracefully."""
+        """Run a worker until SIGINT/SIGTERM or ``worker.stop()``, then shut down gracefully."""
         await self.open()
         worker = worker or self.make_worker(queues)
         worker.services = self._services(worker)
@@ -519,7 +563,9 @@ class TaskManager:
         batch = concurrency or 10
         worker = self.make_worker(dict.fromkeys(names or [self.settings.default_queue], batch))
         async with asyncio.timeout(timeout):
-            return await drain_jobs(worker, queues=names, batch=batch, with_scheduled=with_scheduled)
+            return await drain_jobs(
+                worker, queues=names, batch=batch, with_scheduled=with_scheduled
+            )
 
 
 def _first(*values: Any) -> Any:
@@ -547,13 +593,19 @@ def _states(state: Any) -> frozenset[JobState] | None:
     try:
         return frozenset(JobState(s) for s in items)
     except ValueError:
-        raise InvalidOptions(f"unknown state in {state!r}; choose from {[s.value for s in JobState]}") from None
+        raise InvalidOptions(
+            f"unknown state in {state!r}; choose from {[s.value for s in JobState]}"
+        ) from None
 
 
 def _log_enqueued(job: Job, duplicate: bool) -> None:
     if logger.isEnabledFor(logging.INFO):
         verb = "already enqueued (unique)" if duplicate else "enqueued"
         logger.info(
-            "job %s (%s) %s on queue %r", job.id, job.task, verb, job.queue,
+            "job %s (%s) %s on queue %r",
+            job.id,
+            job.task,
+            verb,
+            job.queue,
             extra={"job_id": job.id, "task": job.task, "queue": job.queue},
         )

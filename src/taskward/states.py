@@ -26,7 +26,7 @@ backend writes, fenced on the job still being ``running`` at that attempt and ow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,55 +113,39 @@ def next_update(job: Job, outcome: Outcome, now: datetime, policy: RetryPolicy) 
     """
     if job.state is not JobState.RUNNING:
         raise ValueError(f"job {job.id} is {job.state}, only a running job has an outcome")
-    base = {"job_id": job.id, "attempt": job.attempt, "at": now}
     match outcome:
         case Completed(result=result):
-            return JobUpdate(**base, state=S.COMPLETED, result=result)
+            return _update(job, now, S.COMPLETED, result=result)
         case Snoozed(seconds=seconds):
-            return JobUpdate(
-                **base,
-                state=S.SCHEDULED,
+            return _update(
+                job,
+                now,
+                S.SCHEDULED,
                 scheduled_at=now + timedelta(seconds=seconds),
                 refund_attempt=True,
             )
         case Cancelled(reason=reason):
-            error = _error(job, now, "Cancelled", reason)
-            return JobUpdate(**base, state=S.CANCELLED, error=error)
+            return _update(job, now, S.CANCELLED, error=_error(job, now, "Cancelled", reason))
         case Discarded(reason=reason):
-            error = _error(job, now, "Discarded", reason)
-            return JobUpdate(**base, state=S.DISCARDED, error=error)
+            return _update(job, now, S.DISCARDED, error=_error(job, now, "Discarded", reason))
         case Failed(kind=kind, message=message, traceback=tb):
             return _failed_attempt(job, now, policy, _error(job, now, kind, message, tb))
         case Orphaned():
             error = _error(job, now, "Orphaned", "the worker stopped heartbeating (lease expired)")
-            update = _failed_attempt(job, now, policy, error)
-            return JobUpdate(
-                job_id=update.job_id,
-                attempt=update.attempt,
-                at=now,
-                state=update.state,
-                scheduled_at=update.scheduled_at,
-                error=error,
-                lease_expired_before=now,
-            )
+            return replace(_failed_attempt(job, now, policy, error), lease_expired_before=now)
     raise TypeError(f"unknown outcome {outcome!r}")  # pragma: no cover - exhaustive match
+
+
+def _update(job: Job, now: datetime, state: JobState, **fields: Any) -> JobUpdate:
+    return JobUpdate(job_id=job.id, attempt=job.attempt, at=now, state=state, **fields)
 
 
 def _failed_attempt(job: Job, now: datetime, policy: RetryPolicy, error: ErrorRecord) -> JobUpdate:
     if job.attempt >= job.max_attempts:
-        return JobUpdate(job_id=job.id, attempt=job.attempt, at=now, state=S.FAILED, error=error)
+        return _update(job, now, S.FAILED, error=error)
     delay = policy.delay(job.attempt)
-    return JobUpdate(
-        job_id=job.id,
-        attempt=job.attempt,
-        at=now,
-        state=S.RETRYABLE,
-        scheduled_at=now + timedelta(seconds=delay),
-        error=error,
-    )
+    return _update(job, now, S.RETRYABLE, scheduled_at=now + timedelta(seconds=delay), error=error)
 
 
-def _error(
-    job: Job, now: datetime, kind: str, message: str, tb: str | None = None
-) -> ErrorRecord:
+def _error(job: Job, now: datetime, kind: str, message: str, tb: str | None = None) -> ErrorRecord:
     return ErrorRecord(attempt=job.attempt, at=now, kind=kind, message=message, traceback=tb)

@@ -109,9 +109,6 @@ class SyncTaskManager:
         blocking.__doc__ = f"Blocking twin of ``TaskManager.{method.__name__}``."
         return blocking
 
-    def close(self) -> None:  # type: ignore[no-redef]  # replaced per instance in __init__
-        """Close the manager, then stop the portal thread."""
-
     def shutdown(self) -> None:
         """Close the manager on the portal, then stop the portal thread."""
         self.portal.call(self.manager.close())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from taskward.backoff import RetryPolicy, policy_from
+from taskward.backoff import RetryPolicy
 from taskward.errors import InvalidOptions, UnknownTask
 from taskward.jobs import (
     Job,
@@ -194,7 +194,9 @@ class TaskRegistry:
         """Return the task registered as ``name``, if any."""
         return self._tasks.get(name)
 
-    def resolve(self, name: str, *, make: Callable[[Callable[..., Any], str], Task[Any, Any]]) -> Task[Any, Any]:
+    def resolve(
+        self, name: str, *, make: Callable[[Callable[..., Any], str], Task[Any, Any]]
+    ) -> Task[Any, Any]:
         """Return the task called ``name``, importing ``module:function`` names on first use.
 
         ``make`` wraps an imported plain function into a Task with default options.

@@ -139,6 +139,13 @@ def test_import_later_in_module_still_counts() -> None:
                     tg.create_task(c())
         """,
         "import asyncio\nasyncio.TaskGroup().create_task(c())",
+        """
+        from taskward.aio import TaskSupervisor
+        async def f():
+            async with TaskSupervisor() as sup:
+                sup.create_task(c())
+        """,
+        "import taskward.aio as aio\naio.get_default_supervisor().create_task(c())",
     ],
 )
 def test_taskgroup_calls_are_not_reported(code: str) -> None:

@@ -29,6 +29,4 @@ def open_backend(url: str, *, synchronous: str = "FULL") -> Backend:
         return SqliteBackend(url, synchronous=synchronous)
     if scheme in {"postgres", "postgresql", "redis", "rediss"}:
         raise NotSupported(f"the {scheme}:// backend is not available in this version yet")
-    raise InvalidOptions(
-        f"unknown backend URL {url!r}: use sqlite:///path, memory:// or noop://"
-    )
+    raise InvalidOptions(f"unknown backend URL {url!r}: use sqlite:///path, memory:// or noop://")

@@ -143,7 +143,7 @@ class Backend(Protocol):
         ...
 
     async def stats(self) -> Stats:
-        """Counts by queue × state (queues with no jobs but paused included) and paused queues."""
+        """Counts by queue and state (queues with no jobs but paused included) and paused queues."""
         ...
 
     async def pause_queue(self, queue: str) -> None:

@@ -16,6 +16,7 @@ class JobContext:
         self.job = job
         self._report = report
         self._cancelled = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
 
     @property
     def job_id(self) -> int:
@@ -42,3 +43,23 @@ class JobContext:
         Returns False if the job is no longer owned by this worker (its lease was lost).
         """
         return await self._report(progress)
+
+    def report_progress_sync(self, progress: Any, timeout: float = 30.0) -> bool:
+        """Blocking twin of :meth:`report_progress` for a sync job running in its thread."""
+        if _on_loop(self._loop):
+            raise RuntimeError(
+                "report_progress_sync was called on the event loop; await report_progress"
+            )
+        future = asyncio.run_coroutine_threadsafe(_as_coro(self._report(progress)), self._loop)
+        return future.result(timeout)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+async def _as_coro(awaitable: Awaitable[bool]) -> bool:
+    return await awaitable

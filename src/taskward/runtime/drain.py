@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from taskward.jobs import JobFilter, JobState
 from taskward.runtime.context import JobContext
@@ -59,11 +60,11 @@ async def _run_batch(worker: Worker, queue: str, batch: int) -> int:
     return len(jobs)
 
 
-def current_task() -> asyncio.Task[None]:
+def current_task() -> asyncio.Task[Any]:
     """The running asyncio task (so the heartbeat can cancel a job an operator cancelled)."""
     task = asyncio.current_task()
     assert task is not None
-    return task  # type: ignore[return-value]
+    return task
 
 
 async def _wait_for_next_due(worker: Worker, queues: Sequence[str]) -> bool:

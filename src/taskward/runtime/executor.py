@@ -45,7 +45,7 @@ async def execute(
         if ctx.cancelled:
             return Cancelled(reason="cancelled by an operator while running")
         raise
-    except BaseException as exc:  # noqa: BLE001 - every failure of user code is an outcome
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         return classify(exc)

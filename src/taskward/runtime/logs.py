@@ -22,7 +22,11 @@ def log_start(job: Job) -> None:
     if logger.isEnabledFor(logging.INFO):
         logger.info(
             "job %s (%s) started, attempt %d/%d",
-            job.id, job.task, job.attempt, job.max_attempts, extra=_extra(job),
+            job.id,
+            job.task,
+            job.attempt,
+            job.max_attempts,
+            extra=_extra(job),
         )
 
 
@@ -34,23 +38,37 @@ def log_outcome(job: Job, update: JobUpdate, seconds: float) -> None:
     match update.state:
         case JobState.COMPLETED:
             if logger.isEnabledFor(logging.INFO):
-                logger.info("job %s (%s) completed in %.3fs", job.id, job.task, seconds, extra=extra)
+                logger.info(
+                    "job %s (%s) completed in %.3fs", job.id, job.task, seconds, extra=extra
+                )
         case JobState.RETRYABLE:
             assert update.scheduled_at is not None
             logger.warning(
                 "job %s (%s) attempt %d/%d failed (%s); retry at %s",
-                job.id, job.task, job.attempt, job.max_attempts, reason,
-                update.scheduled_at.isoformat(), extra=extra,
+                job.id,
+                job.task,
+                job.attempt,
+                job.max_attempts,
+                reason,
+                update.scheduled_at.isoformat(),
+                extra=extra,
             )
         case JobState.FAILED | JobState.DISCARDED:
             logger.error(
                 "job %s (%s) moved to the dead letters as %s after attempt %d: %s\n%s",
-                job.id, job.task, update.state.value, job.attempt, reason,
-                (error.traceback or "") if error else "", extra=extra,
+                job.id,
+                job.task,
+                update.state.value,
+                job.attempt,
+                reason,
+                (error.traceback or "") if error else "",
+                extra=extra,
             )
         case JobState.CANCELLED:
             logger.info("job %s (%s) cancelled: %s", job.id, job.task, reason, extra=extra)
         case JobState.SCHEDULED:
-            logger.info("job %s (%s) snoozed until %s", job.id, job.task, update.scheduled_at, extra=extra)
+            logger.info(
+                "job %s (%s) snoozed until %s", job.id, job.task, update.scheduled_at, extra=extra
+            )
         case _:  # pragma: no cover - next_update yields no other state
             logger.info("job %s (%s) is now %s", job.id, job.task, update.state, extra=extra)

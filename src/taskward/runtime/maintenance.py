@@ -51,7 +51,9 @@ class Leadership:
         """Take or renew the lease; True while this worker leads."""
         now = self.clock.now()
         until = now + timedelta(seconds=self.ttl)
-        return await self.backend.acquire_lease(LEADER_LEASE, holder=self.holder, now=now, until=until)
+        return await self.backend.acquire_lease(
+            LEADER_LEASE, holder=self.holder, now=now, until=until
+        )
 
 
 class Rescuer(PeriodicService):
@@ -89,7 +91,10 @@ class Rescuer(PeriodicService):
             if (await self.backend.finish([update], worker_id=owner))[0]:
                 logger.warning(
                     "rescued job %s (%s) from dead worker %s: now %s",
-                    job.id, job.task, owner, update.state,
+                    job.id,
+                    job.task,
+                    owner,
+                    update.state,
                     extra={"job_id": job.id, "task": job.task, "queue": job.queue},
                 )
 
@@ -120,7 +125,9 @@ class Pruner(PeriodicService):
         """Delete what is past retention."""
         if self.leadership is not None and not await self.leadership.is_leader():
             return
-        deleted = await self.backend.prune(before=cutoffs(self.clock, self.completed_days, self.failed_days))
+        deleted = await self.backend.prune(
+            before=cutoffs(self.clock, self.completed_days, self.failed_days)
+        )
         if deleted:
             logger.info("pruned %d old job(s)", deleted)
 

@@ -63,7 +63,9 @@ class CronScheduler(PeriodicService):
                 if not item.duplicate:
                     logger.info(
                         "cron inserted job %s (%s) for %s",
-                        item.job.id, item.job.task, item.job.scheduled_at.isoformat(),
+                        item.job.id,
+                        item.job.task,
+                        item.job.scheduled_at.isoformat(),
                         extra={"job_id": item.job.id, "task": item.job.task},
                     )
         self._checked_until = now

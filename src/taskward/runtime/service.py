@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 
@@ -45,8 +46,8 @@ class PeriodicService(ABC):
             try:
                 await self.run_once()
             except Exception:
-                logger.exception("taskward %s round failed; retrying in %ss", self.name, self.interval)
-            try:
+                logger.exception(
+                    "taskward %s round failed; retrying in %ss", self.name, self.interval
+                )
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)
-            except TimeoutError:
-                pass

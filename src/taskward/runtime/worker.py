@@ -44,7 +44,9 @@ class WorkerConfig:
     poll_interval: float = 1.0
     shutdown_timeout: float = 30.0
     default_timeout: float | None = None
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
 
 
 @dataclass(slots=True)
@@ -92,7 +94,8 @@ class Acker:
             if not ok:
                 logger.warning(
                     "job %s: lease lost before its outcome (%s) was written; another run owns it",
-                    update.job_id, update.state,
+                    update.job_id,
+                    update.state,
                     extra={"job_id": update.job_id},
                 )
 
@@ -118,7 +121,7 @@ class Worker:
         self.services = services or []
         self.id = config.worker_id
         self.acker = Acker(backend, self.id)
-        self.running: dict[int, tuple[asyncio.Task[None], JobContext]] = {}
+        self.running: dict[int, tuple[asyncio.Task[Any], JobContext]] = {}
         self._busy = dict.fromkeys(config.queues, 0)
         self._slot_freed = asyncio.Event()
         self._ack_needed = asyncio.Event()
@@ -278,7 +281,7 @@ class Worker:
         await self.backend.record_worker(self.info())
 
     def info(self) -> WorkerInfo:
-        """This worker's liveness record."""
+        """Return the liveness record of this worker."""
         host, _, _ = self.id.partition(":")
         return WorkerInfo(
             id=self.id,

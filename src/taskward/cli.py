@@ -1,0 +1,377 @@
+"""The ``taskward`` command: one thin function per subcommand over the TaskManager API.
+
+Point it at your manager with ``--app module:attribute`` (or ``TASKWARD_APP``); admin commands
+also work without one, on ``--url`` / ``TASKWARD_URL`` (default ``sqlite:///./taskward.db``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from taskward.errors import TaskwardError
+from taskward.jobs import Job, JobState
+from taskward.manager import TaskManager
+
+T = TypeVar("T")
+app = typer.Typer(
+    name="taskward",
+    help="Background work that never fails silently: durable jobs and safe asyncio tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+cron_app = typer.Typer(help="Recurring schedules.", no_args_is_help=True)
+app.add_typer(cron_app, name="cron")
+console = Console()
+err = Console(stderr=True)
+
+AppOpt = Annotated[
+    str | None,
+    typer.Option("--app", "-a", envvar="TASKWARD_APP", help="Your manager, as module:attribute."),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", envvar="TASKWARD_URL", help="Backend URL (when --app is not given)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def load_manager(app_path: str | None, url: str | None) -> TaskManager:
+    """Import ``module:attribute`` (adding the cwd to sys.path), or build a manager from url."""
+    if not app_path:
+        return TaskManager(url)
+    module_name, _, attr = app_path.partition(":")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in (attr or "app").split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise typer.BadParameter(f"cannot load {app_path!r}: {exc}", param_hint="--app") from exc
+    if not isinstance(obj, TaskManager):
+        raise typer.BadParameter(f"{app_path!r} is not a TaskManager", param_hint="--app")
+    return obj
+
+
+def run(manager: TaskManager, work: Callable[[TaskManager], Awaitable[T]]) -> T:
+    """Run ``work(manager)`` in a fresh event loop, closing the manager after; errors exit 1."""
+
+    async def main() -> T:
+        try:
+            return await work(manager)
+        finally:
+            await manager.close()
+
+    try:
+        return asyncio.run(main())
+    except TaskwardError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _dt(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _print_jobs(jobs: list[Job], as_json: bool, footer: str = "") -> None:
+    if as_json:
+        console.print_json(json.dumps([j.to_dict() for j in jobs]))
+        return
+    table = Table(title=footer or None)
+    for col in ("id", "task", "queue", "state", "pri", "attempt", "scheduled", "last error"):
+        table.add_column(col, overflow="fold")
+    for j in jobs:
+        error = j.last_error.message[:60] if j.last_error else ""
+        table.add_row(
+            str(j.id), j.task, j.queue, j.state.value, str(j.priority),
+            f"{j.attempt}/{j.max_attempts}", _dt(j.scheduled_at), error,
+        )  # fmt: skip
+    console.print(table)
+
+
+def _parse_queues(specs: list[str]) -> dict[str, int]:
+    queues: dict[str, int] = {}
+    for spec in specs:
+        name, _, n = spec.partition("=")
+        try:
+            queues[name] = int(n) if n else 10
+        except ValueError:
+            raise typer.BadParameter(f"{spec!r}: use NAME or NAME=CONCURRENCY") from None
+    return queues
+
+
+@app.command()
+def worker(
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="NAME=CONCURRENCY (repeatable).")
+    ] = None,
+    burst: Annotated[bool, typer.Option(help="Run until no job is due, then exit.")] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…")] = "INFO",
+) -> None:
+    """Run a worker until SIGINT/SIGTERM (graceful: running jobs finish or are released)."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    manager = load_manager(app_path, url)
+    queues = _parse_queues(queue or []) or None
+    if burst:
+        result = run(manager, lambda m: m.drain(list(queues) if queues else None))
+        console.print(f"burst done: {result.counts}")
+        return
+    run(manager, lambda m: m.run_worker(queues))
+
+
+@app.command()
+def enqueue(
+    task: Annotated[str, typer.Argument(help="Registered task name or module:function.")],
+    args: Annotated[str, typer.Option(help="JSON list of positional args.")] = "[]",
+    kwargs: Annotated[str, typer.Option(help="JSON object of keyword args.")] = "{}",
+    queue: Annotated[str | None, typer.Option()] = None,
+    priority: Annotated[int | None, typer.Option()] = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds from now.")] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="JSONL: one {args, kwargs} per line.")
+    ] = None,
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Enqueue one job (or many from a JSONL file, in bulk)."""
+    manager = load_manager(app_path, url)
+    try:
+        parsed_args, parsed_kwargs = json.loads(args), json.loads(kwargs)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--args/--kwargs must be JSON: {exc}") from None
+    opts = {"queue": queue, "priority": priority, "delay": delay}
+    if from_file is not None:
+        calls = _read_jsonl(from_file)
+        jobs = run(manager, lambda m: m.enqueue_many(task, calls, **opts))
+        console.print(f"enqueued {len(jobs)} job(s)")
+        return
+    job = run(
+        manager, lambda m: m.enqueue_task(task, args=parsed_args, kwargs=parsed_kwargs, **opts)
+    )
+    console.print(f"enqueued job {job.id} ({job.task}) on {job.queue}: {job.state.value}")
+
+
+def _read_jsonl(path: Path) -> list[Any]:
+    from rich.progress import track
+
+    calls: list[Any] = []
+    lines = path.read_text().splitlines()
+    for n, line in enumerate(track(lines, description="reading", console=err), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"{path}:{n}: not JSON: {exc}") from None
+        calls.append(
+            (item.get("args", []), item.get("kwargs", {})) if isinstance(item, dict) else item
+        )
+    return calls
+
+
+@app.command()
+def jobs(
+    state: Annotated[list[str] | None, typer.Option("--state", "-s")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
+    task: Annotated[str | None, typer.Option("--task", "-t")] = None,
+    page: int = 1,
+    per_page: int = 20,
+    sort_by: str = "-id",
+    as_json: JsonOpt = False,
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """List jobs with filters and pagination."""
+    manager = load_manager(app_path, url)
+    result = run(
+        manager,
+        lambda m: m.list_tasks(
+            state=state or None,
+            queue=queue,
+            task=task,
+            page=page,
+            per_page=per_page,
+            sort_by=sort_by,
+        ),
+    )
+    footer = f"page {result.page_number}/{result.total_pages} · {result.total_entries} job(s)"
+    _print_jobs(list(result.items), as_json, footer)
+
+
+@app.command()
+def status(
+    job_id: int, as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None
+) -> None:
+    """Show one job with its errors."""
+    job = run(load_manager(app_path, url), lambda m: m.get_task_status(job_id))
+    if as_json:
+        console.print_json(json.dumps(job.to_dict()))
+        return
+    _print_jobs([job], False)
+    for e in job.errors:
+        console.print(f"[yellow]attempt {e.attempt}[/yellow] {_dt(e.at)} {e.kind}: {e.message}")
+        if e.traceback:
+            console.print(e.traceback, markup=False, highlight=False)
+    if job.result is not None:
+        console.print(f"result: {json.dumps(job.result)}")
+
+
+@app.command()
+def retry(job_id: int, app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """Move a failed, discarded or cancelled job back to pending."""
+    job = run(load_manager(app_path, url), lambda m: m.retry_task(job_id))
+    console.print(f"job {job.id}: {job.state.value}")
+
+
+@app.command()
+def cancel(
+    job_id: int,
+    reason: str = "cancelled from the CLI",
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Cancel a waiting job, or ask the worker running it to stop."""
+    job = run(load_manager(app_path, url), lambda m: m.cancel_task(job_id, reason=reason))
+    note = " (cancel requested)" if job.cancel_requested else ""
+    console.print(f"job {job.id}: {job.state.value}{note}")
+
+
+@app.command()
+def stats(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """Show job counts per queue and state, and live workers."""
+    data = run(load_manager(app_path, url), lambda m: m.get_statistics())
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    console.print(stats_table(data))
+
+
+def stats_table(data: dict[str, Any]) -> Table:
+    """Render ``get_statistics()`` as a table."""
+    table = Table(title="taskward statistics")
+    table.add_column("queue")
+    for s in JobState:
+        table.add_column(s.value, justify="right")
+    for queue, counts in data["queues"].items():
+        label = f"{queue} (paused)" if queue in data["paused"] else queue
+        table.add_row(label, *(str(counts[s.value]) for s in JobState))
+    w = data["workers"]
+    table.caption = f"workers: {w['total']} · busy slots {w['busy_slots']}/{w['total_slots']}"
+    return table
+
+
+@app.command()
+def pause(queue: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """Pause a queue on every worker."""
+    run(load_manager(app_path, url), lambda m: m.pause_queue(queue))
+    console.print(f"queue {queue} paused")
+
+
+@app.command()
+def resume(queue: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """Resume a paused queue."""
+    run(load_manager(app_path, url), lambda m: m.resume_queue(queue))
+    console.print(f"queue {queue} resumed")
+
+
+@app.command()
+def cleanup(
+    completed_days: float | None = None,
+    failed_days: float | None = None,
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Delete finished jobs past their retention."""
+    n = run(
+        load_manager(app_path, url),
+        lambda m: m.cleanup_old_tasks(completed_days=completed_days, failed_days=failed_days),
+    )
+    console.print(f"deleted {n} job(s)")
+
+
+@app.command()
+def migrate(app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """Create or upgrade the backend's schema."""
+    manager = load_manager(app_path, url)
+
+    async def work(m: TaskManager) -> None:
+        await m.backend.open()
+        await m.backend.migrate()
+
+    run(manager, work)
+    console.print(f"schema of {manager.backend.url} is up to date")
+
+
+@cron_app.command("list")
+def cron_list(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """List recurring schedules with their next fire time."""
+    manager = load_manager(app_path, url)
+    schedules = run(manager, lambda m: m.list_recurring_tasks())
+    rows = [
+        {"name": s.name, "task": s.task, "cron": s.cron, "timezone": s.timezone,
+         "next": manager.next_fire(s).isoformat()}
+        for s in schedules
+    ]  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="recurring schedules")
+    for col in ("name", "task", "cron", "timezone", "next"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+
+
+@cron_app.command("cancel")
+def cron_cancel(name: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """Delete a recurring schedule."""
+    if not run(load_manager(app_path, url), lambda m: m.cancel_recurring_task(name)):
+        err.print(f"no recurring schedule named {name!r}")
+        raise typer.Exit(1)
+    console.print(f"recurring schedule {name} cancelled")
+
+
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],  # --help goes to the audit's own parser
+    }
+)
+def audit(ctx: typer.Context) -> None:
+    """Find bare asyncio.create_task / ensure_future calls (see `taskward audit --help`)."""
+    from taskward.audit import main as audit_main
+
+    raise typer.Exit(audit_main(ctx.args))
+
+
+@app.command()
+def demo(
+    url: Annotated[str, typer.Option(help="Where the demo's jobs live.")] = "sqlite:///./demo.db",
+) -> None:
+    """Run the demo: a realistic mix of jobs on SQLite, with a live view."""
+    from taskward.demo import run_demo
+
+    raise typer.Exit(run_demo(url))
+
+
+def main() -> None:
+    """Entry point of the ``taskward`` console script."""
+    app()

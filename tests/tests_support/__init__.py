@@ -1,0 +1,1 @@
+"""Importable helpers for tests (tasks named by ``module:function`` and CLI apps)."""

@@ -1,0 +1,36 @@
+"""Plain functions used as tasks by import path, and a manager for CLI and subprocess tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from taskward import TaskManager
+
+manager = TaskManager(
+    os.environ.get("TASKWARD_TEST_URL", "memory://"), poll_interval=0.05, lease_seconds=1
+)
+
+
+def add(a: int, b: int = 0) -> int:
+    """Return a + b."""
+    return a + b
+
+
+@manager.task(name="support.record", max_attempts=5, backoff=0.1)
+def record(n: int) -> int:
+    """Append ``start n`` and ``done n`` to $TASKWARD_TEST_LOG (opened O_APPEND)."""
+    log = Path(os.environ["TASKWARD_TEST_LOG"])
+    with log.open("a") as f:
+        f.write(f"start {n}\n")
+    time.sleep(float(os.environ.get("TASKWARD_TEST_SLEEP", "0")))
+    with log.open("a") as f:
+        f.write(f"done {n}\n")
+    return n
+
+
+@manager.task(name="support.fail", max_attempts=1)
+def fail() -> None:
+    """Always fail."""
+    raise RuntimeError("support.fail always fails")
