@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
@@ -66,6 +67,8 @@ class Portal:
         """Run ``awaitable`` on the portal loop and return its result (re-raising errors)."""
         loop = self._ensure()
         if _running_loop() is loop:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never started: close it so it does not warn
             raise RuntimeError("a sync twin was called from the portal's own loop; await instead")
         future: Future[T] = asyncio.run_coroutine_threadsafe(_as_coro(awaitable), loop)
         return future.result()

@@ -54,7 +54,8 @@ async def test_sync_function_runs_in_a_thread(tw: TaskManager) -> None:
     job = await blocking.enqueue(21)
     await tw.drain()
     assert (await tw.get_task_status(job.id)).result == 42
-    assert seen and seen[0] != threading.main_thread().name
+    assert seen
+    assert seen[0] != threading.main_thread().name
 
 
 async def test_failures_retry_then_dead_letter(tw: TaskManager) -> None:

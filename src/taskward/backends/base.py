@@ -118,7 +118,10 @@ class Backend(Protocol):
         ...
 
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
-        """Delete finished jobs of each given state last changed before its cutoff."""
+        """Delete finished jobs of each given state that finished before its cutoff.
+
+        Only finished states (completed, failed, discarded, cancelled) are ever deleted.
+        """
         ...
 
     # -- admin -----------------------------------------------------------------------------
@@ -135,7 +138,11 @@ class Backend(Protocol):
         ...
 
     async def retry(self, job_id: int, *, now: datetime) -> Job:
-        """Move a failed, discarded or cancelled job back to pending (attempts start afresh)."""
+        """Move a failed, discarded or cancelled job back to pending.
+
+        Its attempt count is kept (the history stays true); if no attempt is left,
+        ``max_attempts`` grows to allow exactly one more. Other states are returned unchanged.
+        """
         ...
 
     async def delete(self, job_id: int) -> bool:

@@ -8,6 +8,7 @@ between awaits, so each method is atomic without locks.
 from __future__ import annotations
 
 import asyncio
+import copy
 import heapq
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import Any
 from taskward.backends.base import Capability
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
+    FINISHED_STATES,
     RETRIABLE_BY_OPERATOR,
     UNIQUE_BLOCKING_STATES,
     WAITING_STATES,
@@ -37,10 +39,13 @@ from taskward.jobs import (
 S = JobState
 
 
-def _sort_key(job: Job, field: str) -> tuple[bool, Any, int]:
-    value = getattr(job, field)
-    # None sorts last ascending (as in SQL's NULLS LAST), with the id as tie-breaker.
-    return (value is None, value if value is not None else 0, job.id)
+def _sorted(jobs: list[Job], field: str, descending: bool) -> list[Job]:
+    """Sort by ``field`` then id, both in the requested direction; None last either way."""
+    present = [j for j in jobs if getattr(j, field) is not None]
+    missing = [j for j in jobs if getattr(j, field) is None]
+    present.sort(key=lambda j: (getattr(j, field), j.id), reverse=descending)
+    missing.sort(key=lambda j: j.id, reverse=descending)
+    return present + missing
 
 
 class MemoryBackend:
@@ -93,8 +98,9 @@ class MemoryBackend:
             id=self._next_id,
             task=new.task,
             queue=new.queue,
-            args=new.args,
-            kwargs=new.kwargs,
+            # Copies, as a real store would keep: the caller may mutate what it passed in.
+            args=copy.deepcopy(new.args),
+            kwargs=copy.deepcopy(new.kwargs),
             state=new.state,
             priority=new.priority,
             attempt=0,
@@ -103,7 +109,7 @@ class MemoryBackend:
             inserted_at=now,
             unique_key=new.unique_key,
             tags=new.tags,
-            meta=new.meta,
+            meta=copy.deepcopy(new.meta),
             depends_on=new.depends_on,
             timeout=new.timeout,
         )
@@ -127,8 +133,7 @@ class MemoryBackend:
     def _store(self, job: Job) -> None:
         self._jobs[job.id] = job
         if job.state is S.PENDING:
-            key = (job.priority, job.scheduled_at.timestamp(), job.id)
-            heapq.heappush(self._pending.setdefault(job.queue, []), key)
+            heapq.heappush(self._pending.setdefault(job.queue, []), _heap_entry(job))
 
     # -- work ------------------------------------------------------------------------------
     async def fetch(
@@ -140,10 +145,10 @@ class MemoryBackend:
         heap = self._pending.get(queue, [])
         claimed: list[Job] = []
         while heap and len(claimed) < limit:
-            _, _, job_id = heapq.heappop(heap)
-            job = self._jobs.get(job_id)
-            if job is None or job.state is not S.PENDING:
-                continue  # stale heap entry: the job moved on since it was pushed
+            entry = heapq.heappop(heap)
+            job = self._jobs.get(entry[2])
+            if job is None or job.state is not S.PENDING or entry != _heap_entry(job):
+                continue  # stale entry: the job moved on (or was re-queued) since it was pushed
             job = replace(
                 job,
                 state=S.RUNNING,
@@ -152,7 +157,7 @@ class MemoryBackend:
                 attempted_by=worker_id,
                 lease_until=lease_until,
             )
-            self._jobs[job_id] = job
+            self._jobs[job.id] = job
             claimed.append(job)
         return claimed
 
@@ -188,7 +193,7 @@ class MemoryBackend:
         job = self._jobs.get(job_id)
         if job is None or job.state is not S.RUNNING or job.attempted_by != worker_id:
             return False
-        self._jobs[job_id] = replace(job, progress=progress)
+        self._jobs[job_id] = replace(job, progress=copy.deepcopy(progress))
         return True
 
     async def wait_for_jobs(self, queues: Collection[str], *, timeout: float) -> None:
@@ -235,7 +240,9 @@ class MemoryBackend:
         doomed = [
             j.id
             for j in self._jobs.values()
-            if j.state in before and _finished_at(j) < before[j.state]
+            if j.state in before
+            and j.state in FINISHED_STATES
+            and _finished_at(j) < before[j.state]
         ]
         for job_id in doomed:
             self._forget(job_id)
@@ -256,8 +263,8 @@ class MemoryBackend:
 
     async def list(self, filter: JobFilter) -> Page[Job]:
         """Filter, sort and page the jobs."""
-        rows = [j for j in self._jobs.values() if _matches(j, filter)]
-        rows.sort(key=lambda j: _sort_key(j, filter.sort_field), reverse=filter.descending)
+        matching = [j for j in self._jobs.values() if _matches(j, filter)]
+        rows = _sorted(matching, filter.sort_field, filter.descending)
         items = rows[filter.offset : filter.offset + filter.per_page]
         return Page(
             items=items,
@@ -360,6 +367,10 @@ class MemoryBackend:
         """Return workers that heartbeated recently."""
         alive = [w for w in self._workers.values() if w.heartbeat_at >= alive_since]
         return sorted(alive, key=lambda w: w.id)
+
+
+def _heap_entry(job: Job) -> tuple[int, float, int]:
+    return (job.priority, job.scheduled_at.timestamp(), job.id)
 
 
 def _fence_holds(job: Job, update: JobUpdate, worker_id: str) -> bool:

@@ -41,6 +41,7 @@ async def drain(
     finally:
         await heartbeat.stop()
         await worker.acker.flush()
+        await backend.remove_worker(worker.id)
 
 
 async def _run_batch(worker: Worker, queue: str, batch: int) -> int:

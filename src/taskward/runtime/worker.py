@@ -85,7 +85,11 @@ class Acker:
             if not batch:
                 return
             try:
-                written = await self.backend.finish(batch, worker_id=self.worker_id)
+                # Shielded: once a batch is handed to the store it completes even if the
+                # caller is cancelled, so no outcome is dropped or written twice.
+                written = await asyncio.shield(
+                    self.backend.finish(batch, worker_id=self.worker_id)
+                )
             except Exception:
                 # Keep them for the next flush: losing an outcome would re-run a finished job.
                 self._pending[:0] = batch
@@ -126,6 +130,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._ack_needed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._acks_closed = False
         self._threads = ThreadPoolExecutor(
             max_workers=max(4, sum(config.queues.values())), thread_name_prefix="taskward-job"
         )
@@ -163,7 +168,8 @@ class Worker:
         self._slot_freed.set()
         await asyncio.gather(*loops, return_exceptions=True)
         await self._finish_running(self.config.shutdown_timeout)
-        acker.cancel()
+        self._acks_closed = True
+        self._ack_needed.set()
         await asyncio.gather(acker, return_exceptions=True)
         await self.acker.flush()
         for service in services:
@@ -252,7 +258,7 @@ class Worker:
         return update
 
     async def _ack_loop(self) -> None:
-        while True:
+        while not self._acks_closed:
             await self._ack_needed.wait()
             self._ack_needed.clear()
             try:

@@ -1,0 +1,314 @@
+-- Every statement the SQLite backend runs, as named blocks (see taskward.backends.sql).
+--
+-- Conventions: times are REAL unix epoch seconds; JSON values are TEXT. A job is always read
+-- with the same 26 columns in the order of taskward.jobs.Job's fields (sqlite_rows.job_from_row
+-- decodes them by position). "{name}" marks a small piece that Python fills in from a fixed
+-- whitelist (a PRAGMA level, a WHERE made of the filter_* blocks, an ORDER BY of a known column),
+-- never from user input; values always go through "?" parameters.
+--
+-- INDEXED BY pins the plan of the hot statements to their partial index: without statistics
+-- the planner would pick the plain state index, and a schema change that made the index
+-- unusable becomes an error in the test suite instead of a silent full scan.
+
+-- == connection ================================================================================
+
+-- name: set_busy_timeout
+PRAGMA busy_timeout = {milliseconds};
+
+-- name: set_journal_mode_wal
+PRAGMA journal_mode = WAL;
+
+-- name: set_synchronous
+PRAGMA synchronous = {level};
+
+-- name: get_journal_mode
+PRAGMA journal_mode;
+
+-- name: get_synchronous
+PRAGMA synchronous;
+
+-- name: get_busy_timeout
+PRAGMA busy_timeout;
+
+-- Changes whenever another connection commits: the cheap cross-process wake-up signal.
+-- name: data_version
+PRAGMA data_version;
+
+-- name: begin_immediate
+BEGIN IMMEDIATE;
+
+-- A read transaction: a consistent snapshot for statements that read twice.
+-- name: begin_read
+BEGIN DEFERRED;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- == migrations ================================================================================
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS taskward_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at REAL NOT NULL
+);
+
+-- name: applied_migrations
+SELECT version FROM taskward_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO taskward_migrations (version, name, applied_at)
+VALUES (?, ?, CAST(strftime('%s', 'now') AS REAL));
+
+-- == produce ===================================================================================
+
+-- Ids are handed out by the inserter (it holds the write lock) and never reused: deleting
+-- runs remember_last_job_id first.
+-- name: last_job_id
+SELECT MAX(
+    COALESCE((SELECT value FROM taskward_counters WHERE name = 'last_job_id'), 0),
+    COALESCE((SELECT MAX(id) FROM taskward_jobs), 0)
+);
+
+-- name: remember_last_job_id
+INSERT INTO taskward_counters (name, value)
+SELECT 'last_job_id', COALESCE(MAX(id), 0) FROM taskward_jobs WHERE true
+ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
+
+-- {rows}: insert_job_row once per job (one statement for many rows costs half as much per row
+-- as executemany of a one-row statement).
+-- name: insert_jobs
+INSERT INTO taskward_jobs (
+    id, task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+    unique_key, tags, meta, depends_on, timeout
+) VALUES {rows};
+
+-- name: insert_job_row
+(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: find_unique
+SELECT j.id, j.task, j.queue, j.args, j.kwargs, j.state, j.priority, j.attempt, j.max_attempts,
+       j.scheduled_at, j.inserted_at, j.attempted_at, j.completed_at, j.cancelled_at,
+       j.discarded_at, j.attempted_by, j.lease_until, j.errors, j.result, j.progress,
+       j.unique_key, j.tags, j.meta, j.depends_on, j.timeout, j.cancel_requested
+FROM taskward_unique_keys AS u
+JOIN taskward_jobs AS j ON j.id = u.job_id
+WHERE u.unique_key = ?;
+
+-- name: remember_unique
+INSERT INTO taskward_unique_keys (unique_key, job_id) VALUES (?, ?)
+ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
+
+-- == work ======================================================================================
+
+-- Parameters: now, worker_id, lease_until, queue, limit.
+-- RETURNING order is unspecified: the caller sorts by (priority, scheduled_at, id).
+-- name: fetch_jobs
+UPDATE taskward_jobs
+SET state = 'running', attempt = attempt + 1, attempted_at = ?1, attempted_by = ?2,
+    lease_until = ?3
+WHERE id IN (
+        SELECT id FROM taskward_jobs INDEXED BY taskward_jobs_claim
+        WHERE queue = ?4 AND state = 'pending'
+        ORDER BY priority, scheduled_at, id
+        LIMIT ?5
+    )
+    AND NOT EXISTS (SELECT 1 FROM taskward_paused_queues WHERE queue = ?4)
+RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+          inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+          lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+          cancel_requested;
+
+-- Parameters: lease_until, job ids (JSON array), worker_id.
+-- name: extend_leases
+UPDATE taskward_jobs SET lease_until = ?1
+WHERE id IN (SELECT value FROM json_each(?2)) AND state = 'running' AND attempted_by = ?3
+RETURNING id, cancel_requested;
+
+-- The fenced outcome write (memory.py's _fence_holds and _apply). Parameters:
+-- ?1 id, ?2 attempt, ?3 worker_id, ?4 lease_expired_before or NULL, ?5 new state,
+-- ?6 1 to refund the attempt, ?7 scheduled_at or NULL, ?8 error (JSON object) or NULL,
+-- ?9 result (JSON) when completed, ?10 completed_at, ?11 cancelled_at, ?12 discarded_at
+-- (each NULL to keep the stored value).
+-- name: finish_job
+UPDATE taskward_jobs
+SET state = ?5,
+    attempt = attempt - ?6,
+    scheduled_at = COALESCE(?7, scheduled_at),
+    errors = CASE WHEN ?8 IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(?8)) END,
+    result = CASE WHEN ?5 = 'completed' THEN ?9 ELSE result END,
+    completed_at = COALESCE(?10, completed_at),
+    cancelled_at = COALESCE(?11, cancelled_at),
+    discarded_at = COALESCE(?12, discarded_at),
+    lease_until = NULL,
+    cancel_requested = 0
+WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
+    AND (?4 IS NULL OR lease_until < ?4);
+
+-- name: set_progress
+UPDATE taskward_jobs SET progress = ?
+WHERE id = ? AND state = 'running' AND attempted_by = ?;
+
+-- Is any job of these queues (JSON array) pending in a queue that is not paused?
+-- name: any_pending_in
+SELECT EXISTS (
+    SELECT 1 FROM taskward_jobs
+    WHERE state = 'pending' AND queue IN (SELECT value FROM json_each(?))
+        AND queue NOT IN (SELECT queue FROM taskward_paused_queues)
+);
+
+-- name: any_pending
+SELECT EXISTS (
+    SELECT 1 FROM taskward_jobs
+    WHERE state = 'pending' AND queue NOT IN (SELECT queue FROM taskward_paused_queues)
+);
+
+-- == maintain ==================================================================================
+
+-- name: promote_due
+UPDATE taskward_jobs INDEXED BY taskward_jobs_due SET state = 'pending'
+WHERE (state = 'scheduled' OR state = 'retryable') AND scheduled_at <= ?;
+
+-- name: expired_leases
+SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+       inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+       lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+       cancel_requested
+FROM taskward_jobs INDEXED BY taskward_jobs_lease
+WHERE state = 'running' AND lease_until < ?
+ORDER BY id
+LIMIT ?;
+
+-- The COALESCE is memory.py's _finished_at, and the expression of index taskward_jobs_finished.
+-- name: prune_state
+DELETE FROM taskward_jobs INDEXED BY taskward_jobs_finished
+WHERE (state = 'completed' OR state = 'failed' OR state = 'discarded' OR state = 'cancelled')
+    AND state = ? AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) < ?;
+
+-- == admin =====================================================================================
+
+-- name: get_job
+SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+       inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+       lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+       cancel_requested
+FROM taskward_jobs
+WHERE id = ?;
+
+-- {where}: filter_* blocks joined with AND (or "1"); {order_by}: a whitelisted column.
+-- name: list_jobs
+SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+       inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+       lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+       cancel_requested
+FROM taskward_jobs
+WHERE {where}
+ORDER BY {order_by}
+LIMIT ? OFFSET ?;
+
+-- name: count_jobs
+SELECT COUNT(*) FROM taskward_jobs WHERE {where};
+
+-- name: filter_states
+state IN (SELECT value FROM json_each(?));
+
+-- name: filter_queue
+queue = ?;
+
+-- name: filter_task
+task = ?;
+
+-- Parameters: now, cancel error record's "at" (ISO 8601), reason, id.
+-- name: cancel_waiting
+UPDATE taskward_jobs
+SET state = 'cancelled', cancelled_at = ?1,
+    errors = json_insert(errors, '$[#]', json_object(
+        'attempt', attempt, 'at', ?2, 'kind', 'Cancelled', 'message', ?3, 'traceback', NULL))
+WHERE id = ?4 AND state IN ('scheduled', 'pending', 'retryable')
+RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+          inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+          lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+          cancel_requested;
+
+-- name: request_cancel
+UPDATE taskward_jobs SET cancel_requested = 1
+WHERE id = ? AND state = 'running'
+RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+          inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+          lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+          cancel_requested;
+
+-- Parameters: now, id.
+-- name: retry_job
+UPDATE taskward_jobs
+SET state = 'pending', scheduled_at = ?1, max_attempts = MAX(max_attempts, attempt + 1),
+    completed_at = NULL, cancelled_at = NULL, discarded_at = NULL, cancel_requested = 0
+WHERE id = ?2 AND state IN ('failed', 'discarded', 'cancelled')
+RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+          inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+          lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+          cancel_requested;
+
+-- name: delete_job
+DELETE FROM taskward_jobs WHERE id = ? AND state <> 'running';
+
+-- name: count_by_queue_and_state
+SELECT queue, state, COUNT(*) FROM taskward_jobs GROUP BY queue, state;
+
+-- name: list_paused
+SELECT queue FROM taskward_paused_queues ORDER BY queue;
+
+-- name: pause_queue
+INSERT INTO taskward_paused_queues (queue) VALUES (?) ON CONFLICT (queue) DO NOTHING;
+
+-- name: resume_queue
+DELETE FROM taskward_paused_queues WHERE queue = ?;
+
+-- == schedules =================================================================================
+
+-- name: save_schedule
+INSERT INTO taskward_schedules (
+    name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    task = excluded.task, cron = excluded.cron, timezone = excluded.timezone,
+    args = excluded.args, kwargs = excluded.kwargs, queue = excluded.queue,
+    priority = excluded.priority, max_attempts = excluded.max_attempts,
+    created_at = excluded.created_at;
+
+-- name: delete_schedule
+DELETE FROM taskward_schedules WHERE name = ?;
+
+-- name: list_schedules
+SELECT name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
+FROM taskward_schedules
+ORDER BY name;
+
+-- == coordination ==============================================================================
+
+-- Take the lease if it is free, expired (expires_at <= now) or already ours; changes() = 0
+-- when another holder keeps it. Parameters: name, holder, until, now.
+-- name: acquire_lease
+INSERT INTO taskward_leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE taskward_leases.holder = excluded.holder OR taskward_leases.expires_at <= ?4;
+
+-- name: record_worker
+INSERT INTO taskward_workers (id, hostname, pid, queues, started_at, heartbeat_at, running)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+    running = excluded.running;
+
+-- name: remove_worker
+DELETE FROM taskward_workers WHERE id = ?;
+
+-- name: list_workers
+SELECT id, hostname, pid, queues, started_at, heartbeat_at, running
+FROM taskward_workers
+WHERE heartbeat_at >= ?
+ORDER BY id;

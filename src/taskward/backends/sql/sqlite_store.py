@@ -1,0 +1,420 @@
+"""SqliteStore: every SQLite read and write of the backend, synchronous, on one thread.
+
+:class:`~taskward.backends.sqlite.SqliteBackend` owns one store per connection and runs each
+backend call as *one* method call here on its single database thread: all the SQL of a call
+happens in one thread hop, and the connection never leaves its thread. Writes run in
+``BEGIN IMMEDIATE`` transactions, which take SQLite's single writer lock up front, so a
+check-then-write (unique keys, leases, migrations) is race-free across processes too.
+
+The semantics are those of ``memory.py`` (the reference); comments point to its helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from itertools import chain
+from typing import Any, Final
+
+from taskward.backends.sql import load_queries
+from taskward.backends.sql import sqlite_rows as rows
+from taskward.backends.sql.migrate import migrate_sqlite
+from taskward.errors import BackendUnavailable, JobNotFound, NotSupported
+from taskward.jobs import (
+    FINISHED_STATES,
+    UNIQUE_BLOCKING_STATES,
+    Inserted,
+    Job,
+    JobFilter,
+    JobState,
+    JobUpdate,
+    LeaseReport,
+    NewJob,
+    Page,
+    Schedule,
+    Stats,
+    WorkerInfo,
+)
+
+__all__ = ["MEMORY_PATH", "SqliteStore"]
+
+MEMORY_PATH: Final = ":memory:"
+MIN_SQLITE_VERSION: Final = (3, 35, 0)  # UPDATE … RETURNING
+BUSY_TIMEOUT_MS: Final = 10_000
+STATEMENT_CACHE_SIZE: Final = 256
+INSERT_CHUNK_ROWS: Final = 256  # x 15 parameters: far below SQLite's 32,766 variable limit
+
+
+class SqliteStore:
+    """One SQLite connection and the statements of every backend call (single thread only)."""
+
+    def __init__(self, path: str, *, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.q = load_queries("sqlite")
+        self._conn: sqlite3.Connection | None = None
+        row = self.q["insert_job_row"]
+        self._chunk = INSERT_CHUNK_ROWS
+        self._insert_one_sql = self.q["insert_jobs"].format(rows=row)
+        self._insert_chunk_sql = self.q["insert_jobs"].format(rows=", ".join([row] * self._chunk))
+        self.last_version: int | None = None
+        """``PRAGMA data_version`` after the latest fetch (any queue)."""
+        self.versions: dict[str, int] = {}
+        """``PRAGMA data_version`` after the latest fetch of each queue."""
+
+    # -- connection ------------------------------------------------------------------------
+    def open(self) -> None:
+        """Open the connection if needed (idempotent)."""
+        self._db()
+
+    def _db(self) -> sqlite3.Connection:
+        """The connection, opened on first use (on the calling thread, which must stay the same)."""
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            raise NotSupported(
+                f"the sqlite backend needs SQLite >= 3.35 (UPDATE … RETURNING); this Python "
+                f"links SQLite {sqlite3.sqlite_version}"
+            )
+        if self.path != MEMORY_PATH:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            cached_statements=STATEMENT_CACHE_SIZE,
+        )
+        try:
+            conn.execute(self.q["set_busy_timeout"].format(milliseconds=BUSY_TIMEOUT_MS))
+            if self.path != MEMORY_PATH:
+                conn.execute(self.q["set_journal_mode_wal"])
+            conn.execute(self.q["set_synchronous"].format(level=self.synchronous))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied now."""
+        return migrate_sqlite(self._db())
+
+    def pragmas(self) -> dict[str, Any]:
+        """The connection's journal mode, synchronous level (0-3) and busy timeout (ms)."""
+        db = self._db()
+        return {
+            "journal_mode": db.execute(self.q["get_journal_mode"]).fetchone()[0],
+            "synchronous": db.execute(self.q["get_synchronous"]).fetchone()[0],
+            "busy_timeout": db.execute(self.q["get_busy_timeout"]).fetchone()[0],
+        }
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        db = self._db()
+        db.execute(self.q["begin_immediate"])
+        try:
+            yield db
+            db.execute(self.q["commit"])
+        except BaseException:
+            if db.in_transaction:
+                db.execute(self.q["rollback"])
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction, so that several SELECTs see one snapshot."""
+        db = self._db()
+        db.execute(self.q["begin_read"])
+        try:
+            yield db
+        finally:
+            if db.in_transaction:
+                db.execute(self.q["commit"])
+
+    # -- produce ---------------------------------------------------------------------------
+    def insert(self, jobs: Sequence[NewJob], now: datetime) -> list[Inserted]:
+        """Insert ``jobs`` in one transaction; unique clashes answer the existing job."""
+        now_ts = rows.epoch(now)
+        with self._write() as db:
+            first_id = db.execute(self.q["last_job_id"]).fetchone()[0] + 1
+            if any(new.unique_key is not None for new in jobs):
+                return self._insert_each(db, jobs, first_id, now)
+            params = [rows.insert_params(new, first_id + n, now_ts) for n, new in enumerate(jobs)]
+            self._insert_rows(db, params)
+        # Built after the commit: the write lock is not held while making the Job values.
+        return [
+            Inserted(job=rows.job_from_new(new, first_id + n, now)) for n, new in enumerate(jobs)
+        ]
+
+    def _insert_each(
+        self, db: sqlite3.Connection, jobs: Sequence[NewJob], next_id: int, now: datetime
+    ) -> list[Inserted]:
+        """Insert one job at a time, so that a unique job sees those before it in the batch."""
+        now_ts = rows.epoch(now)
+        out: list[Inserted] = []
+        for new in jobs:
+            if new.unique_key is not None:
+                existing = self._find_unique(db, new, now)
+                if existing is not None:
+                    out.append(Inserted(job=existing, duplicate=True))
+                    continue
+                db.execute(self.q["remember_unique"], (new.unique_key, next_id))
+            self._insert_rows(db, [rows.insert_params(new, next_id, now_ts)])
+            out.append(Inserted(job=rows.job_from_new(new, next_id, now)))
+            next_id += 1
+        return out
+
+    def _insert_rows(self, db: sqlite3.Connection, params: list[tuple[Any, ...]]) -> None:
+        """Insert rows of ``insert_job_row`` parameters, many rows per statement."""
+        chunk = self._chunk
+        whole = len(params) - len(params) % chunk
+        for start in range(0, whole, chunk):
+            flat = list(chain.from_iterable(params[start : start + chunk]))
+            db.execute(self._insert_chunk_sql, flat)
+        if whole < len(params):
+            db.executemany(self._insert_one_sql, params[whole:])
+
+    def _find_unique(self, db: sqlite3.Connection, new: NewJob, now: datetime) -> Job | None:
+        # memory.py _find_unique: only the latest job of the key counts.
+        row = db.execute(self.q["find_unique"], (new.unique_key,)).fetchone()
+        if row is None:
+            return None
+        job = rows.job_from_row(row)
+        if new.unique_window is None:
+            return job
+        fresh = job.inserted_at >= now - timedelta(seconds=new.unique_window)
+        return job if fresh and job.state in UNIQUE_BLOCKING_STATES else None
+
+    # -- work ------------------------------------------------------------------------------
+    def fetch(
+        self, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim up to ``limit`` pending jobs of ``queue`` (nothing if it is paused)."""
+        params = (rows.epoch(now), worker_id, rows.epoch(lease_until), queue, limit)
+        with self._write() as db:
+            claimed = db.execute(self.q["fetch_jobs"], params).fetchall()
+        version = db.execute(self.q["data_version"]).fetchone()[0]
+        self.versions[queue] = self.last_version = version
+        claimed.sort(key=rows.claim_order)
+        return [rows.job_from_row(row) for row in claimed]
+
+    def extend_leases(
+        self, job_ids: Collection[int], worker_id: str, lease_until: datetime
+    ) -> LeaseReport:
+        """Extend the leases ``worker_id`` still holds; report the lost and cancelled ones."""
+        params = (rows.epoch(lease_until), json.dumps(list(job_ids)), worker_id)
+        with self._write() as db:
+            held = db.execute(self.q["extend_leases"], params).fetchall()
+        cancel = frozenset(job_id for job_id, requested in held if requested)
+        lost = frozenset(job_ids) - {job_id for job_id, _ in held}
+        return LeaseReport(lost=lost, cancel_requested=cancel)
+
+    def finish(self, updates: Sequence[JobUpdate], worker_id: str) -> list[bool]:
+        """Write each outcome behind its fence; False where the fence refused it."""
+        sql = self.q["finish_job"]
+        with self._write() as db:
+            return [
+                db.execute(sql, rows.update_params(update, worker_id)).rowcount == 1
+                for update in updates
+            ]
+
+    def set_progress(self, job_id: int, progress: Any, worker_id: str) -> bool:
+        """Store a running job's progress if ``worker_id`` owns it."""
+        with self._write() as db:
+            params = (rows.dumps(progress), job_id, worker_id)
+            return db.execute(self.q["set_progress"], params).rowcount == 1
+
+    def jobs_may_be_pending(self, queues: Sequence[str], seen: set[int | None]) -> bool:
+        """True if another connection committed since ``seen`` and jobs may now be pending.
+
+        Pending means: a job of ``queues`` (of any queue if empty) in a queue that is not
+        paused. ``seen`` holds the data versions last looked at; it is updated to the current
+        version, so each commit is looked at once.
+        """
+        db = self._db()
+        version = db.execute(self.q["data_version"]).fetchone()[0]
+        if seen == {version}:
+            return False
+        seen.clear()
+        seen.add(version)
+        if queues:
+            found = db.execute(self.q["any_pending_in"], (json.dumps(list(queues)),))
+        else:
+            found = db.execute(self.q["any_pending"])
+        return bool(found.fetchone()[0])
+
+    # -- maintain --------------------------------------------------------------------------
+    def promote_due(self, now: datetime) -> int:
+        """Move due scheduled and retryable jobs to pending; return how many."""
+        with self._write() as db:
+            return db.execute(self.q["promote_due"], (rows.epoch(now),)).rowcount
+
+    def expired_leases(self, now: datetime, limit: int) -> list[Job]:
+        """Running jobs whose lease ended before ``now``, by id."""
+        cursor = self._db().execute(self.q["expired_leases"], (rows.epoch(now), limit))
+        return [rows.job_from_row(row) for row in cursor]
+
+    def prune(self, before: Mapping[JobState, datetime]) -> int:
+        """Delete finished jobs of each given state that finished before its cutoff.
+
+        Unfinished states in ``before`` are ignored: pruning never deletes a job that may
+        still run (the contract suite's rule; memory.py's loop alone would delete them).
+        """
+        sql = self.q["prune_state"]
+        with self._write() as db:
+            db.execute(self.q["remember_last_job_id"])
+            return sum(
+                db.execute(sql, (state.value, rows.epoch(cutoff))).rowcount
+                for state, cutoff in before.items()
+                if state in FINISHED_STATES
+            )
+
+    # -- admin -----------------------------------------------------------------------------
+    def get(self, job_id: int) -> Job:
+        """Return one job or raise ``JobNotFound``."""
+        return self._get(self._db(), job_id)
+
+    def _get(self, db: sqlite3.Connection, job_id: int) -> Job:
+        row = db.execute(self.q["get_job"], (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return rows.job_from_row(row)
+
+    def list_jobs(self, filter: JobFilter) -> Page[Job]:
+        """One page of the jobs matching ``filter``, with the total count."""
+        where, params = self._where(filter)
+        listing = self.q["list_jobs"].format(where=where, order_by=rows.order_by(filter))
+        with self._read() as db:
+            total = db.execute(self.q["count_jobs"].format(where=where), params).fetchone()[0]
+            found = db.execute(listing, (*params, filter.per_page, filter.offset)).fetchall()
+        return Page(
+            items=[rows.job_from_row(row) for row in found],
+            total_entries=total,
+            page_number=filter.page,
+            page_size=filter.per_page,
+        )
+
+    def _where(self, filter: JobFilter) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        if filter.states is not None:
+            parts.append(self.q["filter_states"])
+            params.append(json.dumps(sorted(state.value for state in filter.states)))
+        if filter.queue is not None:
+            parts.append(self.q["filter_queue"])
+            params.append(filter.queue)
+        if filter.task is not None:
+            parts.append(self.q["filter_task"])
+            params.append(filter.task)
+        return " AND ".join(parts) or "1", params
+
+    def cancel(self, job_id: int, reason: str, now: datetime) -> Job:
+        """Cancel a waiting job, flag a running one; return the job as it is now."""
+        with self._write() as db:
+            params = (rows.epoch(now), now.isoformat(), reason, job_id)
+            row = db.execute(self.q["cancel_waiting"], params).fetchone()
+            if row is None:
+                row = db.execute(self.q["request_cancel"], (job_id,)).fetchone()
+            return rows.job_from_row(row) if row is not None else self._get(db, job_id)
+
+    def retry(self, job_id: int, now: datetime) -> tuple[Job, bool]:
+        """Make a failed, discarded or cancelled job pending; True if it moved."""
+        with self._write() as db:
+            row = db.execute(self.q["retry_job"], (rows.epoch(now), job_id)).fetchone()
+            if row is None:
+                return self._get(db, job_id), False
+            return rows.job_from_row(row), True
+
+    def delete(self, job_id: int) -> bool:
+        """Delete a job that is not running."""
+        with self._write() as db:
+            db.execute(self.q["remember_last_job_id"])
+            return db.execute(self.q["delete_job"], (job_id,)).rowcount == 1
+
+    def stats(self) -> Stats:
+        """Counts by queue and state; paused queues appear even without jobs."""
+        with self._read() as db:
+            paused = [queue for (queue,) in db.execute(self.q["list_paused"])]
+            counted = db.execute(self.q["count_by_queue_and_state"]).fetchall()
+        counts: dict[str, dict[JobState, int]] = {queue: {} for queue in paused}
+        for queue, state, count in counted:
+            counts.setdefault(queue, {})[JobState(state)] = count
+        return Stats(counts=counts, paused=frozenset(paused))
+
+    def pause_queue(self, queue: str) -> None:
+        """Mark ``queue`` paused."""
+        with self._write() as db:
+            db.execute(self.q["pause_queue"], (queue,))
+
+    def resume_queue(self, queue: str) -> None:
+        """Unmark ``queue`` paused."""
+        with self._write() as db:
+            db.execute(self.q["resume_queue"], (queue,))
+
+    def paused_queues(self) -> set[str]:
+        """The paused queues."""
+        return {queue for (queue,) in self._db().execute(self.q["list_paused"])}
+
+    # -- schedules -------------------------------------------------------------------------
+    def save_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a schedule."""
+        with self._write() as db:
+            db.execute(self.q["save_schedule"], rows.schedule_params(schedule))
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; False if there was none."""
+        with self._write() as db:
+            return db.execute(self.q["delete_schedule"], (name,)).rowcount == 1
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        cursor = self._db().execute(self.q["list_schedules"])
+        return [rows.schedule_from_row(row) for row in cursor]
+
+    # -- coordination ----------------------------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the named lease unless another holder has it past ``now``."""
+        params = (name, holder, rows.epoch(until), rows.epoch(now))
+        with self._write() as db:
+            return db.execute(self.q["acquire_lease"], params).rowcount == 1
+
+    def record_worker(self, info: WorkerInfo) -> None:
+        """Upsert a worker record."""
+        with self._write() as db:
+            db.execute(self.q["record_worker"], rows.worker_params(info))
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Delete a worker record."""
+        with self._write() as db:
+            db.execute(self.q["remove_worker"], (worker_id,))
+
+    def list_workers(self, alive_since: datetime) -> list[WorkerInfo]:
+        """Workers that heartbeated at or after ``alive_since``, by id."""
+        cursor = self._db().execute(self.q["list_workers"], (rows.epoch(alive_since),))
+        return [rows.worker_from_row(row) for row in cursor]
+
+
+def unavailable(exc: sqlite3.Error, path: str) -> BackendUnavailable | None:
+    """The :class:`BackendUnavailable` to raise for ``exc``, or None if it is another error."""
+    message = str(exc).lower()
+    if "locked" in message or "busy" in message:
+        return BackendUnavailable(
+            f"SQLite database {path} stayed locked by another connection for more than "
+            f"{BUSY_TIMEOUT_MS / 1000:g}s ({exc}); is a long transaction holding it?"
+        )
+    if "unable to open" in message or "not a database" in message or "readonly" in message:
+        return BackendUnavailable(f"cannot use SQLite database {path}: {exc}")
+    return None

@@ -1,0 +1,319 @@
+"""SqliteBackend: the default, zero-setup durable store, on the standard library's ``sqlite3``.
+
+One backend owns one connection on one dedicated thread (a single-worker executor): every call
+submits *one* function to that thread (:class:`~taskward.backends.sql.sqlite_store.SqliteStore`
+does all the SQL of the call there), so a call costs one thread hop however many statements it
+runs, and the connection never crosses threads. SQL lives in ``sql/sqlite/*.sql``.
+
+Durability and concurrency: WAL journal, ``synchronous`` as configured (FULL by default),
+``BEGIN IMMEDIATE`` for every write so that claims, unique checks and leases are serialised
+across processes by SQLite's single writer lock. Several worker processes may share one file on
+one machine (not over a network file system).
+
+Wake-ups: jobs this instance inserts, promotes, retries or resumes wake its own waiters at once;
+jobs written by other processes are noticed by polling ``PRAGMA data_version`` (it changes when
+another connection commits) every 50 ms while waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import sqlite3
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Final, TypeVar, TypeVarTuple
+
+from taskward.backends.base import Capability
+from taskward.backends.sql.sqlite_store import MEMORY_PATH, SqliteStore, unavailable
+from taskward.errors import InvalidOptions, NotSupported
+from taskward.jobs import (
+    Inserted,
+    Job,
+    JobFilter,
+    JobState,
+    JobUpdate,
+    LeaseReport,
+    NewJob,
+    Page,
+    Schedule,
+    Stats,
+    WorkerInfo,
+)
+
+__all__ = ["SqliteBackend", "parse_sqlite_url"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+SYNCHRONOUS_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+POLL_SECONDS: Final = 0.05
+_PREFIX: Final = "sqlite:///"
+
+
+def parse_sqlite_url(url: str) -> str:
+    """Return the database path of a ``sqlite:///`` URL (absolute), or ``":memory:"``.
+
+    ``sqlite:///relative/path.db`` is relative to the current directory,
+    ``sqlite:////absolute/path.db`` is absolute, ``sqlite:///:memory:`` is a private
+    in-memory database (gone on close, not shared between processes).
+    """
+    if url[: len(_PREFIX)].lower() != _PREFIX:
+        raise InvalidOptions(
+            f"invalid SQLite URL {url!r}: use sqlite:///relative/path.db, "
+            "sqlite:////absolute/path.db or sqlite:///:memory:"
+        )
+    path = url[len(_PREFIX) :]
+    if path == MEMORY_PATH:
+        return path
+    if not path or path.endswith("/") or "?" in path:
+        raise InvalidOptions(f"invalid SQLite URL {url!r}: it must end with a file name")
+    return os.path.abspath(path)
+
+
+class SqliteBackend:
+    """Jobs in one SQLite file, shared by every process on the machine that opens it.
+
+    ``synchronous`` is SQLite's durability level: FULL (default) loses no acknowledged write
+    on power failure; NORMAL is faster and may lose the last transactions on power failure.
+    The connection opens lazily on first use if :meth:`open` was not called.
+    """
+
+    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        level = synchronous.upper() if isinstance(synchronous, str) else ""
+        if level not in SYNCHRONOUS_LEVELS:
+            raise InvalidOptions(
+                f"invalid SQLite synchronous level {synchronous!r}: use one of "
+                f"{sorted(SYNCHRONOUS_LEVELS)}"
+            )
+        self.url = url
+        self.path = parse_sqlite_url(url)
+        self.synchronous = level
+        self._executor: ThreadPoolExecutor | None = None
+        self._store = SqliteStore(self.path, synchronous=level)
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._wake_count = 0
+        self._wake_count_at_fetch: dict[str, int] = {}
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Persistent and shared between processes (except ``sqlite:///:memory:``)."""
+        if self.path == MEMORY_PATH:
+            return frozenset({Capability.STORES_JOBS})
+        return frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.STORES_JOBS})
+
+    # -- the database thread ---------------------------------------------------------------
+    async def _call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """Run ``fn(*args)`` on the database thread, mapping lock/open errors."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskward-sqlite")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.DatabaseError as exc:
+            error = unavailable(exc, self.path)
+            if error is None:
+                raise
+            raise error from exc
+
+    def __repr__(self) -> str:
+        return f"<SqliteBackend {self.path} synchronous={self.synchronous}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the connection on its thread (idempotent); creates missing parent folders."""
+        await self._call(self._store.open)
+
+    async def close(self) -> None:
+        """Close the connection and stop its thread (idempotent); wakes any waiter."""
+        executor, self._executor = self._executor, None
+        store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
+        self._wake()
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, store.close)
+        finally:
+            executor.shutdown(wait=False)
+
+    async def migrate(self) -> None:
+        """Apply pending migrations (safe when several processes start at once)."""
+        await self._call(self._store.migrate)
+
+    async def pragmas(self) -> dict[str, Any]:
+        """The connection's ``journal_mode``, ``synchronous`` (0-3) and ``busy_timeout`` (ms)."""
+        return await self._call(self._store.pragmas)
+
+    # -- produce ---------------------------------------------------------------------------
+    async def insert(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs in one transaction; a unique clash returns the existing job as duplicate.
+
+        ``connection`` (joining the caller's own transaction) is not supported for SQLite yet:
+        the backend's connection lives on its own thread, so it cannot share the caller's
+        ``sqlite3`` transaction. Passing one raises :class:`NotSupported`.
+        """
+        if connection is not None:
+            raise NotSupported(
+                "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
+                "enqueue after your commit, or use the postgres backend"
+            )
+        if not jobs:
+            return []
+        out = await self._call(self._store.insert, jobs, now)
+        if any(not i.duplicate and i.job.state is JobState.PENDING for i in out):
+            self._wake()
+        return out
+
+    # -- work ------------------------------------------------------------------------------
+    async def fetch(
+        self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
+        self._wake_count_at_fetch[queue] = self._wake_count
+        if limit <= 0:
+            return []
+        return await self._call(self._store.fetch, queue, limit, worker_id, now, lease_until)
+
+    async def extend_leases(
+        self, job_ids: Collection[int], *, worker_id: str, lease_until: datetime
+    ) -> LeaseReport:
+        """Extend this worker's leases; report jobs lost or with a cancel request."""
+        if not job_ids:
+            return LeaseReport()
+        return await self._call(self._store.extend_leases, job_ids, worker_id, lease_until)
+
+    async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
+        """Write each outcome only if the job is still running at that attempt, owned by us."""
+        if not updates:
+            return []
+        return await self._call(self._store.finish, updates, worker_id)
+
+    async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
+        """Store progress of a running job this worker owns."""
+        return await self._call(self._store.set_progress, job_id, progress, worker_id)
+
+    async def wait_for_jobs(self, queues: Collection[str], *, timeout: float) -> None:
+        """Return when jobs may be pending in ``queues``, or after ``timeout`` seconds.
+
+        Returns at once if this instance woke waiters since its last fetch of one of
+        ``queues`` (so a wake-up between that fetch and this wait is not lost).
+        """
+        names = list(queues)
+        if any(
+            self._wake_count_at_fetch.get(q, self._wake_count) != self._wake_count for q in names
+        ):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.add(future)
+        store = self._store
+        seen = {store.versions.get(q) for q in names} if names else {store.last_version}
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                done, _ = await asyncio.wait({future}, timeout=min(remaining, POLL_SECONDS))
+                if done:
+                    return
+                if await self._call(store.jobs_may_be_pending, names, seen):
+                    return
+        finally:
+            self._waiters.discard(future)
+
+    def _wake(self) -> None:
+        self._wake_count += 1
+        for future in self._waiters:
+            if not future.done():
+                future.set_result(None)
+
+    # -- maintain --------------------------------------------------------------------------
+    async def promote_due(self, *, now: datetime) -> int:
+        """Move due scheduled/retryable jobs to pending; return how many."""
+        promoted = await self._call(self._store.promote_due, now)
+        if promoted:
+            self._wake()
+        return promoted
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
+        """Return running jobs whose lease expired before ``now``, by id."""
+        return await self._call(self._store.expired_leases, now, limit)
+
+    async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
+        """Delete finished jobs of each given state last changed before its cutoff."""
+        if not before:
+            return 0
+        return await self._call(self._store.prune, before)
+
+    # -- admin -----------------------------------------------------------------------------
+    async def get(self, job_id: int) -> Job:
+        """Return one job; raise ``JobNotFound``."""
+        return await self._call(self._store.get, job_id)
+
+    async def list(self, filter: JobFilter) -> Page[Job]:
+        """Return one page of jobs matching ``filter``."""
+        return await self._call(self._store.list_jobs, filter)
+
+    async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
+        """Cancel a waiting job, or ask the worker of a running one to stop."""
+        return await self._call(self._store.cancel, job_id, reason, now)
+
+    async def retry(self, job_id: int, *, now: datetime) -> Job:
+        """Make a failed, discarded or cancelled job pending again with a fresh attempt."""
+        job, moved = await self._call(self._store.retry, job_id, now)
+        if moved:
+            self._wake()
+        return job
+
+    async def delete(self, job_id: int) -> bool:
+        """Delete a job unless it is running; False if there was none."""
+        return await self._call(self._store.delete, job_id)
+
+    async def stats(self) -> Stats:
+        """Count jobs by queue and state; paused queues are listed even when empty."""
+        return await self._call(self._store.stats)
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop ``fetch`` from handing out jobs of ``queue``, in every process."""
+        await self._call(self._store.pause_queue, queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Undo :meth:`pause_queue`."""
+        await self._call(self._store.resume_queue, queue)
+        self._wake()
+
+    async def paused_queues(self) -> set[str]:
+        """Return the names of paused queues."""
+        return await self._call(self._store.paused_queues)
+
+    # -- schedules -------------------------------------------------------------------------
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a recurring schedule by name."""
+        await self._call(self._store.save_schedule, schedule)
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a recurring schedule; False if there was none."""
+        return await self._call(self._store.delete_schedule, name)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        """Return every recurring schedule, by name."""
+        return await self._call(self._store.list_schedules)
+
+    # -- coordination ----------------------------------------------------------------------
+    async def acquire_lease(
+        self, name: str, *, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take or renew the named lease unless another holder has it until after ``now``."""
+        return await self._call(self._store.acquire_lease, name, holder, now, until)
+
+    async def record_worker(self, info: WorkerInfo) -> None:
+        """Upsert a worker's liveness record."""
+        await self._call(self._store.record_worker, info)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Delete a worker's liveness record."""
+        await self._call(self._store.remove_worker, worker_id)
+
+    async def list_workers(self, *, alive_since: datetime) -> builtins.list[WorkerInfo]:
+        """Return workers that heartbeated at or after ``alive_since``, by id."""
+        return await self._call(self._store.list_workers, alive_since)

@@ -1,0 +1,1 @@
+"""The worker runtime: fetch loop, executor, heartbeats, cron and maintenance services."""
