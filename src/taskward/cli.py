@@ -34,7 +34,8 @@ app = typer.Typer(
 )
 cron_app = typer.Typer(help="Recurring schedules.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
-console = Console()
+# Tables are wide: off a terminal (pipes, CI logs) give them room instead of folding cells.
+console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 
 AppOpt = Annotated[
@@ -155,7 +156,7 @@ def enqueue(
         parsed_args, parsed_kwargs = json.loads(args), json.loads(kwargs)
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"--args/--kwargs must be JSON: {exc}") from None
-    opts = {"queue": queue, "priority": priority, "delay": delay}
+    opts: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
     if from_file is not None:
         calls = _read_jsonl(from_file)
         jobs = run(manager, lambda m: m.enqueue_many(task, calls, **opts))

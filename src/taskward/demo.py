@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import sys
 import time
 from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.table import Table
 
 from taskward.cli import stats_table
@@ -24,7 +26,7 @@ from taskward.jobs import FINISHED_STATES, JobState
 from taskward.manager import TaskManager
 from taskward.runtime.context import JobContext
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 110)
 
 
 def build_manager(url: str) -> TaskManager:
@@ -74,7 +76,7 @@ async def _enqueue(tw: TaskManager) -> int:
 
 
 async def _live_until_done(tw: TaskManager, expected: int, deadline: float) -> None:
-    with Live(console=console, refresh_per_second=8) as live:
+    with Live(console=console, refresh_per_second=8, transient=True) as live:
         while time.monotonic() < deadline:
             data = await tw.get_statistics()
             finished = sum(c[s.value] for c in data["queues"].values() for s in FINISHED_STATES)
@@ -105,14 +107,14 @@ async def _demo(url: str) -> int:
             worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-        await _report(tw)
+        await _report(tw, url)
     return 0
 
 
-async def _report(tw: TaskManager) -> None:
+async def _report(tw: TaskManager, url: str) -> None:
     console.print(stats_table(await tw.get_statistics()))
     dead = await tw.list_tasks(state=[JobState.FAILED, JobState.DISCARDED])
-    table = Table(title="dead letters (retry with: taskward retry ID --url …)")
+    table = Table(title=f"dead letters (retry one with: taskward retry ID --url {url})")
     for col in ("id", "task", "state", "attempts", "last error"):
         table.add_column(col)
     for job in dead.items:
@@ -134,5 +136,13 @@ def run_demo(url: str = "sqlite:///./demo.db") -> int:
         path = Path(url.removeprefix("sqlite:///"))
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    handler = RichHandler(console=console, show_path=False, markup=False)
+    handler.addFilter(_first_line)  # the dead-letter traceback is shown once, in the table
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     return asyncio.run(_demo(url))
+
+
+def _first_line(record: logging.LogRecord) -> bool:
+    record.msg = record.getMessage().split("\n", 1)[0]
+    record.args = ()
+    return True

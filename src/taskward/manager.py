@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from taskward.backends import open_backend
 from taskward.backends.base import Backend, Capability
-from taskward.backoff import ExponentialBackoff, RetryPolicy, policy_from
+from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, policy_from
 from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
 from taskward.errors import InvalidOptions, NotSupported, UnknownTask
@@ -127,19 +127,42 @@ class TaskManager:
         return self.sync.portal.call(awaitable)
 
     # -- tasks -----------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
     def task(
         self,
-        fn: Callable[P, R] | None = None,
+        fn: None = None,
+        /,
         *,
         name: str | None = None,
         queue: str | None = None,
         priority: int | None = None,
         max_attempts: int | None = None,
-        backoff: Any = None,
+        backoff: BackoffSpec = None,
         timeout: float | None = None,
         unique_for: float | None = None,
-    ) -> Any:
-        """Register a function as a task: ``@tw.task`` or ``@tw.task(queue="emails", …)``."""
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        backoff: BackoffSpec = None,
+        timeout: float | None = None,
+        unique_for: float | None = None,
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function as a task: ``@tw.task`` or ``@tw.task(queue="emails", …)``.
+
+        ``backoff`` is seconds between attempts, a callable ``attempt -> seconds``, a
+        ``RetryPolicy``, or None for exponential backoff with jitter.
+        """
         options = TaskOptions(
             queue=queue,
             priority=priority,
@@ -397,7 +420,7 @@ class TaskManager:
             per_page=per_page,
             sort_by=sort_by,
         )
-        return await (await self._backend()).list(flt)
+        return await (await self._backend()).list_jobs(flt)
 
     async def get_statistics(self) -> dict[str, Any]:
         """Return ``{"queues": {queue: {state: count}}, "paused": [...], "workers": {...}}``."""

@@ -139,7 +139,7 @@ async def reach(backend: Backend, state: JobState, **overrides: Any) -> Job:
 
 async def list_all(backend: Backend, **filters: Any) -> Page[Job]:
     """Return the first page (up to 1000) of jobs matching ``filters``, by id."""
-    return await backend.list(JobFilter(per_page=1000, sort_by="id", **filters))
+    return await backend.list_jobs(JobFilter(per_page=1000, sort_by="id", **filters))
 
 
 def pretend_running(job: Job) -> Job:

@@ -49,7 +49,7 @@ async def seed(backend: Backend) -> list[Job]:
 
 
 async def ids(backend: Backend, **filters: Any) -> list[int]:
-    page = await backend.list(JobFilter(**filters))
+    page = await backend.list_jobs(JobFilter(**filters))
     return [j.id for j in page.items]
 
 
@@ -58,7 +58,7 @@ async def ids(backend: Backend, **filters: Any) -> list[int]:
 
 async def test_list_defaults_to_newest_first(backend: Backend) -> None:
     jobs = await seed(backend)
-    page = await backend.list(JobFilter())
+    page = await backend.list_jobs(JobFilter())
     assert [j.id for j in page.items] == [j.id for j in reversed(jobs)]
     assert list(page.items) == list(reversed(jobs))
     assert (page.total_entries, page.page_number, page.page_size) == (5, 1, 50)
@@ -81,7 +81,7 @@ async def test_list_filters_by_state_queue_and_task(backend: Backend) -> None:
 
 async def test_list_filter_total_counts_only_matches(backend: Backend) -> None:
     await seed(backend)
-    page = await backend.list(JobFilter(queue="default", per_page=1))
+    page = await backend.list_jobs(JobFilter(queue="default", per_page=1))
     assert page.total_entries == 3
     assert page.total_pages == 3
     assert len(page.items) == 1
@@ -133,19 +133,21 @@ async def test_list_sorts_by_run_fields(backend: Backend, field: str, descending
 async def test_pagination_with_totals_and_an_empty_page(backend: Backend) -> None:
     inserted = await backend.insert([new_job(args=[n]) for n in range(5)], now=NOW)
     j = [i.job.id for i in inserted]
-    pages = [await backend.list(JobFilter(sort_by="id", per_page=2, page=n)) for n in (1, 2, 3)]
+    pages = [
+        await backend.list_jobs(JobFilter(sort_by="id", per_page=2, page=n)) for n in (1, 2, 3)
+    ]
     assert [[job.id for job in p.items] for p in pages] == [j[0:2], j[2:4], j[4:5]]
     for number, page in enumerate(pages, start=1):
         assert (page.total_entries, page.total_pages) == (5, 3)
         assert (page.page_number, page.page_size) == (number, 2)
 
-    beyond = await backend.list(JobFilter(sort_by="id", per_page=2, page=4))
+    beyond = await backend.list_jobs(JobFilter(sort_by="id", per_page=2, page=4))
     assert list(beyond.items) == []
     assert (beyond.total_entries, beyond.total_pages, beyond.page_number) == (5, 3, 4)
 
 
 async def test_list_of_an_empty_store(backend: Backend) -> None:
-    page = await backend.list(JobFilter())
+    page = await backend.list_jobs(JobFilter())
     assert list(page.items) == []
     assert page.total_entries == 0
     assert page.total_pages == 1

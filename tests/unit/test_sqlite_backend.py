@@ -27,7 +27,7 @@ from taskward.backends.sql import (
 from taskward.backends.sql.migrate import load_migrations, migrate_sqlite, split_sqlite_script
 from taskward.backends.sqlite import SqliteBackend, parse_sqlite_url
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
-from taskward.jobs import Job, JobFilter, JobState, NewJob, WorkerInfo
+from taskward.jobs import Job, JobFilter, JobState, JobUpdate, NewJob, WorkerInfo
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=60)
@@ -150,7 +150,7 @@ async def test_large_batches_keep_order_ids_and_values(backend: SqliteBackend) -
     inserted = await backend.insert(batch, now=NOW)
     ids = [i.job.id for i in inserted]
     assert ids == list(range(ids[0], ids[0] + count))
-    page = await backend.list(JobFilter(sort_by="id", per_page=1000))
+    page = await backend.list_jobs(JobFilter(sort_by="id", per_page=1000))
     assert list(page.items) == [i.job for i in inserted]
 
 
@@ -168,6 +168,31 @@ async def test_a_batch_mixing_unique_and_plain_jobs_is_inserted_in_order(
     assert inserted[3].job == inserted[1].job
     assert [i.job.id for i in inserted[:3]] == [1, 2, 3]
     assert [(await backend.get(n)).args for n in (1, 2, 3)] == [[0], [1], [2]]
+
+
+@pytest.mark.parametrize("sort_by", ["completed_at", "-completed_at"])
+async def test_jobs_without_a_sort_value_come_last_either_way(
+    backend: SqliteBackend, sort_by: str
+) -> None:
+    inserted = await backend.insert([new_job() for _ in range(4)], now=NOW)
+    claimed = await backend.fetch(
+        queue="default", limit=2, worker_id="w", now=NOW, lease_until=LEASE
+    )
+    for n, job in enumerate(claimed):
+        update = JobUpdate(
+            job_id=job.id,
+            attempt=1,
+            state=JobState.COMPLETED,
+            at=NOW + timedelta(seconds=n),
+        )
+        assert await backend.finish([update], worker_id="w") == [True]
+    page = await backend.list_jobs(JobFilter(sort_by=sort_by))
+    done = [j.id for j in sorted(claimed, key=lambda j: j.id)]
+    waiting = sorted(i.job.id for i in inserted if i.job.id not in done)
+    if sort_by.startswith("-"):
+        done.reverse()
+        waiting.reverse()
+    assert [j.id for j in page.items] == done + waiting
 
 
 def test_job_builder_matches_the_dataclass_constructor() -> None:

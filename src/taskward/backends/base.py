@@ -129,7 +129,7 @@ class Backend(Protocol):
         """Return one job; raise ``JobNotFound``."""
         ...
 
-    async def list(self, filter: JobFilter) -> Page[Job]:
+    async def list_jobs(self, filter: JobFilter) -> Page[Job]:
         """Return one page of jobs matching ``filter``."""
         ...
 

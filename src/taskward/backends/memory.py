@@ -261,7 +261,7 @@ class MemoryBackend:
         except KeyError:
             raise JobNotFound(job_id) from None
 
-    async def list(self, filter: JobFilter) -> Page[Job]:
+    async def list_jobs(self, filter: JobFilter) -> Page[Job]:
         """Filter, sort and page the jobs."""
         matching = [j for j in self._jobs.values() if _matches(j, filter)]
         rows = _sorted(matching, filter.sort_field, filter.descending)

@@ -101,7 +101,7 @@ class NoopBackend:
         """No job exists."""
         raise JobNotFound(job_id)
 
-    async def list(self, filter: JobFilter) -> Page[Job]:
+    async def list_jobs(self, filter: JobFilter) -> Page[Job]:
         """An empty page."""
         return Page(items=[], total_entries=0, page_number=filter.page, page_size=filter.per_page)
 

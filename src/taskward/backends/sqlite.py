@@ -18,7 +18,6 @@ another connection commits) every 50 ms while waiting.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import os
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -250,7 +249,7 @@ class SqliteBackend:
         """Return one job; raise ``JobNotFound``."""
         return await self._call(self._store.get, job_id)
 
-    async def list(self, filter: JobFilter) -> Page[Job]:
+    async def list_jobs(self, filter: JobFilter) -> Page[Job]:
         """Return one page of jobs matching ``filter``."""
         return await self._call(self._store.list_jobs, filter)
 
@@ -295,7 +294,7 @@ class SqliteBackend:
         """Delete a recurring schedule; False if there was none."""
         return await self._call(self._store.delete_schedule, name)
 
-    async def list_schedules(self) -> builtins.list[Schedule]:
+    async def list_schedules(self) -> list[Schedule]:
         """Return every recurring schedule, by name."""
         return await self._call(self._store.list_schedules)
 
@@ -314,6 +313,6 @@ class SqliteBackend:
         """Delete a worker's liveness record."""
         await self._call(self._store.remove_worker, worker_id)
 
-    async def list_workers(self, *, alive_since: datetime) -> builtins.list[WorkerInfo]:
+    async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
         return await self._call(self._store.list_workers, alive_since)

@@ -72,7 +72,7 @@ async def _wait_for_next_due(worker: Worker, queues: Sequence[str]) -> bool:
     """Sleep until the earliest scheduled/retryable job of ``queues`` is due; False if none."""
     earliest = None
     for queue in queues:
-        page = await worker.backend.list(
+        page = await worker.backend.list_jobs(
             JobFilter(states=_LATER, queue=queue, per_page=1, sort_by="scheduled_at")
         )
         for job in page.items:

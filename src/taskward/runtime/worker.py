@@ -87,9 +87,7 @@ class Acker:
             try:
                 # Shielded: once a batch is handed to the store it completes even if the
                 # caller is cancelled, so no outcome is dropped or written twice.
-                written = await asyncio.shield(
-                    self.backend.finish(batch, worker_id=self.worker_id)
-                )
+                written = await asyncio.shield(self.backend.finish(batch, worker_id=self.worker_id))
             except Exception:
                 # Keep them for the next flush: losing an outcome would re-run a finished job.
                 self._pending[:0] = batch

@@ -240,16 +240,14 @@ def update_params(update: JobUpdate, worker_id: str) -> tuple[Any, ...]:
 def order_by(filter: JobFilter) -> str:
     """ORDER BY text for a listing, from the whitelisted sort columns only.
 
-    Same order as the reference backend: NULLs after values ascending (before them
-    descending), ties broken by id in the same direction.
+    Same order as the reference backend: by the column, then by id, both in the requested
+    direction; jobs without a value (never attempted, never completed) last either way.
     """
     column = _SORT_COLUMNS[filter.sort_field]
     direction = "DESC" if filter.descending else "ASC"
     if column == "id":
         return f"id {direction}"
-    nulls = ""
-    if column in _NULLABLE_SORT_COLUMNS:
-        nulls = " NULLS FIRST" if filter.descending else " NULLS LAST"
+    nulls = " NULLS LAST" if column in _NULLABLE_SORT_COLUMNS else ""
     return f"{column} {direction}{nulls}, id {direction}"
 
 
