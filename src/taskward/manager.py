@@ -218,48 +218,65 @@ class TaskManager:
         **options: Any,
     ) -> NewJob:
         """Validate a job and return it ready to insert; raise before anything is written."""
+        return self._with_payload(self._template(ref, options), args, kwargs)
+
+    def _template(self, ref: TaskRef, options: Mapping[str, Any]) -> NewJob:
+        """Resolve the task and validate every option once (a bulk enqueue shares it)."""
         unknown = set(options) - JOB_OPTIONS
         if unknown:
             raise InvalidOptions(f"unknown job option(s): {', '.join(sorted(unknown))}")
         task = self.resolve_task(ref)
-        payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
-        opts = task.options
-        queue = validate_queue_name(
-            _first(options.get("queue"), opts.queue, self.settings.default_queue)
-        )
-        unique_for = validate_seconds(
-            "unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False
-        )
+        opts, cfg = task.options, self.settings
         now = self.clock.now()
         scheduled_at = self._scheduled_at(now, options.get("at"), options.get("delay"))
         return NewJob(
             task=task.name,
-            queue=queue,
-            args=payload.args,
-            kwargs=payload.kwargs,
-            args_json=payload.args_json,
-            kwargs_json=payload.kwargs_json,
+            queue=validate_queue_name(_first(options.get("queue"), opts.queue, cfg.default_queue)),
+            args=[],
+            kwargs={},
             priority=validate_priority(
-                _first(options.get("priority"), opts.priority, self.settings.default_priority)
+                _first(options.get("priority"), opts.priority, cfg.default_priority)
             ),
             max_attempts=validate_max_attempts(
-                _first(
-                    options.get("max_attempts"),
-                    opts.max_attempts,
-                    self.settings.default_max_attempts,
-                )
+                _first(options.get("max_attempts"), opts.max_attempts, cfg.default_max_attempts)
             ),
             timeout=validate_seconds(
                 "timeout", _first(options.get("timeout"), opts.timeout), allow_zero=False
             ),
             scheduled_at=scheduled_at,
             state=JobState.PENDING if scheduled_at <= now else JobState.SCHEDULED,
-            unique_key=_unique_key(task.name, queue, payload.args, payload.kwargs)
-            if unique_for
-            else None,
-            unique_window=unique_for,
+            unique_window=validate_seconds(
+                "unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False
+            ),
             tags=tuple(options.get("tags") or ()),
             meta=dict(options.get("meta") or {}),
+        )
+
+    def _with_payload(
+        self, template: NewJob, args: Sequence[Any], kwargs: Mapping[str, Any] | None
+    ) -> NewJob:
+        """Return ``template`` carrying these validated, encoded arguments."""
+        payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
+        unique_key = None
+        if template.unique_window is not None:
+            unique_key = _unique_key(template.task, template.queue, payload.args, payload.kwargs)
+        # Built field by field: dataclasses.replace costs more than the rest of this function.
+        return NewJob(
+            task=template.task,
+            queue=template.queue,
+            args=payload.args,
+            kwargs=payload.kwargs,
+            args_json=payload.args_json,
+            kwargs_json=payload.kwargs_json,
+            priority=template.priority,
+            max_attempts=template.max_attempts,
+            timeout=template.timeout,
+            scheduled_at=template.scheduled_at,
+            state=template.state,
+            unique_key=unique_key,
+            unique_window=template.unique_window,
+            tags=template.tags,
+            meta=template.meta,
         )
 
     def _scheduled_at(self, now: datetime, at: Any, delay: Any) -> datetime:
@@ -299,7 +316,8 @@ class TaskManager:
         Each call is an args list/tuple, or an ``(args, kwargs)`` pair given as a 2-tuple whose
         second item is a dict.
         """
-        new_jobs = [self.build_job(task, *_split_call(call), **options) for call in calls]
+        template = self._template(task, options)
+        new_jobs = [self._with_payload(template, *_split_call(call)) for call in calls]
         backend = await self._backend()
         jobs: list[Job] = []
         for start in range(0, len(new_jobs), batch_size):

@@ -131,7 +131,7 @@ def encode_payload(
     arg_list = _as_list(args)
     kwarg_dict = _as_dict(kwargs)
     args_json = _encode(arg_list, "args")
-    kwargs_json = _encode(kwarg_dict, "kwargs")
+    kwargs_json = _encode(kwarg_dict, "kwargs") if kwarg_dict else "{}"
     args_size = _utf8_size(args_json, arg_list, "args")
     size = args_size + _utf8_size(kwargs_json, kwarg_dict, "kwargs")
     if size > max_bytes:
@@ -142,12 +142,24 @@ def encode_payload(
             "(environment variable TASKWARD_MAX_PAYLOAD_BYTES)"
         )
     return EncodedPayload(
-        args=loads(args_json),
-        kwargs=loads(kwargs_json),
+        args=_decoded(arg_list, args_json),
+        kwargs=_decoded(kwarg_dict, kwargs_json) if kwarg_dict else {},
         args_json=args_json,
         kwargs_json=kwargs_json,
         size=size,
     )
+
+
+def _decoded(value: list[Any] | tuple[Any, ...] | dict[str, Any], text: str) -> Any:
+    """Return what decoding ``text`` gives, skipping the decode for flat exact scalars.
+
+    A list or dict of plain str/int/float/bool/None decodes to an equal copy of itself, so a
+    shallow copy is the same answer at a fraction of the cost (the common case: ids).
+    """
+    items = value.values() if isinstance(value, dict) else value
+    if all(type(item) in _LEAF_TYPES for item in items):
+        return dict(value) if isinstance(value, dict) else list(value)
+    return loads(text)
 
 
 def check_args(

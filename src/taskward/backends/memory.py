@@ -56,6 +56,7 @@ class MemoryBackend:
         self._jobs: dict[int, Job] = {}
         self._next_id = 1
         self._pending: dict[str, list[tuple[int, float, int]]] = {}
+        self._later: list[tuple[float, int]] = []  # scheduled/retryable, by due time
         self._unique: dict[str, int] = {}
         self._paused: set[str] = set()
         self._schedules: dict[str, Schedule] = {}
@@ -134,6 +135,8 @@ class MemoryBackend:
         self._jobs[job.id] = job
         if job.state is S.PENDING:
             heapq.heappush(self._pending.setdefault(job.queue, []), _heap_entry(job))
+        elif job.state in (S.SCHEDULED, S.RETRYABLE):
+            heapq.heappush(self._later, (job.scheduled_at.timestamp(), job.id))
 
     # -- work ------------------------------------------------------------------------------
     async def fetch(
@@ -215,16 +218,20 @@ class MemoryBackend:
     # -- maintain --------------------------------------------------------------------------
     async def promote_due(self, *, now: datetime) -> int:
         """Move due scheduled/retryable jobs to pending."""
-        due = [
-            j
-            for j in self._jobs.values()
-            if j.state in (S.SCHEDULED, S.RETRYABLE) and j.scheduled_at <= now
-        ]
-        for job in due:
+        promoted = 0
+        cutoff = now.timestamp()
+        while self._later and self._later[0][0] <= cutoff:
+            due_at, job_id = heapq.heappop(self._later)
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in (S.SCHEDULED, S.RETRYABLE):
+                continue  # stale entry: the job moved on since it was pushed
+            if job.scheduled_at.timestamp() != due_at:
+                continue  # re-scheduled: a newer entry stands for it
             self._store(replace(job, state=S.PENDING))
-        if due:
+            promoted += 1
+        if promoted:
             self._wake()
-        return len(due)
+        return promoted
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
         """Return running jobs whose lease ran out."""
