@@ -32,6 +32,7 @@ from taskward.observe.metrics import register_background_failures
 __all__ = [
     "ErrorCallback",
     "TaskSupervisor",
+    "background_tasks_report",
     "cancel_background_tasks",
     "drain_background_tasks",
     "fire_and_forget",
@@ -297,6 +298,22 @@ _default_supervisor = TaskSupervisor()
 def get_default_supervisor() -> TaskSupervisor:
     """Return the process-wide supervisor behind the module-level functions."""
     return _default_supervisor
+
+
+def background_tasks_report(supervisor: TaskSupervisor | None = None) -> dict[str, Any]:
+    """Return the ``/health/tasks`` payload: failures by task name and in-flight tasks.
+
+    ``total_failures`` is summed from the same snapshot as ``failures_by_task``, so the two
+    always agree even while other threads record failures.
+    """
+    counts = get_task_failure_counts()
+    tasks = supervisor if supervisor is not None else _default_supervisor
+    return {
+        "total_failures": sum(counts.values()),
+        "failures_by_task": counts,
+        "tasks_with_failures": len(counts),
+        "in_flight": tasks.in_flight,
+    }
 
 
 # --- module-level API ------------------------------------------------------------------------

@@ -1,14 +1,17 @@
-"""The demo behind ``make demo`` / ``taskward demo``: a realistic mix of jobs on SQLite.
+"""The demo behind ``make demo`` / ``taskward demo``: both halves of taskward.
 
-Welcome emails, a video transcode that reports progress, a flaky CRM sync that succeeds on its
-third attempt, a card charge that lands in the dead letters, and a cron job, all run by a real
-worker while a live table shows the queues fill and drain. It stops by itself.
+First a few in-process background tasks, one of which fails and is logged, counted and
+reported as ``/health/tasks`` would. Then durable jobs on SQLite: welcome emails, a video
+transcode that reports progress, a flaky CRM sync that succeeds on its third attempt, a card
+charge that lands in the dead letters, and a cron job, all run by a real worker while a live
+table shows the queues fill and drain. It stops by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import sys
@@ -20,6 +23,12 @@ from rich.live import Live
 from rich.logging import RichHandler
 from rich.table import Table
 
+from taskward.aio import (
+    background_tasks_report,
+    drain_background_tasks,
+    get_task_failure_counts,
+    safe_create_task,
+)
 from taskward.cli import stats_table
 from taskward.errors import Discard
 from taskward.jobs import FINISHED_STATES, JobState
@@ -94,7 +103,28 @@ async def _progress_line(tw: TaskManager) -> str:
     return f"transcode progress: {p['done']}/{p['total']}"
 
 
+async def _safe_tasks_part() -> None:
+    """Part 1: in-process background tasks whose failures are logged, counted and reported."""
+    console.rule("[bold]1. safe in-process background tasks (taskward.aio)")
+
+    async def emit_event(kind: str) -> None:
+        await asyncio.sleep(0.01)
+
+    async def save_metrics() -> None:
+        raise ConnectionError("metrics store unreachable")
+
+    for kind in ("order.created", "order.paid", "order.shipped"):
+        safe_create_task(emit_event(kind), name="emit_event")
+    safe_create_task(save_metrics(), name="save_metrics")
+    await drain_background_tasks(timeout=5)
+    console.print(f"failure counters: {get_task_failure_counts()}")
+    console.print("GET /health/tasks would answer:")
+    console.print_json(json.dumps(background_tasks_report()))
+
+
 async def _demo(url: str) -> int:
+    await _safe_tasks_part()
+    console.rule("[bold]2. durable jobs on SQLite (TaskManager)")
     tw = build_manager(url)
     async with tw:
         expected = await _enqueue(tw)

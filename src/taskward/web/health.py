@@ -14,7 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from taskward.aio import TaskSupervisor, get_default_supervisor, get_task_failure_counts
+from taskward.aio import (
+    TaskSupervisor,
+    background_tasks_report,
+    get_default_supervisor,
+    get_task_failure_counts,
+)
 
 __all__ = ["HealthCheck", "create_health_router", "health_router"]
 
@@ -74,14 +79,7 @@ def create_health_router(
     @router.get("/health/tasks")
     async def background_tasks_health() -> dict[str, Any]:
         """Failure counts by task name and the number of in-flight background tasks."""
-        counts = get_task_failure_counts()
-        return {
-            # Summed from the same snapshot, so the total always matches the breakdown.
-            "total_failures": sum(counts.values()),
-            "failures_by_task": counts,
-            "tasks_with_failures": len(counts),
-            "in_flight": tasks.in_flight,
-        }
+        return background_tasks_report(tasks)
 
     @router.get("/health")
     async def health(response: Response) -> dict[str, Any]:
