@@ -42,6 +42,7 @@ async def drain(
         await heartbeat.stop()
         await worker.acker.flush()
         await backend.remove_worker(worker.id)
+        worker.close()
 
 
 async def _run_batch(worker: Worker, queue: str, batch: int) -> int:

@@ -43,6 +43,9 @@ async def execute(
         result = await _call(job, task, ctx, timeout, threads)
     except asyncio.CancelledError:
         if ctx.cancelled:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # the cancellation became this job's outcome
             return Cancelled(reason="cancelled by an operator while running")
         raise
     except BaseException as exc:

@@ -9,6 +9,7 @@ outcome of the rescued run: it learns it lost the job and logs that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -139,6 +140,10 @@ class Worker:
         """Ask the worker to stop fetching and shut down gracefully."""
         self._stopping.set()
 
+    def close(self) -> None:
+        """Release the thread pool of sync jobs (a thread stuck past its timeout is left)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
     # -- running forever -------------------------------------------------------------------
     async def run(self) -> None:
         """Work until :meth:`stop`; then finish or release running jobs."""
@@ -173,7 +178,7 @@ class Worker:
         for service in services:
             await service.stop()
         await self.backend.remove_worker(self.id)
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self.close()
         logger.info("worker %s stopped", self.id)
 
     async def _finish_running(self, timeout: float) -> None:
@@ -194,21 +199,26 @@ class Worker:
 
     async def _queue_loop(self, queue: str, concurrency: int) -> None:
         while not self._stopping.is_set():
-            free = concurrency - self._busy[queue]
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
             try:
-                jobs = await self.fetch(queue, free)
+                await self._queue_round(queue, concurrency)
             except Exception:
-                logger.exception("fetching from queue %r failed; retrying", queue)
-                jobs = []
-                await asyncio.sleep(self.config.poll_interval)
-            for job in jobs:
-                self._start(job)
-            if len(jobs) < free and not self._stopping.is_set():
-                await self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
+                # A fetch loop that died would stop its queue silently: log and go on.
+                logger.exception("queue %r: fetching failed; retrying", queue)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
+
+    async def _queue_round(self, queue: str, concurrency: int) -> None:
+        """Fill the queue's free slots; wait for a slot or for new jobs when none is to be had."""
+        free = concurrency - self._busy[queue]
+        if free <= 0:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+            return
+        jobs = await self.fetch(queue, free)
+        for job in jobs:
+            self._start(job)
+        if len(jobs) < free and not self._stopping.is_set():
+            await self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
 
     async def fetch(self, queue: str, limit: int) -> list[Job]:
         """Claim up to ``limit`` jobs of ``queue`` for this worker."""
