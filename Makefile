@@ -22,7 +22,7 @@ demo: install  ## run the demo on the embedded SQLite default
 
 test: install  ## lint, type-check and run every test
 	$(MAKE) --no-print-directory check
-	$(BIN)/pytest
+	TASKWARD_REQUIRE_PG=1 $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check src tests examples

@@ -3,7 +3,7 @@
 ``BACKEND_URLS`` is the one place that lists the backends under contract. A new backend
 (postgres, redis) adds one entry whose factory builds the URL of a fresh, empty store, asking
 ``request`` for whatever server fixture it needs. Tests are written only against the
-``Backend`` protocol; select one backend with ``-k memory`` or ``-k sqlite``.
+``Backend`` protocol; select one backend with ``-k memory``, ``-k sqlite`` or ``-k postgres``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from taskward.backends import Backend, Capability, open_backend
 BACKEND_URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
     "memory": lambda request: "memory://",
     "sqlite": lambda request: f"sqlite:///{request.getfixturevalue('tmp_path')}/jobs.db",
+    "postgres": lambda request: request.getfixturevalue("pg_url"),
 }
 
 OpenStore = Callable[[], Awaitable[Backend]]

@@ -27,6 +27,13 @@ def open_backend(url: str, *, synchronous: str = "FULL") -> Backend:
         from taskward.backends.sqlite import SqliteBackend
 
         return SqliteBackend(url, synchronous=synchronous)
-    if scheme in {"postgres", "postgresql", "redis", "rediss"}:
+    if scheme in {"postgres", "postgresql"}:
+        from taskward.backends.postgres import PostgresBackend
+
+        return PostgresBackend(url)
+    if scheme in {"redis", "rediss"}:
         raise NotSupported(f"the {scheme}:// backend is not available in this version yet")
-    raise InvalidOptions(f"unknown backend URL {url!r}: use sqlite:///path, memory:// or noop://")
+    raise InvalidOptions(
+        f"unknown backend URL {url!r}: use sqlite:///path, postgresql://user@host/db, "
+        "memory:// or noop://"
+    )

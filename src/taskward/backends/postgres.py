@@ -1,0 +1,652 @@
+"""PostgresBackend: many worker processes on many hosts against one PostgreSQL database.
+
+Built on psycopg 3 with its async connection pool (one driver for the async worker *and* sync
+callers such as Django views, the CLI and transactional enqueue from a plain ``psycopg``
+connection; pipeline, COPY and ``notifies()`` included). Every statement lives in
+``sql/postgres/queries.sql``.
+
+- **Claims** use ``FOR UPDATE SKIP LOCKED`` in batches, so workers never block each other;
+  outcomes of a batch are written by *one* fenced ``UPDATE … FROM unnest(…)``.
+- **Wake-ups**: a trigger notifies (``pg_notify``) the queue of every pending job inserted (so a job
+  enqueued inside the application's own transaction wakes workers when, and only if, it
+  commits); promotions, retries and resumes notify too. One dedicated listening connection
+  per backend wakes local waiters; polling stays as the fallback when it is down.
+- **Uniqueness** is race-free across processes: inserts of one unique key serialise on a
+  transaction-scoped advisory lock before the check.
+- **Migrations** run under an advisory lock, so several processes may start at once.
+
+URL: ``postgresql://user:pass@host:port/db?schema=myapp&pool_max_size=10``. taskward's own
+query parameters (``schema``, ``pool_min_size``, ``pool_max_size``, ``prepare``) are removed
+before connecting; all others go to libpq. ``schema`` lets several applications share one
+database; ``prepare=false`` turns off server-side prepared statements (for PgBouncer in
+transaction mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Collection, Coroutine, Generator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from taskward.backends.base import Capability
+from taskward.backends.sql import load_queries
+from taskward.backends.sql import postgres_rows as rows
+from taskward.backends.sql.migrate import load_migrations
+from taskward.backends.sql.sqlite_rows import job_from_new
+from taskward.errors import (
+    BackendUnavailable,
+    InvalidJob,
+    InvalidOptions,
+    JobNotFound,
+    NotSupported,
+)
+from taskward.jobs import (
+    FINISHED_STATES,
+    UNIQUE_BLOCKING_STATES,
+    Inserted,
+    Job,
+    JobFilter,
+    JobState,
+    JobUpdate,
+    LeaseReport,
+    NewJob,
+    Page,
+    Schedule,
+    Stats,
+    WorkerInfo,
+)
+
+try:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, PoolTimeout
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise NotSupported(
+        "the postgres backend needs psycopg 3: pip install 'taskward[postgres]'"
+    ) from exc
+
+__all__ = ["PostgresBackend", "parse_postgres_url"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+AConn = psycopg.AsyncConnection[Any]
+SCHEMA_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+OWN_PARAMS: Final = frozenset({"schema", "pool_min_size", "pool_max_size", "prepare"})
+PRUNE_BATCH: Final = 10_000
+LISTEN_RETRY_MAX: Final = 2.0
+InsertPlan = Generator[tuple[str, Mapping[str, Any]], list[Any], list[Inserted]]
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise InvalidOptions(f"invalid postgres URL parameter {name}={value!r}: use true or false")
+
+
+def _int(name: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise InvalidOptions(
+            f"invalid postgres URL parameter {name}={value!r}: an int >= {minimum}"
+        )
+    return number
+
+
+def parse_postgres_url(url: str) -> tuple[str, dict[str, str]]:
+    """Split ``url`` into the libpq connection URL and taskward's own parameters."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in {"postgres", "postgresql"}:
+        raise InvalidOptions(f"invalid PostgreSQL URL {url!r}: use postgresql://user@host/db")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    own = {k: v for k, v in query if k in OWN_PARAMS}
+    rest = [(k, v) for k, v in query if k not in OWN_PARAMS]
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), ""))
+    return conninfo, own
+
+
+def _unavailable(exc: BaseException) -> BackendUnavailable:
+    return BackendUnavailable(f"PostgreSQL is unavailable: {exc}".strip())
+
+
+class PostgresBackend:
+    """Jobs in PostgreSQL tables, shared by every process and host that connects."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conninfo, own = parse_postgres_url(url)
+        schema = own.get("schema", "public")
+        if not SCHEMA_RE.fullmatch(schema):
+            raise InvalidOptions(
+                f"invalid schema {schema!r}: use 1-48 characters from [a-z0-9_], "
+                "not starting with a digit"
+            )
+        self.schema = schema
+        self.min_size = _int("pool_min_size", own.get("pool_min_size", "1"), 0)
+        self.max_size = _int("pool_max_size", own.get("pool_max_size", "10"), 1)
+        if self.max_size < max(self.min_size, 1):
+            raise InvalidOptions("pool_max_size must be >= pool_min_size and >= 1")
+        self.prepare = _bool("prepare", own.get("prepare", "true"))
+        self.channel = f"taskward_{schema}"
+        self.q = {name: self._fill(sql) for name, sql in load_queries("postgres").items()}
+        self._pool: AsyncConnectionPool[AConn] | None = None
+        self._open_lock = asyncio.Lock()
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = False
+        self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
+        self._notified: dict[str, int] = {}
+        self._notified_all = 0
+        self._seen_at_fetch: dict[str, tuple[int, int]] = {}
+
+    def _fill(self, sql: str) -> str:
+        return (
+            sql.replace("{schema}", f'"{self.schema}"')
+            .replace("{channel}", self.channel)
+            .replace("{job_columns}", rows.JOB_COLUMNS)
+        )
+
+    def __repr__(self) -> str:
+        return f"<PostgresBackend schema={self.schema} pool={self.min_size}..{self.max_size}>"
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Persistent, multi-process, transactional enqueue and LISTEN/NOTIFY wake-ups."""
+        return frozenset(
+            {
+                Capability.PERSISTENT,
+                Capability.MULTI_PROCESS,
+                Capability.STORES_JOBS,
+                Capability.TRANSACTIONAL_ENQUEUE,
+                Capability.NOTIFY,
+            }
+        )
+
+    # -- connections -----------------------------------------------------------------------
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True, "options": "-c TimeZone=UTC"}
+        if not self.prepare:
+            kwargs["prepare_threshold"] = None
+        return kwargs
+
+    async def open(self) -> None:
+        """Open the pool and the listening connection (idempotent)."""
+        await self._get_pool()
+
+    async def _get_pool(self) -> AsyncConnectionPool[AConn]:
+        if self._pool is not None:
+            return self._pool
+        async with self._open_lock:
+            if self._pool is None:
+                pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
+                    self.conninfo,
+                    min_size=self.min_size,
+                    max_size=self.max_size,
+                    kwargs=self._connect_kwargs(),
+                    open=False,
+                    timeout=10.0,
+                    name="taskward",
+                )
+                try:
+                    await pool.open(wait=self.min_size > 0, timeout=10.0)
+                except (PoolTimeout, psycopg.OperationalError) as exc:
+                    await pool.close()
+                    raise _unavailable(exc) from exc
+                self._pool = pool
+                self._listener = asyncio.create_task(self._listen(), name="taskward-pg-listen")
+        return self._pool
+
+    async def close(self) -> None:
+        """Close the listener and the pool (idempotent); wakes any waiter."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        pool, self._pool = self._pool, None
+        self._wake(None)
+        if pool is not None:
+            await pool.close()
+
+    @asynccontextmanager
+    async def _conn(self) -> Any:
+        """A pooled connection; connection failures become :class:`BackendUnavailable`."""
+        pool = await self._get_pool()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+
+    async def _run(self, fn: Callable[[AConn], Coroutine[Any, Any, T]]) -> T:
+        async with self._conn() as conn:
+            return await fn(conn)
+
+    async def _fetchall(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        async with self._conn() as conn:
+            cursor = await conn.execute(self.q[name], params)
+            found: list[Any] = await cursor.fetchall()
+            return found
+
+    async def _execute(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        async with self._conn() as conn:
+            cursor = await conn.execute(self.q[name], params)
+            count: int = cursor.rowcount
+            return count
+
+    # -- schema ----------------------------------------------------------------------------
+    async def migrate(self) -> None:
+        """Apply pending migrations in one transaction, under an advisory lock."""
+
+        async def apply(conn: AConn) -> None:
+            async with conn.transaction():
+                await conn.execute(self.q["migration_lock"], {"schema": self.schema})
+                await conn.execute(self.q["create_schema"])
+                await conn.execute(self.q["create_migrations_table"])
+                cursor = await conn.execute(self.q["applied_migrations"])
+                applied = {row[0] for row in await cursor.fetchall()}
+                for migration in load_migrations("postgres"):
+                    if migration.version in applied:
+                        continue
+                    await conn.execute(self._fill(migration.sql).encode())
+                    params = {"version": migration.version, "name": migration.name}
+                    await conn.execute(self.q["record_migration"], params)
+
+        await self._run(apply)
+
+    # -- produce ---------------------------------------------------------------------------
+    async def insert(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs in one transaction; a unique clash returns the existing job as duplicate.
+
+        With ``connection`` (a psycopg ``AsyncConnection`` or ``Connection`` in an open
+        transaction) the jobs are written inside the caller's transaction, as a savepoint: they
+        exist if, and only if, the caller commits.
+        """
+        if not jobs:
+            return []
+        if connection is None:
+            return await self._run(lambda conn: self._insert_async(conn, jobs, now))
+        if isinstance(connection, psycopg.AsyncConnection):
+            return await self._insert_async(connection, jobs, now)
+        if isinstance(connection, psycopg.Connection):
+            # The caller's thread is blocked on this call, so its connection is ours meanwhile.
+            return await asyncio.to_thread(self._insert_sync, connection, jobs, now)
+        raise InvalidOptions(
+            f"connection must be a psycopg Connection or AsyncConnection, got {type(connection)}"
+        )
+
+    def _insert_plan(self, jobs: Sequence[NewJob], now: datetime) -> InsertPlan:
+        """The statements of an insert: yields (sql, params), is sent the rows each returned.
+
+        One plan serves the pool's async connections and a caller's sync connection alike.
+        """
+        if all(new.unique_key is None for new in jobs):
+            if len(jobs) == 1:
+                found = yield self.q["insert_job"], rows.insert_params(jobs[0], now)
+            else:
+                found = yield self.q["insert_jobs"], rows.insert_arrays(jobs, now)
+            ids = sorted(row[0] for row in found)
+            return [
+                Inserted(job=job_from_new(new, i, now)) for new, i in zip(jobs, ids, strict=True)
+            ]
+        out: list[Inserted] = []
+        for new in jobs:
+            if new.unique_key is not None:
+                key = {"key": new.unique_key}
+                yield self.q["lock_unique_key"], key
+                found = yield self.q["find_unique"], key
+                existing = _unique_match(found, new, now)
+                if existing is not None:
+                    out.append(Inserted(job=existing, duplicate=True))
+                    continue
+            found = yield self.q["insert_job"], rows.insert_params(new, now)
+            job_id = found[0][0]
+            if new.unique_key is not None:
+                yield self.q["remember_unique"], {"key": new.unique_key, "job_id": job_id}
+            out.append(Inserted(job=job_from_new(new, job_id, now)))
+        return out
+
+    async def _insert_async(
+        self, conn: AConn, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Inserted]:
+        plan = self._insert_plan(jobs, now)
+        try:
+            async with conn.transaction():
+                step = next(plan)
+                try:
+                    while True:
+                        cursor = await conn.execute(*step)
+                        step = plan.send(await cursor.fetchall() if cursor.description else [])
+                except StopIteration as done:  # caught inside: the transaction commits
+                    inserted: list[Inserted] = done.value
+        except (psycopg.DataError, UnicodeEncodeError) as exc:
+            raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+        return inserted
+
+    def _insert_sync(
+        self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Inserted]:
+        plan = self._insert_plan(jobs, now)
+        try:
+            with conn.transaction():
+                step = next(plan)
+                try:
+                    while True:
+                        cursor = conn.execute(*step)
+                        step = plan.send(cursor.fetchall() if cursor.description else [])
+                except StopIteration as done:  # caught inside: the savepoint is released
+                    inserted: list[Inserted] = done.value
+        except (psycopg.DataError, UnicodeEncodeError) as exc:
+            raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
+        return inserted
+
+    # -- work ------------------------------------------------------------------------------
+    async def fetch(
+        self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
+        self._seen_at_fetch[queue] = (self._notified.get(queue, 0), self._notified_all)
+        if limit <= 0:
+            return []
+        params = {
+            "queue": queue,
+            "limit": limit,
+            "worker_id": worker_id,
+            "now": now,
+            "lease_until": lease_until,
+        }
+        claimed = await self._fetchall("fetch_jobs", params)
+        claimed.sort(key=rows.claim_order)
+        return [rows.job_from_row(row) for row in claimed]
+
+    async def extend_leases(
+        self, job_ids: Collection[int], *, worker_id: str, lease_until: datetime
+    ) -> LeaseReport:
+        """Extend this worker's leases; report jobs lost or with a cancel request."""
+        if not job_ids:
+            return LeaseReport()
+        ids = list(job_ids)
+        params = {"ids": ids, "worker_id": worker_id, "lease_until": lease_until}
+        held = await self._fetchall("extend_leases", params)
+        cancel = frozenset(job_id for job_id, requested in held if requested)
+        lost = frozenset(ids) - {job_id for job_id, _ in held}
+        return LeaseReport(lost=lost, cancel_requested=cancel)
+
+    async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
+        """Write each outcome only if the job is still running at that attempt, owned by us.
+
+        One statement for the batch. A batch naming a job twice is written one update at a
+        time (the second must see the first). A row the database refuses (a result it cannot
+        store) is retried alone, then written without its result, so that one bad outcome
+        never blocks the others or leaves its job running forever.
+        """
+        if not updates:
+            return []
+        if len({u.job_id for u in updates}) < len(updates):
+            return [(await self.finish([u], worker_id=worker_id))[0] for u in updates]
+        try:
+            written = await self._finish_batch(updates, worker_id, drop_results=False)
+        except psycopg.DataError:
+            if len(updates) > 1:
+                return [(await self.finish([u], worker_id=worker_id))[0] for u in updates]
+            logger.error(
+                "job %s: the database refused its result; storing it without one",
+                updates[0].job_id,
+                exc_info=True,
+            )
+            written = await self._finish_batch(updates, worker_id, drop_results=True)
+        return [u.job_id in written for u in updates]
+
+    async def _finish_batch(
+        self, updates: Sequence[JobUpdate], worker_id: str, *, drop_results: bool
+    ) -> set[int]:
+        params = rows.update_arrays(updates, worker_id, drop_results=drop_results)
+        return {row[0] for row in await self._fetchall("finish_jobs", params)}
+
+    async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
+        """Store progress of a running job this worker owns."""
+        params = {"id": job_id, "worker_id": worker_id, "progress": rows.dumps(progress)}
+        return await self._execute("set_progress", params) == 1
+
+    # -- wake-ups --------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection open; reconnect with backoff; wake waiters on NOTIFY."""
+        delay = 0.05
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.conninfo, **self._connect_kwargs()
+                )
+            except psycopg.OperationalError as exc:
+                logger.debug("LISTEN connection failed (%s); polling meanwhile", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_MAX)
+                continue
+            try:
+                async with conn:
+                    await conn.execute(self.q["listen"])
+                    self._listening = True
+                    delay = 0.05
+                    # Jobs may have arrived while nobody listened: wake everyone once.
+                    self._wake(None)
+                    async for notice in conn.notifies():
+                        self._wake(notice.payload)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                logger.warning("LISTEN connection lost (%s); reconnecting", exc)
+            finally:
+                self._listening = False
+            await asyncio.sleep(delay)
+
+    def _wake(self, queue: str | None) -> None:
+        """Wake waiters of ``queue`` (of every queue when None)."""
+        if queue is None:
+            self._notified_all += 1
+        else:
+            self._notified[queue] = self._notified.get(queue, 0) + 1
+        for future, queues in self._waiters.items():
+            if not future.done() and (queue is None or not queues or queue in queues):
+                future.set_result(None)
+
+    async def wait_for_jobs(self, queues: Collection[str], *, timeout: float) -> None:
+        """Return on a NOTIFY for one of ``queues``, or after ``timeout`` seconds (polling).
+
+        Returns at once if a notification for one of ``queues`` arrived since this
+        instance's last fetch of it, so a wake-up between that fetch and this wait is not lost.
+        """
+        names = frozenset(queues)
+        for queue in names:
+            seen = self._seen_at_fetch.get(queue)
+            if seen is not None and seen != (self._notified.get(queue, 0), self._notified_all):
+                return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[future] = names
+        try:
+            await asyncio.wait({future}, timeout=timeout)
+        finally:
+            del self._waiters[future]
+
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up (otherwise waits fall back to polling)."""
+        return self._listening
+
+    # -- maintain --------------------------------------------------------------------------
+    async def promote_due(self, *, now: datetime) -> int:
+        """Move due scheduled/retryable jobs to pending (notifying their queues); how many."""
+        promoted = await self._fetchall("promote_due", {"now": now})
+        return sum(count for _, count, _ in promoted)
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
+        """Return running jobs whose lease expired before ``now``, by id."""
+        found = await self._fetchall("expired_leases", {"now": now, "limit": limit})
+        return [rows.job_from_row(row) for row in found]
+
+    async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
+        """Delete finished jobs of each given state that finished before its cutoff.
+
+        Deletes in batches of 10,000 so that no transaction holds many row locks for long.
+        """
+        total = 0
+        for state, cutoff in before.items():
+            if state not in FINISHED_STATES:
+                continue
+            params = {"state": state.value, "before": cutoff, "limit": PRUNE_BATCH}
+            while True:
+                deleted = await self._execute("prune_state", params)
+                total += deleted
+                if deleted < PRUNE_BATCH:
+                    break
+        return total
+
+    # -- admin -----------------------------------------------------------------------------
+    async def get(self, job_id: int) -> Job:
+        """Return one job; raise ``JobNotFound``."""
+        found = await self._fetchall("get_job", {"id": job_id})
+        if not found:
+            raise JobNotFound(job_id)
+        return rows.job_from_row(found[0])
+
+    async def list_jobs(self, filter: JobFilter) -> Page[Job]:
+        """Return one page of jobs matching ``filter``, with the total count."""
+        parts: list[str] = []
+        params: dict[str, Any] = {"limit": filter.per_page, "offset": filter.offset}
+        if filter.states is not None:
+            parts.append(self.q["filter_states"])
+            params["states"] = sorted(state.value for state in filter.states)
+        if filter.queue is not None:
+            parts.append(self.q["filter_queue"])
+            params["queue"] = filter.queue
+        if filter.task is not None:
+            parts.append(self.q["filter_task"])
+            params["task"] = filter.task
+        where = " AND ".join(parts) or "true"
+        listing = self.q["list_jobs"].format(where=where, order_by=rows.order_by(filter))
+        counting = self.q["count_jobs"].format(where=where)
+
+        async def read(conn: AConn) -> tuple[int, list[Any]]:
+            # One snapshot for the count and the page.
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                total = await (await conn.execute(counting, params)).fetchone()
+                found = await (await conn.execute(listing, params)).fetchall()
+            return (total[0] if total else 0), found
+
+        total, found = await self._run(read)
+        return Page(
+            items=[rows.job_from_row(row) for row in found],
+            total_entries=total,
+            page_number=filter.page,
+            page_size=filter.per_page,
+        )
+
+    async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
+        """Cancel a waiting job, or ask the worker of a running one to stop."""
+        params = {"id": job_id, "now": now, "at": now.isoformat(), "reason": reason}
+
+        async def cancel(conn: AConn) -> list[Any]:
+            async with conn.transaction():
+                found = await (await conn.execute(self.q["cancel_waiting"], params)).fetchall()
+                if not found:
+                    cursor = await conn.execute(self.q["request_cancel"], params)
+                    found = await cursor.fetchall()
+                return found
+
+        found = await self._run(cancel)
+        return rows.job_from_row(found[0]) if found else await self.get(job_id)
+
+    async def retry(self, job_id: int, *, now: datetime) -> Job:
+        """Make a failed, discarded or cancelled job pending again."""
+        found = await self._fetchall("retry_job", {"id": job_id, "now": now})
+        if not found:
+            return await self.get(job_id)
+        job = rows.job_from_row(found[0])
+        await self._execute("notify", {"queue": job.queue})
+        return job
+
+    async def delete(self, job_id: int) -> bool:
+        """Delete a job unless it is running; False if there was none."""
+        return await self._execute("delete_job", {"id": job_id}) == 1
+
+    async def stats(self) -> Stats:
+        """Count jobs by queue and state; paused queues are listed even when empty."""
+
+        async def read(conn: AConn) -> tuple[list[Any], list[Any]]:
+            async with conn.transaction():
+                paused = await (await conn.execute(self.q["list_paused"])).fetchall()
+                counted = await (await conn.execute(self.q["count_by_queue_and_state"])).fetchall()
+            return paused, counted
+
+        paused_rows, counted = await self._run(read)
+        paused = [queue for (queue,) in paused_rows]
+        counts: dict[str, dict[JobState, int]] = {queue: {} for queue in paused}
+        for queue, state, count in counted:
+            counts.setdefault(queue, {})[JobState(state)] = count
+        return Stats(counts=counts, paused=frozenset(paused))
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop ``fetch`` from handing out jobs of ``queue``, on every node."""
+        await self._execute("pause_queue", {"queue": queue})
+
+    async def resume_queue(self, queue: str) -> None:
+        """Undo :meth:`pause_queue` (and wake that queue's workers everywhere)."""
+        await self._execute("resume_queue", {"queue": queue})
+
+    async def paused_queues(self) -> set[str]:
+        """Return the names of paused queues."""
+        return {queue for (queue,) in await self._fetchall("list_paused")}
+
+    # -- schedules -------------------------------------------------------------------------
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a recurring schedule by name."""
+        await self._execute("save_schedule", rows.schedule_params(schedule))
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a recurring schedule; False if there was none."""
+        return await self._execute("delete_schedule", {"name": name}) == 1
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Return every recurring schedule, by name."""
+        return [rows.schedule_from_row(row) for row in await self._fetchall("list_schedules")]
+
+    # -- coordination ----------------------------------------------------------------------
+    async def acquire_lease(
+        self, name: str, *, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take or renew the named lease unless another holder has it past ``now``."""
+        params = {"name": name, "holder": holder, "now": now, "until": until}
+        return bool(await self._fetchall("acquire_lease", params))
+
+    async def record_worker(self, info: WorkerInfo) -> None:
+        """Upsert a worker's liveness record."""
+        await self._execute("record_worker", rows.worker_params(info))
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Delete a worker's liveness record."""
+        await self._execute("remove_worker", {"id": worker_id})
+
+    async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
+        """Return workers that heartbeated at or after ``alive_since``, by id."""
+        found = await self._fetchall("list_workers", {"alive_since": alive_since})
+        return [rows.worker_from_row(row) for row in found]
+
+
+def _unique_match(found: list[Any], new: NewJob, now: datetime) -> Job | None:
+    """The job that makes ``new`` a duplicate (memory.py's ``_find_unique``), or None."""
+    if not found:
+        return None
+    job = rows.job_from_row(found[0])
+    if new.unique_window is None:
+        return job
+    age = (now - job.inserted_at).total_seconds()
+    return job if age <= new.unique_window and job.state in UNIQUE_BLOCKING_STATES else None

@@ -1,0 +1,283 @@
+-- Every statement the PostgreSQL backend runs, as named blocks (see taskward.backends.sql).
+--
+-- Conventions: "{schema}" (the quoted schema), "{channel}" (its NOTIFY channel) and
+-- "{job_columns}" (the 26 job columns in the order of taskward.jobs.Job's fields) are filled in
+-- once at load. "{where}" and "{order_by}" are built by Python from a fixed whitelist, never
+-- from user input; values always go through %(name)s parameters. JSON goes in as text cast to
+-- json, so what is stored is exactly what the producer encoded.
+
+-- == migrations ================================================================================
+
+-- Serialises migrations of one schema across every process that starts at once.
+-- name: migration_lock
+SELECT pg_advisory_xact_lock(hashtext('taskward.migrate'), hashtext(%(schema)s));
+
+-- name: create_schema
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS {schema}.taskward_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_migrations
+SELECT version FROM {schema}.taskward_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO {schema}.taskward_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- == produce ===================================================================================
+
+-- Bulk insert: one statement for the whole batch, one array per column (tags and depends_on
+-- as JSON text, since arrays of arrays must be rectangular). Ids come from the identity in the
+-- order of the unnest rows, so the caller sorts the returned ids to pair them with its jobs.
+-- name: insert_jobs
+INSERT INTO {schema}.taskward_jobs (
+    task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+    unique_key, tags, meta, depends_on, timeout
+)
+SELECT task, queue, args::json, kwargs::json, state, priority, max_attempts, scheduled_at,
+       %(now)s, unique_key,
+       CASE WHEN tags = '[]' THEN ARRAY[]::text[]
+            ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END,
+       meta::json,
+       CASE WHEN depends_on = '[]' THEN ARRAY[]::bigint[]
+            ELSE ARRAY(SELECT json_array_elements_text(depends_on::json)::bigint) END,
+       timeout
+FROM unnest(
+    %(task)s::text[], %(queue)s::text[], %(args)s::text[], %(kwargs)s::text[],
+    %(state)s::text[], %(priority)s::smallint[], %(max_attempts)s::integer[],
+    %(scheduled_at)s::timestamptz[], %(unique_key)s::text[], %(tags)s::text[],
+    %(meta)s::text[], %(depends_on)s::text[], %(timeout)s::double precision[]
+) AS new (task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, unique_key,
+          tags, meta, depends_on, timeout)
+RETURNING id;
+
+-- name: insert_job
+INSERT INTO {schema}.taskward_jobs (
+    task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+    unique_key, tags, meta, depends_on, timeout
+) VALUES (
+    %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json, %(state)s, %(priority)s,
+    %(max_attempts)s, %(scheduled_at)s, %(now)s, %(unique_key)s, %(tags)s::text[],
+    %(meta)s::json, %(depends_on)s::bigint[], %(timeout)s
+)
+RETURNING id;
+
+-- Held until the inserting transaction ends: concurrent inserts of one unique key (from any
+-- process) take turns, so the check below and the insert after it cannot race.
+-- name: lock_unique_key
+SELECT pg_advisory_xact_lock(hashtext('taskward.unique'), hashtext(%(key)s));
+
+-- name: find_unique
+SELECT {job_columns}
+FROM {schema}.taskward_jobs
+WHERE id = (SELECT job_id FROM {schema}.taskward_unique_keys WHERE unique_key = %(key)s);
+
+-- name: remember_unique
+INSERT INTO {schema}.taskward_unique_keys (unique_key, job_id) VALUES (%(key)s, %(job_id)s)
+ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
+
+-- == work ======================================================================================
+
+-- Claim in priority, then schedule order; SKIP LOCKED lets many workers claim side by side
+-- without waiting on each other. RETURNING order is unspecified: the caller sorts.
+-- name: fetch_jobs
+UPDATE {schema}.taskward_jobs
+SET state = 'running', attempt = attempt + 1, attempted_at = %(now)s,
+    attempted_by = %(worker_id)s, lease_until = %(lease_until)s
+WHERE id IN (
+    SELECT id FROM {schema}.taskward_jobs
+    WHERE queue = %(queue)s AND state = 'pending'
+        AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
+    ORDER BY priority, scheduled_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING {job_columns};
+
+-- name: extend_leases
+UPDATE {schema}.taskward_jobs SET lease_until = %(lease_until)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state = 'running' AND attempted_by = %(worker_id)s
+RETURNING id, cancel_requested;
+
+-- The fenced outcome write of a whole batch (memory.py's _fence_holds and _apply): a row is
+-- written only while its job is running, at that attempt, leased by this worker (and, for a
+-- rescue, with its lease expired). Returns the ids written; the rest were refused.
+-- name: finish_jobs
+UPDATE {schema}.taskward_jobs AS j
+SET state = u.state,
+    attempt = j.attempt - u.refund,
+    scheduled_at = COALESCE(u.scheduled_at, j.scheduled_at),
+    errors = CASE WHEN u.error IS NULL THEN j.errors
+                  ELSE j.errors || jsonb_build_array(u.error::jsonb) END,
+    result = CASE WHEN u.state = 'completed' THEN u.result::json ELSE j.result END,
+    completed_at = CASE WHEN u.state IN ('completed', 'failed') THEN u.at ELSE j.completed_at END,
+    cancelled_at = CASE WHEN u.state = 'cancelled' THEN u.at ELSE j.cancelled_at END,
+    discarded_at = CASE WHEN u.state = 'discarded' THEN u.at ELSE j.discarded_at END,
+    lease_until = NULL,
+    cancel_requested = false
+FROM unnest(
+    %(ids)s::bigint[], %(attempts)s::integer[], %(states)s::text[], %(refunds)s::integer[],
+    %(scheduled_ats)s::timestamptz[], %(errors)s::text[], %(results)s::text[],
+    %(ats)s::timestamptz[], %(expired_befores)s::timestamptz[]
+) AS u (id, attempt, state, refund, scheduled_at, error, result, at, expired_before)
+WHERE j.id = u.id AND j.state = 'running' AND j.attempt = u.attempt
+    AND j.attempted_by = %(worker_id)s
+    AND (u.expired_before IS NULL OR j.lease_until < u.expired_before)
+RETURNING j.id;
+
+-- name: set_progress
+UPDATE {schema}.taskward_jobs SET progress = %(progress)s::json
+WHERE id = %(id)s AND state = 'running' AND attempted_by = %(worker_id)s;
+
+-- name: listen
+LISTEN "{channel}";
+
+-- name: notify
+SELECT pg_notify('{channel}', %(queue)s);
+
+-- == maintain ==================================================================================
+
+-- Promote due jobs and wake the workers of their queues, in one statement.
+-- name: promote_due
+WITH promoted AS (
+    UPDATE {schema}.taskward_jobs SET state = 'pending'
+    WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= %(now)s
+    RETURNING queue
+)
+SELECT queue, count(*), pg_notify('{channel}', queue) FROM promoted GROUP BY queue;
+
+-- name: expired_leases
+SELECT {job_columns}
+FROM {schema}.taskward_jobs
+WHERE state = 'running' AND lease_until < %(now)s
+ORDER BY id
+LIMIT %(limit)s;
+
+-- Deletes at most %(limit)s rows, so a large backlog is pruned in short transactions.
+-- name: prune_state
+DELETE FROM {schema}.taskward_jobs
+WHERE id IN (
+    SELECT id FROM {schema}.taskward_jobs
+    WHERE state IN ('completed', 'failed', 'discarded', 'cancelled') AND state = %(state)s
+        AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) < %(before)s
+    LIMIT %(limit)s
+);
+
+-- == admin =====================================================================================
+
+-- name: get_job
+SELECT {job_columns} FROM {schema}.taskward_jobs WHERE id = %(id)s;
+
+-- name: list_jobs
+SELECT {job_columns}
+FROM {schema}.taskward_jobs
+WHERE {where}
+ORDER BY {order_by}
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_jobs
+SELECT count(*) FROM {schema}.taskward_jobs WHERE {where};
+
+-- name: filter_states
+state = ANY(%(states)s::text[]);
+
+-- name: filter_queue
+queue = %(queue)s;
+
+-- name: filter_task
+task = %(task)s;
+
+-- name: cancel_waiting
+UPDATE {schema}.taskward_jobs
+SET state = 'cancelled', cancelled_at = %(now)s,
+    errors = errors || jsonb_build_array(jsonb_build_object(
+        'attempt', attempt, 'at', %(at)s::text, 'kind', 'Cancelled',
+        'message', %(reason)s::text, 'traceback', NULL))
+WHERE id = %(id)s AND state IN ('scheduled', 'pending', 'retryable')
+RETURNING {job_columns};
+
+-- name: request_cancel
+UPDATE {schema}.taskward_jobs SET cancel_requested = true
+WHERE id = %(id)s AND state = 'running'
+RETURNING {job_columns};
+
+-- name: retry_job
+UPDATE {schema}.taskward_jobs
+SET state = 'pending', scheduled_at = %(now)s, max_attempts = GREATEST(max_attempts, attempt + 1),
+    completed_at = NULL, cancelled_at = NULL, discarded_at = NULL, cancel_requested = false
+WHERE id = %(id)s AND state IN ('failed', 'discarded', 'cancelled')
+RETURNING {job_columns};
+
+-- name: delete_job
+DELETE FROM {schema}.taskward_jobs WHERE id = %(id)s AND state <> 'running';
+
+-- name: count_by_queue_and_state
+SELECT queue, state, count(*) FROM {schema}.taskward_jobs GROUP BY queue, state;
+
+-- name: list_paused
+SELECT queue FROM {schema}.taskward_paused_queues ORDER BY queue;
+
+-- name: pause_queue
+INSERT INTO {schema}.taskward_paused_queues (queue) VALUES (%(queue)s)
+ON CONFLICT (queue) DO NOTHING;
+
+-- name: resume_queue
+WITH resumed AS (
+    DELETE FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s RETURNING queue
+)
+SELECT pg_notify('{channel}', queue) FROM resumed;
+
+-- == schedules =================================================================================
+
+-- name: save_schedule
+INSERT INTO {schema}.taskward_schedules (
+    name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
+) VALUES (
+    %(name)s, %(task)s, %(cron)s, %(timezone)s, %(args)s::json, %(kwargs)s::json, %(queue)s,
+    %(priority)s, %(max_attempts)s, %(created_at)s
+)
+ON CONFLICT (name) DO UPDATE SET
+    task = excluded.task, cron = excluded.cron, timezone = excluded.timezone,
+    args = excluded.args, kwargs = excluded.kwargs, queue = excluded.queue,
+    priority = excluded.priority, max_attempts = excluded.max_attempts,
+    created_at = excluded.created_at;
+
+-- name: delete_schedule
+DELETE FROM {schema}.taskward_schedules WHERE name = %(name)s;
+
+-- name: list_schedules
+SELECT name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
+FROM {schema}.taskward_schedules
+ORDER BY name;
+
+-- == coordination ==============================================================================
+
+-- Take the lease if it is free, expired or already ours; no row back when another holds it.
+-- name: acquire_lease
+INSERT INTO {schema}.taskward_leases AS l (name, holder, expires_at)
+VALUES (%(name)s, %(holder)s, %(until)s)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE l.holder = excluded.holder OR l.expires_at <= %(now)s
+RETURNING name;
+
+-- name: record_worker
+INSERT INTO {schema}.taskward_workers (id, hostname, pid, queues, started_at, heartbeat_at, running)
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(queues)s::json, %(started_at)s, %(heartbeat_at)s,
+        %(running)s)
+ON CONFLICT (id) DO UPDATE SET
+    hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+    running = excluded.running;
+
+-- name: remove_worker
+DELETE FROM {schema}.taskward_workers WHERE id = %(id)s;
+
+-- name: list_workers
+SELECT id, hostname, pid, queues, started_at, heartbeat_at, running
+FROM {schema}.taskward_workers
+WHERE heartbeat_at >= %(alive_since)s
+ORDER BY id;

@@ -1,0 +1,269 @@
+"""Rows ↔ domain values for the PostgreSQL backend.
+
+psycopg already decodes ``timestamptz`` to aware datetimes, ``json`` to Python values and arrays
+to lists; this module puts the 26 job columns (``{job_columns}`` in ``queries.sql``, in the order
+of :class:`~taskward.jobs.Job`'s fields) into a :class:`Job`, and turns batches of new jobs and
+outcomes into the column arrays that one ``unnest`` statement writes.
+
+Text headed for PostgreSQL is made storable first: PostgreSQL text cannot hold NUL characters
+and UTF-8 cannot hold lone surrogates, and one such error message must never poison a batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from taskward.backends.sql.sqlite_rows import build_job
+from taskward.jobs import (
+    ErrorRecord,
+    Job,
+    JobFilter,
+    JobState,
+    JobUpdate,
+    NewJob,
+    Schedule,
+    WorkerInfo,
+)
+
+__all__ = [
+    "JOB_COLUMNS",
+    "claim_order",
+    "dumps",
+    "insert_arrays",
+    "insert_params",
+    "job_from_row",
+    "order_by",
+    "schedule_from_row",
+    "schedule_params",
+    "storable_text",
+    "update_arrays",
+    "worker_from_row",
+    "worker_params",
+]
+
+Row = Sequence[Any]
+JOB_COLUMNS: Final = (
+    "id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at, "
+    "inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by, "
+    "lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout, "
+    "cancel_requested"
+)
+_STATES: Final = {state.value: state for state in JobState}
+_SORT_COLUMNS: Final = frozenset(
+    {"id", "inserted_at", "scheduled_at", "attempted_at", "completed_at", "priority", "attempt"}
+)
+_NULLABLE_SORT_COLUMNS: Final = frozenset({"attempted_at", "completed_at"})
+# ensure_ascii: the JSON text is pure ASCII, so a lone surrogate becomes an escape, not an
+# unencodable character; PostgreSQL's json type accepts every escape json.dumps writes.
+_encoder: Final = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+def dumps(value: Any) -> str:
+    """Encode ``value`` as compact, ASCII-only JSON text."""
+    return _encoder.encode(value)
+
+
+def storable_text(text: str) -> str:
+    """``text`` without what PostgreSQL text cannot store (NUL, lone surrogates), escaped."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _error_json(error: ErrorRecord) -> str:
+    record = error.to_dict()
+    record["message"] = storable_text(record["message"])
+    record["kind"] = storable_text(record["kind"])
+    if record["traceback"] is not None:
+        record["traceback"] = storable_text(record["traceback"])
+    # jsonb rejects \u0000 even as an escape; storable_text removed every NUL already.
+    return dumps(record)
+
+
+def job_from_row(row: Row) -> Job:
+    """Build a :class:`Job` from the 26 job columns."""
+    errors = row[17]
+    return build_job(
+        (
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            _STATES[row[5]],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            row[13],
+            row[14],
+            row[15],
+            row[16],
+            tuple(ErrorRecord.from_dict(e) for e in errors) if errors else (),
+            row[18],
+            row[19],
+            row[20],
+            tuple(row[21]),
+            row[22],
+            tuple(row[23]),
+            row[24],
+            row[25],
+        )
+    )
+
+
+def claim_order(row: Row) -> tuple[Any, ...]:
+    """Sort key of a claimed job row: priority, then scheduled time, then id."""
+    return (row[6], row[9], row[0])
+
+
+def _payload(new: NewJob) -> tuple[str, str]:
+    args = new.args_json if new.args_json is not None else dumps(new.args)
+    kwargs = new.kwargs_json if new.kwargs_json is not None else dumps(new.kwargs)
+    return args, kwargs
+
+
+def insert_params(new: NewJob, now: Any) -> dict[str, Any]:
+    """Parameters of ``insert_job`` (one row) for ``new``."""
+    args, kwargs = _payload(new)
+    return {
+        "task": new.task,
+        "queue": new.queue,
+        "args": args,
+        "kwargs": kwargs,
+        "state": new.state.value,
+        "priority": new.priority,
+        "max_attempts": new.max_attempts,
+        "scheduled_at": new.scheduled_at,
+        "now": now,
+        "unique_key": new.unique_key,
+        "tags": list(new.tags),
+        "meta": dumps(new.meta) if new.meta else "{}",
+        "depends_on": list(new.depends_on),
+        "timeout": new.timeout,
+    }
+
+
+def insert_arrays(jobs: Sequence[NewJob], now: Any) -> dict[str, Any]:
+    """Parameters of ``insert_jobs``: one array per column, one element per job."""
+    payloads = [_payload(new) for new in jobs]
+    return {
+        "now": now,
+        "task": [new.task for new in jobs],
+        "queue": [new.queue for new in jobs],
+        "args": [p[0] for p in payloads],
+        "kwargs": [p[1] for p in payloads],
+        "state": [new.state.value for new in jobs],
+        "priority": [new.priority for new in jobs],
+        "max_attempts": [new.max_attempts for new in jobs],
+        "scheduled_at": [new.scheduled_at for new in jobs],
+        "unique_key": [new.unique_key for new in jobs],
+        "tags": [dumps(list(new.tags)) if new.tags else "[]" for new in jobs],
+        "meta": [dumps(new.meta) if new.meta else "{}" for new in jobs],
+        "depends_on": [dumps(list(new.depends_on)) if new.depends_on else "[]" for new in jobs],
+        "timeout": [new.timeout for new in jobs],
+    }
+
+
+def update_arrays(
+    updates: Sequence[JobUpdate], worker_id: str, *, drop_results: bool = False
+) -> dict[str, Any]:
+    """Parameters of ``finish_jobs``: the fence and the outcome of each update, as arrays.
+
+    ``drop_results`` stores no result (NULL): the last resort for a result the database
+    refused, so that the job still leaves ``running`` instead of being re-run forever.
+    """
+    completed = JobState.COMPLETED
+    return {
+        "worker_id": worker_id,
+        "ids": [u.job_id for u in updates],
+        "attempts": [u.attempt for u in updates],
+        "states": [u.state.value for u in updates],
+        "refunds": [1 if u.refund_attempt else 0 for u in updates],
+        "scheduled_ats": [u.scheduled_at for u in updates],
+        "errors": [None if u.error is None else _error_json(u.error) for u in updates],
+        "results": [
+            dumps(u.result) if u.state is completed and not drop_results else None for u in updates
+        ],
+        "ats": [u.at for u in updates],
+        "expired_befores": [u.lease_expired_before for u in updates],
+    }
+
+
+def order_by(filter: JobFilter) -> str:
+    """ORDER BY text for a listing, from the whitelisted sort columns only (as SQLite's)."""
+    column = filter.sort_field
+    if column not in _SORT_COLUMNS:  # JobFilter validated it; this keeps SQL text safe anyway
+        raise ValueError(f"cannot sort by {column!r}")
+    direction = "DESC" if filter.descending else "ASC"
+    if column == "id":
+        return f"id {direction}"
+    nulls = " NULLS LAST" if column in _NULLABLE_SORT_COLUMNS else ""
+    return f"{column} {direction}{nulls}, id {direction}"
+
+
+def schedule_params(schedule: Schedule) -> dict[str, Any]:
+    """Parameters of ``save_schedule``."""
+    return {
+        "name": schedule.name,
+        "task": schedule.task,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "args": dumps(schedule.args),
+        "kwargs": dumps(schedule.kwargs),
+        "queue": schedule.queue,
+        "priority": schedule.priority,
+        "max_attempts": schedule.max_attempts,
+        "created_at": schedule.created_at,
+    }
+
+
+def schedule_from_row(row: Row) -> Schedule:
+    """Build a :class:`Schedule` from a ``list_schedules`` row."""
+    return Schedule(
+        name=row[0],
+        task=row[1],
+        cron=row[2],
+        timezone=row[3],
+        args=row[4],
+        kwargs=row[5],
+        queue=row[6],
+        priority=row[7],
+        max_attempts=row[8],
+        created_at=row[9],
+    )
+
+
+def worker_params(info: WorkerInfo) -> dict[str, Any]:
+    """Parameters of ``record_worker``."""
+    return {
+        "id": info.id,
+        "hostname": info.hostname,
+        "pid": info.pid,
+        "queues": dumps(info.queues),
+        "started_at": info.started_at,
+        "heartbeat_at": info.heartbeat_at,
+        "running": info.running,
+    }
+
+
+def worker_from_row(row: Row) -> WorkerInfo:
+    """Build a :class:`WorkerInfo` from a ``list_workers`` row."""
+    return WorkerInfo(
+        id=row[0],
+        hostname=row[1],
+        pid=row[2],
+        queues=row[3],
+        started_at=row[4],
+        heartbeat_at=row[5],
+        running=row[6],
+    )
