@@ -1,4 +1,5 @@
-"""Real worker processes on a SQLite file: SIGKILL rescue, SIGTERM graceful shutdown.
+"""Real worker processes on SQLite and PostgreSQL: SIGKILL rescue, SIGTERM graceful shutdown,
+many workers sharing one store, and a database restart under running workers.
 
 Each job body appends ``start n`` / ``done n`` to a run log opened with O_APPEND, so lost and
 duplicate runs are counted independently of what the store says.
@@ -24,12 +25,19 @@ pytestmark = pytest.mark.integration
 TESTS = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path}/jobs.db"
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, store_url: str) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        "TASKWARD_TEST_URL": f"sqlite:///{tmp_path}/jobs.db",
+        "TASKWARD_TEST_URL": store_url,
         "TASKWARD_TEST_LOG": str(tmp_path / "run.log"),
         "TASKWARD_TEST_SLEEP": "0.6",
         "NO_COLOR": "1",
@@ -47,10 +55,10 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def start_worker(
-    env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+    env: dict[str, str], procs: list[subprocess.Popen[bytes]], concurrency: int = 2
 ) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "taskward", "worker", "--app", "tests_support.jobs:manager",
-           "-q", "default=2", "--log-level", "WARNING"]  # fmt: skip
+           "-q", f"default={concurrency}", "--log-level", "WARNING"]  # fmt: skip
     output = Path(env["TASKWARD_TEST_LOG"]).with_name(f"worker-{len(procs)}.out")
     with output.open("wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -83,6 +91,12 @@ async def states(env: dict[str, str]) -> list[tuple[JobState, int, list[str]]]:
     async with TaskManager(env["TASKWARD_TEST_URL"]) as tw:
         page = await tw.list_tasks(per_page=1000, sort_by="id")
         return [(j.state, j.attempt, [e.kind for e in j.errors]) for j in page.items]
+
+
+async def counts(env: dict[str, str]) -> dict[JobState, int]:
+    async with TaskManager(env["TASKWARD_TEST_URL"]) as tw:
+        stats = await tw.get_statistics()
+        return {JobState(k): v for k, v in stats["queues"].get("default", {}).items()}
 
 
 def test_sigkill_mid_run_jobs_are_rescued_and_completed(
@@ -125,3 +139,68 @@ def test_sigterm_lets_the_running_job_finish(
     assert state is JobState.COMPLETED
     assert attempt == 1
     assert errors == []
+
+
+def done_counts(env: dict[str, str]) -> Counter[str]:
+    return Counter(line.split()[1] for line in run_log(env) if line.startswith("done"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_four_workers_drain_ten_thousand_jobs_each_exactly_once(
+    env: dict[str, str], workers: list[subprocess.Popen[bytes]]
+) -> None:
+    env["TASKWARD_TEST_SLEEP"] = "0"
+    n = 10_000
+    asyncio.run(enqueue(env, n))
+    for _ in range(4):
+        start_worker(env, workers, concurrency=10)
+    wait_until(lambda: asyncio.run(counts(env)).get(JobState.COMPLETED) == n, timeout=120)
+    for proc in workers:
+        proc.send_signal(signal.SIGTERM)
+    assert [proc.wait(30) for proc in workers] == [0, 0, 0, 0]
+    runs = Counter(line.split()[1] for line in run_log(env) if line.startswith("start"))
+    assert len(runs) == n
+    assert set(runs.values()) == {1}  # no job was claimed twice
+    assert set(done_counts(env).values()) == {1}
+
+
+@pytest.mark.slow
+def test_database_restart_under_running_workers_loses_and_repeats_nothing(
+    tmp_path: Path, workers: list[subprocess.Popen[bytes]]
+) -> None:
+    from tests_support.servers import PostgresServer, find_pg_bin
+
+    bin_dir = find_pg_bin()
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir)
+    server.start()
+    try:
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "TASKWARD_TEST_URL": f"{server.url()}?schema=restart",
+            "TASKWARD_TEST_LOG": str(tmp_path / "run.log"),
+            "TASKWARD_TEST_SLEEP": "0.005",
+            "NO_COLOR": "1",
+        }
+        n = 1_500
+        asyncio.run(enqueue(env, n))
+        for _ in range(2):
+            start_worker(env, workers, concurrency=4)
+        wait_until(lambda: len(done_counts(env)) >= 200)
+        assert len(done_counts(env)) < n, "the restart must land mid-run"
+        server.restart()  # clients are disconnected mid-run
+        wait_until(lambda: asyncio.run(counts(env)).get(JobState.COMPLETED) == n, timeout=120)
+        assert all(proc.poll() is None for proc in workers), "a worker died with the database"
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        assert [proc.wait(30) for proc in workers] == [0, 0]
+        done = done_counts(env)
+        assert sorted(done, key=int) == [str(i) for i in range(n)]  # nothing lost
+        # A job whose completion was recorded never ran again; only a job that was running
+        # when the connection dropped may have run twice (at-least-once).
+        repeated = [job for job, times in done.items() if times > 1]
+        assert len(repeated) <= 8, repeated
+    finally:
+        server.destroy()

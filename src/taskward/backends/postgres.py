@@ -186,6 +186,15 @@ class PostgresBackend:
             return self._pool
         async with self._open_lock:
             if self._pool is None:
+                # One direct connection first: a wrong host or password fails at once with
+                # libpq's own message, where the pool would retry until its timeout.
+                try:
+                    probe = await psycopg.AsyncConnection.connect(
+                        self.conninfo, **self._connect_kwargs()
+                    )
+                except psycopg.OperationalError as exc:
+                    raise _unavailable(exc) from exc
+                await probe.close()
                 pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
                     self.conninfo,
                     min_size=self.min_size,
@@ -320,6 +329,8 @@ class PostgresBackend:
     ) -> list[Inserted]:
         plan = self._insert_plan(jobs, now)
         try:
+            if _outside_transaction(conn.autocommit, conn.info.transaction_status):
+                await conn.execute(self.q["join_transaction"])
             async with conn.transaction():
                 step = next(plan)
                 try:
@@ -339,6 +350,8 @@ class PostgresBackend:
     ) -> list[Inserted]:
         plan = self._insert_plan(jobs, now)
         try:
+            if _outside_transaction(conn.autocommit, conn.info.transaction_status):
+                conn.execute(self.q["join_transaction"])
             with conn.transaction():
                 step = next(plan)
                 try:
@@ -639,6 +652,17 @@ class PostgresBackend:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
         found = await self._fetchall("list_workers", {"alive_since": alive_since})
         return [rows.worker_from_row(row) for row in found]
+
+
+def _outside_transaction(autocommit: bool, status: psycopg.pq.TransactionStatus) -> bool:
+    """True for a caller's connection whose (implicit) transaction has not begun yet.
+
+    psycopg begins it with the first statement; ``transaction()`` on such an idle connection
+    would instead open *and commit* a transaction of its own. Beginning it first makes our
+    block a savepoint inside the caller's transaction. (In autocommit mode there is no
+    caller's transaction: the jobs commit at once, in a transaction of their own.)
+    """
+    return not autocommit and status == psycopg.pq.TransactionStatus.IDLE
 
 
 def _unique_match(found: list[Any], new: NewJob, now: datetime) -> Job | None:

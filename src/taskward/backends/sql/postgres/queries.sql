@@ -28,6 +28,10 @@ SELECT version FROM {schema}.taskward_migrations ORDER BY version;
 -- name: record_migration
 INSERT INTO {schema}.taskward_migrations (version, name) VALUES (%(version)s, %(name)s);
 
+-- Any statement makes psycopg begin the caller's implicit transaction (see _outside_transaction).
+-- name: join_transaction
+SELECT 1;
+
 -- == produce ===================================================================================
 
 -- Bulk insert: one statement for the whole batch, one array per column (tags and depends_on

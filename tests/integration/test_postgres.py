@@ -1,0 +1,286 @@
+"""PostgreSQL-only behaviour: transactional enqueue, races between connections, schemas,
+LISTEN/NOTIFY wake-ups, and surviving a database restart.
+
+The shared contract suite (tests/contract) covers everything the backends have in common; this
+file covers what only a server database can do. Each test gets a fresh schema on the session's
+throwaway cluster; the restart tests get a cluster of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from taskward import JobState, TaskManager
+from taskward.backends import open_backend
+from taskward.backends.postgres import PostgresBackend, parse_postgres_url
+from taskward.errors import BackendUnavailable, InvalidJob, InvalidOptions
+from taskward.jobs import NewJob
+from tests_support.servers import PostgresServer, find_pg_bin
+
+pytestmark = pytest.mark.postgres
+ADD = "tests_support.jobs:add"
+
+
+def new_job(queue: str = "default", unique_key: str | None = None) -> NewJob:
+    return NewJob(
+        task="t",
+        queue=queue,
+        args=[1],
+        kwargs={},
+        priority=0,
+        max_attempts=3,
+        scheduled_at=datetime.now(UTC),
+        state=JobState.PENDING,
+        unique_key=unique_key,
+        unique_window=60 if unique_key else None,
+    )
+
+
+@pytest.fixture
+async def tw(pg_url: str) -> AsyncIterator[TaskManager]:
+    async with TaskManager(pg_url, poll_interval=0.05, lease_seconds=5) as manager:
+        yield manager
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A cluster of the test's own, for tests that stop and restart the server."""
+    bin_dir = find_pg_bin()
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def libpq_url(pg_url: str) -> str:
+    return parse_postgres_url(pg_url)[0]
+
+
+# -- URLs --------------------------------------------------------------------------------------
+def test_url_parameters_of_taskward_are_kept_from_libpq() -> None:
+    conninfo, own = parse_postgres_url(
+        "postgresql://u:p@h:5/db?schema=app_1&sslmode=disable&pool_max_size=4"
+    )
+    assert conninfo == "postgresql://u:p@h:5/db?sslmode=disable"
+    assert own == {"schema": "app_1", "pool_max_size": "4"}
+    backend = PostgresBackend("postgres://h/db?schema=app_1&pool_max_size=4&prepare=false")
+    assert (backend.schema, backend.max_size, backend.prepare) == ("app_1", 4, False)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["schema=Bad-Name", 'schema=x";drop', "pool_max_size=0", "pool_min_size=5&pool_max_size=2",
+     "prepare=maybe", "pool_max_size=ten"],
+)  # fmt: skip
+def test_bad_url_parameters_are_rejected(query: str) -> None:
+    with pytest.raises(InvalidOptions):
+        PostgresBackend(f"postgresql://h/db?{query}")
+
+
+async def test_unreachable_server_is_a_clear_error() -> None:
+    from tests_support.servers import free_port
+
+    backend = open_backend(f"postgresql://postgres@127.0.0.1:{free_port()}/x?pool_min_size=1")
+    with pytest.raises(BackendUnavailable):
+        await backend.open()
+    await backend.close()
+
+
+# -- transactional enqueue ---------------------------------------------------------------------
+async def test_transactional_enqueue_commits_with_the_callers_transaction(
+    tw: TaskManager, pg_url: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+        job = await tw.enqueue_task("tests_support.jobs:add", args=[1, 2], connection=conn)
+        # Not visible to anyone else before the commit.
+        assert (await tw.list_tasks()).total_entries == 0
+        await conn.commit()
+    assert (await tw.get_task_status(job.id)).state is JobState.PENDING
+
+
+async def test_transactional_enqueue_rolled_back_leaves_no_job(
+    tw: TaskManager, pg_url: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+        await tw.enqueue_task("tests_support.jobs:add", args=[1, 2], connection=conn)
+        await conn.rollback()
+    assert (await tw.list_tasks()).total_entries == 0
+    assert (await tw.drain()).total == 0
+
+
+async def test_transactional_enqueue_from_a_sync_connection(tw: TaskManager, pg_url: str) -> None:
+    def in_thread() -> int:
+        with psycopg.connect(libpq_url(pg_url)) as conn:
+            kept = tw.sync.enqueue_task("tests_support.jobs:add", args=[1], connection=conn)
+            conn.commit()
+            with conn.transaction(force_rollback=True):
+                tw.sync.enqueue_task("tests_support.jobs:add", args=[2], connection=conn)
+            conn.commit()
+            return kept.id
+
+    kept_id = await asyncio.to_thread(in_thread)
+    page = await tw.list_tasks()
+    assert [job.id for job in page.items] == [kept_id]
+
+
+async def test_a_refused_job_leaves_the_callers_transaction_usable(
+    tw: TaskManager, pg_url: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+        with pytest.raises(InvalidJob):
+            # PostgreSQL text cannot hold NUL: refused, in a savepoint of its own.
+            await tw.enqueue_task(
+                "tests_support.jobs:add", args=[1], connection=conn, queue="q", tags=["a\x00"]
+            )
+        await conn.execute("SELECT 1")  # the caller's transaction is not aborted
+        await tw.enqueue_task("tests_support.jobs:add", args=[2], connection=conn)
+        await conn.commit()
+    assert (await tw.list_tasks()).total_entries == 1
+
+
+# -- races between connections ------------------------------------------------------------------
+async def test_concurrent_unique_enqueues_from_many_connections_make_one_job(pg_url: str) -> None:
+    managers = [TaskManager(pg_url) for _ in range(8)]
+    try:
+        for manager in managers:
+            await manager.open()
+        results = await asyncio.gather(
+            *(
+                managers[n % 8].enqueue_task("tests_support.jobs:add", args=[7], unique_for=60)
+                for n in range(64)
+            )
+        )
+        assert len({job.id for job in results}) == 1
+        assert (await managers[0].list_tasks()).total_entries == 1
+    finally:
+        for manager in managers:
+            await manager.close()
+
+
+async def test_unique_enqueues_in_rolled_back_transactions_leave_exactly_one_job(
+    tw: TaskManager, pg_url: str
+) -> None:
+    async def one(n: int) -> None:
+        async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+            await tw.enqueue_task(
+                "tests_support.jobs:add", args=[9], unique_for=60, connection=conn
+            )
+            if n % 2:
+                await conn.rollback()
+            else:
+                await conn.commit()
+
+    await asyncio.gather(*(one(n) for n in range(16)))
+    assert (await tw.list_tasks()).total_entries == 1
+
+
+async def test_concurrent_migrations_apply_each_version_once(pg_url: str) -> None:
+    backends = [open_backend(pg_url) for _ in range(6)]
+    try:
+        await asyncio.gather(*(b.migrate() for b in backends))
+        async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+            schema = pg_url.rsplit("schema=", 1)[1]
+            cursor = await conn.execute(
+                f'SELECT version, count(*) FROM "{schema}".taskward_migrations GROUP BY version'
+            )
+            assert await cursor.fetchall() == [(1, 1)]
+    finally:
+        for backend in backends:
+            await backend.close()
+
+
+async def test_many_claimers_never_claim_a_job_twice(pg_url: str) -> None:
+    backends = [open_backend(pg_url) for _ in range(6)]
+    try:
+        for backend in backends:
+            await backend.open()
+        await backends[0].migrate()
+        inserted = await backends[0].insert([new_job() for _ in range(600)], now=datetime.now(UTC))
+        now = datetime.now(UTC)
+
+        async def claim_all(n: int) -> list[int]:
+            got: list[int] = []
+            while batch := await backends[n].fetch(
+                queue="default", limit=7, worker_id=f"w{n}", now=now, lease_until=now
+            ):
+                got.extend(job.id for job in batch)
+            return got
+
+        claimed = [
+            i for ids in await asyncio.gather(*(claim_all(n) for n in range(6))) for i in ids
+        ]
+        assert sorted(claimed) == sorted(i.job.id for i in inserted)
+    finally:
+        for backend in backends:
+            await backend.close()
+
+
+async def test_schemas_keep_applications_apart(pg_server: PostgresServer) -> None:
+    first = TaskManager(f"{pg_server.url()}?schema=app_{uuid.uuid4().hex[:8]}")
+    second = TaskManager(f"{pg_server.url()}?schema=app_{uuid.uuid4().hex[:8]}")
+    async with first, second:
+        await first.enqueue_task("tests_support.jobs:add", args=[1])
+        assert (await first.list_tasks()).total_entries == 1
+        assert (await second.list_tasks()).total_entries == 0
+
+
+# -- wake-ups -----------------------------------------------------------------------------------
+async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str) -> None:
+    # Polling every 30 s: a job done within seconds was started by the NOTIFY.
+    worker_side = TaskManager(pg_url, poll_interval=30, lease_seconds=5)
+    producer = TaskManager(pg_url)
+    async with worker_side, producer:
+        task = asyncio.create_task(worker_side.run_worker())
+        try:
+            backend = worker_side.backend
+            assert isinstance(backend, PostgresBackend)
+            for _ in range(200):
+                if backend.listening:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # the worker is now parked in wait_for_jobs
+            job = await producer.enqueue_task("tests_support.jobs:add", args=[2, 3])
+            started = time.monotonic()
+            while (await producer.get_task_status(job.id)).state is not JobState.COMPLETED:
+                assert time.monotonic() - started < 5, "the worker was not woken"
+                await asyncio.sleep(0.01)
+            assert (await producer.get_task_status(job.id)).result == 5
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_listener_and_pool_reconnect_after_a_server_restart(
+    own_server: PostgresServer,
+) -> None:
+    url = f"{own_server.url()}?schema=restart"
+    async with TaskManager(url, poll_interval=30, lease_seconds=5) as worker_side:
+        backend = worker_side.backend
+        assert isinstance(backend, PostgresBackend)
+        task = asyncio.create_task(worker_side.run_worker())
+        try:
+            await asyncio.to_thread(own_server.restart)
+            deadline = time.monotonic() + 15
+            while not backend.listening:
+                assert time.monotonic() < deadline, "the listener did not reconnect"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            async with TaskManager(url) as producer:
+                job = await producer.enqueue_task("tests_support.jobs:add", args=[1, 1])
+                deadline = time.monotonic() + 10
+                while (await producer.get_task_status(job.id)).state is not JobState.COMPLETED:
+                    assert time.monotonic() < deadline, "the worker did not carry on"
+                    await asyncio.sleep(0.02)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
