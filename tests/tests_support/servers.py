@@ -51,6 +51,8 @@ class PostgresServer:
     """One PostgreSQL cluster: ``start()``, connect to ``url(db)``, ``stop()``."""
 
     bin_dir: Path
+    durable: bool = False
+    """Keep fsync and synchronous commits on (benchmarks); off by default (tests)."""
     port: int = field(default_factory=free_port)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="taskward-pg-")))
 
@@ -97,9 +99,10 @@ class PostgresServer:
             self.init()
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=300 -c shared_buffers=64MB"
         )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
             "-w", "-t", "60", "start",
