@@ -6,6 +6,8 @@ one base class. Errors about bad input are raised *before* anything is written.
 
 from __future__ import annotations
 
+import math
+
 
 class TaskwardError(Exception):
     """Base class of every error taskward raises."""
@@ -51,18 +53,30 @@ class BackendUnavailable(TaskwardError, ConnectionError):
     """The backend (database, server) cannot be reached; nothing was written."""
 
 
+class PortalClosed(TaskwardError, RuntimeError):
+    """``manager.sync`` was shut down: its blocking calls are refused, or were cancelled."""
+
+
 class JobSignal(Exception):
     """Base of the outcome signals a job function may raise to choose its own outcome."""
 
 
 class Snooze(JobSignal):
-    """Raise inside a job to run it again after ``seconds``, without spending an attempt."""
+    """Raise inside a job to run it again after ``seconds``, without spending an attempt.
+
+    ``seconds`` must be a finite number >= 0; a delay beyond 100 years is capped to it.
+    """
 
     def __init__(self, seconds: float) -> None:
-        if seconds < 0:
-            raise InvalidOptions(f"Snooze seconds must be >= 0, got {seconds}")
+        try:
+            value = float(seconds)
+        except (TypeError, ValueError):
+            value = math.nan
+        # `not 0 <= value < inf` also refuses NaN, which every comparison answers False.
+        if isinstance(seconds, bool) or not 0 <= value < math.inf:
+            raise InvalidOptions(f"Snooze seconds must be a finite number >= 0, got {seconds!r}")
         super().__init__(f"snoozed for {seconds}s")
-        self.seconds = float(seconds)
+        self.seconds = value
 
 
 class Cancel(JobSignal):

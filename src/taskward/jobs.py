@@ -21,6 +21,14 @@ T = TypeVar("T")
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
+MAX_ATTEMPTS = 2**31 - 1
+"""The largest ``max_attempts``: it must fit the 32-bit integer column of every backend."""
+MAX_DELAY_SECONDS = 100 * 365 * 86_400.0
+"""The longest delay, window or timeout accepted (100 years).
+
+Anything longer cannot be told apart from "never", and ``now + delay`` must stay a
+representable date in every backend (Python's ``datetime`` ends at year 9999).
+"""
 
 
 class JobState(StrEnum):
@@ -76,21 +84,59 @@ def validate_priority(priority: int) -> int:
 
 
 def validate_max_attempts(max_attempts: int) -> int:
-    """Return ``max_attempts`` if it is an int >= 1, else raise."""
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+    """Return ``max_attempts`` if it is an int in 1..MAX_ATTEMPTS, else raise."""
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
         raise InvalidOptions(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    if not 1 <= max_attempts <= MAX_ATTEMPTS:
+        raise InvalidOptions(
+            f"max_attempts must be between 1 and {MAX_ATTEMPTS:,}, got {max_attempts}"
+        )
     return max_attempts
 
 
 def validate_seconds(name: str, value: float | None, *, allow_zero: bool = True) -> float | None:
-    """Return ``value`` as float if it is a finite number of seconds (or None), else raise."""
+    """Return ``value`` as float if it is a finite number of seconds (or None), else raise.
+
+    At most :data:`MAX_DELAY_SECONDS`: a longer value would overflow a date computed from it.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidOptions(f"{name} must be a finite number of seconds, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise InvalidOptions(f"{name} must be {'>=' if allow_zero else '>'} 0, got {value}")
+    if value > MAX_DELAY_SECONDS:
+        raise InvalidOptions(
+            f"{name} must be at most {MAX_DELAY_SECONDS:.0f} seconds (100 years), got {value:g}"
+        )
     return float(value)
+
+
+def validate_tags(tags: object) -> tuple[str, ...]:
+    """Return ``tags`` (a list, tuple or set of strings; None for none) as a tuple, else raise.
+
+    A lone string is refused rather than split into characters (``tags="urgent"``). A set is
+    sorted, so the stored order does not depend on hashing.
+    """
+    if tags is None:
+        return ()
+    if isinstance(tags, str):
+        raise InvalidOptions(f"tags must be a list of strings: write tags=[{tags!r}]")
+    if not isinstance(tags, list | tuple | set | frozenset):
+        raise InvalidOptions(f"tags must be a list of strings, got {tags!r}")
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or not _is_utf8(tag):
+            raise InvalidOptions(f"each tag must be a non-empty string, got {tag!r}")
+    return tuple(sorted(tags)) if isinstance(tags, set | frozenset) else tuple(tags)
+
+
+def _is_utf8(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate (which no backend can store as UTF-8)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

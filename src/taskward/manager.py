@@ -34,12 +34,13 @@ from taskward.jobs import (
     validate_priority,
     validate_queue_name,
     validate_seconds,
+    validate_tags,
 )
 from taskward.runtime.drain import drain as drain_jobs
 from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager, cutoffs
 from taskward.runtime.scheduler import CronScheduler, cron_unique_key
 from taskward.runtime.worker import DrainResult, Worker, WorkerConfig
-from taskward.serialize import encode_payload
+from taskward.serialize import dumps, encode_payload, loads
 from taskward.settings import Settings
 from taskward.tasks import Task, TaskOptions, TaskRegistry, qualified_name
 
@@ -248,8 +249,8 @@ class TaskManager:
             unique_window=validate_seconds(
                 "unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False
             ),
-            tags=tuple(options.get("tags") or ()),
-            meta=dict(options.get("meta") or {}),
+            tags=validate_tags(options.get("tags")),
+            meta=_meta(options.get("meta")),
         )
 
     def _with_payload(
@@ -286,7 +287,7 @@ class TaskManager:
             if at.tzinfo is None:
                 raise InvalidOptions("at= must be timezone-aware (e.g. datetime.now(UTC))")
             return max(at.astimezone(UTC), now)
-        seconds = validate_seconds("delay", at if at is not None else delay)
+        seconds = validate_seconds("at" if at is not None else "delay", _first(at, delay))
         return now + timedelta(seconds=seconds) if seconds else now
 
     # -- produce ---------------------------------------------------------------------------
@@ -611,6 +612,15 @@ class TaskManager:
 
 def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
+
+
+def _meta(meta: Any) -> dict[str, Any]:
+    """Return ``meta`` as its JSON round trip, so every backend stores (and returns) the same."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InvalidOptions(f"meta must be a dict of JSON values, got {type(meta).__name__}")
+    return dict(loads(dumps(dict(meta), label="meta"))) if meta else {}
 
 
 def _split_call(call: Any) -> tuple[Sequence[Any], Mapping[str, Any] | None]:

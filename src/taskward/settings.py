@@ -58,6 +58,9 @@ class Settings:
         validate_max_attempts(self.default_max_attempts)
         validate_seconds("default_retry_delay", self.default_retry_delay)
         validate_seconds("default_timeout", self.default_timeout, allow_zero=False)
+        for name in ("lease_seconds", "poll_interval", "shutdown_timeout"):
+            if getattr(self, name) is None:  # only "… | None" fields may be unset
+                raise InvalidOptions(f"{name} must be a number of seconds, not None")
         validate_seconds("lease_seconds", self.lease_seconds, allow_zero=False)
         validate_seconds("poll_interval", self.poll_interval, allow_zero=False)
         validate_seconds("shutdown_timeout", self.shutdown_timeout)
@@ -100,7 +103,9 @@ def _parse(name: str, raw: str, kind: object) -> Any:
         if text == "int":
             return int(raw)
         if text.startswith("float"):
-            return None if raw.strip().lower() in {"", "none"} else float(raw)
+            # "none" unsets only an optional field; float("none") rejects it for the others.
+            unset = "None" in text and raw.strip().lower() in {"", "none"}
+            return None if unset else float(raw)
     except ValueError:
         raise InvalidOptions(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {text}") from None
     return raw

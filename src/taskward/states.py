@@ -10,7 +10,7 @@ stateDiagram-v2
     running --> failed: error, none left
     running --> discarded: Discard
     running --> scheduled: Snooze
-    running --> cancelled: Cancel
+    running --> cancelled: Cancel / orphaned after a cancel request
     scheduled --> cancelled: cancel_task
     pending --> cancelled: cancel_task
     retryable --> cancelled: cancel_task
@@ -26,12 +26,13 @@ backend writes, fenced on the job still being ``running`` at that attempt and ow
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from taskward.backoff import RetryPolicy
-from taskward.jobs import ErrorRecord, Job, JobState, JobUpdate
+from taskward.jobs import MAX_DELAY_SECONDS, ErrorRecord, Job, JobState, JobUpdate
 
 S = JobState
 LEGAL_MOVES: frozenset[tuple[JobState, JobState]] = frozenset(
@@ -82,6 +83,10 @@ class Snoozed:
 
     seconds: float
 
+    def __post_init__(self) -> None:
+        if math.isnan(self.seconds):  # Snooze refuses it too; NaN has no place in a schedule
+            raise ValueError("a job cannot snooze for NaN seconds")
+
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
@@ -110,6 +115,8 @@ def next_update(job: Job, outcome: Outcome, now: datetime, policy: RetryPolicy) 
 
     ``policy`` gives the backoff before the next attempt when an attempt failed and attempts
     remain. The job must be ``running``; the returned update is fenced on its current attempt.
+    Nothing else raises: delays are capped at ``MAX_DELAY_SECONDS``, a retry policy that
+    raises (or answers NaN) fails the job, and error text is made storable as UTF-8.
     """
     if job.state is not JobState.RUNNING:
         raise ValueError(f"job {job.id} is {job.state}, only a running job has an outcome")
@@ -118,21 +125,16 @@ def next_update(job: Job, outcome: Outcome, now: datetime, policy: RetryPolicy) 
             return _update(job, now, S.COMPLETED, result=result)
         case Snoozed(seconds=seconds):
             return _update(
-                job,
-                now,
-                S.SCHEDULED,
-                scheduled_at=now + timedelta(seconds=seconds),
-                refund_attempt=True,
+                job, now, S.SCHEDULED, scheduled_at=_after(now, seconds), refund_attempt=True
             )
         case Cancelled(reason=reason):
             return _update(job, now, S.CANCELLED, error=_error(job, now, "Cancelled", reason))
         case Discarded(reason=reason):
             return _update(job, now, S.DISCARDED, error=_error(job, now, "Discarded", reason))
         case Failed(kind=kind, message=message, traceback=tb):
-            return _failed_attempt(job, now, policy, _error(job, now, kind, message, tb))
+            return _failed_attempt(job, now, policy, kind, message, tb)
         case Orphaned():
-            error = _error(job, now, "Orphaned", "the worker stopped heartbeating (lease expired)")
-            return replace(_failed_attempt(job, now, policy, error), lease_expired_before=now)
+            return replace(_orphaned(job, now, policy), lease_expired_before=now)
     raise TypeError(f"unknown outcome {outcome!r}")  # pragma: no cover - exhaustive match
 
 
@@ -140,12 +142,56 @@ def _update(job: Job, now: datetime, state: JobState, **fields: Any) -> JobUpdat
     return JobUpdate(job_id=job.id, attempt=job.attempt, at=now, state=state, **fields)
 
 
-def _failed_attempt(job: Job, now: datetime, policy: RetryPolicy, error: ErrorRecord) -> JobUpdate:
+def _orphaned(job: Job, now: datetime, policy: RetryPolicy) -> JobUpdate:
+    lost = "the worker stopped heartbeating (lease expired)"
+    if job.cancel_requested:
+        # An operator asked to stop it before its worker died: honour that, never re-run it.
+        reason = f"cancelled by an operator while running; {lost}"
+        return _update(job, now, S.CANCELLED, error=_error(job, now, "Cancelled", reason))
+    return _failed_attempt(job, now, policy, "Orphaned", lost)
+
+
+def _failed_attempt(
+    job: Job, now: datetime, policy: RetryPolicy, kind: str, message: str, tb: str | None = None
+) -> JobUpdate:
     if job.attempt >= job.max_attempts:
-        return _update(job, now, S.FAILED, error=error)
-    delay = policy.delay(job.attempt)
-    return _update(job, now, S.RETRYABLE, scheduled_at=now + timedelta(seconds=delay), error=error)
+        return _update(job, now, S.FAILED, error=_error(job, now, kind, message, tb))
+    try:
+        retry_at = _after(now, policy.delay(job.attempt))
+    except Exception as exc:
+        # The function already ran: a broken policy must not leave the job stuck in running.
+        # A dead letter saying why is visible, and an operator can retry it once it is fixed.
+        message = f"{message} [not retried: the retry policy raised {type(exc).__name__}: {exc}]"
+        return _update(job, now, S.FAILED, error=_error(job, now, kind, message, tb))
+    error = _error(job, now, kind, message, tb)
+    return _update(job, now, S.RETRYABLE, scheduled_at=retry_at, error=error)
+
+
+def _after(now: datetime, seconds: float) -> datetime:
+    """Return ``now + seconds``, the delay capped to 0..MAX_DELAY_SECONDS; NaN is refused."""
+    if math.isnan(seconds):
+        raise ValueError("a delay of NaN seconds")
+    return now + timedelta(seconds=min(max(float(seconds), 0.0), MAX_DELAY_SECONDS))
 
 
 def _error(job: Job, now: datetime, kind: str, message: str, tb: str | None = None) -> ErrorRecord:
-    return ErrorRecord(attempt=job.attempt, at=now, kind=kind, message=message, traceback=tb)
+    return ErrorRecord(
+        attempt=job.attempt,
+        at=now,
+        kind=storable_text(kind),
+        message=storable_text(message),
+        traceback=None if tb is None else storable_text(tb),
+    )
+
+
+def storable_text(text: str) -> str:
+    r"""Return ``text`` with lone surrogates escaped (``\udcff``), so any backend stores it.
+
+    An exception message may carry one (a file name from ``os.listdir`` that is not UTF-8);
+    UTF-8 cannot encode it, and the write of the whole outcome batch would fail.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text

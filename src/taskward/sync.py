@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from taskward.errors import PortalClosed
 
 if TYPE_CHECKING:
     from taskward.manager import TaskManager
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 TWINS = (
     "open",
@@ -44,6 +48,10 @@ TWINS = (
 )
 
 
+CANCEL_GRACE_SECONDS = 10.0
+"""How long :meth:`Portal.stop` waits by default for cancelled calls to unwind."""
+
+
 class Portal:
     """An event loop in a daemon thread that runs coroutines for sync callers."""
 
@@ -51,37 +59,96 @@ class Portal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
+        self._calls: set[asyncio.Task[Any]] = set()  # touched on the loop thread only
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="taskward-portal", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
+        if self._closed:
+            raise PortalClosed(
+                "manager.sync was shut down; no blocking call can run on it any more "
+                "(make a new TaskManager)"
+            )
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="taskward-portal", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
 
     def call(self, awaitable: Awaitable[T]) -> T:
-        """Run ``awaitable`` on the portal loop and return its result (re-raising errors)."""
-        loop = self._ensure()
-        if _running_loop() is loop:
+        """Run ``awaitable`` on the portal loop and return its result (re-raising errors).
+
+        Raises:
+            PortalClosed: the portal was stopped before or while the call ran.
+        """
+        try:
+            with self._lock:
+                # Under the lock: stop() cannot close the loop between these two steps.
+                loop = self._ensure()
+                if _running_loop() is loop:
+                    raise RuntimeError(
+                        "a sync twin was called from the portal's own loop; await instead"
+                    )
+                future = asyncio.run_coroutine_threadsafe(self._run(awaitable), loop)
+        except BaseException:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()  # never started: close it so it does not warn
-            raise RuntimeError("a sync twin was called from the portal's own loop; await instead")
-        future: Future[T] = asyncio.run_coroutine_threadsafe(_as_coro(awaitable), loop)
-        return future.result()
+            raise
+        try:
+            return future.result()
+        except CancelledError:
+            if self._closed:
+                raise PortalClosed("manager.sync was shut down while this call ran") from None
+            raise
 
-    def stop(self) -> None:
-        """Stop the loop thread (idempotent)."""
+    async def _run(self, awaitable: Awaitable[T]) -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
+        try:
+            return await awaitable
+        finally:
+            self._calls.discard(task)
+
+    def stop(
+        self,
+        last: Callable[[], Awaitable[None]] | None = None,
+        *,
+        grace: float = CANCEL_GRACE_SECONDS,
+    ) -> None:
+        """Cancel the calls in flight, run ``last`` (if given), stop the loop (idempotent).
+
+        Callers blocked in :meth:`call` on other threads get :class:`PortalClosed` once their
+        coroutine has unwound (a worker shuts down gracefully, a drain writes its outcomes),
+        waiting up to ``grace`` seconds for them, so none blocks forever on a loop that stopped
+        under it. Later calls are refused.
+        """
         with self._lock:
+            if self._loop is not None and _running_loop() is self._loop:
+                raise RuntimeError("the portal cannot be stopped from its own loop")
+            self._closed = True
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is not None and thread is not None:
+        if loop is None or thread is None:
+            return
+        try:
+            wind_down = asyncio.run_coroutine_threadsafe(self._cancel_calls(last, grace), loop)
+            wind_down.result(grace + 5)  # `last` (closing the manager) gets 5 s of its own
+        except TimeoutError:
+            logger.warning("sync calls still running %ss after shutdown; stopping anyway", grace)
+        finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
+
+    async def _cancel_calls(self, last: Callable[[], Awaitable[None]] | None, grace: float) -> None:
+        calls = set(self._calls)
+        for task in calls:
+            task.cancel()
+        if calls:
+            await asyncio.wait(calls, timeout=grace)
+        if last is not None:
+            await last()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -89,10 +156,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-async def _as_coro(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 class SyncTaskManager:
@@ -113,9 +176,13 @@ class SyncTaskManager:
         return blocking
 
     def shutdown(self) -> None:
-        """Close the manager on the portal, then stop the portal thread."""
-        self.portal.call(self.manager.close())
-        self.portal.stop()
+        """Cancel calls other threads have in flight, close the manager, stop the portal.
+
+        Afterwards every blocking call raises :class:`~taskward.errors.PortalClosed`.
+        """
+        # A worker in flight gets its own shutdown_timeout to finish or release its jobs.
+        grace = self.manager.settings.shutdown_timeout + CANCEL_GRACE_SECONDS
+        self.portal.stop(last=self.manager.close, grace=grace)
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"TaskManager has no coroutine {name!r} with a sync twin")

@@ -11,6 +11,8 @@ import pytest
 from taskward.errors import InvalidOptions
 from taskward.jobs import (
     FINISHED_STATES,
+    MAX_ATTEMPTS,
+    MAX_DELAY_SECONDS,
     SORTABLE_FIELDS,
     UNIQUE_BLOCKING_STATES,
     WAITING_STATES,
@@ -23,6 +25,7 @@ from taskward.jobs import (
     validate_priority,
     validate_queue_name,
     validate_seconds,
+    validate_tags,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,12 +83,12 @@ def test_invalid_priorities(priority: object) -> None:
         validate_priority(priority)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("max_attempts", [1, 2, 25, 10_000])
+@pytest.mark.parametrize("max_attempts", [1, 2, 25, 10_000, MAX_ATTEMPTS])
 def test_valid_max_attempts(max_attempts: int) -> None:
     assert validate_max_attempts(max_attempts) == max_attempts
 
 
-@pytest.mark.parametrize("max_attempts", [0, -1, True, 2.0, "3", None])
+@pytest.mark.parametrize("max_attempts", [0, -1, True, 2.0, "3", None, MAX_ATTEMPTS + 1, 2**63])
 def test_invalid_max_attempts(max_attempts: object) -> None:
     with pytest.raises(InvalidOptions, match="max_attempts"):
         validate_max_attempts(max_attempts)  # type: ignore[arg-type]
@@ -100,6 +103,30 @@ def test_validate_seconds() -> None:
             validate_seconds("timeout", bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidOptions, match="> 0"):
         validate_seconds("timeout", 0, allow_zero=False)
+    # Longer would overflow the dates computed from it (datetime ends at year 9999).
+    assert validate_seconds("delay", MAX_DELAY_SECONDS) == MAX_DELAY_SECONDS
+    with pytest.raises(InvalidOptions, match="delay must be at most"):
+        validate_seconds("delay", MAX_DELAY_SECONDS + 1)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (None, ()),
+        ([], ()),
+        (["urgent"], ("urgent",)),
+        (("a", "b"), ("a", "b")),
+        ({"b", "a"}, ("a", "b")),  # sorted: the stored order must not depend on hashing
+    ],
+)
+def test_valid_tags(tags: object, expected: tuple[str, ...]) -> None:
+    assert validate_tags(tags) == expected
+
+
+@pytest.mark.parametrize("tags", ["urgent", b"urgent", 3, {"a": 1}, [1], [""], ["\udcff"]])
+def test_invalid_tags(tags: object) -> None:
+    with pytest.raises(InvalidOptions, match="tag"):
+        validate_tags(tags)
 
 
 # -- JobFilter and Page ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ every edge of ``LEGAL_MOVES`` is shown reachable and no operation makes a move o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import pytest
 
 from taskward.backends.memory import MemoryBackend
 from taskward.backoff import ConstantBackoff, ExponentialBackoff
-from taskward.jobs import ErrorRecord, Job, JobState, JobUpdate, NewJob
+from taskward.jobs import MAX_DELAY_SECONDS, ErrorRecord, Job, JobState, JobUpdate, NewJob
 from taskward.states import (
     LEGAL_MOVES,
     Cancelled,
@@ -27,6 +28,7 @@ from taskward.states import (
     Snoozed,
     is_legal,
     next_update,
+    storable_text,
 )
 
 S = JobState
@@ -149,6 +151,62 @@ def test_orphaned_on_the_last_attempt_fails_the_job() -> None:
     update = next_update(running(attempt=3, max_attempts=3), Orphaned(), at(100), POLICY)
     assert update.state is S.FAILED
     assert update.lease_expired_before == at(100)
+
+
+def test_orphaned_after_a_cancel_request_is_cancelled_not_retried() -> None:
+    job = replace(running(attempt=1), cancel_requested=True)
+    update = next_update(job, Orphaned(), at(100), POLICY)
+    assert update.state is S.CANCELLED
+    assert update.lease_expired_before == at(100)
+    assert update.error is not None
+    assert update.error.kind == "Cancelled"
+
+
+class _Unchecked:
+    """A retry policy that answers (or raises) whatever it was given, unchecked."""
+
+    def __init__(self, delay: Any) -> None:
+        self._delay = delay
+
+    def delay(self, attempt: int) -> float:
+        if isinstance(self._delay, Exception):
+            raise self._delay
+        return self._delay  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("seconds", [1e12, math.inf])
+def test_a_delay_beyond_the_maximum_is_capped(seconds: float) -> None:
+    snoozed = next_update(running(), Snoozed(seconds), NOW, POLICY)
+    retried = next_update(running(), Failed("E", "x"), NOW, _Unchecked(seconds))
+    cap = NOW + timedelta(seconds=MAX_DELAY_SECONDS)
+    assert snoozed.scheduled_at == retried.scheduled_at == cap
+
+
+def test_a_snooze_of_nan_seconds_cannot_be_built() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        Snoozed(math.nan)
+
+
+@pytest.mark.parametrize("delay", [ZeroDivisionError("oops"), math.nan, "soon"])
+def test_a_retry_policy_that_raises_or_answers_nonsense_fails_the_job(delay: Any) -> None:
+    failed = Failed("KeyError", "k", "tb")
+    update = next_update(running(attempt=1), failed, at(5), _Unchecked(delay))
+    assert update.state is S.FAILED
+    assert update.scheduled_at is None
+    assert update.error is not None
+    assert update.error.kind == "KeyError"
+    assert update.error.message.startswith("k [not retried: the retry policy raised ")
+    assert update.error.traceback == "tb"
+
+
+def test_error_text_is_made_storable_as_utf8() -> None:
+    failed = Failed("Bad\udcffKind", "no such file: '\udcff.csv'", "tb \udcff")
+    update = next_update(running(attempt=3, max_attempts=3), failed, NOW, POLICY)
+    assert update.error is not None
+    assert update.error.kind == "Bad\\udcffKind"
+    assert update.error.message == "no such file: '\\udcff.csv'"
+    assert update.error.traceback == "tb \\udcff"
+    assert storable_text("plain é ✓") == "plain é ✓"
 
 
 @pytest.mark.parametrize("state", [s for s in JobState if s is not S.RUNNING])

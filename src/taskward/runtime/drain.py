@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 from taskward.jobs import JobFilter, JobState
-from taskward.runtime.context import JobContext
 from taskward.runtime.worker import DrainResult, HeartbeatService, Worker
 
 _LATER = frozenset({JobState.SCHEDULED, JobState.RETRYABLE})
@@ -39,9 +37,17 @@ async def drain(
             if not with_scheduled or not await _wait_for_next_due(worker, queues):
                 return worker.result
     finally:
+        # Shielded: a drain cut short (its timeout) still writes the outcomes of the jobs it
+        # interrupted (released by the worker's done-callback) instead of leaving them running.
+        await asyncio.shield(_wind_down(worker, heartbeat))
+
+
+async def _wind_down(worker: Worker, heartbeat: HeartbeatService) -> None:
+    try:
         await heartbeat.stop()
         await worker.acker.flush()
-        await backend.remove_worker(worker.id)
+        await worker.backend.remove_worker(worker.id)
+    finally:
         worker.close()
 
 
@@ -49,24 +55,11 @@ async def _run_batch(worker: Worker, queue: str, batch: int) -> int:
     jobs = await worker.fetch(queue, batch)
     if not jobs:
         return 0
-
-    async def run(job_ctx: JobContext) -> None:
-        worker.running[job_ctx.job.id] = (current_task(), job_ctx)
-        try:
-            worker.acker.add(await worker.run_one(job_ctx.job, job_ctx))
-        finally:
-            worker.running.pop(job_ctx.job.id, None)
-
-    await asyncio.gather(*(run(worker.context_for(job)) for job in jobs))
+    # The worker's done-callbacks give every job its outcome, also one cancelled by an operator
+    # (never raised here) or one interrupted by this drain being cancelled.
+    await asyncio.gather(*(worker.start_job(job) for job in jobs), return_exceptions=True)
     await worker.acker.flush()
     return len(jobs)
-
-
-def current_task() -> asyncio.Task[Any]:
-    """The running asyncio task (so the heartbeat can cancel a job an operator cancelled)."""
-    task = asyncio.current_task()
-    assert task is not None
-    return task
 
 
 async def _wait_for_next_due(worker: Worker, queues: Sequence[str]) -> bool:

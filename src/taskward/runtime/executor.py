@@ -11,8 +11,8 @@ import contextvars
 import functools
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import Any
+from concurrent.futures import Executor, Future
+from typing import Any, ParamSpec, TypeVar
 
 from taskward.errors import Cancel, Discard, NotSerializable, Snooze, TaskwardError
 from taskward.jobs import Job
@@ -21,9 +21,36 @@ from taskward.serialize import encode_result
 from taskward.states import Cancelled, Completed, Discarded, Failed, Outcome, Snoozed
 from taskward.tasks import Task
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class JobTimeout(TimeoutError):
     """The job ran past its timeout."""
+
+
+class JobThread(Executor):
+    """The thread pool as one job sees it: remembers the job's thread, which outlives a cancel.
+
+    Cancelling a sync job's task only abandons the await; the function runs on in its thread.
+    The worker asks :attr:`running` before handing an interrupted job back to the queue, so
+    that the job never runs twice at once.
+    """
+
+    def __init__(self, pool: Executor) -> None:
+        self.pool = pool
+        self.future: Future[Any] | None = None
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run ``fn`` on the pool and remember its future."""
+        future = self.pool.submit(fn, *args, **kwargs)
+        self.future = future
+        return future
+
+    @property
+    def running(self) -> bool:
+        """True while the job's function is still executing in its thread."""
+        return self.future is not None and self.future.running()
 
 
 async def execute(

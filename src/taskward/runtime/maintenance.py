@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from taskward.backends.base import Backend
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
-from taskward.jobs import JobState
+from taskward.jobs import Job, JobState
 from taskward.runtime.service import PeriodicService
 from taskward.states import Orphaned, next_update
 from taskward.tasks import Task
@@ -79,24 +79,37 @@ class Rescuer(PeriodicService):
         self.default_policy = default_policy
 
     async def run_once(self) -> None:
-        """Rescue up to 500 orphaned jobs."""
+        """Rescue up to 500 orphaned jobs; one that cannot be rescued never blocks the others."""
         if self.leadership is not None and not await self.leadership.is_leader():
             return
         now = self.clock.now()
         for job in await self.backend.expired_leases(now=now, limit=500):
-            task = self.resolve(job.task)
-            policy = task.backoff if task is not None else self.default_policy
-            update = next_update(job, Orphaned(), now, policy)
-            owner = job.attempted_by or ""
-            if (await self.backend.finish([update], worker_id=owner))[0]:
-                logger.warning(
-                    "rescued job %s (%s) from dead worker %s: now %s",
+            try:
+                await self._rescue(job, now)
+            except OSError:
+                raise  # the store is unreachable: every other job would fail alike
+            except Exception:
+                logger.exception(
+                    "could not rescue job %s (%s); trying again next round",
                     job.id,
                     job.task,
-                    owner,
-                    update.state,
                     extra={"job_id": job.id, "task": job.task, "queue": job.queue},
                 )
+
+    async def _rescue(self, job: Job, now: datetime) -> None:
+        task = self.resolve(job.task)
+        policy = task.backoff if task is not None else self.default_policy
+        update = next_update(job, Orphaned(), now, policy)
+        owner = job.attempted_by or ""
+        if (await self.backend.finish([update], worker_id=owner))[0]:
+            logger.warning(
+                "rescued job %s (%s) from dead worker %s: now %s",
+                job.id,
+                job.task,
+                owner,
+                update.state,
+                extra={"job_id": job.id, "task": job.task, "queue": job.queue},
+            )
 
 
 class Pruner(PeriodicService):

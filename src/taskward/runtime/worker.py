@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -25,11 +25,12 @@ from taskward.backends.base import Backend
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobState, JobUpdate, WorkerInfo
+from taskward.runtime.acker import Acker
 from taskward.runtime.context import JobContext
-from taskward.runtime.executor import execute
+from taskward.runtime.executor import JobThread, execute
 from taskward.runtime.logs import log_outcome, log_start
 from taskward.runtime.service import PeriodicService
-from taskward.states import Snoozed, next_update
+from taskward.states import Cancelled, Outcome, Snoozed, next_update
 from taskward.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -66,43 +67,6 @@ class DrainResult:
         return sum(self.counts.values())
 
 
-class Acker:
-    """Collects outcomes and writes them in batches, one ``finish`` call per batch."""
-
-    def __init__(self, backend: Backend, worker_id: str) -> None:
-        self.backend = backend
-        self.worker_id = worker_id
-        self._pending: list[JobUpdate] = []
-        self._lock = asyncio.Lock()
-
-    def add(self, update: JobUpdate) -> None:
-        """Queue one outcome for the next flush."""
-        self._pending.append(update)
-
-    async def flush(self) -> None:
-        """Write every queued outcome; whoever holds the lock writes for the others too."""
-        async with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
-                return
-            try:
-                # Shielded: once a batch is handed to the store it completes even if the
-                # caller is cancelled, so no outcome is dropped or written twice.
-                written = await asyncio.shield(self.backend.finish(batch, worker_id=self.worker_id))
-            except Exception:
-                # Keep them for the next flush: losing an outcome would re-run a finished job.
-                self._pending[:0] = batch
-                raise
-        for update, ok in zip(batch, written, strict=True):
-            if not ok:
-                logger.warning(
-                    "job %s: lease lost before its outcome (%s) was written; another run owns it",
-                    update.job_id,
-                    update.state,
-                    extra={"job_id": update.job_id},
-                )
-
-
 class Worker:
     """Runs jobs from a backend until stopped (``run``) or until no job is due (``drain``)."""
 
@@ -125,6 +89,8 @@ class Worker:
         self.id = config.worker_id
         self.acker = Acker(backend, self.id)
         self.running: dict[int, tuple[asyncio.Task[Any], JobContext]] = {}
+        """The current run of each job this worker holds, by job id (what the heartbeat keeps)."""
+        self._runs: dict[asyncio.Task[None], JobContext] = {}  # every run, superseded ones too
         self._busy = dict.fromkeys(config.queues, 0)
         self._slot_freed = asyncio.Event()
         self._ack_needed = asyncio.Event()
@@ -169,33 +135,41 @@ class Worker:
     ) -> None:
         self._stopping.set()
         self._slot_freed.set()
-        await asyncio.gather(*loops, return_exceptions=True)
-        await self._finish_running(self.config.shutdown_timeout)
-        self._acks_closed = True
-        self._ack_needed.set()
-        await asyncio.gather(acker, return_exceptions=True)
-        await self.acker.flush()
-        for service in services:
-            await service.stop()
-        await self.backend.remove_worker(self.id)
-        self.close()
+        try:
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._finish_running(self.config.shutdown_timeout)
+            self._acks_closed = True
+            self._ack_needed.set()
+            await asyncio.gather(acker, return_exceptions=True)
+            await self.acker.flush()
+        finally:
+            # Even if the last outcomes could not be written: a heartbeat left running would
+            # keep this worker looking alive and its jobs leased forever.
+            try:
+                for service in services:
+                    await service.stop()
+                await self.backend.remove_worker(self.id)
+            finally:
+                self.close()
         logger.info("worker %s stopped", self.id)
 
     async def _finish_running(self, timeout: float) -> None:
-        tasks = [t for t, _ in self.running.values()]
-        if not tasks:
+        if not self._runs:
             return
-        _, late = await asyncio.wait(tasks, timeout=timeout)
-        for task, ctx in list(self.running.values()):
-            if task in late:
-                task.cancel()
-                self._release(ctx.job)
+        _, late = await asyncio.wait(list(self._runs), timeout=timeout)
+        if not late:
+            return
+        try:
+            # One last look for cancel requests: a job an operator cancelled is cancelled,
+            # never released to run again.
+            await self.heartbeat()
+        except Exception:
+            logger.warning("last heartbeat before releasing jobs failed", exc_info=True)
+        for task in late:
+            ctx = self._runs.get(task)
+            if ctx is None or not ctx.cancelled:  # else the heartbeat cancelled it already
+                task.cancel()  # _job_done gives each its outcome (released, as a rule)
         await asyncio.gather(*late, return_exceptions=True)
-
-    def _release(self, job: Job) -> None:
-        """Hand an unfinished job back (attempt refunded) when shutdown ran out of time."""
-        logger.warning("job %s did not finish before shutdown: released", job.id)
-        self.acker.add(next_update(job, Snoozed(seconds=0), self.clock.now(), self.default_policy))
 
     async def _queue_loop(self, queue: str, concurrency: int) -> None:
         while not self._stopping.is_set():
@@ -216,7 +190,7 @@ class Worker:
             return
         jobs = await self.fetch(queue, free)
         for job in jobs:
-            self._start(job)
+            self.start_job(job)
         if len(jobs) < free and not self._stopping.is_set():
             await self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
 
@@ -228,11 +202,18 @@ class Worker:
             queue=queue, limit=limit, worker_id=self.id, now=now, lease_until=lease_until
         )
 
-    def _start(self, job: Job) -> None:
+    def start_job(self, job: Job) -> asyncio.Task[None]:
+        """Run a claimed job in its own task, holding a slot of its queue until it ends."""
         self._busy[job.queue] = self._busy.get(job.queue, 0) + 1
         ctx = self.context_for(job)
-        task = asyncio.create_task(self._run_job(job, ctx), name=f"taskward-job-{job.id}")
+        thread = JobThread(self._threads)
+        task = asyncio.create_task(self._run_job(job, ctx, thread), name=f"taskward-job-{job.id}")
         self.running[job.id] = (task, ctx)
+        self._runs[task] = ctx
+        # A done-callback, not a `finally`: a task cancelled before its first step (a heartbeat
+        # cancel right after this) never runs its body, but its callbacks always run.
+        task.add_done_callback(partial(self._job_done, job, ctx, thread))
+        return task
 
     def context_for(self, job: Job) -> JobContext:
         """Return the JobContext handed to ``job``'s function."""
@@ -241,23 +222,69 @@ class Worker:
     async def _report_progress(self, job_id: int, progress: Any) -> bool:
         return await self.backend.set_progress(job_id, progress, worker_id=self.id)
 
-    async def _run_job(self, job: Job, ctx: JobContext) -> None:
-        try:
-            update = await self.run_one(job, ctx)
-            self.acker.add(update)
-            self._ack_needed.set()
-        finally:
-            self.running.pop(job.id, None)
-            self._busy[job.queue] -= 1
-            self._slot_freed.set()
+    async def _run_job(self, job: Job, ctx: JobContext, thread: JobThread) -> None:
+        self._ack(await self.run_one(job, ctx, threads=thread))
 
-    async def run_one(self, job: Job, ctx: JobContext) -> JobUpdate:
-        """Execute one claimed job and return the outcome to write (logs start and end)."""
+    def _ack(self, update: JobUpdate) -> None:
+        self.acker.add(update)
+        self._ack_needed.set()
+
+    def _job_done(
+        self, job: Job, ctx: JobContext, thread: JobThread, task: asyncio.Task[None]
+    ) -> None:
+        """Free the job's slot and entry; give a job whose task was cancelled its outcome."""
+        del self._runs[task]
+        if self.running.get(job.id, (None, None))[0] is task:
+            del self.running[job.id]  # only this run's entry: a newer run may own the job now
+        self._busy[job.queue] -= 1
+        self._slot_freed.set()
+        if task.cancelled():
+            outcome = self._interrupted_outcome(job, ctx, thread)
+            if outcome is not None:
+                update = next_update(job, outcome, self.clock.now(), self.default_policy)
+                self.result.add(update.state)
+                self._ack(update)
+        elif (exc := task.exception()) is not None:
+            logger.error(
+                "job %s: no outcome could be computed; it is rescued when its lease expires",
+                job.id,
+                exc_info=exc,
+                extra={"job_id": job.id},
+            )
+
+    def _interrupted_outcome(self, job: Job, ctx: JobContext, thread: JobThread) -> Outcome | None:
+        """The outcome of a job whose task was cancelled: None leaves it running, leased."""
+        if ctx.cancelled:  # the heartbeat cancelled it before its first step could see it
+            return Cancelled(reason="cancelled by an operator while running")
+        if thread.running:
+            # Its thread cannot be stopped: handing the job back now would run it twice at once.
+            logger.warning(
+                "job %s: interrupted while its thread still runs; left leased to this worker "
+                "(rescued once the lease expires)",
+                job.id,
+                extra={"job_id": job.id},
+            )
+            return None
+        # Shutdown or a drain timeout: hand it back with its attempt refunded.
+        logger.warning("job %s did not finish before shutdown: released", job.id)
+        return Snoozed(seconds=0)
+
+    async def run_one(
+        self, job: Job, ctx: JobContext, *, threads: Executor | None = None
+    ) -> JobUpdate:
+        """Execute one claimed job and return the outcome to write (logs start and end).
+
+        ``threads`` runs a sync job (default: the worker's pool).
+        """
         task = self.resolve(job.task)
         log_start(job)
         started = self.clock.monotonic()
         outcome = await execute(
-            job, task, ctx, default_timeout=self.config.default_timeout, threads=self._threads
+            job,
+            task,
+            ctx,
+            default_timeout=self.config.default_timeout,
+            threads=self._threads if threads is None else threads,
         )
         policy = task.backoff if task is not None else self.default_policy
         update = next_update(job, outcome, self.clock.now(), policy)
