@@ -82,7 +82,7 @@ def main() -> None:
             bin_dir = find_pg_bin()
             if bin_dir is None:
                 raise SystemExit("PostgreSQL server binaries (pg_ctl) not found")
-            server = PostgresServer(bin_dir, durable=True)
+            server = PostgresServer(bin_dir, durable="--fast" not in sys.argv)
             server.start()
             stack.callback(server.destroy)
             url = server.url()

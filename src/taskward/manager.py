@@ -310,12 +310,18 @@ class TaskManager:
         return inserted.job
 
     async def enqueue_many(
-        self, task: TaskRef, calls: Sequence[Any], *, batch_size: int = 1000, **options: Any
+        self,
+        task: TaskRef,
+        calls: Sequence[Any],
+        *,
+        batch_size: int = 1000,
+        connection: Any = None,
+        **options: Any,
     ) -> list[Job]:
         """Enqueue many jobs of one task, one backend round trip per ``batch_size`` jobs.
 
         Each call is an args list/tuple, or an ``(args, kwargs)`` pair given as a 2-tuple whose
-        second item is a dict.
+        second item is a dict. ``connection`` joins the caller's open transaction (PostgreSQL).
         """
         template = self._template(task, options)
         new_jobs = [self._with_payload(template, *_split_call(call)) for call in calls]
@@ -323,7 +329,7 @@ class TaskManager:
         jobs: list[Job] = []
         for start in range(0, len(new_jobs), batch_size):
             inserted = await backend.insert(
-                new_jobs[start : start + batch_size], now=self.clock.now()
+                new_jobs[start : start + batch_size], now=self.clock.now(), connection=connection
             )
             jobs.extend(i.job for i in inserted)
         logger.info("enqueued %d job(s) in bulk", len(jobs))
@@ -557,7 +563,9 @@ class TaskManager:
                 completed_days=s.retention_completed_days,
                 failed_days=s.retention_failed_days,
             ),
-            CronScheduler(self.backend, self.clock, make_job=self.schedule_job),
+            CronScheduler(
+                self.backend, self.clock, make_job=self.schedule_job, leadership=leadership
+            ),
         ]
 
     async def run_worker(

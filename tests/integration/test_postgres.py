@@ -118,6 +118,15 @@ async def test_transactional_enqueue_rolled_back_leaves_no_job(
     assert (await tw.drain()).total == 0
 
 
+async def test_bulk_enqueue_joins_the_callers_transaction(tw: TaskManager, pg_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+        await tw.enqueue_many(ADD, [[n] for n in range(50)], connection=conn)
+        await conn.rollback()
+        await tw.enqueue_many(ADD, [[n] for n in range(30)], connection=conn)
+        await conn.commit()
+    assert (await tw.list_tasks()).total_entries == 30
+
+
 async def test_transactional_enqueue_from_a_sync_connection(tw: TaskManager, pg_url: str) -> None:
     def in_thread() -> int:
         with psycopg.connect(libpq_url(pg_url)) as conn:

@@ -451,6 +451,11 @@ class PostgresBackend:
                     await conn.execute(self.q["listen"])
                     self._listening = True
                     delay = 0.05
+                    pool = self._pool
+                    if pool is not None:
+                        # After a server restart every pooled connection is dead but looks
+                        # idle: drop them now rather than fail the next statement on each.
+                        await pool.check()
                     # Jobs may have arrived while nobody listened: wake everyone once.
                     self._wake(None)
                     async for notice in conn.notifies():

@@ -17,6 +17,7 @@ from taskward.clock import Clock
 from taskward.cron import CronExpression
 from taskward.errors import TaskwardError
 from taskward.jobs import NewJob, Schedule
+from taskward.runtime.maintenance import Leadership
 from taskward.runtime.service import PeriodicService
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,10 @@ class CronScheduler(PeriodicService):
         make_job: Callable[[Schedule, datetime], NewJob],
         interval: float = 1.0,
         max_lateness: float = 60.0,
+        leadership: Leadership | None = None,
     ) -> None:
         super().__init__(interval)
+        self.leadership = leadership
         self.backend = backend
         self.clock = clock
         self.make_job = make_job
@@ -49,7 +52,14 @@ class CronScheduler(PeriodicService):
         self._checked_until: datetime | None = None
 
     async def run_once(self) -> None:
-        """Insert every slot that fell due since the last round."""
+        """Insert every slot that fell due since the last round (on the leader only).
+
+        Only the leader inserts, so nodes do not all race for each slot; the slot's unique key
+        stays the safety net when leadership changes hands mid-slot.
+        """
+        if self.leadership is not None and not await self.leadership.is_leader():
+            self._checked_until = None  # a new leader looks back max_lateness, no further
+            return
         now = self.clock.now()
         start = now - timedelta(seconds=self.max_lateness)
         if self._checked_until is not None and self._checked_until > start:

@@ -34,6 +34,7 @@ from taskward.states import Cancelled, Outcome, Snoozed, next_update
 from taskward.tasks import Task
 
 logger = logging.getLogger(__name__)
+FETCH_RETRY_SECONDS = 0.5
 Resolve = Callable[[str], Task[Any, Any] | None]
 
 
@@ -178,8 +179,10 @@ class Worker:
             except Exception:
                 # A fetch loop that died would stop its queue silently: log and go on.
                 logger.exception("queue %r: fetching failed; retrying", queue)
+                # Not a whole poll interval: a store that comes back should be used at once.
+                pause = min(self.config.poll_interval, FETCH_RETRY_SECONDS)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
+                    await asyncio.wait_for(self._stopping.wait(), pause)
 
     async def _queue_round(self, queue: str, concurrency: int) -> None:
         """Fill the queue's free slots; wait for a slot or for new jobs when none is to be had."""
@@ -192,7 +195,20 @@ class Worker:
         for job in jobs:
             self.start_job(job)
         if len(jobs) < free and not self._stopping.is_set():
-            await self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
+            await self._wait_for_jobs(queue)
+
+    async def _wait_for_jobs(self, queue: str) -> None:
+        """Wait for new jobs in ``queue``, or for :meth:`stop` (which must not wait a poll)."""
+        waiting = asyncio.ensure_future(
+            self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            stopping.cancel()
+            await asyncio.gather(waiting, stopping, return_exceptions=True)
 
     async def fetch(self, queue: str, limit: int) -> list[Job]:
         """Claim up to ``limit`` jobs of ``queue`` for this worker."""
