@@ -137,6 +137,17 @@ RETURNING j.id;
 UPDATE {schema}.taskward_jobs SET progress = %(progress)s::json
 WHERE id = %(id)s AND state = 'running' AND attempted_by = %(worker_id)s;
 
+-- Which of these queues have a claimable job (pending, queue not paused)? One index probe each.
+-- name: pending_queues_in
+SELECT q FROM unnest(%(queues)s::text[]) AS q
+WHERE EXISTS (SELECT 1 FROM {schema}.taskward_jobs WHERE queue = q AND state = 'pending')
+    AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = q);
+
+-- name: pending_queues
+SELECT DISTINCT queue FROM {schema}.taskward_jobs
+WHERE state = 'pending'
+    AND queue NOT IN (SELECT queue FROM {schema}.taskward_paused_queues);
+
 -- name: listen
 LISTEN "{channel}";
 
