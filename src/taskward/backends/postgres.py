@@ -493,11 +493,14 @@ class PostgresBackend:
                     reconnecting = True
                     async for notice in conn.notifies():
                         self._wake(notice.payload)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            except psycopg.Error as exc:
+                # Any database error (lost connection, schema not migrated yet): never let the
+                # listener die silently; polling covers the gap until it is back.
                 logger.warning("LISTEN connection lost (%s); reconnecting", exc)
             finally:
                 self._listening = False
             await asyncio.sleep(delay)
+            delay = min(delay * 2, LISTEN_RETRY_MAX)
 
     async def _wake_if_pending(self, conn: AConn) -> None:
         """Wake the current waiters of every queue that has a claimable job."""
