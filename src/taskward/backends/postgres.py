@@ -308,16 +308,11 @@ class PostgresBackend:
 
         (A transaction block would add a BEGIN and a COMMIT round trip for nothing.)
         """
-        if len(jobs) == 1:
-            name, params = "insert_job", rows.insert_params(jobs[0], now)
-        else:
-            name, params = "insert_jobs", rows.insert_arrays(jobs, now)
         try:
-            found = await self._fetchall(name, params)
+            found = await self._fetchall(*_plain_insert(jobs, now))
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
-        ids = sorted(row[0] for row in found)
-        return [Inserted(job=job_from_new(new, i, now)) for new, i in zip(jobs, ids, strict=True)]
+        return _inserted(jobs, found, now)
 
     def _insert_plan(self, jobs: Sequence[NewJob], now: datetime) -> InsertPlan:
         """The statements of an insert: yields (sql, params), is sent the rows each returned.
@@ -325,14 +320,8 @@ class PostgresBackend:
         One plan serves the pool's async connections and a caller's sync connection alike.
         """
         if all(new.unique_key is None for new in jobs):
-            if len(jobs) == 1:
-                found = yield self.q["insert_job"], rows.insert_params(jobs[0], now)
-            else:
-                found = yield self.q["insert_jobs"], rows.insert_arrays(jobs, now)
-            ids = sorted(row[0] for row in found)
-            return [
-                Inserted(job=job_from_new(new, i, now)) for new, i in zip(jobs, ids, strict=True)
-            ]
+            name, params = _plain_insert(jobs, now)
+            return _inserted(jobs, (yield self.q[name], params), now)
         out: list[Inserted] = []
         for new in jobs:
             if new.unique_key is not None:
@@ -704,6 +693,19 @@ class PostgresBackend:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
         found = await self._fetchall("list_workers", {"alive_since": alive_since})
         return [rows.worker_from_row(row) for row in found]
+
+
+def _plain_insert(jobs: Sequence[NewJob], now: datetime) -> tuple[str, dict[str, Any]]:
+    """The one statement (name, parameters) inserting jobs that have no unique key."""
+    if len(jobs) == 1:
+        return "insert_job", rows.insert_params(jobs[0], now)
+    return "insert_jobs", rows.insert_arrays(jobs, now)
+
+
+def _inserted(jobs: Sequence[NewJob], found: list[Any], now: datetime) -> list[Inserted]:
+    """Pair jobs with the ids their insert returned (identity order = row order)."""
+    ids = sorted(row[0] for row in found)
+    return [Inserted(job=job_from_new(new, i, now)) for new, i in zip(jobs, ids, strict=True)]
 
 
 def _outside_transaction(autocommit: bool, status: psycopg.pq.TransactionStatus) -> bool:

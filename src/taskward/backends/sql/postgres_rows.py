@@ -15,11 +15,11 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final
 
-from taskward.backends.sql.sqlite_rows import build_job
+from taskward import states
+from taskward.backends.sql.sqlite_rows import build_job, order_by
 from taskward.jobs import (
     ErrorRecord,
     Job,
-    JobFilter,
     JobState,
     JobUpdate,
     NewJob,
@@ -51,10 +51,6 @@ JOB_COLUMNS: Final = (
     "cancel_requested"
 )
 _STATES: Final = {state.value: state for state in JobState}
-_SORT_COLUMNS: Final = frozenset(
-    {"id", "inserted_at", "scheduled_at", "attempted_at", "completed_at", "priority", "attempt"}
-)
-_NULLABLE_SORT_COLUMNS: Final = frozenset({"attempted_at", "completed_at"})
 # ensure_ascii: the JSON text is pure ASCII, so a lone surrogate becomes an escape, not an
 # unencodable character; PostgreSQL's json type accepts every escape json.dumps writes.
 _encoder: Final = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
@@ -66,14 +62,9 @@ def dumps(value: Any) -> str:
 
 
 def storable_text(text: str) -> str:
-    """``text`` without what PostgreSQL text cannot store (NUL, lone surrogates), escaped."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    """``text`` as PostgreSQL text can hold it: lone surrogates and NUL characters escaped."""
+    text = states.storable_text(text)
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
 def _error_json(error: ErrorRecord) -> str:
@@ -197,18 +188,6 @@ def update_arrays(
         "ats": [u.at for u in updates],
         "expired_befores": [u.lease_expired_before for u in updates],
     }
-
-
-def order_by(filter: JobFilter) -> str:
-    """ORDER BY text for a listing, from the whitelisted sort columns only (as SQLite's)."""
-    column = filter.sort_field
-    if column not in _SORT_COLUMNS:  # JobFilter validated it; this keeps SQL text safe anyway
-        raise ValueError(f"cannot sort by {column!r}")
-    direction = "DESC" if filter.descending else "ASC"
-    if column == "id":
-        return f"id {direction}"
-    nulls = " NULLS LAST" if column in _NULLABLE_SORT_COLUMNS else ""
-    return f"{column} {direction}{nulls}, id {direction}"
 
 
 def schedule_params(schedule: Schedule) -> dict[str, Any]:
