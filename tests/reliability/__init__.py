@@ -1,0 +1,1 @@
+"""Reliability suite: fault injection against real worker processes (issue 7)."""
