@@ -24,6 +24,7 @@ from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
 from taskward.errors import InvalidOptions, NotSupported, UnknownTask
 from taskward.jobs import (
+    Inserted,
     Job,
     JobFilter,
     JobState,
@@ -36,6 +37,7 @@ from taskward.jobs import (
     validate_seconds,
     validate_tags,
 )
+from taskward.observe.events import Event, EventBus, EventRecorder, Hook
 from taskward.runtime.drain import drain as drain_jobs
 from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager, cutoffs
 from taskward.runtime.scheduler import CronScheduler, cron_unique_key
@@ -79,6 +81,11 @@ class TaskManager:
         )
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
+        self.events = EventBus()
+        """Hooks on job, queue and cron events (see :meth:`on`)."""
+        self.recent_events = EventRecorder()
+        """The latest events of this process: the live half of each job's audit trail."""
+        self.events.on("*", self.recent_events)
 
     def __repr__(self) -> str:
         return f"<TaskManager {self.backend.url}>"
@@ -115,6 +122,13 @@ class TaskManager:
         if not self._opened:
             await self.open()
         return self.backend
+
+    def on(self, name: str, hook: Hook) -> Hook:
+        """Call ``hook(event)`` (sync or async) on each event ``name``, e.g. "job.failed".
+
+        ``"*"`` subscribes to every event. A hook that raises is logged, never propagated.
+        """
+        return self.events.on(name, hook)
 
     @cached_property
     def sync(self) -> SyncTaskManager:
@@ -307,6 +321,7 @@ class TaskManager:
             raise NotSupported(f"{backend.url} cannot enqueue inside the caller's transaction")
         (inserted,) = await backend.insert([new], now=self.clock.now(), connection=connection)
         _log_enqueued(inserted.job, inserted.duplicate)
+        self._emit_enqueued([inserted])
         return inserted.job
 
     async def enqueue_many(
@@ -332,6 +347,7 @@ class TaskManager:
                 new_jobs[start : start + batch_size], now=self.clock.now(), connection=connection
             )
             jobs.extend(i.job for i in inserted)
+            self._emit_enqueued(inserted)
         logger.info("enqueued %d job(s) in bulk", len(jobs))
         return jobs
 
@@ -480,12 +496,16 @@ class TaskManager:
         """Cancel a waiting job now, or ask the worker running it to stop; return the job."""
         job = await (await self._backend()).cancel(job_id, reason=reason, now=self.clock.now())
         logger.info("job %s cancel requested: %s (now %s)", job_id, reason, job.state)
+        if job.state is JobState.CANCELLED:
+            self._emit("job.cancelled", job, reason=reason, by="operator")
         return job
 
     async def retry_task(self, job_id: int) -> Job:
         """Move a failed, discarded or cancelled job back to pending; return the job."""
         job = await (await self._backend()).retry(job_id, now=self.clock.now())
         logger.info("job %s retried by an operator (now %s)", job_id, job.state)
+        if job.state is JobState.PENDING:
+            self._emit("job.retried", job, by="operator")
         return job
 
     async def delete_task(self, job_id: int) -> bool:
@@ -512,11 +532,13 @@ class TaskManager:
         """Stop every worker from fetching jobs of ``queue``."""
         await (await self._backend()).pause_queue(validate_queue_name(queue))
         logger.info("queue %r paused", queue)
+        self.events.emit(Event(name="queue.paused", at=self.clock.now(), queue=queue))
 
     async def resume_queue(self, queue: str) -> None:
         """Let workers fetch from ``queue`` again."""
         await (await self._backend()).resume_queue(validate_queue_name(queue))
         logger.info("queue %r resumed", queue)
+        self.events.emit(Event(name="queue.resumed", at=self.clock.now(), queue=queue))
 
     # -- running ---------------------------------------------------------------------------
     def make_worker(self, queues: Mapping[str, int] | None = None, **config: Any) -> Worker:
@@ -540,7 +562,18 @@ class TaskManager:
             clock=self.clock,
             config=cfg,
             default_policy=self.default_policy,
+            events=self.events,
         )
+
+    def _emit(self, name: str, job: Job, **data: Any) -> None:
+        self.events.emit(Event.for_job(name, job, self.clock.now(), **data))
+
+    def _emit_enqueued(self, inserted: Sequence[Inserted]) -> None:
+        if self.events.wants("job.enqueued"):
+            now = self.clock.now()
+            for item in inserted:
+                if not item.duplicate:
+                    self.events.emit(Event.for_job("job.enqueued", item.job, now))
 
     def _services(self, worker: Worker) -> list[Any]:
         s = self.settings
@@ -554,6 +587,7 @@ class TaskManager:
                 leadership=leadership,
                 resolve=self._lookup,
                 default_policy=self.default_policy,
+                events=self.events,
             ),
             Pruner(
                 self.backend,
@@ -564,7 +598,11 @@ class TaskManager:
                 failed_days=s.retention_failed_days,
             ),
             CronScheduler(
-                self.backend, self.clock, make_job=self.schedule_job, leadership=leadership
+                self.backend,
+                self.clock,
+                make_job=self.schedule_job,
+                leadership=leadership,
+                events=self.events,
             ),
         ]
 

@@ -15,6 +15,7 @@ from taskward.backends.base import Backend
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobState
+from taskward.observe.events import Event, EventBus
 from taskward.runtime.service import PeriodicService
 from taskward.states import Orphaned, next_update
 from taskward.tasks import Task
@@ -70,6 +71,7 @@ class Rescuer(PeriodicService):
         leadership: Leadership | None,
         resolve: Callable[[str], Task[Any, Any] | None],
         default_policy: RetryPolicy,
+        events: EventBus | None = None,
     ) -> None:
         super().__init__(interval)
         self.backend = backend
@@ -77,6 +79,7 @@ class Rescuer(PeriodicService):
         self.leadership = leadership
         self.resolve = resolve
         self.default_policy = default_policy
+        self.events = events if events is not None else EventBus()
 
     async def run_once(self) -> None:
         """Rescue up to 500 orphaned jobs; one that cannot be rescued never blocks the others."""
@@ -109,6 +112,17 @@ class Rescuer(PeriodicService):
                 owner,
                 update.state,
                 extra={"job_id": job.id, "task": job.task, "queue": job.queue},
+            )
+            error = update.error
+            self.events.emit(
+                Event.for_job(
+                    "job.rescued",
+                    job,
+                    now,
+                    state=update.state.value,
+                    worker=owner,
+                    error=f"{error.kind}: {error.message}" if error else None,
+                )
             )
 
 

@@ -17,6 +17,7 @@ from taskward.clock import Clock
 from taskward.cron import CronExpression
 from taskward.errors import TaskwardError
 from taskward.jobs import NewJob, Schedule
+from taskward.observe.events import Event, EventBus
 from taskward.runtime.maintenance import Leadership
 from taskward.runtime.service import PeriodicService
 
@@ -42,8 +43,10 @@ class CronScheduler(PeriodicService):
         interval: float = 1.0,
         max_lateness: float = 60.0,
         leadership: Leadership | None = None,
+        events: EventBus | None = None,
     ) -> None:
         super().__init__(interval)
+        self.events = events if events is not None else EventBus()
         self.leadership = leadership
         self.backend = backend
         self.clock = clock
@@ -77,6 +80,15 @@ class CronScheduler(PeriodicService):
                         item.job.task,
                         item.job.scheduled_at.isoformat(),
                         extra={"job_id": item.job.id, "task": item.job.task},
+                    )
+                    self.events.emit(
+                        Event.for_job(
+                            "cron.inserted",
+                            item.job,
+                            now,
+                            schedule=item.job.meta.get("schedule"),
+                            fire_at=item.job.scheduled_at,
+                        )
                     )
         self._checked_until = now
 

@@ -25,6 +25,7 @@ from taskward.backends.base import Backend
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobState, JobUpdate, WorkerInfo
+from taskward.observe.events import Event, EventBus, outcome_event_name
 from taskward.runtime.acker import Acker
 from taskward.runtime.context import JobContext
 from taskward.runtime.executor import JobThread, execute
@@ -80,8 +81,10 @@ class Worker:
         config: WorkerConfig,
         default_policy: RetryPolicy,
         services: list[PeriodicService] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.backend = backend
+        self.events = events if events is not None else EventBus()
         self.resolve = resolve
         self.clock = clock
         self.config = config
@@ -259,6 +262,7 @@ class Worker:
             if outcome is not None:
                 update = next_update(job, outcome, self.clock.now(), self.default_policy)
                 self.result.add(update.state)
+                self._emit_outcome(job, update, None)
                 self._ack(update)
         elif (exc := task.exception()) is not None:
             logger.error(
@@ -294,6 +298,7 @@ class Worker:
         """
         task = self.resolve(job.task)
         log_start(job)
+        self._emit_started(job)
         started = self.clock.monotonic()
         outcome = await execute(
             job,
@@ -306,7 +311,30 @@ class Worker:
         update = next_update(job, outcome, self.clock.now(), policy)
         log_outcome(job, update, self.clock.monotonic() - started)
         self.result.add(update.state)
+        self._emit_outcome(job, update, self.clock.monotonic() - started)
         return update
+
+    def _emit_started(self, job: Job) -> None:
+        if self.events.wants("job.started"):
+            now = self.clock.now()
+            wait = (now - max(job.scheduled_at, job.inserted_at)).total_seconds()
+            self.events.emit(Event.for_job("job.started", job, now, wait=max(wait, 0.0)))
+
+    def _emit_outcome(self, job: Job, update: JobUpdate, duration: float | None) -> None:
+        """Report how an attempt ended (computed, before the fenced write of the Acker)."""
+        name = outcome_event_name(update.state)
+        if self.events.wants(name):
+            error = update.error
+            self.events.emit(
+                Event.for_job(
+                    name,
+                    job,
+                    update.at,
+                    state=update.state.value,
+                    duration=duration,
+                    error=f"{error.kind}: {error.message}" if error else None,
+                )
+            )
 
     async def _ack_loop(self) -> None:
         while not self._acks_closed:

@@ -1,0 +1,233 @@
+"""Events: what happened to jobs, queues and schedules, delivered to hooks you register.
+
+The manager and the worker runtime call :meth:`EventBus.emit` at each step of a job's life;
+metrics, the audit trail and the dead-letter notifier are ordinary subscribers. A hook may be a
+plain function or a coroutine function. A hook that raises is logged and counted, never
+propagated: an observer must not break an enqueue or a worker.
+
+Events are in-process: a hook sees what *this* process did (a web process sees the enqueues
+and operator actions it made; a worker process sees the runs it made).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from taskward.jobs import Job, JobState
+
+__all__ = [
+    "EVENT_NAMES",
+    "OUTCOME_EVENTS",
+    "Event",
+    "EventBus",
+    "EventRecorder",
+    "Hook",
+    "outcome_event_name",
+]
+
+logger = logging.getLogger(__name__)
+
+EVENT_NAMES = frozenset(
+    {
+        "job.enqueued",
+        "job.started",
+        "job.completed",
+        "job.failed_attempt",
+        "job.snoozed",
+        "job.retried",
+        "job.discarded",
+        "job.failed",
+        "job.cancelled",
+        "job.rescued",
+        "queue.paused",
+        "queue.resumed",
+        "cron.inserted",
+    }
+)
+"""Every event name the system emits; ``on("*", hook)`` receives them all."""
+
+OUTCOME_EVENTS: Mapping[JobState, str] = {
+    JobState.COMPLETED: "job.completed",
+    JobState.RETRYABLE: "job.failed_attempt",
+    JobState.FAILED: "job.failed",
+    JobState.DISCARDED: "job.discarded",
+    JobState.CANCELLED: "job.cancelled",
+    JobState.SCHEDULED: "job.snoozed",
+}
+"""The event that reports an attempt ending in each state."""
+
+
+def outcome_event_name(state: JobState) -> str:
+    """Return the event name for an attempt that ended in ``state``."""
+    return OUTCOME_EVENTS.get(state, f"job.{state.value}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One thing that happened. ``job`` is the job as this process knew it at that moment.
+
+    ``data`` holds what the name implies: ``state``, ``duration`` and ``error`` for outcomes,
+    ``wait`` for ``job.started`` (seconds from due to start), ``fire_at`` for cron.
+    """
+
+    name: str
+    at: datetime
+    job: Job | None = None
+    queue: str | None = None
+    task: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_job(cls, name: str, job: Job, at: datetime, **data: Any) -> Event:
+        """Build the event ``name`` about ``job``."""
+        return cls(name=name, at=at, job=job, queue=job.queue, task=job.task, data=data)
+
+    @property
+    def job_id(self) -> int | None:
+        """The id of the job this event is about, if any."""
+        return self.job.id if self.job is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-compatible summary (no args: they may be large or sensitive)."""
+        return {
+            "name": self.name,
+            "at": self.at.isoformat(),
+            "job_id": self.job_id,
+            "queue": self.queue,
+            "task": self.task,
+            "data": {k: _plain(v) for k, v in self.data.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+Hook = Callable[[Event], Awaitable[None] | None]
+
+
+class EventBus:
+    """Delivers events to hooks subscribed by name (or ``"*"`` for every event).
+
+    Thread-safe to subscribe; ``emit`` runs sync hooks inline (keep them fast) and schedules
+    coroutine hooks on the running loop, holding a reference until they finish.
+    """
+
+    def __init__(self) -> None:
+        self._hooks: dict[str, tuple[Hook, ...]] = {}
+        self._lock = threading.Lock()
+        self._pending: set[asyncio.Task[None]] = set()
+        self.hook_failures = 0
+        """How many hook calls raised (each is logged with its traceback)."""
+
+    def on(self, name: str, hook: Hook) -> Hook:
+        """Call ``hook(event)`` for each event ``name`` (``"*"``: all); return ``hook``."""
+        if name != "*" and name not in EVENT_NAMES:
+            raise ValueError(f"unknown event {name!r}; choose from {sorted(EVENT_NAMES)} or '*'")
+        with self._lock:
+            self._hooks[name] = (*self._hooks.get(name, ()), hook)
+        return hook
+
+    def off(self, name: str, hook: Hook) -> bool:
+        """Unsubscribe ``hook`` from ``name``; False if it was not subscribed."""
+        with self._lock:
+            hooks = self._hooks.get(name, ())
+            if hook not in hooks:
+                return False
+            self._hooks[name] = tuple(h for h in hooks if h is not hook)
+            return True
+
+    def wants(self, name: str) -> bool:
+        """True if any hook would receive ``name`` (callers skip building unwanted events)."""
+        return bool(self._hooks.get(name) or self._hooks.get("*"))
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to its hooks; never raises."""
+        for hook in (*self._hooks.get(event.name, ()), *self._hooks.get("*", ())):
+            try:
+                result = hook(event)
+                if inspect.isawaitable(result):
+                    self._schedule(hook, event, result)
+            except Exception:
+                self._failed(hook, event)
+
+    def emit_many(self, events: Iterable[Event]) -> None:
+        """Deliver several events in order."""
+        for event in events:
+            self.emit(event)
+
+    async def wait_idle(self) -> None:
+        """Wait until every coroutine hook scheduled so far has finished (tests, shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    def _schedule(self, hook: Hook, event: Event, awaitable: Awaitable[None]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # Emitted from a thread without a loop: run the coroutine hook to completion here.
+            try:
+                asyncio.run(_awaited(awaitable))
+            except Exception:
+                self._failed(hook, event)
+            return
+        task = loop.create_task(_awaited(awaitable), name=f"taskward-hook-{event.name}")
+        self._pending.add(task)
+        task.add_done_callback(lambda t: self._hook_done(t, hook, event))
+
+    def _hook_done(self, task: asyncio.Task[None], hook: Hook, event: Event) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._failed(hook, event, task.exception())
+
+    def _failed(self, hook: Hook, event: Event, exc: BaseException | None = None) -> None:
+        self.hook_failures += 1
+        logger.error(
+            "event hook %r raised on %s (job %s); the event goes on to the other hooks",
+            getattr(hook, "__qualname__", hook),
+            event.name,
+            event.job_id,
+            exc_info=exc or True,
+            extra={"job_id": event.job_id, "event": event.name},
+        )
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+class EventRecorder:
+    """Keeps the most recent events of this process (the live part of the audit trail).
+
+    A bounded ring: memory stays constant however many jobs run. The durable part of a job's
+    history comes from its stored row (see :mod:`taskward.observe.history`).
+    """
+
+    def __init__(self, maxlen: int = 2000) -> None:
+        self._events: deque[Event] = deque(maxlen=maxlen)
+
+    def __call__(self, event: Event) -> None:
+        """Record one event (a hook for ``bus.on("*", recorder)``)."""
+        self._events.append(event)
+
+    def recent(self, *, limit: int = 100, job_id: int | None = None) -> list[Event]:
+        """Return up to ``limit`` recent events, newest first, optionally of one job."""
+        out: list[Event] = []
+        for event in reversed(list(self._events)):  # a copy: another thread may append
+            if job_id is None or event.job_id == job_id:
+                out.append(event)
+                if len(out) >= limit:
+                    break
+        return out
