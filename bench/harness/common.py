@@ -1,0 +1,112 @@
+"""Settings shared by the driver and every system, and the uniform job body ``mark()``.
+
+The job body of every comparable figure is ``mark(ts)`` / ``await amark(ts)``: one pipelined,
+non-transactional Redis round trip that
+
+* RPUSHes ``start - ts`` (seconds) to ``bw:lat`` when the job carries an enqueue time ``ts``,
+* INCRs ``bw:done`` (the completion counter the driver polls every 5 ms),
+* SETNXes ``bw:first`` and SETs ``bw:last`` to the job's start time (steady drain rate).
+
+PostgreSQL- and SQLite-backed systems use the same Redis counter, so completion detection costs
+every system the same round trip. The marks live in Redis DB 15, apart from the Redis-backed
+queues (DB 0), and are cleared before each phase.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = BENCH_DIR / "data"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6391/0")
+PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://bench@127.0.0.1:5443/bench")
+MARK_URL = REDIS_URL.rsplit("/", 1)[0] + "/15"
+
+K_DONE, K_FIRST, K_LAST, K_LAT = "bw:done", "bw:first", "bw:last", "bw:lat"
+
+_sync: redis.Redis | None = None
+_async: Any = None
+_pid = 0
+
+
+def _client() -> redis.Redis:
+    global _sync, _pid
+    if _sync is None or _pid != os.getpid():  # a forked child opens its own socket
+        _sync, _pid = redis.Redis.from_url(MARK_URL), os.getpid()
+    return _sync
+
+
+def mark(ts: float = 0.0) -> None:
+    """The job body of every comparable figure (one Redis round trip)."""
+    now = time.time()
+    pipe = _client().pipeline(transaction=False)
+    if ts:
+        pipe.rpush(K_LAT, now - ts)
+    pipe.incr(K_DONE)
+    pipe.setnx(K_FIRST, now)
+    pipe.set(K_LAST, now)
+    pipe.execute()
+
+
+async def amark(ts: float = 0.0) -> None:
+    """``mark`` for asyncio systems (redis.asyncio, one client per process)."""
+    global _async
+    now = time.time()
+    if _async is None:
+        import redis.asyncio as aredis
+
+        _async = aredis.Redis.from_url(MARK_URL)
+    pipe = _async.pipeline(transaction=False)
+    if ts:
+        pipe.rpush(K_LAT, now - ts)
+    pipe.incr(K_DONE)
+    pipe.setnx(K_FIRST, now)
+    pipe.set(K_LAST, now)
+    await pipe.execute()
+
+
+def marks() -> redis.Redis:
+    return redis.Redis.from_url(MARK_URL)
+
+
+def clear_marks() -> None:
+    marks().delete(K_DONE, K_FIRST, K_LAST, K_LAT)
+
+
+def flush_queue_redis() -> None:
+    """Wipe the Redis DB the Redis-backed queues use, and the marks."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    clear_marks()
+
+
+def pg_execute(*statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+
+def pg_has_table(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+    return row is not None and row[0] is not None
+
+
+def venv_bin(name: str) -> str:
+    """A console script of the running interpreter's venv."""
+    return str(Path(sys.executable).parent / name)
+
+
+def remove_sqlite(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""One module per measured system: the peers, the bare store loops and taskward itself."""

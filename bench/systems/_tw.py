@@ -1,0 +1,167 @@
+"""taskward as a measured system: one module per (backend, completion mode) builds on this.
+
+Two completion modes:
+
+* ``mark``: the job body is ``await amark(ts)``, the same Redis round trip as every peer's job,
+  and completion is detected by the Redis counter: these are the comparable figures.
+* ``own``: the job body does no I/O (it returns its start latency ``start - ts`` as the job's
+  result); completion is detected in taskward's own store (count of completed rows, polled every
+  10 ms by the driver), the steady rate comes from the store's timestamps (first claim
+  ``attempted_at`` -> last ``completed_at``) and latencies from the stored results: taskward's
+  uncapped figures.
+
+Worker: the ``taskward worker`` CLI, ``--log-level WARNING`` (its default INFO logs two lines
+per job), one CLI process per worker process, started by ``systems._launch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+import time
+from typing import Any
+
+from harness.common import DATA_DIR, PG_DSN, amark, clear_marks, remove_sqlite
+from taskward import TaskManager
+
+SQLITE_DB = DATA_DIR / "taskward.db"
+SQLITE_URL = f"sqlite:///{SQLITE_DB}"
+CONCURRENCY = 10
+
+
+def build(url: str, mode: str) -> tuple[TaskManager, Any]:
+    manager = TaskManager(url)
+    if mode == "mark":
+
+        async def noop(i: int, ts: float = 0.0) -> None:
+            await amark(ts)
+
+    else:
+
+        async def noop(i: int, ts: float = 0.0) -> float | None:
+            start = time.time()
+            return start - ts if ts else None
+
+    return manager, manager.task(name="noop")(noop)
+
+
+def worker_argv(app: str, procs: int) -> list[str]:
+    cli = [
+        sys.executable, "-m", "taskward", "worker", "--app", app, "-q",
+        f"default={CONCURRENCY}", "--log-level", "WARNING",
+    ]  # fmt: skip
+    return [sys.executable, "-m", "systems._launch", str(procs), "--", *cli]
+
+
+def config(backend: str, procs: int, mode: str) -> str:
+    how = (
+        "job body = Redis mark(), completion by the Redis counter"
+        if mode == "mark"
+        else "job body does no I/O, completion/timestamps/latency read from taskward's own store"
+    )
+    return (
+        f"`taskward worker -q default={CONCURRENCY} --log-level WARNING` x {procs} procs "
+        f"(concurrency {CONCURRENCY} each), defaults otherwise ({backend}); {how}"
+    )
+
+
+class Producer:
+    """The async producer side for the driver: Task.enqueue / Task.enqueue_many."""
+
+    def __init__(self, manager: TaskManager, task: Any) -> None:
+        self.manager, self.task = manager, task
+
+    async def aopen(self) -> None:
+        await self.manager.open()
+
+    async def aenqueue(self, i: int, ts: float = 0.0) -> None:
+        await self.task.enqueue(i, ts)
+
+    async def aenqueue_bulk(self, n: int) -> None:
+        await self.task.enqueue_many([[i, 0.0] for i in range(n)])
+
+    async def aclose(self) -> None:
+        await self.manager.close()
+
+
+# -- resets -----------------------------------------------------------------------------------
+def reset_sqlite() -> None:
+    clear_marks()
+    remove_sqlite(SQLITE_DB)
+
+    async def migrate() -> None:
+        async with TaskManager(SQLITE_URL):
+            pass
+
+    asyncio.run(migrate())
+
+
+def reset_postgres() -> None:
+    clear_marks()
+
+    async def migrate() -> None:
+        async with TaskManager(PG_DSN):
+            pass
+
+    asyncio.run(migrate())
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE taskward_jobs, taskward_unique_keys, taskward_workers, taskward_leases "
+            "RESTART IDENTITY CASCADE"
+        )
+
+
+# -- completion read from the store (own mode) -----------------------------------------------
+COUNT = "SELECT count(*) FROM taskward_jobs WHERE state = 'completed'"
+SPAN = (
+    "SELECT count(*), min(attempted_at), max(completed_at) FROM taskward_jobs "
+    "WHERE state = 'completed'"
+)
+RESULTS = "SELECT result FROM taskward_jobs WHERE state = 'completed' AND result IS NOT NULL"
+
+
+class SqliteStore:
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+
+    def _c(self) -> sqlite3.Connection:
+        if self.conn is None:
+            self.conn = sqlite3.connect(f"file:{SQLITE_DB}?mode=ro", uri=True, timeout=30)
+        return self.conn
+
+    def done(self) -> int:
+        return int(self._c().execute(COUNT).fetchone()[0])
+
+    def first_last(self) -> tuple[float | None, float | None]:
+        _, first, last = self._c().execute(SPAN).fetchone()
+        return first, last
+
+    def latencies(self) -> list[float]:
+        values = (json.loads(r[0]) for r in self._c().execute(RESULTS))
+        return [float(v) for v in values if v is not None]
+
+
+class PostgresStore:
+    def __init__(self) -> None:
+        self.conn: Any = None
+
+    def _c(self) -> Any:
+        if self.conn is None:
+            import psycopg
+
+            self.conn = psycopg.connect(PG_DSN, autocommit=True)
+        return self.conn
+
+    def done(self) -> int:
+        return int(self._c().execute(COUNT).fetchone()[0])
+
+    def first_last(self) -> tuple[float | None, float | None]:
+        _, first, last = self._c().execute(SPAN).fetchone()
+        return (first.timestamp() if first else None), (last.timestamp() if last else None)
+
+    def latencies(self) -> list[float]:
+        return [float(r[0]) for r in self._c().execute(RESULTS) if r[0] is not None]

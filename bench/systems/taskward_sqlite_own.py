@@ -1,0 +1,18 @@
+"""taskward on SQLite (file in bench/data, defaults: WAL, synchronous FULL), uncapped: no mark, completion read from the store."""
+
+from systems import _tw
+
+NAME, BACKEND, KIND = "taskward-sqlite-own", "sqlite", "taskward"
+MODE, PROCS = "own", 2
+CONFIG = _tw.config("sqlite, synchronous FULL", PROCS, MODE)
+BULK_NOTE = "Task.enqueue_many (batches of 1000)"
+ASYNC = True
+manager, task = _tw.build(_tw.SQLITE_URL, MODE)
+_p = _tw.Producer(manager, task)
+aopen, aenqueue, aenqueue_bulk, aclose = _p.aopen, _p.aenqueue, _p.aenqueue_bulk, _p.aclose
+reset = _tw.reset_sqlite
+
+
+def worker_argv(procs=PROCS):
+    return _tw.worker_argv(f"systems.{__name__.rsplit('.', 1)[-1]}:manager", procs)
+STORE = _tw.SqliteStore()
