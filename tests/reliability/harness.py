@@ -8,6 +8,7 @@ duplicate and overlapping runs are counted from outside the job store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -113,6 +114,7 @@ class Workers:
     generation: int = 0
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     group: int | None = None
+    _first_of_group: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -158,10 +160,13 @@ class Workers:
     def kill_group(self) -> None:
         """SIGKILL the whole current generation at once; the next start opens a new one."""
         if self.group is not None:
-            os.killpg(self.group, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # the group may have died already
+                os.killpg(self.group, signal.SIGKILL)
         for proc in self.procs:
-            if proc.poll() is None and os.getpgid(proc.pid) == self.group:
-                proc.wait(10)
+            proc.poll()  # reap: a worker of an older group is still running only if not killed
+        for proc in self.procs[self._first_of_group :]:
+            proc.wait(10)
+        self._first_of_group = len(self.procs)
         self.group = None
         self.generation += 1
 

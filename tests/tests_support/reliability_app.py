@@ -8,7 +8,8 @@ configured by environment variables, so a test can start, kill and restart worke
   of the whole worker group, so two runs of one job in one generation ran at the same time).
 - ``REL_SLEEP``: seconds each body sleeps; ``REL_LEASE``: lease seconds; ``REL_CONCURRENCY``.
 - ``REL_CRASH=step:n``: ``os._exit(CRASH_EXIT)`` the n-th time the worker reaches ``step``
-  (one of :data:`STEPS`); the run log gets ``crash <step>`` first.
+  (one of :data:`STEPS`); the run log gets ``crash <step> <pid> <job ids>`` first, and each
+  claim the worker received is logged as ``claim <pid> <job ids>``.
 - ``REL_FAIL_EVERY=n``: every n-th ``finish`` and every n-th ``extend_leases`` call raises
   ``BackendUnavailable`` (a dropped connection). Odd-numbered faults strike before the write
   reaches the store, even-numbered ones after it committed (the reply was lost); each fault is
@@ -58,11 +59,14 @@ def _count(key: str) -> int:
         return _counts[key]
 
 
-def crash_point(step: str) -> None:
-    """Die here (``os._exit``) if ``REL_CRASH`` names this step and its count is reached."""
+def crash_point(step: str, job_ids: Collection[int] = ()) -> None:
+    """Die here (``os._exit``) if ``REL_CRASH`` names this step and its count is reached.
+
+    The run log gets ``crash <step> <pid> <job ids>`` (the ids of the outcomes in hand).
+    """
     wanted, _, nth = os.environ.get("REL_CRASH", "").partition(":")
     if wanted == step and _count(f"crash:{step}") == int(nth or 1):
-        log_line(f"crash {step} {os.getpid()}")
+        log_line(f"crash {step} {os.getpid()} {','.join(map(str, job_ids)) or '-'}")
         os._exit(CRASH_EXIT)
 
 
@@ -122,17 +126,19 @@ class FaultyBackend:
     async def fetch(self, **kwargs: Any) -> list[Job]:
         crash_point("before-claim")
         jobs: list[Job] = await self.inner.fetch(**kwargs)
-        if jobs:
-            crash_point("after-claim")
+        if jobs and os.environ.get("REL_CRASH"):
+            log_line(f"claim {os.getpid()} {','.join(str(j.id) for j in jobs)}")
+            crash_point("after-claim", [j.id for j in jobs])
         return jobs
 
     async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
-        crash_point("after-body")
+        ids = [u.job_id for u in updates]
+        crash_point("after-body", ids)
         fault = self._fault("finish")
         if fault == "before":
             raise BackendUnavailable("injected fault: finish never reached the store")
         written: list[bool] = await self.inner.finish(updates, worker_id=worker_id)
-        crash_point("after-ack")
+        crash_point("after-ack", ids)
         if fault == "after":
             raise BackendUnavailable("injected fault: finish committed, its reply was lost")
         self._recovered("finish")
