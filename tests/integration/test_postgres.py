@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from taskward import JobState, TaskManager
+from taskward import Job, JobState, TaskManager
 from taskward.backends import open_backend
 from taskward.backends.postgres import PostgresBackend, parse_postgres_url
 from taskward.errors import BackendUnavailable, InvalidJob, InvalidOptions
@@ -157,6 +157,56 @@ async def test_a_refused_job_leaves_the_callers_transaction_usable(
     assert (await tw.list_tasks()).total_entries == 1
 
 
+# -- bulk inserts ---------------------------------------------------------------------------------
+AWKWARD_TEXT = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", 'quote " {brace,}', "é ✓ 😀"]
+
+
+def awkward_calls() -> list[tuple[list[object], dict[str, object]]]:
+    return [([text, {"k": text}, 1e300, [1.5, None, True]], {"kw": text}) for text in AWKWARD_TEXT]
+
+
+def assert_stored_as_given(jobs: list[Job], stored: list[Job]) -> None:
+    assert [job.id for job in stored] == [job.id for job in jobs]
+    for job, back in zip(jobs, stored, strict=True):
+        assert (back.args, back.kwargs) == (job.args, job.kwargs)
+        assert (back.tags, back.meta, back.timeout) == (job.tags, job.meta, job.timeout)
+        assert back.state is JobState.PENDING
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["copy", "in-transaction"])
+async def test_bulk_insert_stores_awkward_text_exactly(
+    tw: TaskManager, pg_url: str, in_transaction: bool
+) -> None:
+    # Pool path: reserved ids + COPY text format; caller's transaction: one INSERT … SELECT.
+    options = {"tags": AWKWARD_TEXT, "meta": {"who": "tab\t\\"}, "timeout": 2.5}
+    if in_transaction:
+        async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+            jobs = await tw.enqueue_many(ADD, awkward_calls(), connection=conn, **options)
+            await conn.commit()
+    else:
+        jobs = await tw.enqueue_many(ADD, awkward_calls(), **options)
+    stored = [await tw.get_task_status(job.id) for job in jobs]
+    assert_stored_as_given(jobs, stored)
+    assert stored[0].args == ["tab\there", {"k": "tab\there"}, 1e300, [1.5, None, True]]
+    assert stored[0].tags == tuple(AWKWARD_TEXT)
+
+
+async def test_bulk_insert_refusing_a_row_stores_none_of_the_batch(tw: TaskManager) -> None:
+    calls = [[n] for n in range(600)]
+    with pytest.raises(InvalidJob):
+        await tw.enqueue_many(ADD, calls, tags=["nul\x00"])
+    await tw.enqueue_many(ADD, calls[:3])
+    assert (await tw.list_tasks()).total_entries == 3
+
+
+async def test_bulk_ids_follow_the_order_of_the_calls(tw: TaskManager) -> None:
+    jobs = await tw.enqueue_many(ADD, [[n] for n in range(1200)], batch_size=500)
+    assert [job.args[0] for job in jobs] == list(range(1200))
+    assert [job.id for job in jobs] == sorted(job.id for job in jobs)
+    stored = [job for n in (1, 2) for job in (await tw.list_tasks(per_page=600, page=n)).items]
+    assert {job.id: job.args[0] for job in stored} == {job.id: job.args[0] for job in jobs}
+
+
 # -- races between connections ------------------------------------------------------------------
 async def test_concurrent_unique_enqueues_from_many_connections_make_one_job(pg_url: str) -> None:
     managers = [TaskManager(pg_url) for _ in range(8)]
@@ -244,7 +294,8 @@ async def test_schemas_keep_applications_apart(pg_server: PostgresServer) -> Non
 
 
 # -- wake-ups -----------------------------------------------------------------------------------
-async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str) -> None:
+@pytest.mark.parametrize("bulk", [False, True], ids=["insert", "copy"])
+async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str, bulk: bool) -> None:
     # Polling every 30 s: a job done within seconds was started by the NOTIFY.
     worker_side = TaskManager(pg_url, poll_interval=30, lease_seconds=5)
     producer = TaskManager(pg_url)
@@ -258,7 +309,10 @@ async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str) -> Non
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.3)  # the worker is now parked in wait_for_jobs
-            job = await producer.enqueue_task("tests_support.jobs:add", args=[2, 3])
+            if bulk:  # COPY fires the statement trigger too
+                job = (await producer.enqueue_many(ADD, [[2, 3], [4, 5]]))[0]
+            else:
+                job = await producer.enqueue_task(ADD, args=[2, 3])
             started = time.monotonic()
             while (await producer.get_task_status(job.id)).state is not JobState.COMPLETED:
                 assert time.monotonic() - started < 5, "the worker was not woken"

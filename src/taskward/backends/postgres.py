@@ -78,6 +78,8 @@ SCHEMA_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 OWN_PARAMS: Final = frozenset({"schema", "pool_min_size", "pool_max_size", "prepare"})
 PRUNE_BATCH: Final = 10_000
 LISTEN_RETRY_MAX: Final = 2.0
+# Rows per COPY write: the server stores one chunk while the client builds the next.
+COPY_CHUNK: Final = 250
 InsertPlan = Generator[tuple[str, Mapping[str, Any]], list[Any], list[Inserted]]
 
 
@@ -304,15 +306,32 @@ class PostgresBackend:
         )
 
     async def _insert_plain(self, jobs: Sequence[NewJob], now: datetime) -> list[Inserted]:
-        """Insert jobs without unique keys: one autocommit statement, one round trip.
+        """Insert jobs without unique keys, each statement committing on its own.
 
-        (A transaction block would add a BEGIN and a COMMIT round trip for nothing.)
+        One job: one INSERT, one round trip (a transaction block would add a BEGIN and a
+        COMMIT round trip for nothing). More: their ids are reserved, then the rows stream in
+        by COPY, in chunks, while the client builds the next chunk and the jobs it returns.
         """
         try:
-            found = await self._fetchall(*_plain_insert(jobs, now))
+            if len(jobs) == 1:
+                return _inserted(jobs, await self._fetchall(*_plain_insert(jobs, now)), now)
+            return await self._run(lambda conn: self._copy_in(conn, jobs, now))
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
-        return _inserted(jobs, found, now)
+
+    async def _copy_in(self, conn: AConn, jobs: Sequence[NewJob], now: datetime) -> list[Inserted]:
+        cursor = await conn.execute(self.q["reserve_job_ids"], {"n": len(jobs)})
+        ids = sorted(row[0] for row in await cursor.fetchall())
+        out: list[Inserted] = []
+        async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
+            for start in range(0, len(jobs), COPY_CHUNK):
+                chunk, chunk_ids = jobs[start : start + COPY_CHUNK], ids[start : start + COPY_CHUNK]
+                await copy.write(rows.copy_rows(chunk, chunk_ids, now))
+                out.extend(
+                    Inserted(job=job_from_new(new, i, now))
+                    for new, i in zip(chunk, chunk_ids, strict=True)
+                )
+        return out
 
     def _insert_plan(self, jobs: Sequence[NewJob], now: datetime) -> InsertPlan:
         """The statements of an insert: yields (sql, params), is sent the rows each returned.
@@ -699,7 +718,7 @@ def _plain_insert(jobs: Sequence[NewJob], now: datetime) -> tuple[str, dict[str,
     """The one statement (name, parameters) inserting jobs that have no unique key."""
     if len(jobs) == 1:
         return "insert_job", rows.insert_params(jobs[0], now)
-    return "insert_jobs", rows.insert_arrays(jobs, now)
+    return "insert_jobs", {"now": now, "rows": rows.insert_rows(jobs)}
 
 
 def _inserted(jobs: Sequence[NewJob], found: list[Any], now: datetime) -> list[Inserted]:

@@ -2,8 +2,9 @@
 
 psycopg already decodes ``timestamptz`` to aware datetimes, ``json`` to Python values and arrays
 to lists; this module puts the 26 job columns (``{job_columns}`` in ``queries.sql``, in the order
-of :class:`~taskward.jobs.Job`'s fields) into a :class:`Job`, and turns batches of new jobs and
-outcomes into the column arrays that one ``unnest`` statement writes.
+of :class:`~taskward.jobs.Job`'s fields) into a :class:`Job`, turns batches of new jobs into COPY
+lines or one JSON array of rows, and batches of outcomes into the column arrays that one
+``unnest`` statement writes.
 
 Text headed for PostgreSQL is made storable first: PostgreSQL text cannot hold NUL characters
 and UTF-8 cannot hold lone surrogates, and one such error message must never poison a batch.
@@ -12,7 +13,9 @@ and UTF-8 cannot hold lone surrogates, and one such error message must never poi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from taskward import states
@@ -30,9 +33,10 @@ from taskward.jobs import (
 __all__ = [
     "JOB_COLUMNS",
     "claim_order",
+    "copy_rows",
     "dumps",
-    "insert_arrays",
     "insert_params",
+    "insert_rows",
     "job_from_row",
     "order_by",
     "schedule_from_row",
@@ -144,25 +148,76 @@ def insert_params(new: NewJob, now: Any) -> dict[str, Any]:
     }
 
 
-def insert_arrays(jobs: Sequence[NewJob], now: Any) -> dict[str, Any]:
-    """Parameters of ``insert_jobs``: one array per column, one element per job."""
-    payloads = [_payload(new) for new in jobs]
-    return {
-        "now": now,
-        "task": [new.task for new in jobs],
-        "queue": [new.queue for new in jobs],
-        "args": [p[0] for p in payloads],
-        "kwargs": [p[1] for p in payloads],
-        "state": [new.state.value for new in jobs],
-        "priority": [new.priority for new in jobs],
-        "max_attempts": [new.max_attempts for new in jobs],
-        "scheduled_at": [new.scheduled_at for new in jobs],
-        "unique_key": [new.unique_key for new in jobs],
-        "tags": [dumps(list(new.tags)) if new.tags else "[]" for new in jobs],
-        "meta": [dumps(new.meta) if new.meta else "{}" for new in jobs],
-        "depends_on": [dumps(list(new.depends_on)) if new.depends_on else "[]" for new in jobs],
-        "timeout": [new.timeout for new in jobs],
-    }
+def insert_rows(jobs: Sequence[NewJob]) -> str:
+    """The ``rows`` parameter of ``insert_jobs``: one JSON array holding a row per job.
+
+    Payload columns travel as JSON *strings* holding the exact JSON text, so jsonb's
+    normalisation never touches them. Trailing columns at their defaults are left out (the
+    statement reads a missing element as NULL), which keeps the common row short.
+    """
+    out = []
+    for new in jobs:
+        args, kwargs = _payload(new)
+        row: list[Any] = [
+            new.task,
+            new.queue,
+            args,
+            kwargs,
+            new.state.value,
+            new.priority,
+            new.max_attempts,
+            new.scheduled_at.isoformat(),
+        ]
+        tail = (
+            new.unique_key,
+            list(new.tags),
+            dumps(new.meta) if new.meta else "{}",
+            list(new.depends_on),
+            new.timeout,
+        )
+        if any(tail[i] != _ROW_DEFAULTS[i] for i in range(5)):
+            row.extend(tail)
+        out.append(row)
+    return dumps(out)
+
+
+def copy_rows(jobs: Sequence[NewJob], ids: Sequence[int], now: datetime) -> str:
+    """The lines ``copy_jobs`` reads (COPY text format) for ``jobs`` with their reserved ids."""
+    inserted_at = now.isoformat()
+    lines = []
+    for new, job_id in zip(jobs, ids, strict=True):
+        args, kwargs = _payload(new)
+        lines.append(
+            f"{job_id}\t{_copy(new.task)}\t{_copy(new.queue)}\t{_copy(args)}\t{_copy(kwargs)}\t"
+            f"{new.state.value}\t{new.priority}\t{new.max_attempts}\t"
+            f"{new.scheduled_at.isoformat()}\t{inserted_at}\t"
+            f"{_COPY_NULL if new.unique_key is None else _copy(new.unique_key)}\t"
+            f"{_copy(_array_literal(new.tags)) if new.tags else '{}'}\t"
+            f"{_copy(dumps(new.meta)) if new.meta else '{}'}\t"
+            f"{{{','.join(map(str, new.depends_on))}}}\t"
+            f"{_COPY_NULL if new.timeout is None else repr(float(new.timeout))}\n"
+        )
+    return "".join(lines)
+
+
+_COPY_NULL: Final = "\\N"
+_COPY_SPECIAL: Final = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy(text: str) -> str:
+    """``text`` as one field of COPY's text format (backslash, tab and line breaks escaped)."""
+    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
+
+
+def _array_literal(items: Sequence[str]) -> str:
+    """A PostgreSQL ``text[]`` literal: elements double-quoted, quotes and backslashes escaped."""
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
+
+
+# insert_rows' tail columns at their defaults (unique_key, tags, meta, depends_on, timeout).
+_ROW_DEFAULTS: Final[tuple[Any, ...]] = (None, [], "{}", [], None)
 
 
 def update_arrays(

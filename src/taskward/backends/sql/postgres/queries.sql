@@ -38,26 +38,38 @@ SELECT 1;
 -- as JSON text, since arrays of arrays must be rectangular). Ids come from the identity in the
 -- order of the unnest rows, so the caller sorts the returned ids to pair them with its jobs.
 -- name: insert_jobs
+-- The batch travels as one JSON array of rows (postgres_rows.insert_rows): dumping one string
+-- costs the client a fraction of dumping 13 parameter arrays, and jsonb parses it once. A row
+-- leaves out trailing defaults, which ->> reads as NULL.
 INSERT INTO {schema}.taskward_jobs (
     task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
     unique_key, tags, meta, depends_on, timeout
 )
-SELECT task, queue, args::json, kwargs::json, state, priority, max_attempts, scheduled_at,
-       %(now)s, unique_key,
-       CASE WHEN tags = '[]' THEN ARRAY[]::text[]
-            ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END,
-       meta::json,
-       CASE WHEN depends_on = '[]' THEN ARRAY[]::bigint[]
-            ELSE ARRAY(SELECT json_array_elements_text(depends_on::json)::bigint) END,
-       timeout
-FROM unnest(
-    %(task)s::text[], %(queue)s::text[], %(args)s::text[], %(kwargs)s::text[],
-    %(state)s::text[], %(priority)s::smallint[], %(max_attempts)s::integer[],
-    %(scheduled_at)s::timestamptz[], %(unique_key)s::text[], %(tags)s::text[],
-    %(meta)s::text[], %(depends_on)s::text[], %(timeout)s::double precision[]
-) AS new (task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, unique_key,
-          tags, meta, depends_on, timeout)
+SELECT r->>0, r->>1, (r->>2)::json, COALESCE(r->>3, '{}')::json, r->>4,
+       (r->>5)::smallint, (r->>6)::integer, (r->>7)::timestamptz, %(now)s, r->>8,
+       CASE WHEN r->9 IS NULL THEN ARRAY[]::text[]
+            ELSE ARRAY(SELECT jsonb_array_elements_text(r->9)) END,
+       COALESCE(r->>10, '{}')::json,
+       CASE WHEN r->11 IS NULL THEN ARRAY[]::bigint[]
+            ELSE ARRAY(SELECT jsonb_array_elements_text(r->11)::bigint) END,
+       (r->>12)::double precision
+FROM jsonb_array_elements(%(rows)s::jsonb) AS r
 RETURNING id;
+
+-- Ids for a COPY of n jobs, reserved up front: COPY has no RETURNING. (Concurrent callers may
+-- interleave ids; each caller still gets its own, increasing.)
+-- name: reserve_job_ids
+SELECT nextval(pg_get_serial_sequence('{schema}.taskward_jobs', 'id'))
+FROM generate_series(1, %(n)s);
+
+-- The bulk insert outside a caller's transaction: COPY parses rows at about twice the speed of
+-- an INSERT … SELECT, and streams, so the server stores rows while the client still writes.
+-- Rows come from postgres_rows.copy_rows, in this column order.
+-- name: copy_jobs
+COPY {schema}.taskward_jobs (
+    id, task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+    unique_key, tags, meta, depends_on, timeout
+) FROM STDIN;
 
 -- name: insert_job
 INSERT INTO {schema}.taskward_jobs (
