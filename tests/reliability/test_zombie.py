@@ -1,0 +1,74 @@
+"""Item 3: fencing. A worker paused past its lease comes back as a zombie; its late outcome is
+refused and the job keeps the one final state the rescuing run gave it. A job that runs 12 times
+its lease while its worker heartbeats is never rescued.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from reliability.harness import Workers, all_jobs, enqueue, report, run, wait_until
+from taskward import Job, JobState
+
+
+def only_job(url: str) -> Job:
+    (job,) = run(all_jobs(url))
+    return job
+
+
+def test_zombie_outcome_is_refused_after_rescue(workers: Workers, store_url: str) -> None:
+    began = time.monotonic()
+    (job_id,) = run(enqueue(store_url, 1))
+    workers.base_env = {"REL_LEASE": "1", "REL_CONCURRENCY": "1"}
+    (zombie,) = workers.start(1, REL_SLEEP="1.5")
+    wait_until(lambda: workers.log().starts[0] == 1, 30, "the first run starts")
+    zombie.send_signal(signal.SIGSTOP)  # paused mid-body: no heartbeat, lease runs out
+    try:
+        workers.group, workers.generation = None, workers.generation + 1
+        (rescuer,) = workers.start(1, REL_SLEEP="0")
+        wait_until(lambda: only_job(store_url).state is JobState.COMPLETED, 60, "rescued run")
+        settled = only_job(store_url)
+    finally:
+        zombie.send_signal(signal.SIGCONT)
+    refused = f"job {job_id}: lease lost before its outcome (completed) was written"
+    wait_until(lambda: refused in workers.output(zombie), 30, "the zombie's outcome refused")
+    assert workers.stop_all() == [0, 0]
+
+    final = only_job(store_url)
+    assert final == settled  # the zombie's late write changed nothing
+    assert final.state is JobState.COMPLETED
+    assert final.attempt == 2
+    assert [e.kind for e in final.errors] == ["Orphaned"]
+    assert final.attempted_by is not None
+    assert f":{rescuer.pid}:" in final.attempted_by
+    log = workers.log()
+    assert log.starts[0] == 2  # the zombie's body did finish (a paused process cannot be
+    assert log.dones[0] == 2  # stopped mid-call): at-least-once, but one recorded outcome
+    report(
+        "zombie",
+        backend=store_url.split(":")[0],
+        final_states=1,
+        zombie_outcome="refused",
+        seconds=round(time.monotonic() - began, 1),
+    )
+
+
+def test_job_running_twelve_leases_with_heartbeats_is_never_rescued(
+    workers: Workers, store_url: str
+) -> None:
+    lease = 0.5
+    run(enqueue(store_url, 1))
+    workers.base_env = {"REL_LEASE": str(lease), "REL_SLEEP": str(12 * lease)}
+    workers.start(2)  # the idle one leads or follows: a Rescuer is always watching
+    wait_until(lambda: workers.log().dones[0] == 1, 60, "the long run ends")
+    wait_until(lambda: only_job(store_url).state is JobState.COMPLETED, 30, "acknowledged")
+    assert workers.stop_all() == [0, 0]
+    job = only_job(store_url)
+    assert job.attempt == 1
+    assert job.errors == ()
+    assert workers.log().starts[0] == 1
+    for proc in workers.procs:
+        assert "rescued job" not in workers.output(proc)
+        assert "lease lost" not in workers.output(proc)
+    report("long_job", backend=store_url.split(":")[0], leases=12, rescued=0)
