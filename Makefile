@@ -36,3 +36,34 @@ check: lint typecheck
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo.db*
+
+# Side-by-side benchmark with the peers (issue 5); NOT part of `make test` or CI.
+# Creates bench/.venv (peers + taskward editable) and bench/.venv312 (oban), installs
+# redis-server if missing, starts throwaway Redis/PostgreSQL, writes bench/results/.
+BENCH_PY311 ?= python3.11
+BENCH_PY312 ?= $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+BENCH_STAMP := bench/.venv/.installed-$(shell cat bench/requirements.txt pyproject.toml | md5sum | cut -c1-8)
+BENCH312_STAMP := bench/.venv312/.installed-$(shell cat bench/requirements-py312.txt | md5sum | cut -c1-8)
+
+.PHONY: bench bench-clean bench-install
+
+$(BENCH_STAMP):
+	test -x bench/.venv/bin/python || $(BENCH_PY311) -m venv bench/.venv
+	bench/.venv/bin/pip install --quiet --upgrade pip
+	bench/.venv/bin/pip install --quiet -r bench/requirements.txt -e '.[postgres]'
+	rm -f bench/.venv/.installed-* && touch $@
+
+$(BENCH312_STAMP):
+	test -x bench/.venv312/bin/python || $(BENCH_PY312) -m venv bench/.venv312
+	bench/.venv312/bin/pip install --quiet --upgrade pip
+	bench/.venv312/bin/pip install --quiet -r bench/requirements-py312.txt
+	rm -f bench/.venv312/.installed-* && touch $@
+
+bench-install: $(BENCH_STAMP) $(BENCH312_STAMP)
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+bench: bench-install  ## the side-by-side benchmark (RUNS=3 BENCH_N=10000; see bench/README.md)
+	bench/.venv/bin/python bench/run.py $(SYSTEMS)
+
+bench-clean:
+	rm -rf bench/.venv bench/.venv312 bench/data

@@ -59,7 +59,7 @@ async def latency(worker_side: TaskManager, url: str, jobs: int = 200) -> dict[s
                 await producer.enqueue_task("noop", args=[i, time.time()])
                 await asyncio.sleep(0.01)
             deadline = time.monotonic() + 10
-            while len(started) < jobs and time.monotonic() < deadline:
+            while len(started) < jobs and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
     finally:
         worker.cancel()

@@ -305,6 +305,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     mod = load(a.system)
+    global N
+    N = min(N, getattr(mod, "MAX_N", N))  # rq's fork-per-job drain: see systems/rq.py
     res: dict[str, Any] = {
         "system": mod.NAME, "backend": mod.BACKEND, "kind": getattr(mod, "KIND", "peer"),
         "config": mod.CONFIG, "phase": a.phase, "run": a.run, "n": N, "procs": a.procs,

@@ -82,21 +82,27 @@ def sqlite_loop(sync: str) -> None:
         rows = conn.execute(SQLITE_CLAIM).fetchall()
         conn.execute("COMMIT")
         if not rows:
-            while conn.execute("SELECT 1 FROM jobs WHERE state = 'pending' LIMIT 1").fetchone() is None:
+            while (
+                conn.execute("SELECT 1 FROM jobs WHERE state = 'pending' LIMIT 1").fetchone()
+                is None
+            ):
                 time.sleep(POLL_S)
             continue
         for _, payload in rows:
             mark(json.loads(payload)[1])
         ids = [r[0] for r in rows]
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(f"UPDATE jobs SET state = 'done' WHERE id IN ({','.join('?' * len(ids))})", ids)
+        conn.execute(
+            f"UPDATE jobs SET state = 'done' WHERE id IN ({','.join('?' * len(ids))})", ids
+        )
         conn.execute("COMMIT")
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
 PG_CLAIM = (
     "UPDATE bare_jobs SET state = 'running' WHERE id IN (SELECT id FROM bare_jobs "
-    f"WHERE state = 'pending' ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED) RETURNING id, payload"
+    f"WHERE state = 'pending' ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, payload"
 )
 
 
@@ -119,7 +125,9 @@ class PgProducer:
         self.conn = psycopg.connect(PG_DSN, autocommit=True)
 
     def enqueue(self, i: int, ts: float) -> None:
-        self.conn.execute("INSERT INTO bare_jobs (payload) VALUES (%s::jsonb)", (json.dumps([i, ts]),))
+        self.conn.execute(
+            "INSERT INTO bare_jobs (payload) VALUES (%s::jsonb)", (json.dumps([i, ts]),)
+        )
 
     def enqueue_bulk(self, n: int) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:

@@ -1,6 +1,6 @@
 """Run P copies of a worker command; forward SIGTERM/SIGINT to them and wait for all.
 
-    python -m systems._launch 2 -- taskward worker --app ...
+python -m systems._launch 2 -- taskward worker --app ...
 """
 
 import signal

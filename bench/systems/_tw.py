@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from harness.common import DATA_DIR, PG_DSN, amark, clear_marks, remove_sqlite
+
 from taskward import TaskManager
 
 SQLITE_DB = DATA_DIR / "taskward.db"

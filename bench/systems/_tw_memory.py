@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 import redis.asyncio as aredis
-
 from harness.common import K_DONE, K_FIRST, K_LAST, K_LAT, MARK_URL, clear_marks
+
 from systems import _tw
 
 

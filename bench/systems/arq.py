@@ -4,7 +4,6 @@ from urllib.parse import urlsplit
 
 from arq import create_pool
 from arq.connections import RedisSettings
-
 from harness.common import REDIS_URL, amark, flush_queue_redis, venv_bin
 
 NAME, BACKEND = "arq", "redis"

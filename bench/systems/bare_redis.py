@@ -3,6 +3,7 @@
 import sys
 
 from harness.common import flush_queue_redis
+
 from systems import _bare
 
 NAME, BACKEND, KIND = "bare-redis", "redis", "bare"

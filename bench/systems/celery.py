@@ -3,7 +3,6 @@
 import sys
 
 from celery import Celery
-
 from harness.common import REDIS_URL, flush_queue_redis, mark
 
 NAME, BACKEND = "celery", "redis"
@@ -15,7 +14,9 @@ BULK_NOTE = "none (group() publishes one message per task)"
 
 app = Celery("bench", broker=REDIS_URL)
 app.conf.update(
-    task_ignore_result=True, broker_connection_retry_on_startup=True, worker_hijack_root_logger=False
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
 )
 
 

@@ -4,7 +4,6 @@ import sys
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-
 from harness.common import REDIS_URL, flush_queue_redis, mark
 
 NAME, BACKEND = "dramatiq", "redis"

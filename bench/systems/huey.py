@@ -2,9 +2,8 @@
 
 import sys
 
-from huey import RedisHuey
-
 from harness.common import REDIS_URL, flush_queue_redis, mark
+from huey import RedisHuey
 
 NAME, BACKEND = "huey", "redis"
 CONFIG = "huey_consumer -w 2 -k process (2 procs), blocking BRPOP (default), -n -q"

@@ -2,9 +2,8 @@
 
 import sys
 
-from huey import SqliteHuey
-
 from harness.common import DATA_DIR, clear_marks, mark
+from huey import SqliteHuey
 
 NAME, BACKEND = "huey-sqlite", "sqlite"
 CONFIG = (

@@ -1,10 +1,9 @@
 """Oban for Python (oban-py, PostgreSQL). Needs Python >= 3.12: runs from bench/.venv312."""
 
 import psycopg
+from harness.common import PG_DSN, amark, clear_marks, venv_bin
 from oban import Oban, worker
 from oban.schema import install_sql
-
-from harness.common import PG_DSN, amark, clear_marks, venv_bin
 
 NAME, BACKEND = "oban", "postgres"
 CONFIG = (

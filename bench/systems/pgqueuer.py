@@ -5,11 +5,10 @@ import sys
 from contextlib import asynccontextmanager
 
 import asyncpg
+from harness.common import PG_DSN, amark, clear_marks, pg_execute, pg_has_table
 from pgqueuer import PgQueuer
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.queries import Queries
-
-from harness.common import PG_DSN, amark, clear_marks, pg_execute, pg_has_table
 
 NAME, BACKEND = "pgqueuer", "postgres"
 CONFIG = (

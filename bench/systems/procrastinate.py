@@ -2,7 +2,6 @@
 
 import procrastinate
 import psycopg
-
 from harness.common import PG_DSN, amark, clear_marks, pg_execute, pg_has_table, venv_bin
 
 NAME, BACKEND = "procrastinate", "postgres"

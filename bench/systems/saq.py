@@ -1,8 +1,7 @@
 """SAQ (asyncio) on Redis."""
 
-from saq import Queue
-
 from harness.common import REDIS_URL, amark, flush_queue_redis, venv_bin
+from saq import Queue
 
 NAME, BACKEND = "saq", "redis"
 CONFIG = "saq --workers 1, concurrency 10 (default)"

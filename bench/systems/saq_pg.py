@@ -1,8 +1,7 @@
 """SAQ (asyncio) on PostgreSQL (PostgresQueue, LISTEN/NOTIFY)."""
 
-from saq import Queue
-
 from harness.common import PG_DSN, amark, clear_marks, pg_execute, pg_has_table, venv_bin
+from saq import Queue
 
 NAME, BACKEND = "saq-pg", "postgres"
 CONFIG = "saq --workers 1, concurrency 10 (default), PostgresQueue defaults"

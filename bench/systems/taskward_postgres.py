@@ -1,6 +1,7 @@
 """taskward on PostgreSQL (psycopg 3, defaults), job body = mark()."""
 
 from harness.common import PG_DSN
+
 from systems import _tw
 
 NAME, BACKEND, KIND = "taskward-postgres", "postgres", "taskward"

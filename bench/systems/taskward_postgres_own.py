@@ -1,6 +1,7 @@
-"""taskward on PostgreSQL (psycopg 3, defaults), uncapped: no mark, completion read from the store."""
+"""taskward on PostgreSQL, uncapped: no mark, completion read from the store."""
 
 from harness.common import PG_DSN
+
 from systems import _tw
 
 NAME, BACKEND, KIND = "taskward-postgres-own", "postgres", "taskward"
@@ -16,4 +17,6 @@ reset = _tw.reset_postgres
 
 def worker_argv(procs=PROCS):
     return _tw.worker_argv(f"systems.{__name__.rsplit('.', 1)[-1]}:manager", procs)
+
+
 STORE = _tw.PostgresStore()

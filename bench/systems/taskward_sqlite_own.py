@@ -1,4 +1,4 @@
-"""taskward on SQLite (file in bench/data, defaults: WAL, synchronous FULL), uncapped: no mark, completion read from the store."""
+"""taskward on SQLite, uncapped: no mark, completion read from the store."""
 
 from systems import _tw
 
@@ -15,4 +15,6 @@ reset = _tw.reset_sqlite
 
 def worker_argv(procs=PROCS):
     return _tw.worker_argv(f"systems.{__name__.rsplit('.', 1)[-1]}:manager", procs)
+
+
 STORE = _tw.SqliteStore()

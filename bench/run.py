@@ -1,0 +1,158 @@
+"""`make bench`: start throwaway servers, run every system through every phase RUNS times
+(systems interleaved within a run), the PostgreSQL scale runs and the 1,000,000-job listing,
+then write the tables and charts to bench/results/ and stop the servers.
+
+    bench/.venv/bin/python bench/run.py [SYSTEM ...]
+
+Environment: RUNS (3), BENCH_N (10000), BENCH_LAT_N (200), SCALE (1: drain with 1/2/4 worker
+processes on PostgreSQL), MILLION (1: the 1,000,000-row listing; MILLION_ROWS), PHASE_TIMEOUT
+(240 s per driver process), OUT (results/raw.jsonl, replaced).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import servers  # noqa: E402
+
+PEERS = [
+    "celery", "rq", "dramatiq", "huey", "arq", "saq", "bare-redis",
+    "huey-sqlite", "bare-sqlite", "bare-sqlite-full",
+    "saq-pg", "procrastinate", "pgqueuer", "oban", "bare-postgres",
+]  # fmt: skip
+TASKWARD = [
+    "taskward-memory", "taskward-memory-own", "taskward-sqlite", "taskward-sqlite-own",
+    "taskward-postgres", "taskward-postgres-own",
+]  # fmt: skip
+SCALE_SYSTEMS = ["taskward-postgres", "taskward-postgres-own", "bare-postgres"]
+SCALE_PROCS = [1, 2, 4]
+PY312 = {"oban"}
+
+
+def python_for(system: str) -> str:
+    venv = ".venv312" if system in PY312 else ".venv"
+    return str(BENCH / venv / "bin" / "python")
+
+
+def sh(cmd: str) -> str:
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+
+def machine() -> dict[str, object]:
+    pip = sh(f"{BENCH}/.venv/bin/pip freeze 2>/dev/null")
+    pip312 = sh(f"{BENCH}/.venv312/bin/pip freeze 2>/dev/null")
+    return {
+        "meta": "machine",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "cpu_model": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip(),
+        "mem": sh("free -g | awk '/Mem:/ {print $2\" GiB\"}'"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python312": sh(f"{BENCH}/.venv312/bin/python -V 2>/dev/null"),
+        "sqlite": __import__("sqlite3").sqlite_version,
+        "servers": servers.versions(),
+        "git": sh(f"git -C {BENCH} rev-parse --short HEAD"),
+        "git_dirty_src": sh(f"git -C {BENCH}/.. status --porcelain -- src | wc -l"),
+        "packages": [ln for ln in (pip + "\n" + pip312).splitlines() if "==" in ln or " @ " in ln],
+    }
+
+
+def record(out: Path, row: dict[str, object]) -> None:
+    with out.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def uptime(out: Path, label: str) -> None:
+    load = sh("uptime")
+    print(f"== {label}: {load}", flush=True)
+    record(out, {"meta": "uptime", "label": label, "uptime": load})
+
+
+def drive(out: Path, system: str, phase: str, run: int, procs: int | None = None) -> None:
+    argv = [python_for(system), "-m", "harness.driver", "--system", system, "--phase", phase,
+            "--run", str(run), "--out", str(out)]  # fmt: skip
+    if procs:
+        argv += ["--procs", str(procs)]
+    timeout = int(os.environ.get("PHASE_TIMEOUT", "240"))
+    env = dict(os.environ, PYTHONPATH=str(BENCH))
+    try:
+        rc = subprocess.run(argv, cwd=BENCH, env=env, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        rc = "timeout"
+        error = f"driver timeout {timeout}s"
+        row = {"system": system, "phase": phase, "run": run, "procs": procs, "ok": False}
+        record(out, {**row, "error": error})
+    if rc != 0:
+        print(f"!! {system} {phase} run {run} failed ({rc}); see bench/data/logs/", flush=True)
+
+
+def main() -> int:
+    systems = sys.argv[1:] or TASKWARD + PEERS
+    runs = int(os.environ.get("RUNS", "3"))
+    out = Path(os.environ.get("OUT", BENCH / "results" / "raw.jsonl"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    started = time.time()
+    state = servers.start()
+    os.environ["BENCH_REDIS_URL"] = str(state["redis_url"])
+    os.environ["BENCH_PG_DSN"] = str(state["pg_dsn"])
+    try:
+        record(out, machine())
+        n, lat_n = (
+            int(os.environ.get("BENCH_N", "10000")),
+            int(os.environ.get("BENCH_LAT_N", "200")),
+        )
+        record(out, {"meta": "settings", "runs": runs, "systems": systems, "n": n, "lat_n": lat_n})
+        for run in range(1, runs + 1):
+            uptime(out, f"run {run} start")
+            for system in systems:
+                for phase in ("enqueue", "bulk", "latency"):
+                    drive(out, system, phase, run)
+            if os.environ.get("SCALE", "1") == "1":
+                for procs in SCALE_PROCS:
+                    for system in SCALE_SYSTEMS:
+                        if system in systems or not sys.argv[1:]:
+                            drive(out, system, "scale", run, procs)
+        uptime(out, "phases done")
+        if os.environ.get("MILLION", "1") == "1":
+            million(out, runs)
+        uptime(out, "end")
+    finally:
+        servers.stop()
+    record(out, {"meta": "duration", "seconds": time.time() - started})
+    env = dict(os.environ, PYTHONPATH=str(BENCH))
+    subprocess.run([python_for("x"), "-m", "harness.summarize", str(out)], cwd=BENCH, env=env)
+    print(f"make bench took {(time.time() - started) / 60:.1f} min", flush=True)
+    return 0
+
+
+def million(out: Path, runs: int) -> None:
+    env = dict(os.environ, PYTHONPATH=str(BENCH))
+    rows = os.environ.get("MILLION_ROWS", "1000000")
+    py = python_for("x")
+    for backend in ("sqlite", "postgres"):
+        t0 = time.time()
+        load = subprocess.run([py, "-m", "harness.million", "load", backend, "--rows", rows],
+                              cwd=BENCH, env=env)  # fmt: skip
+        secs, ok = time.time() - t0, load.returncode == 0
+        record(out, {"meta": "million_load", "backend": backend, "rows": int(rows),
+                     "seconds": secs, "ok": ok})  # fmt: skip
+        if load.returncode != 0:
+            continue
+        for run in range(1, runs + 1):
+            subprocess.run([py, "-m", "harness.million", "measure", backend, "--run", str(run),
+                            "--out", str(out)], cwd=BENCH, env=env)  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
