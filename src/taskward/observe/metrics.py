@@ -5,21 +5,34 @@ inside the functions that need it, so this module can be imported without it and
 learns from a ``bool`` whether a metric was registered.
 
 This module must not import :mod:`taskward.aio` (aio imports this module at import time). Data
-flows in through callables handed to the ``register_*`` functions instead.
+flows in through callables handed to the ``register_*`` functions instead. Durable-job metrics
+are event subscribers (:func:`install_metrics`); queue depths are read from the store at
+scrape time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taskward.observe.events import OUTCOME_EVENTS, Event, EventBus
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
 
-__all__ = ["BACKGROUND_FAILURES_METRIC", "register_background_failures"]
+__all__ = [
+    "BACKGROUND_FAILURES_METRIC",
+    "JobMetrics",
+    "StatsCollector",
+    "install_metrics",
+    "register_background_failures",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +113,183 @@ def register_background_failures(
         return False
     _background_collectors[target] = collector
     return True
+
+
+# -- durable jobs ---------------------------------------------------------------------------
+#: Buckets for the time a job waited between being due and starting: ms to an hour.
+WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class Observed(Protocol):
+    """What :func:`install_metrics` needs: a TaskManager fits (metrics never import it)."""
+
+    @property
+    def events(self) -> EventBus:
+        """The bus the manager and its workers emit on."""
+        ...
+
+    async def get_statistics(self) -> dict[str, Any]:
+        """Counts by queue and state, paused queues, live workers."""
+        ...
+
+
+class StatsCollector:
+    """Scrape-time gauges from one ``get_statistics()`` call, cached ``max_age`` seconds.
+
+    ``collect`` is synchronous (prometheus_client calls it from any thread) while the backend
+    is async, so the async ``/metrics`` route calls :meth:`refresh` before rendering; the
+    cache also keeps a busy scraper from costing more than one statistics query per second.
+    """
+
+    def __init__(self, snapshot: Callable[[], Awaitable[dict[str, Any]]], max_age: float) -> None:
+        self.snapshot = snapshot
+        self.max_age = max_age
+        self._stats: dict[str, Any] | None = None
+        self._taken = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        """Read the statistics again unless the cached copy is younger than ``max_age``."""
+        async with self._lock:
+            if time.monotonic() - self._taken < self.max_age:
+                return
+            self._stats = await self.snapshot()
+            self._taken = time.monotonic()
+
+    def describe(self) -> Iterator[Metric]:
+        """Yield the empty families (registering never queries the backend)."""
+        yield from self._families({})
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the gauges from the last refresh (none before the first)."""
+        yield from self._families(self._stats or {})
+
+    def _families(self, stats: Mapping[str, Any]) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        jobs = GaugeMetricFamily(
+            "taskward_queue_jobs",
+            "Jobs by queue and state (from the store).",
+            labels=["queue", "state"],
+        )
+        active = GaugeMetricFamily(
+            "taskward_workers_active",
+            "Worker slots busy running a job, by queue.",
+            labels=["queue"],
+        )
+        available = GaugeMetricFamily(
+            "taskward_workers_available",
+            "Free worker slots of live workers, by queue.",
+            labels=["queue"],
+        )
+        paused = GaugeMetricFamily(
+            "taskward_queue_paused", "1 if the queue is paused.", labels=["queue"]
+        )
+        slots: dict[str, int] = {}
+        for node in stats.get("workers", {}).get("nodes", []):
+            for queue, concurrency in node["queues"].items():
+                slots[queue] = slots.get(queue, 0) + int(concurrency)
+        queues: Mapping[str, Mapping[str, int]] = stats.get("queues", {})
+        paused_set = set(stats.get("paused", []))
+        for queue in sorted(set(queues) | set(slots) | paused_set):
+            counts = queues.get(queue, {})
+            for state, count in sorted(counts.items()):
+                jobs.add_metric([queue, state], count)
+            running = counts.get("running", 0)
+            active.add_metric([queue], running)
+            available.add_metric([queue], max(0, slots.get(queue, 0) - running))
+            paused.add_metric([queue], 1 if queue in paused_set else 0)
+        yield from (jobs, active, available, paused)
+
+
+class JobMetrics:
+    """Counters and histograms of durable jobs, fed by events, plus the scrape-time gauges.
+
+    ``taskward_jobs_enqueued_total{queue,task}``, ``taskward_jobs_processed_total{queue,task,
+    status}`` (status: the state an attempt ended in, or ``rescued_<state>`` for an orphan),
+    ``taskward_job_execution_seconds{queue,task}``, ``taskward_job_wait_seconds{queue,task}``
+    (due → started), and from :class:`StatsCollector` ``taskward_queue_jobs{queue,state}``,
+    ``taskward_workers_active{queue}``, ``taskward_workers_available{queue}``,
+    ``taskward_queue_paused{queue}``. Labels are bounded: queue, task and state names only.
+    """
+
+    def __init__(self, registry: CollectorRegistry, stats: StatsCollector) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.registry = registry
+        self.stats = stats
+        self.enqueued = Counter(
+            "taskward_jobs_enqueued",
+            "Jobs enqueued by this process.",
+            ["queue", "task"],
+            registry=registry,
+        )
+        self.processed = Counter(
+            "taskward_jobs_processed",
+            "Attempts that ended, by the state they ended in.",
+            ["queue", "task", "status"],
+            registry=registry,
+        )
+        self.execution = Histogram(
+            "taskward_job_execution_seconds",
+            "How long an attempt ran.",
+            ["queue", "task"],
+            registry=registry,
+        )
+        self.wait = Histogram(
+            "taskward_job_wait_seconds",
+            "How long a job waited from due to started.",
+            ["queue", "task"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        registry.register(stats)
+
+    def attach(self, bus: EventBus) -> JobMetrics:
+        """Subscribe to the events the metrics count; return self."""
+        bus.on("job.enqueued", self._enqueued)
+        bus.on("job.started", self._started)
+        for name in (*OUTCOME_EVENTS.values(), "job.rescued"):
+            bus.on(name, self._ended)
+        return self
+
+    async def refresh(self) -> None:
+        """Refresh the scrape-time gauges (cached); call before rendering the registry."""
+        await self.stats.refresh()
+
+    def _enqueued(self, event: Event) -> None:
+        self.enqueued.labels(event.queue, event.task).inc()
+
+    def _started(self, event: Event) -> None:
+        wait = event.data.get("wait")
+        if wait is not None:
+            self.wait.labels(event.queue, event.task).observe(wait)
+
+    def _ended(self, event: Event) -> None:
+        state = str(event.data.get("state"))
+        status = f"rescued_{state}" if event.name == "job.rescued" else state
+        self.processed.labels(event.queue, event.task, status).inc()
+        duration = event.data.get("duration")
+        if duration is not None:
+            self.execution.labels(event.queue, event.task).observe(duration)
+
+
+_job_metrics: weakref.WeakKeyDictionary[CollectorRegistry, JobMetrics] = weakref.WeakKeyDictionary()
+
+
+def install_metrics(
+    manager: Observed, registry: CollectorRegistry | None = None, *, stats_max_age: float = 1.0
+) -> JobMetrics:
+    """Export ``manager``'s job metrics into ``registry`` (default: the global registry).
+
+    Idempotent per registry: installing a second manager into the same registry feeds the same
+    metrics from both. Raises ImportError without ``prometheus_client`` (the ``metrics`` extra).
+    """
+    from prometheus_client import REGISTRY
+
+    target = REGISTRY if registry is None else registry
+    metrics = _job_metrics.get(target)
+    if metrics is None:
+        metrics = JobMetrics(target, StatsCollector(manager.get_statistics, stats_max_age))
+        _job_metrics[target] = metrics
+    return metrics.attach(manager.events)

@@ -1,9 +1,23 @@
 """FastAPI integration for taskward (needs the ``web`` extra: ``pip install taskward[web]``).
 
 Importing :mod:`taskward` never imports FastAPI; only this package does. It re-exports the
-routers that applications include in their own app.
+routers that applications include in their own app, and :func:`create_app`, the standalone
+admin app behind ``taskward dashboard``.
 """
 
+from taskward.web.api import Admin, create_admin_router
+from taskward.web.app import create_app, create_metrics_router
+from taskward.web.auth import AdminAuth
+from taskward.web.dashboard import create_dashboard_router
 from taskward.web.health import create_health_router, health_router
 
-__all__ = ["create_health_router", "health_router"]
+__all__ = [
+    "Admin",
+    "AdminAuth",
+    "create_admin_router",
+    "create_app",
+    "create_dashboard_router",
+    "create_health_router",
+    "create_metrics_router",
+    "health_router",
+]

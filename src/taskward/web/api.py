@@ -1,0 +1,274 @@
+"""The JSON admin API: jobs, queues, schedules, statistics; mount it into your FastAPI app.
+
+```python
+from taskward.web import AdminAuth, create_admin_router
+app.include_router(create_admin_router(tw, auth=AdminAuth(token=os.environ["ADMIN_TOKEN"])))
+```
+
+Reads: ``GET /api/jobs``, ``/api/jobs/{id}``, ``/api/queues``, ``/api/schedules``,
+``/api/stats``, ``/api/events``. Changes (auth required, see :mod:`taskward.web.auth`):
+``POST /api/jobs/{id}/retry|cancel``, ``DELETE /api/jobs/{id}``,
+``POST /api/jobs/bulk/retry|cancel``, ``POST /api/queues/{name}/pause|resume``. Nothing in a
+request is ever executed: jobs are only retried, cancelled or deleted by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from taskward.errors import JobNotFound, TaskwardError
+from taskward.jobs import Job
+from taskward.manager import TaskManager
+from taskward.observe.history import job_history
+from taskward.web.auth import Access, AdminAuth
+from taskward.web.models import (
+    BulkIn,
+    BulkOut,
+    DeletedOut,
+    EventOut,
+    HistoryOut,
+    JobDetailOut,
+    JobListOut,
+    JobOut,
+    QueueOut,
+    ScheduleOut,
+    StatsOut,
+    TimelineOut,
+    TimingsOut,
+    WorkerOut,
+)
+from taskward.web.queries import (
+    Cached,
+    JobQuery,
+    bulk_action,
+    list_jobs,
+    parse_states,
+    queue_overview,
+    timeline,
+)
+
+__all__ = ["Admin", "create_admin_router", "job_detail"]
+
+
+class Admin:
+    """What the API and the dashboard share: the manager, the access policy, caches."""
+
+    def __init__(
+        self, manager: TaskManager, *, auth: AdminAuth | None = None, read_only: bool = False
+    ) -> None:
+        self.manager = manager
+        self.access = Access(auth, read_only=read_only)
+        # The timeline reads up to a few thousand rows: a page polled every 2 s by several
+        # browsers must not repeat that each time.
+        self.timeline = Cached(lambda: timeline(manager), max_age=5.0)
+
+
+@asynccontextmanager
+async def edge_errors() -> AsyncIterator[None]:
+    """Turn taskward errors into HTTP answers: 404 for a missing job, 400 for bad input."""
+    try:
+        yield
+    except JobNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except TaskwardError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def job_query(
+    state: str | None = None,
+    queue: str | None = None,
+    task: str | None = None,
+    q: str | None = None,
+    page: int = 1,
+    per_page: int = 25,
+    sort_by: str = "-id",
+) -> JobQuery:
+    """Build a JobQuery from request parameters (raises TaskwardError on bad input)."""
+    return JobQuery(
+        states=parse_states(state),
+        queue=queue or None,
+        task=task or None,
+        search=(q or "").strip() or None,
+        page=page,
+        per_page=per_page,
+        sort_by=sort_by,
+    )
+
+
+def job_detail(admin: Admin, job: Job) -> JobDetailOut:
+    """A job with timings and history (row plus this process's recent events)."""
+    events = admin.manager.recent_events.recent(job_id=job.id, limit=200)
+    history = job_history(job, events)
+    finished = job.completed_at or job.cancelled_at or job.discarded_at
+    started = job.attempted_at
+    timings = TimingsOut(
+        wait_seconds=(started - job.scheduled_at).total_seconds() if started else None,
+        run_seconds=(finished - started).total_seconds() if started and finished else None,
+    )
+    base = JobOut.of(job).model_dump()
+    return JobDetailOut(**base, timings=timings, history=[HistoryOut.of(h) for h in history])
+
+
+def create_admin_router(
+    manager: TaskManager | Admin,
+    *,
+    auth: AdminAuth | None = None,
+    read_only: bool = False,
+) -> APIRouter:
+    """Build the JSON admin router (paths under ``/api``) for ``manager``.
+
+    Without ``auth`` the API is read-only and reads are public: give an :class:`AdminAuth`
+    to allow changes (and protect reads). ``read_only=True`` refuses every change.
+    """
+    admin = (
+        manager if isinstance(manager, Admin) else Admin(manager, auth=auth, read_only=read_only)
+    )
+    router = APIRouter(prefix="/api", tags=["taskward admin"])
+    _job_reads(router, admin)
+    _job_changes(router, admin)
+    _queue_routes(router, admin)
+    _info_routes(router, admin)
+    return router
+
+
+def _job_reads(router: APIRouter, admin: Admin) -> None:
+    tw = admin.manager
+    reader = [Depends(admin.access.read)]
+
+    @router.get("/jobs", dependencies=reader)
+    async def jobs(
+        state: Annotated[str | None, Query(description="state, comma list, dead, waiting")] = None,
+        queue: str | None = None,
+        task: str | None = None,
+        q: Annotated[str | None, Query(description="text in args, kwargs, errors")] = None,
+        page: Annotated[int, Query(ge=1)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=500)] = 25,
+        sort_by: str = "-id",
+    ) -> JobListOut:
+        """List jobs, newest first, filtered; ``q`` searches the newest 5,000 matches."""
+        async with edge_errors():
+            query = job_query(state, queue, task, q, page, per_page, sort_by)
+            return JobListOut.of(await list_jobs(tw, query))
+
+    @router.get("/jobs/{job_id}", dependencies=reader)
+    async def job(job_id: int) -> JobDetailOut:
+        """One job: args, errors with tracebacks, attempts, timings, history."""
+        async with edge_errors():
+            return job_detail(admin, await tw.get_task_status(job_id))
+
+
+def _job_changes(router: APIRouter, admin: Admin) -> None:
+    tw = admin.manager
+    writer = [Depends(admin.access.write)]
+
+    @router.post("/jobs/bulk/retry", dependencies=writer)
+    async def bulk_retry(body: BulkIn) -> BulkOut:
+        """Retry every matching dead letter (or failed/discarded/cancelled job), up to limit."""
+        return await _bulk(body, "retry")
+
+    @router.post("/jobs/bulk/cancel", dependencies=writer)
+    async def bulk_cancel(body: BulkIn) -> BulkOut:
+        """Cancel every matching waiting (or running) job, up to limit."""
+        return await _bulk(body, "cancel")
+
+    async def _bulk(body: BulkIn, action: str) -> BulkOut:
+        async with edge_errors():
+            query = job_query(body.state, body.queue, body.task, body.q)
+            result = await bulk_action(tw, query, action, limit=body.limit)
+            return BulkOut(matched=result.matched, changed=result.changed)
+
+    @router.post("/jobs/{job_id}/retry", dependencies=writer)
+    async def retry(job_id: int) -> JobOut:
+        """Move a failed, discarded or cancelled job back to pending."""
+        async with edge_errors():
+            return JobOut.of(await tw.retry_task(job_id))
+
+    @router.post("/jobs/{job_id}/cancel", dependencies=writer)
+    async def cancel(job_id: int) -> JobOut:
+        """Cancel a waiting job, or ask the worker running it to stop."""
+        async with edge_errors():
+            return JobOut.of(await tw.cancel_task(job_id, reason="cancelled in the admin API"))
+
+    @router.delete("/jobs/{job_id}", dependencies=writer)
+    async def delete(job_id: int) -> DeletedOut:
+        """Delete a job that is not running."""
+        async with edge_errors():
+            return DeletedOut(deleted=await tw.delete_task(job_id))
+
+
+def _queue_routes(router: APIRouter, admin: Admin) -> None:
+    tw = admin.manager
+    reader = [Depends(admin.access.read)]
+    writer = [Depends(admin.access.write)]
+
+    @router.get("/queues", dependencies=reader)
+    async def queues() -> list[QueueOut]:
+        """Every queue: counts by state, paused, live workers and concurrency."""
+        return [QueueOut(**q) for q in await queue_overview(tw)]
+
+    @router.post("/queues/{name}/pause", dependencies=writer)
+    async def pause(name: str) -> QueueOut:
+        """Stop every worker from fetching jobs of this queue."""
+        async with edge_errors():
+            await tw.pause_queue(name)
+        return await _queue(name)
+
+    @router.post("/queues/{name}/resume", dependencies=writer)
+    async def resume(name: str) -> QueueOut:
+        """Let workers fetch from this queue again."""
+        async with edge_errors():
+            await tw.resume_queue(name)
+        return await _queue(name)
+
+    async def _queue(name: str) -> QueueOut:
+        found = [q for q in await queue_overview(tw) if q["name"] == name]
+        empty: dict[str, Any] = {"name": name, "counts": {}, "paused": False}
+        return QueueOut(**(found[0] if found else {**empty, "concurrency": 0, "workers": 0}))
+
+
+def _info_routes(router: APIRouter, admin: Admin) -> None:
+    tw = admin.manager
+    reader = [Depends(admin.access.read)]
+
+    @router.get("/schedules", dependencies=reader)
+    async def schedules() -> list[ScheduleOut]:
+        """Recurring schedules with their next run time (None if the cron no longer parses)."""
+        out = []
+        for s in await tw.list_recurring_tasks():
+            try:
+                next_run = tw.next_fire(s)
+            except TaskwardError:
+                next_run = None
+            out.append(
+                ScheduleOut(
+                    name=s.name,
+                    task=s.task,
+                    cron=s.cron,
+                    timezone=s.timezone,
+                    queue=s.queue,
+                    next_run_at=next_run,
+                )
+            )
+        return out
+
+    @router.get("/stats", dependencies=reader)
+    async def stats() -> StatsOut:
+        """Queues, live workers and jobs finished per minute over the last hour."""
+        data = await tw.get_statistics()
+        workers = [WorkerOut(**n) for n in data["workers"]["nodes"]]
+        queues = [QueueOut(**q) for q in await queue_overview(tw)]
+        return StatsOut(
+            queues=queues, workers=workers, timeline=TimelineOut.of(await admin.timeline.get())
+        )
+
+    @router.get("/events", dependencies=reader)
+    async def events(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100, job_id: int | None = None
+    ) -> list[EventOut]:
+        """Recent events seen by this process, newest first."""
+        found = tw.recent_events.recent(limit=limit, job_id=job_id)
+        return [EventOut(**e.to_dict()) for e in found]

@@ -1,0 +1,97 @@
+"""The whole admin web app in one call: health, metrics, JSON API and dashboard.
+
+``taskward dashboard --app module:manager`` serves :func:`create_app`; applications that
+already have a FastAPI app include the routers instead (:func:`create_admin_router`,
+:func:`create_dashboard_router`, :func:`create_metrics_router`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi.responses import RedirectResponse
+
+from taskward.aio import get_task_failure_counts
+from taskward.manager import TaskManager
+from taskward.observe.metrics import install_metrics, register_background_failures
+from taskward.web.api import Admin, create_admin_router
+from taskward.web.auth import AdminAuth
+from taskward.web.dashboard import create_dashboard_router
+from taskward.web.health import create_health_router
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
+__all__ = ["create_app", "create_metrics_router"]
+
+
+def create_metrics_router(
+    manager: TaskManager | Admin, registry: CollectorRegistry | None = None
+) -> APIRouter:
+    """Build ``GET /metrics``: job metrics, queue gauges and in-process task failures.
+
+    ``registry`` defaults to a new one owned by this router (so several apps in one process,
+    as in tests, never clash). Reads follow the admin access policy when given an Admin.
+    """
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    admin = manager if isinstance(manager, Admin) else Admin(manager)
+    target = registry if registry is not None else CollectorRegistry()
+    metrics = install_metrics(admin.manager, target)
+    register_background_failures(get_task_failure_counts, target)
+    router = APIRouter(tags=["metrics"])
+
+    @router.get(
+        "/metrics",
+        dependencies=[Depends(admin.access.read)],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
+    async def scrape() -> Response:
+        """Prometheus text exposition (queue gauges refreshed at most once a second)."""
+        await metrics.refresh()
+        return Response(generate_latest(target), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(
+    manager: TaskManager,
+    *,
+    auth: AdminAuth | None = None,
+    read_only: bool = False,
+    registry: CollectorRegistry | None = None,
+    title: str = "taskward",
+) -> FastAPI:
+    """A FastAPI app serving /health, /health/tasks, /metrics, /api/… and /dashboard.
+
+    The app opens ``manager`` on startup and closes it on shutdown.
+    """
+    admin = Admin(manager, auth=auth, read_only=read_only)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await manager.open()
+        try:
+            yield
+        finally:
+            await manager.close()
+
+    async def backend_ok() -> bool:
+        await manager.get_statistics()
+        return True
+
+    app = FastAPI(title=f"{title} admin", lifespan=lifespan)
+    app.include_router(create_health_router(checks={"backend": backend_ok}))
+    app.include_router(create_metrics_router(admin, registry))
+    app.include_router(create_admin_router(admin))
+    app.include_router(create_dashboard_router(admin))
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard", status_code=307)
+
+    return app

@@ -1,0 +1,313 @@
+"""The HTML dashboard: Jinja2 pages plus htmx fragments polled for live updates.
+
+Everything is rendered on the server with autoescaping on (job args and error text are
+untrusted), htmx is served from the package (no CDN), and each button is a plain form POST
+carrying the CSRF token, so the pages also work without JavaScript.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from taskward.errors import InvalidOptions, JobNotFound, TaskwardError
+from taskward.jobs import JobState
+from taskward.web.api import Admin, job_detail, job_query
+from taskward.web.auth import csrf_token, set_csrf_cookie
+from taskward.web.queries import JobQuery, bulk_action, list_jobs, queue_overview
+
+__all__ = ["create_dashboard_router"]
+
+STATIC_TYPES = {
+    "htmx.min.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+STATE_NAMES = [s.value for s in JobState]
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("taskward.web", "templates"),
+        autoescape=True,  # every template, whatever its extension: job data is untrusted
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(when=_when, seconds=_seconds, args_text=_args_text)
+    return env
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+def _args_text(job: Any) -> str:
+    parts = [json.dumps(a, ensure_ascii=False) for a in job.args]
+    parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in job.kwargs.items()]
+    return ", ".join(parts)
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+class _Pages:
+    """Renders templates for one request (CSRF cookie, URL helper, access flags)."""
+
+    def __init__(self, admin: Admin, env: Environment) -> None:
+        self.admin = admin
+        self.env = env
+
+    def render(self, request: Request, template: str, **context: Any) -> HTMLResponse:
+        csrf, fresh = csrf_token(request)
+
+        def url(route: str, /, **params: Any) -> str:
+            return request.url_for(route, **params).path
+
+        html = self.env.get_template(template).render(
+            url=url,
+            csrf=csrf,
+            can_write=self.admin.access.can_write,
+            flash=request.query_params.get("flash"),
+            nav=context.pop("nav", ""),
+            **context,
+        )
+        response = HTMLResponse(html, headers={"cache-control": "no-store"})
+        if fresh:
+            set_csrf_cookie(response, csrf, secure=request.url.scheme == "https")
+        return response
+
+
+def create_dashboard_router(admin: Admin) -> APIRouter:
+    """Build the dashboard routes under ``/dashboard`` for ``admin`` (see :class:`Admin`)."""
+    pages = _Pages(admin, _environment())
+    router = APIRouter(prefix="/dashboard", include_in_schema=False)
+    _overview_routes(router, pages)
+    _job_list_routes(router, pages)
+    _job_routes(router, pages)
+    _action_routes(router, admin)
+    _static_route(router)
+    return router
+
+
+async def _overview_context(admin: Admin, router: APIRouter) -> dict[str, Any]:
+    tw = admin.manager
+    queues = await queue_overview(tw)
+    stats = await tw.get_statistics()
+
+    def total(*states: str) -> int:
+        return sum(q["counts"].get(s, 0) for q in queues for s in states)
+
+    jobs = router.url_path_for("dashboard_jobs")
+    dead = router.url_path_for("dashboard_dead")
+    totals = [
+        ("waiting", total("scheduled", "pending", "retryable"), "", f"{jobs}?state=waiting"),
+        ("running", total("running"), "run", f"{jobs}?state=running"),
+        ("completed", total("completed"), "ok", f"{jobs}?state=completed"),
+        ("dead letters", total("failed", "discarded"), "bad", str(dead)),
+        ("workers", stats["workers"]["total"], "", "#workers"),
+    ]
+    return {
+        "queues": queues,
+        "states": STATE_NAMES,
+        "totals": totals,
+        "workers": stats["workers"]["nodes"],
+        "timeline": await admin.timeline.get(),
+    }
+
+
+def _overview_routes(router: APIRouter, pages: _Pages) -> None:
+    reader = [Depends(pages.admin.access.read)]
+
+    @router.get("", name="dashboard", dependencies=reader)
+    async def overview(request: Request) -> HTMLResponse:
+        context = await _overview_context(pages.admin, router)
+        return pages.render(request, "overview.html", nav="overview", **context)
+
+    @router.get("/fragments/overview", name="dashboard_overview_fragment", dependencies=reader)
+    async def overview_fragment(request: Request) -> HTMLResponse:
+        context = await _overview_context(pages.admin, router)
+        return pages.render(request, "_overview.html", **context)
+
+    @router.get("/schedules", name="dashboard_schedules", dependencies=reader)
+    async def schedules(request: Request) -> HTMLResponse:
+        tw = pages.admin.manager
+        rows = []
+        for s in await tw.list_recurring_tasks():
+            try:
+                next_run: datetime | None = tw.next_fire(s)
+            except TaskwardError:
+                next_run = None
+            rows.append(_schedule_row(s, next_run))
+        return pages.render(request, "schedules.html", nav="schedules", schedules=rows)
+
+
+async def _jobs_context(admin: Admin, request: Request, *, dead: bool) -> dict[str, Any]:
+    params = request.query_params
+    state = "dead" if dead else params.get("state", "")
+    try:
+        page = int(params.get("page", "1") or 1)
+        query = job_query(state, params.get("queue"), params.get("task"), params.get("q"), page)
+        listing = await list_jobs(admin.manager, query)
+    except (TaskwardError, ValueError) as exc:
+        raise HTTPException(400, str(exc)) from exc
+    kept = {k: v for k, v in params.items() if k in ("state", "queue", "task", "q") and v}
+    list_url = request.url_for("dashboard_dead" if dead else "dashboard_jobs").path
+    fragment = request.url_for("dashboard_dead_fragment" if dead else "dashboard_jobs_fragment")
+
+    def page_url(number: int) -> str:
+        return f"{list_url}?{urlencode({**kept, 'page': number})}"
+
+    return {
+        "heading": "Dead letters" if dead else "Jobs",
+        "dead": dead,
+        "query": query,
+        "query_state": state,
+        "filter_states": [*STATE_NAMES, "waiting", "dead"],
+        "listing": listing,
+        "list_url": list_url,
+        "fragment_url": f"{fragment.path}?{urlencode({**kept, 'page': listing.page})}",
+        "page_url": page_url,
+        "nav": "dead" if dead else "jobs",
+    }
+
+
+def _job_list_routes(router: APIRouter, pages: _Pages) -> None:
+    reader = [Depends(pages.admin.access.read)]
+
+    @router.get("/jobs", name="dashboard_jobs", dependencies=reader)
+    async def jobs(request: Request) -> HTMLResponse:
+        context = await _jobs_context(pages.admin, request, dead=False)
+        return pages.render(request, "jobs.html", **context)
+
+    @router.get("/fragments/jobs", name="dashboard_jobs_fragment", dependencies=reader)
+    async def jobs_fragment(request: Request) -> HTMLResponse:
+        context = await _jobs_context(pages.admin, request, dead=False)
+        return pages.render(request, "_jobs.html", **context)
+
+    @router.get("/dead", name="dashboard_dead", dependencies=reader)
+    async def dead(request: Request) -> HTMLResponse:
+        context = await _jobs_context(pages.admin, request, dead=True)
+        return pages.render(request, "jobs.html", **context)
+
+    @router.get("/fragments/dead", name="dashboard_dead_fragment", dependencies=reader)
+    async def dead_fragment(request: Request) -> HTMLResponse:
+        context = await _jobs_context(pages.admin, request, dead=True)
+        return pages.render(request, "_jobs.html", **context)
+
+
+async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
+    try:
+        job = await admin.manager.get_task_status(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return {
+        "job": job,
+        "detail": job_detail(admin, job),
+        "args_json": _pretty({"args": job.args, "kwargs": job.kwargs}),
+        "result_json": _pretty(job.result),
+        "progress_json": _pretty(job.progress),
+        "meta_json": _pretty(job.meta),
+    }
+
+
+def _job_routes(router: APIRouter, pages: _Pages) -> None:
+    reader = [Depends(pages.admin.access.read)]
+
+    @router.get("/jobs/{job_id}", name="dashboard_job", dependencies=reader)
+    async def job(request: Request, job_id: int) -> HTMLResponse:
+        context = await _job_context(pages.admin, job_id)
+        return pages.render(request, "job.html", nav="jobs", **context)
+
+    @router.get("/fragments/jobs/{job_id}", name="dashboard_job_fragment", dependencies=reader)
+    async def job_fragment(request: Request, job_id: int) -> HTMLResponse:
+        return pages.render(request, "_job.html", **await _job_context(pages.admin, job_id))
+
+
+def _back(request: Request, name: str, flash: str, **params: Any) -> RedirectResponse:
+    """303 to a dashboard page (a name, never a URL from the request) with a message."""
+    target = request.url_for(name, **params).path
+    return RedirectResponse(f"{target}?{urlencode({'flash': flash})}", status_code=303)
+
+
+async def _change_job(admin: Admin, job_id: int, action: str) -> str:
+    tw = admin.manager
+    try:
+        if action == "retry":
+            job = await tw.retry_task(job_id)
+            return f"job {job_id} retried: now {job.state}"
+        if action == "cancel":
+            job = await tw.cancel_task(job_id, reason="cancelled in the dashboard")
+            return f"job {job_id} cancel requested: now {job.state}"
+        if action == "delete":
+            deleted = await tw.delete_task(job_id)
+            return f"job {job_id} {'deleted' if deleted else 'not deleted (running?)'}"
+    except JobNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    raise HTTPException(404, f"unknown action {action!r}")
+
+
+def _action_routes(router: APIRouter, admin: Admin) -> None:
+    writer = [Depends(admin.access.write)]
+    tw = admin.manager
+
+    @router.post("/jobs/{job_id}/{action}", name="dashboard_job_action", dependencies=writer)
+    async def job_action(request: Request, job_id: int, action: str) -> RedirectResponse:
+        message = await _change_job(admin, job_id, action)
+        if action == "delete":
+            return _back(request, "dashboard_jobs", message)
+        return _back(request, "dashboard_job", message, job_id=job_id)
+
+    @router.post("/queues/{name}/{action}", name="dashboard_queue_action", dependencies=writer)
+    async def queue_action(request: Request, name: str, action: str) -> RedirectResponse:
+        if action not in ("pause", "resume"):
+            raise HTTPException(404, f"unknown action {action!r}")
+        try:
+            await (tw.pause_queue(name) if action == "pause" else tw.resume_queue(name))
+        except InvalidOptions as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return _back(request, "dashboard", f"queue {name} {action}d")
+
+    @router.post("/dead/retry", name="dashboard_dead_retry", dependencies=writer)
+    async def dead_retry(request: Request) -> RedirectResponse:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str) and v}
+        query = JobQuery(queue=fields.get("queue"), task=fields.get("task"), search=fields.get("q"))
+        result = await bulk_action(tw, query, "retry")
+        return _back(request, "dashboard_dead", f"{len(result.changed)} dead letter(s) retried")
+
+
+def _static_route(router: APIRouter) -> None:
+    @router.get("/static/{name}", name="dashboard_static")
+    async def static(name: str) -> Response:
+        media_type = STATIC_TYPES.get(name)
+        if media_type is None:  # only the files listed: never a path from the request
+            raise HTTPException(404)
+        body = resources.files("taskward.web").joinpath("static", name).read_bytes()
+        return Response(body, media_type=media_type, headers={"cache-control": "max-age=3600"})
+
+
+def _schedule_row(schedule: Any, next_run: datetime | None) -> dict[str, Any]:
+    return {
+        "name": schedule.name,
+        "task": schedule.task,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "queue": schedule.queue,
+        "next_run_at": next_run,
+    }

@@ -1,0 +1,250 @@
+"""Response and request models of the admin API (pydantic lives here, at the edge only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from taskward.jobs import Job
+from taskward.observe.history import HistoryEntry
+from taskward.web.queries import JobListing, Timeline
+
+
+class ErrorOut(BaseModel):
+    """One failed attempt."""
+
+    attempt: int
+    at: datetime
+    kind: str
+    message: str
+    traceback: str | None = None
+
+
+class JobSummaryOut(BaseModel):
+    """A job in a listing (errors reduced to the last one's kind and message)."""
+
+    id: int
+    task: str
+    queue: str
+    state: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    inserted_at: datetime
+    scheduled_at: datetime
+    attempted_at: datetime | None
+    completed_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummaryOut:
+        """Build from a Job."""
+        last = job.last_error
+        return cls(
+            id=job.id,
+            task=job.task,
+            queue=job.queue,
+            state=job.state.value,
+            priority=job.priority,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            args=job.args,
+            kwargs=job.kwargs,
+            inserted_at=job.inserted_at,
+            scheduled_at=job.scheduled_at,
+            attempted_at=job.attempted_at,
+            completed_at=job.completed_at or job.cancelled_at or job.discarded_at,
+            last_error=f"{last.kind}: {last.message}" if last else None,
+        )
+
+
+class JobOut(BaseModel):
+    """Every stored field of a job."""
+
+    id: int
+    task: str
+    queue: str
+    state: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    scheduled_at: datetime
+    inserted_at: datetime
+    attempted_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    discarded_at: datetime | None
+    attempted_by: str | None
+    errors: list[ErrorOut]
+    result: Any
+    progress: Any
+    tags: list[str]
+    meta: dict[str, Any]
+    timeout: float | None
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        """Build from a Job."""
+        return cls.model_validate(job.to_dict())
+
+
+class HistoryOut(BaseModel):
+    """One step of a job's audit trail; ``source`` is "row" (stored) or "event" (live)."""
+
+    at: datetime
+    kind: str
+    summary: str
+    attempt: int | None
+    traceback: str | None
+    source: str
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryOut:
+        """Build from a history entry."""
+        return cls(
+            at=entry.at,
+            kind=entry.kind,
+            summary=entry.summary,
+            attempt=entry.attempt,
+            traceback=entry.traceback,
+            source=entry.source,
+        )
+
+
+class TimingsOut(BaseModel):
+    """Seconds waited (due → last start) and run (last start → finish), when known."""
+
+    wait_seconds: float | None
+    run_seconds: float | None
+
+
+class JobDetailOut(JobOut):
+    """A job with its timings and its history."""
+
+    timings: TimingsOut
+    history: list[HistoryOut]
+
+
+class JobListOut(BaseModel):
+    """One page of jobs. With a search, ``search_scanned`` jobs were read (newest first)."""
+
+    items: list[JobSummaryOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    search_scanned: int | None = None
+    search_truncated: bool = False
+
+    @classmethod
+    def of(cls, listing: JobListing) -> JobListOut:
+        """Build from a listing."""
+        return cls(
+            items=[JobSummaryOut.of(j) for j in listing.items],
+            total=listing.total,
+            page=listing.page,
+            per_page=listing.per_page,
+            pages=listing.pages,
+            search_scanned=listing.scanned,
+            search_truncated=listing.truncated,
+        )
+
+
+class BulkIn(BaseModel):
+    """Which jobs a bulk action targets (retry defaults to dead letters, cancel to waiting)."""
+
+    state: str | None = Field(None, description="state, comma list, 'dead' or 'waiting'")
+    queue: str | None = None
+    task: str | None = None
+    q: str | None = Field(None, description="text to find in args, kwargs or errors")
+    limit: int = Field(1000, ge=1, le=1000)
+
+
+class BulkOut(BaseModel):
+    """How many jobs matched, and the ids that changed."""
+
+    matched: int
+    changed: list[int]
+
+
+class DeletedOut(BaseModel):
+    """Whether a job was deleted (False: none, or it is running)."""
+
+    deleted: bool
+
+
+class QueueOut(BaseModel):
+    """A queue: counts by state, paused, live workers and their total concurrency."""
+
+    name: str
+    counts: dict[str, int]
+    paused: bool
+    concurrency: int
+    workers: int
+
+
+class ScheduleOut(BaseModel):
+    """A recurring schedule and its next fire time."""
+
+    name: str
+    task: str
+    cron: str
+    timezone: str
+    queue: str | None
+    next_run_at: datetime | None
+
+
+class TimelineOut(BaseModel):
+    """Jobs completed and dead-lettered per minute, oldest minute first."""
+
+    start: datetime
+    minutes: list[datetime]
+    completed: list[int]
+    failed: list[int]
+    truncated: bool
+
+    @classmethod
+    def of(cls, t: Timeline) -> TimelineOut:
+        """Build from a timeline."""
+        return cls(
+            start=t.start,
+            minutes=t.minutes,
+            completed=t.completed,
+            failed=t.failed,
+            truncated=t.truncated,
+        )
+
+
+class WorkerOut(BaseModel):
+    """A live worker."""
+
+    id: str
+    queues: dict[str, int]
+    running: int
+    heartbeat_at: datetime
+
+
+class StatsOut(BaseModel):
+    """Queues, workers and the last hour's throughput."""
+
+    queues: list[QueueOut]
+    workers: list[WorkerOut]
+    timeline: TimelineOut
+
+
+class EventOut(BaseModel):
+    """An event seen by this process."""
+
+    name: str
+    at: datetime
+    job_id: int | None
+    queue: str | None
+    task: str | None
+    data: dict[str, Any]

@@ -1,0 +1,292 @@
+"""Read models shared by the JSON API and the dashboard, built on the TaskManager only.
+
+No backend query is added for the web: listings, search, bulk actions and the per-minute
+timeline are composed from ``list_tasks`` pages, with explicit caps so a page view never
+costs more than a few bounded queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from taskward.errors import InvalidOptions
+from taskward.jobs import DEAD_STATES, RETRIABLE_BY_OPERATOR, WAITING_STATES, Job, JobState
+from taskward.manager import TaskManager
+
+SEARCH_SCAN_LIMIT = 5000
+"""Text search reads at most this many of the newest jobs matching the other filters."""
+TIMELINE_SCAN_LIMIT = 5000
+"""The timeline reads at most this many finished jobs per series."""
+BULK_LIMIT = 1000
+"""A bulk action touches at most this many jobs per request."""
+SCAN_PAGE = 500
+
+
+def parse_states(state: str | None) -> frozenset[JobState] | None:
+    """Turn ``"failed"``, ``"failed,discarded"`` or ``"dead"`` into states; None for all."""
+    if not state:
+        return None
+    names: set[JobState] = set()
+    for part in state.split(","):
+        part = part.strip()
+        if part == "dead":
+            names |= DEAD_STATES
+        elif part == "waiting":
+            names |= WAITING_STATES
+        elif part:
+            try:
+                names.add(JobState(part))
+            except ValueError:
+                raise InvalidOptions(
+                    f"unknown state {part!r}; use one of {[s.value for s in JobState]},"
+                    " 'dead' or 'waiting'"
+                ) from None
+    return frozenset(names) or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobQuery:
+    """A listing request: filters, free-text search, page."""
+
+    states: frozenset[JobState] | None = None
+    queue: str | None = None
+    task: str | None = None
+    search: str | None = None
+    page: int = 1
+    per_page: int = 25
+    sort_by: str = "-id"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobListing:
+    """One page of jobs, with how the search went."""
+
+    items: Sequence[Job]
+    total: int
+    page: int
+    per_page: int
+    scanned: int | None = None
+    truncated: bool = False
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least 1)."""
+        return max(1, -(-self.total // self.per_page))
+
+
+def _state_list(states: frozenset[JobState] | None) -> list[JobState] | None:
+    return sorted(states) if states else None
+
+
+def job_matches(job: Job, needle: str) -> bool:
+    """True if ``needle`` (lower case) occurs in the job's args, kwargs or errors."""
+    if needle in json.dumps([job.args, job.kwargs], ensure_ascii=False).lower():
+        return True
+    return any(
+        needle in e.message.lower() or needle in (e.traceback or "").lower() or needle in e.kind
+        for e in job.errors
+    )
+
+
+async def list_jobs(manager: TaskManager, query: JobQuery) -> JobListing:
+    """Return one page of jobs; with a search, scan the newest matches up to a cap."""
+    if not query.search:
+        page = await manager.list_tasks(
+            state=_state_list(query.states),
+            queue=query.queue,
+            task=query.task,
+            page=query.page,
+            per_page=query.per_page,
+            sort_by=query.sort_by,
+        )
+        return JobListing(
+            items=page.items, total=page.total_entries, page=query.page, per_page=query.per_page
+        )
+    needle = query.search.lower()
+    matches, scanned, truncated = [], 0, False
+    async for job in _scan(manager, query, SEARCH_SCAN_LIMIT):
+        scanned += 1
+        if job_matches(job, needle):
+            matches.append(job)
+    truncated = scanned >= SEARCH_SCAN_LIMIT
+    start = (query.page - 1) * query.per_page
+    return JobListing(
+        items=matches[start : start + query.per_page],
+        total=len(matches),
+        page=query.page,
+        per_page=query.per_page,
+        scanned=scanned,
+        truncated=truncated,
+    )
+
+
+async def _scan(manager: TaskManager, query: JobQuery, limit: int) -> Any:
+    """Yield up to ``limit`` jobs matching the query's filters (not its search), in order."""
+    page, seen = 1, 0
+    while seen < limit:
+        batch = await manager.list_tasks(
+            state=_state_list(query.states),
+            queue=query.queue,
+            task=query.task,
+            page=page,
+            per_page=SCAN_PAGE,
+            sort_by=query.sort_by,
+        )
+        for job in batch.items:
+            yield job
+            seen += 1
+            if seen >= limit:
+                return
+        if len(batch.items) < SCAN_PAGE:
+            return
+        page += 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BulkResult:
+    """What a bulk action did."""
+
+    matched: int
+    changed: list[int] = field(default_factory=list)
+
+
+async def bulk_action(
+    manager: TaskManager, query: JobQuery, action: str, *, limit: int = BULK_LIMIT
+) -> BulkResult:
+    """Retry or cancel up to ``limit`` jobs matching ``query`` (retry: dead letters by default).
+
+    Jobs are collected first, then changed one by one: a job that moved meanwhile is skipped
+    by the backend (retry and cancel only act on the states they allow).
+    """
+    allowed = RETRIABLE_BY_OPERATOR if action == "retry" else WAITING_STATES | {JobState.RUNNING}
+    default = DEAD_STATES if action == "retry" else WAITING_STATES
+    states = (query.states or default) & allowed
+    if not states:
+        return BulkResult(matched=0)
+    scoped = JobQuery(
+        states=states, queue=query.queue, task=query.task, search=query.search, sort_by="id"
+    )
+    needle = (query.search or "").lower()
+    targets = [
+        job.id
+        async for job in _scan(manager, scoped, SEARCH_SCAN_LIMIT if needle else limit)
+        if not needle or job_matches(job, needle)
+    ][:limit]
+    changed: list[int] = []
+    for job_id in targets:
+        if action == "retry":
+            job = await manager.retry_task(job_id)
+            moved = job.state is JobState.PENDING
+        else:
+            job = await manager.cancel_task(job_id, reason="cancelled in bulk by an operator")
+            moved = job.state is JobState.CANCELLED or job.cancel_requested
+        if moved:
+            changed.append(job_id)
+    return BulkResult(matched=len(targets), changed=changed)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeline:
+    """Jobs finished per minute over a window, oldest minute first."""
+
+    start: datetime
+    minutes: list[datetime]
+    completed: list[int]
+    failed: list[int]
+    truncated: bool = False
+
+
+async def _finished_times(
+    manager: TaskManager, state: JobState, sort_by: str, since: datetime
+) -> tuple[list[datetime], bool]:
+    """Finish times of ``state`` jobs since ``since``, newest first, reading at most a cap."""
+    times: list[datetime] = []
+    query = JobQuery(states=frozenset({state}), sort_by=sort_by)
+    scanned = 0
+    async for job in _scan(manager, query, TIMELINE_SCAN_LIMIT):
+        scanned += 1
+        sort_time = getattr(job, sort_by.lstrip("-"))
+        if sort_time is None or sort_time < since:
+            return times, False
+        finished = job.completed_at or job.discarded_at
+        if finished is not None and finished >= since:
+            times.append(finished)
+    return times, scanned >= TIMELINE_SCAN_LIMIT
+
+
+async def timeline(manager: TaskManager, *, minutes: int = 60) -> Timeline:
+    """Count completed and dead-lettered jobs per minute over the last ``minutes``.
+
+    Read from finished jobs still stored (cleanup removes old ones): completed and failed by
+    ``completed_at``; discarded by ``discarded_at`` among those whose last attempt started in
+    the window.
+    """
+    now = manager.clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = now - timedelta(minutes=minutes)
+    done, t1 = await _finished_times(manager, JobState.COMPLETED, "-completed_at", start)
+    failed, t2 = await _finished_times(manager, JobState.FAILED, "-completed_at", start)
+    discarded, t3 = await _finished_times(manager, JobState.DISCARDED, "-attempted_at", start)
+
+    def buckets(times: list[datetime]) -> list[int]:
+        counts = [0] * minutes
+        for t in times:
+            index = int((t - start).total_seconds() // 60)
+            if 0 <= index < minutes:
+                counts[index] += 1
+        return counts
+
+    return Timeline(
+        start=start,
+        minutes=[start + timedelta(minutes=i) for i in range(minutes)],
+        completed=buckets(done),
+        failed=buckets(failed + discarded),
+        truncated=t1 or t2 or t3,
+    )
+
+
+class Cached:
+    """Caches the result of an async call for ``max_age`` seconds (one call at a time)."""
+
+    def __init__(self, call: Callable[[], Awaitable[Any]], max_age: float) -> None:
+        self.call = call
+        self.max_age = max_age
+        self._value: Any = None
+        self._at = -1e18
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Any:
+        """Return the cached value, refreshing it when older than ``max_age``."""
+        async with self._lock:
+            if time.monotonic() - self._at >= self.max_age:
+                self._value = await self.call()
+                self._at = time.monotonic()
+            return self._value
+
+
+async def queue_overview(manager: TaskManager) -> list[dict[str, Any]]:
+    """Per queue: counts by state, paused, live workers and their total concurrency."""
+    stats = await manager.get_statistics()
+    slots: dict[str, int] = {}
+    workers: dict[str, int] = {}
+    for node in stats["workers"]["nodes"]:
+        for queue, concurrency in node["queues"].items():
+            slots[queue] = slots.get(queue, 0) + concurrency
+            workers[queue] = workers.get(queue, 0) + 1
+    paused = set(stats["paused"])
+    names = sorted(set(stats["queues"]) | set(slots) | paused)
+    return [
+        {
+            "name": name,
+            "counts": stats["queues"].get(name, {s.value: 0 for s in JobState}),
+            "paused": name in paused,
+            "concurrency": slots.get(name, 0),
+            "workers": workers.get(name, 0),
+        }
+        for name in names
+    ]
