@@ -100,11 +100,16 @@ ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
 
 -- Claim in priority, then schedule order; SKIP LOCKED lets many workers claim side by side
 -- without waiting on each other. RETURNING order is unspecified: the caller sorts.
+-- The claim commits without waiting for its WAL flush (synchronous_commit off for this
+-- statement's own transaction only, set by the CTE): the flush is most of an idle worker's
+-- start latency. A claim lost in a server crash only leaves its jobs pending, to be claimed
+-- again (at-least-once), and the durable commit of the outcome flushes the claim before it.
 -- name: fetch_jobs
+WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
 UPDATE {schema}.taskward_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = %(now)s,
     attempted_by = %(worker_id)s, lease_until = %(lease_until)s
-WHERE id IN (
+WHERE (SELECT setting FROM async_commit) = 'off' AND id IN (
     SELECT id FROM {schema}.taskward_jobs
     WHERE queue = %(queue)s AND state = 'pending'
         AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
