@@ -13,8 +13,8 @@ configured by environment variables, so a test can start, kill and restart worke
 - ``REL_FAIL_EVERY=n``: every n-th ``finish`` and every n-th ``extend_leases`` call raises
   ``BackendUnavailable`` (a dropped connection). Odd-numbered faults strike before the write
   reaches the store, even-numbered ones after it committed (the reply was lost); each fault is
-  appended to the run log as ``fault <method> <before|after> <monotonic>`` and each call that
-  succeeds after a fault as ``recovered <method> <monotonic>``.
+  appended to the run log as ``fault <method> <pid> <before|after> <monotonic>`` and the
+  next call of that method that succeeds as ``recovered <method> <pid> <monotonic>``.
 
 The faults sit at the backend seam, in :class:`FaultyBackend`, a delegating wrapper around the
 real backend: taskward itself carries no test hook. The one step inside a backend,
@@ -163,13 +163,13 @@ class FaultyBackend:
             return None
         where = "before" if _count(f"faults:{method}") % 2 else "after"
         self._faulted.add(method)
-        log_line(f"fault {method} {where} {time.monotonic():.6f}")
+        log_line(f"fault {method} {os.getpid()} {where} {time.monotonic():.6f}")
         return where
 
     def _recovered(self, method: str) -> None:
         if method in self._faulted:
             self._faulted.discard(method)
-            log_line(f"recovered {method} {time.monotonic():.6f}")
+            log_line(f"recovered {method} {os.getpid()} {time.monotonic():.6f}")
 
 
 def make_manager() -> TaskManager:
