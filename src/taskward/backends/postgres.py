@@ -37,7 +37,7 @@ from taskward.backends.base import Capability
 from taskward.backends.sql import load_queries
 from taskward.backends.sql import postgres_rows as rows
 from taskward.backends.sql.migrate import load_migrations
-from taskward.backends.sql.sqlite_rows import job_from_new
+from taskward.backends.sql.rows import job_from_new
 from taskward.errors import (
     BackendUnavailable,
     InvalidJob,

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from taskward import states
-from taskward.backends.sql.sqlite_rows import build_job, order_by
+from taskward.backends.sql.rows import build_job, order_by
 from taskward.jobs import (
     ErrorRecord,
     Job,

@@ -7,16 +7,15 @@ parser and states are looked up in a dict.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from taskward.backends.sql.rows import JOB_FIELDS, build_job, job_from_new, order_by
 from taskward.jobs import (
     ErrorRecord,
     Job,
-    JobFilter,
     JobState,
     JobUpdate,
     NewJob,
@@ -43,46 +42,7 @@ __all__ = [
 
 Row = Sequence[Any]
 _STATES: Final = {state.value: state for state in JobState}
-_SORT_COLUMNS: Final = {
-    "id": "id",
-    "inserted_at": "inserted_at",
-    "scheduled_at": "scheduled_at",
-    "attempted_at": "attempted_at",
-    "completed_at": "completed_at",
-    "priority": "priority",
-    "attempt": "attempt",
-}
-_NULLABLE_SORT_COLUMNS: Final = frozenset({"attempted_at", "completed_at"})
 _encoder: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-JOB_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Job))
-
-
-def _job_builder() -> Callable[[tuple[Any, ...]], Job]:
-    """Return a function building a :class:`Job` from all its field values, in field order.
-
-    Bulk inserts build one Job per row, and the generated keyword ``__init__`` of a frozen
-    26-field dataclass costs twice as much as setting the slots directly (about 2 µs per job,
-    a fifth of the budget of a 100,000 jobs/s bulk insert). The result is the same value;
-    if ``Job`` ever gains a ``__post_init__`` or loses its slots, the real constructor is used.
-    """
-    slots = [Job.__dict__.get(name) for name in JOB_FIELDS]
-    if hasattr(Job, "__post_init__") or not all(hasattr(s, "__set__") for s in slots):
-        return lambda values: Job(**dict(zip(JOB_FIELDS, values, strict=True)))
-    setters = tuple(slot.__set__ for slot in slots)  # type: ignore[union-attr]
-    new = object.__new__
-
-    def build(values: tuple[Any, ...]) -> Job:
-        if len(values) != len(setters):
-            raise ValueError(f"a Job has {len(setters)} fields, got {len(values)} values")
-        job = new(Job)
-        for setter, value in zip(setters, values):  # noqa: B905 - length checked above
-            setter(job, value)
-        return job
-
-    return build
-
-
-build_job: Final = _job_builder()
 
 
 def dumps(value: Any) -> str:
@@ -183,40 +143,6 @@ def insert_params(new: NewJob, job_id: int, now: float) -> tuple[Any, ...]:
     )
 
 
-def job_from_new(new: NewJob, job_id: int, now: datetime) -> Job:
-    """The job that :func:`insert_params` stores, built without reading it back."""
-    return build_job(
-        (
-            job_id,
-            new.task,
-            new.queue,
-            new.args,
-            new.kwargs,
-            new.state,
-            new.priority,
-            0,  # attempt
-            new.max_attempts,
-            new.scheduled_at,
-            now,  # inserted_at
-            None,  # attempted_at
-            None,  # completed_at
-            None,  # cancelled_at
-            None,  # discarded_at
-            None,  # attempted_by
-            None,  # lease_until
-            (),  # errors
-            None,  # result
-            None,  # progress
-            new.unique_key,
-            new.tags,
-            new.meta,
-            new.depends_on,
-            new.timeout,
-            False,  # cancel_requested
-        )
-    )
-
-
 def update_params(update: JobUpdate, worker_id: str) -> tuple[Any, ...]:
     """Parameters of ``finish_job``: the fence, then the outcome as memory.py's ``_apply``."""
     state = update.state
@@ -235,20 +161,6 @@ def update_params(update: JobUpdate, worker_id: str) -> tuple[Any, ...]:
         at if state is JobState.CANCELLED else None,
         at if state is JobState.DISCARDED else None,
     )
-
-
-def order_by(filter: JobFilter) -> str:
-    """ORDER BY text for a listing, from the whitelisted sort columns only.
-
-    Same order as the reference backend: by the column, then by id, both in the requested
-    direction; jobs without a value (never attempted, never completed) last either way.
-    """
-    column = _SORT_COLUMNS[filter.sort_field]
-    direction = "DESC" if filter.descending else "ASC"
-    if column == "id":
-        return f"id {direction}"
-    nulls = " NULLS LAST" if column in _NULLABLE_SORT_COLUMNS else ""
-    return f"{column} {direction}{nulls}, id {direction}"
 
 
 def schedule_params(schedule: Schedule) -> tuple[Any, ...]:

@@ -1,0 +1,104 @@
+"""Rows ↔ domain values that every SQL dialect shares: building jobs fast, listing order.
+
+The dialect modules (``sqlite_rows``, ``postgres_rows``) decode their own column types and
+hand the 26 values, in the order of :class:`~taskward.jobs.Job`'s fields, to :data:`build_job`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from taskward.jobs import Job, JobFilter, NewJob
+
+__all__ = ["JOB_FIELDS", "build_job", "job_from_new", "order_by"]
+
+JOB_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Job))
+_SORT_COLUMNS: Final = {
+    "id": "id",
+    "inserted_at": "inserted_at",
+    "scheduled_at": "scheduled_at",
+    "attempted_at": "attempted_at",
+    "completed_at": "completed_at",
+    "priority": "priority",
+    "attempt": "attempt",
+}
+_NULLABLE_SORT_COLUMNS: Final = frozenset({"attempted_at", "completed_at"})
+
+
+def _job_builder() -> Callable[[tuple[Any, ...]], Job]:
+    """Return a function building a :class:`Job` from all its field values, in field order.
+
+    Bulk inserts build one Job per row, and the generated keyword ``__init__`` of a frozen
+    26-field dataclass costs twice as much as setting the slots directly (about 2 µs per job,
+    a fifth of the budget of a 100,000 jobs/s bulk insert). The result is the same value;
+    if ``Job`` ever gains a ``__post_init__`` or loses its slots, the real constructor is used.
+    """
+    slots = [Job.__dict__.get(name) for name in JOB_FIELDS]
+    if hasattr(Job, "__post_init__") or not all(hasattr(s, "__set__") for s in slots):
+        return lambda values: Job(**dict(zip(JOB_FIELDS, values, strict=True)))
+    setters = tuple(slot.__set__ for slot in slots)  # type: ignore[union-attr]
+    new = object.__new__
+
+    def build(values: tuple[Any, ...]) -> Job:
+        if len(values) != len(setters):
+            raise ValueError(f"a Job has {len(setters)} fields, got {len(values)} values")
+        job = new(Job)
+        for setter, value in zip(setters, values):  # noqa: B905 - length checked above
+            setter(job, value)
+        return job
+
+    return build
+
+
+build_job: Final = _job_builder()
+
+
+def job_from_new(new: NewJob, job_id: int, now: datetime) -> Job:
+    """The job that :func:`insert_params` stores, built without reading it back."""
+    return build_job(
+        (
+            job_id,
+            new.task,
+            new.queue,
+            new.args,
+            new.kwargs,
+            new.state,
+            new.priority,
+            0,  # attempt
+            new.max_attempts,
+            new.scheduled_at,
+            now,  # inserted_at
+            None,  # attempted_at
+            None,  # completed_at
+            None,  # cancelled_at
+            None,  # discarded_at
+            None,  # attempted_by
+            None,  # lease_until
+            (),  # errors
+            None,  # result
+            None,  # progress
+            new.unique_key,
+            new.tags,
+            new.meta,
+            new.depends_on,
+            new.timeout,
+            False,  # cancel_requested
+        )
+    )
+
+
+def order_by(filter: JobFilter) -> str:
+    """ORDER BY text for a listing, from the whitelisted sort columns only.
+
+    Same order as the reference backend: by the column, then by id, both in the requested
+    direction; jobs without a value (never attempted, never completed) last either way.
+    """
+    column = _SORT_COLUMNS[filter.sort_field]
+    direction = "DESC" if filter.descending else "ASC"
+    if column == "id":
+        return f"id {direction}"
+    nulls = " NULLS LAST" if column in _NULLABLE_SORT_COLUMNS else ""
+    return f"{column} {direction}{nulls}, id {direction}"
