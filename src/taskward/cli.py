@@ -364,6 +364,47 @@ def audit(ctx: typer.Context) -> None:
 
 
 @app.command()
+def dashboard(
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="TASKWARD_ADMIN_TOKEN", help="Bearer token for the admin API."),
+    ] = None,
+    user: Annotated[
+        str, typer.Option(envvar="TASKWARD_ADMIN_USER", help="Basic-auth user name.")
+    ] = "admin",
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKWARD_ADMIN_PASSWORD", help="Basic-auth password (dashboard buttons)."
+        ),
+    ] = None,
+    read_only: Annotated[bool, typer.Option(help="Refuse every change.")] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…")] = "INFO",
+) -> None:
+    """Serve the dashboard, admin API, /metrics and /health (needs the web extra).
+
+    Without --token or --password everything is read-only.
+    """
+    import uvicorn
+
+    from taskward.web import AdminAuth, create_app
+
+    manager = load_manager(app_path, url)
+    auth = None
+    if token or password:
+        auth = AdminAuth(token=token, username=user if password else None, password=password)
+    elif not read_only:
+        err.print("no --token/--password given: the dashboard is read-only")
+    web_app = create_app(manager, auth=auth, read_only=read_only)
+    console.print(f"taskward dashboard on http://{host}:{port}/dashboard ({manager.backend.url})")
+    uvicorn.run(web_app, host=host, port=port, log_level=log_level.lower())
+
+
+@app.command()
 def demo(
     url: Annotated[str, typer.Option(help="Where the demo's jobs live.")] = "sqlite:///./demo.db",
 ) -> None:
