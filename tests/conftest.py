@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from taskward import FrozenClock, TaskManager
-from tests_support.servers import PostgresServer, find_pg_bin, require_pg
+from tests_support.servers import PostgresServer, find_pg_bin, private_postgres, require_pg
 
 
 @pytest.fixture
@@ -42,12 +42,8 @@ def pg_server() -> Iterator[PostgresServer]:
         if require_pg():
             pytest.fail("TASKWARD_REQUIRE_PG is set but PostgreSQL (pg_ctl) is not installed")
         pytest.skip("PostgreSQL server binaries (pg_ctl) not found")
-    server = PostgresServer(bin_dir)
-    server.start()
-    try:
+    with private_postgres() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture

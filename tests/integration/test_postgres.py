@@ -22,7 +22,7 @@ from taskward.backends import open_backend
 from taskward.backends.postgres import PostgresBackend, parse_postgres_url
 from taskward.errors import BackendUnavailable, InvalidJob, InvalidOptions
 from taskward.jobs import NewJob
-from tests_support.servers import PostgresServer, find_pg_bin
+from tests_support.servers import PostgresServer, private_postgres
 
 pytestmark = pytest.mark.postgres
 ADD = "tests_support.jobs:add"
@@ -50,16 +50,10 @@ async def tw(pg_url: str) -> AsyncIterator[TaskManager]:
 
 
 @pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
+def own_server(pg_server: PostgresServer) -> Iterator[PostgresServer]:
     """A cluster of the test's own, for tests that stop and restart the server."""
-    bin_dir = find_pg_bin()
-    assert bin_dir is not None
-    server = PostgresServer(bin_dir)
-    server.start()
-    try:
+    with private_postgres() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 def libpq_url(pg_url: str) -> str:

@@ -169,13 +169,9 @@ def test_four_workers_drain_ten_thousand_jobs_each_exactly_once(
 def test_database_restart_under_running_workers_loses_and_repeats_nothing(
     tmp_path: Path, workers: list[subprocess.Popen[bytes]]
 ) -> None:
-    from tests_support.servers import PostgresServer, find_pg_bin
+    from tests_support.servers import private_postgres
 
-    bin_dir = find_pg_bin()
-    assert bin_dir is not None
-    server = PostgresServer(bin_dir)
-    server.start()
-    try:
+    with private_postgres() as server:
         env = {
             **os.environ,
             "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -202,5 +198,3 @@ def test_database_restart_under_running_workers_loses_and_repeats_nothing(
         # when the connection dropped may have run twice (at-least-once).
         repeated = [job for job, times in done.items() if times > 1]
         assert len(repeated) <= 8, repeated
-    finally:
-        server.destroy()

@@ -19,10 +19,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PostgresServer", "find_pg_bin", "free_port", "require_pg"]
+__all__ = ["PostgresServer", "find_pg_bin", "free_port", "private_postgres", "require_pg"]
 
 
 def free_port() -> int:
@@ -134,3 +135,21 @@ class PostgresServer:
         with contextlib.suppress(RuntimeError):
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """A started cluster of the caller's own (tests that stop or restart it), destroyed after.
+
+    Raises ``RuntimeError`` when the server binaries are missing: callers run inside a suite
+    whose ``pg_server`` fixture already turned that into a skip or a failure.
+    """
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL server binaries (pg_ctl) not found")
+    server = PostgresServer(bin_dir, durable=durable)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
