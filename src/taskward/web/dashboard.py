@@ -44,9 +44,11 @@ def _environment() -> Environment:
     return env
 
 
-def _when(value: datetime | None) -> str:
+def _when(value: datetime | str | None) -> str:
     if value is None:
         return "—"
+    if isinstance(value, str):  # statistics carry ISO 8601 strings
+        value = datetime.fromisoformat(value)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
