@@ -86,6 +86,9 @@ class TaskManager:
         self.recent_events = EventRecorder()
         """The latest events of this process: the live half of each job's audit trail."""
         self.events.on("*", self.recent_events)
+        self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
+        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the job's
+        meta (tracing puts its context there, see ``taskward.observe.otel``)."""
 
     def __repr__(self) -> str:
         return f"<TaskManager {self.backend.url}>"
@@ -244,9 +247,13 @@ class TaskManager:
         opts, cfg = task.options, self.settings
         now = self.clock.now()
         scheduled_at = self._scheduled_at(now, options.get("at"), options.get("delay"))
+        queue = validate_queue_name(_first(options.get("queue"), opts.queue, cfg.default_queue))
+        meta = _meta(options.get("meta"))
+        for provide in self.meta_providers:
+            meta = {**meta, **provide(task.name, queue)}
         return NewJob(
             task=task.name,
-            queue=validate_queue_name(_first(options.get("queue"), opts.queue, cfg.default_queue)),
+            queue=queue,
             args=[],
             kwargs={},
             priority=validate_priority(
@@ -264,7 +271,7 @@ class TaskManager:
                 "unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False
             ),
             tags=validate_tags(options.get("tags")),
-            meta=_meta(options.get("meta")),
+            meta=meta,
         )
 
     def _with_payload(
