@@ -340,6 +340,72 @@ async def test_wait_ignores_commits_that_bring_no_pending_job(db_path: Path) -> 
         await other.close()
 
 
+INSERT_FROM_ANOTHER_PROCESS = textwrap.dedent(
+    """
+    import asyncio, sys
+    from datetime import UTC, datetime
+    from taskward.backends.sqlite import SqliteBackend
+    from taskward.jobs import JobState, NewJob
+
+    async def main():
+        backend = SqliteBackend(sys.argv[1])
+        now = datetime.now(UTC)
+        job = NewJob(task="t", queue=sys.argv[2], args=[], kwargs={}, priority=0,
+                     max_attempts=1, scheduled_at=now, state=JobState.PENDING)
+        await backend.insert([job], now=now)
+        await backend.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize("queue", ["q", "other"])
+async def test_a_waiter_is_woken_by_a_datagram_from_another_process(
+    db_path: Path, queue: str
+) -> None:
+    # The fallback poll is 30 s here: a wake-up within seconds came through the WakeChannel,
+    # and only for a queue the waiter waits on.
+    waiting = SqliteBackend(f"sqlite:///{db_path}")
+    waiting.poll_seconds = 30
+    try:
+        await waiting.migrate()
+        await waiting.fetch(queue="q", limit=1, worker_id="w", now=NOW, lease_until=LEASE)
+        waiter = asyncio.create_task(waiting.wait_for_jobs(["q"], timeout=30))
+        await asyncio.sleep(0.05)  # the waiter's socket is bound on its first wait
+        assert waiting._channel.listening
+        cmd = [sys.executable, "-c", INSERT_FROM_ANOTHER_PROCESS, f"sqlite:///{db_path}", queue]
+        proc = await asyncio.create_subprocess_exec(*cmd)
+        assert await proc.wait() == 0
+        if queue == "q":
+            await asyncio.wait_for(waiter, timeout=10)
+        else:
+            await asyncio.sleep(0.5)
+            assert not waiter.done()
+            waiter.cancel()
+    finally:
+        await waiting.close()
+    assert not waiting._channel.directory.exists()  # the last listener removed the folder
+
+
+async def test_a_sender_removes_the_sockets_of_dead_processes(db_path: Path) -> None:
+    import socket
+
+    sender = SqliteBackend(f"sqlite:///{db_path}")
+    try:
+        await sender.migrate()
+        folder = sender._channel.directory
+        folder.mkdir(mode=0o700)
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        dead.bind(str(folder / "1-dead.sock"))
+        dead.close()  # bound, never unlinked: what a SIGKILLed worker leaves behind
+        await sender.insert([new_job(queue="q")], now=NOW)
+        assert list(folder.iterdir()) == []
+    finally:
+        await sender.close()
+        folder.rmdir()
+
+
 # -- several OS processes -------------------------------------------------------------------
 CLAIMER = textwrap.dedent(
     """

@@ -10,9 +10,11 @@ Durability and concurrency: WAL journal, ``synchronous`` as configured (FULL by 
 across processes by SQLite's single writer lock. Several worker processes may share one file on
 one machine (not over a network file system).
 
-Wake-ups: jobs this instance inserts, promotes, retries or resumes wake its own waiters at once;
-jobs written by other processes are noticed by polling ``PRAGMA data_version`` (it changes when
-another connection commits) every 50 ms while waiting.
+Wake-ups: jobs this instance inserts, promotes, retries or resumes wake its own waiters at once,
+and other processes' waiters through a :class:`~taskward.backends.wake.WakeChannel` (one Unix
+datagram per waiting process, sub-millisecond). Polling ``PRAGMA data_version`` (it changes when
+another connection commits) every 50 ms while waiting stays as the fallback, for writers that
+send no wake-up and for platforms without Unix sockets.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Final, TypeVar, TypeVarTuple
 
 from taskward.backends.base import Capability
 from taskward.backends.sql.sqlite_store import MEMORY_PATH, SqliteStore, unavailable
+from taskward.backends.wake import WakeChannel
 from taskward.errors import InvalidOptions, NotSupported
 from taskward.jobs import (
     Inserted,
@@ -91,8 +94,13 @@ class SqliteBackend:
         self.synchronous = level
         self._executor: ThreadPoolExecutor | None = None
         self._store = SqliteStore(self.path, synchronous=level)
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
         self._wake_count = 0
+        self.poll_seconds = POLL_SECONDS
+        """How often a waiter looks for commits of other processes (the fallback)."""
+        self._channel = WakeChannel(os.path.realpath(self.path))
+        if self.path == MEMORY_PATH:
+            self._channel.enabled = False  # a private database: no other process to tell
         self._wake_count_at_fetch: dict[str, int] = {}
 
     @property
@@ -128,6 +136,7 @@ class SqliteBackend:
         executor, self._executor = self._executor, None
         store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
         self._wake()
+        self._channel.close()
         if executor is None:
             return
         try:
@@ -161,8 +170,9 @@ class SqliteBackend:
         if not jobs:
             return []
         out = await self._call(self._store.insert, jobs, now)
-        if any(not i.duplicate and i.job.state is JobState.PENDING for i in out):
-            self._wake()
+        ready = {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}
+        if ready:
+            self._jobs_ready(ready)
         return out
 
     # -- work ------------------------------------------------------------------------------
@@ -207,18 +217,31 @@ class SqliteBackend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         future: asyncio.Future[None] = loop.create_future()
-        self._waiters.add(future)
+        self._waiters[future] = frozenset(names)
         store = self._store
         seen = {store.versions.get(q) for q in names} if names else {store.last_version}
+        if not self._channel.listening:
+            self._channel.listen(self._remote_wake)
         try:
             while (remaining := deadline - loop.time()) > 0:
-                done, _ = await asyncio.wait({future}, timeout=min(remaining, POLL_SECONDS))
+                done, _ = await asyncio.wait({future}, timeout=min(remaining, self.poll_seconds))
                 if done:
                     return
                 if await self._call(store.jobs_may_be_pending, names, seen):
                     return
         finally:
-            self._waiters.discard(future)
+            del self._waiters[future]
+
+    def _jobs_ready(self, queues: Collection[str] = ()) -> None:
+        """Jobs of ``queues`` (any if empty) became pending: wake waiters here and elsewhere."""
+        self._wake()
+        self._channel.notify(queues)
+
+    def _remote_wake(self, queues: list[str]) -> None:
+        """A datagram from another process: wake the waiters if it names a queue they wait on."""
+        wanted = set(queues)
+        if not wanted or any(not names or names & wanted for names in self._waiters.values()):
+            self._wake()
 
     def _wake(self) -> None:
         self._wake_count += 1
@@ -231,7 +254,7 @@ class SqliteBackend:
         """Move due scheduled/retryable jobs to pending; return how many."""
         promoted = await self._call(self._store.promote_due, now)
         if promoted:
-            self._wake()
+            self._jobs_ready()
         return promoted
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
@@ -261,7 +284,7 @@ class SqliteBackend:
         """Make a failed, discarded or cancelled job pending again with a fresh attempt."""
         job, moved = await self._call(self._store.retry, job_id, now)
         if moved:
-            self._wake()
+            self._jobs_ready([job.queue])
         return job
 
     async def delete(self, job_id: int) -> bool:
@@ -279,7 +302,7 @@ class SqliteBackend:
     async def resume_queue(self, queue: str) -> None:
         """Undo :meth:`pause_queue`."""
         await self._call(self._store.resume_queue, queue)
-        self._wake()
+        self._jobs_ready([queue])
 
     async def paused_queues(self) -> set[str]:
         """Return the names of paused queues."""
