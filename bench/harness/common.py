@@ -61,7 +61,10 @@ async def amark(ts: float = 0.0) -> None:
     if _async is None:
         import redis.asyncio as aredis
 
-        _async = aredis.Redis.from_url(MARK_URL)
+        # blocking pool: a system without a concurrency cap (pgqueuer) waits for one of the 100
+        # connections instead of failing with MaxConnectionsError
+        pool = aredis.BlockingConnectionPool.from_url(MARK_URL, max_connections=100, timeout=None)
+        _async = aredis.Redis(connection_pool=pool)
     pipe = _async.pipeline(transaction=False)
     if ts:
         pipe.rpush(K_LAT, now - ts)

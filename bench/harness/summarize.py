@@ -265,7 +265,7 @@ def table_million(res: Results, md: list[str]) -> None:
         return
     loads = [x for x in res.meta if x["meta"] == "million_load"]
     md += [
-        "## Listing and statistics with 1,000,000 jobs in the table, ms",
+        f"## Listing and statistics with {rows[0].get('rows', 0):,} jobs in the table, ms",
         "",
         "One bulk load per backend ("
         + ", ".join(f"{x['backend']}: {x['rows']:,} rows in {x['seconds']:.0f} s" for x in loads)
@@ -299,9 +299,8 @@ def table_configs(res: Results, md: list[str]) -> None:
         md.append(f"| {s} | {res.info[s]['backend']} | {res.info[s]['config']} |")
     m = next((x for x in res.meta if x["meta"] == "machine"), {})
     if m.get("packages"):
-        md += ["", "Versions: " + ", ".join(f"`{p}`" for p in m["packages"]
-                                             if "taskward" not in p and p.split("==")[0].lower()
-                                             in KEY_PACKAGES) + "."]  # fmt: skip
+        pkgs = dict.fromkeys(p for p in m["packages"] if p.split("==")[0].lower() in KEY_PACKAGES)
+        md += ["", "Versions: " + ", ".join(f"`{p}`" for p in pkgs) + "."]
     md.append("")
 
 
