@@ -124,3 +124,22 @@ async def test_static_files_are_served_locally(browser: httpx.AsyncClient) -> No
         assert (await browser.get("/dashboard/static/..%2Fapi.py")).status_code == 404
         page = (await browser.get("/dashboard")).text
         assert "http://" not in page.replace("http://test", "")  # nothing from elsewhere
+
+
+async def test_links_follow_the_mount_prefix(tw: TaskManager, auth: AdminAuth) -> None:
+    from fastapi import FastAPI
+
+    ids = await seed(tw)
+    host = FastAPI()
+    host.mount("/ops/taskward", create_app(tw, auth=auth))
+    async with client_for(host, authorization=BASIC) as client:
+        home = await client.get("/ops/taskward/")
+        assert home.headers["location"] == "/ops/taskward/dashboard"
+        page = (await client.get("/ops/taskward/dashboard")).text
+        assert 'src="/ops/taskward/dashboard/static/htmx.min.js"' in page
+        assert 'href="/ops/taskward/dashboard/dead"' in page
+        assert 'hx-get="/ops/taskward/dashboard/fragments/overview"' in page
+        jobs = (await client.get("/ops/taskward/dashboard/jobs")).text
+        assert f'href="/ops/taskward/dashboard/jobs/{ids["failed"][0]}"' in jobs
+        api = await client.get("/ops/taskward/api/jobs", params={"state": "failed"})
+        assert api.json()["total"] == 2

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 
 from taskward.aio import get_task_failure_counts
@@ -91,7 +91,7 @@ def create_app(
     app.include_router(create_dashboard_router(admin))
 
     @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        return RedirectResponse("/dashboard", status_code=307)
+    async def home(request: Request) -> RedirectResponse:
+        return RedirectResponse(request.url_for("dashboard").path, status_code=307)
 
     return app

@@ -107,7 +107,7 @@ def create_dashboard_router(admin: Admin) -> APIRouter:
     return router
 
 
-async def _overview_context(admin: Admin, router: APIRouter) -> dict[str, Any]:
+async def _overview_context(admin: Admin, request: Request) -> dict[str, Any]:
     tw = admin.manager
     queues = await queue_overview(tw)
     stats = await tw.get_statistics()
@@ -115,13 +115,13 @@ async def _overview_context(admin: Admin, router: APIRouter) -> dict[str, Any]:
     def total(*states: str) -> int:
         return sum(q["counts"].get(s, 0) for q in queues for s in states)
 
-    jobs = router.url_path_for("dashboard_jobs")
-    dead = router.url_path_for("dashboard_dead")
+    jobs = request.url_for("dashboard_jobs").path
+    dead = request.url_for("dashboard_dead").path
     totals = [
         ("waiting", total("scheduled", "pending", "retryable"), "", f"{jobs}?state=waiting"),
         ("running", total("running"), "run", f"{jobs}?state=running"),
         ("completed", total("completed"), "ok", f"{jobs}?state=completed"),
-        ("dead letters", total("failed", "discarded"), "bad", str(dead)),
+        ("dead letters", total("failed", "discarded"), "bad", dead),
         ("workers", stats["workers"]["total"], "", "#workers"),
     ]
     return {
@@ -138,12 +138,12 @@ def _overview_routes(router: APIRouter, pages: _Pages) -> None:
 
     @router.get("", name="dashboard", dependencies=reader)
     async def overview(request: Request) -> HTMLResponse:
-        context = await _overview_context(pages.admin, router)
+        context = await _overview_context(pages.admin, request)
         return pages.render(request, "overview.html", nav="overview", **context)
 
     @router.get("/fragments/overview", name="dashboard_overview_fragment", dependencies=reader)
     async def overview_fragment(request: Request) -> HTMLResponse:
-        context = await _overview_context(pages.admin, router)
+        context = await _overview_context(pages.admin, request)
         return pages.render(request, "_overview.html", **context)
 
     @router.get("/schedules", name="dashboard_schedules", dependencies=reader)
