@@ -226,7 +226,7 @@ def test_job_builder_matches_the_dataclass_constructor() -> None:
     }
     assert tuple(values) == sqlite_rows.JOB_FIELDS
     assert sqlite_rows.build_job(tuple(values.values())) == Job(**values)
-    with pytest.raises(ValueError, match="26 fields"):
+    with pytest.raises(ValueError, match="expected 26"):
         sqlite_rows.build_job((1, 2))
 
 
