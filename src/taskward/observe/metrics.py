@@ -30,7 +30,9 @@ __all__ = [
     "BACKGROUND_FAILURES_METRIC",
     "JobMetrics",
     "StatsCollector",
+    "exposition",
     "install_metrics",
+    "new_registry",
     "register_background_failures",
 ]
 
@@ -293,3 +295,21 @@ def install_metrics(
         metrics = JobMetrics(target, StatsCollector(manager.get_statistics, stats_max_age))
         _job_metrics[target] = metrics
     return metrics.attach(manager.events)
+
+
+def new_registry() -> CollectorRegistry:
+    """Return an empty registry (an app of its own, so tests and many apps never clash)."""
+    from prometheus_client import CollectorRegistry
+
+    return CollectorRegistry()
+
+
+def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """Return the text exposition of ``registry`` and its content type."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+#: The media type of :func:`exposition` for API docs (the version parameter varies by release).
+EXPOSITION_CONTENT_TYPE = "text/plain"

@@ -16,7 +16,13 @@ from fastapi.responses import RedirectResponse
 
 from taskward.aio import get_task_failure_counts
 from taskward.manager import TaskManager
-from taskward.observe.metrics import install_metrics, register_background_failures
+from taskward.observe.metrics import (
+    EXPOSITION_CONTENT_TYPE,
+    exposition,
+    install_metrics,
+    new_registry,
+    register_background_failures,
+)
 from taskward.web.api import Admin, create_admin_router
 from taskward.web.auth import AdminAuth
 from taskward.web.dashboard import create_dashboard_router
@@ -36,10 +42,8 @@ def create_metrics_router(
     ``registry`` defaults to a new one owned by this router (so several apps in one process,
     as in tests, never clash). Reads follow the admin access policy when given an Admin.
     """
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
     admin = manager if isinstance(manager, Admin) else Admin(manager)
-    target = registry if registry is not None else CollectorRegistry()
+    target = registry if registry is not None else new_registry()
     metrics = install_metrics(admin.manager, target)
     register_background_failures(get_task_failure_counts, target)
     router = APIRouter(tags=["metrics"])
@@ -48,12 +52,13 @@ def create_metrics_router(
         "/metrics",
         dependencies=[Depends(admin.access.read)],
         response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+        responses={200: {"content": {EXPOSITION_CONTENT_TYPE: {}}}},
     )
     async def scrape() -> Response:
         """Prometheus text exposition (queue gauges refreshed at most once a second)."""
         await metrics.refresh()
-        return Response(generate_latest(target), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = exposition(target)
+        return Response(body, media_type=content_type)
 
     return router
 
