@@ -162,8 +162,10 @@ class JobMachine(RuleBasedStateMachine):
             if m.state in (S.SCHEDULED, S.RETRYABLE) and m.scheduled_at <= self.clock.now():
                 m.move(S.PENDING)
 
-    @rule()
-    def rescuer_runs(self) -> None:
+    @rule(past_lease=st.booleans())
+    def rescuer_runs(self, past_lease: bool) -> None:
+        if past_lease:
+            self.clock.advance(LEASE + 1)  # every lease taken so far has expired
         rescuer = Rescuer(
             self.tw.backend,
             self.clock,
@@ -249,7 +251,7 @@ def test_public_api_follows_the_reference_model(
     run_state_machine_as_test(
         machine_for(fresh),
         settings=settings(
-            max_examples=300 if LONG else 30,
+            max_examples=500 if LONG else 50,
             stateful_step_count=30,
             deadline=None,
             derandomize=not LONG,
