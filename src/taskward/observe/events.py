@@ -127,6 +127,10 @@ class EventBus:
 
     def __init__(self) -> None:
         self._hooks: dict[str, tuple[Hook, ...]] = {}
+        # The hooks each name is delivered to, "*" included: built on (un)subscribe, so emit,
+        # which runs several times per job, does one dict lookup.
+        self._delivery: dict[str, tuple[Hook, ...]] = {}
+        self._every: tuple[Hook, ...] = ()
         self._lock = threading.Lock()
         self._pending: set[asyncio.Task[None]] = set()
         self.hook_failures = 0
@@ -138,7 +142,12 @@ class EventBus:
             raise ValueError(f"unknown event {name!r}; choose from {sorted(EVENT_NAMES)} or '*'")
         with self._lock:
             self._hooks[name] = (*self._hooks.get(name, ()), hook)
+            self._rebuild()
         return hook
+
+    def _rebuild(self) -> None:
+        every = self._every = self._hooks.get("*", ())
+        self._delivery = {name: (*self._hooks.get(name, ()), *every) for name in EVENT_NAMES}
 
     def off(self, name: str, hook: Hook) -> bool:
         """Unsubscribe ``hook`` from ``name``; False if it was not subscribed."""
@@ -147,18 +156,19 @@ class EventBus:
             if hook not in hooks:
                 return False
             self._hooks[name] = tuple(h for h in hooks if h is not hook)
+            self._rebuild()
             return True
 
     def wants(self, name: str) -> bool:
         """True if any hook would receive ``name`` (callers skip building unwanted events)."""
-        return bool(self._hooks.get(name) or self._hooks.get("*"))
+        return bool(self._delivery.get(name, self._every))
 
     def emit(self, event: Event) -> None:
         """Deliver ``event`` to its hooks; never raises."""
-        for hook in (*self._hooks.get(event.name, ()), *self._hooks.get("*", ())):
+        for hook in self._delivery.get(event.name, self._every):
             try:
                 result = hook(event)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     self._schedule(hook, event, result)
             except Exception:
                 self._failed(hook, event)
