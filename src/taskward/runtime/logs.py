@@ -32,15 +32,14 @@ def log_start(job: Job) -> None:
 
 def log_outcome(job: Job, update: JobUpdate, seconds: float) -> None:
     """Log how an attempt ended, at the level its outcome deserves."""
+    if update.state is JobState.COMPLETED and not logger.isEnabledFor(logging.INFO):
+        return  # the common case, once per job: build nothing
     extra = {**_extra(job), "state": update.state.value, "duration": seconds}
     error = update.error
     reason = f"{error.kind}: {error.message}" if error else ""
     match update.state:
         case JobState.COMPLETED:
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(
-                    "job %s (%s) completed in %.3fs", job.id, job.task, seconds, extra=extra
-                )
+            logger.info("job %s (%s) completed in %.3fs", job.id, job.task, seconds, extra=extra)
         case JobState.RETRYABLE:
             assert update.scheduled_at is not None
             logger.warning(
