@@ -104,6 +104,7 @@ async def test_operator_retries_a_failed_job(
 ) -> None:
     from playwright.async_api import expect
 
+    expect.set_options(timeout=15_000)  # a loaded 2-core CI machine, not a slow page
     FIXED.clear()
     url = f"sqlite:///{tmp_path}/jobs.db"
     web = TaskManager(url)

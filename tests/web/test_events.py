@@ -17,6 +17,7 @@ from taskward.observe.events import Event, EventBus
 from taskward.observe.history import job_history
 from taskward.observe.notify import DeadLetterNotifier
 from taskward.runtime.maintenance import Rescuer
+from taskward.runtime.scheduler import CronScheduler
 
 
 async def test_job_lifecycle_events_in_order(tw: TaskManager) -> None:
@@ -244,3 +245,18 @@ async def test_rescued_job_emits_rescued_and_dead_letter(clock: FrozenClock) -> 
     assert rescued[0].data["state"] == "failed"
     assert [p["job_id"] for p in letters] == [job.id]
     await tw.close()
+
+
+async def test_cron_inserted_once_per_slot(tw: TaskManager, clock: FrozenClock) -> None:
+    tw.clock = clock
+    await tw.schedule_recurring_task("tick", "tests_support.jobs:add", cron="* * * * *", args=[1])
+    inserted: list[Event] = []
+    tw.on("cron.inserted", inserted.append)
+    first = CronScheduler(tw.backend, clock, make_job=tw.schedule_job, events=tw.events)
+    second = CronScheduler(tw.backend, clock, make_job=tw.schedule_job, events=tw.events)
+    clock.advance(61)
+    await first.run_once()
+    await second.run_once()  # proposes the same slot: a duplicate, so no event
+    assert len(inserted) == 1
+    assert inserted[0].data["schedule"] == "tick"
+    assert inserted[0].job_id == (await tw.list_tasks()).items[0].id

@@ -52,7 +52,18 @@ EVENT_NAMES = frozenset(
         "cron.inserted",
     }
 )
-"""Every event name the system emits; ``on("*", hook)`` receives them all."""
+"""Every event name the system emits; ``on("*", hook)`` receives them all.
+
+- ``job.enqueued``: a new job was stored (not a unique duplicate). Manager.
+- ``job.started``: a worker began an attempt; ``data["wait"]`` = seconds since it was due.
+- ``job.completed`` / ``job.failed_attempt`` (retryable) / ``job.failed`` (no attempt left) /
+  ``job.discarded`` / ``job.cancelled`` / ``job.snoozed``: how an attempt ended, with
+  ``state``, ``duration`` and ``error``. Worker (``job.cancelled`` also from an operator).
+- ``job.retried``: an operator moved a dead or cancelled job back to pending. Manager.
+- ``job.rescued``: the Rescuer gave an orphaned job (its worker died) its outcome ``state``.
+- ``queue.paused`` / ``queue.resumed``: an operator paused or resumed ``queue``. Manager.
+- ``cron.inserted``: the scheduler inserted one slot of ``data["schedule"]``.
+"""
 
 OUTCOME_EVENTS: Mapping[JobState, str] = {
     JobState.COMPLETED: "job.completed",
