@@ -149,10 +149,12 @@ async def test_operator_retries_a_failed_job(
 
         # The bug is fixed: retry, and watch the worker complete it (the fragment polls).
         FIXED.set()
+        await page.evaluate("window.__same_document = true")  # gone if the page reloads
         await page.get_by_role("button", name="Retry").click()
         await expect(page.locator(".flash")).to_contain_text("retried")
         await expect(page.locator("#job h1 .badge")).to_have_text("completed", timeout=20_000)
         await expect(page.locator("ol.history")).to_contain_text("retried")
+        assert await page.evaluate("window.__same_document") is True  # htmx swapped, no reload
 
         # Hostile args and error text are shown as text and never run.
         await page.goto(f"{served.url}/dashboard/jobs?task=security.hostile")
