@@ -112,6 +112,18 @@ async def test_transactional_enqueue_rolled_back_leaves_no_job(
     assert (await tw.drain()).total == 0
 
 
+async def test_a_task_enqueues_inside_the_callers_transaction(tw: TaskManager, pg_url: str) -> None:
+    from tests_support.jobs import add
+
+    task = tw.task(add)
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+        kept = await task.enqueue_with(args=[1, 2], connection=conn)
+        await conn.commit()
+        await task.enqueue_with(args=[3, 4], connection=conn)
+        await conn.rollback()
+    assert [job.id for job in (await tw.list_tasks()).items] == [kept.id]
+
+
 async def test_bulk_enqueue_joins_the_callers_transaction(tw: TaskManager, pg_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
         await tw.enqueue_many(ADD, [[n] for n in range(50)], connection=conn)
