@@ -99,7 +99,7 @@ def drive(out: Path, system: str, phase: str, run: int, procs: int | None = None
 def main() -> int:
     systems = sys.argv[1:] or TASKWARD + PEERS
     runs = int(os.environ.get("RUNS", "3"))
-    out = Path(os.environ.get("OUT", BENCH / "results" / "raw.jsonl"))
+    out = Path(os.environ.get("OUT", BENCH / "results" / "raw.jsonl")).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     started = time.time()
