@@ -1,7 +1,9 @@
 """Acker: writes job outcomes in batches, one ``finish`` call per batch.
 
 Every write is fenced, so a worker that lost a lease cannot overwrite the outcome of the
-rescued run: the store answers False for that outcome and the Acker logs it.
+rescued run: the store answers False for that outcome and the Acker logs it. A write whose
+reply was lost (the connection dropped after the commit) is sent again and refused by the
+same fence; the Acker then reads the job back, so that it does not blame another run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Acker:
         self.worker_id = worker_id
         self._pending: list[JobUpdate] = []
         self._lock = asyncio.Lock()
+        self._unsure: set[tuple[int, int]] = set()
+        """(job id, attempt) of outcomes sent in a write that failed: maybe stored already."""
 
     def add(self, update: JobUpdate) -> None:
         """Queue one outcome for the next flush."""
@@ -46,13 +50,13 @@ class Acker:
             except OSError:
                 # Keep them for the next flush: losing an outcome would re-run a finished job.
                 self._pending[:0] = batch
+                self._unsure.update(map(_key, batch))
                 raise
             except Exception:
                 logger.warning("writing %d outcome(s) failed; writing them one by one", len(batch))
                 await self._finish_each(batch)
                 return
-        for update, ok in zip(batch, written, strict=True):
-            _report(update, ok)
+        await self._report(batch, written)
 
     async def _finish(self, updates: list[JobUpdate]) -> list[bool]:
         # Shielded: once a batch is handed to the store it completes even if the caller is
@@ -66,16 +70,18 @@ class Acker:
                 (ok,) = await self._finish([update])
             except OSError:
                 self._pending[:0] = [u for u, _ in refused] + batch[n:]  # the store went away
+                self._unsure.add(_key(update))
                 raise
             except Exception as error:
                 refused.append((update, error))
                 continue
-            _report(update, ok)
+            await self._report([update], [ok])
         if len(refused) == len(batch):
             # Every row failed: the store is at fault (disk full…), not a row. Keep them all.
             self._pending[:0] = batch
             raise refused[-1][1]
         for update, reason in refused:
+            self._unsure.discard(_key(update))
             logger.error(
                 "job %s: the store refused its outcome (%s); dropped, the job is rescued when "
                 "its lease expires",
@@ -85,12 +91,37 @@ class Acker:
                 extra={"job_id": update.job_id},
             )
 
+    async def _report(self, updates: list[JobUpdate], written: list[bool]) -> None:
+        """Log each outcome the fence refused: the lease was lost, or it was stored already."""
+        for update, ok in zip(updates, written, strict=True):
+            unsure = _key(update) in self._unsure
+            self._unsure.discard(_key(update))
+            if ok:
+                continue
+            if unsure and await self._stored_already(update):
+                logger.info(
+                    "job %s: its outcome (%s) was stored before the store's reply was lost",
+                    update.job_id,
+                    update.state,
+                    extra={"job_id": update.job_id},
+                )
+                continue
+            logger.warning(
+                "job %s: lease lost before its outcome (%s) was written; another run owns it",
+                update.job_id,
+                update.state,
+                extra={"job_id": update.job_id},
+            )
 
-def _report(update: JobUpdate, written: bool) -> None:
-    if not written:
-        logger.warning(
-            "job %s: lease lost before its outcome (%s) was written; another run owns it",
-            update.job_id,
-            update.state,
-            extra={"job_id": update.job_id},
-        )
+    async def _stored_already(self, update: JobUpdate) -> bool:
+        """True if the job holds this very outcome, written by this worker at this attempt."""
+        try:
+            job = await self.backend.get(update.job_id)
+        except Exception:
+            return False  # gone or unreadable: the warning is the safer report
+        attempt = update.attempt - 1 if update.refund_attempt else update.attempt
+        return (job.state, job.attempt, job.attempted_by) == (update.state, attempt, self.worker_id)
+
+
+def _key(update: JobUpdate) -> tuple[int, int]:
+    return (update.job_id, update.attempt)
