@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -68,6 +68,14 @@ def test_five_percent_of_writes_failing_strands_and_loses_nothing(
     jobs = run(all_jobs(store_url))
     assert {j.state for j in jobs} == {JobState.COMPLETED}  # none stuck
     assert [j.id for j in jobs if j.errors] == []  # none rescued (Orphaned)
+    lost_replies = Counter(f[2] for f in faults if f[1] == "finish" and f[3] == "after")
+    assert lost_replies, "some finish faults strike after the commit"
+    for proc in workers.procs:  # no other run existed: the log must not blame one …
+        output = workers.output(proc)
+        assert "another run owns it" not in output
+        # … but say that the outcome had been stored when its reply was lost
+        stored = output.count("was stored before the store's reply was lost")
+        assert stored >= lost_replies[str(proc.pid)]
     gaps = recovery_gaps(log)
     worst = max(g for method in gaps.values() for g in method)
     report(

@@ -188,6 +188,7 @@ def make_manager() -> TaskManager:
 def main() -> None:
     """Run one worker until SIGTERM."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("taskward.runtime.acker").setLevel(logging.INFO)  # what each ack became
     manager = make_manager()
     concurrency = int(os.environ.get("REL_CONCURRENCY", "4"))
 
