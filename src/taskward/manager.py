@@ -37,7 +37,7 @@ from taskward.jobs import (
     validate_seconds,
     validate_tags,
 )
-from taskward.observe.events import Event, EventBus, EventRecorder, Hook
+from taskward.observe.events import EVENT_NAMES, Event, EventBus, EventRecorder, Hook
 from taskward.runtime.drain import drain as drain_jobs
 from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager, cutoffs
 from taskward.runtime.scheduler import CronScheduler, cron_unique_key
@@ -85,7 +85,10 @@ class TaskManager:
         """Hooks on job, queue and cron events (see :meth:`on`)."""
         self.recent_events = EventRecorder()
         """The latest events of this process: the live half of each job's audit trail."""
-        self.events.on("*", self.recent_events)
+        # Every event but job.enqueued, which the row's inserted_at already tells: a bulk
+        # enqueue then builds no event at all unless a hook of the user's (or metrics) asks.
+        for name in sorted(EVENT_NAMES - {"job.enqueued"}):
+            self.events.on(name, self.recent_events)
         self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
         """Called as ``provide(task, queue)`` at each enqueue; what they return joins the job's
         meta (tracing puts its context there, see ``taskward.observe.otel``)."""
