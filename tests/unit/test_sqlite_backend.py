@@ -86,7 +86,13 @@ async def test_synchronous_setting_is_honoured(db_path: Path, level: str, code: 
     store = open_backend(f"sqlite:///{db_path}", synchronous=level)
     assert isinstance(store, SqliteBackend)
     try:
+        await store.migrate()
         assert (await store.pragmas())["synchronous"] == code
+        await store.insert([new_job(queue="q")], now=NOW)
+        # A claim commits with NORMAL (no fsync of its own); the level is back right after it.
+        (job,) = await store.fetch(queue="q", limit=1, worker_id="w", now=NOW, lease_until=LEASE)
+        assert (await store.pragmas())["synchronous"] == code
+        assert (await store.get(job.id)).state is JobState.RUNNING
     finally:
         await store.close()
 
