@@ -66,6 +66,17 @@ def start_worker(
     return proc
 
 
+def worker_outputs(env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> str:
+    """Why a worker process ended: its exit code and the end of its output, for a failure."""
+    folder = Path(env["TASKWARD_TEST_LOG"]).parent
+    parts = []
+    for n, proc in enumerate(procs):
+        out = folder / f"worker-{n}.out"
+        tail = out.read_text(errors="replace")[-3000:] if out.exists() else ""
+        parts.append(f"worker {n} exit={proc.poll()}:\n{tail}")
+    return "a worker process ended:\n" + "\n".join(parts)
+
+
 def run_log(env: dict[str, str]) -> list[str]:
     path = Path(env["TASKWARD_TEST_LOG"])
     return path.read_text().splitlines() if path.exists() else []
@@ -188,7 +199,7 @@ def test_database_restart_under_running_workers_loses_and_repeats_nothing(
         assert len(done_counts(env)) < n, "the restart must land mid-run"
         server.restart()  # clients are disconnected mid-run
         wait_until(lambda: asyncio.run(counts(env)).get(JobState.COMPLETED) == n, timeout=120)
-        assert all(proc.poll() is None for proc in workers), "a worker died with the database"
+        assert all(proc.poll() is None for proc in workers), worker_outputs(env, workers)
         for proc in workers:
             proc.send_signal(signal.SIGTERM)
         assert [proc.wait(30) for proc in workers] == [0, 0]
