@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -85,18 +86,28 @@ def drive(out: Path, system: str, phase: str, run: int, procs: int | None = None
         argv += ["--procs", str(procs)]
     timeout = int(os.environ.get("PHASE_TIMEOUT", "240"))
     env = dict(os.environ, PYTHONPATH=str(BENCH))
+    proc = subprocess.Popen(argv, cwd=BENCH, env=env)
     try:
-        rc = subprocess.run(argv, cwd=BENCH, env=env, timeout=timeout).returncode
+        rc: object = proc.wait(timeout)
     except subprocess.TimeoutExpired:
         rc = "timeout"
         error = f"driver timeout {timeout}s"
         row = {"system": system, "phase": phase, "run": run, "procs": procs, "ok": False}
         record(out, {**row, "error": error})
+    finally:
+        if proc.poll() is None:  # SIGTERM: the driver stops its worker group, then exits
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     if rc != 0:
         print(f"!! {system} {phase} run {run} failed ({rc}); see bench/data/logs/", flush=True)
 
 
 def main() -> int:
+    # SIGTERM (e.g. `kill PID` of this process) -> SystemExit: drivers and servers are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     systems = sys.argv[1:] or TASKWARD + PEERS
     runs = int(os.environ.get("RUNS", "3"))
     out = Path(os.environ.get("OUT", BENCH / "results" / "raw.jsonl")).resolve()
@@ -113,6 +124,8 @@ def main() -> int:
             int(os.environ.get("BENCH_LAT_N", "200")),
         )
         record(out, {"meta": "settings", "runs": runs, "systems": systems, "n": n, "lat_n": lat_n})
+        if os.environ.get("MILLION", "1") == "1":  # first: short, and sure to be done
+            million(out, runs)
         for run in range(1, runs + 1):
             uptime(out, f"run {run} start")
             for system in systems:
@@ -123,9 +136,6 @@ def main() -> int:
                     for system in SCALE_SYSTEMS:
                         if system in systems or not sys.argv[1:]:
                             drive(out, system, "scale", run, procs)
-        uptime(out, "phases done")
-        if os.environ.get("MILLION", "1") == "1":
-            million(out, runs)
         uptime(out, "end")
     finally:
         servers.stop()

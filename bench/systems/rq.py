@@ -8,8 +8,8 @@ NAME, BACKEND = "rq", "redis"
 CONFIG = "rq worker-pool -n 2 (2 procs), default Worker (fork per job), default result_ttl"
 BULK_NOTE = "Queue.enqueue_many (one pipeline)"
 # The default Worker forks a work horse per job (~50-100 jobs/s on 2 cores): 10,000 jobs would
-# take 2-3 minutes per run, so RQ is measured on 2,000 jobs (rates are per second either way).
-MAX_N = 2000
+# take minutes per run, so RQ is measured on 1,000 jobs (rates are per second either way).
+MAX_N = 1000
 
 
 def noop(i, ts=0.0):
