@@ -522,6 +522,13 @@ class TaskManager:
         """Delete a job that is not running; False if there was none (or it is running)."""
         return await (await self._backend()).delete(job_id)
 
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Jobs that finished at or after ``since``: ``(UTC minute, final state, count)`` rows.
+
+        One aggregate query over the stored jobs (what cleanup has not pruned yet).
+        """
+        return await (await self._backend()).finished_per_minute(since=since)
+
     async def cleanup_old_tasks(
         self, *, completed_days: float | None = None, failed_days: float | None = None
     ) -> int:

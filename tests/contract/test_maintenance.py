@@ -9,7 +9,7 @@ from taskward.errors import JobNotFound
 from taskward.jobs import Job, JobState
 from taskward.states import Cancelled, Completed, Discarded, Failed
 
-from .helpers import NOW, at, claim, finish_with, insert_one, list_all, reach
+from .helpers import NOW, assert_utc, at, claim, finish_with, insert_one, list_all, reach
 
 S = JobState
 
@@ -94,3 +94,33 @@ async def test_prune_never_deletes_unfinished_jobs(backend: Backend, state: JobS
     job = await reach(backend, state)
     assert await backend.prune(before={state: at(10**8)}) == 0
     assert await backend.get(job.id) == job
+
+
+async def test_finished_per_minute_counts_each_state_by_the_minute_it_finished(
+    backend: Backend,
+) -> None:
+    await finished(backend, "a", Completed(), 10)  # minute 0
+    await finished(backend, "b", Completed(), 59.5)  # minute 0
+    await finished(backend, "c", Completed(), 60)  # minute 1: the boundary belongs to it
+    await finished(backend, "d", Failed("E", "x"), 61)  # minute 1
+    await finished(backend, "e", Discarded("x"), 130)  # minute 2
+    await finished(backend, "f", Completed(), -5)  # before `since`: not counted
+    cancelled = await insert_one(backend, queue="g", now=NOW)
+    await backend.cancel(cancelled.id, reason="x", now=at(125))  # minute 2, by cancelled_at
+    await insert_one(backend, queue="h")  # still waiting: never counted
+    await claim(backend, queue="i")  # running: never counted
+
+    rows = await backend.finished_per_minute(since=NOW)
+
+    assert rows == [
+        (at(0), S.COMPLETED, 2),
+        (at(60), S.COMPLETED, 1),
+        (at(60), S.FAILED, 1),
+        (at(120), S.CANCELLED, 1),
+        (at(120), S.DISCARDED, 1),
+    ]
+    assert_utc(*(minute for minute, _, _ in rows))
+    assert await backend.finished_per_minute(since=at(121)) == [
+        (at(120), S.CANCELLED, 1),
+        (at(120), S.DISCARDED, 1),
+    ]

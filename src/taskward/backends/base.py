@@ -117,6 +117,15 @@ class Backend(Protocol):
         """Return running jobs whose lease expired before ``now`` (their worker died)."""
         ...
 
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Count the jobs that finished at or after ``since``, per UTC minute and final state.
+
+        A job's finish time is when it completed, was cancelled or was discarded (what
+        ``prune`` goes by). Returns ``(minute start, state, count)`` rows with a count above
+        zero, ordered by minute, then state name. One aggregate query: the dashboard's chart.
+        """
+        ...
+
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs of each given state that finished before its cutoff.
 

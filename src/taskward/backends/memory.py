@@ -242,6 +242,19 @@ class MemoryBackend:
         ]
         return sorted(expired, key=lambda j: j.id)[:limit]
 
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Count jobs finished since ``since`` per UTC minute and state."""
+        counts: dict[tuple[datetime, JobState], int] = {}
+        for job in self._jobs.values():
+            finished = _finished_at(job)
+            if job.state in FINISHED_STATES and finished >= since:
+                key = (finished.replace(second=0, microsecond=0), job.state)
+                counts[key] = counts.get(key, 0) + 1
+        return sorted(
+            ((minute, state, n) for (minute, state), n in counts.items()),
+            key=lambda row: (row[0], row[1].value),
+        )
+
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs older than their state's cutoff."""
         doomed = [

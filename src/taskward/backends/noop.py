@@ -93,6 +93,10 @@ class NoopBackend:
         """Nothing runs."""
         return []
 
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Nothing ever finishes."""
+        return []
+
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Nothing to delete."""
         return 0

@@ -565,6 +565,11 @@ class PostgresBackend:
         found = await self._fetchall("expired_leases", {"now": now, "limit": limit})
         return [rows.job_from_row(row) for row in found]
 
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Count jobs finished since ``since`` per UTC minute and state (one index scan)."""
+        found = await self._fetchall("finished_per_minute", {"since": since})
+        return [(minute, JobState(state), n) for minute, state, n in found]
+
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs of each given state that finished before its cutoff.
 

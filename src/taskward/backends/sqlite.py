@@ -261,6 +261,10 @@ class SqliteBackend:
         """Return running jobs whose lease expired before ``now``, by id."""
         return await self._call(self._store.expired_leases, now, limit)
 
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Count jobs finished since ``since`` per UTC minute and state (index range scans)."""
+        return await self._call(self._store.finished_per_minute, since)
+
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs of each given state last changed before its cutoff."""
         if not before:

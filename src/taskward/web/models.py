@@ -208,7 +208,6 @@ class TimelineOut(BaseModel):
     minutes: list[datetime]
     completed: list[int]
     failed: list[int]
-    truncated: bool
 
     @classmethod
     def of(cls, t: Timeline) -> TimelineOut:
@@ -218,7 +217,6 @@ class TimelineOut(BaseModel):
             minutes=t.minutes,
             completed=t.completed,
             failed=t.failed,
-            truncated=t.truncated,
         )
 
 

@@ -1,8 +1,8 @@
 """Read models shared by the JSON API and the dashboard, built on the TaskManager only.
 
-No backend query is added for the web: listings, search, bulk actions and the per-minute
-timeline are composed from ``list_tasks`` pages, with explicit caps so a page view never
-costs more than a few bounded queries.
+Listings, search and bulk actions are composed from ``list_tasks`` pages, with explicit caps
+so a page view never costs more than a few bounded queries; the per-minute timeline is one
+aggregate query in the store (``TaskManager.finished_per_minute``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from taskward.manager import TaskManager
 
 SEARCH_SCAN_LIMIT = 5000
 """Text search reads at most this many of the newest jobs matching the other filters."""
-TIMELINE_SCAN_LIMIT = 5000
-"""The timeline reads at most this many finished jobs per series."""
 BULK_LIMIT = 1000
 """A bulk action touches at most this many jobs per request."""
 SCAN_PAGE = 500
@@ -199,54 +197,30 @@ class Timeline:
     minutes: list[datetime]
     completed: list[int]
     failed: list[int]
-    truncated: bool = False
-
-
-async def _finished_times(
-    manager: TaskManager, state: JobState, sort_by: str, since: datetime
-) -> tuple[list[datetime], bool]:
-    """Finish times of ``state`` jobs since ``since``, newest first, reading at most a cap."""
-    times: list[datetime] = []
-    query = JobQuery(states=frozenset({state}), sort_by=sort_by)
-    scanned = 0
-    async for job in _scan(manager, query, TIMELINE_SCAN_LIMIT):
-        scanned += 1
-        sort_time = getattr(job, sort_by.lstrip("-"))
-        if sort_time is None or sort_time < since:
-            return times, False
-        finished = job.completed_at or job.discarded_at
-        if finished is not None and finished >= since:
-            times.append(finished)
-    return times, scanned >= TIMELINE_SCAN_LIMIT
 
 
 async def timeline(manager: TaskManager, *, minutes: int = 60) -> Timeline:
     """Count completed and dead-lettered jobs per minute over the last ``minutes``.
 
-    Read from finished jobs still stored (cleanup removes old ones): completed and failed by
-    ``completed_at``; discarded by ``discarded_at`` among those whose last attempt started in
-    the window.
+    One aggregate query in the store over the finished jobs it still holds (cleanup removes
+    old ones): completed jobs, and failed plus discarded ones, each by the minute it finished.
     """
     now = manager.clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = now - timedelta(minutes=minutes)
-    done, t1 = await _finished_times(manager, JobState.COMPLETED, "-completed_at", start)
-    failed, t2 = await _finished_times(manager, JobState.FAILED, "-completed_at", start)
-    discarded, t3 = await _finished_times(manager, JobState.DISCARDED, "-attempted_at", start)
-
-    def buckets(times: list[datetime]) -> list[int]:
-        counts = [0] * minutes
-        for t in times:
-            index = int((t - start).total_seconds() // 60)
-            if 0 <= index < minutes:
-                counts[index] += 1
-        return counts
-
+    completed, failed = [0] * minutes, [0] * minutes
+    for minute, state, count in await manager.finished_per_minute(since=start):
+        index = int((minute - start).total_seconds() // 60)
+        if not 0 <= index < minutes:
+            continue
+        if state is JobState.COMPLETED:
+            completed[index] += count
+        elif state in (JobState.FAILED, JobState.DISCARDED):
+            failed[index] += count
     return Timeline(
         start=start,
         minutes=[start + timedelta(minutes=i) for i in range(minutes)],
-        completed=buckets(done),
-        failed=buckets(failed + discarded),
-        truncated=t1 or t2 or t3,
+        completed=completed,
+        failed=failed,
     )
 
 

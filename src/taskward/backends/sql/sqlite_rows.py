@@ -32,6 +32,7 @@ __all__ = [
     "insert_params",
     "job_from_new",
     "job_from_row",
+    "minute_time",
     "order_by",
     "schedule_from_row",
     "schedule_params",
@@ -48,6 +49,11 @@ _encoder: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 def dumps(value: Any) -> str:
     """Encode ``value`` as compact JSON text."""
     return _encoder.encode(value)
+
+
+def minute_time(minute: int) -> datetime:
+    """The start of a minute counted from the epoch (``finished_per_minute``'s buckets)."""
+    return datetime.fromtimestamp(minute * 60, UTC)
 
 
 def epoch(when: datetime) -> float:

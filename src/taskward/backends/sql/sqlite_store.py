@@ -285,6 +285,19 @@ class SqliteStore:
         cursor = self._db().execute(self.q["expired_leases"], (rows.epoch(now), limit))
         return [rows.job_from_row(row) for row in cursor]
 
+    def finished_per_minute(self, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Count jobs finished since ``since`` per minute and state: one range scan per state."""
+        sql, cutoff = self.q["finished_per_minute"], rows.epoch(since)
+        out: list[tuple[datetime, JobState, int]] = []
+        with self._read() as db:
+            for state in sorted(FINISHED_STATES, key=lambda s: s.value):
+                out.extend(
+                    (rows.minute_time(minute), state, n)
+                    for minute, n in db.execute(sql, (state.value, cutoff))
+                )
+        out.sort(key=lambda row: (row[0], row[1].value))
+        return out
+
     def prune(self, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs of each given state that finished before its cutoff.
 

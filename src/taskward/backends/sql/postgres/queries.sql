@@ -189,6 +189,18 @@ WHERE state = 'running' AND lease_until < %(now)s
 ORDER BY id
 LIMIT %(limit)s;
 
+-- Finished jobs per minute of finishing and state, from the prune index (its expression and
+-- its predicate). date_trunc works in UTC: the session time zone is UTC.
+-- name: finished_per_minute
+SELECT date_trunc('minute', COALESCE(completed_at, cancelled_at, discarded_at, inserted_at))
+           AS minute,
+       state, count(*)
+FROM {schema}.taskward_jobs
+WHERE state IN ('completed', 'failed', 'discarded', 'cancelled')
+    AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= %(since)s
+GROUP BY minute, state
+ORDER BY minute, state;
+
 -- Deletes at most %(limit)s rows, so a large backlog is pruned in short transactions.
 -- name: prune_state
 DELETE FROM {schema}.taskward_jobs

@@ -183,6 +183,16 @@ ORDER BY id
 LIMIT ?;
 
 -- The COALESCE is memory.py's _finished_at, and the expression of index taskward_jobs_finished.
+-- Jobs of one finished state per minute of finishing, from the prune index (a range scan).
+-- name: finished_per_minute
+SELECT CAST(COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) / 60 AS INTEGER)
+           AS minute,
+       COUNT(*)
+FROM taskward_jobs INDEXED BY taskward_jobs_finished
+WHERE (state = 'completed' OR state = 'failed' OR state = 'discarded' OR state = 'cancelled')
+    AND state = ? AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= ?
+GROUP BY minute;
+
 -- name: prune_state
 DELETE FROM taskward_jobs INDEXED BY taskward_jobs_finished
 WHERE (state = 'completed' OR state = 'failed' OR state = 'discarded' OR state = 'cancelled')
