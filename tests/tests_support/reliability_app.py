@@ -108,8 +108,8 @@ class FaultyBackend:
         in_claim = self._in_claim
 
         @contextlib.contextmanager
-        def write() -> Iterator[Any]:
-            with original_write() as db:
+        def write(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with original_write(*args, **kwargs) as db:
                 yield db
                 if getattr(in_claim, "on", False):  # the UPDATE ran; COMMIT has not
                     crash_point("claim-uncommitted")
