@@ -1,17 +1,22 @@
 """Item 6: races on one job end in one final state; retrying a dead letter twice makes one live
-job. (Rolled-back transactional enqueues and 64 concurrent unique enqueues, some in rolled-back
-transactions, are proven in tests/integration/test_postgres.py.)
+job; 64 unique enqueues racing from 8 processes make one job (SQLite and PostgreSQL).
+(Rolled-back transactional enqueues and 64 concurrent unique enqueues from many connections,
+some in rolled-back transactions, are proven in tests/integration/test_postgres.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
-from reliability.harness import report
+from reliability.harness import TESTS, all_jobs, report, run
 from taskward import FrozenClock, JobState, TaskManager
 from taskward.runtime.maintenance import Rescuer
 from taskward.states import Completed, next_update
@@ -120,3 +125,50 @@ async def test_retrying_a_dead_letter_twice_makes_one_live_job(manager_url: str)
         final = await tw.get_task_status(job.id)
         assert final.state is JobState.FAILED
         assert final.attempt == 2
+
+
+UNIQUE_PRODUCER = """
+import asyncio, os, sys, time
+from taskward import TaskManager
+async def main():
+    async with TaskManager(sys.argv[1]) as tw:
+        await tw.get_statistics()  # connected and migrated before the race
+        print("ready", flush=True)
+        while not os.path.exists(sys.argv[2]):
+            time.sleep(0.001)
+        jobs = await asyncio.gather(*(
+            tw.enqueue_task("tests_support.jobs:add", args=[7], unique_for=60) for _ in range(8)
+        ))
+        print(" ".join(str(j.id) for j in jobs), flush=True)
+asyncio.run(main())
+"""
+
+
+def test_unique_enqueues_from_eight_processes_make_one_job(store_url: str, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", UNIQUE_PRODUCER, store_url, str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+        go.touch()  # 8 processes x 8 concurrent enqueues of one unique job, all at once
+        outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+    assert [proc.returncode for proc in procs] == [0] * 8
+    ids = {int(i) for out in outputs for i in out.split()}
+    assert len(ids) == 1
+    assert len(run(all_jobs(store_url))) == 1
+    report("unique_race", backend=store_url.split(":")[0], enqueues=64, processes=8, jobs=1)
