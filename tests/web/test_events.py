@@ -260,3 +260,16 @@ async def test_cron_inserted_once_per_slot(tw: TaskManager, clock: FrozenClock) 
     assert len(inserted) == 1
     assert inserted[0].data["schedule"] == "tick"
     assert inserted[0].job_id == (await tw.list_tasks()).items[0].id
+
+
+async def test_for_job_builds_the_same_event_as_the_constructor(tw: TaskManager) -> None:
+    @tw.task(queue="mail")
+    def send() -> None: ...
+
+    job = await send.enqueue()
+    now = tw.clock.now()
+    fast = Event.for_job("job.started", job, now, wait=1.5)
+    assert fast == Event(
+        name="job.started", at=now, job=job, queue="mail", task=job.task, data={"wait": 1.5}
+    )
+    assert fast.job_id == job.id

@@ -98,8 +98,19 @@ class Event:
 
     @classmethod
     def for_job(cls, name: str, job: Job, at: datetime, **data: Any) -> Event:
-        """Build the event ``name`` about ``job``."""
-        return cls(name=name, at=at, job=job, queue=job.queue, task=job.task, data=data)
+        """Build the event ``name`` about ``job``.
+
+        Two per job attempt, so the slots are set directly: the generated keyword
+        ``__init__`` of a frozen dataclass costs twice as much.
+        """
+        event = _new(cls)
+        _SET_NAME(event, name)
+        _SET_AT(event, at)
+        _SET_JOB(event, job)
+        _SET_QUEUE(event, job.queue)
+        _SET_TASK(event, job.task)
+        _SET_DATA(event, data)
+        return event
 
     @property
     def job_id(self) -> int | None:
@@ -116,6 +127,12 @@ class Event:
             "task": self.task,
             "data": {k: _plain(v) for k, v in self.data.items()},
         }
+
+
+_new = object.__new__
+_SET_NAME, _SET_AT, _SET_JOB, _SET_QUEUE, _SET_TASK, _SET_DATA = (
+    Event.__dict__[f].__set__ for f in ("name", "at", "job", "queue", "task", "data")
+)
 
 
 def _plain(value: Any) -> Any:
