@@ -104,6 +104,11 @@ async def states(env: dict[str, str]) -> list[tuple[JobState, int, list[str]]]:
         return [(j.state, j.attempt, [e.kind for e in j.errors]) for j in page.items]
 
 
+async def live_workers(env: dict[str, str]) -> int:
+    async with TaskManager(env["TASKWARD_TEST_URL"]) as tw:
+        return int((await tw.get_statistics())["workers"]["total"])
+
+
 async def counts(env: dict[str, str]) -> dict[JobState, int]:
     async with TaskManager(env["TASKWARD_TEST_URL"]) as tw:
         stats = await tw.get_statistics()
@@ -192,9 +197,12 @@ def test_database_restart_under_running_workers_loses_and_repeats_nothing(
             "NO_COLOR": "1",
         }
         n = 1_500
-        asyncio.run(enqueue(env, n))
         for _ in range(2):
             start_worker(env, workers, concurrency=4)
+        # Both workers up before any job (a loaded machine can start one late): this is
+        # about running workers riding out a restart, not about starting during one.
+        wait_until(lambda: asyncio.run(live_workers(env)) == 2, timeout=60)
+        asyncio.run(enqueue(env, n))
         wait_until(lambda: len(done_counts(env)) >= 200)
         assert len(done_counts(env)) < n, "the restart must land mid-run"
         server.restart()  # clients are disconnected mid-run
