@@ -18,6 +18,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from taskward import Job, JobState, TaskManager
 TESTS = Path(__file__).resolve().parents[1]
 LONG = os.environ.get("TASKWARD_LONG", "") not in ("", "0")
 TASK = "tests_support.reliability_app:record"
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def sized(ci: int, long: int) -> int:
@@ -171,8 +173,14 @@ class Workers:
         self.generation += 1
 
     def stop_all(self, timeout: float = 30) -> list[int | None]:
-        """SIGTERM every live worker and wait: their exit codes (0 = graceful)."""
+        """SIGTERM every live worker and wait: their exit codes (0 = graceful).
+
+        First waits until each has recorded itself in the store: its SIGTERM handler is
+        installed by then (a worker still importing would die of the signal instead).
+        """
         live = [p for p in self.procs if p.poll() is None]
+        wanted = {p.pid for p in live}
+        wait_until(lambda: wanted <= run(worker_pids(self.url)), 60, "workers registered")
         for proc in live:
             proc.send_signal(signal.SIGTERM)
         return [proc.wait(timeout) for proc in live]
@@ -187,6 +195,12 @@ class Workers:
 # -- the store, seen from the test process -------------------------------------------------------
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+async def worker_pids(url: str) -> set[int]:
+    """Pids of every worker recorded in the store (dead ones too, until they expire)."""
+    async with TaskManager(url) as tw:
+        return {w.pid for w in await tw.backend.list_workers(alive_since=EPOCH)}
 
 
 async def enqueue(url: str, n: int, *, max_attempts: int = 25, **options: Any) -> list[int]:

@@ -42,9 +42,9 @@ def test_group_killed_five_times_loses_nothing(workers: Workers, store_url: str)
     run(enqueue(store_url, n))
     workers.base_env = {"REL_SLEEP": "0.003", "REL_CONCURRENCY": "8", "REL_LEASE": "1"}
     hit: set[int] = set()  # jobs running (in the log or in the store) when a kill landed
-    for _ in range(KILLS):
-        before = len(workers.log().dones)
-        target = min(n - 50, before + rng.randint(n // 14, n // 8))
+    for kill in range(KILLS):
+        # Kill k lands after about k/7 of the jobs: the last one leaves work for the restart.
+        target = (kill + 1) * n // 7 + rng.randint(-n // 30, n // 30)
         workers.start(2)
         wait_until(lambda t=target: len(workers.log().dones) >= t, 120, "progress before a kill")
         time.sleep(rng.uniform(0, 0.2))  # a random moment, not just after a done line
@@ -61,6 +61,7 @@ def test_group_killed_five_times_loses_nothing(workers: Workers, store_url: str)
     lost = set(range(n)) - set(log.dones)
     assert not lost, f"bodies never finished: {sorted(lost)[:20]}"
     assert hit, "the kills should land while jobs run"
+    assert any(p[2] == str(KILLS) for p in log.of("done")), "the restart had work left"
     started_twice = {i for i, c in log.starts.items() if c > 1}
     done_twice = {i for i, c in log.dones.items() if c > 1}
     assert started_twice <= hit, sorted(started_twice - hit)[:20]
