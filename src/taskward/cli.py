@@ -122,6 +122,9 @@ def worker(
     ] = None,
     burst: Annotated[bool, typer.Option(help="Run until no job is due, then exit.")] = False,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…")] = "INFO",
+    wait_for_backend: Annotated[
+        float, typer.Option(help="Seconds to keep retrying an unreachable store at start-up.")
+    ] = 60.0,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (graceful: running jobs finish or are released)."""
     logging.basicConfig(
@@ -133,7 +136,7 @@ def worker(
         result = run(manager, lambda m: m.drain(list(queues) if queues else None))
         console.print(f"burst done: {result.counts}")
         return
-    run(manager, lambda m: m.run_worker(queues))
+    run(manager, lambda m: m.run_worker(queues, wait_for_backend=wait_for_backend))
 
 
 @app.command()

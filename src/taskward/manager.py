@@ -22,7 +22,7 @@ from taskward.backends.base import Backend, Capability
 from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, policy_from
 from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
-from taskward.errors import InvalidOptions, NotSupported, UnknownTask
+from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported, UnknownTask
 from taskward.jobs import (
     Inserted,
     Job,
@@ -629,11 +629,15 @@ class TaskManager:
         *,
         install_signal_handlers: bool = True,
         worker: Worker | None = None,
+        wait_for_backend: float = 60.0,
     ) -> None:
-        """Run a worker until SIGINT/SIGTERM or ``worker.stop()``, then shut down gracefully."""
-        await self.open()
+        """Run a worker until SIGINT/SIGTERM or ``worker.stop()``, then shut down gracefully.
+
+        A store that cannot be reached at start-up (a database still booting or restarting)
+        is retried with backoff for up to ``wait_for_backend`` seconds, each failure logged
+        with its reason, before :class:`BackendUnavailable` is raised (0: fail at once).
+        """
         worker = worker or self.make_worker(queues)
-        worker.services = self._services(worker)
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         if install_signal_handlers:
@@ -644,10 +648,36 @@ class TaskManager:
                 except (NotImplementedError, RuntimeError):
                     pass  # not the main thread, or not supported on this platform
         try:
+            if not await self._open_for(worker, wait_for_backend):
+                return  # asked to stop while the store was still unreachable
+            worker.services = self._services(worker)
             await worker.run()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+    async def _open_for(self, worker: Worker, patience: float) -> bool:
+        """Open the store for ``worker``, retrying while unreachable; False if it was stopped."""
+        loop = asyncio.get_running_loop()  # real time: an injected clock may stand still
+        deadline = loop.time() + patience
+        delay = 0.5
+        while True:
+            try:
+                await self.open()
+                return True
+            except BackendUnavailable as exc:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise
+                logger.warning(
+                    "the store is unreachable (%s); worker %s retries in %.1fs",
+                    exc,
+                    worker.id,
+                    min(delay, left),
+                )
+                if await worker.wait_stopped(min(delay, left)):
+                    return False
+                delay = min(delay * 2, 5.0)
 
     async def drain(
         self,

@@ -329,6 +329,40 @@ async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str, bulk: 
             await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_a_worker_started_while_the_database_is_down_waits_for_it(
+    own_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{own_server.url()}?schema=late"
+    own_server.stop()
+    worker_side = TaskManager(url, poll_interval=0.05)
+    worker = asyncio.create_task(worker_side.run_worker(install_signal_handlers=False))
+    try:
+        for _ in range(200):  # the first failed attempt is logged
+            if "the store is unreachable" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        assert "the store is unreachable" in caplog.text
+        assert not worker.done()
+        await asyncio.to_thread(own_server.start)
+        async with TaskManager(url) as producer:
+            job = await producer.enqueue_task(ADD, args=[2, 3])
+            for _ in range(400):
+                if (await producer.get_task_status(job.id)).state is JobState.COMPLETED:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await producer.get_task_status(job.id)).result == 5
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await worker_side.close()
+
+
+async def test_a_worker_gives_up_on_an_unreachable_database_after_its_patience() -> None:
+    manager = TaskManager("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(BackendUnavailable):
+        await manager.run_worker(install_signal_handlers=False, wait_for_backend=0.6)
+
+
 async def test_listener_and_pool_reconnect_after_a_server_restart(
     own_server: PostgresServer,
 ) -> None:

@@ -114,6 +114,12 @@ class Worker:
         """Ask the worker to stop fetching and shut down gracefully."""
         self._stopping.set()
 
+    async def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for :meth:`stop`; True if it was asked to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout)
+        return self._stopping.is_set()
+
     def close(self) -> None:
         """Release the thread pool of sync jobs (a thread stuck past its timeout is left)."""
         self._threads.shutdown(wait=False, cancel_futures=True)
