@@ -378,11 +378,15 @@ class Worker:
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         if self.running:
+            asked = {job_id: task for job_id, (task, _) in self.running.items()}
             report = await self.backend.extend_leases(
-                list(self.running), worker_id=self.id, lease_until=lease_until
+                list(asked), worker_id=self.id, lease_until=lease_until
             )
             for job_id in report.lost:
-                logger.warning("job %s: lease lost (rescued elsewhere?)", job_id)
+                # A run that ended while this heartbeat was in flight wrote its own outcome:
+                # the store no longer holding it as running is no lost lease.
+                if self.running.get(job_id, (None, None))[0] is asked[job_id]:
+                    logger.warning("job %s: lease lost (rescued elsewhere?)", job_id)
             for job_id in report.cancel_requested:
                 if job_id in self.running:
                     task, ctx = self.running[job_id]
