@@ -5,11 +5,15 @@ its lease while its worker heartbeats is never rescued.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
+from typing import Any
+
+import pytest
 
 from reliability.harness import Workers, all_jobs, enqueue, report, run, wait_until
-from taskward import Job, JobState
+from taskward import Job, JobState, TaskManager
 
 
 def only_job(url: str) -> Job:
@@ -72,3 +76,33 @@ def test_job_running_twelve_leases_with_heartbeats_is_never_rescued(
         assert "rescued job" not in workers.output(proc)
         assert "lease lost" not in workers.output(proc)
     report("long_job", backend=store_url.split(":")[0], leases=12, rescued=0)
+
+
+async def test_a_heartbeat_racing_the_jobs_own_ack_blames_no_lost_lease(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The job ends and its outcome is written while a heartbeat naming it is in flight (two
+    connections, PostgreSQL): the store no longer holds it as running, but nothing was lost."""
+    async with TaskManager("memory://") as tw:
+        release = asyncio.Event()
+
+        async def quick() -> None:
+            await release.wait()
+
+        job = await tw.enqueue_task(quick)
+        worker = tw.make_worker({"default": 1})
+        (claimed,) = await worker.fetch("default", 1)
+        run_task = worker.start_job(claimed)
+        extend = tw.backend.extend_leases
+
+        async def heartbeat_lands_after_the_ack(job_ids: Any, **kwargs: Any) -> Any:
+            release.set()
+            await run_task  # the job ends …
+            await worker.acker.flush()  # … and its outcome is stored before the heartbeat
+            return await extend(job_ids, **kwargs)
+
+        tw.backend.extend_leases = heartbeat_lands_after_the_ack  # type: ignore[method-assign]
+        await worker.heartbeat()
+        worker.close()
+        assert (await tw.get_task_status(job.id)).state is JobState.COMPLETED
+        assert "lease lost" not in caplog.text
