@@ -55,3 +55,6 @@ def test_many_workers_never_claim_a_job_twice(workers: Workers, store_url: str) 
         )
     assert workers.stop_all() == [0] * procs
     assert workers.log().overlaps() == []
+    for proc in workers.procs:  # nothing was rescued, so no log line may say otherwise
+        assert "lease lost" not in workers.output(proc)
+        assert "rescued job" not in workers.output(proc)
