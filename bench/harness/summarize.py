@@ -380,6 +380,42 @@ def charts(res: Results, outdir: Path) -> None:
         plt.close(fig)
 
 
+def million_chart(res: Results, path: Path) -> None:
+    rows = [r for r in res.rows if r["phase"] == "million" and r.get("ok")]
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["list_first_page", "list_failed", "list_queue_pending", "statistics"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.2
+    for j, (backend, cold) in enumerate(
+        [("sqlite", False), ("sqlite", True), ("postgres", False), ("postgres", True)]
+    ):
+        rs = [r for r in rows if r["backend"] == backend]
+        suffix = "_cold_ms" if cold else "_ms"
+        for i, k in enumerate(keys):
+            a = agg([r[k + suffix] for r in rs])
+            if not a:
+                continue
+            med, lo, hi, _ = a
+            ax.bar(i + (j - 1.5) * width, med, width * 0.9, yerr=[[med - lo], [hi - med]],
+                   capsize=2, color=COLORS[backend], alpha=0.5 if cold else 1.0,
+                   label=f"{backend} {'cold' if cold else 'warm'}" if i == 0 else None)  # fmt: skip
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels(["first page", "state=failed", "queue+pending", "statistics"])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log)")
+    ax.set_title(f"taskward listing/statistics with {rows[0].get('rows', 0):,} jobs", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("raw", type=Path)
@@ -395,10 +431,14 @@ def main() -> None:
     table_scale(res, md)
     table_million(res, md)
     table_configs(res, md)
-    md += ["Charts: `drain.png`, `enqueue.png`, `latency.png`, `scale.png` (same folder).", ""]
+    md += [
+        "Charts: `drain.png` `enqueue.png` `latency.png` `scale.png` `million.png`.",
+        "",
+    ]
     out = a.md or a.raw.parent / "RESULTS.md"
     out.write_text("\n".join(md))
     charts(res, out.parent)
+    million_chart(res, out.parent / "million.png")
     print(f"wrote {out} and charts in {out.parent}")
 
 
