@@ -34,10 +34,18 @@ class Acker:
         self._lock = asyncio.Lock()
         self._unsure: set[tuple[int, int]] = set()
         """(job id, attempt) of outcomes sent in a write that failed: maybe stored already."""
+        self._held: set[int] = set()
+        """Jobs whose outcome is queued or being written: the heartbeat keeps them leased."""
+
+    @property
+    def held(self) -> frozenset[int]:
+        """Ids of the jobs whose outcome this Acker holds and has not yet seen written."""
+        return frozenset(self._held)
 
     def add(self, update: JobUpdate) -> None:
         """Queue one outcome for the next flush."""
         self._pending.append(update)
+        self._held.add(update.job_id)
 
     async def flush(self) -> None:
         """Write every queued outcome; whoever holds the lock writes for the others too."""
@@ -82,6 +90,7 @@ class Acker:
             raise refused[-1][1]
         for update, reason in refused:
             self._unsure.discard(_key(update))
+            self._held.discard(update.job_id)
             logger.error(
                 "job %s: the store refused its outcome (%s); dropped, the job is rescued when "
                 "its lease expires",
@@ -96,6 +105,7 @@ class Acker:
         for update, ok in zip(updates, written, strict=True):
             unsure = _key(update) in self._unsure
             self._unsure.discard(_key(update))
+            self._held.discard(update.job_id)
             if ok:
                 continue
             if unsure and await self._stored_already(update):

@@ -377,15 +377,18 @@ class Worker:
         """Extend leases of running jobs, act on cancel requests, record liveness."""
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
-        if self.running:
+        # A job whose outcome waits in the Acker (the store is slow or refusing writes) stays
+        # leased too: its worker holds the outcome, so it must not be rescued and run again.
+        acking = self.acker.held - self.running.keys()
+        if self.running or acking:
             asked = {job_id: task for job_id, (task, _) in self.running.items()}
             report = await self.backend.extend_leases(
-                list(asked), worker_id=self.id, lease_until=lease_until
+                [*asked, *acking], worker_id=self.id, lease_until=lease_until
             )
             for job_id in report.lost:
                 # A run that ended while this heartbeat was in flight wrote its own outcome:
                 # the store no longer holding it as running is no lost lease.
-                if self.running.get(job_id, (None, None))[0] is asked[job_id]:
+                if job_id in asked and self.running.get(job_id, (None, None))[0] is asked[job_id]:
                     logger.warning("job %s: lease lost (rescued elsewhere?)", job_id)
             for job_id in report.cancel_requested:
                 if job_id in self.running:
