@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,9 @@ from reliability.harness import (
     run,
     wait_until,
 )
-from taskward import JobState
+from taskward import FrozenClock, JobState, TaskManager
+from taskward.errors import BackendUnavailable
+from taskward.runtime.maintenance import Rescuer
 
 LEASE = 1.0
 HEARTBEAT = LEASE / 3  # HeartbeatService: three heartbeats per lease
@@ -158,3 +161,45 @@ def test_sqlite_writer_killed_mid_transaction_leaves_whole_batches(tmp_path: Pat
         assert count % 5000 == 0  # each batch is one transaction: all of it or none
         assert ids == count
     report("sqlite_kill_mid_insert", kills=3, integrity="ok", partial_batches=0)
+
+
+async def test_an_outcome_waiting_for_the_store_keeps_its_job_leased() -> None:
+    """The store refuses outcome writes for longer than a lease while heartbeats still get
+    through: the worker holds the outcome, so the job must not be rescued and run again."""
+    clock = FrozenClock()
+    async with TaskManager("memory://", clock=clock, lease_seconds=30) as tw:
+
+        async def quick() -> str:
+            return "done"
+
+        job = await tw.enqueue_task(quick)
+        worker = tw.make_worker({"default": 1})
+        (claimed,) = await worker.fetch("default", 1)
+        finish = tw.backend.finish
+
+        async def store_refuses(updates: Any, *, worker_id: str) -> list[bool]:
+            if any(u.lease_expired_before is None for u in updates):  # not a Rescuer's write
+                raise BackendUnavailable("the store takes no outcome from this worker now")
+            return await finish(updates, worker_id=worker_id)
+
+        tw.backend.finish = store_refuses  # type: ignore[method-assign]
+        await worker.start_job(claimed)
+        with pytest.raises(BackendUnavailable):
+            await worker.acker.flush()  # kept for the next flush
+        rescuer = Rescuer(
+            tw.backend,
+            clock,
+            1,
+            leadership=None,
+            resolve=tw._lookup,
+            default_policy=tw.default_policy,
+        )
+        for _ in range(4):  # two leases go by, heartbeats on time
+            clock.advance(15)
+            await worker.heartbeat()
+            await rescuer.run_once()
+        tw.backend.finish = finish  # type: ignore[method-assign]
+        await worker.acker.flush()
+        worker.close()
+        stored = await tw.get_task_status(job.id)
+        assert (stored.state, stored.attempt, stored.errors) == (JobState.COMPLETED, 1, ())
