@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+# A data dir of this run's own (servers, SQLite files, worker logs), set before importing
+# servers: another `make bench` running at the same time cannot stop or wipe ours.
+RUN_DIR = BENCH / "data" / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+os.environ["BENCH_DATA_DIR"] = str(RUN_DIR)
 
 import servers  # noqa: E402
 
@@ -102,7 +107,7 @@ def drive(out: Path, system: str, phase: str, run: int, procs: int | None = None
             except subprocess.TimeoutExpired:
                 proc.kill()
     if rc != 0:
-        print(f"!! {system} {phase} run {run} failed ({rc}); see bench/data/logs/", flush=True)
+        print(f"!! {system} {phase} run {run} failed ({rc}); see {RUN_DIR}/logs/", flush=True)
 
 
 def main() -> int:
@@ -139,6 +144,10 @@ def main() -> int:
         uptime(out, "end")
     finally:
         servers.stop()
+        # keep the worker logs, drop the stores (the 1M-row SQLite file alone is ~230 MB)
+        shutil.rmtree(RUN_DIR / "pg", ignore_errors=True)
+        for db in RUN_DIR.glob("*.db*"):
+            db.unlink()
     record(out, {"meta": "duration", "seconds": time.time() - started})
     env = dict(os.environ, PYTHONPATH=str(BENCH))
     subprocess.run([python_for("x"), "-m", "harness.summarize", str(out)], cwd=BENCH, env=env)

@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-DATA = BENCH / "data"
+# run.py sets BENCH_DATA_DIR to a directory of its own: concurrent runs never touch each
+# other's servers or files.
+DATA = Path(os.environ.get("BENCH_DATA_DIR") or BENCH / "data")
 STATE = DATA / "servers.json"
 PG_BIN = Path(os.environ.get("BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_OS_USER = os.environ.get("BENCH_PG_OS_USER", "postgres")
@@ -97,7 +99,7 @@ def start_postgres(port: int) -> int:
 def start() -> dict[str, object]:
     DATA.mkdir(parents=True, exist_ok=True)
     if STATE.exists():
-        stop()
+        raise SystemExit(f"{STATE} exists: servers of this data dir may be running (stop first)")
     rport = int(os.environ.get("BENCH_REDIS_PORT") or free_port())
     pport = int(os.environ.get("BENCH_PG_PORT") or free_port())
     state: dict[str, object] = {

@@ -23,7 +23,8 @@ from typing import Any
 import redis
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = BENCH_DIR / "data"
+# run.py gives every `make bench` its own data dir, so that two runs never share files
+DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR") or BENCH_DIR / "data")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6391/0")
 PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://bench@127.0.0.1:5443/bench")
 MARK_URL = REDIS_URL.rsplit("/", 1)[0] + "/15"

@@ -151,7 +151,9 @@ class Worker:
 
     def check(self) -> None:
         if self.proc.poll() is not None:
-            raise RuntimeError(f"worker exited early (rc={self.proc.returncode}); see data/logs")
+            raise RuntimeError(
+                f"worker exited early (rc={self.proc.returncode}); see {DATA_DIR}/logs"
+            )
 
     def stop(self) -> None:
         for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):

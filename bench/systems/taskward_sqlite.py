@@ -1,4 +1,4 @@
-"""taskward on SQLite (file in bench/data, defaults: WAL, synchronous FULL), job body = mark()."""
+"""taskward on SQLite (defaults: WAL, synchronous FULL), job body = mark()."""
 
 from systems import _tw
 
