@@ -20,7 +20,7 @@ import pytest
 from taskward import Job, JobState, TaskManager
 from taskward.backends import open_backend
 from taskward.backends.postgres import PostgresBackend, parse_postgres_url
-from taskward.errors import BackendUnavailable, InvalidJob, InvalidOptions
+from taskward.errors import BackendUnavailable, InvalidJob, InvalidOptions, JobNotFound
 from taskward.jobs import NewJob
 from tests_support.servers import PostgresServer, private_postgres
 
@@ -256,9 +256,10 @@ async def test_concurrent_migrations_apply_each_version_once(pg_url: str) -> Non
         async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
             schema = pg_url.rsplit("schema=", 1)[1]
             cursor = await conn.execute(
-                f'SELECT version, count(*) FROM "{schema}".taskward_migrations GROUP BY version'
+                f'SELECT version, count(*) FROM "{schema}".taskward_migrations GROUP BY version '
+                "ORDER BY version"
             )
-            assert await cursor.fetchall() == [(1, 1)]
+            assert await cursor.fetchall() == [(1, 1), (2, 1)]
     finally:
         for backend in backends:
             await backend.close()
@@ -300,8 +301,8 @@ async def test_schemas_keep_applications_apart(pg_server: PostgresServer) -> Non
 
 
 # -- wake-ups -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("bulk", [False, True], ids=["insert", "copy"])
-async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str, bulk: bool) -> None:
+@pytest.mark.parametrize("how", ["insert", "copy", "in-transaction", "bulk-in-transaction"])
+async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str, how: str) -> None:
     # Polling every 30 s: a job done within seconds was started by the NOTIFY.
     worker_side = TaskManager(pg_url, poll_interval=30, lease_seconds=5)
     producer = TaskManager(pg_url)
@@ -315,10 +316,20 @@ async def test_idle_worker_is_woken_by_notify_not_by_polling(pg_url: str, bulk: 
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.3)  # the worker is now parked in wait_for_jobs
-            if bulk:  # COPY fires the statement trigger too
+            if how == "copy":  # COPY cannot notify: a statement after it does
                 job = (await producer.enqueue_many(ADD, [[2, 3], [4, 5]]))[0]
-            else:
+            elif how == "insert":
                 job = await producer.enqueue_task(ADD, args=[2, 3])
+            else:  # the NOTIFY of the insert statement is delivered on the caller's commit
+                async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+                    if how == "in-transaction":
+                        job = await producer.enqueue_task(ADD, args=[2, 3], connection=conn)
+                    else:
+                        job = (await producer.enqueue_many(ADD, [[2, 3]], connection=conn))[0]
+                    await asyncio.sleep(0.3)
+                    with pytest.raises(JobNotFound):  # nobody sees it before the commit
+                        await producer.get_task_status(job.id)
+                    await conn.commit()
             started = time.monotonic()
             while (await producer.get_task_status(job.id)).state is not JobState.COMPLETED:
                 assert time.monotonic() - started < 5, "the worker was not woken"

@@ -7,10 +7,10 @@ connection; pipeline, COPY and ``notifies()`` included). Every statement lives i
 
 - **Claims** use ``FOR UPDATE SKIP LOCKED`` in batches, so workers never block each other;
   outcomes of a batch are written by *one* fenced ``UPDATE … FROM unnest(…)``.
-- **Wake-ups**: a trigger notifies (``pg_notify``) the queue of every pending job inserted (so a job
-  enqueued inside the application's own transaction wakes workers when, and only if, it
-  commits); promotions, retries and resumes notify too. One dedicated listening connection
-  per backend wakes local waiters; polling stays as the fallback when it is down.
+- **Wake-ups**: every insert statement notifies (``pg_notify``) the queues of the pending jobs it
+  inserted (so a job enqueued inside the application's own transaction wakes workers when, and
+  only if, it commits); promotions, retries and resumes notify too. One dedicated listening
+  connection per backend wakes local waiters; polling stays as the fallback when it is down.
 - **Uniqueness** is race-free across processes: inserts of one unique key serialise on a
   transaction-scoped advisory lock before the check.
 - **Migrations** run under an advisory lock, so several processes may start at once.
@@ -331,6 +331,9 @@ class PostgresBackend:
                     Inserted(job=job_from_new(new, i, now))
                     for new, i in zip(chunk, chunk_ids, strict=True)
                 )
+        queues = sorted({new.queue for new in jobs if new.state is JobState.PENDING})
+        if queues:  # COPY cannot notify: one more statement after it committed
+            await conn.execute(self.q["notify_queues"], {"queues": queues})
         return out
 
     def _insert_plan(self, jobs: Sequence[NewJob], now: datetime) -> InsertPlan:

@@ -34,27 +34,33 @@ SELECT 1;
 
 -- == produce ===================================================================================
 
--- Bulk insert: one statement for the whole batch, one array per column (tags and depends_on
--- as JSON text, since arrays of arrays must be rectangular). Ids come from the identity in the
--- order of the unnest rows, so the caller sorts the returned ids to pair them with its jobs.
+-- The bulk insert inside a caller's transaction. The batch travels as one JSON array of rows
+-- (postgres_rows.insert_rows): dumping one string costs the client a fraction of dumping 13
+-- parameter arrays, and jsonb parses it once; a row leaves out trailing defaults, which ->>
+-- reads as NULL. Ids come from the identity in the order of the rows, so the caller sorts the
+-- returned ids to pair them with its jobs. Notifies each queue given pending jobs (see
+-- insert_job).
 -- name: insert_jobs
--- The batch travels as one JSON array of rows (postgres_rows.insert_rows): dumping one string
--- costs the client a fraction of dumping 13 parameter arrays, and jsonb parses it once. A row
--- leaves out trailing defaults, which ->> reads as NULL.
-INSERT INTO {schema}.taskward_jobs (
-    task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-    unique_key, tags, meta, depends_on, timeout
+WITH job AS (
+    INSERT INTO {schema}.taskward_jobs (
+        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+        unique_key, tags, meta, depends_on, timeout
+    )
+    SELECT r->>0, r->>1, (r->>2)::json, COALESCE(r->>3, '{}')::json, r->>4,
+           (r->>5)::smallint, (r->>6)::integer, (r->>7)::timestamptz, %(now)s, r->>8,
+           CASE WHEN r->9 IS NULL THEN ARRAY[]::text[]
+                ELSE ARRAY(SELECT jsonb_array_elements_text(r->9)) END,
+           COALESCE(r->>10, '{}')::json,
+           CASE WHEN r->11 IS NULL THEN ARRAY[]::bigint[]
+                ELSE ARRAY(SELECT jsonb_array_elements_text(r->11)::bigint) END,
+           (r->>12)::double precision
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+    RETURNING id, queue, state
+), woke AS (
+    SELECT pg_notify('{channel}', queue)
+    FROM (SELECT DISTINCT queue FROM job WHERE state = 'pending') AS due
 )
-SELECT r->>0, r->>1, (r->>2)::json, COALESCE(r->>3, '{}')::json, r->>4,
-       (r->>5)::smallint, (r->>6)::integer, (r->>7)::timestamptz, %(now)s, r->>8,
-       CASE WHEN r->9 IS NULL THEN ARRAY[]::text[]
-            ELSE ARRAY(SELECT jsonb_array_elements_text(r->9)) END,
-       COALESCE(r->>10, '{}')::json,
-       CASE WHEN r->11 IS NULL THEN ARRAY[]::bigint[]
-            ELSE ARRAY(SELECT jsonb_array_elements_text(r->11)::bigint) END,
-       (r->>12)::double precision
-FROM jsonb_array_elements(%(rows)s::jsonb) AS r
-RETURNING id;
+SELECT id, (SELECT count(*) FROM woke) FROM job;
 
 -- Ids for a COPY of n jobs, reserved up front: COPY has no RETURNING. (Concurrent callers may
 -- interleave ids; each caller still gets its own, increasing.)
@@ -71,16 +77,23 @@ COPY {schema}.taskward_jobs (
     unique_key, tags, meta, depends_on, timeout
 ) FROM STDIN;
 
+-- Every insert statement notifies the queues of the pending jobs it inserted (a NOTIFY is
+-- delivered when, and only if, its transaction commits: a transactional enqueue wakes workers
+-- on the caller's commit). In the statement, not in a trigger: a statement-level trigger with
+-- a transition table cost ≈ 0.2 ms per insert, a third of a one-job enqueue.
 -- name: insert_job
-INSERT INTO {schema}.taskward_jobs (
-    task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-    unique_key, tags, meta, depends_on, timeout
-) VALUES (
-    %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json, %(state)s, %(priority)s,
-    %(max_attempts)s, %(scheduled_at)s, %(now)s, %(unique_key)s, %(tags)s::text[],
-    %(meta)s::json, %(depends_on)s::bigint[], %(timeout)s
+WITH job AS (
+    INSERT INTO {schema}.taskward_jobs (
+        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+        unique_key, tags, meta, depends_on, timeout
+    ) VALUES (
+        %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json, %(state)s, %(priority)s,
+        %(max_attempts)s, %(scheduled_at)s, %(now)s, %(unique_key)s, %(tags)s::text[],
+        %(meta)s::json, %(depends_on)s::bigint[], %(timeout)s
+    )
+    RETURNING id, queue, state
 )
-RETURNING id;
+SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
 
 -- Held until the inserting transaction ends: concurrent inserts of one unique key (from any
 -- process) take turns, so the check below and the insert after it cannot race.
@@ -170,6 +183,10 @@ LISTEN "{channel}";
 
 -- name: notify
 SELECT pg_notify('{channel}', %(queue)s);
+
+-- After a COPY of jobs (COPY cannot notify itself).
+-- name: notify_queues
+SELECT pg_notify('{channel}', queue) FROM unnest(%(queues)s::text[]) AS queue;
 
 -- == maintain ==================================================================================
 
