@@ -119,8 +119,8 @@ def header(res: Results, md: list[str]) -> None:
         f"figures measured in the same run, then their median and min–max are given. N = "
         f"{s.get('n', '?'):,} jobs, latency: {s.get('lat_n', '?')} jobs 10 ms apart.",
         "",
-        "**The machine was shared**: other engineers' test suites ran on the same 2 cores during "
-        "the measurement. Load averages (1/5/15 min) recorded by the harness:",
+        "**The machine is shared**: other engineers' work (test suites) may run on the same 2 "
+        "cores during the measurement. Load averages (1/5/15 min) recorded by the harness:",
         "",
     ]
     for x in res.meta:
