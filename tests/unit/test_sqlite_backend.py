@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -409,6 +410,30 @@ async def test_a_sender_removes_the_sockets_of_dead_processes(db_path: Path) -> 
         assert list(folder.iterdir()) == []
     finally:
         await sender.close()
+        folder.rmdir()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs chown")
+async def test_a_folder_of_another_user_gets_no_datagram(db_path: Path) -> None:
+    import socket
+
+    sender = SqliteBackend(f"sqlite:///{db_path}")
+    folder = sender._channel.directory
+    folder.mkdir(mode=0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        listener.bind(str(folder / "1-stranger.sock"))
+        listener.setblocking(False)
+        os.chown(folder, 65534, 65534)  # nobody's: planted in a shared /tmp
+        await sender.migrate()
+        await sender.insert([new_job(queue="secret-queue")], now=NOW)
+        with pytest.raises(BlockingIOError):
+            listener.recv(100)
+        assert not sender._channel.enabled
+    finally:
+        listener.close()
+        await sender.close()
+        (folder / "1-stranger.sock").unlink()
         folder.rmdir()
 
 

@@ -47,6 +47,7 @@ class WakeChannel:
         self._sender: socket.socket | None = None
         self._path: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._owned = False  # the folder was checked to be ours (once it existed)
 
     @property
     def listening(self) -> bool:
@@ -82,6 +83,10 @@ class WakeChannel:
 
     def _make_directory(self) -> None:
         self.directory.mkdir(mode=0o700, exist_ok=True)
+        self._check_owner()
+
+    def _check_owner(self) -> None:
+        """Raise PermissionError if another user owns the folder (raises OSError if absent)."""
         info = self.directory.stat()
         if hasattr(os, "getuid") and info.st_uid != os.getuid():
             # Someone else's folder in a shared /tmp: never send to or listen in it.
@@ -115,7 +120,13 @@ class WakeChannel:
         if not self.enabled:
             return
         try:
+            if not self._owned:
+                self._check_owner()
+                self._owned = True
             entries = [e.path for e in os.scandir(self.directory) if e.name.endswith(_SUFFIX)]
+        except PermissionError:
+            self.enabled = False  # never tell a stranger's sockets our queue names
+            return
         except OSError:
             return  # nobody has listened yet
         targets = [path for path in entries if path != self._path]
