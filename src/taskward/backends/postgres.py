@@ -333,7 +333,11 @@ class PostgresBackend:
                 )
         queues = sorted({new.queue for new in jobs if new.state is JobState.PENDING})
         if queues:  # COPY cannot notify: one more statement after it committed
-            await conn.execute(self.q["notify_queues"], {"queues": queues})
+            try:
+                await conn.execute(self.q["notify_queues"], {"queues": queues})
+            except psycopg.Error as exc:
+                # The jobs are stored: failing the call now would invite a duplicate retry.
+                logger.warning("jobs stored; their wake-up failed (%s): polling finds them", exc)
         return out
 
     def _insert_plan(self, jobs: Sequence[NewJob], now: datetime) -> InsertPlan:
