@@ -215,9 +215,10 @@ class Worker:
 
     async def _gather_slots(self, queue: str, concurrency: int) -> int:
         """Wait briefly for half the queue's slots to be free; return how many are."""
-        deadline = asyncio.get_running_loop().time() + BATCH_GATHER_SECONDS
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BATCH_GATHER_SECONDS
         while (free := concurrency - self._busy[queue]) < concurrency // 2:
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             if remaining <= 0 or self._stopping.is_set():
                 break
             self._slot_freed.clear()

@@ -175,7 +175,7 @@ def insert_rows(jobs: Sequence[NewJob]) -> str:
             list(new.depends_on),
             new.timeout,
         )
-        if any(tail[i] != _ROW_DEFAULTS[i] for i in range(5)):
+        if tail != _ROW_DEFAULTS:
             row.extend(tail)
         out.append(row)
     return dumps(out)
