@@ -8,8 +8,12 @@ from pathlib import Path
 
 from taskward import TaskManager
 
+# A 1 s lease makes rescue tests quick; a test about claiming sets a longer one, since a
+# worker stalled past its lease on a loaded machine is rightly rescued and run again.
 manager = TaskManager(
-    os.environ.get("TASKWARD_TEST_URL", "memory://"), poll_interval=0.05, lease_seconds=1
+    os.environ.get("TASKWARD_TEST_URL", "memory://"),
+    poll_interval=0.05,
+    lease_seconds=float(os.environ.get("TASKWARD_TEST_LEASE", "1")),
 )
 
 
