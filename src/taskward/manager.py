@@ -44,7 +44,7 @@ from taskward.runtime.scheduler import CronScheduler, cron_unique_key
 from taskward.runtime.worker import DrainResult, Worker, WorkerConfig
 from taskward.serialize import dumps, encode_payload, loads
 from taskward.settings import Settings
-from taskward.tasks import Task, TaskOptions, TaskRegistry, qualified_name
+from taskward.tasks import SENSITIVE_META_KEY, Task, TaskOptions, TaskRegistry, qualified_name
 
 if TYPE_CHECKING:
     from taskward.sync import SyncTaskManager
@@ -164,6 +164,7 @@ class TaskManager:
         backoff: BackoffSpec = None,
         timeout: float | None = None,
         unique_for: float | None = None,
+        sensitive: Sequence[str] = (),
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -178,11 +179,14 @@ class TaskManager:
         backoff: BackoffSpec = None,
         timeout: float | None = None,
         unique_for: float | None = None,
+        sensitive: Sequence[str] = (),
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@tw.task`` or ``@tw.task(queue="emails", …)``.
 
         ``backoff`` is seconds between attempts, a callable ``attempt -> seconds``, a
-        ``RetryPolicy``, or None for exponential backoff with jitter.
+        ``RetryPolicy``, or None for exponential backoff with jitter. ``sensitive`` names
+        parameters (and dict keys at any depth of the arguments) whose values the API, the
+        dashboard and the CLI show as ``"***"``; the job function still receives them.
         """
         options = TaskOptions(
             queue=queue,
@@ -190,6 +194,7 @@ class TaskManager:
             max_attempts=max_attempts,
             timeout=timeout,
             unique_for=unique_for,
+            sensitive=(sensitive,) if isinstance(sensitive, str) else tuple(sensitive),
         )
         policy = self.default_policy if backoff is None else policy_from(backoff)
 
@@ -254,6 +259,8 @@ class TaskManager:
         meta = _meta(options.get("meta"))
         for provide in self.meta_providers:
             meta = {**meta, **provide(task.name, queue)}
+        if task.sensitive_marker is not None:
+            meta = {**meta, SENSITIVE_META_KEY: task.sensitive_marker}
         return NewJob(
             task=task.name,
             queue=queue,

@@ -38,16 +38,29 @@ from taskward.errors import InvalidOptions, NotSerializable, PayloadTooLarge
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "MAX_DEPTH",
     "EncodedPayload",
+    "UnreadablePayload",
     "check_args",
     "dumps",
     "encode_payload",
     "encode_result",
+    "load_args",
+    "load_kwargs",
     "loads",
+    "stored_payload_problem",
 ]
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
 """Default limit (1 MiB) on the UTF-8 size of a job's args JSON plus kwargs JSON."""
+MAX_DEPTH = 64
+"""How deeply containers may nest in any stored value (args, kwargs, result, meta).
+
+Python's JSON decoder recurses once per level and gives up near the interpreter's recursion
+limit (about 1,000, less on a deep stack): a value accepted at enqueue but too deep to decode
+in the worker or the dashboard would poison every listing that includes it. 64 levels is far
+beyond real data and far below that limit.
+"""
 
 
 def _reject_constant(name: str) -> Any:
@@ -98,6 +111,7 @@ def dumps(value: Any, *, label: str = "value") -> str:
     """
     text = _encode(value, label)
     _utf8_size(text, value, label)
+    _check_depth(value, text, label)
     return text
 
 
@@ -122,7 +136,8 @@ def encode_payload(
 
     Raises:
         NotSerializable: ``args`` is not a list or tuple, ``kwargs`` not a mapping, or either
-            holds a value JSON cannot represent (including non-string keys).
+            holds a value JSON cannot represent (including non-string keys), or nests deeper
+            than :data:`MAX_DEPTH`.
         PayloadTooLarge: the encoded size exceeds ``max_bytes``.
         InvalidOptions: ``max_bytes`` is not a positive integer.
     """
@@ -132,6 +147,8 @@ def encode_payload(
     kwarg_dict = _as_dict(kwargs)
     args_json = _encode(arg_list, "args")
     kwargs_json = _encode(kwarg_dict, "kwargs") if kwarg_dict else "{}"
+    _check_depth(arg_list, args_json, "args")
+    _check_depth(kwarg_dict, kwargs_json, "kwargs")
     args_size = _utf8_size(args_json, arg_list, "args")
     size = args_size + _utf8_size(kwargs_json, kwarg_dict, "kwargs")
     if size > max_bytes:
@@ -258,6 +275,111 @@ def _keys_are_strings(value: Any, text: str) -> bool:
             if type(child) not in _LEAF_TYPES:
                 stack.append(child)
     return True
+
+
+def _check_depth(value: Any, text: str, label: str) -> None:
+    """Refuse ``value`` (encoded as ``text``) if containers nest deeper than MAX_DEPTH."""
+    # Every level opens one bracket, so few brackets (counted at C speed; brackets inside
+    # strings only overestimate) prove a shallow value without walking it: the common case.
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = _depth(value)
+    if depth > MAX_DEPTH:
+        raise NotSerializable(
+            f"{label} nests {depth} levels of lists and dicts, over the limit of {MAX_DEPTH}; "
+            "flatten the data or pass an id to look it up"
+        )
+
+
+def _depth(value: Any) -> int:
+    """How many containers deep ``value`` nests (0 for a scalar); iterative, so never deep."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children: Iterable[Any]
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+# -- stored payloads: what a backend hands back, read without trusting it ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadablePayload:
+    """Stands for stored args or kwargs that are not the JSON taskward wrote.
+
+    A backend returns it instead of raising, so that one bad row (bytes planted in the store,
+    a pickle, truncated text) neither breaks a listing nor blocks a queue: the worker refuses
+    the job with :func:`stored_payload_problem` and the admin pages show the problem.
+    """
+
+    problem: str
+    """What was found instead of JSON, e.g. ``"bytes, not JSON text"``."""
+
+
+def load_args(text: str | bytes | None) -> list[Any] | UnreadablePayload:
+    """Decode a stored args column: a list, or :class:`UnreadablePayload`; never raises.
+
+    Never unpickles: bytes (a pickle among them) are refused without being looked into.
+    """
+    value = _load_stored(text)
+    if isinstance(value, list):
+        return value
+    return value if isinstance(value, UnreadablePayload) else _not_a("list", value)
+
+
+def load_kwargs(text: str | bytes | None) -> dict[str, Any] | UnreadablePayload:
+    """Decode a stored kwargs column: a dict, or :class:`UnreadablePayload`; never raises."""
+    value = _load_stored(text)
+    if isinstance(value, dict):
+        return value
+    return value if isinstance(value, UnreadablePayload) else _not_a("object", value)
+
+
+def _load_stored(text: str | bytes | None) -> Any:
+    if not isinstance(text, str):
+        kind = "bytes" if isinstance(text, bytes | bytearray | memoryview) else type(text).__name__
+        return UnreadablePayload(f"{kind}, not JSON text")
+    try:
+        return loads(text)
+    except (ValueError, RecursionError):
+        return UnreadablePayload(f"text that is not valid JSON ({len(text)} characters)")
+
+
+def _not_a(expected: str, value: Any) -> UnreadablePayload:
+    return UnreadablePayload(f"a JSON {type(value).__name__}, not a JSON {expected}")
+
+
+def stored_payload_problem(args: Any, kwargs: Any) -> str | None:
+    """Say why a stored job's args/kwargs cannot be run, or None if they can.
+
+    Args must be a list and kwargs a dict with string keys, as :func:`encode_payload` writes
+    them; anything else was put in the store by something other than taskward.
+    """
+    problems = []
+    if not isinstance(args, list):
+        problems.append(f"args are {_describe(args, 'list')}")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        problems.append(f"kwargs are {_describe(kwargs, 'object')}")
+    if not problems:
+        return None
+    return (
+        f"the stored {' and '.join(problems)}; {_NEVER_PICKLES} and runs only what it wrote: "
+        "enqueue the job again with JSON arguments"
+    )
+
+
+def _describe(value: Any, expected: str) -> str:
+    if isinstance(value, UnreadablePayload):
+        return value.problem
+    return _not_a(expected, value).problem
 
 
 # -- diagnosis: only on the error path, to say where the problem is ----------------------------

@@ -24,6 +24,11 @@ from taskward.jobs import (
     validate_seconds,
 )
 
+REDACTED = "***"
+"""What a sensitive value is shown as in the API, the dashboard, the CLI and the logs."""
+SENSITIVE_META_KEY = "taskward.sensitive"
+"""The job ``meta`` key recording which arguments are sensitive (written at enqueue)."""
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -72,8 +77,16 @@ class TaskOptions:
     max_attempts: int | None = None
     timeout: float | None = None
     unique_for: float | None = None
+    sensitive: tuple[str, ...] = ()
+    """Parameter names (and dict keys at any depth) whose values are shown as ``"***"``."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sensitive, tuple) or not all(
+            isinstance(name, str) and name for name in self.sensitive
+        ):
+            raise InvalidOptions(
+                f"sensitive must be a tuple of parameter names, got {self.sensitive!r}"
+            )
         if self.queue is not None:
             validate_queue_name(self.queue)
         if self.priority is not None:
@@ -103,6 +116,8 @@ class Task(Generic[P, R]):
         self.manager = manager
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_context = _takes_context(fn)
+        self.sensitive_marker = _sensitive_marker(fn, options.sensitive, self.takes_context)
+        """What enqueue records in ``meta[SENSITIVE_META_KEY]``, or None (nothing sensitive)."""
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
@@ -161,6 +176,55 @@ def _takes_context(fn: Callable[..., Any]) -> bool:
     if isinstance(annotation, str):
         return annotation.rsplit(".", 1)[-1] == "JobContext"
     return getattr(annotation, "__name__", None) == "JobContext"
+
+
+def _sensitive_marker(
+    fn: Callable[..., Any], names: tuple[str, ...], takes_context: bool
+) -> dict[str, list[Any]] | None:
+    """The names and the positional indexes (in the job's args) of the sensitive parameters."""
+    if not names:
+        return None
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][
+        1 if takes_context else 0 :
+    ]
+    positions = [index for index, name in enumerate(positional) if name in names]
+    return {"names": sorted(set(names)), "positions": positions}
+
+
+def redact(args: Any, kwargs: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Return ``(args, kwargs)`` as shown to people: sensitive values replaced by ``"***"``.
+
+    ``meta[SENSITIVE_META_KEY]`` (written at enqueue from the task's ``sensitive=`` option)
+    holds ``{"names": [...], "positions": [...]}``: the positional args at ``positions``, and
+    every dict key in ``names`` at any depth of args and kwargs, are redacted. Jobs without the
+    key are returned unchanged (the same objects).
+    """
+    marker = meta.get(SENSITIVE_META_KEY)
+    if not isinstance(marker, Mapping):
+        return args, kwargs
+    names = frozenset(n for n in marker.get("names", ()) if isinstance(n, str))
+    positions = frozenset(p for p in marker.get("positions", ()) if isinstance(p, int))
+    if isinstance(args, list):
+        args = [
+            REDACTED if index in positions else _redact_keys(item, names)
+            for index, item in enumerate(args)
+        ]
+    if isinstance(kwargs, dict):
+        kwargs = _redact_keys(kwargs, names)
+    return args, kwargs
+
+
+def _redact_keys(value: Any, names: frozenset[str]) -> Any:
+    """Copy ``value`` with the value of every dict key in ``names`` replaced, at any depth."""
+    if isinstance(value, dict):
+        return {k: REDACTED if k in names else _redact_keys(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_keys(item, names) for item in value]
+    return value
 
 
 def qualified_name(fn: Callable[..., Any]) -> str:

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from taskward.errors import Cancel, Discard, NotSerializable, Snooze, TaskwardError
 from taskward.jobs import Job
 from taskward.runtime.context import JobContext
-from taskward.serialize import encode_result
+from taskward.serialize import encode_result, stored_payload_problem
 from taskward.states import Cancelled, Completed, Discarded, Failed, Outcome, Snoozed
 from taskward.tasks import Task
 
@@ -64,6 +64,9 @@ async def execute(
     """Run ``job`` with ``task`` and return its outcome; never raises (but for cancellation)."""
     if task is None:
         return Failed(kind="UnknownTask", message=f"no task registered as {job.task!r}")
+    problem = stored_payload_problem(job.args, job.kwargs)
+    if problem is not None:  # not what taskward wrote: no attempt could ever run it
+        return Discarded(reason=problem)
     timeout = job.timeout if job.timeout is not None else task.options.timeout
     timeout = timeout if timeout is not None else default_timeout
     try:

@@ -25,6 +25,7 @@ from taskward.jobs import Job
 from taskward.manager import TaskManager
 from taskward.observe.history import job_history
 from taskward.web.auth import Access, AdminAuth
+from taskward.web.guard import JsonRoute
 from taskward.web.models import (
     BulkIn,
     BulkOut,
@@ -127,7 +128,7 @@ def create_admin_router(
     admin = (
         manager if isinstance(manager, Admin) else Admin(manager, auth=auth, read_only=read_only)
     )
-    router = APIRouter(prefix="/api", tags=["taskward admin"])
+    router = APIRouter(prefix="/api", tags=["taskward admin"], route_class=JsonRoute)
     _job_reads(router, admin)
     _job_changes(router, admin)
     _queue_routes(router, admin)

@@ -21,7 +21,14 @@ from taskward.errors import InvalidOptions, JobNotFound, TaskwardError
 from taskward.jobs import JobState
 from taskward.web.api import Admin, job_detail, job_query
 from taskward.web.auth import csrf_token, set_csrf_cookie
-from taskward.web.queries import JobQuery, bulk_action, list_jobs, queue_overview
+from taskward.web.guard import GuardedRoute
+from taskward.web.queries import (
+    JobQuery,
+    bulk_action,
+    list_jobs,
+    queue_overview,
+    shown_arguments,
+)
 
 __all__ = ["create_dashboard_router"]
 
@@ -59,8 +66,11 @@ def _seconds(value: float | None) -> str:
 
 
 def _args_text(job: Any) -> str:
-    parts = [json.dumps(a, ensure_ascii=False) for a in job.args]
-    parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in job.kwargs.items()]
+    shown = shown_arguments(job)
+    if shown.problem is not None:
+        return "(unreadable stored arguments)"
+    parts = [json.dumps(a, ensure_ascii=False) for a in shown.args]
+    parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in shown.kwargs.items()]
     return ", ".join(parts)
 
 
@@ -98,7 +108,7 @@ class _Pages:
 def create_dashboard_router(admin: Admin) -> APIRouter:
     """Build the dashboard routes under ``/dashboard`` for ``admin`` (see :class:`Admin`)."""
     pages = _Pages(admin, _environment())
-    router = APIRouter(prefix="/dashboard", include_in_schema=False)
+    router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=GuardedRoute)
     _overview_routes(router, pages)
     _job_list_routes(router, pages)
     _job_routes(router, pages)
@@ -218,10 +228,12 @@ async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
         job = await admin.manager.get_task_status(job_id)
     except JobNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
+    shown = shown_arguments(job)
     return {
         "job": job,
         "detail": job_detail(admin, job),
-        "args_json": _pretty({"args": job.args, "kwargs": job.kwargs}),
+        "args_json": _pretty({"args": shown.args, "kwargs": shown.kwargs}),
+        "payload_error": shown.problem,
         "result_json": _pretty(job.result),
         "progress_json": _pretty(job.progress),
         "meta_json": _pretty(job.meta),

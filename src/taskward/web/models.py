@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from taskward.jobs import Job
 from taskward.observe.history import HistoryEntry
-from taskward.web.queries import JobListing, Timeline
+from taskward.web.queries import JobListing, Timeline, shown_arguments
 
 
 class ErrorOut(BaseModel):
@@ -34,6 +34,9 @@ class JobSummaryOut(BaseModel):
     max_attempts: int
     args: list[Any]
     kwargs: dict[str, Any]
+    payload_error: str | None = Field(
+        None, description="why the stored args cannot run (not written by taskward)"
+    )
     inserted_at: datetime
     scheduled_at: datetime
     attempted_at: datetime | None
@@ -44,6 +47,7 @@ class JobSummaryOut(BaseModel):
     def of(cls, job: Job) -> JobSummaryOut:
         """Build from a Job."""
         last = job.last_error
+        shown = shown_arguments(job)
         return cls(
             id=job.id,
             task=job.task,
@@ -52,8 +56,9 @@ class JobSummaryOut(BaseModel):
             priority=job.priority,
             attempt=job.attempt,
             max_attempts=job.max_attempts,
-            args=job.args,
-            kwargs=job.kwargs,
+            args=shown.args,
+            kwargs=shown.kwargs,
+            payload_error=shown.problem,
             inserted_at=job.inserted_at,
             scheduled_at=job.scheduled_at,
             attempted_at=job.attempted_at,
@@ -74,6 +79,7 @@ class JobOut(BaseModel):
     max_attempts: int
     args: list[Any]
     kwargs: dict[str, Any]
+    payload_error: str | None = None
     scheduled_at: datetime
     inserted_at: datetime
     attempted_at: datetime | None
@@ -91,8 +97,16 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        """Build from a Job."""
-        return cls.model_validate(job.to_dict())
+        """Build from a Job (sensitive args as "***", an unreadable payload as its problem)."""
+        shown = shown_arguments(job)
+        return cls.model_validate(
+            {
+                **job.to_dict(),
+                "args": shown.args,
+                "kwargs": shown.kwargs,
+                "payload_error": shown.problem,
+            }
+        )
 
 
 class HistoryOut(BaseModel):

@@ -18,6 +18,8 @@ from typing import Any
 from taskward.errors import InvalidOptions
 from taskward.jobs import DEAD_STATES, RETRIABLE_BY_OPERATOR, WAITING_STATES, Job, JobState
 from taskward.manager import TaskManager
+from taskward.serialize import stored_payload_problem
+from taskward.tasks import redact
 
 SEARCH_SCAN_LIMIT = 5000
 """Text search reads at most this many of the newest jobs matching the other filters."""
@@ -82,9 +84,36 @@ def _state_list(states: frozenset[JobState] | None) -> list[JobState] | None:
     return sorted(states) if states else None
 
 
+@dataclass(frozen=True, slots=True)
+class ShownArguments:
+    """A job's args and kwargs as people may see them."""
+
+    args: list[Any]
+    kwargs: dict[str, Any]
+    problem: str | None
+    """Why the stored payload cannot run (not what taskward wrote), or None."""
+
+
+def shown_arguments(job: Job) -> ShownArguments:
+    """Return the job's arguments with sensitive values as ``"***"``.
+
+    Stored args that are not the JSON taskward wrote (a planted pickle, bytes) are never shown
+    or decoded further: the result carries empty arguments and the problem instead.
+    """
+    problem = stored_payload_problem(job.args, job.kwargs)
+    if problem is not None:
+        return ShownArguments(args=[], kwargs={}, problem=problem)
+    args, kwargs = redact(job.args, job.kwargs, job.meta)
+    return ShownArguments(args=args, kwargs=kwargs, problem=None)
+
+
 def job_matches(job: Job, needle: str) -> bool:
-    """True if ``needle`` (lower case) occurs in the job's args, kwargs or errors."""
-    if needle in json.dumps([job.args, job.kwargs], ensure_ascii=False).lower():
+    """True if ``needle`` (lower case) occurs in the job's shown args, kwargs or errors.
+
+    Sensitive values are redacted first: a search must not reveal them one guess at a time.
+    """
+    shown = shown_arguments(job)
+    if needle in json.dumps([shown.args, shown.kwargs], ensure_ascii=False).lower():
         return True
     return any(
         needle in e.message.lower() or needle in (e.traceback or "").lower() or needle in e.kind
