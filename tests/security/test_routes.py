@@ -193,6 +193,7 @@ async def test_request_body_size_and_depth_limits(tw: TaskManager) -> None:
             )
             assert answer.status_code == 413, endpoint
             assert f"limit of {MAX_BODY_BYTES} bytes" in answer.json()["detail"]
+
             # Chunked, with no Content-Length: refused while reading, not after.
             async def chunks() -> AsyncIterator[bytes]:
                 for _ in range(MAX_BODY_BYTES // 8192 + 2):
