@@ -23,6 +23,7 @@ from rich.table import Table
 from taskward.errors import TaskwardError
 from taskward.jobs import Job, JobState
 from taskward.manager import TaskManager
+from taskward.tasks import redact
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -86,9 +87,15 @@ def _dt(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
+def _shown(job: Job) -> dict[str, Any]:
+    """The job as JSON for people: sensitive arguments as "***"."""
+    args, kwargs = redact(job.args, job.kwargs, job.meta)
+    return {**job.to_dict(), "args": args, "kwargs": kwargs}
+
+
 def _print_jobs(jobs: list[Job], as_json: bool, footer: str = "") -> None:
     if as_json:
-        console.print_json(json.dumps([j.to_dict() for j in jobs]))
+        console.print_json(json.dumps([_shown(j) for j in jobs]))
         return
     table = Table(title=footer or None)
     for col in ("id", "task", "queue", "state", "pri", "attempt", "scheduled", "last error"):
@@ -225,7 +232,7 @@ def status(
     """Show one job with its errors."""
     job = run(load_manager(app_path, url), lambda m: m.get_task_status(job_id))
     if as_json:
-        console.print_json(json.dumps(job.to_dict()))
+        console.print_json(json.dumps(_shown(job)))
         return
     _print_jobs([job], False)
     for e in job.errors:
