@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from taskward.errors import JobNotFound, TaskwardError
 from taskward.jobs import Job
@@ -52,7 +52,14 @@ from taskward.web.queries import (
     timeline,
 )
 
-__all__ = ["Admin", "create_admin_router", "job_detail"]
+__all__ = ["MAX_JOB_ID", "MAX_PAGE", "Admin", "JobId", "create_admin_router", "job_detail"]
+
+MAX_JOB_ID = 2**63 - 1
+"""The largest job id a store holds (a signed 64-bit integer in SQLite and PostgreSQL)."""
+MAX_PAGE = 1_000_000
+"""The last page number a listing accepts; a larger one would overflow the store's OFFSET."""
+JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id")]
+"""A job id in a path: refused at the edge (422) when no store could hold it."""
 
 
 class Admin:
@@ -146,7 +153,7 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
         queue: str | None = None,
         task: str | None = None,
         q: Annotated[str | None, Query(description="text in args, kwargs, errors")] = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=500)] = 25,
         sort_by: str = "-id",
     ) -> JobListOut:
@@ -156,7 +163,7 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
             return JobListOut.of(await list_jobs(tw, query))
 
     @router.get("/jobs/{job_id}", dependencies=reader)
-    async def job(job_id: int) -> JobDetailOut:
+    async def job(job_id: JobId) -> JobDetailOut:
         """One job: args, errors with tracebacks, attempts, timings, history."""
         async with edge_errors():
             return job_detail(admin, await tw.get_task_status(job_id))
@@ -183,19 +190,19 @@ def _job_changes(router: APIRouter, admin: Admin) -> None:
             return BulkOut(matched=result.matched, changed=result.changed)
 
     @router.post("/jobs/{job_id}/retry", dependencies=writer)
-    async def retry(job_id: int) -> JobOut:
+    async def retry(job_id: JobId) -> JobOut:
         """Move a failed, discarded or cancelled job back to pending."""
         async with edge_errors():
             return JobOut.of(await tw.retry_task(job_id))
 
     @router.post("/jobs/{job_id}/cancel", dependencies=writer)
-    async def cancel(job_id: int) -> JobOut:
+    async def cancel(job_id: JobId) -> JobOut:
         """Cancel a waiting job, or ask the worker running it to stop."""
         async with edge_errors():
             return JobOut.of(await tw.cancel_task(job_id, reason="cancelled in the admin API"))
 
     @router.delete("/jobs/{job_id}", dependencies=writer)
-    async def delete(job_id: int) -> DeletedOut:
+    async def delete(job_id: JobId) -> DeletedOut:
         """Delete a job that is not running."""
         async with edge_errors():
             return DeletedOut(deleted=await tw.delete_task(job_id))
@@ -268,7 +275,8 @@ def _info_routes(router: APIRouter, admin: Admin) -> None:
 
     @router.get("/events", dependencies=reader)
     async def events(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100, job_id: int | None = None
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        job_id: Annotated[int | None, Query(ge=1, le=MAX_JOB_ID)] = None,
     ) -> list[EventOut]:
         """Recent events seen by this process, newest first."""
         found = tw.recent_events.recent(limit=limit, job_id=job_id)

@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from taskward.errors import InvalidOptions, JobNotFound, TaskwardError
 from taskward.jobs import JobState
-from taskward.web.api import Admin, job_detail, job_query
+from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
 from taskward.web.auth import csrf_token, set_csrf_cookie
 from taskward.web.guard import GuardedRoute
 from taskward.web.queries import (
@@ -174,6 +174,8 @@ async def _jobs_context(admin: Admin, request: Request, *, dead: bool) -> dict[s
     state = "dead" if dead else params.get("state", "")
     try:
         page = int(params.get("page", "1") or 1)
+        if not 1 <= page <= MAX_PAGE:
+            raise ValueError(f"page must be between 1 and {MAX_PAGE}")
         query = job_query(state, params.get("queue"), params.get("task"), params.get("q"), page)
         listing = await list_jobs(admin.manager, query)
     except (TaskwardError, ValueError) as exc:
@@ -244,12 +246,12 @@ def _job_routes(router: APIRouter, pages: _Pages) -> None:
     reader = [Depends(pages.admin.access.read)]
 
     @router.get("/jobs/{job_id}", name="dashboard_job", dependencies=reader)
-    async def job(request: Request, job_id: int) -> HTMLResponse:
+    async def job(request: Request, job_id: JobId) -> HTMLResponse:
         context = await _job_context(pages.admin, job_id)
         return pages.render(request, "job.html", nav="jobs", **context)
 
     @router.get("/fragments/jobs/{job_id}", name="dashboard_job_fragment", dependencies=reader)
-    async def job_fragment(request: Request, job_id: int) -> HTMLResponse:
+    async def job_fragment(request: Request, job_id: JobId) -> HTMLResponse:
         return pages.render(request, "_job.html", **await _job_context(pages.admin, job_id))
 
 
@@ -281,7 +283,7 @@ def _action_routes(router: APIRouter, admin: Admin) -> None:
     tw = admin.manager
 
     @router.post("/jobs/{job_id}/{action}", name="dashboard_job_action", dependencies=writer)
-    async def job_action(request: Request, job_id: int, action: str) -> RedirectResponse:
+    async def job_action(request: Request, job_id: JobId, action: str) -> RedirectResponse:
         message = await _change_job(admin, job_id, action)
         if action == "delete":
             return _back(request, "dashboard_jobs", message)
