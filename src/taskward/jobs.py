@@ -310,6 +310,9 @@ class JobFilter:
             raise InvalidOptions(f"page must be >= 1, got {self.page}")
         if not 1 <= self.per_page <= 1000:
             raise InvalidOptions(f"per_page must be between 1 and 1000, got {self.per_page}")
+        for label, name in (("queue", self.queue), ("task", self.task)):
+            if name is not None and "\x00" in name:  # PostgreSQL text cannot hold one
+                raise InvalidOptions(f"{label} filter {name!r} contains a NUL character")
         if self.offset > 2**63 - 1:  # a store's OFFSET is a signed 64-bit integer
             raise InvalidOptions(f"page {self.page} is too large for {self.per_page} per page")
         if self.sort_field not in SORTABLE_FIELDS:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from browser.serving import ServedApp
-from security.helpers import BEARER, make_app
+from security.helpers import BEARER, client_for, make_app
 from taskward import JobState, TaskManager
 from taskward.errors import TaskwardError
 from taskward.jobs import SORTABLE_FIELDS
@@ -179,3 +179,13 @@ async def test_an_enormous_page_is_refused(store_url: str, page: int) -> None:
         with pytest.raises(TaskwardError, match=f"page {page} is too large"):
             await tw.list_tasks(page=page, per_page=1000)
         assert (await tw.list_tasks(page=2**63 // 1000, per_page=1)).items == []
+
+
+async def test_a_nul_in_a_filter_is_a_clear_400(store_url: str) -> None:
+    """Found by the fuzzing: PostgreSQL text cannot hold NUL, and the driver error was a 500."""
+    tw = TaskManager(store_url)
+    async with tw, client_for(make_app(tw), authorization=BEARER) as admin:
+        for params in ({"queue": "a\x00b"}, {"task": "t\x00"}, {"q": "x", "task": "\x00"}):
+            answer = await admin.get("/api/jobs", params=params)
+            assert answer.status_code == 400, answer.text
+            assert "NUL character" in answer.json()["detail"]
