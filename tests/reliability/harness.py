@@ -105,6 +105,52 @@ class RunLog:
         return found
 
 
+@dataclass
+class LogTail:
+    """A run log read as it grows: only the bytes appended since the last :meth:`read`.
+
+    A long run writes hundreds of thousands of lines; re-reading the whole file at every look
+    would cost more than the run. ``done_times`` and ``last_done_times`` hold the monotonic
+    time of each job's first and last ``done`` line (the fifth field that
+    :func:`tests_support.reliability_app.record` writes).
+    """
+
+    path: Path
+    offset: int = 0
+    starts: Counter[int] = field(default_factory=Counter)
+    dones: Counter[int] = field(default_factory=Counter)
+    done_times: dict[int, float] = field(default_factory=dict)
+    last_done_times: dict[int, float] = field(default_factory=dict)
+    _open: set[tuple[int, str]] = field(default_factory=set)
+
+    def read(self) -> LogTail:
+        """Take in every whole line appended since the last read (a partial line waits)."""
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+            whole = data.rfind(b"\n") + 1
+            self.offset += whole
+            for line in data[:whole].decode().splitlines():
+                self._take(line.split())
+        return self
+
+    def _take(self, parts: list[str]) -> None:
+        if parts[0] == "start":
+            self.starts[int(parts[1])] += 1
+            self._open.add((int(parts[1]), parts[2]))
+        elif parts[0] == "done":
+            job = int(parts[1])
+            self.dones[job] += 1
+            self._open.discard((job, parts[2]))
+            if len(parts) > 4:
+                self.done_times.setdefault(job, float(parts[4]))
+                self.last_done_times[job] = float(parts[4])
+
+    def open_runs(self, generation: int) -> set[int]:
+        """Jobs started and not (yet) done in ``generation``: running, or killed mid-body."""
+        return {job for job, gen in self._open if gen == str(generation)}
+
+
 # -- worker processes ----------------------------------------------------------------------------
 @dataclass
 class Workers:
@@ -237,6 +283,30 @@ def _pages() -> Iterator[int]:
     while True:
         yield page
         page += 1
+
+
+async def running_numbers(url: str) -> set[int]:
+    """The ``i`` of every job the store holds as running (cheap: the running jobs only)."""
+    async with TaskManager(url) as tw:
+        out: set[int] = set()
+        for page in _pages():
+            items = (await tw.list_tasks(state="running", page=page, per_page=1000)).items
+            out |= {job_number(j) for j in items}
+            if len(items) < 1000:
+                return out
+    return out
+
+
+def rss_kib(pid: int) -> int | None:
+    """The resident set size of a live process in KiB (``VmRSS``); None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None  # a zombie has no VmRSS line
 
 
 def job_number(job: Job) -> int:

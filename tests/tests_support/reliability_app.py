@@ -3,7 +3,8 @@
 Run as ``python -m tests_support.reliability_app`` (``tests/`` on PYTHONPATH). Everything is
 configured by environment variables, so a test can start, kill and restart workers freely:
 
-- ``TASKWARD_TEST_URL``: the store; ``TASKWARD_TEST_LOG``: the run log (see :func:`record`).
+- ``TASKWARD_TEST_URL``: the store; ``TASKWARD_TEST_LOG``: the run log (see :func:`record`;
+  ``done`` lines end with the monotonic time the body finished).
 - ``REL_GEN``: the generation written into each run-log line (the test bumps it after each kill
   of the whole worker group, so two runs of one job in one generation ran at the same time).
 - ``REL_SLEEP``: seconds each body sleeps; ``REL_LEASE``: lease seconds; ``REL_CONCURRENCY``.
@@ -71,12 +72,16 @@ def crash_point(step: str, job_ids: Collection[int] = ()) -> None:
 
 
 def record(n: int) -> int:
-    """Append ``start n gen pid`` and ``done n gen pid`` around a sleep of ``REL_SLEEP`` s."""
+    """Append ``start n gen pid`` and ``done n gen pid t`` around a sleep of ``REL_SLEEP`` s.
+
+    ``t`` is ``time.monotonic()`` when the body finished: the clock is system-wide on Linux, so
+    the test process can place completions on its own timeline (the soak's throughput).
+    """
     tag = f"{n} {os.environ.get('REL_GEN', '0')} {os.getpid()}"
     log_line(f"start {tag}")
     time.sleep(float(os.environ.get("REL_SLEEP", "0")))
     crash_point("mid-body")
-    log_line(f"done {tag}")
+    log_line(f"done {tag} {time.monotonic():.6f}")
     return n
 
 
