@@ -53,13 +53,6 @@ def plant(url: str, job_id: int, column: str, value: Any) -> None:
         db.execute(f"UPDATE taskward_jobs SET {column} = %s::json WHERE id = %s", (value, job_id))
 
 
-NEEDS_BACKEND_DECODING = pytest.mark.xfail(
-    strict=True,
-    reason="backends/sql/sqlite_rows.py decodes args with list(json.loads(...)): bytes or "
-    "non-JSON text raise out of every read, and a JSON string becomes a list of characters. "
-    "Fix: decode with taskward.serialize.load_args/load_kwargs (owned by another engineer "
-    "this session; see docs/RELIABILITY.md, section 9)",
-)
 SQLITE_PLANTS = {
     "pickle bytes": PICKLE,
     "base64 pickle text": B64,
@@ -112,10 +105,7 @@ async def _refused_and_rendered(url: str, column: str, value: Any) -> None:
 
 
 @pytest.mark.parametrize("column", ["args", "kwargs"])
-@pytest.mark.parametrize(
-    "plant_name",
-    [pytest.param(name, marks=NEEDS_BACKEND_DECODING) for name in SQLITE_PLANTS],
-)
+@pytest.mark.parametrize("plant_name", list(SQLITE_PLANTS))
 async def test_sqlite_refuses_a_planted_pickle(
     tmp_path: Path, plant_name: str, column: str
 ) -> None:
@@ -153,7 +143,7 @@ async def test_postgres_refuses_pickle_bytes_in_the_store_itself(pg_url: str) ->
     ],
 )
 def test_stored_args_are_read_without_trust(stored: Any, problem: str) -> None:
-    """The decoding the backends should use (see NEEDS_BACKEND_DECODING): never raises."""
+    """The decoding every backend uses for stored args: never raises, never unpickles."""
     MARKER.unlink(missing_ok=True)
     loaded = load_args(stored)
     assert isinstance(loaded, UnreadablePayload)

@@ -22,6 +22,7 @@ from taskward.jobs import (
     Schedule,
     WorkerInfo,
 )
+from taskward.serialize import load_args, load_kwargs
 
 __all__ = [
     "JOB_FIELDS",
@@ -73,12 +74,14 @@ def _opt_time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _list(text: str) -> list[Any]:
-    return [] if text == "[]" else list(json.loads(text))
+def _list(text: str) -> Any:
+    # Stored args are untrusted: bytes or non-JSON come back as UnreadablePayload (the
+    # executor discards such a job with the reason) instead of raising out of every read.
+    return [] if text == "[]" else load_args(text)
 
 
-def _dict(text: str) -> dict[str, Any]:
-    return {} if text == "{}" else dict(json.loads(text))
+def _dict(text: str) -> Any:
+    return {} if text == "{}" else load_kwargs(text)
 
 
 def _opt_json(text: str | None) -> Any:
