@@ -6,7 +6,8 @@ then write the tables and charts to bench/results/ and stop the servers.
 
 Environment: RUNS (3), BENCH_N (10000), BENCH_LAT_N (200), SCALE (1: drain with 1/2/4 worker
 processes on PostgreSQL), MILLION (1: the 1,000,000-row listing; MILLION_ROWS), PHASE_TIMEOUT
-(240 s per driver process), OUT (results/raw.jsonl, replaced).
+(240 s per driver process), OUT (results/raw.jsonl, replaced), PHASES ("enqueue bulk
+latency"; enqueue includes the drain), BENCH_TW_CONCURRENCY (10: taskward's slots per process).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     systems = sys.argv[1:] or TASKWARD + PEERS
     runs = int(os.environ.get("RUNS", "3"))
+    # the enqueue phase also times the drain of what it enqueued
+    PHASES = os.environ.get("PHASES", "enqueue bulk latency").split()  # noqa: N806
     out = Path(os.environ.get("OUT", BENCH / "results" / "raw.jsonl")).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
@@ -134,7 +137,7 @@ def main() -> int:
         for run in range(1, runs + 1):
             uptime(out, f"run {run} start")
             for system in systems:
-                for phase in ("enqueue", "bulk", "latency"):
+                for phase in PHASES:
                     drive(out, system, phase, run)
             if os.environ.get("SCALE", "1") == "1":
                 for procs in SCALE_PROCS:

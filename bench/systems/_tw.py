@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -29,7 +30,8 @@ from taskward import TaskManager
 
 SQLITE_DB = DATA_DIR / "taskward.db"
 SQLITE_URL = f"sqlite:///{SQLITE_DB}"
-CONCURRENCY = 10
+# Slots per worker process; BENCH_TW_CONCURRENCY tries other settings (the results name it).
+CONCURRENCY = int(os.environ.get("BENCH_TW_CONCURRENCY", "10"))
 
 
 def build(url: str, mode: str) -> tuple[TaskManager, Any]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import signal
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,10 @@ class TaskManager:
         for name in sorted(EVENT_NAMES - {"job.enqueued"}):
             self.events.on(name, self.recent_events)
         self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
+        # build_job's validated template per task, for calls without per-job options
+        self._default_templates: weakref.WeakKeyDictionary[Task[Any, Any], NewJob] = (
+            weakref.WeakKeyDictionary()
+        )
         """Called as ``provide(task, queue)`` at each enqueue; what they return joins the job's
         meta (tracing puts its context there, see ``taskward.observe.otel``)."""
 
@@ -244,7 +249,15 @@ class TaskManager:
         **options: Any,
     ) -> NewJob:
         """Validate a job and return it ready to insert; raise before anything is written."""
-        return self._with_payload(self._template(ref, options), args, kwargs)
+        if options or self.meta_providers:
+            return self._with_payload(self._template(ref, options), args, kwargs)
+        # The common call (no per-job options): the task's validated template is reused, and
+        # only the schedule (now) changes. A bulk enqueue shares one template the same way.
+        task = self.resolve_task(ref)
+        template = self._default_templates.get(task)
+        if template is None:
+            template = self._default_templates[task] = self._template(task, {})
+        return self._with_payload(template, args, kwargs, due=self.clock.now())
 
     def _template(self, ref: TaskRef, options: Mapping[str, Any]) -> NewJob:
         """Resolve the task and validate every option once (a bulk enqueue shares it)."""
@@ -285,9 +298,13 @@ class TaskManager:
         )
 
     def _with_payload(
-        self, template: NewJob, args: Sequence[Any], kwargs: Mapping[str, Any] | None
+        self,
+        template: NewJob,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        due: datetime | None = None,
     ) -> NewJob:
-        """Return ``template`` carrying these validated, encoded arguments."""
+        """Return ``template`` carrying these validated, encoded arguments (due now: ``due``)."""
         payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
         unique_key = None
         if template.unique_window is not None:
@@ -303,8 +320,8 @@ class TaskManager:
             priority=template.priority,
             max_attempts=template.max_attempts,
             timeout=template.timeout,
-            scheduled_at=template.scheduled_at,
-            state=template.state,
+            scheduled_at=template.scheduled_at if due is None else due,
+            state=template.state if due is None else JobState.PENDING,
             unique_key=unique_key,
             unique_window=template.unique_window,
             tags=template.tags,

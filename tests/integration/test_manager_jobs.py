@@ -350,3 +350,28 @@ async def test_payload_limit_is_configurable(manager_url: str) -> None:
             await small.enqueue_task("tests_support.jobs:add", args=["y" * 200])
         job = await small.enqueue_task("tests_support.jobs:add", args=[1, 2])
         assert job.id > 0
+
+
+async def test_a_reused_template_gets_each_calls_own_schedule_and_options() -> None:
+    """build_job reuses a task's validated template: time, options and meta stay per call."""
+    from taskward import FrozenClock
+
+    clock = FrozenClock()
+    tw = TaskManager("memory://", clock=clock)
+
+    @tw.task(queue="q1", priority=3)
+    async def work(i: int) -> None:
+        return None
+
+    async with tw:
+        first = await work.enqueue(1)
+        clock.advance(60)
+        second = await work.enqueue(2)
+        assert second.scheduled_at == first.scheduled_at + timedelta(seconds=60)
+        assert (second.queue, second.priority, second.args) == ("q1", 3, [2])
+        later = await work.enqueue_with(args=(3,), delay=30)
+        assert later.state is JobState.SCHEDULED
+        assert later.scheduled_at == second.scheduled_at + timedelta(seconds=30)
+        assert (await work.enqueue(4)).state is JobState.PENDING
+        tw.meta_providers.append(lambda task, queue: {"tenant": "t1"})
+        assert (await work.enqueue(5)).meta == {"tenant": "t1"}

@@ -358,7 +358,8 @@ class PostgresBackend:
                 if existing is not None:
                     out.append(Inserted(job=existing, duplicate=True))
                     continue
-            found = yield self.q["insert_job"], rows.insert_params(new, now)
+            name, params = rows.insert_statement(new, now)
+            found = yield self.q[name], params
             job_id = found[0][0]
             if new.unique_key is not None:
                 yield self.q["remember_unique"], {"key": new.unique_key, "job_id": job_id}
@@ -729,7 +730,7 @@ class PostgresBackend:
 def _plain_insert(jobs: Sequence[NewJob], now: datetime) -> tuple[str, dict[str, Any]]:
     """The one statement (name, parameters) inserting jobs that have no unique key."""
     if len(jobs) == 1:
-        return "insert_job", rows.insert_params(jobs[0], now)
+        return rows.insert_statement(jobs[0], now)
     return "insert_jobs", {"now": now, "rows": rows.insert_rows(jobs)}
 
 

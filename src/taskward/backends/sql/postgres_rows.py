@@ -37,6 +37,7 @@ __all__ = [
     "dumps",
     "insert_params",
     "insert_rows",
+    "insert_statement",
     "job_from_row",
     "order_by",
     "schedule_from_row",
@@ -125,6 +126,30 @@ def _payload(new: NewJob) -> tuple[str, str]:
     args = new.args_json if new.args_json is not None else dumps(new.args)
     kwargs = new.kwargs_json if new.kwargs_json is not None else dumps(new.kwargs)
     return args, kwargs
+
+
+def insert_statement(new: NewJob, now: Any) -> tuple[str, dict[str, Any]]:
+    """The statement inserting ``new`` alone (``insert_job`` or its short form), and its params."""
+    if (
+        new.unique_key is None
+        and not new.tags
+        and not new.meta
+        and not new.depends_on
+        and new.timeout is None
+    ):
+        args, kwargs = _payload(new)
+        return "insert_job_basic", {
+            "task": new.task,
+            "queue": new.queue,
+            "args": args,
+            "kwargs": kwargs,
+            "state": new.state.value,
+            "priority": new.priority,
+            "max_attempts": new.max_attempts,
+            "scheduled_at": new.scheduled_at,
+            "now": now,
+        }
+    return "insert_job", insert_params(new, now)
 
 
 def insert_params(new: NewJob, now: Any) -> dict[str, Any]:

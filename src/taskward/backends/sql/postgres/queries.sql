@@ -95,6 +95,20 @@ WITH job AS (
 )
 SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
 
+-- insert_job for the common job (no unique key, tags, meta, dependencies or timeout): fewer
+-- parameters to encode and bind on the producer's hot path.
+-- name: insert_job_basic
+WITH job AS (
+    INSERT INTO {schema}.taskward_jobs (
+        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at
+    ) VALUES (
+        %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json, %(state)s, %(priority)s,
+        %(max_attempts)s, %(scheduled_at)s, %(now)s
+    )
+    RETURNING id, queue, state
+)
+SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
+
 -- Held until the inserting transaction ends: concurrent inserts of one unique key (from any
 -- process) take turns, so the check below and the insert after it cannot race.
 -- name: lock_unique_key
