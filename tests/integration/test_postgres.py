@@ -398,3 +398,39 @@ async def test_listener_and_pool_reconnect_after_a_server_restart(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_busy_pool_never_delays_the_heartbeat_past_the_lease(pg_url: str) -> None:
+    """A job body holding the worker's only pooled connection for four leases: the heartbeat
+    keeps the lease on its own connection, so no other node ever sees it expired."""
+    worker_side = TaskManager(f"{pg_url}&pool_max_size=1", poll_interval=0.05, lease_seconds=0.5)
+    observer = TaskManager(pg_url)
+    held = asyncio.Event()
+
+    @worker_side.task(name="hold_the_pool")
+    async def hold_the_pool() -> str:
+        held.set()
+        backend = worker_side.backend
+        assert isinstance(backend, PostgresBackend)
+        await backend._run(lambda conn: conn.execute("SELECT pg_sleep(2)"))
+        return "done"
+
+    async with worker_side, observer:
+        job = await hold_the_pool.enqueue()
+        worker = worker_side.make_worker({"default": 1})
+        running = asyncio.create_task(
+            worker_side.run_worker(worker=worker, install_signal_handlers=False)
+        )
+        try:
+            await asyncio.wait_for(held.wait(), 10)
+            seen_expired: list[int] = []
+            while (await observer.get_task_status(job.id)).state is JobState.RUNNING:
+                expired = await observer.backend.expired_leases(now=datetime.now(UTC), limit=10)
+                seen_expired += [j.id for j in expired]
+                await asyncio.sleep(0.05)
+            assert seen_expired == []
+            done = await observer.get_task_status(job.id)
+            assert (done.state, done.attempt, done.result) == (JobState.COMPLETED, 1, "done")
+        finally:
+            worker.stop()
+            await running

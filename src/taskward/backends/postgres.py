@@ -28,7 +28,15 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Coroutine, Generator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+    Generator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -193,6 +201,8 @@ class PostgresBackend:
         self._pool: AsyncConnectionPool[AConn] | None = None
         self._open_lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
+        self._control_conn: AConn | None = None
+        self._control_lock = asyncio.Lock()
         self._listening = False
         self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
         self._notified: dict[str, int] = {}
@@ -284,6 +294,9 @@ class PostgresBackend:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
         pool, self._pool = self._pool, None
+        control, self._control_conn = self._control_conn, None
+        if control is not None:
+            await control.close()
         self._wake(None)
         if pool is not None:
             await pool.close()
@@ -297,6 +310,38 @@ class PostgresBackend:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise _unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def _control(self) -> AsyncIterator[AConn]:
+        """The connection that keeps leases: worker heartbeats, lease extensions, leadership.
+
+        Its own, outside the pool: with the pool busy (job bodies enqueueing or reporting
+        progress, a slow claim), a heartbeat queued behind them could miss its lease, and the
+        rescue would run live jobs a second time. Opened on first use (workers only); a
+        broken one is dropped and reopened by the next call.
+        """
+        async with self._control_lock:
+            conn = self._control_conn
+            if conn is None or conn.closed:
+                try:
+                    conn = await psycopg.AsyncConnection.connect(
+                        self.conninfo, **self._connect_kwargs()
+                    )
+                except psycopg.OperationalError as exc:
+                    raise _unavailable(exc) from exc
+                self._control_conn = conn
+            try:
+                yield conn
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self._control_conn = None
+                await conn.close()
+                raise _unavailable(exc) from exc
+
+    async def _control_fetchall(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        async with self._control() as conn:
+            cursor = await conn.execute(self.q[name], params)
+            found: list[Any] = await cursor.fetchall() if cursor.description else []
+            return found
 
     async def _run(self, fn: Callable[[AConn], Coroutine[Any, Any, T]]) -> T:
         async with self._conn() as conn:
@@ -487,7 +532,7 @@ class PostgresBackend:
             return LeaseReport()
         ids = list(job_ids)
         params = {"ids": ids, "worker_id": worker_id, "lease_until": lease_until}
-        held = await self._fetchall("extend_leases", params)
+        held = await self._control_fetchall("extend_leases", params)
         cancel = frozenset(job_id for job_id, requested in held if requested)
         lost = frozenset(ids) - {job_id for job_id, _ in held}
         return LeaseReport(lost=lost, cancel_requested=cancel)
@@ -765,11 +810,11 @@ class PostgresBackend:
     ) -> bool:
         """Take or renew the named lease unless another holder has it past ``now``."""
         params = {"name": name, "holder": holder, "now": now, "until": until}
-        return bool(await self._fetchall("acquire_lease", params))
+        return bool(await self._control_fetchall("acquire_lease", params))
 
     async def record_worker(self, info: WorkerInfo) -> None:
         """Upsert a worker's liveness record."""
-        await self._execute("record_worker", rows.worker_params(info))
+        await self._control_fetchall("record_worker", rows.worker_params(info))
 
     async def remove_worker(self, worker_id: str) -> None:
         """Delete a worker's liveness record."""
