@@ -221,7 +221,8 @@ def jobs(
             sort_by=sort_by,
         ),
     )
-    footer = f"page {result.page_number}/{result.total_pages} · {result.total_entries} job(s)"
+    total = f"{'about ' if result.total_is_estimate else ''}{result.total_entries}"
+    footer = f"page {result.page_number}/{result.total_pages} · {total} job(s)"
     _print_jobs(list(result.items), as_json, footer)
 
 

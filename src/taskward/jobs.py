@@ -339,12 +339,17 @@ class JobFilter:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Page(Generic[T]):
-    """One page of a listing, with the totals needed to page through the rest."""
+    """One page of a listing, with the totals needed to page through the rest.
+
+    ``total_is_estimate``: the store counted exactly up to a cap, then estimated (PostgreSQL
+    past 10,000 matches: an exact count of a million rows costs more than the page).
+    """
 
     items: Sequence[T]
     total_entries: int
     page_number: int
     page_size: int
+    total_is_estimate: bool = False
 
     @property
     def total_pages(self) -> int:

@@ -434,3 +434,25 @@ async def test_a_busy_pool_never_delays_the_heartbeat_past_the_lease(pg_url: str
         finally:
             worker.stop()
             await running
+
+
+async def test_listing_counts_exactly_up_to_the_cap_then_estimates(tw: TaskManager) -> None:
+    from taskward.backends.postgres import EXACT_COUNT_CAP
+
+    await tw.enqueue_many(ADD, [[i] for i in range(EXACT_COUNT_CAP)])
+    await tw.enqueue_task(ADD, args=[1], queue="other")
+    exact = await tw.list_tasks(queue="default", per_page=20)
+    assert (exact.total_entries, exact.total_is_estimate) == (EXACT_COUNT_CAP, False)
+
+    await tw.enqueue_task(ADD, args=[2])
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    await backend._run(lambda conn: conn.execute(f"ANALYZE {backend.schema}.taskward_jobs"))
+    everything = await tw.list_tasks(per_page=20)
+    assert everything.total_is_estimate
+    # the planner's estimate after ANALYZE, never below what an exact count saw
+    assert EXACT_COUNT_CAP < everything.total_entries < EXACT_COUNT_CAP * 1.2
+    assert [job.args for job in everything.items[:2]] == [[2], [1]]
+    assert len(everything.items) == 20
+    few = await tw.list_tasks(queue="other")
+    assert (few.total_entries, few.total_is_estimate) == (1, False)

@@ -135,6 +135,8 @@ AConn = psycopg.AsyncConnection[Any]
 SCHEMA_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 OWN_PARAMS: Final = frozenset({"schema", "pool_min_size", "pool_max_size", "prepare"})
 PRUNE_BATCH: Final = 10_000
+# Listings count matches exactly up to this many, then take the planner's estimate.
+EXACT_COUNT_CAP: Final = 10_000
 LISTEN_RETRY_MAX: Final = 2.0
 # Rows per COPY write: the server stores one chunk while the client builds the next.
 COPY_CHUNK: Final = 250
@@ -718,21 +720,31 @@ class PostgresBackend:
         where = " AND ".join(parts) or "true"
         listing = self.q["list_jobs"].format(where=where, order_by=rows.order_by(filter))
         counting = self.q["count_jobs"].format(where=where)
+        planning = self.q["count_jobs_plan"].format(where=where)
+        params["count_cap"] = EXACT_COUNT_CAP + 1
 
-        async def read(conn: AConn) -> tuple[int, list[Any]]:
+        async def read(conn: AConn) -> tuple[int, bool, list[Any]]:
             # One snapshot for the count and the page.
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 total = await (await conn.execute(counting, params)).fetchone()
                 found = await (await conn.execute(listing, params)).fetchall()
-            return (total[0] if total else 0), found
+                exact = total[0] if total else 0
+                if exact <= EXACT_COUNT_CAP:
+                    return exact, False, found
+                plan = await (await conn.execute(planning, params, prepare=False)).fetchone()
+            estimate = int(plan[0][0]["Plan"]["Plan Rows"]) if plan else 0
+            # Never fewer than what was seen, and a full page always has a next one to offer.
+            seen = filter.offset + len(found) + (len(found) == filter.per_page)
+            return max(estimate, exact, seen), True, found
 
-        total, found = await self._run(read)
+        total, estimated, found = await self._run(read)
         return Page(
             items=[rows.job_from_row(row) for row in found],
             total_entries=total,
             page_number=filter.page,
             page_size=filter.per_page,
+            total_is_estimate=estimated,
         )
 
     async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:

@@ -147,10 +147,14 @@ class JobDetailOut(JobOut):
 
 
 class JobListOut(BaseModel):
-    """One page of jobs. With a search, ``search_scanned`` jobs were read (newest first)."""
+    """One page of jobs. With a search, ``search_scanned`` jobs were read (newest first).
+
+    ``total_is_estimate``: past 10,000 matches PostgreSQL estimates ``total`` (and ``pages``).
+    """
 
     items: list[JobSummaryOut]
     total: int
+    total_is_estimate: bool = False
     page: int
     per_page: int
     pages: int
@@ -163,6 +167,7 @@ class JobListOut(BaseModel):
         return cls(
             items=[JobSummaryOut.of(j) for j in listing.items],
             total=listing.total,
+            total_is_estimate=listing.total_is_estimate,
             page=listing.page,
             per_page=listing.per_page,
             pages=listing.pages,

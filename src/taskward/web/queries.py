@@ -73,6 +73,7 @@ class JobListing:
     per_page: int
     scanned: int | None = None
     truncated: bool = False
+    total_is_estimate: bool = False
 
     @property
     def pages(self) -> int:
@@ -133,7 +134,11 @@ async def list_jobs(manager: TaskManager, query: JobQuery) -> JobListing:
             sort_by=query.sort_by,
         )
         return JobListing(
-            items=page.items, total=page.total_entries, page=query.page, per_page=query.per_page
+            items=page.items,
+            total=page.total_entries,
+            page=query.page,
+            per_page=query.per_page,
+            total_is_estimate=page.total_is_estimate,
         )
     needle = query.search.lower()
     matches, scanned, truncated = [], 0, False

@@ -254,8 +254,15 @@ WHERE {where}
 ORDER BY {order_by}
 LIMIT %(limit)s OFFSET %(offset)s;
 
+-- Exact up to the cap only: past it the listing estimates (count_jobs_plan).
 -- name: count_jobs
-SELECT count(*) FROM {schema}.taskward_jobs WHERE {where};
+SELECT count(*) FROM (
+    SELECT 1 FROM {schema}.taskward_jobs WHERE {where} LIMIT %(count_cap)s
+) AS capped;
+
+-- The planner's estimate of the matching rows (a cheap EXPLAIN, no scan).
+-- name: count_jobs_plan
+EXPLAIN (FORMAT JSON) SELECT 1 FROM {schema}.taskward_jobs WHERE {where};
 
 -- name: filter_states
 state = ANY(%(states)s::text[]);
