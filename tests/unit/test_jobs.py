@@ -257,3 +257,19 @@ def test_state_sets_are_consistent() -> None:
     assert WAITING_STATES.isdisjoint(FINISHED_STATES)
     assert WAITING_STATES | FINISHED_STATES | {S.RUNNING} == set(JobState)
     assert {S.FAILED, S.DISCARDED, S.CANCELLED}.isdisjoint(UNIQUE_BLOCKING_STATES)
+
+
+def test_evolve_job_is_dataclasses_replace() -> None:
+    from taskward.backends.sql.rows import JOB_FIELDS, evolve_job
+
+    job = full_job()
+    assert evolve_job(job) == job
+    assert evolve_job(job) is not job
+    changes = {"state": S.RUNNING, "attempt": 2, "lease_until": NOW, "errors": (), "result": None}
+    assert evolve_job(job, **changes) == replace(job, **changes)
+    # every field can be changed, each on its own
+    for name in JOB_FIELDS:
+        value = getattr(job, name)
+        assert getattr(evolve_job(job, **{name: value}), name) is value
+    with pytest.raises(TypeError):
+        evolve_job(job, no_such_field=1)

@@ -11,11 +11,11 @@ import asyncio
 import copy
 import heapq
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from taskward.backends.base import Capability
+from taskward.backends.sql.rows import evolve_job
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
     FINISHED_STATES,
@@ -152,7 +152,7 @@ class MemoryBackend:
             job = self._jobs.get(entry[2])
             if job is None or job.state is not S.PENDING or entry != _heap_entry(job):
                 continue  # stale entry: the job moved on (or was re-queued) since it was pushed
-            job = replace(
+            job = evolve_job(
                 job,
                 state=S.RUNNING,
                 attempt=job.attempt + 1,
@@ -175,7 +175,7 @@ class MemoryBackend:
             if job is None or job.state is not S.RUNNING or job.attempted_by != worker_id:
                 lost.add(job_id)
                 continue
-            self._jobs[job_id] = replace(job, lease_until=lease_until)
+            self._jobs[job_id] = evolve_job(job, lease_until=lease_until)
             if job.cancel_requested:
                 cancel.add(job_id)
         return LeaseReport(lost=frozenset(lost), cancel_requested=frozenset(cancel))
@@ -196,7 +196,7 @@ class MemoryBackend:
         job = self._jobs.get(job_id)
         if job is None or job.state is not S.RUNNING or job.attempted_by != worker_id:
             return False
-        self._jobs[job_id] = replace(job, progress=copy.deepcopy(progress))
+        self._jobs[job_id] = evolve_job(job, progress=copy.deepcopy(progress))
         return True
 
     async def wait_for_jobs(self, queues: Collection[str], *, timeout: float) -> None:
@@ -227,7 +227,7 @@ class MemoryBackend:
                 continue  # stale entry: the job moved on since it was pushed
             if job.scheduled_at.timestamp() != due_at:
                 continue  # re-scheduled: a newer entry stands for it
-            self._store(replace(job, state=S.PENDING))
+            self._store(evolve_job(job, state=S.PENDING))
             promoted += 1
         if promoted:
             self._wake()
@@ -297,10 +297,10 @@ class MemoryBackend:
         """Cancel a waiting job, or ask the worker of a running one to stop."""
         job = await self.get(job_id)
         if job.state in WAITING_STATES:
-            job = replace(job, state=S.CANCELLED, cancelled_at=now)
-            job = replace(job, errors=(*job.errors, _cancel_record(job, now, reason)))
+            job = evolve_job(job, state=S.CANCELLED, cancelled_at=now)
+            job = evolve_job(job, errors=(*job.errors, _cancel_record(job, now, reason)))
         elif job.state is S.RUNNING:
-            job = replace(job, cancel_requested=True)
+            job = evolve_job(job, cancel_requested=True)
         self._jobs[job_id] = job
         return job
 
@@ -308,7 +308,7 @@ class MemoryBackend:
         """Make a dead or cancelled job pending again with a fresh attempt budget."""
         job = await self.get(job_id)
         if job.state in RETRIABLE_BY_OPERATOR:
-            job = replace(
+            job = evolve_job(
                 job,
                 state=S.PENDING,
                 scheduled_at=now,
@@ -407,7 +407,7 @@ def _apply(job: Job, update: JobUpdate) -> Job:
     """Return ``job`` with ``update`` written, as every backend must write it."""
     errors = job.errors if update.error is None else (*job.errors, update.error)
     state = update.state
-    return replace(
+    return evolve_job(
         job,
         state=state,
         attempt=job.attempt - 1 if update.refund_attempt else job.attempt,

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from taskward.jobs import Job, JobFilter, NewJob
 
-__all__ = ["JOB_FIELDS", "build_job", "job_from_new", "order_by"]
+__all__ = ["JOB_FIELDS", "build_job", "evolve_job", "job_from_new", "order_by"]
 
 JOB_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Job))
 _SORT_COLUMNS: Final = {
@@ -56,6 +56,24 @@ def _job_builder() -> Callable[[tuple[Any, ...]], Job]:
 
 
 build_job: Final = _job_builder()
+
+
+def _job_evolver() -> Callable[..., Job]:
+    """Return ``evolve(job, **changes)``: ``dataclasses.replace`` for a Job, several times cheaper.
+
+    Generated like :func:`_job_builder` (keyword-only parameters named after Job's fields, a
+    sentinel default for "unchanged"); an unknown field is a TypeError, as with ``replace``.
+    """
+    params = ", ".join(f"{n}=_KEEP" for n in JOB_FIELDS)
+    values = ", ".join(f"job.{n} if {n} is _KEEP else {n}" for n in JOB_FIELDS)
+    source = f"def evolve(job, *, {params}):\n    return build(({values},))\n"
+    namespace: dict[str, Any] = {"_KEEP": object(), "build": build_job}
+    exec(source, namespace)  # generated from Job's own field names only
+    evolve: Callable[..., Job] = namespace["evolve"]
+    return evolve
+
+
+evolve_job: Final = _job_evolver()
 
 
 def job_from_new(new: NewJob, job_id: int, now: datetime) -> Job:
