@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -459,3 +460,15 @@ async def test_listing_counts_exactly_up_to_the_cap_then_estimates(tw: TaskManag
     assert len(everything.items) == 20
     few = await tw.list_tasks(queue="other")
     assert (few.total_entries, few.total_is_estimate) == (1, False)
+
+
+async def test_pooled_connections_run_without_jit_in_utc(tw: TaskManager) -> None:
+    """JIT compiling a statistics query over a large table cost more than running it."""
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+
+    async def settings(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+        cursor = await conn.execute("SELECT current_setting('jit'), current_setting('TimeZone')")
+        return list(await cursor.fetchall())
+
+    assert await backend._run(settings) == [("off", "UTC")]
