@@ -130,6 +130,7 @@ def _payload(new: NewJob) -> tuple[str, str]:
 
 def insert_statement(new: NewJob, now: Any) -> tuple[str, dict[str, Any]]:
     """The statement inserting ``new`` alone (``insert_job`` or its short form), and its params."""
+    params = _basic_params(new, now)
     if (
         new.unique_key is None
         and not new.tags
@@ -137,23 +138,17 @@ def insert_statement(new: NewJob, now: Any) -> tuple[str, dict[str, Any]]:
         and not new.depends_on
         and new.timeout is None
     ):
-        args, kwargs = _payload(new)
-        return "insert_job_basic", {
-            "task": new.task,
-            "queue": new.queue,
-            "args": args,
-            "kwargs": kwargs,
-            "state": new.state.value,
-            "priority": new.priority,
-            "max_attempts": new.max_attempts,
-            "scheduled_at": new.scheduled_at,
-            "now": now,
-        }
-    return "insert_job", insert_params(new, now)
+        return "insert_job_basic", params
+    return "insert_job", _full_params(params, new)
 
 
 def insert_params(new: NewJob, now: Any) -> dict[str, Any]:
     """Parameters of ``insert_job`` (one row) for ``new``."""
+    return _full_params(_basic_params(new, now), new)
+
+
+def _basic_params(new: NewJob, now: Any) -> dict[str, Any]:
+    """Parameters of ``insert_job_basic``: the columns every job sets."""
     args, kwargs = _payload(new)
     return {
         "task": new.task,
@@ -165,12 +160,18 @@ def insert_params(new: NewJob, now: Any) -> dict[str, Any]:
         "max_attempts": new.max_attempts,
         "scheduled_at": new.scheduled_at,
         "now": now,
-        "unique_key": new.unique_key,
-        "tags": list(new.tags),
-        "meta": dumps(new.meta) if new.meta else "{}",
-        "depends_on": list(new.depends_on),
-        "timeout": new.timeout,
     }
+
+
+def _full_params(basic: dict[str, Any], new: NewJob) -> dict[str, Any]:
+    basic.update(
+        unique_key=new.unique_key,
+        tags=list(new.tags),
+        meta=dumps(new.meta) if new.meta else "{}",
+        depends_on=list(new.depends_on),
+        timeout=new.timeout,
+    )
+    return basic
 
 
 def insert_rows(jobs: Sequence[NewJob]) -> str:
