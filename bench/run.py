@@ -7,7 +7,7 @@ then write the tables and charts to bench/results/ and stop the servers.
 Environment: RUNS (3), BENCH_N (10000), BENCH_LAT_N (200), SCALE (1: drain with 1/2/4 worker
 processes on PostgreSQL), MILLION (1: the 1,000,000-row listing; MILLION_ROWS), PHASE_TIMEOUT
 (240 s per driver process), OUT (results/raw.jsonl, replaced), PHASES ("enqueue bulk
-latency"; enqueue includes the drain), BENCH_TW_CONCURRENCY (10: taskward's slots per process).
+latency"; enqueue includes the drain), BENCH_TW_CONCURRENCY (50: taskward's slots per process).
 """
 
 from __future__ import annotations

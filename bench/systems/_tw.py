@@ -31,7 +31,7 @@ from taskward import TaskManager
 SQLITE_DB = DATA_DIR / "taskward.db"
 SQLITE_URL = f"sqlite:///{SQLITE_DB}"
 # Slots per worker process; BENCH_TW_CONCURRENCY tries other settings (the results name it).
-CONCURRENCY = int(os.environ.get("BENCH_TW_CONCURRENCY", "10"))
+CONCURRENCY = int(os.environ.get("BENCH_TW_CONCURRENCY", "50"))
 
 
 def build(url: str, mode: str) -> tuple[TaskManager, Any]:

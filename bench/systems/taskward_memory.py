@@ -4,7 +4,7 @@ from systems import _tw_memory
 
 NAME, BACKEND, KIND = "taskward-memory", "memory", "taskward"
 CONFIG = (
-    "in-process (1 proc, producer + worker on one event loop), run_worker default=10; "
+    "in-process (1 proc, producer + worker on one event loop), run_worker default=50; "
     "job body = Redis mark(), completion by the Redis counter"
 )
 BULK_NOTE = "Task.enqueue_many (batches of 1000)"
