@@ -113,7 +113,8 @@ def _empty_array_first(base: type[Any]) -> type[Loader]:
 def _row_adapters() -> AdaptersMap:
     """The psycopg adapters with faster loaders for the columns every job row carries.
 
-    Decoding a claimed row went from about 29 to 8 us: JSON and arrays dominated it.
+    JSON and arrays dominated decoding a job row: about 29 -> 13 us a row, and a claim
+    (query included) about 34 -> 21 us of CPU per job.
     """
     adapters = AdaptersMap(psycopg.adapters)
     for name in ("json", "jsonb"):
