@@ -7,6 +7,7 @@ raised here, at the edge, before anything is written.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import logging
@@ -325,7 +326,9 @@ class TaskManager:
             unique_key=unique_key,
             unique_window=template.unique_window,
             tags=template.tags,
-            meta=template.meta,
+            # Each job its own meta: a template is shared by many jobs (a bulk enqueue, and
+            # every plain call of a task), and a caller may change a returned job's meta.
+            meta=copy.deepcopy(template.meta) if template.meta else {},
         )
 
     def _scheduled_at(self, now: datetime, at: Any, delay: Any) -> datetime:

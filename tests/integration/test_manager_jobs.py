@@ -375,3 +375,16 @@ async def test_a_reused_template_gets_each_calls_own_schedule_and_options() -> N
         assert (await work.enqueue(4)).state is JobState.PENDING
         tw.meta_providers.append(lambda task, queue: {"tenant": "t1"})
         assert (await work.enqueue(5)).meta == {"tenant": "t1"}
+
+
+async def test_jobs_built_from_one_template_do_not_share_their_meta(tw: TaskManager) -> None:
+    @tw.task(sensitive=("password",))
+    async def login(user: str, password: str) -> None:
+        return None
+
+    first = await login.enqueue("ada", "secret")
+    first.meta.clear()  # the caller's copy: must not reach the next job, nor the template
+    second = await login.enqueue("bob", "hunter2")
+    assert second.meta == (await tw.get_task_status(second.id)).meta != {}
+    batch = await login.enqueue_many([["c", "p1"], ["d", "p2"]])
+    assert batch[0].meta is not batch[1].meta
