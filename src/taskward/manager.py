@@ -93,9 +93,9 @@ class TaskManager:
             self.events.on(name, self.recent_events)
         self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
         # build_job's validated template per task, for calls without per-job options
-        self._default_templates: weakref.WeakKeyDictionary[Task[Any, Any], NewJob] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._default_templates: weakref.WeakKeyDictionary[
+            Task[Any, Any], tuple[TaskOptions, Settings, NewJob]
+        ] = weakref.WeakKeyDictionary()
         """Called as ``provide(task, queue)`` at each enqueue; what they return joins the job's
         meta (tracing puts its context there, see ``taskward.observe.otel``)."""
 
@@ -255,10 +255,12 @@ class TaskManager:
         # The common call (no per-job options): the task's validated template is reused, and
         # only the schedule (now) changes. A bulk enqueue shares one template the same way.
         task = self.resolve_task(ref)
-        template = self._default_templates.get(task)
-        if template is None:
-            template = self._default_templates[task] = self._template(task, {})
-        return self._with_payload(template, args, kwargs, due=self.clock.now())
+        cached = self._default_templates.get(task)
+        # Valid while the task's options and the settings it was built from are the same.
+        if cached is None or cached[0] is not task.options or cached[1] is not self.settings:
+            cached = (task.options, self.settings, self._template(task, {}))
+            self._default_templates[task] = cached
+        return self._with_payload(cached[2], args, kwargs, due=self.clock.now())
 
     def _template(self, ref: TaskRef, options: Mapping[str, Any]) -> NewJob:
         """Resolve the task and validate every option once (a bulk enqueue shares it)."""

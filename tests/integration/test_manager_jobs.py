@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -375,6 +376,9 @@ async def test_a_reused_template_gets_each_calls_own_schedule_and_options() -> N
         assert (await work.enqueue(4)).state is JobState.PENDING
         tw.meta_providers.append(lambda task, queue: {"tenant": "t1"})
         assert (await work.enqueue(5)).meta == {"tenant": "t1"}
+        tw.meta_providers.clear()
+        work.options = replace(work.options, queue="q2")  # a changed task: a new template
+        assert (await work.enqueue(6)).queue == "q2"
 
 
 async def test_jobs_built_from_one_template_do_not_share_their_meta(tw: TaskManager) -> None:
