@@ -461,9 +461,20 @@ async def test_listing_counts_exactly_up_to_the_cap_then_estimates(tw: TaskManag
     few = await tw.list_tasks(queue="other")
     assert (few.total_entries, few.total_is_estimate) == (1, False)
 
+    # The last page (partly full) knows the exact total; a page beyond the end is not
+    # counted past the rows it could have held.
+    per_page = 1000
+    last = await tw.list_tasks(per_page=per_page, page=11, sort_by="id")
+    assert len(last.items) == EXACT_COUNT_CAP + 2 - 10 * per_page
+    assert (last.total_entries, last.total_is_estimate) == (EXACT_COUNT_CAP + 2, False)
+    beyond = await tw.list_tasks(per_page=per_page, page=40)
+    assert beyond.items == []
+    assert beyond.total_entries <= 39 * per_page
 
-async def test_pooled_connections_run_without_jit_in_utc(tw: TaskManager) -> None:
-    """JIT compiling a statistics query over a large table cost more than running it."""
+
+async def test_statistics_turn_jit_off_for_their_own_transaction_only(tw: TaskManager) -> None:
+    """JIT compiling a statistics scan of a large table cost more than running it; the
+    setting is SET LOCAL (PgBouncer refuses jit among the startup options)."""
     backend = tw.backend
     assert isinstance(backend, PostgresBackend)
 
@@ -471,4 +482,24 @@ async def test_pooled_connections_run_without_jit_in_utc(tw: TaskManager) -> Non
         cursor = await conn.execute("SELECT current_setting('jit'), current_setting('TimeZone')")
         return list(await cursor.fetchall())
 
-    assert await backend._run(settings) == [("off", "UTC")]
+    default = await backend._run(settings)
+    await tw.get_statistics()
+    await tw.list_tasks()
+    assert await backend._run(settings) == default
+    assert default[0][1] == "UTC"
+
+
+async def test_closing_the_backend_leaves_no_lease_connection_behind(pg_url: str) -> None:
+    """A lease-keeping call waiting while the backend closes opens nothing afterwards."""
+    backend = open_backend(pg_url)
+    assert isinstance(backend, PostgresBackend)
+    await backend.migrate()
+    now = datetime.now(UTC)
+    await backend.extend_leases([1], worker_id="w", lease_until=now)  # opens it
+    async with backend._control_lock:  # a heartbeat in flight
+        waiting = asyncio.create_task(backend.extend_leases([1], worker_id="w", lease_until=now))
+        await asyncio.sleep(0.05)
+        await backend.close()
+    with pytest.raises(BackendUnavailable):
+        await waiting
+    assert backend._control_conn is None

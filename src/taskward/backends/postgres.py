@@ -25,11 +25,11 @@ transaction mode).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 from collections.abc import (
-    AsyncIterator,
     Callable,
     Collection,
     Coroutine,
@@ -99,32 +99,16 @@ class _JsonLoader(Loader):
         return json.loads(bytes(data).decode())
 
 
-def _empty_array_first(base: type[Any]) -> type[Loader]:
-    """``base`` (an array loader) answering the empty array, the common tags/depends_on, at once."""
-
-    def load(self: Loader, data: Buffer) -> Any:
-        if data == b"{}":
-            return []
-        return base.load(self, data)
-
-    return type(f"EmptyFirst{base.__name__}", (base,), {"load": load})
-
-
 def _row_adapters() -> AdaptersMap:
-    """The psycopg adapters with faster loaders for the columns every job row carries.
+    """The psycopg adapters with a faster loader for the JSON columns every job row carries.
 
-    JSON and arrays dominated decoding a job row: about 29 -> 13 us a row, and a claim
-    (query included) about 34 -> 21 us of CPU per job.
+    JSON dominated decoding a job row: a claim (query included) went from about 34 to 21 us
+    of CPU per job. (Array loaders stay psycopg's: its compiled row loader calls them
+    directly, so a Python override would never run.)
     """
     adapters = AdaptersMap(psycopg.adapters)
     for name in ("json", "jsonb"):
         adapters.register_loader(name, _JsonLoader)
-    for name in ("text", "int8"):
-        info = psycopg.postgres.types.get(name)
-        assert info is not None
-        base = psycopg.adapters.get_loader(info.array_oid, psycopg.pq.Format.TEXT)
-        assert base is not None
-        adapters.register_loader(info.array_oid, _empty_array_first(base))
     return adapters
 
 
@@ -139,6 +123,8 @@ PRUNE_BATCH: Final = 10_000
 # Listings count matches exactly up to this many, then take the planner's estimate.
 EXACT_COUNT_CAP: Final = 10_000
 LISTEN_RETRY_MAX: Final = 2.0
+# Bound on a lease-keeping statement (and on opening its connection), in seconds.
+CONTROL_TIMEOUT: Final = 10.0
 # Rows per COPY write: the server stores one chunk while the client builds the next.
 COPY_CHUNK: Final = 250
 InsertPlan = Generator[tuple[str, Mapping[str, Any]], list[Any], list[Inserted]]
@@ -206,6 +192,7 @@ class PostgresBackend:
         self._listener: asyncio.Task[None] | None = None
         self._control_conn: AConn | None = None
         self._control_lock = asyncio.Lock()
+        self._control_epoch = 0  # close() moves it on: a call waiting then opens nothing
         self._listening = False
         self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
         self._notified: dict[str, int] = {}
@@ -239,9 +226,7 @@ class PostgresBackend:
     def _connect_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "autocommit": True,
-            # jit off: taskward's statements are short, and JIT compiling the statistics or
-            # count of a large table cost more (~130 ms with 1M jobs) than running them.
-            "options": "-c TimeZone=UTC -c jit=off",
+            "options": "-c TimeZone=UTC",
             "context": ROW_ADAPTERS,
         }
         if not self.prepare:
@@ -299,6 +284,7 @@ class PostgresBackend:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
         pool, self._pool = self._pool, None
+        self._control_epoch += 1
         control, self._control_conn = self._control_conn, None
         if control is not None:
             await control.close()
@@ -316,37 +302,54 @@ class PostgresBackend:
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise _unavailable(exc) from exc
 
-    @asynccontextmanager
-    async def _control(self) -> AsyncIterator[AConn]:
-        """The connection that keeps leases: worker heartbeats, lease extensions, leadership.
-
-        Its own, outside the pool: with the pool busy (job bodies enqueueing or reporting
-        progress, a slow claim), a heartbeat queued behind them could miss its lease, and the
-        rescue would run live jobs a second time. Opened on first use (workers only); a
-        broken one is dropped and reopened by the next call.
-        """
-        async with self._control_lock:
-            conn = self._control_conn
-            if conn is None or conn.closed:
-                try:
-                    conn = await psycopg.AsyncConnection.connect(
-                        self.conninfo, **self._connect_kwargs()
-                    )
-                except psycopg.OperationalError as exc:
-                    raise _unavailable(exc) from exc
-                self._control_conn = conn
-            try:
-                yield conn
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self._control_conn = None
-                await conn.close()
-                raise _unavailable(exc) from exc
-
     async def _control_fetchall(self, name: str, params: Mapping[str, Any]) -> list[Any]:
-        async with self._control() as conn:
-            cursor = await conn.execute(self.q[name], params)
-            found: list[Any] = await cursor.fetchall() if cursor.description else []
-            return found
+        """Run one lease-keeping statement on the connection kept for them.
+
+        Heartbeats, lease extensions, worker records and leader election use a connection of
+        their own, outside the pool: with the pool busy (job bodies enqueueing or reporting
+        progress, a slow claim), a heartbeat queued behind them could miss its lease, and
+        the rescue would run live jobs a second time. Each statement is bounded by
+        ``CONTROL_TIMEOUT`` (a silent network must not hang the heartbeat), and one that
+        failed on an old connection (a server restart) is retried once on a new one: all of
+        them can safely run twice.
+        """
+        epoch = self._control_epoch
+        async with self._control_lock:
+            for retry in (True, False):
+                if epoch != self._control_epoch:
+                    raise BackendUnavailable("the PostgreSQL backend was closed")
+                fresh = self._control_conn is None or self._control_conn.closed
+                try:
+                    async with asyncio.timeout(CONTROL_TIMEOUT):
+                        conn = await self._control_connection()
+                        cursor = await conn.execute(self.q[name], params)
+                        found: list[Any] = await cursor.fetchall() if cursor.description else []
+                        return found
+                except (TimeoutError, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    await self._drop_control()
+                    if retry and not fresh and not isinstance(exc, TimeoutError):
+                        continue
+                    if isinstance(exc, TimeoutError):
+                        raise BackendUnavailable(
+                            f"PostgreSQL did not answer within {CONTROL_TIMEOUT:g} s"
+                        ) from exc
+                    raise _unavailable(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _control_connection(self) -> AConn:
+        conn = self._control_conn
+        if conn is None or conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
+                self.conninfo, connect_timeout=int(CONTROL_TIMEOUT), **self._connect_kwargs()
+            )
+            self._control_conn = conn
+        return conn
+
+    async def _drop_control(self) -> None:
+        conn, self._control_conn = self._control_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def _run(self, fn: Callable[[AConn], Coroutine[Any, Any, T]]) -> T:
         async with self._conn() as conn:
@@ -730,16 +733,20 @@ class PostgresBackend:
             # One snapshot for the count and the page.
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                await conn.execute(self.q["jit_off"])
                 total = await (await conn.execute(counting, params)).fetchone()
                 found = await (await conn.execute(listing, params)).fetchall()
                 exact = total[0] if total else 0
                 if exact <= EXACT_COUNT_CAP:
                     return exact, False, found
                 plan = await (await conn.execute(planning, params, prepare=False)).fetchone()
-            estimate = int(plan[0][0]["Plan"]["Plan Rows"]) if plan else 0
-            # Never fewer than what was seen, and a full page always has a next one to offer.
-            seen = filter.offset + len(found) + (len(found) == filter.per_page)
-            return max(estimate, exact, seen), True, found
+            estimate = max(int(plan[0][0]["Plan"]["Plan Rows"]) if plan else 0, exact)
+            if 0 < len(found) < filter.per_page:  # the last page: the total is known
+                return filter.offset + len(found), False, found
+            if not found:  # beyond the end: there are fewer than `offset` rows
+                return min(estimate, filter.offset), True, found
+            # A full page: at least one more row may follow, so offer the next page.
+            return max(estimate, filter.offset + len(found) + 1), True, found
 
         total, estimated, found = await self._run(read)
         return Page(
@@ -783,6 +790,9 @@ class PostgresBackend:
 
         async def read(conn: AConn) -> tuple[list[Any], list[Any]]:
             async with conn.transaction():
+                # JIT compiling this scan of a large table cost more (~130 ms of ~370 with
+                # 1M jobs) than running it; SET LOCAL, since PgBouncer refuses jit in options.
+                await conn.execute(self.q["jit_off"])
                 paused = await (await conn.execute(self.q["list_paused"])).fetchall()
                 counted = await (await conn.execute(self.q["count_by_queue_and_state"])).fetchall()
             return paused, counted

@@ -297,6 +297,10 @@ RETURNING {job_columns};
 -- name: delete_job
 DELETE FROM {schema}.taskward_jobs WHERE id = %(id)s AND state <> 'running';
 
+-- For this transaction only: JIT compiling a scan of a large table costs more than it saves.
+-- name: jit_off
+SET LOCAL jit = off;
+
 -- name: count_by_queue_and_state
 SELECT queue, state, count(*) FROM {schema}.taskward_jobs GROUP BY queue, state;
 
