@@ -26,6 +26,14 @@ def manager_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/jobs.db"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty durable store: a SQLite file, or a new PostgreSQL schema."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path}/jobs.db"
+
+
 @pytest.fixture
 async def tw(manager_url: str) -> AsyncIterator[TaskManager]:
     manager = TaskManager(manager_url, poll_interval=0.05, lease_seconds=5)

@@ -25,13 +25,6 @@ pytestmark = pytest.mark.integration
 TESTS = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path}/jobs.db"
-
-
 @pytest.fixture
 def env(tmp_path: Path, store_url: str) -> dict[str, str]:
     return {

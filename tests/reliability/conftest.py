@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite: a fresh durable store per test, and its worker processes.
+"""Fixtures of the reliability suite: worker processes on a fresh store (``store_url``).
 
 Every test here is marked ``reliability``. The CI sizes keep the whole suite within a few
 minutes on a 2-core machine; ``TASKWARD_LONG=1`` runs the issue's full sizes.
@@ -19,14 +19,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.reliability)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty durable store: a SQLite file, or a new PostgreSQL schema."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path}/jobs.db"
 
 
 @pytest.fixture
