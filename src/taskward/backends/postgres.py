@@ -315,26 +315,35 @@ class PostgresBackend:
         """
         epoch = self._control_epoch
         async with self._control_lock:
-            for retry in (True, False):
-                if epoch != self._control_epoch:
-                    raise BackendUnavailable("the PostgreSQL backend was closed")
-                fresh = self._control_conn is None or self._control_conn.closed
-                try:
-                    async with asyncio.timeout(CONTROL_TIMEOUT):
-                        conn = await self._control_connection()
-                        cursor = await conn.execute(self.q[name], params)
-                        found: list[Any] = await cursor.fetchall() if cursor.description else []
-                        return found
-                except (TimeoutError, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    await self._drop_control()
-                    if retry and not fresh and not isinstance(exc, TimeoutError):
-                        continue
-                    if isinstance(exc, TimeoutError):
-                        raise BackendUnavailable(
-                            f"PostgreSQL did not answer within {CONTROL_TIMEOUT:g} s"
-                        ) from exc
+            kept = self._control_conn is not None and not self._control_conn.closed
+            try:
+                return await self._control_once(epoch, name, params)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if not kept:
                     raise _unavailable(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+            try:  # the kept connection had died (a server restart): once more, on a new one
+                return await self._control_once(epoch, name, params)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise _unavailable(exc) from exc
+
+    async def _control_once(self, epoch: int, name: str, params: Mapping[str, Any]) -> list[Any]:
+        """One try of :meth:`_control_fetchall`; a failed connection is dropped."""
+        if epoch != self._control_epoch:
+            raise BackendUnavailable("the PostgreSQL backend was closed")
+        try:
+            async with asyncio.timeout(CONTROL_TIMEOUT):
+                conn = await self._control_connection()
+                cursor = await conn.execute(self.q[name], params)
+                found: list[Any] = await cursor.fetchall() if cursor.description else []
+                return found
+        except TimeoutError as exc:
+            await self._drop_control()
+            raise BackendUnavailable(
+                f"PostgreSQL did not answer within {CONTROL_TIMEOUT:g} s"
+            ) from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            await self._drop_control()
+            raise
 
     async def _control_connection(self) -> AConn:
         conn = self._control_conn
