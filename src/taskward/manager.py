@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from taskward.backends import open_backend
-from taskward.backends.base import Backend, Capability
+from taskward.backends.base import Backend, BlockingInserter, Capability
 from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, policy_from
 from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
@@ -361,6 +361,36 @@ class TaskManager:
         (inserted,) = await backend.insert([new], now=self.clock.now(), connection=connection)
         _log_enqueued(inserted.job, inserted.duplicate)
         self._emit_enqueued([inserted])
+        return inserted.job
+
+    def enqueue_task_blocking(
+        self,
+        task: TaskRef,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        connection: Any = None,
+        **options: Any,
+    ) -> Job:
+        """Blocking :meth:`enqueue_task`, for sync code (``manager.sync.enqueue_task``).
+
+        On SQLite and PostgreSQL the insert runs in the calling thread (its own connection,
+        or a thread-safe pool), without a round trip through the portal's event loop; other
+        backends go through the portal. Same validation, result, log line and events.
+        """
+        if not self._opened:
+            self.run_sync(self.open())
+        backend = self.backend
+        if Capability.BLOCKING_INSERT not in backend.capabilities:
+            job: Job = self.run_sync(
+                self.enqueue_task(task, args=args, kwargs=kwargs, connection=connection, **options)
+            )
+            return job
+        new = self.build_job(task, args, kwargs, **options)
+        inserter = cast(BlockingInserter, backend)
+        (inserted,) = inserter.insert_blocking([new], now=self.clock.now(), connection=connection)
+        _log_enqueued(inserted.job, inserted.duplicate)
+        self._emit_enqueued([inserted])  # sync hooks run here; coroutine hooks to completion
         return inserted.job
 
     async def enqueue_many(

@@ -13,13 +13,15 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import CancelledError
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskward.errors import PortalClosed
 
 if TYPE_CHECKING:
+    from taskward.jobs import Job
     from taskward.manager import TaskManager
 
 T = TypeVar("T")
@@ -28,9 +30,7 @@ logger = logging.getLogger(__name__)
 TWINS = (
     "open",
     "close",
-    "enqueue_task",
     "enqueue_many",
-    "schedule_task",
     "schedule_recurring_task",
     "cancel_recurring_task",
     "list_recurring_tasks",
@@ -174,6 +174,36 @@ class SyncTaskManager:
 
         blocking.__doc__ = f"Blocking twin of ``TaskManager.{method.__name__}``."
         return blocking
+
+    def enqueue_task(
+        self,
+        task: Any,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        connection: Any = None,
+        **options: Any,
+    ) -> Job:
+        """Blocking twin of ``TaskManager.enqueue_task``, inserting from this thread.
+
+        SQLite and PostgreSQL write from the calling thread (see
+        :meth:`TaskManager.enqueue_task_blocking`); other backends go through the portal.
+        """
+        return self.manager.enqueue_task_blocking(
+            task, args=args, kwargs=kwargs, connection=connection, **options
+        )
+
+    def schedule_task(
+        self,
+        task: Any,
+        *,
+        at: datetime | float,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Blocking twin of ``TaskManager.schedule_task``: a job to run at ``at``."""
+        return self.enqueue_task(task, args=args, kwargs=kwargs, at=at, **options)
 
     def shutdown(self) -> None:
         """Cancel calls other threads have in flight, close the manager, stop the portal.

@@ -67,6 +67,17 @@ class Enqueuer(Protocol):
         """Run a coroutine on the manager's loop thread and wait for it."""
         ...
 
+    def enqueue_task_blocking(
+        self,
+        task: Any,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue one job from sync code, blocking the calling thread."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskOptions:
@@ -141,9 +152,18 @@ class Task(Generic[P, R]):
         return await self._manager().enqueue_task(self, args=args, kwargs=kwargs)
 
     def enqueue_sync(self, *args: Any, **kwargs: Any) -> Job:
-        """Blocking twin of :meth:`enqueue`, for sync code."""
-        manager = self._manager()
-        return manager.run_sync(manager.enqueue_task(self, args=args, kwargs=kwargs))
+        """Blocking twin of :meth:`enqueue`, for sync code (a Django view, a script)."""
+        return self._manager().enqueue_task_blocking(self, args=args, kwargs=kwargs)
+
+    def enqueue_with_sync(
+        self,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Blocking twin of :meth:`enqueue_with` (``connection=`` takes a sync psycopg one)."""
+        return self._manager().enqueue_task_blocking(self, args=args, kwargs=kwargs, **options)
 
     async def enqueue_with(
         self,

@@ -43,6 +43,25 @@ class Capability(StrEnum):
     """``wait_for_jobs`` wakes up on new jobs from other processes, not only by polling."""
     STORES_JOBS = "stores_jobs"
     """Jobs can be read back (the no-op backend drops them)."""
+    BLOCKING_INSERT = "blocking_insert"
+    """The backend is a :class:`BlockingInserter`: sync callers insert from their own thread."""
+
+
+class BlockingInserter(Protocol):
+    """A backend that sync code can write to directly, without the portal's event loop.
+
+    ``manager.sync.enqueue_task`` and ``Task.enqueue_sync`` use it when the backend has
+    :attr:`Capability.BLOCKING_INSERT`: the insert runs in the calling thread (a Django view,
+    a script), on a connection of that thread or of a small thread-safe pool, instead of
+    hopping to the portal thread's loop and back. Same rules as :meth:`Backend.insert`,
+    including waking the workers.
+    """
+
+    def insert_blocking(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs from the calling thread, blocking it; as :meth:`Backend.insert`."""
+        ...
 
 
 @runtime_checkable

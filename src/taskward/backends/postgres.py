@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import re
+import threading
 from collections.abc import (
     Callable,
     Collection,
@@ -74,7 +75,7 @@ try:
     import psycopg
     from psycopg.abc import Buffer
     from psycopg.adapt import AdaptersMap, Loader
-    from psycopg_pool import AsyncConnectionPool, PoolTimeout
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise NotSupported(
         "the postgres backend needs psycopg 3: pip install 'taskward[postgres]'"
@@ -189,6 +190,8 @@ class PostgresBackend:
         self.q = {name: self._fill(sql) for name, sql in load_queries("postgres").items()}
         self._pool: AsyncConnectionPool[AConn] | None = None
         self._open_lock = asyncio.Lock()
+        self._sync_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._sync_lock = threading.Lock()
         self._listener: asyncio.Task[None] | None = None
         self._control_conn: AConn | None = None
         self._control_lock = asyncio.Lock()
@@ -219,6 +222,7 @@ class PostgresBackend:
                 Capability.STORES_JOBS,
                 Capability.TRANSACTIONAL_ENQUEUE,
                 Capability.NOTIFY,
+                Capability.BLOCKING_INSERT,
             }
         )
 
@@ -291,6 +295,10 @@ class PostgresBackend:
         self._wake(None)
         if pool is not None:
             await pool.close()
+        with self._sync_lock:
+            sync_pool, self._sync_pool = self._sync_pool, None
+        if sync_pool is not None:
+            await asyncio.to_thread(sync_pool.close)
 
     @asynccontextmanager
     async def _conn(self) -> Any:
@@ -521,6 +529,70 @@ class PostgresBackend:
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
         return inserted
+
+    def insert_blocking(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs from the calling thread; as :meth:`insert`, for sync producers.
+
+        Without ``connection`` the jobs go through a second, thread-safe pool of sync
+        connections (opened on first use, up to ``pool_max_size``), not through the event
+        loop: a sync caller then costs one round trip and no thread hop. With a psycopg
+        ``Connection`` in an open transaction, the jobs join that transaction.
+        """
+        if not jobs:
+            return []
+        if connection is not None:
+            if not isinstance(connection, psycopg.Connection):
+                raise InvalidOptions(
+                    "a blocking enqueue needs a psycopg Connection (sync), got "
+                    f"{type(connection)}; await enqueue_task for an AsyncConnection"
+                )
+            try:
+                return self._insert_sync(connection, jobs, now)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise _unavailable(exc) from exc
+        try:
+            with self._get_sync_pool().connection() as conn:
+                if len(jobs) == 1 and jobs[0].unique_key is None:
+                    # Autocommit: the INSERT commits on its own, one round trip.
+                    return self._insert_one_sync(conn, jobs, now)
+                return self._insert_sync(conn, jobs, now)
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+
+    def _insert_one_sync(
+        self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Inserted]:
+        name, params = _plain_insert(jobs, now)
+        try:
+            found = conn.execute(self.q[name], params).fetchall()
+        except (psycopg.DataError, UnicodeEncodeError) as exc:
+            raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
+        return _inserted(jobs, found, now)
+
+    def _get_sync_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool = self._sync_pool
+        if pool is not None:
+            return pool
+        with self._sync_lock:  # like the async pool, it reopens on use after close()
+            if self._sync_pool is None:
+                pool = ConnectionPool(
+                    self.conninfo,
+                    min_size=min(1, self.max_size),
+                    max_size=self.max_size,
+                    kwargs=self._connect_kwargs(),
+                    open=False,
+                    timeout=10.0,
+                    name="taskward-sync",
+                )
+                try:
+                    pool.open(wait=True, timeout=10.0)
+                except (PoolTimeout, psycopg.OperationalError) as exc:
+                    pool.close()
+                    raise _unavailable(exc) from exc
+                self._sync_pool = pool
+            return self._sync_pool
 
     # -- work ------------------------------------------------------------------------------
     async def fetch(

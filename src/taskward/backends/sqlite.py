@@ -20,8 +20,10 @@ send no wake-up and for platforms without Unix sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -102,13 +104,26 @@ class SqliteBackend:
         if self.path == MEMORY_PATH:
             self._channel.enabled = False  # a private database: no other process to tell
         self._wake_count_at_fetch: dict[str, int] = {}
+        self._waiter_loop: asyncio.AbstractEventLoop | None = None
+        # Sync producers' connections: one per calling thread, all closed by close().
+        self._local = threading.local()
+        self._thread_stores: list[SqliteStore] = []
+        self._thread_lock = threading.Lock()
+        self._generation = 0
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         """Persistent and shared between processes (except ``sqlite:///:memory:``)."""
         if self.path == MEMORY_PATH:
             return frozenset({Capability.STORES_JOBS})
-        return frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.STORES_JOBS})
+        return frozenset(
+            {
+                Capability.PERSISTENT,
+                Capability.MULTI_PROCESS,
+                Capability.STORES_JOBS,
+                Capability.BLOCKING_INSERT,
+            }
+        )
 
     # -- the database thread ---------------------------------------------------------------
     async def _call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
@@ -137,6 +152,7 @@ class SqliteBackend:
         store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
         self._wake()
         self._channel.close()
+        self._close_thread_stores()
         if executor is None:
             return
         try:
@@ -174,6 +190,64 @@ class SqliteBackend:
         if ready:
             self._jobs_ready(ready)
         return out
+
+    def insert_blocking(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs from the calling thread, on that thread's own connection.
+
+        For sync producers: no hop to the database thread and back (about 0.1-0.4 ms each
+        way on a small VM). SQLite's write lock serialises this connection with the
+        backend's own, as it does with other processes'. Waiters of this process are woken
+        on their loop; other processes by their wake channel.
+        """
+        if connection is not None:
+            raise NotSupported(
+                "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
+                "enqueue after your commit, or use the postgres backend"
+            )
+        if self.path == MEMORY_PATH:
+            raise NotSupported("sqlite:///:memory: is private to one connection: use insert()")
+        if not jobs:
+            return []
+        try:
+            out = self._thread_store().insert(jobs, now)
+        except sqlite3.DatabaseError as exc:
+            error = unavailable(exc, self.path)
+            if error is None:
+                raise
+            raise error from exc
+        ready = {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}
+        if ready:
+            loop = self._waiter_loop
+            if loop is not None and self._waiters:
+                # RuntimeError: that loop closed, so nobody waits on it any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._wake)
+            self._channel.notify(ready)
+        return out
+
+    def _thread_store(self) -> SqliteStore:
+        """Return the calling thread's store (opened on first use, renewed after fork or close)."""
+        key = (self._generation, os.getpid())
+        held: tuple[tuple[int, int], SqliteStore] | None = getattr(self._local, "store", None)
+        if held is not None and held[0] == key:
+            return held[1]
+        store = SqliteStore(self.path, synchronous=self.synchronous, any_thread=True)
+        store.open()
+        with self._thread_lock:
+            self._thread_stores.append(store)
+        self._local.store = (key, store)
+        return store
+
+    def _close_thread_stores(self) -> None:
+        with self._thread_lock:
+            self._generation += 1
+            stores, self._thread_stores = self._thread_stores, []
+        for store in stores:
+            # An error: its thread is mid-statement; that statement fails, the file is safe.
+            with contextlib.suppress(sqlite3.Error):
+                store.close()
 
     # -- work ------------------------------------------------------------------------------
     async def fetch(
@@ -215,6 +289,7 @@ class SqliteBackend:
         ):
             return
         loop = asyncio.get_running_loop()
+        self._waiter_loop = loop  # where sync producers' wake-ups are delivered
         deadline = loop.time() + timeout
         future: asyncio.Future[None] = loop.create_future()
         self._waiters[future] = frozenset(names)

@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Final
@@ -45,6 +46,7 @@ class WakeChannel:
         self.enabled = hasattr(socket, "AF_UNIX")
         self._listener: socket.socket | None = None
         self._sender: socket.socket | None = None
+        self._sender_lock = threading.Lock()  # sync producers notify from their own threads
         self._path: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owned = False  # the folder was checked to be ours (once it existed)
@@ -148,11 +150,14 @@ class WakeChannel:
 
     def _sender_socket(self) -> socket.socket | None:
         if self._sender is None:
-            try:
-                self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._sender.setblocking(False)
-            except OSError:
-                self.enabled = False
+            with self._sender_lock:
+                if self._sender is None:
+                    try:
+                        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                        sender.setblocking(False)
+                        self._sender = sender
+                    except OSError:
+                        self.enabled = False
         return self._sender
 
     def close(self) -> None:

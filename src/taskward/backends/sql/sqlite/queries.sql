@@ -78,6 +78,20 @@ INSERT INTO taskward_counters (name, value)
 SELECT 'last_job_id', COALESCE(MAX(id), 0) FROM taskward_jobs WHERE true
 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
 
+-- One job in one statement, committing on its own: the id comes from the same expression as
+-- last_job_id, computed under the write lock the statement takes before it reads.
+-- name: insert_job_next_id
+INSERT INTO taskward_jobs (
+    id, task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+    unique_key, tags, meta, depends_on, timeout
+) VALUES (
+    1 + MAX(
+        COALESCE((SELECT value FROM taskward_counters WHERE name = 'last_job_id'), 0),
+        COALESCE((SELECT MAX(id) FROM taskward_jobs), 0)
+    ),
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+);
+
 -- {rows}: insert_job_row once per job (one statement for many rows costs half as much per row
 -- as executemany of a one-row statement).
 -- name: insert_jobs
