@@ -89,6 +89,26 @@ class Producer:
         await self.manager.close()
 
 
+class SyncProducer:
+    """The sync producer side: Task.enqueue_sync (inserts from this thread on SQLite and
+    PostgreSQL, as a Django view or a script would) and manager.sync.enqueue_many."""
+
+    def __init__(self, manager: TaskManager, task: Any) -> None:
+        self.manager, self.task = manager, task
+
+    def open(self) -> None:
+        self.manager.sync.open()
+
+    def enqueue(self, i: int, ts: float = 0.0) -> None:
+        self.task.enqueue_sync(i, ts)
+
+    def enqueue_bulk(self, n: int) -> None:
+        self.manager.sync.enqueue_many(self.task, [[i, 0.0] for i in range(n)])
+
+    def close(self) -> None:
+        self.manager.sync.shutdown()
+
+
 # -- resets -----------------------------------------------------------------------------------
 def reset_sqlite() -> None:
     clear_marks()
