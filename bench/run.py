@@ -120,7 +120,7 @@ def main() -> int:
     systems = sys.argv[1:] or TASKWARD + PEERS
     runs = int(os.environ.get("RUNS", "3"))
     # the enqueue phase also times the drain of what it enqueued
-    PHASES = os.environ.get("PHASES", "enqueue bulk latency").split()  # noqa: N806
+    PHASES = os.environ.get("PHASES", "enqueue bulk latency").split()
     out = Path(os.environ.get("OUT", BENCH / "results" / "raw.jsonl")).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
@@ -138,16 +138,7 @@ def main() -> int:
         if os.environ.get("MILLION", "1") == "1":  # first: short, and sure to be done
             million(out, runs)
         for run in range(1, runs + 1):
-            uptime(out, f"run {run} start")
-            for system in systems:
-                for phase in PHASES:
-                    if phase in ONLY_PHASES.get(system, {phase}):
-                        drive(out, system, phase, run)
-            if os.environ.get("SCALE", "1") == "1":
-                for procs in SCALE_PROCS:
-                    for system in SCALE_SYSTEMS:
-                        if system in systems or not sys.argv[1:]:
-                            drive(out, system, "scale", run, procs)
+            one_run(out, run, systems, PHASES)
         uptime(out, "end")
     finally:
         servers.stop()
@@ -160,6 +151,20 @@ def main() -> int:
     subprocess.run([python_for("x"), "-m", "harness.summarize", str(out)], cwd=BENCH, env=env)
     print(f"make bench took {(time.time() - started) / 60:.1f} min", flush=True)
     return 0
+
+
+def one_run(out: Path, run: int, systems: list[str], phases: list[str]) -> None:
+    """Every system through every phase it takes part in, then the scale runs."""
+    uptime(out, f"run {run} start")
+    for system in systems:
+        for phase in phases:
+            if phase in ONLY_PHASES.get(system, {phase}):
+                drive(out, system, phase, run)
+    if os.environ.get("SCALE", "1") == "1":
+        for procs in SCALE_PROCS:
+            for system in SCALE_SYSTEMS:
+                if system in systems or not sys.argv[1:]:
+                    drive(out, system, "scale", run, procs)
 
 
 def million(out: Path, runs: int) -> None:
