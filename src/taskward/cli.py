@@ -275,16 +275,24 @@ def stats(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None)
 
 
 def stats_table(data: dict[str, Any]) -> Table:
-    """Render ``get_statistics()`` as a table."""
+    """Render ``get_statistics()`` as a table; an estimated count reads "~N"."""
     table = Table(title="taskward statistics")
     table.add_column("queue")
     for s in JobState:
         table.add_column(s.value, justify="right")
+    estimated: dict[str, list[str]] = data.get("estimated", {})
     for queue, counts in data["queues"].items():
         label = f"{queue} (paused)" if queue in data["paused"] else queue
-        table.add_row(label, *(str(counts[s.value]) for s in JobState))
+        guessed = estimated.get(queue, [])
+        table.add_row(
+            label,
+            *(f"{'~' if s.value in guessed else ''}{counts[s.value]}" for s in JobState),
+        )
     w = data["workers"]
-    table.caption = f"workers: {w['total']} · busy slots {w['busy_slots']}/{w['total_slots']}"
+    caption = f"workers: {w['total']} · busy slots {w['busy_slots']}/{w['total_slots']}"
+    if estimated:
+        caption += "\n~ estimated: past 10,000 finished jobs of a queue in one state"
+    table.caption = caption
     return table
 
 

@@ -388,7 +388,14 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stats:
-    """Counts of jobs by queue and state, and the paused queues."""
+    """Counts of jobs by queue and state, and the paused queues.
+
+    ``estimated``: the (queue, state) pairs whose count is an estimate; every other count is
+    exact. Empty except on PostgreSQL, which estimates the jobs of one queue in one finished
+    state (completed, failed, discarded, cancelled) past 10,000 of them: counting those
+    exactly costs a scan of most of the table. Waiting and running jobs are always exact.
+    """
 
     counts: dict[str, dict[JobState, int]]
     paused: frozenset[str] = frozenset()
+    estimated: frozenset[tuple[str, JobState]] = frozenset()

@@ -533,7 +533,13 @@ class TaskManager:
         return await (await self._backend()).list_jobs(flt)
 
     async def get_statistics(self) -> dict[str, Any]:
-        """Return ``{"queues": {queue: {state: count}}, "paused": [...], "workers": {...}}``."""
+        """Return counts by queue and state, which of them are estimates, and the workers.
+
+        ``{"queues": {queue: {state: count}}, "estimated": {queue: [state, ...]},
+        "paused": [...], "workers": {...}}``. ``estimated`` names the counts that are
+        estimates (empty when every count is exact): PostgreSQL estimates a queue's jobs in
+        one finished state past 10,000 of them.
+        """
         backend = await self._backend()
         stats = await backend.stats()
         alive_since = self.clock.now() - timedelta(seconds=self.settings.lease_seconds * 2)
@@ -542,8 +548,13 @@ class TaskManager:
             q: {s.value: stats.counts.get(q, {}).get(s, 0) for s in JobState}
             for q in sorted(stats.counts)
         }
+        estimated = {
+            q: [s.value for s in JobState if (q, s) in stats.estimated]
+            for q in sorted({q for q, _ in stats.estimated})
+        }
         return {
             "queues": queues,
+            "estimated": estimated,
             "paused": sorted(stats.paused),
             "workers": {
                 "total": len(workers),

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from taskward.cli import app
+from taskward import JobState
+from taskward.cli import app, stats_table
 
 runner = CliRunner()
 
@@ -75,6 +77,27 @@ def test_stats_retry_cancel_and_cleanup(env: dict[str, str]) -> None:
     assert code == 0
     assert "taskward statistics" in out
     assert "workers: 0" in out  # the burst worker deregistered
+
+
+def test_stats_mark_estimated_counts(env: dict[str, str]) -> None:
+    code, out = invoke("stats", "--json")
+    assert code == 0
+    assert json.loads(out)["estimated"] == {}  # SQLite: always exact
+    assert "estimated" not in invoke("stats")[1]
+    counts = {s.value: 0 for s in JobState} | {"completed": 250_000, "failed": 7}
+    data = {
+        "queues": {"default": counts},
+        "estimated": {"default": ["completed"]},
+        "paused": [],
+        "workers": {"total": 0, "busy_slots": 0, "total_slots": 0, "nodes": []},
+    }
+    console = Console(width=200, record=True)
+    console.print(stats_table(data))
+    shown = console.export_text()
+    assert "~250000" in shown
+    assert "~7" not in shown
+    assert " 7 " in shown
+    assert "~ estimated: past 10,000 finished jobs of a queue in one state" in shown
 
 
 def test_pause_resume_and_cron(env: dict[str, str]) -> None:

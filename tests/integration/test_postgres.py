@@ -472,6 +472,97 @@ async def test_listing_counts_exactly_up_to_the_cap_then_estimates(tw: TaskManag
     assert beyond.total_entries <= 39 * per_page
 
 
+async def jobs_in(tw: TaskManager, queue: str, state: JobState, n: int) -> None:
+    """Add ``n`` jobs of ``queue`` in ``state`` (set in SQL: only their counts matter here)."""
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    ids = [job.id for job in await tw.enqueue_many(ADD, [[i] for i in range(n)], queue=queue)]
+    update = f"UPDATE {backend.schema}.taskward_jobs SET state = %s WHERE id = ANY(%s)"
+    await backend._run(lambda conn: conn.execute(update, (state.value, ids)))
+
+
+async def analyze(tw: TaskManager) -> None:
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    await backend._run(lambda conn: conn.execute(f"ANALYZE {backend.schema}.taskward_jobs"))
+
+
+async def test_statistics_estimate_only_large_groups_of_finished_jobs(
+    tw: TaskManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, a queue's finished jobs of one state are the planner's estimate (and say
+    so); waiting and running jobs, and every group under the cap, stay exact."""
+    from taskward.backends import postgres
+
+    truth = {
+        ("bulk", JobState.COMPLETED): 600,
+        ("bulk", JobState.FAILED): 150,
+        ("bulk", JobState.DISCARDED): 3,
+        ("bulk", JobState.PENDING): 180,  # past the cap, but waiting: exact
+        ("bulk", JobState.RUNNING): 2,
+        ("other", JobState.COMPLETED): 40,
+        ("other", JobState.CANCELLED): 400,
+        ("other", JobState.SCHEDULED): 5,
+    }
+    for (queue, state), n in truth.items():
+        await jobs_in(tw, queue, state, n)
+    await analyze(tw)
+    exact = await tw.backend.stats()  # the real cap: all of them are small
+    assert exact.estimated == frozenset()
+    assert {(q, s): n for q, per in exact.counts.items() for s, n in per.items()} == truth
+    assert (await tw.get_statistics())["estimated"] == {}
+
+    monkeypatch.setattr(postgres, "STATS_EXACT_CAP", 100)
+    stats = await tw.backend.stats()
+    large = {("bulk", JobState.COMPLETED), ("bulk", JobState.FAILED), ("other", JobState.CANCELLED)}
+    assert stats.estimated == large
+    for (queue, state), n in truth.items():
+        counted = stats.counts[queue][state]
+        if (queue, state) in large:
+            # ANALYZE sampled every row of this small table; the planner scales to its size.
+            # (Without the statistics on (queue, state), bulk/completed would read ~430.)
+            assert counted > 100, (queue, state, counted)
+            assert abs(counted - n) <= n * 0.2, (queue, state, counted)
+        else:
+            assert counted == n, (queue, state, counted)
+    data = await tw.get_statistics()
+    assert data["estimated"] == {"bulk": ["completed", "failed"], "other": ["cancelled"]}
+    assert data["queues"]["bulk"]["pending"] == 180
+
+
+async def test_statistics_estimates_are_never_below_the_cap(
+    tw: TaskManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics from before the jobs finished (no ANALYZE since) estimate few: the capped
+    count has seen more, so the estimate is at least the cap plus one."""
+    from taskward.backends import postgres
+
+    await jobs_in(tw, "late", JobState.PENDING, 1)
+    await analyze(tw)  # the planner now believes "late" has no completed job
+    await jobs_in(tw, "late", JobState.COMPLETED, 300)
+    monkeypatch.setattr(postgres, "STATS_EXACT_CAP", 100)
+    stats = await tw.backend.stats()
+    assert stats.estimated == {("late", JobState.COMPLETED)}
+    assert stats.counts["late"][JobState.COMPLETED] >= 101
+    assert stats.counts["late"][JobState.PENDING] == 1
+
+
+async def test_statistics_have_extended_statistics_on_queue_and_state(tw: TaskManager) -> None:
+    """Migration 0004: the planner's per-(queue, state) estimates come from an MCV list."""
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    await tw.get_statistics()  # migrated
+
+    async def kinds(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+        cursor = await conn.execute(
+            "SELECT stxname, stxkind FROM pg_statistic_ext WHERE stxnamespace = %s::regnamespace",
+            (backend.schema,),
+        )
+        return list(await cursor.fetchall())
+
+    assert await backend._run(kinds) == [("taskward_jobs_queue_state_mcv", ["m"])]
+
+
 async def test_statistics_turn_jit_off_for_their_own_transaction_only(tw: TaskManager) -> None:
     """JIT compiling a statistics scan of a large table cost more than running it; the
     setting is SET LOCAL (PgBouncer refuses jit among the startup options)."""

@@ -1,13 +1,16 @@
-"""Helpers of the web tests: an ASGI client, credentials, seeded jobs."""
+"""Helpers of the web tests: an ASGI client, credentials, seeded jobs, estimated counts."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import httpx
+import pytest
 
-from taskward import TaskManager
+from taskward import JobState, TaskManager
+from taskward.jobs import Stats
 
 USER, PASSWORD, TOKEN = "admin", "correct horse", "s3cret-token"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -39,3 +42,17 @@ async def seed(tw: TaskManager) -> dict[str, list[int]]:
     await tw.drain(["reports"], timeout=30)
     pending = [(await send.enqueue("ada@example.com")).id]
     return {"done": done, "failed": failed, "pending": pending}
+
+
+def pretend_estimated(
+    tw: TaskManager, monkeypatch: pytest.MonkeyPatch, *pairs: tuple[str, JobState]
+) -> None:
+    """Make the backend flag these (queue, state) counts as estimates, as PostgreSQL does
+    past 10,000 finished jobs of a queue in one state (the counts themselves are kept)."""
+    backend = tw.backend
+    real = backend.stats
+
+    async def stats() -> Stats:
+        return dataclasses.replace(await real(), estimated=frozenset(pairs))
+
+    monkeypatch.setattr(backend, "stats", stats)

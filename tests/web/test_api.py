@@ -7,7 +7,7 @@ import pytest
 
 from taskward import JobState, TaskManager
 from taskward.web import AdminAuth, create_app
-from web.helpers import BASIC, client_for, seed
+from web.helpers import BASIC, client_for, pretend_estimated, seed
 
 
 async def test_list_filters_and_pages(tw: TaskManager, api: httpx.AsyncClient) -> None:
@@ -95,6 +95,7 @@ async def test_queues_pause_resume(tw: TaskManager, api: httpx.AsyncClient) -> N
     assert set(queues) == {"reports", "emails"}
     assert queues["reports"]["counts"]["completed"] == 3
     assert queues["emails"]["counts"]["pending"] == 1
+    assert queues["reports"]["estimated"] == []  # few jobs: every count is exact
     paused = await api.post("/api/queues/emails/pause")
     assert paused.json()["paused"] is True
     assert "emails" in (await tw.get_statistics())["paused"]
@@ -116,6 +117,20 @@ async def test_schedules_and_stats(tw: TaskManager, api: httpx.AsyncClient) -> N
     assert sum(timeline["completed"]) == 3
     assert sum(timeline["failed"]) == 2
     assert timeline["completed"][-1] + timeline["completed"][-2] == 3  # this minute (or last)
+
+
+async def test_estimated_counts_are_named(
+    tw: TaskManager, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(tw)
+    pretend_estimated(tw, monkeypatch, ("reports", JobState.COMPLETED))
+    queues = {q["name"]: q for q in (await api.get("/api/stats")).json()["queues"]}
+    assert queues["reports"]["estimated"] == ["completed"]
+    assert queues["reports"]["counts"]["completed"] == 3
+    assert queues["emails"]["estimated"] == []
+    (reports,) = [q for q in (await api.get("/api/queues")).json() if q["name"] == "reports"]
+    assert reports["estimated"] == ["completed"]
+    assert (await tw.get_statistics())["estimated"] == {"reports": ["completed"]}
 
 
 async def test_bad_input_is_a_400(api: httpx.AsyncClient) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from taskward import JobState, TaskManager
 from taskward.web import AdminAuth, create_app
-from web.helpers import BASIC, client_for, seed
+from web.helpers import BASIC, client_for, pretend_estimated, seed
 
 pytestmark = pytest.mark.parametrize("manager_url", ["memory://", "sqlite"], indirect=True)
 
@@ -57,6 +57,23 @@ async def test_pages_render_with_data(tw: TaskManager, browser: httpx.AsyncClien
         assert fragment.text.startswith('<div id="jobs"')
         assert (await browser.get("/dashboard/schedules")).status_code == 200
         assert (await browser.get("/dashboard/jobs/424242")).status_code == 404
+        assert "~" not in overview.text.split('<section class="panel" id="workers">')[0]
+        assert "estimated" not in overview.text
+
+
+async def test_estimated_counts_read_approximate(
+    tw: TaskManager, browser: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An estimated count reads "~N", like "about N" of an estimated listing total."""
+    await seed(tw)
+    pretend_estimated(tw, monkeypatch, ("reports", JobState.COMPLETED))
+    async with browser:
+        overview = (await browser.get("/dashboard/fragments/overview")).text
+    assert '<span class="num">~3</span><span>completed</span>' in overview
+    assert '<span class="num">2</span><span>dead letters</span>' in overview  # exact
+    assert 'state=completed" title="estimated">~3</a>' in overview
+    assert 'state=failed">2</a>' in overview
+    assert "~ estimated: past 10,000 finished jobs" in overview
 
 
 async def test_untrusted_text_is_escaped(tw: TaskManager, browser: httpx.AsyncClient) -> None:

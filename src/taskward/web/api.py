@@ -268,7 +268,7 @@ def _info_routes(router: APIRouter, admin: Admin) -> None:
         """Queues, live workers and jobs finished per minute over the last hour."""
         data = await tw.get_statistics()
         workers = [WorkerOut(**n) for n in data["workers"]["nodes"]]
-        queues = [QueueOut(**q) for q in await queue_overview(tw)]
+        queues = [QueueOut(**q) for q in await queue_overview(tw, data)]
         return StatsOut(
             queues=queues, workers=workers, timeline=TimelineOut.of(await admin.timeline.get())
         )

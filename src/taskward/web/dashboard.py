@@ -119,11 +119,14 @@ def create_dashboard_router(admin: Admin) -> APIRouter:
 
 async def _overview_context(admin: Admin, request: Request) -> dict[str, Any]:
     tw = admin.manager
-    queues = await queue_overview(tw)
     stats = await tw.get_statistics()
+    queues = await queue_overview(tw, stats)
 
-    def total(*states: str) -> int:
-        return sum(q["counts"].get(s, 0) for q in queues for s in states)
+    def total(*states: str) -> str:
+        """The sum over every queue, "~" first when a part of it is an estimate."""
+        n = sum(q["counts"].get(s, 0) for q in queues for s in states)
+        estimated = any(s in q["estimated"] for q in queues for s in states)
+        return f"~{n}" if estimated else str(n)
 
     jobs = request.url_for("dashboard_jobs").path
     dead = request.url_for("dashboard_dead").path
@@ -136,6 +139,7 @@ async def _overview_context(admin: Admin, request: Request) -> dict[str, Any]:
     ]
     return {
         "queues": queues,
+        "any_estimate": any(q["estimated"] for q in queues),
         "states": STATE_NAMES,
         "totals": totals,
         "workers": stats["workers"]["nodes"],

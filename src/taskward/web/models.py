@@ -200,10 +200,15 @@ class DeletedOut(BaseModel):
 
 
 class QueueOut(BaseModel):
-    """A queue: counts by state, paused, live workers and their total concurrency."""
+    """A queue: counts by state, paused, live workers and their total concurrency.
+
+    ``estimated``: the states whose count is an estimate, not an exact count (PostgreSQL past
+    10,000 jobs of the queue in one finished state); empty when all are exact.
+    """
 
     name: str
     counts: dict[str, int]
+    estimated: list[str] = []
     paused: bool
     concurrency: int
     workers: int

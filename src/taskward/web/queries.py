@@ -277,9 +277,15 @@ class Cached:
             return self._value
 
 
-async def queue_overview(manager: TaskManager) -> list[dict[str, Any]]:
-    """Per queue: counts by state, paused, live workers and their total concurrency."""
-    stats = await manager.get_statistics()
+async def queue_overview(
+    manager: TaskManager, stats: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Per queue: counts by state (which are estimates), paused, live workers, concurrency.
+
+    ``stats``: a ``get_statistics()`` result the caller already has (one query fewer).
+    """
+    if stats is None:
+        stats = await manager.get_statistics()
     slots: dict[str, int] = {}
     workers: dict[str, int] = {}
     for node in stats["workers"]["nodes"]:
@@ -292,6 +298,7 @@ async def queue_overview(manager: TaskManager) -> list[dict[str, Any]]:
         {
             "name": name,
             "counts": stats["queues"].get(name, {s.value: 0 for s in JobState}),
+            "estimated": stats.get("estimated", {}).get(name, []),
             "paused": name in paused,
             "concurrency": slots.get(name, 0),
             "workers": workers.get(name, 0),

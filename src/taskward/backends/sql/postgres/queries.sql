@@ -301,8 +301,48 @@ DELETE FROM {schema}.taskward_jobs WHERE id = %(id)s AND state <> 'running';
 -- name: jit_off
 SET LOCAL jit = off;
 
+-- Counts by queue and state without reading the whole table (a GROUP BY over every row took
+-- ~200 ms with 1,000,000 jobs). Both parts walk the (queue, state, id) index, index-only
+-- (it must stay: without it each step below would be a scan):
+-- 1. grp: the (queue, state) pairs that exist, one index descent each ("loose index scan":
+--    the first entry past the previous pair), so a million rows of one pair cost one step.
+-- 2. per pair, its count: exact for the states a job passes through (few rows at a time);
+--    for the finished states, which pile up, at most %(count_cap)s rows are read and the
+--    caller estimates a pair that reached it (count_pair_plan). Two subqueries rather than
+--    one with LIMIT NULL: a Limit node would only add work to every row of a large backlog.
+-- Cost: ~0.25 us per row counted, plus ~0.03 ms per pair (1,000,000 jobs, 4 queues: ~20 ms).
+-- Many small pairs are all counted exactly: 100 queues of 10,000 jobs cost as much as the
+-- former scan (~250 ms).
 -- name: count_by_queue_and_state
-SELECT queue, state, count(*) FROM {schema}.taskward_jobs GROUP BY queue, state;
+WITH RECURSIVE grp AS (
+    (SELECT queue, state FROM {schema}.taskward_jobs ORDER BY queue, state LIMIT 1)
+    UNION ALL
+    SELECT later.queue, later.state
+    FROM grp, LATERAL (
+        SELECT j.queue, j.state FROM {schema}.taskward_jobs AS j
+        WHERE (j.queue, j.state) > (grp.queue, grp.state)
+        ORDER BY j.queue, j.state
+        LIMIT 1
+    ) AS later
+)
+SELECT queue, state,
+    CASE WHEN state IN ('completed', 'failed', 'discarded', 'cancelled') THEN (
+        SELECT count(*) FROM (
+            SELECT 1 FROM {schema}.taskward_jobs AS j
+            WHERE j.queue = grp.queue AND j.state = grp.state
+            LIMIT %(count_cap)s
+        ) AS capped
+    ) ELSE (
+        SELECT count(*) FROM {schema}.taskward_jobs AS j
+        WHERE j.queue = grp.queue AND j.state = grp.state
+    ) END
+FROM grp;
+
+-- The planner's estimate of one pair's rows (a cheap EXPLAIN, no scan): from the extended
+-- statistics on (queue, state) of migration 0004, scaled to the table's current size.
+-- name: count_pair_plan
+EXPLAIN (FORMAT JSON) SELECT 1 FROM {schema}.taskward_jobs
+WHERE queue = %(queue)s AND state = %(state)s;
 
 -- name: list_paused
 SELECT queue FROM {schema}.taskward_paused_queues ORDER BY queue;
