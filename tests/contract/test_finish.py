@@ -214,3 +214,24 @@ async def test_batch_finish_returns_aligned_flags(backend: Backend) -> None:
 async def test_batch_finish_of_nothing(backend: Backend) -> None:
     await insert_one(backend)
     assert await backend.finish([], worker_id=WORKER) == []
+
+
+TRICKY = 'q"uote \\ back\\slash {brace}, comma\nline\ttab NULL "NULL" \u00e9\u4e2d\U0001f600'
+
+
+async def test_outcomes_with_every_special_character_round_trip(backend: Backend) -> None:
+    """Quotes, backslashes, braces, commas, line breaks and the word NULL survive a batch."""
+    done, failed = await claim(backend), await claim(backend, queue="other", max_attempts=1)
+    result = {TRICKY: [TRICKY, "NULL", None, "", "\\"]}
+    error = Failed("Value\\Error", TRICKY, f"Traceback:\n  {TRICKY}")
+    updates = [
+        next_update(done, Completed(result), at(5), POLICY),
+        next_update(failed, error, at(6), POLICY),
+    ]
+    assert await backend.finish(updates, worker_id=WORKER) == [True, True]
+    stored = await backend.get(done.id)
+    assert stored.result == result
+    assert stored.completed_at == at(5)
+    [record] = (await backend.get(failed.id)).errors
+    assert (record.kind, record.message) == ("Value\\Error", TRICKY)
+    assert record.traceback == f"Traceback:\n  {TRICKY}"

@@ -254,21 +254,52 @@ def update_arrays(
     ``drop_results`` stores no result (NULL): the last resort for a result the database
     refused, so that the job still leaves ``running`` instead of being re-run forever.
     """
+    # Each array goes as one array literal (cast in the statement): psycopg's own list dumper
+    # inspects and quotes every element in Python, about a tenth of a worker's CPU per job.
     completed = JobState.COMPLETED
     return {
         "worker_id": worker_id,
-        "ids": [u.job_id for u in updates],
-        "attempts": [u.attempt for u in updates],
-        "states": [u.state.value for u in updates],
-        "refunds": [1 if u.refund_attempt else 0 for u in updates],
-        "scheduled_ats": [u.scheduled_at for u in updates],
-        "errors": [None if u.error is None else _error_json(u.error) for u in updates],
-        "results": [
-            dumps(u.result) if u.state is completed and not drop_results else None for u in updates
-        ],
-        "ats": [u.at for u in updates],
-        "expired_befores": [u.lease_expired_before for u in updates],
+        "ids": _int_array([u.job_id for u in updates]),
+        "attempts": _int_array([u.attempt for u in updates]),
+        "states": "{" + ",".join([u.state.value for u in updates]) + "}",
+        "refunds": _int_array([1 if u.refund_attempt else 0 for u in updates]),
+        "scheduled_ats": _time_array([u.scheduled_at for u in updates]),
+        "errors": _nullable_array(
+            [None if u.error is None else _error_json(u.error) for u in updates]
+        ),
+        "results": _nullable_array(
+            [
+                dumps(u.result) if u.state is completed and not drop_results else None
+                for u in updates
+            ]
+        ),
+        "ats": _time_array([u.at for u in updates]),
+        "expired_befores": _time_array([u.lease_expired_before for u in updates]),
     }
+
+
+def _int_array(values: list[int]) -> str:
+    """A PostgreSQL integer array literal."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _time_array(values: list[datetime | None]) -> str:
+    """A PostgreSQL ``timestamptz[]`` literal of aware datetimes (ISO 8601) and NULLs."""
+    return "{" + ",".join(["NULL" if v is None else v.isoformat() for v in values]) + "}"
+
+
+def _nullable_array(values: list[str | None]) -> str:
+    """A PostgreSQL ``text[]`` literal: elements double-quoted and escaped, None as NULL."""
+    return (
+        "{"
+        + ",".join(
+            [
+                "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                for v in values
+            ]
+        )
+        + "}"
+    )
 
 
 def schedule_params(schedule: Schedule) -> dict[str, Any]:
