@@ -32,7 +32,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from taskward.errors import InvalidOptions, NotSerializable, PayloadTooLarge
 
@@ -143,6 +143,10 @@ def encode_payload(
     """
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise InvalidOptions(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    if type(kwargs) is dict and not kwargs and type(args) in _SEQUENCE_TYPES:
+        flat = _flat_payload(args, max_bytes)
+        if flat is not None:
+            return flat
     arg_list = _as_list(args)
     kwarg_dict = _as_dict(kwargs)
     args_json = _encode(arg_list, "args")
@@ -165,6 +169,29 @@ def encode_payload(
         kwargs_json=kwargs_json,
         size=size,
     )
+
+
+_SEQUENCE_TYPES: Final = frozenset({list, tuple})
+
+
+def _flat_payload(args: Sequence[Any], max_bytes: int) -> EncodedPayload | None:
+    """The common case, ids and short ASCII strings: args of exact scalars, no kwargs.
+
+    Nothing to walk: no dict keys to check, one level deep, the ASCII text's length is its
+    size, and the decoded copy is a shallow one. None sends the call down the full path,
+    which also words every error (NaN, a lone surrogate, the size limit).
+    """
+    for item in args:
+        if type(item) not in _LEAF_TYPES:
+            return None
+    try:
+        text = _ENCODER.encode(args)
+    except ValueError:  # NaN or infinity
+        return None
+    size = len(text) + 2  # plus "{}", the kwargs
+    if size > max_bytes or not text.isascii():
+        return None
+    return EncodedPayload(args=list(args), kwargs={}, args_json=text, kwargs_json="{}", size=size)
 
 
 def _decoded(value: list[Any] | tuple[Any, ...] | dict[str, Any], text: str) -> Any:

@@ -318,3 +318,34 @@ def test_tuples_become_lists(value: Any) -> None:
     decoded = encode_result(value)
     assert decoded == untuple(value)
     assert "tuple" not in repr(type(decoded))
+
+
+# -- the flat fast path (args of exact scalars, no kwargs) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], [1, 2.5, True, None, "id-42"], (7, "x"), [2**70, -0.0, ""], ["é", 1], ['q"\\']],
+)
+def test_flat_args_encode_as_the_full_path_would(args: Any) -> None:
+    payload = encode_payload(args, {}, max_bytes=LIMIT)
+    text = json.dumps(list(args), ensure_ascii=False, separators=(",", ":"))
+    assert payload.args_json == text
+    assert payload.kwargs_json == "{}"
+    assert payload.args == list(args)
+    assert payload.args is not args  # the worker's copy, never the caller's list
+    assert payload.kwargs == {}
+    assert payload.size == len(text.encode()) + 2
+
+
+def test_flat_args_at_the_size_limit() -> None:
+    args = ["x" * 10]  # '["xxxxxxxxxx"]' is 14 bytes, plus 2 for "{}"
+    assert encode_payload(args, {}, max_bytes=16).size == 16
+    with pytest.raises(PayloadTooLarge):
+        encode_payload(args, {}, max_bytes=15)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "\ud800"])
+def test_flat_args_that_json_cannot_store_are_refused(bad: Any) -> None:
+    with pytest.raises(NotSerializable):
+        encode_payload([1, bad], {}, max_bytes=LIMIT)
