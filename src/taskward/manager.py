@@ -24,7 +24,13 @@ from taskward.backends.base import Backend, BlockingInserter, Capability
 from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, policy_from
 from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
-from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported, UnknownTask
+from taskward.errors import (
+    BackendUnavailable,
+    InvalidOptions,
+    NotSupported,
+    PortalClosed,
+    UnknownTask,
+)
 from taskward.jobs import (
     Inserted,
     Job,
@@ -378,19 +384,25 @@ class TaskManager:
         or a thread-safe pool), without a round trip through the portal's event loop; other
         backends go through the portal. Same validation, result, log line and events.
         """
-        if not self._opened:
-            self.run_sync(self.open())
         backend = self.backend
         if Capability.BLOCKING_INSERT not in backend.capabilities:
             job: Job = self.run_sync(
                 self.enqueue_task(task, args=args, kwargs=kwargs, connection=connection, **options)
             )
             return job
-        new = self.build_job(task, args, kwargs, **options)
+        new = self.build_job(task, args, kwargs, **options)  # bad input: nothing opened
+        if not self._opened:
+            self.run_sync(self.open())  # migrations, once
         inserter = cast(BlockingInserter, backend)
         (inserted,) = inserter.insert_blocking([new], now=self.clock.now(), connection=connection)
         _log_enqueued(inserted.job, inserted.duplicate)
-        self._emit_enqueued([inserted])  # sync hooks run here; coroutine hooks to completion
+        if self.events.wants("job.enqueued"):
+            # On the portal's loop, as the async twin did: hooks never run in (or block) the
+            # caller's thread, and coroutine hooks get a loop that lives on.
+            try:
+                self.sync.portal.call_soon(self._emit_enqueued, [inserted])
+            except PortalClosed:  # after shutdown(): the job is stored, so never raise now
+                self._emit_enqueued([inserted])
         return inserted.job
 
     async def enqueue_many(

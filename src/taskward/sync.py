@@ -101,6 +101,16 @@ class Portal:
                 raise PortalClosed("manager.sync was shut down while this call ran") from None
             raise
 
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the portal loop, without waiting for it (fire and forget).
+
+        Raises:
+            PortalClosed: the portal was stopped.
+        """
+        with self._lock:
+            loop = self._ensure()
+            loop.call_soon_threadsafe(fn, *args)
+
     async def _run(self, awaitable: Awaitable[T]) -> T:
         task = asyncio.current_task()
         assert task is not None

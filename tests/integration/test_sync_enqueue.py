@@ -7,38 +7,68 @@ through the portal. Either way: the same validation, the same stored job, the sa
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
-from taskward import JobState, NotSerializable, TaskManager, UnknownTask
+import pytest
+
+from taskward import BackendUnavailable, JobState, NotSerializable, TaskManager, UnknownTask
 
 
 async def test_sync_enqueue_inserts_from_the_callers_thread(store_url: str) -> None:
     async with TaskManager(store_url, poll_interval=0.05) as tw:
-        announced: list[tuple[int, int]] = []
-        tw.on("job.enqueued", lambda event: announced.append((event.job_id, threading.get_ident())))
 
         @tw.task(name="double")
         def double(x: int) -> int:
             return 2 * x
 
-        def produce() -> tuple[list[int], int]:
+        def produce() -> list[int]:
             ids = [double.enqueue_sync(n).id for n in range(3)]
             ids.append(tw.sync.enqueue_task(double, args=[10]).id)
             ids.append(double.enqueue_with_sync(args=[20], priority=3).id)
             ids.append(tw.sync.enqueue_task("double", args=[30]).id)
-            return ids, threading.get_ident()
+            return ids
 
-        ids, producer = await asyncio.to_thread(produce)
+        ids = await asyncio.to_thread(produce)
         # The portal's loop never started: every insert ran on the producer's thread.
         assert tw.sync.portal._loop is None
-        assert [job_id for job_id, _ in announced] == ids
-        assert {thread for _, thread in announced} == {producer}
         assert (await tw.get_task_status(ids[4])).priority == 3
         result = await tw.drain()
         assert result.counts == {"completed": 6}
         results = [(await tw.get_task_status(job_id)).result for job_id in ids]
         assert results == [0, 2, 4, 20, 40, 60]
+
+
+async def test_sync_enqueue_announces_on_the_portal_loop(store_url: str) -> None:
+    """Hooks of job.enqueued run on the portal loop, as they did through the async twin."""
+    async with TaskManager(store_url) as tw:
+        announced: list[tuple[int, str]] = []
+        tw.on(
+            "job.enqueued", lambda e: announced.append((e.job_id, threading.current_thread().name))
+        )
+        finished = threading.Event()
+
+        async def slow_hook(event: object) -> None:
+            await asyncio.sleep(0.01)
+            finished.set()
+
+        tw.on("job.enqueued", slow_hook)
+
+        @tw.task(name="noop")
+        def noop() -> None: ...
+
+        ids = await asyncio.to_thread(lambda: [noop.enqueue_sync().id for _ in range(3)])
+        for _ in range(500):  # the hooks run soon after, on the portal's loop
+            if len(announced) == 3 and finished.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert [job_id for job_id, _ in announced] == ids
+        assert {name for _, name in announced} == {"taskward-portal"}
+        assert finished.is_set()
+    tw.sync.shutdown()
 
 
 async def test_sync_schedule_and_bad_input_on_the_direct_path(store_url: str) -> None:
@@ -93,5 +123,116 @@ def test_sync_enqueue_opens_a_manager_nobody_opened(tmp_path: object) -> None:
         job = double.enqueue_sync(4)
         assert tw.sync.drain().counts == {"completed": 1}
         assert tw.sync.get_task_status(job.id).result == 8
+    finally:
+        tw.sync.shutdown()
+
+
+def test_bad_input_on_an_unopened_manager_opens_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    tw = TaskManager(f"sqlite:///{db}")
+
+    @tw.task(name="later")
+    def later(x: object) -> None: ...
+
+    try:
+        with pytest.raises(NotSerializable):
+            later.enqueue_sync(object())
+        assert not db.exists()
+        assert tw.sync.portal._loop is None
+    finally:
+        tw.sync.shutdown()
+
+
+def _forked(child: Callable[[], int]) -> int:
+    """Run ``child`` in a forked process; return its exit code."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_forked_child_of_an_open_sqlite_manager_is_refused(tmp_path: Path) -> None:
+    """SQLite's locks do not survive a fork: the child must open its own manager."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    tw = TaskManager(url)
+
+    @tw.task(name="noop")
+    def noop(n: int) -> None: ...
+
+    try:
+        parent_job = noop.enqueue_sync(1)
+
+        def child() -> int:
+            try:
+                noop.enqueue_sync(2)
+            except BackendUnavailable as exc:
+                return 7 if "forked" in str(exc) else 8
+            return 9
+
+        assert _forked(child) == 7
+        # The parent carries on with its own connections, and only its job is stored.
+        assert noop.enqueue_sync(3).id > parent_job.id
+        page = tw.sync.list_tasks()
+        assert sorted(job.args[0] for job in page.items) == [1, 3]
+    finally:
+        tw.sync.shutdown()
+
+    # A manager made (or reopened) in the child after a fork works there.
+    def fresh_child() -> int:
+        other = TaskManager(url)
+        try:
+            other.task(name="noop")(lambda n: None).enqueue_sync(4)
+        finally:
+            other.sync.shutdown()
+        return 0
+
+    assert _forked(fresh_child) == 0
+
+
+def test_a_forked_child_gets_its_own_postgres_connections(pg_url: str) -> None:
+    """Parent and child enqueue at once after a fork: every id names that process's job."""
+    tw = TaskManager(pg_url)
+
+    @tw.task(name="tagged")
+    def tagged(who: str, n: int) -> None: ...
+
+    try:
+        tagged.enqueue_sync("warm-up", 0)  # the parent's sync pool is open at the fork
+
+        def enqueue_and_check(who: str) -> bool:
+            ids = {tagged.enqueue_sync(who, n).id: n for n in range(100)}
+            return all(
+                tw.sync.get_task_status(job_id).args == [who, n] for job_id, n in ids.items()
+            )
+
+        def child() -> int:
+            other = TaskManager(pg_url)  # reads back through a manager of its own
+            try:
+                ids = {tagged.enqueue_sync("child", n).id: n for n in range(100)}
+                ok = all(
+                    other.sync.get_task_status(job_id).args == ["child", n]
+                    for job_id, n in ids.items()
+                )
+            finally:
+                other.sync.shutdown()
+            return 0 if ok else 3
+
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                code = child()
+            finally:
+                os._exit(code)
+        parent_ok = enqueue_and_check("parent")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert parent_ok
+        assert tw.sync.list_tasks(per_page=1000).total_entries == 201
     finally:
         tw.sync.shutdown()

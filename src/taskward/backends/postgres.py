@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import (
@@ -75,7 +76,7 @@ try:
     import psycopg
     from psycopg.abc import Buffer
     from psycopg.adapt import AdaptersMap, Loader
-    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise NotSupported(
         "the postgres backend needs psycopg 3: pip install 'taskward[postgres]'"
@@ -117,6 +118,8 @@ ROW_ADAPTERS: Final = _row_adapters()
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Sync pools a forked child found open: kept referenced, so that no finaliser closes them.
+_INHERITED_POOLS: list[Any] = []
 AConn = psycopg.AsyncConnection[Any]
 SCHEMA_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 OWN_PARAMS: Final = frozenset({"schema", "pool_min_size", "pool_max_size", "prepare"})
@@ -195,6 +198,7 @@ class PostgresBackend:
         self._pool: AsyncConnectionPool[AConn] | None = None
         self._open_lock = asyncio.Lock()
         self._sync_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._sync_pid = 0  # the process that opened the sync pool (a forked child needs its own)
         self._sync_lock = threading.Lock()
         self._listener: asyncio.Task[None] | None = None
         self._control_conn: AConn | None = None
@@ -299,9 +303,9 @@ class PostgresBackend:
         self._wake(None)
         if pool is not None:
             await pool.close()
-        with self._sync_lock:
-            sync_pool, self._sync_pool = self._sync_pool, None
-        if sync_pool is not None:
+        # Not under _sync_lock: a thread opening the pool may hold it for a connect timeout.
+        sync_pool, self._sync_pool = self._sync_pool, None
+        if sync_pool is not None and self._sync_pid == os.getpid():
             await asyncio.to_thread(sync_pool.close)
 
     @asynccontextmanager
@@ -557,13 +561,23 @@ class PostgresBackend:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 raise _unavailable(exc) from exc
         try:
-            with self._get_sync_pool().connection() as conn:
-                if len(jobs) == 1 and jobs[0].unique_key is None:
-                    # Autocommit: the INSERT commits on its own, one round trip.
-                    return self._insert_one_sync(conn, jobs, now)
-                return self._insert_sync(conn, jobs, now)
-        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            pool = self._get_sync_pool()
+            try:
+                conn = pool.getconn()
+            except PoolClosed:  # close() ran since we took the pool: nothing was sent yet
+                pool = self._get_sync_pool()
+                conn = pool.getconn()
+        except (PoolTimeout, PoolClosed, psycopg.OperationalError) as exc:
             raise _unavailable(exc) from exc
+        try:
+            if len(jobs) == 1 and jobs[0].unique_key is None:
+                # Autocommit: the INSERT commits on its own, one round trip.
+                return self._insert_one_sync(conn, jobs, now)
+            return self._insert_sync(conn, jobs, now)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            pool.putconn(conn)  # closed instead, if the pool closed meanwhile
 
     def _insert_one_sync(
         self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
@@ -577,10 +591,27 @@ class PostgresBackend:
 
     def _get_sync_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         pool = self._sync_pool
-        if pool is not None:
+        if pool is not None and self._sync_pid == os.getpid():
             return pool
         with self._sync_lock:  # like the async pool, it reopens on use after close()
-            if self._sync_pool is None:
+            pool = self._sync_pool
+            if pool is not None and self._sync_pid != os.getpid():
+                # A forked child: the parent's sockets are not ours to use, nor to close (a
+                # close, even by the garbage collector, would end the parent's sessions).
+                _INHERITED_POOLS.append(pool)
+                self._sync_pool = pool = None
+            if pool is None:
+                # One direct connection first: a wrong host or a server down fails at once
+                # with libpq's message, where the pool would retry until its timeout.
+                try:
+                    probe = psycopg.connect(
+                        self.conninfo,
+                        connect_timeout=int(CONTROL_TIMEOUT),
+                        **self._connect_kwargs(),
+                    )
+                except psycopg.OperationalError as exc:
+                    raise _unavailable(exc) from exc
+                probe.close()
                 pool = ConnectionPool(
                     self.conninfo,
                     min_size=min(1, self.max_size),
@@ -590,13 +621,9 @@ class PostgresBackend:
                     timeout=10.0,
                     name="taskward-sync",
                 )
-                try:
-                    pool.open(wait=True, timeout=10.0)
-                except (PoolTimeout, psycopg.OperationalError) as exc:
-                    pool.close()
-                    raise _unavailable(exc) from exc
-                self._sync_pool = pool
-            return self._sync_pool
+                pool.open(wait=False)
+                self._sync_pool, self._sync_pid = pool, os.getpid()
+            return pool
 
     # -- work ------------------------------------------------------------------------------
     async def fetch(

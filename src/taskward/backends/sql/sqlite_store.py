@@ -55,7 +55,7 @@ class SqliteStore:
     def __init__(self, path: str, *, synchronous: str, any_thread: bool = False) -> None:
         self.path = path
         self.synchronous = synchronous
-        # A sync producer's store is used by its thread only, but closed by the backend's.
+        # A pooled store (sync producers) is used by one thread at a time, not always the same.
         self.any_thread = any_thread
         self.q = load_queries("sqlite")
         self._conn: sqlite3.Connection | None = None
