@@ -23,7 +23,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PostgresServer", "find_pg_bin", "free_port", "private_postgres", "require_pg"]
+__all__ = [
+    "PostgresServer",
+    "find_pg_bin",
+    "find_pgbouncer",
+    "free_port",
+    "private_pgbouncer",
+    "private_postgres",
+    "require_pg",
+]
 
 
 def free_port() -> int:
@@ -153,3 +161,58 @@ def private_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+def find_pgbouncer() -> Path | None:
+    """The ``pgbouncer`` binary (Debian installs it in /usr/sbin), or None."""
+    found = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
+    )
+    return Path(found) if found else None
+
+
+@contextlib.contextmanager
+def private_pgbouncer(server: PostgresServer, *, pool_mode: str = "transaction") -> Iterator[int]:
+    """A PgBouncer in front of ``server`` on a free loopback port (trust auth); yields the port.
+
+    Like PostgreSQL it refuses to run as root: it runs as ``postgres`` through ``runuser``.
+    """
+    binary = find_pgbouncer()
+    if binary is None:
+        raise RuntimeError("pgbouncer not found")
+    root = Path(tempfile.mkdtemp(prefix="taskward-pgbouncer-"))
+    port = free_port()
+    (root / "userlist.txt").write_text('"postgres" ""\n')
+    (root / "pgbouncer.ini").write_text(
+        f"[databases]\n* = host=127.0.0.1 port={server.port}\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {root}/userlist.txt\npool_mode = {pool_mode}\n"
+        "max_client_conn = 500\ndefault_pool_size = 20\n"
+        f"logfile = {root}/pgbouncer.log\n"
+    )
+    cmd = [str(binary), str(root / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        shutil.chown(root, user="postgres")
+        for item in root.iterdir():
+            shutil.chown(item, user="postgres")
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log = (root / "pgbouncer.log").read_text(errors="replace")
+                    raise RuntimeError(f"pgbouncer did not start:\n{log}") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(root, ignore_errors=True)

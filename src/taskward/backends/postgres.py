@@ -18,8 +18,9 @@ connection; pipeline, COPY and ``notifies()`` included). Every statement lives i
 URL: ``postgresql://user:pass@host:port/db?schema=myapp&pool_max_size=10``. taskward's own
 query parameters (``schema``, ``pool_min_size``, ``pool_max_size``, ``prepare``) are removed
 before connecting; all others go to libpq. ``schema`` lets several applications share one
-database; ``prepare=false`` turns off server-side prepared statements (for PgBouncer in
-transaction mode).
+database; ``prepare=false`` is for a transaction pooler (PgBouncer in transaction mode): no
+server-side prepared statements and no startup options, so the database's time zone must be
+UTC (``ALTER DATABASE … SET timezone TO 'UTC'``; checked at connect).
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ EXACT_COUNT_CAP: Final = 10_000
 # in the (queue, state, id) index costs ~2.5 ms per pair that reaches it.
 STATS_EXACT_CAP: Final = 10_000
 LISTEN_RETRY_MAX: Final = 2.0
+# Names PostgreSQL may report for a UTC session time zone.
+UTC_ZONES: Final = frozenset(
+    {"UTC", "ETC/UTC", "UCT", "ETC/UCT", "GMT", "ETC/GMT", "ZULU", "UNIVERSAL", "ETC/UNIVERSAL"}
+)
 # Bound on a lease-keeping statement (and on opening its connection), in seconds.
 CONTROL_TIMEOUT: Final = 10.0
 # Rows per COPY write: the server stores one chunk while the client builds the next.
@@ -236,14 +241,28 @@ class PostgresBackend:
 
     # -- connections -----------------------------------------------------------------------
     def _connect_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "options": "-c TimeZone=UTC",
-            "context": ROW_ADAPTERS,
-        }
-        if not self.prepare:
+        kwargs: dict[str, Any] = {"autocommit": True, "context": ROW_ADAPTERS}
+        if self.prepare:
+            kwargs["options"] = "-c TimeZone=UTC"
+        else:
+            # Behind a transaction pooler: no server-side prepared statements, and no startup
+            # options either (PgBouncer refuses them); the database's own time zone must be
+            # UTC, which the probe connection checks.
             kwargs["prepare_threshold"] = None
         return kwargs
+
+    def _check_time_zone(self, zone: str | None) -> None:
+        """Refuse a session whose time zone is not UTC (only ``prepare=false`` can get one).
+
+        Every timestamp is read back in the session's zone, and a job's times must be UTC.
+        """
+        if (zone or "").upper() not in UTC_ZONES:
+            raise InvalidOptions(
+                f"the PostgreSQL session time zone is {zone!r}, not UTC: with prepare=false "
+                "taskward sends no startup options (PgBouncer refuses them), so set it on the "
+                "server side: ALTER DATABASE <db> SET timezone TO 'UTC' (or ALTER ROLE ... "
+                "SET timezone TO 'UTC')"
+            )
 
     async def open(self) -> None:
         """Open the connection pool (idempotent); the listener opens on the first wait."""
@@ -262,7 +281,9 @@ class PostgresBackend:
                     )
                 except psycopg.OperationalError as exc:
                     raise _unavailable(exc) from exc
+                zone = probe.info.parameter_status("TimeZone")
                 await probe.close()
+                self._check_time_zone(zone)
                 pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
                     self.conninfo,
                     min_size=self.min_size,
@@ -611,7 +632,9 @@ class PostgresBackend:
                     )
                 except psycopg.OperationalError as exc:
                     raise _unavailable(exc) from exc
+                zone = probe.info.parameter_status("TimeZone")
                 probe.close()
+                self._check_time_zone(zone)
                 pool = ConnectionPool(
                     self.conninfo,
                     min_size=min(1, self.max_size),
