@@ -143,8 +143,8 @@ def test_bad_input_on_an_unopened_manager_opens_nothing(tmp_path: Path) -> None:
         tw.sync.shutdown()
 
 
-def _forked(child: Callable[[], int]) -> int:
-    """Run ``child`` in a forked process; return its exit code."""
+def _fork(child: Callable[[], int]) -> int:
+    """Start ``child`` in a forked process (its return value is the exit code); return its pid."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
@@ -152,8 +152,17 @@ def _forked(child: Callable[[], int]) -> int:
             code = child()
         finally:
             os._exit(code)
+    return pid
+
+
+def _exit_code(pid: int) -> int:
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def _forked(child: Callable[[], int]) -> int:
+    """Run ``child`` in a forked process; return its exit code."""
+    return _exit_code(_fork(child))
 
 
 def test_a_forked_child_of_an_open_sqlite_manager_is_refused(tmp_path: Path) -> None:
@@ -222,16 +231,9 @@ def test_a_forked_child_gets_its_own_postgres_connections(pg_url: str) -> None:
                 other.sync.shutdown()
             return 0 if ok else 3
 
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                code = child()
-            finally:
-                os._exit(code)
+        pid = _fork(child)
         parent_ok = enqueue_and_check("parent")
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert _exit_code(pid) == 0
         assert parent_ok
         assert tw.sync.list_tasks(per_page=1000).total_entries == 201
     finally:
