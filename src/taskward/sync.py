@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import CancelledError
@@ -61,6 +62,7 @@ class Portal:
         self._lock = threading.Lock()
         self._closed = False
         self._calls: set[asyncio.Task[Any]] = set()  # touched on the loop thread only
+        self._pid = os.getpid()  # the process whose thread runs the loop
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         if self._closed:
@@ -68,11 +70,17 @@ class Portal:
                 "manager.sync was shut down; no blocking call can run on it any more "
                 "(make a new TaskManager)"
             )
+        if self._loop is not None and self._pid != os.getpid():
+            # A fork copies the loop but not its thread: a call would wait forever.
+            raise PortalClosed(
+                "this process was forked after the TaskManager's blocking calls started; "
+                "make (or first use) the TaskManager in each process after forking"
+            )
         if self._loop is None:
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="taskward-portal", daemon=True)
             thread.start()
-            self._loop, self._thread = loop, thread
+            self._loop, self._thread, self._pid = loop, thread, os.getpid()
         return self._loop
 
     def call(self, awaitable: Awaitable[T]) -> T:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -15,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from taskward import BackendUnavailable, JobState, NotSerializable, TaskManager, UnknownTask
+from taskward import (
+    BackendUnavailable,
+    JobState,
+    NotSerializable,
+    PortalClosed,
+    TaskManager,
+    UnknownTask,
+)
 
 
 async def test_sync_enqueue_inserts_from_the_callers_thread(store_url: str) -> None:
@@ -236,5 +244,47 @@ def test_a_forked_child_gets_its_own_postgres_connections(pg_url: str) -> None:
         assert _exit_code(pid) == 0
         assert parent_ok
         assert tw.sync.list_tasks(per_page=1000).total_entries == 201
+    finally:
+        tw.sync.shutdown()
+
+
+def test_a_forked_child_is_refused_rather_than_left_waiting(tmp_path: Path) -> None:
+    """The portal's thread and the SQLite thread do not survive a fork: clear errors, no hang."""
+    tw = TaskManager(f"sqlite:///{tmp_path}/jobs.db")
+
+    @tw.task(name="noop")
+    def noop() -> None: ...
+
+    try:
+        noop.enqueue_sync()
+        assert tw.sync.get_task_status(1).id == 1  # the portal runs, the backend is open
+
+        def child() -> int:
+            signal.alarm(20)  # a hang would be killed by SIGALRM: never exit code 0
+            try:
+                tw.sync.get_task_status(1)
+            except PortalClosed as exc:
+                if "forked" not in str(exc):
+                    return 3
+            else:
+                return 4
+
+            async def direct() -> None:
+                await tw.backend.get(1)
+
+            try:
+                asyncio.run(direct())
+            except BackendUnavailable as exc:
+                if "forked" not in str(exc):
+                    return 5
+            else:
+                return 6
+            asyncio.run(tw.backend.close())  # closes nothing of the parent's
+            return 0
+
+        assert _forked(child) == 0
+        # The parent's portal, database thread and wake-up socket are intact.
+        assert noop.enqueue_sync().id == 2
+        assert tw.sync.get_task_status(2).state is JobState.PENDING
     finally:
         tw.sync.shutdown()

@@ -130,6 +130,8 @@ class SqliteBackend:
     # -- the database thread ---------------------------------------------------------------
     async def _call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Run ``fn(*args)`` on the database thread, mapping lock/open errors."""
+        if self._connected_pid not in (None, os.getpid()):
+            raise BackendUnavailable(self._forked_message())
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskward-sqlite")
         self._connected_pid = os.getpid()
@@ -150,7 +152,14 @@ class SqliteBackend:
         await self._call(self._store.open)
 
     async def close(self) -> None:
-        """Close the connection and stop its thread (idempotent); wakes any waiter."""
+        """Close the connection and stop its thread (idempotent); wakes any waiter.
+
+        In a process forked while this backend was open it does nothing: the connections,
+        the database thread and the wake-up socket are the parent's (closing or unlinking
+        them would break the parent), and the backend stays refused there.
+        """
+        if self._connected_pid not in (None, os.getpid()):
+            return
         executor, self._executor = self._executor, None
         store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
         self._wake()
@@ -246,11 +255,7 @@ class SqliteBackend:
             if self._connected_pid not in (None, pid):
                 # Inherited from the parent: never used nor closed here.
                 self._idle_stores = []
-                raise BackendUnavailable(
-                    f"the SQLite database {self.path} was open when this process was forked; "
-                    "open the TaskManager in each process after forking (SQLite's locks do "
-                    "not survive a fork)"
-                )
+                raise BackendUnavailable(self._forked_message())
             self._connected_pid = pid
             generation = self._generation
             if self._idle_stores:
@@ -258,6 +263,13 @@ class SqliteBackend:
         store = SqliteStore(self.path, synchronous=self.synchronous, any_thread=True)
         store.open()
         return store, generation
+
+    def _forked_message(self) -> str:
+        return (
+            f"the SQLite database {self.path} was open when this process was forked; open "
+            "the TaskManager in each process after forking (SQLite's locks do not survive a "
+            "fork, and the database thread is the parent's)"
+        )
 
     def _checkin(self, store: SqliteStore, generation: int) -> None:
         """Give a store back; closed instead if close() ran meanwhile or enough are idle."""
