@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import signal
+import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -88,6 +89,7 @@ class TaskManager:
             ExponentialBackoff() if base is None else ExponentialBackoff(base=base or 1.0)
         )
         self._opened = False
+        self._blocking_open_lock = threading.Lock()
         self._open_lock: asyncio.Lock | None = None
         self.events = EventBus()
         """Hooks on job, queue and cron events (see :meth:`on`)."""
@@ -391,9 +393,9 @@ class TaskManager:
             )
             return job
         new = self.build_job(task, args, kwargs, **options)  # bad input: nothing opened
-        if not self._opened:
-            self.run_sync(self.open())  # migrations, once
         inserter = cast(BlockingInserter, backend)
+        if not self._opened:
+            self._open_blocking(inserter)
         (inserted,) = inserter.insert_blocking([new], now=self.clock.now(), connection=connection)
         _log_enqueued(inserted.job, inserted.duplicate)
         if self.events.wants("job.enqueued"):
@@ -404,6 +406,17 @@ class TaskManager:
             except PortalClosed:  # after shutdown(): the job is stored, so never raise now
                 self._emit_enqueued([inserted])
         return inserted.job
+
+    def _open_blocking(self, inserter: BlockingInserter) -> None:
+        """Open for a sync producer: migrate from this thread, start no loop nor async pool.
+
+        The backend's async side opens lazily on its first use, as after :meth:`open`.
+        """
+        with self._blocking_open_lock:
+            if not self._opened:
+                if self.settings.migrate_on_start:
+                    inserter.migrate_blocking()
+                self._opened = True
 
     async def enqueue_many(
         self,

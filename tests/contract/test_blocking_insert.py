@@ -189,3 +189,13 @@ async def test_an_insert_between_fetch_and_wait_is_not_missed(backend: Backend) 
     await asyncio.to_thread(inserter.insert_blocking, [new_job()], now=NOW)
     await asyncio.sleep(0)  # the wake-up scheduled on this loop runs
     await asyncio.wait_for(backend.wait_for_jobs(["default"], timeout=60.0), timeout=BOUND)
+
+
+async def test_migrate_blocking_is_idempotent_and_keeps_the_jobs(backend: Backend) -> None:
+    inserter = blocking(backend)
+    job = await insert_one(backend)
+    await asyncio.to_thread(inserter.migrate_blocking)
+    await asyncio.to_thread(inserter.migrate_blocking)
+    assert (await backend.get(job.id)).id == job.id
+    [after] = in_thread(inserter.insert_blocking, [new_job()], now=NOW)
+    assert after.job.id > job.id

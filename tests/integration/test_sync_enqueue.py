@@ -120,8 +120,9 @@ def test_sync_enqueue_on_a_backend_without_it_goes_through_the_portal() -> None:
         tw.sync.shutdown()
 
 
-def test_sync_enqueue_opens_a_manager_nobody_opened(tmp_path: object) -> None:
-    tw = TaskManager(f"sqlite:///{tmp_path}/jobs.db")
+def test_sync_enqueue_opens_a_manager_nobody_opened(store_url: str) -> None:
+    """A sync producer migrates from its own thread: no portal loop, no async pool."""
+    tw = TaskManager(store_url)
 
     @tw.task(name="double")
     def double(x: int) -> int:
@@ -129,7 +130,11 @@ def test_sync_enqueue_opens_a_manager_nobody_opened(tmp_path: object) -> None:
 
     try:
         job = double.enqueue_sync(4)
-        assert tw.sync.drain().counts == {"completed": 1}
+        assert tw.sync.portal._loop is None
+        if hasattr(tw.backend, "_pool"):
+            assert tw.backend._pool is None  # PostgreSQL's async pool never opened
+        assert double.enqueue_sync(5).id > job.id
+        assert tw.sync.drain().counts == {"completed": 2}  # the async side opens on use
         assert tw.sync.get_task_status(job.id).result == 8
     finally:
         tw.sync.shutdown()

@@ -63,6 +63,10 @@ class BlockingInserter(Protocol):
         """Insert jobs from the calling thread, blocking it; as :meth:`Backend.insert`."""
         ...
 
+    def migrate_blocking(self) -> None:
+        """:meth:`Backend.migrate` from the calling thread (a sync producer opens with it)."""
+        ...
+
 
 @runtime_checkable
 class Backend(Protocol):

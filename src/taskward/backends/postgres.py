@@ -419,19 +419,29 @@ class PostgresBackend:
 
         async def apply(conn: AConn) -> None:
             async with conn.transaction():
-                await conn.execute(self.q["migration_lock"], {"schema": self.schema})
-                await conn.execute(self.q["create_schema"])
-                await conn.execute(self.q["create_migrations_table"])
-                cursor = await conn.execute(self.q["applied_migrations"])
-                applied = {row[0] for row in await cursor.fetchall()}
-                for migration in load_migrations("postgres"):
-                    if migration.version in applied:
-                        continue
-                    await conn.execute(self._fill(migration.sql).encode())
-                    params = {"version": migration.version, "name": migration.name}
-                    await conn.execute(self.q["record_migration"], params)
+                await _drive_async(conn, self._migration_plan())
 
         await self._run(apply)
+
+    def migrate_blocking(self) -> None:
+        """:meth:`migrate` from the calling thread, on the sync pool (sync producers)."""
+        try:
+            with self._get_sync_pool().connection() as conn, conn.transaction():
+                _drive_sync(conn, self._migration_plan())
+        except (PoolTimeout, PoolClosed, psycopg.OperationalError) as exc:
+            raise _unavailable(exc) from exc
+
+    def _migration_plan(self) -> Generator[tuple[Any, Any], list[Any], None]:
+        """The statements of :meth:`migrate`: yields (sql, params), is sent each one's rows."""
+        yield self.q["migration_lock"], {"schema": self.schema}
+        yield self.q["create_schema"], None
+        yield self.q["create_migrations_table"], None
+        applied = {row[0] for row in (yield self.q["applied_migrations"], None)}
+        for migration in load_migrations("postgres"):
+            if migration.version in applied:
+                continue
+            yield self._fill(migration.sql).encode(), None
+            yield self.q["record_migration"], {"version": migration.version, "name": migration.name}
 
     # -- produce ---------------------------------------------------------------------------
     async def insert(
@@ -527,13 +537,7 @@ class PostgresBackend:
             if _outside_transaction(conn.autocommit, conn.info.transaction_status):
                 await conn.execute(self.q["join_transaction"])
             async with conn.transaction():
-                step = next(plan)
-                try:
-                    while True:
-                        cursor = await conn.execute(*step)
-                        step = plan.send(await cursor.fetchall() if cursor.description else [])
-                except StopIteration as done:  # caught inside: the transaction commits
-                    inserted: list[Inserted] = done.value
+                inserted = await _drive_async(conn, plan)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -547,14 +551,8 @@ class PostgresBackend:
         try:
             if _outside_transaction(conn.autocommit, conn.info.transaction_status):
                 conn.execute(self.q["join_transaction"])
-            with conn.transaction():
-                step = next(plan)
-                try:
-                    while True:
-                        cursor = conn.execute(*step)
-                        step = plan.send(cursor.fetchall() if cursor.description else [])
-                except StopIteration as done:  # caught inside: the savepoint is released
-                    inserted: list[Inserted] = done.value
+            with conn.transaction():  # a savepoint inside the caller's transaction
+                inserted = _drive_sync(conn, plan)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
         return inserted
@@ -1014,6 +1012,30 @@ class PostgresBackend:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
         found = await self._fetchall("list_workers", {"alive_since": alive_since})
         return [rows.worker_from_row(row) for row in found]
+
+
+async def _drive_async(conn: AConn, plan: Generator[tuple[Any, Any], list[Any], T]) -> T:
+    """Run a plan's statements on ``conn`` in order, sending each one's rows back."""
+    try:
+        step = next(plan)
+        while True:
+            cursor = await conn.execute(*step)
+            step = plan.send(await cursor.fetchall() if cursor.description else [])
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+def _drive_sync(conn: psycopg.Connection[Any], plan: Generator[tuple[Any, Any], list[Any], T]) -> T:
+    """:func:`_drive_async` on a sync connection."""
+    try:
+        step = next(plan)
+        while True:
+            cursor = conn.execute(*step)
+            step = plan.send(cursor.fetchall() if cursor.description else [])
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def _plain_insert(jobs: Sequence[NewJob], now: datetime) -> tuple[str, dict[str, Any]]:

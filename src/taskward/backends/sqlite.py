@@ -248,6 +248,21 @@ class SqliteBackend:
             self._channel.notify(ready)
         return out
 
+    def migrate_blocking(self) -> None:
+        """:meth:`migrate` from the calling thread, on a pooled connection (sync producers)."""
+        if self.path == MEMORY_PATH:
+            raise NotSupported("sqlite:///:memory: is private to one connection: use migrate()")
+        store, generation = self._checkout()
+        try:
+            store.migrate()
+        except sqlite3.DatabaseError as exc:
+            error = unavailable(exc, self.path)
+            if error is None:
+                raise
+            raise error from exc
+        finally:
+            self._checkin(store, generation)
+
     def _checkout(self) -> tuple[SqliteStore, int]:
         """An idle pooled store (or a new one) for this thread alone, and its generation."""
         pid = os.getpid()
