@@ -6,15 +6,12 @@ do); the jobs they enqueue are stored once each and run by a worker afterwards.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from socketserver import ThreadingMixIn
 from types import ModuleType
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -22,8 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 
 from taskward import JobState
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "wsgi_app.py"
+from tests_support.examples import loaded_example
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -39,17 +35,11 @@ class _QuietHandler(WSGIRequestHandler):
 def example(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The example module, loaded fresh on this test's store."""
     monkeypatch.setenv("TASKWARD_URL", store_url)
-    spec = importlib.util.spec_from_file_location("taskward_example_wsgi_app", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        module.tw.sync.shutdown()
-        del sys.modules[spec.name]
+    with loaded_example("wsgi_app.py") as module:
+        try:
+            yield module
+        finally:
+            module.tw.sync.shutdown()
 
 
 def _post(base: str, path: str) -> tuple[int, dict[str, object]]:

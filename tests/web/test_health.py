@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import ModuleType
 
 import httpx
@@ -21,8 +18,7 @@ from taskward.aio import (
 )
 from taskward.web import create_health_router, health_router
 from taskward.web.health import HealthCheck
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app.py"
+from tests_support.examples import loaded_example
 
 
 @pytest.fixture(autouse=True)
@@ -179,16 +175,8 @@ def test_invalid_settings_are_rejected(kwargs: dict[str, float]) -> None:
 
 @pytest.fixture
 def example_app() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("taskward_example_fastapi_app", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_example("fastapi_app.py") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 async def test_example_app_serves_health_and_drains_at_shutdown(example_app: ModuleType) -> None:

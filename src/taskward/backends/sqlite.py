@@ -223,20 +223,9 @@ class SqliteBackend:
                 "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
                 "enqueue after your commit, or use the postgres backend"
             )
-        if self.path == MEMORY_PATH:
-            raise NotSupported("sqlite:///:memory: is private to one connection: use insert()")
         if not jobs:
             return []
-        store, generation = self._checkout()
-        try:
-            out = store.insert(jobs, now)
-        except sqlite3.DatabaseError as exc:
-            error = unavailable(exc, self.path)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            self._checkin(store, generation)
+        out = self._on_pooled_store(lambda store: store.insert(jobs, now))
         ready = {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}
         if ready:
             loop = self._waiter_loop
@@ -250,11 +239,15 @@ class SqliteBackend:
 
     def migrate_blocking(self) -> None:
         """:meth:`migrate` from the calling thread, on a pooled connection (sync producers)."""
+        self._on_pooled_store(SqliteStore.migrate)
+
+    def _on_pooled_store(self, fn: Callable[[SqliteStore], T]) -> T:
+        """Run ``fn(store)`` on a pooled store in this thread, mapping lock/open errors."""
         if self.path == MEMORY_PATH:
-            raise NotSupported("sqlite:///:memory: is private to one connection: use migrate()")
+            raise NotSupported("sqlite:///:memory: is private to one connection: use the async API")
         store, generation = self._checkout()
         try:
-            store.migrate()
+            return fn(store)
         except sqlite3.DatabaseError as exc:
             error = unavailable(exc, self.path)
             if error is None:
