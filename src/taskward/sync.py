@@ -148,6 +148,14 @@ class Portal:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is None or thread is None:
+            if last is not None:
+                # The loop never ran (a sync producer that only enqueued from its threads):
+                # `last` still closes what they opened, on a loop of its own.
+                closing = threading.Thread(
+                    target=asyncio.run, args=(last(),), name="taskward-close"
+                )
+                closing.start()
+                closing.join(grace + 5)
             return
         try:
             wind_down = asyncio.run_coroutine_threadsafe(self._cancel_calls(last, grace), loop)

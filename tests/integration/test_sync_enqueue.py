@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -293,3 +294,30 @@ def test_a_forked_child_is_refused_rather_than_left_waiting(tmp_path: Path) -> N
         assert tw.sync.get_task_status(2).state is JobState.PENDING
     finally:
         tw.sync.shutdown()
+
+
+def test_shutdown_closes_what_a_sync_producer_opened(store_url: str) -> None:
+    """No portal loop ever ran, yet shutdown() closes the pooled connections."""
+    tw = TaskManager(store_url)
+
+    @tw.task(name="noop")
+    def noop() -> None: ...
+
+    first = noop.enqueue_sync()
+    noop.enqueue_sync()
+    assert tw.sync.portal._loop is None
+    backend: Any = tw.backend
+    assert (
+        backend._sync_pool is not None if hasattr(backend, "_sync_pool") else backend._idle_stores
+    )
+    tw.sync.shutdown()
+    if hasattr(backend, "_sync_pool"):
+        assert backend._sync_pool is None
+    else:
+        assert backend._idle_stores == []
+    # The jobs are stored: a new manager reads them back.
+    other = TaskManager(store_url)
+    try:
+        assert other.sync.get_task_status(first.id).state is JobState.PENDING
+    finally:
+        other.sync.shutdown()
