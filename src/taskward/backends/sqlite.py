@@ -56,6 +56,8 @@ POLL_SECONDS: Final = 0.05
 MAX_IDLE_STORES: Final = 4
 """Idle connections the sync producers' pool keeps (more threads at once open more)."""
 _PREFIX: Final = "sqlite:///"
+# Pooled connections a forked child found: kept referenced, so that no finaliser closes them.
+_INHERITED_STORES: list[SqliteStore] = []
 
 
 def parse_sqlite_url(url: str) -> str:
@@ -261,7 +263,9 @@ class SqliteBackend:
         pid = os.getpid()
         with self._pool_lock:
             if self._connected_pid not in (None, pid):
-                # Inherited from the parent: never used nor closed here.
+                # Inherited from the parent: never used nor closed here (kept referenced, so
+                # that no finaliser closes them either).
+                _INHERITED_STORES.extend(self._idle_stores)
                 self._idle_stores = []
                 raise BackendUnavailable(self._forked_message())
             self._connected_pid = pid
@@ -294,7 +298,8 @@ class SqliteBackend:
             self._generation += 1
             stores, self._idle_stores = self._idle_stores, []
             if self._connected_pid not in (None, os.getpid()):
-                return  # a forked child: the parent's connections are not ours to close
+                _INHERITED_STORES.extend(stores)  # a forked child: the parent's, not ours
+                return
             self._connected_pid = None
         for store in stores:
             with contextlib.suppress(sqlite3.Error):
