@@ -132,11 +132,12 @@ class SqliteBackend:
     # -- the database thread ---------------------------------------------------------------
     async def _call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Run ``fn(*args)`` on the database thread, mapping lock/open errors."""
-        if self._connected_pid not in (None, os.getpid()):
+        pid = os.getpid()
+        if self._connected_pid not in (None, pid):
             raise BackendUnavailable(self._forked_message())
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskward-sqlite")
-        self._connected_pid = os.getpid()
+        self._connected_pid = pid
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except sqlite3.DatabaseError as exc:
@@ -192,15 +193,11 @@ class SqliteBackend:
         the backend's connection lives on its own thread, so it cannot share the caller's
         ``sqlite3`` transaction. Passing one raises :class:`NotSupported`.
         """
-        if connection is not None:
-            raise NotSupported(
-                "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
-                "enqueue after your commit, or use the postgres backend"
-            )
+        _refuse_caller_transaction(connection)
         if not jobs:
             return []
         out = await self._call(self._store.insert, jobs, now)
-        ready = {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}
+        ready = _newly_pending_queues(out)
         if ready:
             self._jobs_ready(ready)
         return out
@@ -220,15 +217,11 @@ class SqliteBackend:
                 (open the manager in each process after forking: SQLite's locks do not
                 survive a fork, so a connection made in the child could corrupt the file).
         """
-        if connection is not None:
-            raise NotSupported(
-                "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
-                "enqueue after your commit, or use the postgres backend"
-            )
+        _refuse_caller_transaction(connection)
         if not jobs:
             return []
         out = self._on_pooled_store(lambda store: store.insert(jobs, now))
-        ready = {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}
+        ready = _newly_pending_queues(out)
         if ready:
             loop = self._waiter_loop
             if loop is not None:
@@ -475,3 +468,17 @@ class SqliteBackend:
     async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
         return await self._call(self._store.list_workers, alive_since)
+
+
+def _refuse_caller_transaction(connection: Any) -> None:
+    """SQLite cannot join the caller's transaction: its connections live on other threads."""
+    if connection is not None:
+        raise NotSupported(
+            "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
+            "enqueue after your commit, or use the postgres backend"
+        )
+
+
+def _newly_pending_queues(out: Sequence[Inserted]) -> set[str]:
+    """The queues of the jobs an insert made pending (whose waiters must be woken)."""
+    return {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}
