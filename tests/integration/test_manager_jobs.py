@@ -209,6 +209,25 @@ async def test_enqueue_many_in_bulk(tw: TaskManager) -> None:
     assert results == [1, 5, 9]
 
 
+async def test_enqueue_many_with_bad_input_late_stores_none(tw: TaskManager) -> None:
+    # PostgreSQL streams a bulk enqueue into one COPY while it is still being built: the bad
+    # call, long after the first chunks went out, must cancel the whole COPY.
+    received: list[Any] = []
+    tw.on("job.enqueued", received.append)
+    calls: list[Any] = [[n] for n in range(1500)]
+    calls[1234] = [object()]
+    with pytest.raises(NotSerializable):
+        await tw.enqueue_many("tests_support.jobs:add", calls)
+    assert (await tw.list_tasks()).total_entries == 0
+    assert received == []
+    calls[1234] = [1234]
+    jobs = await tw.enqueue_many("tests_support.jobs:add", calls, batch_size=700)
+    assert [job.args[0] for job in jobs] == list(range(1500))
+    assert len({job.id for job in jobs}) == 1500
+    assert (await tw.list_tasks()).total_entries == 1500
+    assert len(received) == 1500
+
+
 async def test_schedule_task_at_time_and_delay(tw: TaskManager) -> None:
     @tw.task
     async def later() -> None:

@@ -207,6 +207,25 @@ async def test_bulk_insert_refusing_a_row_stores_none_of_the_batch(tw: TaskManag
     assert (await tw.list_tasks()).total_entries == 3
 
 
+@pytest.mark.parametrize("given", [2, 4], ids=["fewer", "more"])
+async def test_stream_given_another_count_than_announced_stores_none(
+    pg_url: str, given: int
+) -> None:
+    backend = PostgresBackend(pg_url)
+    try:
+        await backend.migrate()
+        now = datetime.now(UTC)
+        new = NewJob(
+            task="t", queue="default", args=[1], kwargs={}, priority=0, max_attempts=1,
+            scheduled_at=now, state=JobState.PENDING,
+        )  # fmt: skip
+        with pytest.raises(ValueError, match="count=3"):
+            await backend.insert_stream(iter([[new] * given]), count=3, now=now)
+        assert (await backend.stats()).counts == {}
+    finally:
+        await backend.close()
+
+
 async def test_bulk_ids_follow_the_order_of_the_calls(tw: TaskManager) -> None:
     jobs = await tw.enqueue_many(ADD, [[n] for n in range(1200)], batch_size=500)
     assert [job.args[0] for job in jobs] == list(range(1200))

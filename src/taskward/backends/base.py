@@ -10,7 +10,7 @@ Times are passed in by the caller (``now``) so that one injected clock rules the
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +45,8 @@ class Capability(StrEnum):
     """Jobs can be read back (the no-op backend drops them)."""
     BLOCKING_INSERT = "blocking_insert"
     """The backend is a :class:`BlockingInserter`: sync callers insert from their own thread."""
+    STREAMED_INSERT = "streamed_insert"
+    """The backend is a :class:`StreamInserter`: a bulk enqueue is stored while it is built."""
 
 
 class BlockingInserter(Protocol):
@@ -65,6 +67,25 @@ class BlockingInserter(Protocol):
 
     def migrate_blocking(self) -> None:
         """:meth:`Backend.migrate` from the calling thread (a sync producer opens with it)."""
+        ...
+
+
+class StreamInserter(Protocol):
+    """A backend that stores a bulk enqueue while the manager is still building it.
+
+    ``enqueue_many`` (no caller's connection, no unique jobs) hands its jobs over chunk by
+    chunk as it validates and encodes them, and the backend writes each chunk while the next
+    one is being built: the client's work and the store's overlap instead of taking turns.
+    """
+
+    async def insert_stream(
+        self, chunks: Iterable[Sequence[NewJob]], *, count: int, now: datetime
+    ) -> list[Inserted]:
+        """Insert the ``count`` jobs ``chunks`` yields, in one transaction: all or none.
+
+        No job may carry a unique key. An exception raised by ``chunks`` (a job built late
+        with bad input) aborts the insert: nothing is stored, and that exception propagates.
+        """
         ...
 
 

@@ -37,6 +37,7 @@ from collections.abc import (
     Collection,
     Coroutine,
     Generator,
+    Iterable,
     Mapping,
     Sequence,
 )
@@ -236,6 +237,7 @@ class PostgresBackend:
                 Capability.TRANSACTIONAL_ENQUEUE,
                 Capability.NOTIFY,
                 Capability.BLOCKING_INSERT,
+                Capability.STREAMED_INSERT,
             }
         )
 
@@ -472,32 +474,56 @@ class PostgresBackend:
         """Insert jobs without unique keys, each statement committing on its own.
 
         One job: one INSERT, one round trip (a transaction block would add a BEGIN and a
-        COMMIT round trip for nothing). More: their ids are reserved, then the rows stream in
-        by COPY, in chunks, while the client builds the next chunk and the jobs it returns.
+        COMMIT round trip for nothing). More: one COPY (see :meth:`insert_stream`).
         """
+        if len(jobs) > 1:
+            chunks = (jobs[start : start + COPY_CHUNK] for start in range(0, len(jobs), COPY_CHUNK))
+            return await self.insert_stream(chunks, count=len(jobs), now=now)
         try:
-            if len(jobs) == 1:
-                return _inserted(jobs, await self._fetchall(*_plain_insert(jobs, now)), now)
-            return await self._run(lambda conn: self._copy_in(conn, jobs, now))
+            return _inserted(jobs, await self._fetchall(*_plain_insert(jobs, now)), now)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
 
-    async def _copy_in(self, conn: AConn, jobs: Sequence[NewJob], now: datetime) -> list[Inserted]:
-        cursor = await conn.execute(self.q["reserve_job_ids"], {"n": len(jobs)})
+    async def insert_stream(
+        self, chunks: Iterable[Sequence[NewJob]], *, count: int, now: datetime
+    ) -> list[Inserted]:
+        """Insert ``count`` jobs without unique keys by one COPY, written chunk by chunk.
+
+        Their ids are reserved first (COPY has no RETURNING). Each chunk is sent as soon as
+        it is built, so the server stores rows while the caller builds the next chunk; the
+        COPY commits once, at the end. An exception from ``chunks`` cancels the COPY: no job
+        is stored. The queues given pending jobs are notified after the commit.
+        """
+        try:
+            return await self._run(lambda conn: self._copy_in(conn, chunks, count, now))
+        except (psycopg.DataError, UnicodeEncodeError) as exc:
+            raise InvalidJob(f"PostgreSQL cannot store these jobs: {exc}") from exc
+
+    async def _copy_in(
+        self, conn: AConn, chunks: Iterable[Sequence[NewJob]], count: int, now: datetime
+    ) -> list[Inserted]:
+        cursor = await conn.execute(self.q["reserve_job_ids"], {"n": count})
         ids = sorted(row[0] for row in await cursor.fetchall())
         out: list[Inserted] = []
+        queues: set[str] = set()
         async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
-            for start in range(0, len(jobs), COPY_CHUNK):
-                chunk, chunk_ids = jobs[start : start + COPY_CHUNK], ids[start : start + COPY_CHUNK]
-                await copy.write(rows.copy_rows(chunk, chunk_ids, now))
-                out.extend(
-                    Inserted(job=job_from_new(new, i, now))
-                    for new, i in zip(chunk, chunk_ids, strict=True)
-                )
-        queues = sorted({new.queue for new in jobs if new.state is JobState.PENDING})
+            for built in chunks:
+                for start in range(0, len(built), COPY_CHUNK):
+                    chunk = built[start : start + COPY_CHUNK]
+                    chunk_ids = ids[len(out) : len(out) + len(chunk)]
+                    if len(chunk_ids) < len(chunk):
+                        raise ValueError(f"insert_stream was given more than count={count} jobs")
+                    await copy.write(rows.copy_rows(chunk, chunk_ids, now))
+                    out.extend(
+                        Inserted(job=job_from_new(new, i, now))
+                        for new, i in zip(chunk, chunk_ids, strict=True)
+                    )
+                    queues.update(new.queue for new in chunk if new.state is JobState.PENDING)
+            if len(out) != count:
+                raise ValueError(f"insert_stream was given {len(out)} jobs, not count={count}")
         if queues:  # COPY cannot notify: one more statement after it committed
             try:
-                await conn.execute(self.q["notify_queues"], {"queues": queues})
+                await conn.execute(self.q["notify_queues"], {"queues": sorted(queues)})
             except psycopg.Error as exc:
                 # The jobs are stored: failing the call now would invite a duplicate retry.
                 logger.warning("jobs stored; their wake-up failed (%s): polling finds them", exc)
