@@ -41,6 +41,35 @@ async def test_run_worker_processes_jobs_and_stops_gracefully(tw: TaskManager) -
     assert (await tw.get_statistics())["workers"]["total"] == 0  # deregistered
 
 
+async def test_stop_ends_an_idle_worker_without_waiting_a_poll(manager_url: str) -> None:
+    # An idle queue loop sits in the backend's wait for up to poll_interval: stop() must
+    # interrupt that wait, and a wake-up must still reach a loop that waited before.
+    async with TaskManager(manager_url, poll_interval=120, lease_seconds=5) as tw:
+
+        @tw.task
+        async def ping() -> str:
+            return "pong"
+
+        worker = tw.make_worker({"default": 2, "other": 1})
+        runner = asyncio.create_task(tw.run_worker(worker=worker, install_signal_handlers=False))
+        await asyncio.sleep(0.2)  # both queue loops are idle in the wait by now
+        job = await ping.enqueue()
+        await _wait_for_state(tw, job.id, JobState.COMPLETED)
+        await asyncio.sleep(0.2)
+        worker.stop()
+        await asyncio.wait_for(runner, 20)  # far less than the 120 s poll interval
+
+
+async def test_cancelling_an_idle_worker_still_cancels_it(manager_url: str) -> None:
+    async with TaskManager(manager_url, poll_interval=120, lease_seconds=5) as tw:
+        worker = tw.make_worker({"default": 1})
+        runner = asyncio.create_task(tw.run_worker(worker=worker, install_signal_handlers=False))
+        await asyncio.sleep(0.2)
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(runner, 20)
+
+
 async def test_shutdown_timeout_releases_unfinished_jobs(manager_url: str) -> None:
     async with TaskManager(manager_url, poll_interval=0.05, shutdown_timeout=0.1) as tw:
         started = asyncio.Event()
