@@ -152,3 +152,38 @@ async def test_get_unknown_job_raises_job_not_found(backend: Backend) -> None:
     with pytest.raises(JobNotFound) as caught:
         await backend.get(123456)
     assert caught.value.job_id == 123456
+
+
+async def test_batch_of_unlike_jobs_stores_each_as_given(backend: Backend) -> None:
+    # Each job differs from the one before it in one field (PostgreSQL's COPY formats the
+    # fields shared by a run of alike jobs once): each is stored as given.
+    steps: list[dict[str, Any]] = [
+        {},
+        {},
+        {"task": "t.two"},
+        {"queue": "q2"},
+        {"priority": 7},
+        {"max_attempts": 9},
+        {"tags": ()},
+        {"timeout": 2.5},
+        {"scheduled_at": at(60)},
+        {"state": S.SCHEDULED},
+        {"meta": {"k": 1}},
+        {"meta": {"k": 2}},
+        {"meta": {}},
+    ]
+    shape: dict[str, Any] = {"task": "t.one", "queue": "q1", "priority": 1, "tags": ("a", "b")}
+    news = []
+    for n, step in enumerate(steps):
+        shape = {**shape, **step}
+        news.append(new_job(args=[n], **shape))
+    inserted = await backend.insert(news, now=NOW)
+    for new, item in zip(news, inserted, strict=True):
+        stored = await backend.get(item.job.id)
+        assert stored == item.job
+        got = (stored.task, stored.queue, stored.priority, stored.max_attempts, stored.tags)
+        assert got == (new.task, new.queue, new.priority, new.max_attempts, new.tags)
+        assert (stored.timeout, stored.state, stored.scheduled_at, stored.meta) == (
+            new.timeout, new.state, new.scheduled_at, new.meta
+        )  # fmt: skip
+        assert stored.args == new.args

@@ -211,18 +211,32 @@ def copy_rows(jobs: Sequence[NewJob], ids: Sequence[int], now: datetime) -> str:
     """The lines ``copy_jobs`` reads (COPY text format) for ``jobs`` with their reserved ids."""
     inserted_at = now.isoformat()
     lines = []
+    # The jobs of a bulk enqueue share everything but their ids and arguments: the rest of
+    # the line is formatted once per run of alike jobs (compared by identity: cheap, and
+    # the jobs of one enqueue_many share the very same objects).
+    shared: tuple[Any, ...] = ()
+    head = tail = ""
     for new, job_id in zip(jobs, ids, strict=True):
+        key = (new.task, new.queue, new.state, new.priority, new.max_attempts, new.scheduled_at,
+               new.unique_key, new.tags, new.depends_on, new.timeout)  # fmt: skip
+        if (
+            new.meta
+            or len(key) != len(shared)
+            or any(a is not b for a, b in zip(key, shared, strict=True))
+        ):
+            shared = () if new.meta else key
+            head = f"{_copy(new.task)}\t{_copy(new.queue)}"
+            tail = (
+                f"{new.state.value}\t{new.priority}\t{new.max_attempts}\t"
+                f"{new.scheduled_at.isoformat()}\t{inserted_at}\t"
+                f"{_COPY_NULL if new.unique_key is None else _copy(new.unique_key)}\t"
+                f"{_copy(_array_literal(new.tags)) if new.tags else '{}'}\t"
+                f"{_copy(dumps(new.meta)) if new.meta else '{}'}\t"
+                f"{{{','.join(map(str, new.depends_on))}}}\t"
+                f"{_COPY_NULL if new.timeout is None else repr(float(new.timeout))}\n"
+            )
         args, kwargs = _payload(new)
-        lines.append(
-            f"{job_id}\t{_copy(new.task)}\t{_copy(new.queue)}\t{_copy(args)}\t{_copy(kwargs)}\t"
-            f"{new.state.value}\t{new.priority}\t{new.max_attempts}\t"
-            f"{new.scheduled_at.isoformat()}\t{inserted_at}\t"
-            f"{_COPY_NULL if new.unique_key is None else _copy(new.unique_key)}\t"
-            f"{_copy(_array_literal(new.tags)) if new.tags else '{}'}\t"
-            f"{_copy(dumps(new.meta)) if new.meta else '{}'}\t"
-            f"{{{','.join(map(str, new.depends_on))}}}\t"
-            f"{_COPY_NULL if new.timeout is None else repr(float(new.timeout))}\n"
-        )
+        lines.append(f"{job_id}\t{head}\t{_copy(args)}\t{_copy(kwargs)}\t{tail}")
     return "".join(lines)
 
 
