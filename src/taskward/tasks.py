@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
@@ -47,7 +47,7 @@ class Enqueuer(Protocol):
         """Enqueue one job."""
         ...
 
-    async def enqueue_many(self, task: Any, calls: Sequence[Any], **options: Any) -> list[Job]:
+    async def enqueue_many(self, task: Any, calls: Iterable[Any], **options: Any) -> list[Job]:
         """Enqueue many jobs of one task."""
         ...
 
@@ -175,7 +175,7 @@ class Task(Generic[P, R]):
         """Enqueue with explicit options (queue, priority, delay, connection…)."""
         return await self._manager().enqueue_task(self, args=args, kwargs=kwargs, **options)
 
-    async def enqueue_many(self, calls: Sequence[Any], **options: Any) -> list[Job]:
+    async def enqueue_many(self, calls: Iterable[Any], **options: Any) -> list[Job]:
         """Enqueue many jobs in bulk; each call is an args list or an ``(args, kwargs)`` pair."""
         return await self._manager().enqueue_many(self, calls, **options)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -226,6 +227,16 @@ async def test_enqueue_many_with_bad_input_late_stores_none(tw: TaskManager) -> 
     assert len({job.id for job in jobs}) == 1500
     assert (await tw.list_tasks()).total_entries == 1500
     assert len(received) == 1500
+
+
+async def test_enqueue_many_takes_any_iterable_of_calls(tw: TaskManager) -> None:
+    generated = await tw.enqueue_many("tests_support.jobs:add", ([n] for n in range(250)))
+    queued = await tw.enqueue_many("tests_support.jobs:add", deque([[n], [n + 1]] for n in (7,)))
+    assert [job.args[0] for job in generated] == list(range(250))
+    assert [job.args for job in queued] == [[[7], [8]]]
+    assert (await tw.list_tasks()).total_entries == 251
+    with pytest.raises(InvalidOptions, match="batch_size"):
+        await tw.enqueue_many("tests_support.jobs:add", [[1]], batch_size=0)
 
 
 async def test_schedule_task_at_time_and_delay(tw: TaskManager) -> None:

@@ -207,6 +207,43 @@ async def test_bulk_insert_refusing_a_row_stores_none_of_the_batch(tw: TaskManag
     assert (await tw.list_tasks()).total_entries == 3
 
 
+async def test_bulk_failing_late_keeps_the_callers_error_out_of_the_server_log(
+    tw: TaskManager, pg_server: PostgresServer
+) -> None:
+    # The COPY is cancelled with a fixed text: the caller's error (which quotes the call) is
+    # raised to the caller, never sent to the server's log.
+    marker = f"secret-{uuid.uuid4().hex}"
+    calls: list[Any] = [[n] for n in range(300)]
+    calls[250] = marker  # not an args list: InvalidOptions quoting it
+    with pytest.raises(InvalidOptions, match=marker):
+        await tw.enqueue_many(ADD, calls)
+    assert (await tw.list_tasks()).total_entries == 0
+    async with asyncio.timeout(10):  # the server writes its log line on its own time
+        while "the caller failed to build the jobs" not in pg_server.log_file.read_text():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert marker not in pg_server.log_file.read_text()
+
+
+async def test_bulk_cut_short_by_statement_timeout_says_so_and_stores_none(
+    pg_server: PostgresServer,
+) -> None:
+    name = f"short_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(pg_server.url()), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"ALTER DATABASE {name} SET statement_timeout = '30ms'")
+    try:
+        async with TaskManager(pg_server.url(name)) as tw:
+            with pytest.raises(BackendUnavailable, match="smaller enqueue_many calls"):
+                await tw.enqueue_many(ADD, [[n] for n in range(60_000)])
+            with psycopg.connect(libpq_url(pg_server.url(name)), autocommit=True) as conn:
+                assert conn.execute("SELECT count(*) FROM taskward_jobs").fetchone() == (0,)
+            # Smaller calls go through.
+            assert len(await tw.enqueue_many(ADD, [[n] for n in range(20)])) == 20
+    finally:
+        with psycopg.connect(libpq_url(pg_server.url()), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.mark.parametrize("given", [2, 4], ids=["fewer", "more"])
 async def test_stream_given_another_count_than_announced_stores_none(
     pg_url: str, given: int

@@ -38,6 +38,7 @@ from collections.abc import (
     Coroutine,
     Generator,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -502,25 +503,37 @@ class PostgresBackend:
     async def _copy_in(
         self, conn: AConn, chunks: Iterable[Sequence[NewJob]], count: int, now: datetime
     ) -> list[Inserted]:
-        cursor = await conn.execute(self.q["reserve_job_ids"], {"n": count})
-        ids = sorted(row[0] for row in await cursor.fetchall())
         out: list[Inserted] = []
         queues: set[str] = set()
-        async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
-            for built in chunks:
-                for start in range(0, len(built), COPY_CHUNK):
-                    chunk = built[start : start + COPY_CHUNK]
-                    chunk_ids = ids[len(out) : len(out) + len(chunk)]
-                    if len(chunk_ids) < len(chunk):
-                        raise ValueError(f"insert_stream was given more than count={count} jobs")
-                    await copy.write(rows.copy_rows(chunk, chunk_ids, now))
-                    out.extend(
-                        Inserted(job=job_from_new(new, i, now))
-                        for new, i in zip(chunk, chunk_ids, strict=True)
-                    )
-                    queues.update(new.queue for new in chunk if new.state is JobState.PENDING)
-            if len(out) != count:
-                raise ValueError(f"insert_stream was given {len(out)} jobs, not count={count}")
+        failed: list[BaseException] = []
+        try:
+            cursor = await conn.execute(self.q["reserve_job_ids"], {"n": count})
+            ids = sorted(row[0] for row in await cursor.fetchall())
+            async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
+                for built in _noting_failure(chunks, failed):
+                    for start in range(0, len(built), COPY_CHUNK):
+                        chunk = built[start : start + COPY_CHUNK]
+                        chunk_ids = ids[len(out) : len(out) + len(chunk)]
+                        if len(chunk_ids) < len(chunk):
+                            raise ValueError(
+                                f"insert_stream was given more than count={count} jobs"
+                            )
+                        await copy.write(rows.copy_rows(chunk, chunk_ids, now))
+                        out.extend(
+                            Inserted(job=job_from_new(new, i, now))
+                            for new, i in zip(chunk, chunk_ids, strict=True)
+                        )
+                        queues.update(new.queue for new in chunk if new.state is JobState.PENDING)
+                if len(out) != count:
+                    raise ValueError(f"insert_stream was given {len(out)} jobs, not count={count}")
+        except _ChunkFailed:
+            raise failed[0] from None  # the caller's own error, after the COPY was cancelled
+        except psycopg.errors.QueryCanceled as exc:
+            raise BackendUnavailable(
+                f"PostgreSQL cancelled the bulk insert of {count} jobs ({exc}): it is one COPY; "
+                "split it into smaller enqueue_many calls, or allow it more time "
+                "(statement_timeout)"
+            ) from exc
         if queues:  # COPY cannot notify: one more statement after it committed
             try:
                 await conn.execute(self.q["notify_queues"], {"queues": sorted(queues)})
@@ -1097,3 +1110,31 @@ def _unique_match(found: list[Any], new: NewJob, now: datetime) -> Job | None:
         return job
     age = (now - job.inserted_at).total_seconds()
     return job if age <= new.unique_window and job.state in UNIQUE_BLOCKING_STATES else None
+
+
+class _ChunkFailed(Exception):
+    """Building a chunk of a streamed insert failed; the original error is kept aside.
+
+    psycopg sends the text of the exception that cancels a COPY to the server, which logs
+    it; the caller's error may quote job arguments (sensitive ones included), so the COPY is
+    cancelled with this fixed text instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the caller failed to build the jobs; nothing was stored")
+
+
+def _noting_failure(
+    chunks: Iterable[Sequence[NewJob]], failed: list[BaseException]
+) -> Iterator[Sequence[NewJob]]:
+    """Yield ``chunks``; an error raised producing one is put in ``failed`` as _ChunkFailed."""
+    iterator = iter(chunks)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            failed.append(exc)
+            raise _ChunkFailed from None
+        yield chunk
