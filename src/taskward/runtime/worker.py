@@ -19,9 +19,9 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from taskward.backends.base import Backend
+from taskward.backends.base import Backend, Capability, Dispatcher
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobState, JobUpdate, WorkerInfo
@@ -39,6 +39,9 @@ FETCH_RETRY_SECONDS = 0.5
 # With a backlog, wait up to this long for half the slots to be free so one claim fills them
 # (a claim is a write transaction: fewer, fuller claims drain faster); idle queues never wait.
 BATCH_GATHER_SECONDS = 0.002
+# How long a worker whose offer was taken waits for that job's NOTIFY before leaving the job
+# to the rescue of expired leases (the NOTIFY follows the producer's commit by milliseconds).
+DISPATCH_ARRIVAL_SECONDS = 5.0
 Resolve = Callable[[str], Task[Any, Any] | None]
 
 
@@ -103,7 +106,14 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._ack_needed = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._waits: set[asyncio.Future[None]] = set()  # queue loops idle in the backend's wait
+        self._waits: dict[str, asyncio.Future[None]] = {}  # queue loops idle in the backend's wait
+        # Direct dispatch (PostgreSQL): jobs producers handed to this worker, by queue.
+        self._dispatcher = (
+            cast(Dispatcher, backend) if Capability.DISPATCH in backend.capabilities else None
+        )
+        self._taken = {queue: asyncio.Event() for queue in config.queues}  # offer consumed
+        self._held: list[Job] = []  # dispatched while stopping: started by _shutdown
+        self._accepting = True  # False once _shutdown is past starting held jobs
         self._acks_closed = False
         self._threads = ThreadPoolExecutor(
             max_workers=max(4, sum(config.queues.values())), thread_name_prefix="taskward-job"
@@ -118,7 +128,7 @@ class Worker:
 
     def _interrupt_waits(self) -> None:
         # A queue loop idle in the backend's wait stops now, not after a poll interval.
-        for waiting in self._waits:
+        for waiting in self._waits.values():
             waiting.cancel()
 
     async def wait_stopped(self, timeout: float) -> bool:
@@ -159,6 +169,9 @@ class Worker:
         self._slot_freed.set()
         try:
             await asyncio.gather(*loops, return_exceptions=True)
+            held, self._held, self._accepting = self._held, [], False
+            for job in held:  # dispatched while stopping: finished or released like the rest
+                self.start_job(job)
             await self._finish_running(self.config.shutdown_timeout)
             self._acks_closed = True
             self._ack_needed.set()
@@ -219,7 +232,56 @@ class Worker:
         for job in jobs:
             self.start_job(job)
         if len(jobs) < free and not self._stopping.is_set():
-            await self._wait_for_jobs(queue)
+            await self._idle(queue)
+
+    async def _idle(self, queue: str) -> None:
+        """Wait for new jobs; where the store dispatches, offer it one slot first.
+
+        A producer that takes the offer stores its job already claimed by this worker, and
+        the store hands it over (:meth:`_receive`), which starts it: no claim round trip.
+        After the wait the offer is taken back; if a producer took it and its job has not
+        arrived yet, it is on its way (its NOTIFY follows the producer's commit, which the
+        withdrawal waited for): wait for it, so the next claim does not fill its slot.
+        """
+        taken = self._taken[queue]
+        taken.clear()
+        offered = self._dispatcher is not None and await self._dispatcher.offer(
+            worker_id=self.id,
+            queue=queue,
+            lease_seconds=self.config.lease_seconds,
+            receive=self._receive,
+        )
+        await self._wait_for_jobs(queue)
+        if not offered or taken.is_set():
+            return
+        assert self._dispatcher is not None
+        if await self._dispatcher.withdraw(worker_id=self.id, queue=queue):
+            return  # nobody took it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(taken.wait(), DISPATCH_ARRIVAL_SECONDS)
+        if not taken.is_set():
+            logger.warning(
+                "queue %r: a job dispatched to this worker never arrived; it runs again when "
+                "its lease expires",
+                queue,
+            )
+
+    def _receive(self, job: Job) -> None:
+        """Start a job a producer dispatched to this worker (called by the store, on the loop)."""
+        if job.queue in self._taken:
+            self._taken[job.queue].set()
+        if not self._accepting:
+            logger.info("job %s: dispatched as this worker stopped; it runs again when its "
+                        "lease expires", job.id)  # fmt: skip
+            return
+        if self._stopping.is_set():
+            self._held.append(job)
+            return
+        logger.debug("job %s: dispatched to this worker", job.id)
+        self.start_job(job)
+        waiting = self._waits.get(job.queue)
+        if waiting is not None:
+            waiting.cancel()  # the queue loop takes its offer back and offers again
 
     async def _gather_slots(self, queue: str, concurrency: int) -> int:
         """Wait briefly for half the queue's slots to be free; return how many are."""
@@ -246,7 +308,7 @@ class Worker:
         waiting = asyncio.ensure_future(
             self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
         )
-        self._waits.add(waiting)
+        self._waits[queue] = waiting
         try:
             await waiting
         except asyncio.CancelledError:
@@ -254,7 +316,7 @@ class Worker:
             if not waiting.cancelled() or (current is not None and current.cancelling()):
                 raise  # this loop itself is being cancelled, not just its wait
         finally:
-            self._waits.discard(waiting)
+            del self._waits[queue]
             waiting.cancel()
 
     async def fetch(self, queue: str, limit: int) -> list[Job]:

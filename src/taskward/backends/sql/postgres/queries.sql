@@ -109,6 +109,44 @@ WITH job AS (
 )
 SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
 
+-- insert_job_basic for a due job that an idle worker may take at once (see migration 0005):
+-- the insert takes one standing offer of its queue (SKIP LOCKED: producers never queue on one
+-- offer; a paused queue is never offered a job) and stores the job running, leased to that
+-- worker, whose listener gets the whole row in the NOTIFY ("run:" and the row as JSON). No
+-- offer: a pending job and the usual NOTIFY of its queue. Only outside a caller's transaction
+-- (an offer held until someone else's commit would stall the worker taking it back) and for
+-- small payloads (a NOTIFY holds at most 8,000 bytes).
+-- name: insert_job_dispatch
+WITH offer AS (
+    DELETE FROM {schema}.taskward_offers
+    WHERE (queue, worker_id) = (
+        SELECT queue, worker_id FROM {schema}.taskward_offers
+        WHERE queue = %(queue)s
+            AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING worker_id, lease_seconds
+), job AS (
+    INSERT INTO {schema}.taskward_jobs (
+        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+        attempt, attempted_at, attempted_by, lease_until
+    )
+    SELECT %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json,
+           CASE WHEN offer.worker_id IS NULL THEN 'pending' ELSE 'running' END,
+           %(priority)s, %(max_attempts)s, %(scheduled_at)s, %(now)s,
+           CASE WHEN offer.worker_id IS NULL THEN 0 ELSE 1 END,
+           CASE WHEN offer.worker_id IS NULL THEN NULL ELSE %(now)s::timestamptz END,
+           offer.worker_id,
+           %(now)s::timestamptz + make_interval(secs => offer.lease_seconds)
+    FROM (SELECT 1) AS one LEFT JOIN offer ON true
+    RETURNING {job_columns}
+)
+SELECT id, attempted_by, lease_until,
+       pg_notify('{channel}', CASE WHEN attempted_by IS NULL THEN queue
+                                   ELSE 'run:' || row_to_json(job)::text END)
+FROM job;
+
 -- Held until the inserting transaction ends: concurrent inserts of one unique key (from any
 -- process) take turns, so the check below and the insert after it cannot race.
 -- name: lock_unique_key
@@ -400,7 +438,19 @@ ON CONFLICT (id) DO UPDATE SET
     running = excluded.running;
 
 -- name: remove_worker
+WITH offers AS (DELETE FROM {schema}.taskward_offers WHERE worker_id = %(id)s)
 DELETE FROM {schema}.taskward_workers WHERE id = %(id)s;
+
+-- An idle worker offers one slot of a queue to producers (see insert_job_dispatch).
+-- name: offer_slot
+INSERT INTO {schema}.taskward_offers (worker_id, queue, lease_seconds)
+VALUES (%(worker_id)s, %(queue)s, %(lease_seconds)s)
+ON CONFLICT (queue, worker_id) DO UPDATE SET lease_seconds = excluded.lease_seconds;
+
+-- Takes an offer back; no row returned: a producer took it, and its job is on its way.
+-- name: withdraw_slot
+DELETE FROM {schema}.taskward_offers WHERE worker_id = %(worker_id)s AND queue = %(queue)s
+RETURNING 1;
 
 -- name: list_workers
 SELECT id, hostname, pid, queues, started_at, heartbeat_at, running
