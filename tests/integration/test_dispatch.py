@@ -154,10 +154,16 @@ async def test_a_job_dispatched_to_a_vanished_worker_runs_again_after_its_lease(
             return "done"
 
         conninfo, own = parse_postgres_url(pg_url)
+        schema = own["schema"]
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(  # a worker that offered, then died without taking it back
-                f'INSERT INTO "{own["schema"]}".taskward_offers VALUES (%s, %s, %s)',
-                ("ghost", "default", 30.0),
+            # A worker that heartbeated, offered, then died without taking its offer back.
+            conn.execute(
+                f'INSERT INTO "{schema}".taskward_workers VALUES '
+                "('ghost', 'h', 1, '{}', %s, %s, 0)",
+                (clock.now(), clock.now()),
+            )
+            conn.execute(
+                f"INSERT INTO \"{schema}\".taskward_offers VALUES ('ghost', 'default', 30)"
             )
         job = await work.enqueue()
         assert (job.state, job.attempted_by) == (JobState.RUNNING, "ghost")
@@ -201,3 +207,127 @@ async def test_a_dispatched_row_reads_back_as_the_stored_job(tw: TaskManager, pg
     assert stored.errors
     assert stored.attempted_at is not None
     assert rows.job_from_json(row[0]) == stored
+
+
+async def test_a_stale_offer_is_never_taken(tw: TaskManager, pg_url: str) -> None:
+    # A worker that died with an offer standing: it stopped heartbeating, so no producer
+    # hands it a job (which would only wait for its lease to run out).
+    conninfo, own = parse_postgres_url(pg_url)
+    schema = own["schema"]
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".taskward_workers VALUES '
+            "('gone', 'h', 1, '{}', now() - interval '1 hour', now() - interval '1 hour', 0)"
+        )
+        conn.execute(f"INSERT INTO \"{schema}\".taskward_offers VALUES ('gone', 'default', 30)")
+
+    @tw.task
+    async def work() -> None:
+        return None
+
+    job = await work.enqueue()
+    assert (job.state, job.attempted_by) == (JobState.PENDING, None)
+    assert _offers(pg_url, "gone") == 1
+
+
+async def test_a_job_whose_notify_is_lost_is_adopted(tw: TaskManager, pg_url: str) -> None:
+    # The NOTIFY carrying a dispatched job can be lost (the LISTEN connection dropped). The
+    # worker sees its offer was taken when it takes it back, and runs the job all the same.
+    @tw.task
+    async def work() -> str:
+        return "ran"
+
+    worker, runner = await _idle_worker(tw, pg_url)
+    backend: Any = tw.backend
+    backend._deliver = lambda payload: None  # every dispatch NOTIFY goes missing
+    job = await work.enqueue()
+    assert job.attempted_by == worker.id
+    await tw.enqueue_task(work, tags=["wake"])  # not dispatched: a NOTIFY that wakes the loop
+    await _until_done(tw, job.id)
+    done = await tw.get_task_status(job.id)
+    assert (done.attempt, done.attempted_by, done.result) == (1, worker.id, "ran")
+    worker.stop()
+    await asyncio.wait_for(runner, 20)
+
+
+async def test_an_offer_left_by_an_error_still_holds_its_slot(tw: TaskManager, pg_url: str) -> None:
+    # Taking the offer back fails once: the offer stands and a producer takes it, while the
+    # worker (concurrency 1) is about to claim. The slot stays reserved: never two at once.
+    running = 0
+    most = 0
+    gate = asyncio.Event()
+
+    @tw.task
+    async def hold(n: int) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await gate.wait()
+        running -= 1
+        return n
+
+    worker, runner = await _idle_worker(tw, pg_url, concurrency=1)
+    backend: Any = tw.backend
+    real_withdraw = backend.withdraw
+    failures = 0
+
+    async def withdraw_failing_once(**kwargs: Any) -> bool:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise psycopg.OperationalError("connection lost (simulated)")
+        return bool(await real_withdraw(**kwargs))
+
+    backend.withdraw = withdraw_failing_once
+    backend._deliver = lambda payload: None  # and its NOTIFY is lost too: adopted later
+    pending = await hold.enqueue_many([[0], [1]])  # wakes the worker: withdraw fails
+    await asyncio.sleep(0.3)
+    dispatched = await hold.enqueue(2)  # takes the offer still standing
+    assert dispatched.attempted_by == worker.id
+    await asyncio.sleep(0.5)
+    gate.set()
+    for job in [*pending, dispatched]:
+        await _until_done(tw, job.id)
+    assert most == 1
+    worker.stop()
+    await asyncio.wait_for(runner, 20)
+
+
+async def test_no_offers_through_pgbouncer_mode(pg_url: str) -> None:
+    # prepare=false is PgBouncer's transaction mode, where a LISTEN can seem to work on a
+    # server connection that others then get: a worker there never offers slots.
+    async with TaskManager(pg_url + "&prepare=false", poll_interval=0.05) as tw:
+        worker = tw.make_worker({"default": 1})
+        runner = asyncio.create_task(tw.run_worker(worker=worker, install_signal_handlers=False))
+        await asyncio.sleep(0.5)
+        assert _offers(pg_url) == 0
+        worker.stop()
+        await asyncio.wait_for(runner, 20)
+
+
+async def test_without_the_offers_table_everything_works_undispatched(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A store not yet migrated to 0005 (migrate_on_start=false), or a role without rights on
+    # the table: producers and workers go on without dispatch, saying so once.
+    async with TaskManager(pg_url, poll_interval=0.05) as tw:
+
+        @tw.task
+        async def work(n: int) -> int:
+            return n
+
+        conninfo, own = parse_postgres_url(pg_url)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE "{own["schema"]}".taskward_offers')
+        worker = tw.make_worker({"default": 2})
+        runner = asyncio.create_task(tw.run_worker(worker=worker, install_signal_handlers=False))
+        await asyncio.sleep(0.3)  # idle: it tried to offer
+        first = await work.enqueue(1)
+        second = work.enqueue_sync(2)
+        assert (first.state, second.state) == (JobState.PENDING, JobState.PENDING)
+        for job in (first, second):
+            await _until_done(tw, job.id)
+        worker.stop()
+        await asyncio.wait_for(runner, 20)
+    assert "fetching failed" not in caplog.text
+    assert caplog.text.count("direct dispatch is off") == 1

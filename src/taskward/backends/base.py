@@ -114,6 +114,15 @@ class Dispatcher(Protocol):
         """Take the offer back: True if it was still standing, False if a job took it."""
         ...
 
+    async def dispatched_to(
+        self, *, worker_id: str, queue: str, known: Collection[int]
+    ) -> list[Job]:
+        """The running jobs of ``queue`` leased to ``worker_id`` but not in ``known``.
+
+        A worker whose offer was taken and whose job never arrived adopts them.
+        """
+        ...
+
 
 @runtime_checkable
 class Backend(Protocol):

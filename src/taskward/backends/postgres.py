@@ -146,6 +146,9 @@ DISPATCH_PREFIX: Final = "run:"
 # A NOTIFY payload holds at most 8,000 bytes; the dispatched row carries task, args and kwargs
 # (at most 4 bytes a character) besides about 600 bytes of other columns.
 DISPATCH_MAX_CHARS: Final = 1_500
+# The store refuses insert_job_dispatch: migration 0005 not applied (migrate_on_start=false)
+# or a producer role without DELETE on taskward_offers. Dispatch is then switched off.
+_NO_DISPATCH: Final = (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege)
 InsertPlan = Generator[tuple[str, Mapping[str, Any]], list[Any], list[Inserted]]
 
 
@@ -222,6 +225,7 @@ class PostgresBackend:
         self._seen_at_fetch: dict[str, tuple[int, int]] = {}
         # Workers of this process that offered slots: their dispatched jobs go to these.
         self._receivers: dict[str, Callable[[Job], None]] = {}
+        self._dispatch_ok = True  # False once the store refused insert_job_dispatch
 
     def _fill(self, sql: str) -> str:
         return (
@@ -487,8 +491,15 @@ class PostgresBackend:
         if len(jobs) > 1:
             chunks = (jobs[start : start + COPY_CHUNK] for start in range(0, len(jobs), COPY_CHUNK))
             return await self.insert_stream(chunks, count=len(jobs), now=now)
+        name, params = _plain_insert(jobs, now, dispatch=self._dispatch_ok)
         try:
-            found = await self._fetchall(*_plain_insert(jobs, now, dispatch=True))
+            try:
+                found = await self._fetchall(name, params)
+            except _NO_DISPATCH as exc:
+                if name != "insert_job_dispatch":
+                    raise
+                self._no_dispatch(exc)
+                found = await self._fetchall(*_plain_insert(jobs, now, dispatch=False))
             return _inserted(jobs, found, now)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
@@ -650,9 +661,16 @@ class PostgresBackend:
     def _insert_one_sync(
         self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
     ) -> list[Inserted]:
-        name, params = _plain_insert(jobs, now, dispatch=True)
+        name, params = _plain_insert(jobs, now, dispatch=self._dispatch_ok)
         try:
-            found = conn.execute(self.q[name], params).fetchall()
+            try:
+                found = conn.execute(self.q[name], params).fetchall()
+            except _NO_DISPATCH as exc:
+                if name != "insert_job_dispatch":
+                    raise
+                self._no_dispatch(exc)
+                name, params = _plain_insert(jobs, now, dispatch=False)
+                found = conn.execute(self.q[name], params).fetchall()
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
         return _inserted(jobs, found, now)
@@ -821,20 +839,30 @@ class PostgresBackend:
         for (queue,) in await cursor.fetchall():
             self._wake(queue)
 
-    def _deliver(self, row: str) -> None:
-        """Hand a job dispatched to a worker of this process to it (others' are ignored)."""
+    def _no_dispatch(self, exc: psycopg.Error) -> None:
+        """Insert without dispatch from now on: the store lacks migration 0005, or our rights."""
+        self._dispatch_ok = False
+        logger.warning(
+            "direct dispatch is off for this process (%s): run `taskward migrate`, or grant "
+            "this role DELETE on taskward_offers; jobs are claimed as usual meanwhile",
+            exc,
+        )
+
+    def _deliver(self, payload: str) -> None:
+        """Hand a job dispatched to a worker of this process to it (others' are skipped unread).
+
+        ``payload``: the worker id's length, ":", the worker id, the job's row as JSON.
+        """
         try:
-            job = rows.job_from_json(row)
-        except (ValueError, KeyError, TypeError):
-            logger.exception("a dispatched job could not be read; its lease expiry rescues it")
-            return
-        receive = self._receivers.get(job.attempted_by or "")
-        if receive is None:
-            return  # another process's worker
-        try:
-            receive(job)
+            size, _, rest = payload.partition(":")
+            worker_id, row = rest[: int(size)], rest[int(size) :]
+            receive = self._receivers.get(worker_id)
+            if receive is None:
+                return  # another process's worker
+            receive(rows.job_from_json(row))
         except Exception:
-            logger.exception("job %s: its worker refused it; its lease expiry rescues it", job.id)
+            # The worker finds the job itself after its wait (Worker._settle adopts it).
+            logger.exception("a job dispatched to this process could not be handed over")
 
     async def offer(
         self, *, worker_id: str, queue: str, lease_seconds: float, receive: Callable[[Job], None]
@@ -844,19 +872,34 @@ class PostgresBackend:
         Without it the dispatched job's NOTIFY would reach nobody (PgBouncer in transaction
         mode, a reconnect in progress): no offer then, and jobs are claimed as usual.
         """
+        if not self.prepare or not self._dispatch_ok:
+            # prepare=false means PgBouncer in transaction mode: a LISTEN through it may well
+            # "succeed" on a server connection that other clients then get.
+            return False
         # Known before the listener is up: its first LISTEN then wakes this worker to offer.
         self._receivers[worker_id] = receive
         if not self._listening:
             self._ensure_listener()
             return False
         params = {"worker_id": worker_id, "queue": queue, "lease_seconds": lease_seconds}
-        await self._execute("offer_slot", params)
+        try:
+            await self._execute("offer_slot", params)
+        except _NO_DISPATCH as exc:
+            self._no_dispatch(exc)
+            return False
         return True
 
     async def withdraw(self, *, worker_id: str, queue: str) -> bool:
         """Take the offer back; False if a producer took it (its job is on its way)."""
         found = await self._fetchall("withdraw_slot", {"worker_id": worker_id, "queue": queue})
         return bool(found)
+
+    async def dispatched_to(
+        self, *, worker_id: str, queue: str, known: Collection[int]
+    ) -> list[Job]:
+        """The running jobs of ``queue`` leased to ``worker_id`` but not in ``known``."""
+        params = {"worker_id": worker_id, "queue": queue, "known": list(known)}
+        return [rows.job_from_row(row) for row in await self._fetchall("dispatched_to", params)]
 
     def _wake(self, queue: str | None) -> None:
         """Wake waiters of ``queue`` (of every queue when None)."""
@@ -1096,8 +1139,12 @@ class PostgresBackend:
 
     async def remove_worker(self, worker_id: str) -> None:
         """Delete a worker's liveness record, and any slot it still offers."""
-        self._receivers.pop(worker_id, None)
         await self._execute("remove_worker", {"id": worker_id})
+        if self._receivers.pop(worker_id, None) is not None and self._dispatch_ok:
+            try:
+                await self._execute("remove_offers", {"id": worker_id})
+            except _NO_DISPATCH as exc:
+                self._no_dispatch(exc)
 
     async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
         """Return workers that heartbeated at or after ``alive_since``, by id."""

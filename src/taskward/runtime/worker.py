@@ -39,9 +39,9 @@ FETCH_RETRY_SECONDS = 0.5
 # With a backlog, wait up to this long for half the slots to be free so one claim fills them
 # (a claim is a write transaction: fewer, fuller claims drain faster); idle queues never wait.
 BATCH_GATHER_SECONDS = 0.002
-# How long a worker whose offer was taken waits for that job's NOTIFY before leaving the job
-# to the rescue of expired leases (the NOTIFY follows the producer's commit by milliseconds).
-DISPATCH_ARRIVAL_SECONDS = 5.0
+# How long a worker whose offer was taken waits for that job's NOTIFY before looking the job
+# up itself (the NOTIFY follows the producer's commit by milliseconds).
+DISPATCH_ARRIVAL_SECONDS = 1.0
 Resolve = Callable[[str], Task[Any, Any] | None]
 
 
@@ -112,6 +112,9 @@ class Worker:
             cast(Dispatcher, backend) if Capability.DISPATCH in backend.capabilities else None
         )
         self._taken = {queue: asyncio.Event() for queue in config.queues}  # offer consumed
+        # Queues with an offer that may still stand, or whose job may still be on its way:
+        # one slot stays reserved for it until _settle has settled it.
+        self._unsettled: set[str] = set()
         self._held: list[Job] = []  # dispatched while stopping: started by _shutdown
         self._accepting = True  # False once _shutdown is past starting held jobs
         self._acks_closed = False
@@ -220,6 +223,8 @@ class Worker:
 
     async def _queue_round(self, queue: str, concurrency: int) -> None:
         """Fill the queue's free slots; wait for a slot or for new jobs when none is to be had."""
+        if queue in self._unsettled:  # an offer left by an error: settle it before claiming
+            await self._settle(queue)
         free = concurrency - self._busy[queue]
         if free <= 0:
             self._slot_freed.clear()
@@ -239,39 +244,57 @@ class Worker:
 
         A producer that takes the offer stores its job already claimed by this worker, and
         the store hands it over (:meth:`_receive`), which starts it: no claim round trip.
-        After the wait the offer is taken back; if a producer took it and its job has not
-        arrived yet, it is on its way (its NOTIFY follows the producer's commit, which the
-        withdrawal waited for): wait for it, so the next claim does not fill its slot.
+        After the wait the offer is settled (:meth:`_settle`).
         """
-        taken = self._taken[queue]
-        taken.clear()
-        offered = self._dispatcher is not None and await self._dispatcher.offer(
-            worker_id=self.id,
-            queue=queue,
-            lease_seconds=self.config.lease_seconds,
-            receive=self._receive,
-        )
-        await self._wait_for_jobs(queue)
-        if not offered or taken.is_set():
-            return
-        assert self._dispatcher is not None
-        if await self._dispatcher.withdraw(worker_id=self.id, queue=queue):
-            return  # nobody took it
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(taken.wait(), DISPATCH_ARRIVAL_SECONDS)
-        if not taken.is_set():
-            logger.warning(
-                "queue %r: a job dispatched to this worker never arrived; it runs again when "
-                "its lease expires",
-                queue,
+        offered = False
+        if self._dispatcher is not None:
+            self._taken[queue].clear()
+            self._unsettled.add(queue)  # before the offer: it may commit, then fail to answer
+            offered = await self._dispatcher.offer(
+                worker_id=self.id,
+                queue=queue,
+                lease_seconds=self.config.lease_seconds,
+                receive=self._receive,
             )
+            if not offered:
+                self._unsettled.discard(queue)
+        await self._wait_for_jobs(queue)
+        if offered:
+            await self._settle(queue)
+
+    async def _settle(self, queue: str) -> None:
+        """Take this queue's offer back; if a producer took it, make sure its job runs here.
+
+        The withdrawal waits for the commit of a producer holding the offer, after which its
+        NOTIFY is sent: the job normally arrives within milliseconds. One that does not (its
+        NOTIFY lost with the LISTEN connection, or too large to send) is looked up and run.
+        Until then the slot stays reserved, so a claim never fills it twice.
+        """
+        assert self._dispatcher is not None
+        taken = self._taken[queue]
+        if not taken.is_set():
+            if await self._dispatcher.withdraw(worker_id=self.id, queue=queue):
+                self._unsettled.discard(queue)
+                return  # nobody took it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(taken.wait(), DISPATCH_ARRIVAL_SECONDS)
+        if not taken.is_set():
+            lost = await self._dispatcher.dispatched_to(
+                worker_id=self.id, queue=queue, known=list(self.running)
+            )
+            for job in lost:
+                logger.warning("job %s: dispatched here without its NOTIFY; adopted", job.id)
+                self.start_job(job)
+        self._unsettled.discard(queue)
 
     def _receive(self, job: Job) -> None:
         """Start a job a producer dispatched to this worker (called by the store, on the loop)."""
         if job.queue in self._taken:
             self._taken[job.queue].set()
+        if job.id in self.running:
+            return  # adopted already (its NOTIFY came late)
         if not self._accepting:
-            logger.info("job %s: dispatched as this worker stopped; it runs again when its "
+            logger.warning("job %s: dispatched as this worker stopped; it runs again when its "
                         "lease expires", job.id)  # fmt: skip
             return
         if self._stopping.is_set():

@@ -110,25 +110,29 @@ WITH job AS (
 SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
 
 -- insert_job_basic for a due job that an idle worker may take at once (see migration 0005):
--- the insert takes one standing offer of its queue (SKIP LOCKED: producers never queue on one
--- offer; a paused queue is never offered a job) and stores the job running, leased to that
--- worker, whose listener gets the whole row in the NOTIFY ("run:" and the row as JSON). No
--- offer: a pending job and the usual NOTIFY of its queue. Only outside a caller's transaction
--- (an offer held until someone else's commit would stall the worker taking it back) and for
--- small payloads (a NOTIFY holds at most 8,000 bytes).
+-- the insert takes one standing offer of its queue from a worker that heartbeated within its
+-- lease (SKIP LOCKED: producers never queue on one offer; a paused queue is never offered a
+-- job) and stores the job running, leased to that worker, whose listener gets the whole row
+-- in the NOTIFY: "run:", the worker id's length, ":", the worker id, the row as JSON (so
+-- other processes skip it unread). No offer: a pending job and the usual NOTIFY of its queue.
+-- Only the id and the claim columns come back unless the job was dispatched. A row too large
+-- for a NOTIFY (8,000 bytes) wakes the queue instead: its worker adopts it after its wait.
 -- name: insert_job_dispatch
 WITH offer AS (
     DELETE FROM {schema}.taskward_offers
     WHERE (queue, worker_id) = (
-        SELECT queue, worker_id FROM {schema}.taskward_offers
-        WHERE queue = %(queue)s
+        SELECT o.queue, o.worker_id
+        FROM {schema}.taskward_offers AS o
+        JOIN {schema}.taskward_workers AS w ON w.id = o.worker_id
+        WHERE o.queue = %(queue)s
+            AND w.heartbeat_at >= %(now)s::timestamptz - make_interval(secs => o.lease_seconds)
             AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
         LIMIT 1
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF o SKIP LOCKED
     )
     RETURNING worker_id, lease_seconds
 ), job AS (
-    INSERT INTO {schema}.taskward_jobs (
+    INSERT INTO {schema}.taskward_jobs AS j (
         task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
         attempt, attempted_at, attempted_by, lease_until
     )
@@ -140,12 +144,23 @@ WITH offer AS (
            offer.worker_id,
            %(now)s::timestamptz + make_interval(secs => offer.lease_seconds)
     FROM (SELECT 1) AS one LEFT JOIN offer ON true
-    RETURNING {job_columns}
+    RETURNING j.id, j.queue, j.attempted_by, j.lease_until,
+              CASE WHEN j.attempted_by IS NOT NULL THEN
+                  'run:' || length(j.attempted_by) || ':' || j.attempted_by || row_to_json(j)::text
+              END AS dispatched
 )
 SELECT id, attempted_by, lease_until,
-       pg_notify('{channel}', CASE WHEN attempted_by IS NULL THEN queue
-                                   ELSE 'run:' || row_to_json(job)::text END)
+       pg_notify('{channel}', CASE WHEN dispatched IS NULL OR octet_length(dispatched) > 7900
+                                   THEN queue ELSE dispatched END)
 FROM job;
+
+-- The jobs dispatched to a worker that it never received (a NOTIFY lost with its LISTEN
+-- connection, or too large to send): it adopts them.
+-- name: dispatched_to
+SELECT {job_columns}
+FROM {schema}.taskward_jobs
+WHERE queue = %(queue)s AND state = 'running' AND attempted_by = %(worker_id)s
+    AND id <> ALL(%(known)s::bigint[]);
 
 -- Held until the inserting transaction ends: concurrent inserts of one unique key (from any
 -- process) take turns, so the check below and the insert after it cannot race.
@@ -438,8 +453,10 @@ ON CONFLICT (id) DO UPDATE SET
     running = excluded.running;
 
 -- name: remove_worker
-WITH offers AS (DELETE FROM {schema}.taskward_offers WHERE worker_id = %(id)s)
 DELETE FROM {schema}.taskward_workers WHERE id = %(id)s;
+
+-- name: remove_offers
+DELETE FROM {schema}.taskward_offers WHERE worker_id = %(id)s;
 
 -- An idle worker offers one slot of a queue to producers (see insert_job_dispatch).
 -- name: offer_slot
