@@ -251,8 +251,9 @@ async def test_a_job_whose_notify_is_lost_is_adopted(tw: TaskManager, pg_url: st
 
 
 async def test_an_offer_left_by_an_error_still_holds_its_slot(tw: TaskManager, pg_url: str) -> None:
-    # Taking the offer back fails once: the offer stands and a producer takes it, while the
-    # worker (concurrency 1) is about to claim. The slot stays reserved: never two at once.
+    # Taking the offer back fails for a while, so it stands; a producer takes it and its
+    # NOTIFY is lost. Until the worker has settled the offer (and adopted that job), its slot
+    # stays reserved: the worker (concurrency 1) never runs two jobs at once.
     running = 0
     most = 0
     gate = asyncio.Event()
@@ -269,22 +270,24 @@ async def test_an_offer_left_by_an_error_still_holds_its_slot(tw: TaskManager, p
     worker, runner = await _idle_worker(tw, pg_url, concurrency=1)
     backend: Any = tw.backend
     real_withdraw = backend.withdraw
-    failures = 0
+    failing = True
 
-    async def withdraw_failing_once(**kwargs: Any) -> bool:
-        nonlocal failures
-        if failures == 0:
-            failures += 1
+    async def withdraw(**kwargs: Any) -> bool:
+        if failing:
             raise psycopg.OperationalError("connection lost (simulated)")
         return bool(await real_withdraw(**kwargs))
 
-    backend.withdraw = withdraw_failing_once
-    backend._deliver = lambda payload: None  # and its NOTIFY is lost too: adopted later
-    pending = await hold.enqueue_many([[0], [1]])  # wakes the worker: withdraw fails
-    await asyncio.sleep(0.3)
-    dispatched = await hold.enqueue(2)  # takes the offer still standing
+    backend.withdraw = withdraw
+    backend._deliver = lambda payload: None  # dispatch NOTIFYs go missing
+    pending = await hold.enqueue_many([[0], [1]])  # wakes the worker; taking back fails
+    dispatched = await hold.enqueue(2)  # takes the offer that still stands
     assert dispatched.attempted_by == worker.id
     await asyncio.sleep(0.5)
+    assert running == 0  # the reserved slot: no claim while the offer is unsettled
+    failing = False
+    await _until(lambda: running == 1)  # the dispatched job, adopted
+    await asyncio.sleep(0.3)
+    assert most == 1
     gate.set()
     for job in [*pending, dispatched]:
         await _until_done(tw, job.id)

@@ -115,6 +115,7 @@ class Worker:
         # Queues with an offer that may still stand, or whose job may still be on its way:
         # one slot stays reserved for it until _settle has settled it.
         self._unsettled: set[str] = set()
+        self._settling: dict[str, asyncio.Task[None]] = {}  # a settle running beside the claim
         self._held: list[Job] = []  # dispatched while stopping: started by _shutdown
         self._accepting = True  # False once _shutdown is past starting held jobs
         self._acks_closed = False
@@ -172,6 +173,7 @@ class Worker:
         self._slot_freed.set()
         try:
             await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.gather(*self._settling.values(), return_exceptions=True)
             held, self._held, self._accepting = self._held, [], False
             for job in held:  # dispatched while stopping: finished or released like the rest
                 self.start_job(job)
@@ -223,9 +225,11 @@ class Worker:
 
     async def _queue_round(self, queue: str, concurrency: int) -> None:
         """Fill the queue's free slots; wait for a slot or for new jobs when none is to be had."""
-        if queue in self._unsettled:  # an offer left by an error: settle it before claiming
-            await self._settle(queue)
-        free = concurrency - self._busy[queue]
+        settling = self._settling.get(queue)
+        if queue in self._unsettled and (settling is None or settling.done()):
+            await self._settle(queue)  # an offer left by an error: settle it before claiming
+        # An offer being settled may bring a job: its slot stays reserved meanwhile.
+        free = concurrency - self._busy[queue] - int(queue in self._unsettled)
         if free <= 0:
             self._slot_freed.clear()
             await self._slot_freed.wait()
@@ -247,7 +251,10 @@ class Worker:
         After the wait the offer is settled (:meth:`_settle`).
         """
         offered = False
-        if self._dispatcher is not None:
+        settling = self._settling.pop(queue, None)
+        if settling is not None:
+            await asyncio.wait({settling})  # one offer at a time; a failed one stays unsettled
+        if self._dispatcher is not None and queue not in self._unsettled:
             self._taken[queue].clear()
             self._unsettled.add(queue)  # before the offer: it may commit, then fail to answer
             offered = await self._dispatcher.offer(
@@ -260,7 +267,11 @@ class Worker:
                 self._unsettled.discard(queue)
         await self._wait_for_jobs(queue)
         if offered:
-            await self._settle(queue)
+            # Beside the next claim, not before it: a job that was not dispatched (the wake-up
+            # came from a NOTIFY) is claimed as soon as it would have been without offers.
+            settling = asyncio.create_task(self._settle(queue), name=f"taskward-settle-{queue}")
+            settling.add_done_callback(self._settled)
+            self._settling[queue] = settling
 
     async def _settle(self, queue: str) -> None:
         """Take this queue's offer back; if a producer took it, make sure its job runs here.
@@ -286,6 +297,12 @@ class Worker:
                 logger.warning("job %s: dispatched here without its NOTIFY; adopted", job.id)
                 self.start_job(job)
         self._unsettled.discard(queue)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        """A background settle ended: its reserved slot may be free (a failure is retried)."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.warning("taking back a dispatch offer failed (%s); retrying", exc)
+        self._slot_freed.set()
 
     def _receive(self, job: Job) -> None:
         """Start a job a producer dispatched to this worker (called by the store, on the loop)."""
