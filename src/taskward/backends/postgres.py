@@ -148,7 +148,11 @@ DISPATCH_PREFIX: Final = "run:"
 DISPATCH_MAX_CHARS: Final = 1_500
 # The store refuses insert_job_dispatch: migration 0005 not applied (migrate_on_start=false)
 # or a producer role without DELETE on taskward_offers. Dispatch is then switched off.
-_NO_DISPATCH: Final = (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege)
+_NO_DISPATCH: Final = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.InsufficientPrivilege,
+)
 InsertPlan = Generator[tuple[str, Mapping[str, Any]], list[Any], list[Inserted]]
 
 

@@ -117,6 +117,9 @@ class Worker:
         self._unsettled: set[str] = set()
         self._settling: dict[str, asyncio.Task[None]] = {}  # a settle running beside the claim
         self._held: list[Job] = []  # dispatched while stopping: started by _shutdown
+        # Dispatched jobs already started here (bounded): a NOTIFY arriving after its job was
+        # adopted must not start it again.
+        self._started_dispatch: dict[int, None] = {}
         self._accepting = True  # False once _shutdown is past starting held jobs
         self._acks_closed = False
         self._threads = ThreadPoolExecutor(
@@ -176,7 +179,7 @@ class Worker:
             await asyncio.gather(*self._settling.values(), return_exceptions=True)
             held, self._held, self._accepting = self._held, [], False
             for job in held:  # dispatched while stopping: finished or released like the rest
-                self.start_job(job)
+                self._start_dispatched(job)
             await self._finish_running(self.config.shutdown_timeout)
             self._acks_closed = True
             self._ack_needed.set()
@@ -290,12 +293,14 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(taken.wait(), DISPATCH_ARRIVAL_SECONDS)
         if not taken.is_set():
+            # Known: running here, or finished with the outcome not yet written (its row
+            # still says running): neither may run again.
             lost = await self._dispatcher.dispatched_to(
-                worker_id=self.id, queue=queue, known=list(self.running)
+                worker_id=self.id, queue=queue, known=[*self.running, *self.acker.held]
             )
             for job in lost:
                 logger.warning("job %s: dispatched here without its NOTIFY; adopted", job.id)
-                self.start_job(job)
+                self._start_dispatched(job)
         self._unsettled.discard(queue)
 
     def _settled(self, task: asyncio.Task[None]) -> None:
@@ -304,12 +309,19 @@ class Worker:
             logger.warning("taking back a dispatch offer failed (%s); retrying", exc)
         self._slot_freed.set()
 
+    def _start_dispatched(self, job: Job) -> None:
+        """Start a job dispatched to this worker, remembering it (the newest 1,024)."""
+        self._started_dispatch[job.id] = None
+        if len(self._started_dispatch) > 1024:
+            del self._started_dispatch[next(iter(self._started_dispatch))]
+        self.start_job(job)
+
     def _receive(self, job: Job) -> None:
         """Start a job a producer dispatched to this worker (called by the store, on the loop)."""
+        if job.id in self._started_dispatch:
+            return  # adopted already (its NOTIFY came late): not this offer's job either
         if job.queue in self._taken:
             self._taken[job.queue].set()
-        if job.id in self.running:
-            return  # adopted already (its NOTIFY came late)
         if not self._accepting:
             logger.warning("job %s: dispatched as this worker stopped; it runs again when its "
                         "lease expires", job.id)  # fmt: skip
@@ -318,7 +330,7 @@ class Worker:
             self._held.append(job)
             return
         logger.debug("job %s: dispatched to this worker", job.id)
-        self.start_job(job)
+        self._start_dispatched(job)
         waiting = self._waits.get(job.queue)
         if waiting is not None:
             waiting.cancel()  # the queue loop takes its offer back and offers again

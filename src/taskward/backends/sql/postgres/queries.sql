@@ -109,58 +109,27 @@ WITH job AS (
 )
 SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
 
--- insert_job_basic for a due job that an idle worker may take at once (see migration 0005):
--- the insert takes one standing offer of its queue from a worker that heartbeated within its
--- lease (SKIP LOCKED: producers never queue on one offer; a paused queue is never offered a
--- job) and stores the job running, leased to that worker, whose listener gets the whole row
--- in the NOTIFY: "run:", the worker id's length, ":", the worker id, the row as JSON (so
--- other processes skip it unread). No offer: a pending job and the usual NOTIFY of its queue.
--- Only the id and the claim columns come back unless the job was dispatched. A row too large
--- for a NOTIFY (8,000 bytes) wakes the queue instead: its worker adopts it after its wait.
+-- insert_job_basic for a due job that an idle worker may take at once (migration 0005's
+-- function: it takes a standing offer, if any, and stores the job running for that worker,
+-- whose listener gets it in the NOTIFY; else inserts it pending and notifies its queue).
+-- Only outside a caller's transaction (an offer held until someone else's commit would stall
+-- the worker taking it back) and for payloads that fit a NOTIFY. The fourth column stands for
+-- the NOTIFY result of the other insert statements.
 -- name: insert_job_dispatch
-WITH offer AS (
-    DELETE FROM {schema}.taskward_offers
-    WHERE (queue, worker_id) = (
-        SELECT o.queue, o.worker_id
-        FROM {schema}.taskward_offers AS o
-        JOIN {schema}.taskward_workers AS w ON w.id = o.worker_id
-        WHERE o.queue = %(queue)s
-            AND w.heartbeat_at >= %(now)s::timestamptz - make_interval(secs => o.lease_seconds)
-            AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
-        LIMIT 1
-        FOR UPDATE OF o SKIP LOCKED
-    )
-    RETURNING worker_id, lease_seconds
-), job AS (
-    INSERT INTO {schema}.taskward_jobs AS j (
-        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-        attempt, attempted_at, attempted_by, lease_until
-    )
-    SELECT %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json,
-           CASE WHEN offer.worker_id IS NULL THEN 'pending' ELSE 'running' END,
-           %(priority)s, %(max_attempts)s, %(scheduled_at)s, %(now)s,
-           CASE WHEN offer.worker_id IS NULL THEN 0 ELSE 1 END,
-           CASE WHEN offer.worker_id IS NULL THEN NULL ELSE %(now)s::timestamptz END,
-           offer.worker_id,
-           %(now)s::timestamptz + make_interval(secs => offer.lease_seconds)
-    FROM (SELECT 1) AS one LEFT JOIN offer ON true
-    RETURNING j.id, j.queue, j.attempted_by, j.lease_until,
-              CASE WHEN j.attempted_by IS NOT NULL THEN
-                  'run:' || length(j.attempted_by) || ':' || j.attempted_by || row_to_json(j)::text
-              END AS dispatched
-)
-SELECT id, attempted_by, lease_until,
-       pg_notify('{channel}', CASE WHEN dispatched IS NULL OR octet_length(dispatched) > 7900
-                                   THEN queue ELSE dispatched END)
-FROM job;
+SELECT o_id, o_worker, o_lease, NULL
+FROM {schema}.taskward_insert_dispatch(
+    %(task)s::text, %(queue)s::text, %(args)s::json, %(kwargs)s::json, %(priority)s::integer,
+    %(max_attempts)s::integer, %(scheduled_at)s::timestamptz, %(now)s::timestamptz
+);
 
 -- The jobs dispatched to a worker that it never received (a NOTIFY lost with its LISTEN
--- connection, or too large to send): it adopts them.
+-- connection, or too large to send): it adopts them. A dispatched job is attempt 1, attempted
+-- at its insert time; a claimed one never is.
 -- name: dispatched_to
 SELECT {job_columns}
 FROM {schema}.taskward_jobs
 WHERE queue = %(queue)s AND state = 'running' AND attempted_by = %(worker_id)s
-    AND id <> ALL(%(known)s::bigint[]);
+    AND attempt = 1 AND attempted_at = inserted_at AND id <> ALL(%(known)s::bigint[]);
 
 -- Held until the inserting transaction ends: concurrent inserts of one unique key (from any
 -- process) take turns, so the check below and the insert after it cannot race.
