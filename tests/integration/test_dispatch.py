@@ -60,9 +60,21 @@ async def tw(pg_url: str) -> AsyncIterator[TaskManager]:
 async def _idle_worker(
     tw: TaskManager, pg_url: str, concurrency: int = 2
 ) -> tuple[Worker, asyncio.Task[None]]:
+    """A worker idle with an offer standing, and a producer that has seen offers."""
+
+    @tw.task(name="tests.prime")
+    async def prime() -> None:
+        return None
+
     worker = tw.make_worker({"default": concurrency})
     runner = asyncio.create_task(tw.run_worker(worker=worker, install_signal_handlers=False))
     # The first idle wait starts the listener; the next one offers a slot.
+    await _until(lambda: _offers(pg_url, worker.id) == 1)
+    # A producer dispatches once one of its inserts saw an offer: this one sees it (and runs
+    # the usual way), then the worker offers again.
+    primer = await prime.enqueue()
+    assert primer.state is JobState.PENDING
+    await _until_done(tw, primer.id)
     await _until(lambda: _offers(pg_url, worker.id) == 1)
     return worker, runner
 
@@ -165,6 +177,8 @@ async def test_a_job_dispatched_to_a_vanished_worker_runs_again_after_its_lease(
             conn.execute(
                 f"INSERT INTO \"{schema}\".taskward_offers VALUES ('ghost', 'default', 30)"
             )
+        first = await work.enqueue()  # sees the offer: the next insert takes it
+        assert first.state is JobState.PENDING
         job = await work.enqueue()
         assert (job.state, job.attempted_by) == (JobState.RUNNING, "ghost")
         assert _offers(pg_url) == 0  # one offer, taken once
@@ -179,7 +193,7 @@ async def test_a_job_dispatched_to_a_vanished_worker_runs_again_after_its_lease(
         orphan = await tw.get_task_status(job.id)
         assert (orphan.state, orphan.errors[-1].kind) == (JobState.RETRYABLE, "Orphaned")
         await tw.drain()
-        for each in (job, second):
+        for each in (first, job, second):
             assert (await tw.get_task_status(each.id)).state is JobState.COMPLETED
 
 
@@ -225,8 +239,9 @@ async def test_a_stale_offer_is_never_taken(tw: TaskManager, pg_url: str) -> Non
     async def work() -> None:
         return None
 
-    job = await work.enqueue()
-    assert (job.state, job.attempted_by) == (JobState.PENDING, None)
+    for _ in range(2):  # neither seen nor taken
+        job = await work.enqueue()
+        assert (job.state, job.attempted_by) == (JobState.PENDING, None)
     assert _offers(pg_url, "gone") == 1
 
 
@@ -334,3 +349,42 @@ async def test_without_the_offers_table_everything_works_undispatched(
         await asyncio.wait_for(runner, 20)
     assert "fetching failed" not in caplog.text
     assert caplog.text.count("direct dispatch is off") == 1
+
+
+async def test_slots_gathered_for_a_backlog_keep_the_reserved_one(
+    tw: TaskManager, pg_url: str
+) -> None:
+    # With a backlog the loop gathers free slots before a claim; the slot held for an offer
+    # being settled (its job's NOTIFY lost, adopted a moment later) is not one of them.
+    running = 0
+    most = 0
+    gates = {n: asyncio.Event() for n in range(10)}
+
+    @tw.task
+    async def hold(n: int) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await gates[n].wait()
+        running -= 1
+        return n
+
+    worker, runner = await _idle_worker(tw, pg_url, concurrency=4)
+    backend: Any = tw.backend
+    backend._deliver = lambda payload: None  # the dispatch NOTIFY is lost
+    dispatched = await hold.enqueue(9)
+    assert dispatched.attempted_by == worker.id
+    pending = await hold.enqueue_many([[n] for n in range(6)])  # wakes the loop: a backlog
+    await asyncio.sleep(0.3)
+    gates[0].set()  # one slot frees while the offer is being settled (for about 1 s)
+    await _until(lambda: running == 4)
+    await asyncio.sleep(1.5)  # past the adoption of the dispatched job
+    assert most == 4
+    assert worker.running.keys() >= {dispatched.id}
+    for gate in gates.values():
+        gate.set()
+    for job in [*pending, dispatched]:
+        await _until_done(tw, job.id)
+    assert most == 4
+    worker.stop()
+    await asyncio.wait_for(runner, 20)

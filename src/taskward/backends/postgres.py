@@ -146,6 +146,7 @@ DISPATCH_PREFIX: Final = "run:"
 # A NOTIFY payload holds at most 8,000 bytes; the dispatched row carries task, args and kwargs
 # (at most 4 bytes a character) besides about 600 bytes of other columns.
 DISPATCH_MAX_CHARS: Final = 1_500
+DISPATCH_STATEMENTS: Final = frozenset({"insert_job_dispatch", "insert_job_probe"})
 # The store refuses insert_job_dispatch: migration 0005 not applied (migrate_on_start=false)
 # or a producer role without DELETE on taskward_offers. Dispatch is then switched off.
 _NO_DISPATCH: Final = (
@@ -230,6 +231,7 @@ class PostgresBackend:
         # Workers of this process that offered slots: their dispatched jobs go to these.
         self._receivers: dict[str, Callable[[Job], None]] = {}
         self._dispatch_ok = True  # False once the store refused insert_job_dispatch
+        self._offers_seen: dict[str, bool] = {}  # by queue: did the last insert see an offer?
 
     def _fill(self, sql: str) -> str:
         return (
@@ -495,15 +497,16 @@ class PostgresBackend:
         if len(jobs) > 1:
             chunks = (jobs[start : start + COPY_CHUNK] for start in range(0, len(jobs), COPY_CHUNK))
             return await self.insert_stream(chunks, count=len(jobs), now=now)
-        name, params = _plain_insert(jobs, now, dispatch=self._dispatch_ok)
+        name, params = self._single_insert(jobs, now)
         try:
             try:
                 found = await self._fetchall(name, params)
             except _NO_DISPATCH as exc:
-                if name != "insert_job_dispatch":
+                if name not in DISPATCH_STATEMENTS:
                     raise
                 self._no_dispatch(exc)
-                found = await self._fetchall(*_plain_insert(jobs, now, dispatch=False))
+                found = await self._fetchall(*_plain_insert(jobs, now, dispatch=None))
+            self._note_offers(name, jobs, found)
             return _inserted(jobs, found, now)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
@@ -573,7 +576,7 @@ class PostgresBackend:
         if all(new.unique_key is None for new in jobs):
             # No dispatch in a caller's transaction: the offer would stay locked until their
             # commit, and the worker taking it back would wait for it.
-            name, params = _plain_insert(jobs, now, dispatch=False)
+            name, params = _plain_insert(jobs, now, dispatch=None)
             return _inserted(jobs, (yield self.q[name], params), now)
         out: list[Inserted] = []
         for new in jobs:
@@ -665,16 +668,17 @@ class PostgresBackend:
     def _insert_one_sync(
         self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
     ) -> list[Inserted]:
-        name, params = _plain_insert(jobs, now, dispatch=self._dispatch_ok)
+        name, params = self._single_insert(jobs, now)
         try:
             try:
                 found = conn.execute(self.q[name], params).fetchall()
             except _NO_DISPATCH as exc:
-                if name != "insert_job_dispatch":
+                if name not in DISPATCH_STATEMENTS:
                     raise
                 self._no_dispatch(exc)
-                name, params = _plain_insert(jobs, now, dispatch=False)
+                name, params = _plain_insert(jobs, now, dispatch=None)
                 found = conn.execute(self.q[name], params).fetchall()
+            self._note_offers(name, jobs, found)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
         return _inserted(jobs, found, now)
@@ -843,9 +847,22 @@ class PostgresBackend:
         for (queue,) in await cursor.fetchall():
             self._wake(queue)
 
+    def _single_insert(self, jobs: Sequence[NewJob], now: datetime) -> tuple[str, dict[str, Any]]:
+        """The insert of jobs without unique keys from the pool: may dispatch a lone job."""
+        if not self._dispatch_ok or len(jobs) != 1:
+            return _plain_insert(jobs, now, dispatch=None)
+        return _plain_insert(jobs, now, dispatch=self._offers_seen.get(jobs[0].queue, False))
+
+    def _note_offers(self, name: str, jobs: Sequence[NewJob], found: list[Any]) -> None:
+        """Remember whether the queue had a standing offer (the next insert dispatches then)."""
+        if name in DISPATCH_STATEMENTS and found:
+            self._offers_seen[jobs[0].queue] = bool(found[0][3])
+
     def _no_dispatch(self, exc: psycopg.Error) -> None:
         """Insert without dispatch from now on: the store lacks migration 0005, or our rights."""
-        self._dispatch_ok = False
+        was, self._dispatch_ok = self._dispatch_ok, False
+        if not was:
+            return
         logger.warning(
             "direct dispatch is off for this process (%s): run `taskward migrate`, or grant "
             "this role DELETE on taskward_offers; jobs are claimed as usual meanwhile",
@@ -895,7 +912,11 @@ class PostgresBackend:
 
     async def withdraw(self, *, worker_id: str, queue: str) -> bool:
         """Take the offer back; False if a producer took it (its job is on its way)."""
-        found = await self._fetchall("withdraw_slot", {"worker_id": worker_id, "queue": queue})
+        try:
+            found = await self._fetchall("withdraw_slot", {"worker_id": worker_id, "queue": queue})
+        except _NO_DISPATCH as exc:  # no DELETE right: it may have been taken, look for it
+            self._no_dispatch(exc)
+            return False
         return bool(found)
 
     async def dispatched_to(
@@ -1181,23 +1202,24 @@ def _drive_sync(conn: psycopg.Connection[Any], plan: Generator[tuple[Any, Any], 
 
 
 def _plain_insert(
-    jobs: Sequence[NewJob], now: datetime, *, dispatch: bool
+    jobs: Sequence[NewJob], now: datetime, *, dispatch: bool | None
 ) -> tuple[str, dict[str, Any]]:
     """The one statement (name, parameters) inserting jobs that have no unique key.
 
-    ``dispatch``: a lone plain job that is due, with a payload small enough for a NOTIFY,
-    may go straight to an idle worker (``insert_job_dispatch``).
+    ``dispatch`` (None: never) for a lone plain job that is due, with a payload small enough
+    for a NOTIFY: True, it may go straight to an idle worker (``insert_job_dispatch``);
+    False, it looks whether one offers a slot (``insert_job_probe``).
     """
     if len(jobs) == 1:
         name, params = rows.insert_statement(jobs[0], now)
         if (
-            dispatch
+            dispatch is not None
             and name == "insert_job_basic"
             and jobs[0].state is JobState.PENDING
             and len(params["task"]) + len(params["args"]) + len(params["kwargs"])
             <= DISPATCH_MAX_CHARS
         ):
-            return "insert_job_dispatch", params
+            return ("insert_job_dispatch" if dispatch else "insert_job_probe"), params
         return name, params
     return "insert_jobs", {"now": now, "rows": rows.insert_rows(jobs)}
 
@@ -1207,8 +1229,8 @@ def _inserted(jobs: Sequence[NewJob], found: list[Any], now: datetime) -> list[I
 
     A row of ``insert_job_dispatch`` naming a worker: that job is already running there.
     """
-    if len(found) == 1 and len(found[0]) == 4 and found[0][1] is not None:
-        job_id, worker_id, lease_until, _ = found[0]
+    if len(found) == 1 and len(found[0]) >= 4 and found[0][1] is not None:
+        job_id, worker_id, lease_until = found[0][:3]
         job = evolve_job(
             job_from_new(jobs[0], job_id, now),
             state=JobState.RUNNING,

@@ -231,8 +231,7 @@ class Worker:
         settling = self._settling.get(queue)
         if queue in self._unsettled and (settling is None or settling.done()):
             await self._settle(queue)  # an offer left by an error: settle it before claiming
-        # An offer being settled may bring a job: its slot stays reserved meanwhile.
-        free = concurrency - self._busy[queue] - int(queue in self._unsettled)
+        free = self._free(queue, concurrency)
         if free <= 0:
             self._slot_freed.clear()
             await self._slot_freed.wait()
@@ -245,6 +244,10 @@ class Worker:
             self.start_job(job)
         if len(jobs) < free and not self._stopping.is_set():
             await self._idle(queue)
+
+    def _free(self, queue: str, concurrency: int) -> int:
+        """Slots of ``queue`` a claim may fill: an offer being settled may bring a job."""
+        return concurrency - self._busy[queue] - int(queue in self._unsettled)
 
     async def _idle(self, queue: str) -> None:
         """Wait for new jobs; where the store dispatches, offer it one slot first.
@@ -299,6 +302,8 @@ class Worker:
                 worker_id=self.id, queue=queue, known=[*self.running, *self.acker.held]
             )
             for job in lost:
+                if job.id in self.running or job.id in self._started_dispatch:
+                    continue  # its NOTIFY came during the lookup after all
                 logger.warning("job %s: dispatched here without its NOTIFY; adopted", job.id)
                 self._start_dispatched(job)
         self._unsettled.discard(queue)
@@ -318,7 +323,7 @@ class Worker:
 
     def _receive(self, job: Job) -> None:
         """Start a job a producer dispatched to this worker (called by the store, on the loop)."""
-        if job.id in self._started_dispatch:
+        if job.id in self._started_dispatch or job.id in self.running:
             return  # adopted already (its NOTIFY came late): not this offer's job either
         if job.queue in self._taken:
             self._taken[job.queue].set()
@@ -339,7 +344,7 @@ class Worker:
         """Wait briefly for half the queue's slots to be free; return how many are."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BATCH_GATHER_SECONDS
-        while (free := concurrency - self._busy[queue]) < concurrency // 2:
+        while (free := self._free(queue, concurrency)) < concurrency // 2:
             remaining = deadline - loop.time()
             if remaining <= 0 or self._stopping.is_set():
                 break
