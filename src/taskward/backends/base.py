@@ -10,7 +10,7 @@ Times are passed in by the caller (``now``) so that one injected clock rules the
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -47,6 +47,8 @@ class Capability(StrEnum):
     """The backend is a :class:`BlockingInserter`: sync callers insert from their own thread."""
     STREAMED_INSERT = "streamed_insert"
     """The backend is a :class:`StreamInserter`: a bulk enqueue is stored while it is built."""
+    DISPATCH = "dispatch"
+    """The backend is a :class:`Dispatcher`: an idle worker can be handed a new job directly."""
 
 
 class BlockingInserter(Protocol):
@@ -85,6 +87,39 @@ class StreamInserter(Protocol):
 
         No job may carry a unique key. An exception raised by ``chunks`` (a job built late
         with bad input) aborts the insert: nothing is stored, and that exception propagates.
+        """
+        ...
+
+
+class Dispatcher(Protocol):
+    """A backend whose producers can hand a new job straight to an idle worker.
+
+    An idle worker offers one slot of a queue; an insert that takes the offer stores its job
+    already claimed by that worker (running, leased, attempt 1) and the store delivers the
+    job to the worker's ``receive`` callback: the worker starts it without a claim round
+    trip. An offer is taken at most once; a worker that goes away without withdrawing it
+    leaves at most one job leased to it, which the rescue of expired leases runs again.
+    """
+
+    async def offer(
+        self, *, worker_id: str, queue: str, lease_seconds: float, receive: Callable[[Job], None]
+    ) -> bool:
+        """Offer one slot of ``queue``; False if not possible now (no live notifications).
+
+        ``receive`` is called on the event loop with the job dispatched to this worker.
+        """
+        ...
+
+    async def withdraw(self, *, worker_id: str, queue: str) -> bool:
+        """Take the offer back: True if it was still standing, False if a job took it."""
+        ...
+
+    async def dispatched_to(
+        self, *, worker_id: str, queue: str, known: Collection[int]
+    ) -> list[Job]:
+        """The running jobs of ``queue`` leased to ``worker_id`` but not in ``known``.
+
+        A worker whose offer was taken and whose job never arrived adopts them.
         """
         ...
 

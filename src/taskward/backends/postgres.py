@@ -51,7 +51,7 @@ from taskward.backends.base import Capability
 from taskward.backends.sql import load_queries
 from taskward.backends.sql import postgres_rows as rows
 from taskward.backends.sql.migrate import load_migrations
-from taskward.backends.sql.rows import job_from_new
+from taskward.backends.sql.rows import evolve_job, job_from_new
 from taskward.errors import (
     BackendUnavailable,
     InvalidJob,
@@ -142,6 +142,18 @@ UTC_ZONES: Final = frozenset(
 CONTROL_TIMEOUT: Final = 10.0
 # Rows per COPY write: the server stores one chunk while the client builds the next.
 COPY_CHUNK: Final = 250
+DISPATCH_PREFIX: Final = "run:"
+# A NOTIFY payload holds at most 8,000 bytes; the dispatched row carries task, args and kwargs
+# (at most 4 bytes a character) besides about 600 bytes of other columns.
+DISPATCH_MAX_CHARS: Final = 1_500
+DISPATCH_STATEMENTS: Final = frozenset({"insert_job_dispatch", "insert_job_probe"})
+# The store refuses insert_job_dispatch: migration 0005 not applied (migrate_on_start=false)
+# or a producer role without DELETE on taskward_offers. Dispatch is then switched off.
+_NO_DISPATCH: Final = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.InsufficientPrivilege,
+)
 InsertPlan = Generator[tuple[str, Mapping[str, Any]], list[Any], list[Inserted]]
 
 
@@ -216,6 +228,10 @@ class PostgresBackend:
         self._notified: dict[str, int] = {}
         self._notified_all = 0
         self._seen_at_fetch: dict[str, tuple[int, int]] = {}
+        # Workers of this process that offered slots: their dispatched jobs go to these.
+        self._receivers: dict[str, Callable[[Job], None]] = {}
+        self._dispatch_ok = True  # False once the store refused insert_job_dispatch
+        self._offers_seen: dict[str, bool] = {}  # by queue: did the last insert see an offer?
 
     def _fill(self, sql: str) -> str:
         return (
@@ -239,6 +255,7 @@ class PostgresBackend:
                 Capability.NOTIFY,
                 Capability.BLOCKING_INSERT,
                 Capability.STREAMED_INSERT,
+                Capability.DISPATCH,
             }
         )
 
@@ -480,8 +497,17 @@ class PostgresBackend:
         if len(jobs) > 1:
             chunks = (jobs[start : start + COPY_CHUNK] for start in range(0, len(jobs), COPY_CHUNK))
             return await self.insert_stream(chunks, count=len(jobs), now=now)
+        name, params = self._single_insert(jobs, now)
         try:
-            return _inserted(jobs, await self._fetchall(*_plain_insert(jobs, now)), now)
+            try:
+                found = await self._fetchall(name, params)
+            except _NO_DISPATCH as exc:
+                if name not in DISPATCH_STATEMENTS:
+                    raise
+                self._no_dispatch(exc)
+                found = await self._fetchall(*_plain_insert(jobs, now, dispatch=None))
+            self._note_offers(name, jobs, found)
+            return _inserted(jobs, found, now)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
 
@@ -548,7 +574,9 @@ class PostgresBackend:
         One plan serves the pool's async connections and a caller's sync connection alike.
         """
         if all(new.unique_key is None for new in jobs):
-            name, params = _plain_insert(jobs, now)
+            # No dispatch in a caller's transaction: the offer would stay locked until their
+            # commit, and the worker taking it back would wait for it.
+            name, params = _plain_insert(jobs, now, dispatch=None)
             return _inserted(jobs, (yield self.q[name], params), now)
         out: list[Inserted] = []
         for new in jobs:
@@ -640,9 +668,17 @@ class PostgresBackend:
     def _insert_one_sync(
         self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
     ) -> list[Inserted]:
-        name, params = _plain_insert(jobs, now)
+        name, params = self._single_insert(jobs, now)
         try:
-            found = conn.execute(self.q[name], params).fetchall()
+            try:
+                found = conn.execute(self.q[name], params).fetchall()
+            except _NO_DISPATCH as exc:
+                if name not in DISPATCH_STATEMENTS:
+                    raise
+                self._no_dispatch(exc)
+                name, params = _plain_insert(jobs, now, dispatch=None)
+                found = conn.execute(self.q[name], params).fetchall()
+            self._note_offers(name, jobs, found)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
         return _inserted(jobs, found, now)
@@ -778,8 +814,9 @@ class PostgresBackend:
                         # After a server restart every pooled connection is dead but looks
                         # idle: drop them now rather than fail the next statement on each.
                         await pool.check()
-                    if reconnecting:
-                        # Jobs may have arrived while nobody listened: wake everyone once.
+                    if reconnecting or self._receivers:
+                        # Jobs may have arrived while nobody listened, and idle workers could
+                        # not offer slots without a listener: wake everyone once.
                         self._wake(None)
                     else:
                         # The first LISTEN starts with the first wait: a job inserted just
@@ -787,7 +824,10 @@ class PostgresBackend:
                         await self._wake_if_pending(conn)
                     reconnecting = True
                     async for notice in conn.notifies():
-                        self._wake(notice.payload)
+                        if notice.payload.startswith(DISPATCH_PREFIX):
+                            self._deliver(notice.payload[len(DISPATCH_PREFIX) :])
+                        else:
+                            self._wake(notice.payload)
             except psycopg.Error as exc:
                 # Any database error (lost connection, schema not migrated yet): never let the
                 # listener die silently; polling covers the gap until it is back.
@@ -806,6 +846,85 @@ class PostgresBackend:
             cursor = await conn.execute(self.q["pending_queues_in"], {"queues": queues})
         for (queue,) in await cursor.fetchall():
             self._wake(queue)
+
+    def _single_insert(self, jobs: Sequence[NewJob], now: datetime) -> tuple[str, dict[str, Any]]:
+        """The insert of jobs without unique keys from the pool: may dispatch a lone job."""
+        if not self._dispatch_ok or len(jobs) != 1:
+            return _plain_insert(jobs, now, dispatch=None)
+        return _plain_insert(jobs, now, dispatch=self._offers_seen.get(jobs[0].queue, False))
+
+    def _note_offers(self, name: str, jobs: Sequence[NewJob], found: list[Any]) -> None:
+        """Remember whether the queue had a standing offer (the next insert dispatches then)."""
+        if name in DISPATCH_STATEMENTS and found:
+            self._offers_seen[jobs[0].queue] = bool(found[0][3])
+
+    def _no_dispatch(self, exc: psycopg.Error) -> None:
+        """Insert without dispatch from now on: the store lacks migration 0005, or our rights."""
+        was, self._dispatch_ok = self._dispatch_ok, False
+        if not was:
+            return
+        logger.warning(
+            "direct dispatch is off for this process (%s): run `taskward migrate`, or grant "
+            "this role DELETE on taskward_offers; jobs are claimed as usual meanwhile",
+            exc,
+        )
+
+    def _deliver(self, payload: str) -> None:
+        """Hand a job dispatched to a worker of this process to it (others' are skipped unread).
+
+        ``payload``: the worker id's length, ":", the worker id, the job's row as JSON.
+        """
+        try:
+            size, _, rest = payload.partition(":")
+            worker_id, row = rest[: int(size)], rest[int(size) :]
+            receive = self._receivers.get(worker_id)
+            if receive is None:
+                return  # another process's worker
+            receive(rows.job_from_json(row))
+        except Exception:
+            # The worker finds the job itself after its wait (Worker._settle adopts it).
+            logger.exception("a job dispatched to this process could not be handed over")
+
+    async def offer(
+        self, *, worker_id: str, queue: str, lease_seconds: float, receive: Callable[[Job], None]
+    ) -> bool:
+        """Offer one slot of ``queue`` to producers while the LISTEN connection is up.
+
+        Without it the dispatched job's NOTIFY would reach nobody (PgBouncer in transaction
+        mode, a reconnect in progress): no offer then, and jobs are claimed as usual.
+        """
+        if not self.prepare or not self._dispatch_ok:
+            # prepare=false means PgBouncer in transaction mode: a LISTEN through it may well
+            # "succeed" on a server connection that other clients then get.
+            return False
+        # Known before the listener is up: its first LISTEN then wakes this worker to offer.
+        self._receivers[worker_id] = receive
+        if not self._listening:
+            self._ensure_listener()
+            return False
+        params = {"worker_id": worker_id, "queue": queue, "lease_seconds": lease_seconds}
+        try:
+            await self._execute("offer_slot", params)
+        except _NO_DISPATCH as exc:
+            self._no_dispatch(exc)
+            return False
+        return True
+
+    async def withdraw(self, *, worker_id: str, queue: str) -> bool:
+        """Take the offer back; False if a producer took it (its job is on its way)."""
+        try:
+            found = await self._fetchall("withdraw_slot", {"worker_id": worker_id, "queue": queue})
+        except _NO_DISPATCH as exc:  # no DELETE right: it may have been taken, look for it
+            self._no_dispatch(exc)
+            return False
+        return bool(found)
+
+    async def dispatched_to(
+        self, *, worker_id: str, queue: str, known: Collection[int]
+    ) -> list[Job]:
+        """The running jobs of ``queue`` leased to ``worker_id`` but not in ``known``."""
+        params = {"worker_id": worker_id, "queue": queue, "known": list(known)}
+        return [rows.job_from_row(row) for row in await self._fetchall("dispatched_to", params)]
 
     def _wake(self, queue: str | None) -> None:
         """Wake waiters of ``queue`` (of every queue when None)."""
@@ -1044,8 +1163,13 @@ class PostgresBackend:
         await self._control_fetchall("record_worker", rows.worker_params(info))
 
     async def remove_worker(self, worker_id: str) -> None:
-        """Delete a worker's liveness record."""
+        """Delete a worker's liveness record, and any slot it still offers."""
         await self._execute("remove_worker", {"id": worker_id})
+        if self._receivers.pop(worker_id, None) is not None and self._dispatch_ok:
+            try:
+                await self._execute("remove_offers", {"id": worker_id})
+            except _NO_DISPATCH as exc:
+                self._no_dispatch(exc)
 
     async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
@@ -1077,15 +1201,45 @@ def _drive_sync(conn: psycopg.Connection[Any], plan: Generator[tuple[Any, Any], 
         return result
 
 
-def _plain_insert(jobs: Sequence[NewJob], now: datetime) -> tuple[str, dict[str, Any]]:
-    """The one statement (name, parameters) inserting jobs that have no unique key."""
+def _plain_insert(
+    jobs: Sequence[NewJob], now: datetime, *, dispatch: bool | None
+) -> tuple[str, dict[str, Any]]:
+    """The one statement (name, parameters) inserting jobs that have no unique key.
+
+    ``dispatch`` (None: never) for a lone plain job that is due, with a payload small enough
+    for a NOTIFY: True, it may go straight to an idle worker (``insert_job_dispatch``);
+    False, it looks whether one offers a slot (``insert_job_probe``).
+    """
     if len(jobs) == 1:
-        return rows.insert_statement(jobs[0], now)
+        name, params = rows.insert_statement(jobs[0], now)
+        if (
+            dispatch is not None
+            and name == "insert_job_basic"
+            and jobs[0].state is JobState.PENDING
+            and len(params["task"]) + len(params["args"]) + len(params["kwargs"])
+            <= DISPATCH_MAX_CHARS
+        ):
+            return ("insert_job_dispatch" if dispatch else "insert_job_probe"), params
+        return name, params
     return "insert_jobs", {"now": now, "rows": rows.insert_rows(jobs)}
 
 
 def _inserted(jobs: Sequence[NewJob], found: list[Any], now: datetime) -> list[Inserted]:
-    """Pair jobs with the ids their insert returned (identity order = row order)."""
+    """Pair jobs with the ids their insert returned (identity order = row order).
+
+    A row of ``insert_job_dispatch`` naming a worker: that job is already running there.
+    """
+    if len(found) == 1 and len(found[0]) >= 4 and found[0][1] is not None:
+        job_id, worker_id, lease_until = found[0][:3]
+        job = evolve_job(
+            job_from_new(jobs[0], job_id, now),
+            state=JobState.RUNNING,
+            attempt=1,
+            attempted_at=now,
+            attempted_by=worker_id,
+            lease_until=lease_until,
+        )
+        return [Inserted(job=job)]
     ids = sorted(row[0] for row in found)
     return [Inserted(job=job_from_new(new, i, now)) for new, i in zip(jobs, ids, strict=True)]
 

@@ -19,9 +19,9 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from taskward.backends.base import Backend
+from taskward.backends.base import Backend, Capability, Dispatcher
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobState, JobUpdate, WorkerInfo
@@ -39,6 +39,9 @@ FETCH_RETRY_SECONDS = 0.5
 # With a backlog, wait up to this long for half the slots to be free so one claim fills them
 # (a claim is a write transaction: fewer, fuller claims drain faster); idle queues never wait.
 BATCH_GATHER_SECONDS = 0.002
+# How long a worker whose offer was taken waits for that job's NOTIFY before looking the job
+# up itself (the NOTIFY follows the producer's commit by milliseconds).
+DISPATCH_ARRIVAL_SECONDS = 1.0
 Resolve = Callable[[str], Task[Any, Any] | None]
 
 
@@ -103,7 +106,21 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._ack_needed = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._waits: set[asyncio.Future[None]] = set()  # queue loops idle in the backend's wait
+        self._waits: dict[str, asyncio.Future[None]] = {}  # queue loops idle in the backend's wait
+        # Direct dispatch (PostgreSQL): jobs producers handed to this worker, by queue.
+        self._dispatcher = (
+            cast(Dispatcher, backend) if Capability.DISPATCH in backend.capabilities else None
+        )
+        self._taken = {queue: asyncio.Event() for queue in config.queues}  # offer consumed
+        # Queues with an offer that may still stand, or whose job may still be on its way:
+        # one slot stays reserved for it until _settle has settled it.
+        self._unsettled: set[str] = set()
+        self._settling: dict[str, asyncio.Task[None]] = {}  # a settle running beside the claim
+        self._held: list[Job] = []  # dispatched while stopping: started by _shutdown
+        # Dispatched jobs already started here (bounded): a NOTIFY arriving after its job was
+        # adopted must not start it again.
+        self._started_dispatch: dict[int, None] = {}
+        self._accepting = True  # False once _shutdown is past starting held jobs
         self._acks_closed = False
         self._threads = ThreadPoolExecutor(
             max_workers=max(4, sum(config.queues.values())), thread_name_prefix="taskward-job"
@@ -118,7 +135,7 @@ class Worker:
 
     def _interrupt_waits(self) -> None:
         # A queue loop idle in the backend's wait stops now, not after a poll interval.
-        for waiting in self._waits:
+        for waiting in self._waits.values():
             waiting.cancel()
 
     async def wait_stopped(self, timeout: float) -> bool:
@@ -159,6 +176,10 @@ class Worker:
         self._slot_freed.set()
         try:
             await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.gather(*self._settling.values(), return_exceptions=True)
+            held, self._held, self._accepting = self._held, [], False
+            for job in held:  # dispatched while stopping: finished or released like the rest
+                self._start_dispatched(job)
             await self._finish_running(self.config.shutdown_timeout)
             self._acks_closed = True
             self._ack_needed.set()
@@ -207,7 +228,10 @@ class Worker:
 
     async def _queue_round(self, queue: str, concurrency: int) -> None:
         """Fill the queue's free slots; wait for a slot or for new jobs when none is to be had."""
-        free = concurrency - self._busy[queue]
+        settling = self._settling.get(queue)
+        if queue in self._unsettled and (settling is None or settling.done()):
+            await self._settle(queue)  # an offer left by an error: settle it before claiming
+        free = self._free(queue, concurrency)
         if free <= 0:
             self._slot_freed.clear()
             await self._slot_freed.wait()
@@ -219,13 +243,108 @@ class Worker:
         for job in jobs:
             self.start_job(job)
         if len(jobs) < free and not self._stopping.is_set():
-            await self._wait_for_jobs(queue)
+            await self._idle(queue)
+
+    def _free(self, queue: str, concurrency: int) -> int:
+        """Slots of ``queue`` a claim may fill: an offer being settled may bring a job."""
+        return concurrency - self._busy[queue] - int(queue in self._unsettled)
+
+    async def _idle(self, queue: str) -> None:
+        """Wait for new jobs; where the store dispatches, offer it one slot first.
+
+        A producer that takes the offer stores its job already claimed by this worker, and
+        the store hands it over (:meth:`_receive`), which starts it: no claim round trip.
+        After the wait the offer is settled (:meth:`_settle`).
+        """
+        offered = False
+        settling = self._settling.pop(queue, None)
+        if settling is not None:
+            await asyncio.wait({settling})  # one offer at a time; a failed one stays unsettled
+        if self._dispatcher is not None and queue not in self._unsettled:
+            self._taken[queue].clear()
+            self._unsettled.add(queue)  # before the offer: it may commit, then fail to answer
+            offered = await self._dispatcher.offer(
+                worker_id=self.id,
+                queue=queue,
+                lease_seconds=self.config.lease_seconds,
+                receive=self._receive,
+            )
+            if not offered:
+                self._unsettled.discard(queue)
+        await self._wait_for_jobs(queue)
+        if offered:
+            # Beside the next claim, not before it: a job that was not dispatched (the wake-up
+            # came from a NOTIFY) is claimed as soon as it would have been without offers.
+            settling = asyncio.create_task(self._settle(queue), name=f"taskward-settle-{queue}")
+            settling.add_done_callback(self._settled)
+            self._settling[queue] = settling
+
+    async def _settle(self, queue: str) -> None:
+        """Take this queue's offer back; if a producer took it, make sure its job runs here.
+
+        The withdrawal waits for the commit of a producer holding the offer, after which its
+        NOTIFY is sent: the job normally arrives within milliseconds. One that does not (its
+        NOTIFY lost with the LISTEN connection, or too large to send) is looked up and run.
+        Until then the slot stays reserved, so a claim never fills it twice.
+        """
+        assert self._dispatcher is not None
+        taken = self._taken[queue]
+        if not taken.is_set():
+            if await self._dispatcher.withdraw(worker_id=self.id, queue=queue):
+                self._unsettled.discard(queue)
+                return  # nobody took it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(taken.wait(), DISPATCH_ARRIVAL_SECONDS)
+        if not taken.is_set():
+            # Known: running here, or finished with the outcome not yet written (its row
+            # still says running): neither may run again.
+            lost = await self._dispatcher.dispatched_to(
+                worker_id=self.id, queue=queue, known=[*self.running, *self.acker.held]
+            )
+            for job in lost:
+                if job.id in self.running or job.id in self._started_dispatch:
+                    continue  # its NOTIFY came during the lookup after all
+                logger.warning("job %s: dispatched here without its NOTIFY; adopted", job.id)
+                self._start_dispatched(job)
+        self._unsettled.discard(queue)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        """A background settle ended: its reserved slot may be free (a failure is retried)."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.warning("taking back a dispatch offer failed (%s); retrying", exc)
+        self._slot_freed.set()
+
+    def _start_dispatched(self, job: Job) -> None:
+        """Start a job dispatched to this worker, remembering it (the newest 1,024)."""
+        self._started_dispatch[job.id] = None
+        if len(self._started_dispatch) > 1024:
+            del self._started_dispatch[next(iter(self._started_dispatch))]
+        self.start_job(job)
+
+    def _receive(self, job: Job) -> None:
+        """Start a job a producer dispatched to this worker (called by the store, on the loop)."""
+        if job.id in self._started_dispatch or job.id in self.running:
+            return  # adopted already (its NOTIFY came late): not this offer's job either
+        if job.queue in self._taken:
+            self._taken[job.queue].set()
+        if not self._accepting:
+            logger.warning("job %s: dispatched as this worker stopped; it runs again when its "
+                        "lease expires", job.id)  # fmt: skip
+            return
+        if self._stopping.is_set():
+            self._held.append(job)
+            return
+        logger.debug("job %s: dispatched to this worker", job.id)
+        self._start_dispatched(job)
+        waiting = self._waits.get(job.queue)
+        if waiting is not None:
+            waiting.cancel()  # the queue loop takes its offer back and offers again
 
     async def _gather_slots(self, queue: str, concurrency: int) -> int:
         """Wait briefly for half the queue's slots to be free; return how many are."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BATCH_GATHER_SECONDS
-        while (free := concurrency - self._busy[queue]) < concurrency // 2:
+        while (free := self._free(queue, concurrency)) < concurrency // 2:
             remaining = deadline - loop.time()
             if remaining <= 0 or self._stopping.is_set():
                 break
@@ -246,7 +365,7 @@ class Worker:
         waiting = asyncio.ensure_future(
             self.backend.wait_for_jobs([queue], timeout=self.config.poll_interval)
         )
-        self._waits.add(waiting)
+        self._waits[queue] = waiting
         try:
             await waiting
         except asyncio.CancelledError:
@@ -254,7 +373,7 @@ class Worker:
             if not waiting.cancelled() or (current is not None and current.cancelling()):
                 raise  # this loop itself is being cancelled, not just its wait
         finally:
-            self._waits.discard(waiting)
+            del self._waits[queue]
             waiting.cancel()
 
     async def fetch(self, queue: str, limit: int) -> list[Job]:

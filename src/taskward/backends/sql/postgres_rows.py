@@ -38,6 +38,7 @@ __all__ = [
     "insert_params",
     "insert_rows",
     "insert_statement",
+    "job_from_json",
     "job_from_row",
     "order_by",
     "schedule_from_row",
@@ -56,6 +57,9 @@ JOB_COLUMNS: Final = (
     "cancel_requested"
 )
 _STATES: Final = {state.value: state for state in JobState}
+_JOB_COLUMN_NAMES: Final = tuple(name.strip() for name in JOB_COLUMNS.split(","))
+# scheduled_at, inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, lease_until
+_TIMESTAMP_COLUMNS: Final = (9, 10, 11, 12, 13, 14, 16)
 # ensure_ascii: the JSON text is pure ASCII, so a lone surrogate becomes an escape, not an
 # unencodable character; PostgreSQL's json type accepts every escape json.dumps writes.
 _encoder: Final = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
@@ -115,6 +119,20 @@ def job_from_row(row: Row) -> Job:
             row[25],
         )
     )
+
+
+def job_from_json(text: str) -> Job:
+    """Build a :class:`Job` from ``row_to_json`` of the 26 job columns (a dispatched job).
+
+    JSON carries timestamps as ISO 8601 text (the session is UTC), arrays as lists, and the
+    json columns as the values themselves, so each column gets what the binary row has.
+    """
+    obj = json.loads(text)
+    row = [obj[name] for name in _JOB_COLUMN_NAMES]
+    for index in _TIMESTAMP_COLUMNS:
+        if row[index] is not None:
+            row[index] = datetime.fromisoformat(row[index])
+    return job_from_row(row)
 
 
 def claim_order(row: Row) -> tuple[Any, ...]:
