@@ -51,6 +51,29 @@ async def _until_done(tw: TaskManager, job_id: int) -> None:
             await asyncio.sleep(0.02)
 
 
+class Holding:
+    """A job body that holds each job until its gate opens, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.gates: dict[int, asyncio.Event] = {}
+
+    def gate(self, n: int) -> asyncio.Event:
+        return self.gates.setdefault(n, asyncio.Event())
+
+    def open_all(self) -> None:
+        for n in range(100):
+            self.gate(n).set()
+
+    async def run(self, n: int) -> int:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await self.gate(n).wait()
+        self.running -= 1
+        return n
+
+
 @pytest.fixture
 async def tw(pg_url: str) -> AsyncIterator[TaskManager]:
     async with TaskManager(pg_url, poll_interval=SLOW_POLL, lease_seconds=5) as manager:
@@ -130,27 +153,17 @@ async def test_jobs_that_must_not_be_dispatched_go_the_usual_way(
 
 
 async def test_one_offer_takes_one_job_and_concurrency_holds(tw: TaskManager, pg_url: str) -> None:
-    running = 0
-    most = 0
-    gate = asyncio.Event()
-
-    @tw.task
-    async def hold(n: int) -> int:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await gate.wait()  # busy until every job is in: the worker cannot offer again
-        running -= 1
-        return n
+    holding = Holding()  # busy until every job is in: the worker cannot offer again
+    hold = tw.task(name="hold")(holding.run)
 
     worker, runner = await _idle_worker(tw, pg_url, concurrency=1)
     jobs = [await hold.enqueue(n) for n in range(6)]
-    gate.set()
+    holding.open_all()
     assert sum(job.state is JobState.RUNNING for job in jobs) == 1  # one offer, one job
     assert jobs[0].attempted_by == worker.id
     for job in jobs:
         await _until_done(tw, job.id)
-    assert most == 1
+    assert holding.most == 1
     worker.stop()
     await asyncio.wait_for(runner, 20)
 
@@ -269,18 +282,8 @@ async def test_an_offer_left_by_an_error_still_holds_its_slot(tw: TaskManager, p
     # Taking the offer back fails for a while, so it stands; a producer takes it and its
     # NOTIFY is lost. Until the worker has settled the offer (and adopted that job), its slot
     # stays reserved: the worker (concurrency 1) never runs two jobs at once.
-    running = 0
-    most = 0
-    gate = asyncio.Event()
-
-    @tw.task
-    async def hold(n: int) -> int:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await gate.wait()
-        running -= 1
-        return n
+    holding = Holding()
+    hold = tw.task(name="hold")(holding.run)
 
     worker, runner = await _idle_worker(tw, pg_url, concurrency=1)
     backend: Any = tw.backend
@@ -298,15 +301,15 @@ async def test_an_offer_left_by_an_error_still_holds_its_slot(tw: TaskManager, p
     dispatched = await hold.enqueue(2)  # takes the offer that still stands
     assert dispatched.attempted_by == worker.id
     await asyncio.sleep(0.5)
-    assert running == 0  # the reserved slot: no claim while the offer is unsettled
+    assert holding.running == 0  # the reserved slot: no claim while the offer is unsettled
     failing = False
-    await _until(lambda: running == 1)  # the dispatched job, adopted
+    await _until(lambda: holding.running == 1)  # the dispatched job, adopted
     await asyncio.sleep(0.3)
-    assert most == 1
-    gate.set()
+    assert holding.most == 1
+    holding.open_all()
     for job in [*pending, dispatched]:
         await _until_done(tw, job.id)
-    assert most == 1
+    assert holding.most == 1
     worker.stop()
     await asyncio.wait_for(runner, 20)
 
@@ -356,18 +359,8 @@ async def test_slots_gathered_for_a_backlog_keep_the_reserved_one(
 ) -> None:
     # With a backlog the loop gathers free slots before a claim; the slot held for an offer
     # being settled (its job's NOTIFY lost, adopted a moment later) is not one of them.
-    running = 0
-    most = 0
-    gates = {n: asyncio.Event() for n in range(10)}
-
-    @tw.task
-    async def hold(n: int) -> int:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await gates[n].wait()
-        running -= 1
-        return n
+    holding = Holding()
+    hold = tw.task(name="hold")(holding.run)
 
     worker, runner = await _idle_worker(tw, pg_url, concurrency=4)
     backend: Any = tw.backend
@@ -376,15 +369,14 @@ async def test_slots_gathered_for_a_backlog_keep_the_reserved_one(
     assert dispatched.attempted_by == worker.id
     pending = await hold.enqueue_many([[n] for n in range(6)])  # wakes the loop: a backlog
     await asyncio.sleep(0.3)
-    gates[0].set()  # one slot frees while the offer is being settled (for about 1 s)
-    await _until(lambda: running == 4)
+    holding.gate(0).set()  # one slot frees while the offer is being settled (for about 1 s)
+    await _until(lambda: holding.running == 4)
     await asyncio.sleep(1.5)  # past the adoption of the dispatched job
-    assert most == 4
+    assert holding.most == 4
     assert worker.running.keys() >= {dispatched.id}
-    for gate in gates.values():
-        gate.set()
+    holding.open_all()
     for job in [*pending, dispatched]:
         await _until_done(tw, job.id)
-    assert most == 4
+    assert holding.most == 4
     worker.stop()
     await asyncio.wait_for(runner, 20)
