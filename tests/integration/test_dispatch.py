@@ -256,6 +256,11 @@ async def test_a_stale_offer_is_never_taken(tw: TaskManager, pg_url: str) -> Non
         job = await work.enqueue()
         assert (job.state, job.attempted_by) == (JobState.PENDING, None)
     assert _offers(pg_url, "gone") == 1
+    # A live worker's offer of the queue clears it away.
+    worker, runner = await _idle_worker(tw, pg_url)
+    assert _offers(pg_url, "gone") == 0
+    worker.stop()
+    await asyncio.wait_for(runner, 20)
 
 
 async def test_a_job_whose_notify_is_lost_is_adopted(tw: TaskManager, pg_url: str) -> None:

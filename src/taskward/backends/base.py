@@ -102,11 +102,18 @@ class Dispatcher(Protocol):
     """
 
     async def offer(
-        self, *, worker_id: str, queue: str, lease_seconds: float, receive: Callable[[Job], None]
+        self,
+        *,
+        worker_id: str,
+        queue: str,
+        lease_seconds: float,
+        now: datetime,
+        receive: Callable[[Job], None],
     ) -> bool:
         """Offer one slot of ``queue``; False if not possible now (no live notifications).
 
         ``receive`` is called on the event loop with the job dispatched to this worker.
+        Offers of the queue left by workers silent for longer than their lease go too.
         """
         ...
 

@@ -886,7 +886,13 @@ class PostgresBackend:
             logger.exception("a job dispatched to this process could not be handed over")
 
     async def offer(
-        self, *, worker_id: str, queue: str, lease_seconds: float, receive: Callable[[Job], None]
+        self,
+        *,
+        worker_id: str,
+        queue: str,
+        lease_seconds: float,
+        now: datetime,
+        receive: Callable[[Job], None],
     ) -> bool:
         """Offer one slot of ``queue`` to producers while the LISTEN connection is up.
 
@@ -902,7 +908,9 @@ class PostgresBackend:
         if not self._listening:
             self._ensure_listener()
             return False
-        params = {"worker_id": worker_id, "queue": queue, "lease_seconds": lease_seconds}
+        params = {
+            "worker_id": worker_id, "queue": queue, "lease_seconds": lease_seconds, "now": now
+        }  # fmt: skip
         try:
             await self._execute("offer_slot", params)
         except _NO_DISPATCH as exc:

@@ -267,6 +267,7 @@ class Worker:
                 worker_id=self.id,
                 queue=queue,
                 lease_seconds=self.config.lease_seconds,
+                now=self.clock.now(),
                 receive=self._receive,
             )
             if not offered:

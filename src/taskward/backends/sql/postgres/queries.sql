@@ -454,6 +454,17 @@ DELETE FROM {schema}.taskward_offers WHERE worker_id = %(id)s;
 
 -- An idle worker offers one slot of a queue to producers (see insert_job_dispatch).
 -- name: offer_slot
+-- Offers of the queue left by workers that stopped heartbeating (crashed) go at the same time:
+-- no producer takes them any more, and removing one never loses a job.
+WITH stale AS (
+    DELETE FROM {schema}.taskward_offers AS o
+    WHERE o.queue = %(queue)s AND o.worker_id <> %(worker_id)s
+        AND NOT EXISTS (
+            SELECT 1 FROM {schema}.taskward_workers AS w
+            WHERE w.id = o.worker_id
+                AND w.heartbeat_at >= %(now)s::timestamptz - make_interval(secs => o.lease_seconds)
+        )
+)
 INSERT INTO {schema}.taskward_offers (worker_id, queue, lease_seconds)
 VALUES (%(worker_id)s, %(queue)s, %(lease_seconds)s)
 ON CONFLICT (queue, worker_id) DO UPDATE SET lease_seconds = excluded.lease_seconds;
