@@ -331,6 +331,27 @@ async def test_no_offers_through_pgbouncer_mode(pg_url: str) -> None:
         await asyncio.wait_for(runner, 20)
 
 
+async def test_producers_without_the_offers_table_insert_undispatched(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The producer meets the missing table first (no worker in this process turned dispatch
+    # off before): its first insert is refused, then made again without dispatch.
+    async with TaskManager(pg_url) as tw:
+
+        @tw.task
+        async def work(n: int) -> int:
+            return n
+
+        conninfo, own = parse_postgres_url(pg_url)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE "{own["schema"]}".taskward_offers')
+        first = await work.enqueue(1)
+        second = work.enqueue_sync(2)
+        assert (first.state, second.state) == (JobState.PENDING, JobState.PENDING)
+        assert (await tw.list_tasks()).total_entries == 2
+    assert caplog.text.count("direct dispatch is off") == 1
+
+
 async def test_without_the_offers_table_everything_works_undispatched(
     pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -502,10 +502,8 @@ class PostgresBackend:
             try:
                 found = await self._fetchall(name, params)
             except _NO_DISPATCH as exc:
-                if name not in DISPATCH_STATEMENTS:
-                    raise
-                self._no_dispatch(exc)
-                found = await self._fetchall(*_plain_insert(jobs, now, dispatch=None))
+                name, params = self._without_dispatch(name, exc, jobs, now)
+                found = await self._fetchall(name, params)
             self._note_offers(name, jobs, found)
             return _inserted(jobs, found, now)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
@@ -673,10 +671,7 @@ class PostgresBackend:
             try:
                 found = conn.execute(self.q[name], params).fetchall()
             except _NO_DISPATCH as exc:
-                if name not in DISPATCH_STATEMENTS:
-                    raise
-                self._no_dispatch(exc)
-                name, params = _plain_insert(jobs, now, dispatch=None)
+                name, params = self._without_dispatch(name, exc, jobs, now)
                 found = conn.execute(self.q[name], params).fetchall()
             self._note_offers(name, jobs, found)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
@@ -857,6 +852,15 @@ class PostgresBackend:
         """Remember whether the queue had a standing offer (the next insert dispatches then)."""
         if name in DISPATCH_STATEMENTS and found:
             self._offers_seen[jobs[0].queue] = bool(found[0][3])
+
+    def _without_dispatch(
+        self, name: str, exc: psycopg.Error, jobs: Sequence[NewJob], now: datetime
+    ) -> tuple[str, dict[str, Any]]:
+        """The insert to run again when ``exc`` refused a dispatch statement (else re-raise)."""
+        if name not in DISPATCH_STATEMENTS:
+            raise exc
+        self._no_dispatch(exc)
+        return _plain_insert(jobs, now, dispatch=None)
 
     def _no_dispatch(self, exc: psycopg.Error) -> None:
         """Insert without dispatch from now on: the store lacks migration 0005, or our rights."""
