@@ -237,11 +237,7 @@ def copy_rows(jobs: Sequence[NewJob], ids: Sequence[int], now: datetime) -> str:
     for new, job_id in zip(jobs, ids, strict=True):
         key = (new.task, new.queue, new.state, new.priority, new.max_attempts, new.scheduled_at,
                new.unique_key, new.tags, new.depends_on, new.timeout)  # fmt: skip
-        if (
-            new.meta
-            or len(key) != len(shared)
-            or any(a is not b for a, b in zip(key, shared, strict=True))
-        ):
+        if new.meta or not shared or any(a is not b for a, b in zip(key, shared, strict=True)):
             shared = () if new.meta else key
             head = f"{_copy(new.task)}\t{_copy(new.queue)}"
             tail = (
