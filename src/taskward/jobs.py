@@ -12,9 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from taskward.errors import InvalidOptions
+
+if TYPE_CHECKING:
+    from taskward.serialize import EncodedPayload
 
 T = TypeVar("T")
 
@@ -252,6 +255,23 @@ class NewJob:
     tags: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
     depends_on: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJobBatch:
+    """Jobs alike but for their arguments: a chunk of a bulk enqueue, one payload per job.
+
+    ``template`` carries every field the jobs share (its own args and kwargs are none of
+    theirs); ``payloads`` are each job's validated, encoded arguments, in order. Building one
+    NewJob per call cost a third of a bulk enqueue's client time, and the store needs the
+    shared fields only once. Each job gets its own copy of ``template.meta``.
+    """
+
+    template: NewJob
+    payloads: Sequence[EncodedPayload]
+
+    def __len__(self) -> int:
+        return len(self.payloads)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,7 @@ from taskward.jobs import (
     JobFilter,
     JobState,
     NewJob,
+    NewJobBatch,
     Page,
     Schedule,
     validate_max_attempts,
@@ -454,31 +455,32 @@ class TaskManager:
         if not isinstance(calls, list | tuple):
             calls = list(calls)  # slicing below; any iterable of calls is accepted
 
-        def build(start: int, size: int) -> list[NewJob]:
-            return [
-                self._with_payload(template, *_split_call(call))
-                for call in calls[start : start + size]
-            ]
-
         if (
             connection is None
             and template.unique_window is None
             and len(calls) > 1
             and Capability.STREAMED_INSERT in self.backend.capabilities
         ):
-            first = build(0, STREAM_CHUNK)  # bad input in it: nothing opened
+            max_bytes = self.settings.max_payload_bytes
+
+            def batch(start: int) -> NewJobBatch:
+                payloads = [
+                    encode_payload(args, kwargs or {}, max_bytes=max_bytes)
+                    for args, kwargs in map(_split_call, calls[start : start + STREAM_CHUNK])
+                ]
+                return NewJobBatch(template=template, payloads=payloads)
+
+            first = batch(0)  # bad input in it: nothing opened
             backend = await self._backend()
-            rest = (
-                build(start, STREAM_CHUNK)
-                for start in range(STREAM_CHUNK, len(calls), STREAM_CHUNK)
-            )
-            inserted = await cast(StreamInserter, backend).insert_stream(
+            rest = (batch(start) for start in range(STREAM_CHUNK, len(calls), STREAM_CHUNK))
+            stored = await cast(StreamInserter, backend).insert_stream(
                 itertools.chain([first], rest), count=len(calls), now=self.clock.now()
             )
-            self._emit_enqueued(inserted)
-            logger.info("enqueued %d job(s) in bulk", len(inserted))
-            return [i.job for i in inserted]
-        new_jobs = build(0, len(calls))  # bad input anywhere: nothing opened, nothing stored
+            self._emit_enqueued((), stored)
+            logger.info("enqueued %d job(s) in bulk", len(stored))
+            return stored
+        new_jobs = [self._with_payload(template, *_split_call(call)) for call in calls]
+        # Bad input anywhere: raised above, nothing opened, nothing stored.
         backend = await self._backend()
         jobs: list[Job] = []
         for start in range(0, len(new_jobs), batch_size):
@@ -725,12 +727,12 @@ class TaskManager:
     def _emit(self, name: str, job: Job, **data: Any) -> None:
         self.events.emit(Event.for_job(name, job, self.clock.now(), **data))
 
-    def _emit_enqueued(self, inserted: Sequence[Inserted]) -> None:
+    def _emit_enqueued(self, inserted: Sequence[Inserted], new: Sequence[Job] = ()) -> None:
+        """Emit ``job.enqueued`` for the inserts that stored a new job, and for ``new``."""
         if self.events.wants("job.enqueued"):
             now = self.clock.now()
-            for item in inserted:
-                if not item.duplicate:
-                    self.events.emit(Event.for_job("job.enqueued", item.job, now))
+            for job in itertools.chain((i.job for i in inserted if not i.duplicate), new):
+                self.events.emit(Event.for_job("job.enqueued", job, now))
 
     def _services(self, worker: Worker) -> list[Any]:
         s = self.settings

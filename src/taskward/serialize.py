@@ -30,7 +30,7 @@ import decimal
 import json
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -71,6 +71,24 @@ def _reject_constant(name: str) -> Any:
 # Built once: json.dumps/json.loads with options construct a new coder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _flat_encoder() -> Callable[[Any], str]:
+    """Return ``_ENCODER.encode`` for a flat list of exact scalars, about 3x cheaper.
+
+    ``JSONEncoder.encode`` builds a new C encoder (and a dict for the cycle check) on every
+    call; a flat list of scalars cannot hold a cycle nor need ``default``, so one C encoder
+    with the same options serves every call. Without the C accelerator: the plain encoder.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    # markers, default, encoder, indent, key and item separators, sort_keys, skipkeys, allow_nan
+    encode = make(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+_FLAT_ENCODE: Final = _flat_encoder()
 _LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
 _NEVER_PICKLES = "taskward stores JSON and never pickles"
 _PLAIN = "ids or plain data (dict, list, str, int, float, bool, None)"
@@ -185,7 +203,7 @@ def _flat_payload(args: Sequence[Any], max_bytes: int) -> EncodedPayload | None:
         if type(item) not in _LEAF_TYPES:
             return None
     try:
-        text = _ENCODER.encode(args)
+        text = _FLAT_ENCODE(args)
     except ValueError:  # NaN or infinity
         return None
     size = len(text) + 2  # plus "{}", the kwargs

@@ -23,7 +23,8 @@ from taskward.backends import open_backend
 from taskward.backends.postgres import PostgresBackend, parse_postgres_url
 from taskward.backends.sql.migrate import load_migrations
 from taskward.errors import BackendUnavailable, InvalidJob, InvalidOptions, JobNotFound
-from taskward.jobs import NewJob
+from taskward.jobs import NewJob, NewJobBatch
+from taskward.serialize import encode_payload
 from tests_support.servers import PostgresServer, private_postgres
 
 pytestmark = pytest.mark.postgres
@@ -256,8 +257,10 @@ async def test_stream_given_another_count_than_announced_stores_none(
             task="t", queue="default", args=[1], kwargs={}, priority=0, max_attempts=1,
             scheduled_at=now, state=JobState.PENDING,
         )  # fmt: skip
+        payload = encode_payload([1], {}, max_bytes=1000)
+        batch = NewJobBatch(template=new, payloads=[payload] * given)
         with pytest.raises(ValueError, match="count=3"):
-            await backend.insert_stream(iter([[new] * given]), count=3, now=now)
+            await backend.insert_stream(iter([batch]), count=3, now=now)
         assert (await backend.stats()).counts == {}
     finally:
         await backend.close()

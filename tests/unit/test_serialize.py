@@ -338,6 +338,28 @@ def test_flat_args_encode_as_the_full_path_would(args: Any) -> None:
     assert payload.size == len(text.encode()) + 2
 
 
+_SCALARS = (
+    st.text()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.booleans()
+    | st.none()
+)
+
+
+@given(st.lists(_SCALARS, max_size=8) | st.lists(_SCALARS, max_size=8).map(tuple))
+def test_any_flat_args_encode_as_json_dumps_would(args: Any) -> None:
+    # The flat path keeps one C encoder for every call: its text must be json.dumps' own.
+    text = json.dumps(list(args), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: not storable, refused
+        with pytest.raises(NotSerializable):
+            encode_payload(args, {}, max_bytes=LIMIT)
+        return
+    assert encode_payload(args, {}, max_bytes=LIMIT).args_json == text
+
+
 def test_flat_args_at_the_size_limit() -> None:
     args = ["x" * 10]  # '["xxxxxxxxxx"]' is 14 bytes, plus 2 for "{}"
     assert encode_payload(args, {}, max_bytes=16).size == 16

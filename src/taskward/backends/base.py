@@ -23,6 +23,7 @@ from taskward.jobs import (
     JobUpdate,
     LeaseReport,
     NewJob,
+    NewJobBatch,
     Page,
     Schedule,
     Stats,
@@ -75,18 +76,19 @@ class BlockingInserter(Protocol):
 class StreamInserter(Protocol):
     """A backend that stores a bulk enqueue while the manager is still building it.
 
-    ``enqueue_many`` (no caller's connection, no unique jobs) hands its jobs over chunk by
-    chunk as it validates and encodes them, and the backend writes each chunk while the next
+    ``enqueue_many`` (no caller's connection, no unique jobs) hands its jobs over batch by
+    batch as it validates and encodes them, and the backend writes each batch while the next
     one is being built: the client's work and the store's overlap instead of taking turns.
     """
 
     async def insert_stream(
-        self, chunks: Iterable[Sequence[NewJob]], *, count: int, now: datetime
-    ) -> list[Inserted]:
-        """Insert the ``count`` jobs ``chunks`` yields, in one transaction: all or none.
+        self, batches: Iterable[NewJobBatch], *, count: int, now: datetime
+    ) -> list[Job]:
+        """Insert the ``count`` jobs ``batches`` hold, in one transaction: all or none.
 
-        No job may carry a unique key. An exception raised by ``chunks`` (a job built late
-        with bad input) aborts the insert: nothing is stored, and that exception propagates.
+        Returns the stored jobs in order. The template of a batch carries no unique key. An
+        exception raised by ``batches`` (a job built late with bad input) aborts the insert:
+        nothing is stored, and that exception propagates.
         """
         ...
 

@@ -51,7 +51,7 @@ from taskward.backends.base import Capability
 from taskward.backends.sql import load_queries
 from taskward.backends.sql import postgres_rows as rows
 from taskward.backends.sql.migrate import load_migrations
-from taskward.backends.sql.rows import evolve_job, job_from_new
+from taskward.backends.sql.rows import evolve_job, job_from_new, jobs_from_batch
 from taskward.errors import (
     BackendUnavailable,
     InvalidJob,
@@ -69,6 +69,7 @@ from taskward.jobs import (
     JobUpdate,
     LeaseReport,
     NewJob,
+    NewJobBatch,
     Page,
     Schedule,
     Stats,
@@ -140,8 +141,10 @@ UTC_ZONES: Final = frozenset(
 )
 # Bound on a lease-keeping statement (and on opening its connection), in seconds.
 CONTROL_TIMEOUT: Final = 10.0
-# Rows per COPY write: the server stores one chunk while the client builds the next.
-COPY_CHUNK: Final = 250
+# Characters per COPY write, at least (smaller batches are joined first; a bulk enqueue's
+# batch of 100 plain jobs is about 10,000): the server stores one write's rows while the
+# client builds the next batch.
+COPY_WRITE_CHARS: Final = 8192
 DISPATCH_PREFIX: Final = "run:"
 # A NOTIFY payload holds at most 8,000 bytes; the dispatched row carries task, args and kwargs
 # (at most 4 bytes a character) besides about 600 bytes of other columns.
@@ -495,8 +498,8 @@ class PostgresBackend:
         COMMIT round trip for nothing). More: one COPY (see :meth:`insert_stream`).
         """
         if len(jobs) > 1:
-            chunks = (jobs[start : start + COPY_CHUNK] for start in range(0, len(jobs), COPY_CHUNK))
-            return await self.insert_stream(chunks, count=len(jobs), now=now)
+            stored = await self.insert_stream(rows.batches(jobs), count=len(jobs), now=now)
+            return [Inserted(job=job) for job in stored]
         name, params = self._single_insert(jobs, now)
         try:
             try:
@@ -510,46 +513,45 @@ class PostgresBackend:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
 
     async def insert_stream(
-        self, chunks: Iterable[Sequence[NewJob]], *, count: int, now: datetime
-    ) -> list[Inserted]:
-        """Insert ``count`` jobs without unique keys by one COPY, written chunk by chunk.
+        self, batches: Iterable[NewJobBatch], *, count: int, now: datetime
+    ) -> list[Job]:
+        """Insert ``count`` jobs without unique keys by one COPY, written batch by batch.
 
-        Their ids are reserved first (COPY has no RETURNING). Each chunk is sent as soon as
-        it is built, so the server stores rows while the caller builds the next chunk; the
-        COPY commits once, at the end. An exception from ``chunks`` cancels the COPY: no job
-        is stored. The queues given pending jobs are notified after the commit.
+        Their ids are reserved first (COPY has no RETURNING). Each batch is sent as soon as
+        it is built, so the server stores rows while the caller builds the next one; the
+        COPY commits once, at the end. An exception from ``batches`` cancels the COPY: no
+        job is stored. The queues given pending jobs are notified after the commit.
         """
         try:
-            return await self._run(lambda conn: self._copy_in(conn, chunks, count, now))
+            return await self._run(lambda conn: self._copy_in(conn, batches, count, now))
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store these jobs: {exc}") from exc
 
     async def _copy_in(
-        self, conn: AConn, chunks: Iterable[Sequence[NewJob]], count: int, now: datetime
-    ) -> list[Inserted]:
-        out: list[Inserted] = []
+        self, conn: AConn, batches: Iterable[NewJobBatch], count: int, now: datetime
+    ) -> list[Job]:
+        out: list[Job] = []
         queues: set[str] = set()
         failed: list[BaseException] = []
         try:
             cursor = await conn.execute(self.q["reserve_job_ids"], {"n": count})
             ids = sorted(row[0] for row in await cursor.fetchall())
             async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
-                for built in _noting_failure(chunks, failed):
-                    for start in range(0, len(built), COPY_CHUNK):
-                        chunk = built[start : start + COPY_CHUNK]
-                        chunk_ids = ids[len(out) : len(out) + len(chunk)]
-                        if len(chunk_ids) < len(chunk):
-                            raise ValueError(
-                                f"insert_stream was given more than count={count} jobs"
-                            )
-                        await copy.write(rows.copy_rows(chunk, chunk_ids, now))
-                        out.extend(
-                            Inserted(job=job_from_new(new, i, now))
-                            for new, i in zip(chunk, chunk_ids, strict=True)
-                        )
-                        queues.update(new.queue for new in chunk if new.state is JobState.PENDING)
+                lines: list[str] = []  # formatted, not written yet
+                for batch in _noting_failure(batches, failed):
+                    batch_ids = ids[len(out) : len(out) + len(batch)]
+                    if len(batch_ids) < len(batch):
+                        raise ValueError(f"insert_stream was given more than count={count} jobs")
+                    lines.append(rows.copy_rows(batch, batch_ids, now))
+                    out.extend(jobs_from_batch(batch, batch_ids, now))
+                    if batch.template.state is JobState.PENDING:
+                        queues.add(batch.template.queue)
+                    if sum(map(len, lines)) >= COPY_WRITE_CHARS:
+                        await copy.write("".join(lines))
+                        lines.clear()
                 if len(out) != count:
                     raise ValueError(f"insert_stream was given {len(out)} jobs, not count={count}")
+                await copy.write("".join(lines))
         except _ChunkFailed:
             raise failed[0] from None  # the caller's own error, after the COPY was cancelled
         except psycopg.errors.QueryCanceled as exc:
@@ -1291,10 +1293,10 @@ class _ChunkFailed(Exception):
 
 
 def _noting_failure(
-    chunks: Iterable[Sequence[NewJob]], failed: list[BaseException]
-) -> Iterator[Sequence[NewJob]]:
-    """Yield ``chunks``; an error raised producing one is put in ``failed`` as _ChunkFailed."""
-    iterator = iter(chunks)
+    batches: Iterable[NewJobBatch], failed: list[BaseException]
+) -> Iterator[NewJobBatch]:
+    """Yield ``batches``; an error raised producing one is put in ``failed`` as _ChunkFailed."""
+    iterator = iter(batches)
     while True:
         try:
             chunk = next(iterator)

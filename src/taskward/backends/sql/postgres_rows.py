@@ -26,12 +26,15 @@ from taskward.jobs import (
     JobState,
     JobUpdate,
     NewJob,
+    NewJobBatch,
     Schedule,
     WorkerInfo,
 )
+from taskward.serialize import EncodedPayload
 
 __all__ = [
     "JOB_COLUMNS",
+    "batches",
     "claim_order",
     "copy_rows",
     "dumps",
@@ -146,6 +149,32 @@ def _payload(new: NewJob) -> tuple[str, str]:
     return args, kwargs
 
 
+def batches(jobs: Sequence[NewJob]) -> list[NewJobBatch]:
+    """``jobs`` as batches for :func:`copy_rows`: runs of jobs alike but for their arguments."""
+    out: list[tuple[NewJob, list[EncodedPayload]]] = []
+    for new in jobs:
+        args, kwargs = _payload(new)
+        payload = EncodedPayload(
+            args=new.args, kwargs=new.kwargs, args_json=args, kwargs_json=kwargs,
+            size=len(args.encode()) + len(kwargs.encode()),
+        )  # fmt: skip
+        if out and _alike(out[-1][0], new):
+            out[-1][1].append(payload)
+        else:
+            out.append((new, [payload]))
+    return [NewJobBatch(template=new, payloads=payloads) for new, payloads in out]
+
+
+def _alike(a: NewJob, b: NewJob) -> bool:
+    """Whether ``a`` and ``b`` differ in their arguments at most."""
+    return (
+        (a.task, a.queue, a.state, a.priority, a.max_attempts, a.scheduled_at, a.unique_key,
+         a.tags, a.meta, a.depends_on, a.timeout)
+        == (b.task, b.queue, b.state, b.priority, b.max_attempts, b.scheduled_at, b.unique_key,
+            b.tags, b.meta, b.depends_on, b.timeout)
+    )  # fmt: skip
+
+
 def insert_statement(new: NewJob, now: Any) -> tuple[str, dict[str, Any]]:
     """The statement inserting ``new`` alone (``insert_job`` or its short form), and its params."""
     params = _basic_params(new, now)
@@ -225,33 +254,25 @@ def insert_rows(jobs: Sequence[NewJob]) -> str:
     return dumps(out)
 
 
-def copy_rows(jobs: Sequence[NewJob], ids: Sequence[int], now: datetime) -> str:
-    """The lines ``copy_jobs`` reads (COPY text format) for ``jobs`` with their reserved ids."""
-    inserted_at = now.isoformat()
-    lines = []
-    # The jobs of a bulk enqueue share everything but their ids and arguments: the rest of
-    # the line is formatted once per run of alike jobs (compared by identity: cheap, and
-    # the jobs of one enqueue_many share the very same objects).
-    shared: tuple[Any, ...] = ()
-    head = tail = ""
-    for new, job_id in zip(jobs, ids, strict=True):
-        key = (new.task, new.queue, new.state, new.priority, new.max_attempts, new.scheduled_at,
-               new.unique_key, new.tags, new.depends_on, new.timeout)  # fmt: skip
-        if new.meta or not shared or any(a is not b for a, b in zip(key, shared, strict=True)):
-            shared = () if new.meta else key
-            head = f"{_copy(new.task)}\t{_copy(new.queue)}"
-            tail = (
-                f"{new.state.value}\t{new.priority}\t{new.max_attempts}\t"
-                f"{new.scheduled_at.isoformat()}\t{inserted_at}\t"
-                f"{_COPY_NULL if new.unique_key is None else _copy(new.unique_key)}\t"
-                f"{_copy(_array_literal(new.tags)) if new.tags else '{}'}\t"
-                f"{_copy(dumps(new.meta)) if new.meta else '{}'}\t"
-                f"{{{','.join(map(str, new.depends_on))}}}\t"
-                f"{_COPY_NULL if new.timeout is None else repr(float(new.timeout))}\n"
-            )
-        args, kwargs = _payload(new)
-        lines.append(f"{job_id}\t{head}\t{_copy(args)}\t{_copy(kwargs)}\t{tail}")
-    return "".join(lines)
+def copy_rows(batch: NewJobBatch, ids: Sequence[int], now: datetime) -> str:
+    """The lines ``copy_jobs`` reads (COPY text format) for ``batch`` with its reserved ids."""
+    t = batch.template
+    # Every field but the id and the arguments is the template's: formatted once per batch.
+    head = f"{_copy(t.task)}\t{_copy(t.queue)}"
+    tail = (
+        f"{t.state.value}\t{t.priority}\t{t.max_attempts}\t"
+        f"{t.scheduled_at.isoformat()}\t{now.isoformat()}\t"
+        f"{_COPY_NULL if t.unique_key is None else _copy(t.unique_key)}\t"
+        f"{_copy(_array_literal(t.tags)) if t.tags else '{}'}\t"
+        f"{_copy(dumps(t.meta)) if t.meta else '{}'}\t"
+        f"{{{','.join(map(str, t.depends_on))}}}\t"
+        f"{_COPY_NULL if t.timeout is None else repr(float(t.timeout))}\n"
+    )
+    return "".join([
+        f"{job_id}\t{head}\t{_copy(p.args_json)}\t"
+        f"{'{}' if p.kwargs_json == '{}' else _copy(p.kwargs_json)}\t{tail}"
+        for p, job_id in zip(batch.payloads, ids, strict=True)
+    ])  # fmt: skip
 
 
 _COPY_NULL: Final = "\\N"

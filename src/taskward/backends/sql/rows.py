@@ -6,12 +6,13 @@ hand the 26 values, in the order of :class:`~taskward.jobs.Job`'s fields, to :da
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from taskward.jobs import Job, JobFilter, NewJob
+from taskward.jobs import Job, JobFilter, NewJob, NewJobBatch
 
 __all__ = ["JOB_FIELDS", "build_job", "evolve_job", "job_from_new", "order_by"]
 
@@ -108,6 +109,27 @@ def job_from_new(new: NewJob, job_id: int, now: datetime) -> Job:
             False,  # cancel_requested
         )
     )
+
+
+def jobs_from_batch(batch: NewJobBatch, ids: Sequence[int], now: datetime) -> list[Job]:
+    """The jobs that storing ``batch`` with these ids makes (as :func:`job_from_new`)."""
+    t = batch.template
+    # The fields between the arguments and meta, and after meta: the same for every job.
+    middle = (
+        t.state, t.priority, 0, t.max_attempts, t.scheduled_at, now, None, None, None, None,
+        None, None, (), None, None, t.unique_key, t.tags,
+    )  # fmt: skip
+    end = (t.depends_on, t.timeout, False)
+    meta = t.meta
+    return [
+        build_job((job_id, t.task, t.queue, p.args, p.kwargs, *middle, _own(meta), *end))
+        for p, job_id in zip(batch.payloads, ids, strict=True)
+    ]
+
+
+def _own(meta: dict[str, Any]) -> dict[str, Any]:
+    """A job's own copy of its template's meta: a caller may change a returned job's meta."""
+    return copy.deepcopy(meta) if meta else {}
 
 
 def order_by(filter: JobFilter) -> str:

@@ -1,0 +1,62 @@
+"""Unit tests for the PostgreSQL backend's bulk rows: batches, COPY lines, the jobs returned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from taskward.backends.sql.postgres_rows import batches, copy_rows
+from taskward.backends.sql.rows import jobs_from_batch
+from taskward.jobs import JobState, NewJob, NewJobBatch
+from taskward.serialize import encode_payload
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def new_job(args: list[object], **changes: object) -> NewJob:
+    fields: dict[str, object] = {
+        "task": "t", "queue": "default", "args": args, "kwargs": {}, "priority": 0,
+        "max_attempts": 3, "scheduled_at": NOW, "state": JobState.PENDING,
+    }  # fmt: skip
+    fields.update(changes)
+    return NewJob(**fields)  # type: ignore[arg-type]
+
+
+def test_batches_group_runs_of_jobs_alike_but_for_their_arguments() -> None:
+    jobs = [
+        new_job([1]),
+        new_job([2]),
+        new_job([3], priority=5),
+        new_job([4], meta={"a": 1}),
+        new_job([5], meta={"a": 1}),
+        new_job([6]),
+    ]
+    got = batches(jobs)
+    assert [[p.args for p in b.payloads] for b in got] == [[[1], [2]], [[3]], [[4], [5]], [[6]]]
+    assert [b.template.priority for b in got] == [0, 5, 0, 0]
+    assert [b.template.meta for b in got] == [{}, {}, {"a": 1}, {}]
+    assert got[0].payloads[1].args_json == "[2]"
+    assert got[0].payloads[1].kwargs_json == "{}"
+
+
+def test_copy_lines_escape_what_copy_text_format_reads_as_separators() -> None:
+    payload = encode_payload(["a\tb\nc\\d"], {"k": "\r"}, max_bytes=1000)
+    batch = NewJobBatch(template=new_job([], tags=("x", 'q"')), payloads=[payload])
+    (line,) = copy_rows(batch, [7], NOW).splitlines()
+    fields = line.split("\t")
+    assert fields[:3] == ["7", "t", "default"]
+    assert fields[3] == '["a\\\\tb\\\\nc\\\\\\\\d"]'  # JSON's escapes, each backslash doubled
+    assert fields[4] == '{"k":"\\\\r"}'
+    assert fields[5:10] == ["pending", "0", "3", NOW.isoformat(), NOW.isoformat()]
+    assert fields[10] == "\\N"  # no unique key
+    assert fields[11] == '{"x","q\\\\""}'  # the array's quote escaped, then COPY's
+
+
+def test_jobs_of_a_batch_each_get_their_own_meta() -> None:
+    template = new_job([], meta={"tenant": {"id": 1}})
+    payloads = [encode_payload([n], {}, max_bytes=1000) for n in range(3)]
+    jobs = jobs_from_batch(NewJobBatch(template=template, payloads=payloads), [10, 11, 12], NOW)
+    assert [(job.id, job.args) for job in jobs] == [(10, [0]), (11, [1]), (12, [2])]
+    assert all(job.inserted_at == NOW and job.attempt == 0 for job in jobs)
+    jobs[0].meta["tenant"]["id"] = 2  # a caller's change: never seen by the others
+    assert jobs[1].meta == jobs[2].meta == template.meta == {"tenant": {"id": 1}}
+    assert jobs[1].meta is not jobs[2].meta
