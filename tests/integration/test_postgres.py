@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -206,6 +207,21 @@ async def test_bulk_insert_refusing_a_row_stores_none_of_the_batch(tw: TaskManag
         await tw.enqueue_many(ADD, calls, tags=["nul\x00"])
     await tw.enqueue_many(ADD, calls[:3])
     assert (await tw.list_tasks()).total_entries == 3
+
+
+async def test_backend_bulk_insert_refusing_a_late_job_stores_none(pg_url: str) -> None:
+    # A lone surrogate cannot be sent as UTF-8: the 300th job fails inside the COPY.
+    backend = PostgresBackend(pg_url)
+    try:
+        await backend.migrate()
+        now = datetime.now(UTC)
+        jobs = [new_job() for _ in range(300)]
+        jobs.append(replace(new_job(), args_json='["\ud800"]'))
+        with pytest.raises(InvalidJob, match="cannot store"):
+            await backend.insert(jobs, now=now)
+        assert (await backend.stats()).counts == {}
+    finally:
+        await backend.close()
 
 
 async def test_bulk_failing_late_keeps_the_callers_error_out_of_the_server_log(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from taskward.backends.sql.postgres_rows import batches, copy_rows
 from taskward.backends.sql.rows import jobs_from_batch
@@ -22,18 +22,26 @@ def new_job(args: list[object], **changes: object) -> NewJob:
 
 
 def test_batches_group_runs_of_jobs_alike_but_for_their_arguments() -> None:
+    other_zone = NOW.astimezone(timezone(timedelta(hours=2)))  # the same instant
     jobs = [
         new_job([1]),
         new_job([2]),
         new_job([3], priority=5),
-        new_job([4], meta={"a": 1}),
+        new_job([4], meta={"a": 1}),  # meta: never shared, even when equal
         new_job([5], meta={"a": 1}),
         new_job([6]),
+        new_job([7], scheduled_at=other_zone),
+        new_job([8], timeout=1),
+        new_job([9], timeout=1.0),  # equal to 1, yet its own value
     ]
-    got = batches(jobs)
-    assert [[p.args for p in b.payloads] for b in got] == [[[1], [2]], [[3]], [[4], [5]], [[6]]]
-    assert [b.template.priority for b in got] == [0, 5, 0, 0]
-    assert [b.template.meta for b in got] == [{}, {}, {"a": 1}, {}]
+    got = list(batches(jobs))
+    assert [[p.args[0] for p in b.payloads] for b in got] == [
+        [1, 2], [3], [4], [5], [6], [7], [8], [9]
+    ]  # fmt: skip
+    assert [b.template.priority for b in got][:3] == [0, 5, 0]
+    assert [b.template.meta for b in got][2:5] == [{"a": 1}, {"a": 1}, {}]
+    assert got[5].template.scheduled_at.utcoffset() == timedelta(hours=2)
+    assert [type(b.template.timeout) for b in got[6:]] == [int, float]
     assert got[0].payloads[1].args_json == "[2]"
     assert got[0].payloads[1].kwargs_json == "{}"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -149,30 +149,41 @@ def _payload(new: NewJob) -> tuple[str, str]:
     return args, kwargs
 
 
-def batches(jobs: Sequence[NewJob]) -> list[NewJobBatch]:
-    """``jobs`` as batches for :func:`copy_rows`: runs of jobs alike but for their arguments."""
-    out: list[tuple[NewJob, list[EncodedPayload]]] = []
+def batches(jobs: Sequence[NewJob]) -> Iterator[NewJobBatch]:
+    """``jobs`` as batches for :func:`copy_rows`: runs of jobs alike but for their arguments.
+
+    Lazy: a job that cannot be encoded fails inside the COPY, which then stores nothing.
+    """
+    template: NewJob | None = None
+    payloads: list[EncodedPayload] = []
     for new in jobs:
         args, kwargs = _payload(new)
         payload = EncodedPayload(
             args=new.args, kwargs=new.kwargs, args_json=args, kwargs_json=kwargs,
             size=len(args.encode()) + len(kwargs.encode()),
         )  # fmt: skip
-        if out and _alike(out[-1][0], new):
-            out[-1][1].append(payload)
-        else:
-            out.append((new, [payload]))
-    return [NewJobBatch(template=new, payloads=payloads) for new, payloads in out]
+        if template is None or not _alike(template, new):
+            if template is not None:
+                yield NewJobBatch(template=template, payloads=payloads)
+            template, payloads = new, []
+        payloads.append(payload)
+    if template is not None:
+        yield NewJobBatch(template=template, payloads=payloads)
 
 
 def _alike(a: NewJob, b: NewJob) -> bool:
-    """Whether ``a`` and ``b`` differ in their arguments at most."""
-    return (
-        (a.task, a.queue, a.state, a.priority, a.max_attempts, a.scheduled_at, a.unique_key,
-         a.tags, a.meta, a.depends_on, a.timeout)
-        == (b.task, b.queue, b.state, b.priority, b.max_attempts, b.scheduled_at, b.unique_key,
-            b.tags, b.meta, b.depends_on, b.timeout)
-    )  # fmt: skip
+    """Whether ``b`` may share the fields of ``a``'s batch: the very same objects, and no meta.
+
+    Identity, not equality: ``1 == 1.0 == True``, and a time equals itself in another zone,
+    but each job must be stored and returned with its own value.
+    """
+    if a.meta or b.meta:
+        return False
+    shared_a = (a.task, a.queue, a.state, a.priority, a.max_attempts, a.scheduled_at,
+                a.unique_key, a.tags, a.depends_on, a.timeout)  # fmt: skip
+    shared_b = (b.task, b.queue, b.state, b.priority, b.max_attempts, b.scheduled_at,
+                b.unique_key, b.tags, b.depends_on, b.timeout)  # fmt: skip
+    return all(x is y for x, y in zip(shared_a, shared_b, strict=True))
 
 
 def insert_statement(new: NewJob, now: Any) -> tuple[str, dict[str, Any]]:
