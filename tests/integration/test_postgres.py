@@ -209,6 +209,43 @@ async def test_bulk_insert_refusing_a_row_stores_none_of_the_batch(tw: TaskManag
     assert (await tw.list_tasks()).total_entries == 3
 
 
+async def test_bulk_ids_are_right_when_another_session_inserts_during_the_copy(
+    pg_url: str,
+) -> None:
+    # The COPY's rows take identity values as the server reads them; a job inserted by
+    # another session meanwhile takes one in the middle, so the bulk's ids are not one span.
+    backend = PostgresBackend(pg_url)
+    try:
+        await backend.migrate()
+        now = datetime.now(UTC)
+        template = new_job()
+        other_ids: list[int] = []
+
+        def batches() -> Iterator[NewJobBatch]:
+            for start in range(0, 300, 100):
+                numbers = range(start, start + 100)
+                payloads = [encode_payload([n], {}, max_bytes=99) for n in numbers]
+                yield NewJobBatch(template=template, payloads=payloads)
+                with psycopg.connect(libpq_url(pg_url), autocommit=True) as other:
+                    row = other.execute(
+                        f'INSERT INTO "{backend.schema}".taskward_jobs'
+                        " (task, queue, state, max_attempts, scheduled_at, inserted_at)"
+                        " VALUES ('other', 'default', 'pending', 1, now(), now()) RETURNING id"
+                    ).fetchone()
+                    assert row is not None
+                    other_ids.append(row[0])
+
+        jobs = await backend.insert_stream(batches(), count=300, now=now)
+        assert [job.args for job in jobs] == [[n] for n in range(300)]
+        assert [job.id for job in jobs] == sorted(job.id for job in jobs)
+        assert not {job.id for job in jobs} & set(other_ids)
+        assert min(other_ids) < max(job.id for job in jobs)  # the ids did interleave
+        for job in jobs:
+            assert (await backend.get(job.id)).args == job.args
+    finally:
+        await backend.close()
+
+
 async def test_backend_bulk_insert_refusing_a_late_job_stores_none(pg_url: str) -> None:
     # A lone surrogate cannot be sent as UTF-8: the 300th job fails inside the COPY.
     backend = PostgresBackend(pg_url)

@@ -49,14 +49,14 @@ def test_batches_group_runs_of_jobs_alike_but_for_their_arguments() -> None:
 def test_copy_lines_escape_what_copy_text_format_reads_as_separators() -> None:
     payload = encode_payload(["a\tb\nc\\d"], {"k": "\r"}, max_bytes=1000)
     batch = NewJobBatch(template=new_job([], tags=("x", 'q"')), payloads=[payload])
-    (line,) = copy_rows(batch, [7], NOW).splitlines()
+    (line,) = copy_rows(batch, NOW).splitlines()
     fields = line.split("\t")
-    assert fields[:3] == ["7", "t", "default"]
-    assert fields[3] == '["a\\\\tb\\\\nc\\\\\\\\d"]'  # JSON's escapes, each backslash doubled
-    assert fields[4] == '{"k":"\\\\r"}'
-    assert fields[5:10] == ["pending", "0", "3", NOW.isoformat(), NOW.isoformat()]
-    assert fields[10] == "\\N"  # no unique key
-    assert fields[11] == '{"x","q\\\\""}'  # the array's quote escaped, then COPY's
+    assert fields[:2] == ["t", "default"]
+    assert fields[2] == '["a\\\\tb\\\\nc\\\\\\\\d"]'  # JSON's escapes, each backslash doubled
+    assert fields[3] == '{"k":"\\\\r"}'
+    assert fields[4:9] == ["pending", "0", "3", NOW.isoformat(), NOW.isoformat()]
+    assert fields[9] == "\\N"  # no unique key
+    assert fields[10] == '{"x","q\\\\""}'  # the array's quote escaped, then COPY's
 
 
 def test_jobs_of_a_batch_each_get_their_own_meta() -> None:

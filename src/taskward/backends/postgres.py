@@ -44,7 +44,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from taskward.backends.base import Capability
@@ -517,10 +517,11 @@ class PostgresBackend:
     ) -> list[Job]:
         """Insert ``count`` jobs without unique keys by one COPY, written batch by batch.
 
-        Their ids are reserved first (COPY has no RETURNING). Each batch is sent as soon as
-        it is built, so the server stores rows while the caller builds the next one; the
-        COPY commits once, at the end. An exception from ``batches`` cancels the COPY: no
-        job is stored. The queues given pending jobs are notified after the commit.
+        One transaction: the rows take their ids from the identity as the server reads them
+        (COPY has no RETURNING; ``bulk_ids`` finds them after). Each batch is sent as soon
+        as it is built, so the server stores rows while the caller builds the next one. An
+        exception from ``batches`` cancels the COPY: no job is stored. The queues given
+        pending jobs are notified at the commit.
         """
         try:
             return await self._run(lambda conn: self._copy_in(conn, batches, count, now))
@@ -530,28 +531,18 @@ class PostgresBackend:
     async def _copy_in(
         self, conn: AConn, batches: Iterable[NewJobBatch], count: int, now: datetime
     ) -> list[Job]:
-        out: list[Job] = []
-        queues: set[str] = set()
         failed: list[BaseException] = []
         try:
-            cursor = await conn.execute(self.q["reserve_job_ids"], {"n": count})
-            ids = sorted(row[0] for row in await cursor.fetchall())
-            async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
-                lines: list[str] = []  # formatted, not written yet
-                for batch in _noting_failure(batches, failed):
-                    batch_ids = ids[len(out) : len(out) + len(batch)]
-                    if len(batch_ids) < len(batch):
-                        raise ValueError(f"insert_stream was given more than count={count} jobs")
-                    lines.append(rows.copy_rows(batch, batch_ids, now))
-                    out.extend(jobs_from_batch(batch, batch_ids, now))
-                    if batch.template.state is JobState.PENDING:
-                        queues.add(batch.template.queue)
-                    if sum(map(len, lines)) >= COPY_WRITE_CHARS:
-                        await copy.write("".join(lines))
-                        lines.clear()
-                if len(out) != count:
-                    raise ValueError(f"insert_stream was given {len(out)} jobs, not count={count}")
-                await copy.write("".join(lines))
+            async with conn.transaction():
+                cursor = await conn.execute(self.q["bulk_floor"])
+                (floor,) = cast(tuple[int], await cursor.fetchone())
+                async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
+                    jobs, queues = await _copy_batches(copy, batches, failed, floor, count, now)
+                cursor = await conn.execute(
+                    self.q["bulk_ids"], {"floor": floor, "n": count, "queues": sorted(queues)}
+                )
+                found = cast(tuple[int, list[int] | None, int], await cursor.fetchone())
+                ids = found[1]
         except _ChunkFailed:
             raise failed[0] from None  # the caller's own error, after the COPY was cancelled
         except psycopg.errors.QueryCanceled as exc:
@@ -560,13 +551,10 @@ class PostgresBackend:
                 "split it into smaller enqueue_many calls, or allow it more time "
                 "(statement_timeout)"
             ) from exc
-        if queues:  # COPY cannot notify: one more statement after it committed
-            try:
-                await conn.execute(self.q["notify_queues"], {"queues": sorted(queues)})
-            except psycopg.Error as exc:
-                # The jobs are stored: failing the call now would invite a duplicate retry.
-                logger.warning("jobs stored; their wake-up failed (%s): polling finds them", exc)
-        return out
+        if ids is None:
+            return jobs
+        # Another session drew ids during the COPY: the jobs' own ids are not the span's.
+        return [evolve_job(job, id=job_id) for job, job_id in zip(jobs, ids, strict=True)]
 
     def _insert_plan(self, jobs: Sequence[NewJob], now: datetime) -> InsertPlan:
         """The statements of an insert: yields (sql, params), is sent the rows each returned.
@@ -1278,6 +1266,39 @@ def _unique_match(found: list[Any], new: NewJob, now: datetime) -> Job | None:
         return job
     age = (now - job.inserted_at).total_seconds()
     return job if age <= new.unique_window and job.state in UNIQUE_BLOCKING_STATES else None
+
+
+async def _copy_batches(
+    copy: psycopg.AsyncCopy,
+    batches: Iterable[NewJobBatch],
+    failed: list[BaseException],
+    floor: int,
+    count: int,
+    now: datetime,
+) -> tuple[list[Job], set[str]]:
+    """Write ``batches`` into ``copy``; return their jobs and the queues given pending jobs.
+
+    The jobs are built with the ids the rows take when no other session draws one from the
+    identity during the COPY, ``floor + 1`` on: the caller checks that after.
+    """
+    jobs: list[Job] = []
+    queues: set[str] = set()
+    lines: list[str] = []  # formatted, not written yet
+    for batch in _noting_failure(batches, failed):
+        if len(jobs) + len(batch) > count:
+            raise ValueError(f"insert_stream was given more than count={count} jobs")
+        lines.append(rows.copy_rows(batch, now))
+        first = floor + 1 + len(jobs)
+        jobs.extend(jobs_from_batch(batch, range(first, first + len(batch)), now))
+        if batch.template.state is JobState.PENDING:
+            queues.add(batch.template.queue)
+        if sum(map(len, lines)) >= COPY_WRITE_CHARS:
+            await copy.write("".join(lines))
+            lines.clear()
+    if len(jobs) != count:
+        raise ValueError(f"insert_stream was given {len(jobs)} jobs, not count={count}")
+    await copy.write("".join(lines))
+    return jobs, queues
 
 
 class _ChunkFailed(Exception):

@@ -265,10 +265,10 @@ def insert_rows(jobs: Sequence[NewJob]) -> str:
     return dumps(out)
 
 
-def copy_rows(batch: NewJobBatch, ids: Sequence[int], now: datetime) -> str:
-    """The lines ``copy_jobs`` reads (COPY text format) for ``batch`` with its reserved ids."""
+def copy_rows(batch: NewJobBatch, now: datetime) -> str:
+    """The lines ``copy_jobs`` reads (COPY text format) for ``batch`` (ids: the identity's)."""
     t = batch.template
-    # Every field but the id and the arguments is the template's: formatted once per batch.
+    # Every field but the arguments is the template's: formatted once per batch.
     head = f"{_copy(t.task)}\t{_copy(t.queue)}"
     tail = (
         f"{t.state.value}\t{t.priority}\t{t.max_attempts}\t"
@@ -280,9 +280,9 @@ def copy_rows(batch: NewJobBatch, ids: Sequence[int], now: datetime) -> str:
         f"{_COPY_NULL if t.timeout is None else repr(float(t.timeout))}\n"
     )
     return "".join([
-        f"{job_id}\t{head}\t{_copy(p.args_json)}\t"
+        f"{head}\t{_copy(p.args_json)}\t"
         f"{'{}' if p.kwargs_json == '{}' else _copy(p.kwargs_json)}\t{tail}"
-        for p, job_id in zip(batch.payloads, ids, strict=True)
+        for p in batch.payloads
     ])  # fmt: skip
 
 
