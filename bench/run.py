@@ -7,7 +7,8 @@ then write the tables and charts to bench/results/ and stop the servers.
 Environment: RUNS (3), BENCH_N (10000), BENCH_LAT_N (200), SCALE (1: drain with 1/2/4 worker
 processes on PostgreSQL), MILLION (1: the 1,000,000-row listing; MILLION_ROWS), PHASE_TIMEOUT
 (240 s per driver process), OUT (results/raw.jsonl, replaced), PHASES ("enqueue bulk
-latency"; enqueue includes the drain), BENCH_TW_CONCURRENCY (50: taskward's slots per process).
+latency"; enqueue includes the drain), BENCH_TW_CONCURRENCY (50: taskward's slots per process),
+MEMORY (1: the worker's RSS while draining MEMORY_N = 100,000 jobs, SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ TASKWARD = [
 ONLY_PHASES = {"taskward-sqlite-async": {"enqueue"}, "taskward-postgres-async": {"enqueue"}}
 SCALE_SYSTEMS = ["taskward-postgres", "taskward-postgres-own", "bare-postgres"]
 SCALE_PROCS = [1, 2, 4]
+MEMORY_SYSTEMS = ["taskward-sqlite-own", "taskward-postgres-own"]
 PY312 = {"oban"}
 
 
@@ -139,6 +141,8 @@ def main() -> int:
             million(out, runs)
         for run in range(1, runs + 1):
             one_run(out, run, systems, PHASES)
+        if os.environ.get("MEMORY", "1") == "1":
+            memory(out, [s for s in MEMORY_SYSTEMS if s in systems])
         uptime(out, "end")
     finally:
         servers.stop()
@@ -165,6 +169,14 @@ def one_run(out: Path, run: int, systems: list[str], phases: list[str]) -> None:
             for system in SCALE_SYSTEMS:
                 if system in systems or not sys.argv[1:]:
                     drive(out, system, "scale", run, procs)
+
+
+def memory(out: Path, systems: list[str]) -> None:
+    """The worker's RSS while it drains MEMORY_N jobs, once per system (harness.memory)."""
+    env = dict(os.environ, PYTHONPATH=str(BENCH))
+    for system in systems:
+        argv = [python_for(system), "-m", "harness.memory", "--system", system, "--out", str(out)]
+        subprocess.run(argv, cwd=BENCH, env=env)
 
 
 def million(out: Path, runs: int) -> None:

@@ -68,7 +68,7 @@ class Results:
         self.info: dict[str, Row] = {}
         for r in rows:
             self.by[(r["system"], r["phase"], r.get("procs"))].append(r)
-            if r["system"] not in self.order and r["phase"] != "million":
+            if r["system"] not in self.order and r["phase"] not in ("million", "memory"):
                 self.order.append(r["system"])
             if "config" in r:
                 self.info[r["system"]] = r
@@ -293,6 +293,56 @@ def table_million(res: Results, md: list[str]) -> None:
     md.append("")
 
 
+def table_memory(res: Results, md: list[str]) -> None:
+    rows = [r for r in res.rows if r["phase"] == "memory"]
+    if not rows:
+        return
+    md += [
+        f"## Worker memory while draining {rows[0].get('n', 0):,} jobs",
+        "",
+        "One worker process (`taskward worker -q default=50`, the job does no I/O), jobs "
+        "pre-queued in bulk; resident set (VmRSS) sampled every 0.25 s. *before*: first "
+        "sample once 1% are done (warm); *after*: all done.",
+        "",
+        "| system | before MiB | after MiB | growth | peak MiB | drain s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if not r.get("ok"):
+            md.append(f"| {r['system']} | – | – | – | – | **{r.get('error', 'failed')}** |")
+            continue
+        growth = r["rss_after_mib"] - r["rss_before_mib"]
+        md.append(
+            f"| {r['system']} | {r['rss_before_mib']:.1f} | {r['rss_after_mib']:.1f} | "
+            f"{growth:+.1f} | {r['rss_peak_mib']:.1f} | {r['drain_s']:.1f} |"
+        )
+    md.append("")
+
+
+def memory_chart(res: Results, path: Path) -> None:
+    rows = [r for r in res.rows if r["phase"] == "memory" and r.get("samples")]
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for r in rows:
+        done = [s[1] for s in r["samples"]]
+        mib = [s[2] for s in r["samples"]]
+        ax.plot(done, mib, marker=".", label=r["system"])
+    ax.set_xlabel("jobs completed")
+    ax.set_ylabel("worker RSS, MiB")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"taskward worker memory while draining {rows[0].get('n', 0):,} jobs", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def table_configs(res: Results, md: list[str]) -> None:
     md += ["## Configurations", "", "| system | backend | worker config |", "|---|---|---|"]
     for s in res.order:
@@ -430,15 +480,17 @@ def main() -> None:
     table_latency(res, md)
     table_scale(res, md)
     table_million(res, md)
+    table_memory(res, md)
     table_configs(res, md)
     md += [
-        "Charts: `drain.png` `enqueue.png` `latency.png` `scale.png` `million.png`.",
+        "Charts: `drain.png` `enqueue.png` `latency.png` `scale.png` `million.png` `memory.png`.",
         "",
     ]
     out = a.md or a.raw.parent / "RESULTS.md"
     out.write_text("\n".join(md))
     charts(res, out.parent)
     million_chart(res, out.parent / "million.png")
+    memory_chart(res, out.parent / "memory.png")
     print(f"wrote {out} and charts in {out.parent}")
 
 

@@ -120,6 +120,40 @@ def _row_adapters() -> AdaptersMap:
 
 ROW_ADAPTERS: Final = _row_adapters()
 
+
+class _PooledConnection(psycopg.Connection[Any]):
+    """A connection of the sync pool, keeping one cursor for taskward's statements.
+
+    ``Connection.execute`` makes a new cursor for every statement: about 20 µs of client CPU,
+    a third of a one-job insert's. A statement run by :meth:`run` has its rows read before
+    the next one runs on the connection, so one cursor serves them all.
+    """
+
+    _kept: psycopg.Cursor[Any] | None = None
+
+    def run(self, query: str, params: Mapping[str, Any] | None = None) -> psycopg.Cursor[Any]:
+        """Execute ``query`` on the kept cursor (made on first use) and return it."""
+        cursor = self._kept
+        if cursor is None or cursor.closed:
+            cursor = self._kept = self.cursor()
+        return cursor.execute(query, params)
+
+
+class _AsyncPooledConnection(psycopg.AsyncConnection[Any]):
+    """A connection of the async pool, keeping one cursor (see :class:`_PooledConnection`)."""
+
+    _kept: psycopg.AsyncCursor[Any] | None = None
+
+    async def run(
+        self, query: str, params: Mapping[str, Any] | None = None
+    ) -> psycopg.AsyncCursor[Any]:
+        """Execute ``query`` on the kept cursor (made on first use) and return it."""
+        cursor = self._kept
+        if cursor is None or cursor.closed:
+            cursor = self._kept = self.cursor()
+        return await cursor.execute(query, params)
+
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # Sync pools a forked child found open: kept referenced, so that no finaliser closes them.
@@ -217,9 +251,9 @@ class PostgresBackend:
         self.prepare = _bool("prepare", own.get("prepare", "true"))
         self.channel = f"taskward_{schema}"
         self.q = {name: self._fill(sql) for name, sql in load_queries("postgres").items()}
-        self._pool: AsyncConnectionPool[AConn] | None = None
+        self._pool: AsyncConnectionPool[_AsyncPooledConnection] | None = None
         self._open_lock = asyncio.Lock()
-        self._sync_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._sync_pool: ConnectionPool[_PooledConnection] | None = None
         self._sync_pid = 0  # the process that opened the sync pool (a forked child needs its own)
         self._sync_lock = threading.Lock()
         self._listener: asyncio.Task[None] | None = None
@@ -291,7 +325,7 @@ class PostgresBackend:
         """Open the connection pool (idempotent); the listener opens on the first wait."""
         await self._get_pool()
 
-    async def _get_pool(self) -> AsyncConnectionPool[AConn]:
+    async def _get_pool(self) -> AsyncConnectionPool[_AsyncPooledConnection]:
         if self._pool is not None:
             return self._pool
         async with self._open_lock:
@@ -307,8 +341,9 @@ class PostgresBackend:
                 zone = probe.info.parameter_status("TimeZone")
                 await probe.close()
                 self._check_time_zone(zone)
-                pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
+                pool = AsyncConnectionPool(
                     self.conninfo,
+                    connection_class=_AsyncPooledConnection,
                     min_size=self.min_size,
                     max_size=self.max_size,
                     kwargs=self._connect_kwargs(),
@@ -426,13 +461,13 @@ class PostgresBackend:
 
     async def _fetchall(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         async with self._conn() as conn:
-            cursor = await conn.execute(self.q[name], params)
+            cursor = await conn.run(self.q[name], params)
             found: list[Any] = await cursor.fetchall()
             return found
 
     async def _execute(self, name: str, params: Mapping[str, Any] | None = None) -> int:
         async with self._conn() as conn:
-            cursor = await conn.execute(self.q[name], params)
+            cursor = await conn.run(self.q[name], params)
             count: int = cursor.rowcount
             return count
 
@@ -654,21 +689,21 @@ class PostgresBackend:
             pool.putconn(conn)  # closed instead, if the pool closed meanwhile
 
     def _insert_one_sync(
-        self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
+        self, conn: _PooledConnection, jobs: Sequence[NewJob], now: datetime
     ) -> list[Inserted]:
         name, params = self._single_insert(jobs, now)
         try:
             try:
-                found = conn.execute(self.q[name], params).fetchall()
+                found = conn.run(self.q[name], params).fetchall()
             except _NO_DISPATCH as exc:
                 name, params = self._without_dispatch(name, exc, jobs, now)
-                found = conn.execute(self.q[name], params).fetchall()
+                found = conn.run(self.q[name], params).fetchall()
             self._note_offers(name, jobs, found)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
             raise InvalidJob(f"PostgreSQL cannot store this job: {exc}") from exc
         return _inserted(jobs, found, now)
 
-    def _get_sync_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+    def _get_sync_pool(self) -> ConnectionPool[_PooledConnection]:
         pool = self._sync_pool
         if pool is not None and self._sync_pid == os.getpid():
             return pool
@@ -695,6 +730,7 @@ class PostgresBackend:
                 self._check_time_zone(zone)
                 pool = ConnectionPool(
                     self.conninfo,
+                    connection_class=_PooledConnection,
                     min_size=min(1, self.max_size),
                     max_size=self.max_size,
                     kwargs=self._connect_kwargs(),
