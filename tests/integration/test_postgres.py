@@ -246,6 +246,31 @@ async def test_bulk_ids_are_right_when_another_session_inserts_during_the_copy(
         await backend.close()
 
 
+async def test_bulk_whose_ids_cannot_be_read_back_stores_none(pg_url: str) -> None:
+    # An operator sets the id sequence back during the COPY: the rows' ids are no longer
+    # above the floor, so they cannot be paired with the jobs; the insert rolls back.
+    backend = PostgresBackend(pg_url)
+    sequence = f"pg_get_serial_sequence('\"{backend.schema}\".taskward_jobs', 'id')"
+    try:
+        await backend.migrate()
+        with psycopg.connect(libpq_url(pg_url), autocommit=True) as admin:
+            admin.execute(f"SELECT setval({sequence}, 5000)")
+
+            def batches() -> Iterator[NewJobBatch]:
+                for start in (0, 100):
+                    if start:
+                        admin.execute(f"SELECT setval({sequence}, 100)")
+                    numbers = range(start, start + 100)
+                    payloads = [encode_payload([n], {}, max_bytes=99) for n in numbers]
+                    yield NewJobBatch(template=new_job(), payloads=payloads)
+
+            with pytest.raises(BackendUnavailable, match="set back"):
+                await backend.insert_stream(batches(), count=200, now=datetime.now(UTC))
+        assert (await backend.stats()).counts == {}
+    finally:
+        await backend.close()
+
+
 async def test_backend_bulk_insert_refusing_a_late_job_stores_none(pg_url: str) -> None:
     # A lone surrogate cannot be sent as UTF-8: the 300th job fails inside the COPY.
     backend = PostgresBackend(pg_url)

@@ -51,7 +51,7 @@ from taskward.backends.base import Capability
 from taskward.backends.sql import load_queries
 from taskward.backends.sql import postgres_rows as rows
 from taskward.backends.sql.migrate import load_migrations
-from taskward.backends.sql.rows import evolve_job, job_from_new, jobs_from_batch
+from taskward.backends.sql.rows import evolve_job, job_from_new, jobs_from_batch, with_ids
 from taskward.errors import (
     BackendUnavailable,
     InvalidJob,
@@ -573,11 +573,17 @@ class PostgresBackend:
                 (floor,) = cast(tuple[int], await cursor.fetchone())
                 async with conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
                     jobs, queues = await _copy_batches(copy, batches, failed, floor, count, now)
-                cursor = await conn.execute(
-                    self.q["bulk_ids"], {"floor": floor, "n": count, "queues": sorted(queues)}
-                )
-                found = cast(tuple[int, list[int] | None, int], await cursor.fetchone())
-                ids = found[1]
+                cursor = await conn.execute(self.q["bulk_ids"], {"floor": floor, "n": count})
+                _last, ids = cast(tuple[int, list[int] | None], await cursor.fetchone())
+                if ids is not None:
+                    # Another session drew ids during the COPY: the span is not all ours.
+                    if len(ids) != count:  # raised inside the transaction: nothing is stored
+                        raise BackendUnavailable(
+                            f"the ids of the {count} jobs could not be read back (the id "
+                            "sequence of taskward_jobs was set back during the insert); "
+                            "nothing was stored: retry"
+                        )
+                    jobs = with_ids(jobs, ids)
         except _ChunkFailed:
             raise failed[0] from None  # the caller's own error, after the COPY was cancelled
         except psycopg.errors.QueryCanceled as exc:
@@ -586,10 +592,15 @@ class PostgresBackend:
                 "split it into smaller enqueue_many calls, or allow it more time "
                 "(statement_timeout)"
             ) from exc
-        if ids is None:
-            return jobs
-        # Another session drew ids during the COPY: the jobs' own ids are not the span's.
-        return [evolve_job(job, id=job_id) for job, job_id in zip(jobs, ids, strict=True)]
+        # After the commit, by a statement of its own: a notifying commit holds a cluster-wide
+        # lock until it is flushed, and the bulk's commit flushes megabytes of WAL.
+        if queues:
+            try:
+                await conn.execute(self.q["notify_queues"], {"queues": sorted(queues)})
+            except psycopg.Error as exc:
+                # The jobs are stored: failing the call now would invite a duplicate retry.
+                logger.warning("jobs stored; their wake-up failed (%s): polling finds them", exc)
+        return jobs
 
     def _insert_plan(self, jobs: Sequence[NewJob], now: datetime) -> InsertPlan:
         """The statements of an insert: yields (sql, params), is sent the rows each returned.

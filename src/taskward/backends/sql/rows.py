@@ -127,6 +127,21 @@ def jobs_from_batch(batch: NewJobBatch, ids: Sequence[int], now: datetime) -> li
     ]
 
 
+def with_ids(jobs: list[Job], ids: Sequence[int]) -> list[Job]:
+    """``jobs``, just built here and seen by no one yet, with the ids their rows took.
+
+    Sets the frozen Job's id slot in place, as :func:`build_job` sets every slot: a tenth
+    of the cost of rebuilding each job (a bulk whose ids interleaved with another session's).
+    """
+    slot = Job.__dict__.get("id")
+    if not hasattr(slot, "__set__"):
+        return [evolve_job(job, id=job_id) for job, job_id in zip(jobs, ids, strict=True)]
+    set_id = slot.__set__  # type: ignore[union-attr]
+    for job, job_id in zip(jobs, ids, strict=True):
+        set_id(job, job_id)
+    return jobs
+
+
 def _own(meta: dict[str, Any]) -> dict[str, Any]:
     """A job's own copy of its template's meta: a caller may change a returned job's meta."""
     return copy.deepcopy(meta) if meta else {}
