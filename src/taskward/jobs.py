@@ -12,12 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from taskward.errors import InvalidOptions
-
-if TYPE_CHECKING:
-    from taskward.serialize import EncodedPayload
 
 T = TypeVar("T")
 
@@ -255,6 +252,22 @@ class NewJob:
     tags: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
     depends_on: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedPayload:
+    """A job's args and kwargs, validated, normalised and encoded once."""
+
+    args: list[Any]
+    """The positional arguments as the worker will receive them (tuples became lists)."""
+    kwargs: dict[str, Any]
+    """The keyword arguments as the worker will receive them."""
+    args_json: str
+    """``args`` as compact JSON text (a list), ready to store."""
+    kwargs_json: str
+    """``kwargs`` as compact JSON text (an object), ready to store."""
+    size: int
+    """UTF-8 size in bytes of ``args_json`` plus ``kwargs_json``; what the limit applies to."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from taskward.errors import InvalidOptions, NotSerializable, PayloadTooLarge
+from taskward.jobs import EncodedPayload
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -100,22 +101,6 @@ _HINTS: tuple[tuple[type | tuple[type, ...], str], ...] = (
     ((set, frozenset), "a list"),
     ((decimal.Decimal, uuid.UUID), "a str (str(value))"),
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EncodedPayload:
-    """A job's args and kwargs, validated, normalised and encoded once."""
-
-    args: list[Any]
-    """The positional arguments as the worker will receive them (tuples became lists)."""
-    kwargs: dict[str, Any]
-    """The keyword arguments as the worker will receive them."""
-    args_json: str
-    """``args`` as compact JSON text (a list), ready to store."""
-    kwargs_json: str
-    """``kwargs`` as compact JSON text (an object), ready to store."""
-    size: int
-    """UTF-8 size in bytes of ``args_json`` plus ``kwargs_json``; what the limit applies to."""
 
 
 def dumps(value: Any, *, label: str = "value") -> str:
