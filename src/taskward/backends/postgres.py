@@ -176,7 +176,7 @@ UTC_ZONES: Final = frozenset(
 # Bound on a lease-keeping statement (and on opening its connection), in seconds.
 CONTROL_TIMEOUT: Final = 10.0
 # Characters per COPY write, at least (smaller batches are joined first; a bulk enqueue's
-# batch of 100 plain jobs is about 10,000): the server stores one write's rows while the
+# batch of 100 plain jobs is about 12,000): the server stores one write's rows while the
 # client builds the next batch.
 COPY_WRITE_CHARS: Final = 8192
 DISPATCH_PREFIX: Final = "run:"
@@ -556,7 +556,7 @@ class PostgresBackend:
         (COPY has no RETURNING; ``bulk_ids`` finds them after). Each batch is sent as soon
         as it is built, so the server stores rows while the caller builds the next one. An
         exception from ``batches`` cancels the COPY: no job is stored. The queues given
-        pending jobs are notified at the commit.
+        pending jobs are notified after the commit.
         """
         try:
             return await self._run(lambda conn: self._copy_in(conn, batches, count, now))

@@ -21,6 +21,7 @@ from typing import Any, Final
 from taskward import states
 from taskward.backends.sql.rows import build_job, order_by
 from taskward.jobs import (
+    EncodedPayload,
     ErrorRecord,
     Job,
     JobState,
@@ -30,7 +31,6 @@ from taskward.jobs import (
     Schedule,
     WorkerInfo,
 )
-from taskward.serialize import EncodedPayload
 
 __all__ = [
     "JOB_COLUMNS",
@@ -179,11 +179,13 @@ def _alike(a: NewJob, b: NewJob) -> bool:
     """
     if a.meta or b.meta:
         return False
-    shared_a = (a.task, a.queue, a.state, a.priority, a.max_attempts, a.scheduled_at,
-                a.unique_key, a.tags, a.depends_on, a.timeout)  # fmt: skip
-    shared_b = (b.task, b.queue, b.state, b.priority, b.max_attempts, b.scheduled_at,
-                b.unique_key, b.tags, b.depends_on, b.timeout)  # fmt: skip
-    return all(x is y for x, y in zip(shared_a, shared_b, strict=True))
+    return all(x is y for x, y in zip(_shared(a), _shared(b), strict=True))
+
+
+def _shared(new: NewJob) -> tuple[Any, ...]:
+    """The fields of ``new`` that a batch's template gives all its jobs (but meta)."""
+    return (new.task, new.queue, new.state, new.priority, new.max_attempts, new.scheduled_at,
+            new.unique_key, new.tags, new.depends_on, new.timeout)  # fmt: skip
 
 
 def insert_statement(new: NewJob, now: Any) -> tuple[str, dict[str, Any]]:

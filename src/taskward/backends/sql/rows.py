@@ -79,52 +79,43 @@ evolve_job: Final = _job_evolver()
 
 def job_from_new(new: NewJob, job_id: int, now: datetime) -> Job:
     """The job that :func:`insert_params` stores, built without reading it back."""
-    return build_job(
-        (
-            job_id,
-            new.task,
-            new.queue,
-            new.args,
-            new.kwargs,
-            new.state,
-            new.priority,
-            0,  # attempt
-            new.max_attempts,
-            new.scheduled_at,
-            now,  # inserted_at
-            None,  # attempted_at
-            None,  # completed_at
-            None,  # cancelled_at
-            None,  # discarded_at
-            None,  # attempted_by
-            None,  # lease_until
-            (),  # errors
-            None,  # result
-            None,  # progress
-            new.unique_key,
-            new.tags,
-            new.meta,
-            new.depends_on,
-            new.timeout,
-            False,  # cancel_requested
-        )
-    )
+    middle, end = _stored_fields(new, now)
+    return build_job((job_id, new.task, new.queue, new.args, new.kwargs, *middle, new.meta, *end))
 
 
 def jobs_from_batch(batch: NewJobBatch, ids: Sequence[int], now: datetime) -> list[Job]:
     """The jobs that storing ``batch`` with these ids makes (as :func:`job_from_new`)."""
     t = batch.template
-    # The fields between the arguments and meta, and after meta: the same for every job.
-    middle = (
-        t.state, t.priority, 0, t.max_attempts, t.scheduled_at, now, None, None, None, None,
-        None, None, (), None, None, t.unique_key, t.tags,
-    )  # fmt: skip
-    end = (t.depends_on, t.timeout, False)
-    meta = t.meta
+    middle, end = _stored_fields(t, now)
     return [
-        build_job((job_id, t.task, t.queue, p.args, p.kwargs, *middle, _own(meta), *end))
+        build_job((job_id, t.task, t.queue, p.args, p.kwargs, *middle, _own(t.meta), *end))
         for p, job_id in zip(batch.payloads, ids, strict=True)
     ]
+
+
+def _stored_fields(new: NewJob, now: datetime) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A new job's Job fields between kwargs and meta, and after meta, in field order."""
+    middle = (
+        new.state,
+        new.priority,
+        0,  # attempt
+        new.max_attempts,
+        new.scheduled_at,
+        now,  # inserted_at
+        None,  # attempted_at
+        None,  # completed_at
+        None,  # cancelled_at
+        None,  # discarded_at
+        None,  # attempted_by
+        None,  # lease_until
+        (),  # errors
+        None,  # result
+        None,  # progress
+        new.unique_key,
+        new.tags,
+    )
+    end = (new.depends_on, new.timeout, False)  # False: cancel_requested
+    return middle, end
 
 
 def with_ids(jobs: list[Job], ids: Sequence[int]) -> list[Job]:
