@@ -9,6 +9,7 @@ throwaway cluster; the restart tests get a cluster of their own.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -731,3 +732,52 @@ async def test_closing_the_backend_leaves_no_lease_connection_behind(pg_url: str
     with pytest.raises(BackendUnavailable):
         await waiting
     assert backend._control_conn is None
+
+
+# The worker's statements run prepared; once the server switches to a generic plan (it does
+# when that looks no dearer than planning each call) a plan that scans the whole table costs
+# every claim time in proportion to the table.
+GENERIC_PLAN_PARAMS: dict[str, dict[str, Any]] = {
+    "fetch_jobs": {
+        "queue": "default", "limit": 50, "now": "2026-01-01T00:00:00Z",
+        "lease_until": "2026-01-01T00:00:30Z", "worker_id": "w",
+    },
+    "finish_jobs": {
+        "ids": [1, 2], "attempts": [1, 1], "states": ["completed"] * 2, "refunds": [0, 0],
+        "scheduled_ats": [None, None], "errors": [None, None], "results": ["null"] * 2,
+        "ats": ["2026-01-01T00:00:00Z"] * 2, "expired_befores": [None, None], "worker_id": "w",
+    },
+    "prune_state": {"state": "completed", "before": "2026-01-01T00:00:00Z", "limit": 1000},
+    "extend_leases": {"ids": [1, 2], "worker_id": "w", "lease_until": "2026-01-01T00:00:30Z"},
+    "expired_leases": {"now": "2026-01-01T00:00:00Z", "limit": 100},
+    "promote_due": {"now": "2026-01-01T00:00:00Z"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(GENERIC_PLAN_PARAMS))
+async def test_generic_plans_of_the_worker_statements_never_scan_the_whole_table(
+    tw: TaskManager, pg_url: str, name: str
+) -> None:
+    """With ``id IN (subquery)`` the claim's generic plan hash-joined against a sequential
+    scan of the jobs table: 2.5 ms of server CPU per claim of 50 on 10,000 jobs."""
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    task = tw.task(name="noop")(lambda: None)
+    await task.enqueue_many([[] for _ in range(5000)])
+    params = GENERIC_PLAN_PARAMS[name]
+    order = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", backend.q[name])))
+    numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${order.index(m[1]) + 1}", backend.q[name])
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{backend.schema}".taskward_jobs'.encode())
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE hot AS {numbered.replace('%%', '%')}".encode())
+        cursor = psycopg.ClientCursor(conn)
+        marks = ", ".join(["%s"] * len(order))
+        conn.execute("BEGIN")
+        try:
+            cursor.execute(f"EXPLAIN EXECUTE hot({marks})", [params[k] for k in order])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            conn.execute("ROLLBACK")
+    assert "Index" in plan, plan
+    assert "Seq Scan on taskward_jobs" not in plan, plan

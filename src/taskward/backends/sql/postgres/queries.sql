@@ -197,19 +197,24 @@ ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
 -- statement's own transaction only, set by the CTE): the flush is most of an idle worker's
 -- start latency. A claim lost in a server crash only leaves its jobs pending, to be claimed
 -- again (at-least-once), and the durable commit of the outcome flushes the claim before it.
+-- "id = ANY(ARRAY(…))", not "id IN (…)": the claim runs as a prepared statement, and with
+-- IN the server's generic plan (chosen once a table is small enough to make it look cheap)
+-- hash-joined the claimed ids against a sequential scan of the whole table: 2.5 ms of server
+-- CPU per claim of 50 jobs on a 10,000-job table, against 1.2 ms with the ids as an array
+-- probed through the primary key, which every plan of this form does.
 -- name: fetch_jobs
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
 UPDATE {schema}.taskward_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = %(now)s,
     attempted_by = %(worker_id)s, lease_until = %(lease_until)s
-WHERE (SELECT setting FROM async_commit) = 'off' AND id IN (
+WHERE (SELECT setting FROM async_commit) = 'off' AND id = ANY(ARRAY(
     SELECT id FROM {schema}.taskward_jobs
     WHERE queue = %(queue)s AND state = 'pending'
         AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
     ORDER BY priority, scheduled_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-)
+))
 RETURNING {job_columns};
 
 -- name: extend_leases
@@ -298,15 +303,16 @@ WHERE state IN ('completed', 'failed', 'discarded', 'cancelled')
 GROUP BY minute, state
 ORDER BY minute, state;
 
--- Deletes at most %(limit)s rows, so a large backlog is pruned in short transactions.
+-- Deletes at most %(limit)s rows, so a large backlog is pruned in short transactions. The
+-- ids go through an array for the reason given at fetch_jobs (no whole-table hash join).
 -- name: prune_state
 DELETE FROM {schema}.taskward_jobs
-WHERE id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM {schema}.taskward_jobs
     WHERE state IN ('completed', 'failed', 'discarded', 'cancelled') AND state = %(state)s
         AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) < %(before)s
     LIMIT %(limit)s
-);
+));
 
 -- == admin =====================================================================================
 
