@@ -50,7 +50,7 @@ BENCH312_STAMP := bench/.venv312/.installed-$(shell cat bench/requirements-py312
 $(BENCH_STAMP):
 	test -x bench/.venv/bin/python || $(BENCH_PY311) -m venv bench/.venv
 	bench/.venv/bin/pip install --quiet --upgrade pip
-	bench/.venv/bin/pip install --quiet -r bench/requirements.txt -e '.[postgres]'
+	bench/.venv/bin/pip install --quiet -r bench/requirements.txt -e '.[postgres,uvloop]'
 	rm -f bench/.venv/.installed-* && touch $@
 
 $(BENCH312_STAMP):

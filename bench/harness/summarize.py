@@ -175,6 +175,39 @@ def table_drain(res: Results, md: list[str]) -> None:
     md.append("")
 
 
+def table_cpu(res: Results, md: list[str]) -> None:
+    """CPU per job in the drain (harness.cpu), by side: who pays for each job."""
+    md += [
+        "## CPU per job in the drain — µs, median of runs",
+        "",
+        "CPU time read from /proc over the last 90% of the drain (after start-up), divided by "
+        "the jobs done meanwhile: the worker's processes (job bodies included: the Redis mark "
+        "costs the worker about 150–200 µs of it), the PostgreSQL server (postmaster and every "
+        "child) and the Redis server. The driver's own polling is not counted. On 2 cores a "
+        "system draining D jobs/s with one worker process can spend up to 1 s / D of worker "
+        "CPU per job and leave the other core to the server; one with two worker processes "
+        "shares both cores with the server, so its total per job bounds its rate.",
+        "",
+        "| system | backend | worker | PostgreSQL | Redis | total | jobs per CPU-second |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in res.order:
+        rows = [r["cpu_us_per_job"] for r in res.by[(s, "enqueue", None)]
+                if r.get("cpu_us_per_job")]  # fmt: skip
+        if not rows:
+            continue
+        side = {k: agg([r[k] for r in rows]) for k in ("worker", "postgres", "redis")}
+        total = agg([sum(r.values()) for r in rows])
+        med = {k: (v[0] if v else None) for k, v in side.items()}
+        per_sec = 1e6 / total[0] if total and total[0] else None
+        md.append(
+            f"| {s} | {res.info[s]['backend']} | {num(med['worker'])} | "
+            f"{num(med['postgres'])} | {num(med['redis'])} | {num(total[0] if total else None)}"
+            f" | {num(per_sec)} |"
+        )
+    md.append("")
+
+
 def table_latency(res: Results, md: list[str]) -> None:
     md += [
         "## Start latency — idle worker, jobs 10 ms apart, ms (median of per-run percentiles)",
@@ -477,6 +510,7 @@ def main() -> None:
     table_ratios(res, md)
     table_enqueue(res, md)
     table_drain(res, md)
+    table_cpu(res, md)
     table_latency(res, md)
     table_scale(res, md)
     table_million(res, md)

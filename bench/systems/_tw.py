@@ -64,9 +64,11 @@ def config(backend: str, procs: int, mode: str) -> str:
         if mode == "mark"
         else "job body does no I/O, completion/timestamps/latency read from taskward's own store"
     )
+    loop = os.environ.get("TASKWARD_LOOP", "auto")
     return (
         f"`taskward worker -q default={CONCURRENCY} --log-level WARNING` x {procs} procs "
-        f"(concurrency {CONCURRENCY} each), defaults otherwise ({backend}); {how}"
+        f"(concurrency {CONCURRENCY} each, --loop {loop}: uvloop where installed), defaults "
+        f"otherwise ({backend}); {how}"
     )
 
 

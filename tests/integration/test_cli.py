@@ -55,6 +55,29 @@ def test_enqueue_list_status_and_burst_worker(env: dict[str, str]) -> None:
     assert "completed" in out
 
 
+@pytest.mark.parametrize(
+    ("choice", "expected"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")]
+)
+def test_the_worker_runs_on_the_event_loop_asked_for(
+    env: dict[str, str], choice: str, expected: str
+) -> None:
+    """auto takes uvloop where installed (the dev extra installs it)."""
+    invoke("enqueue", "tests_support.jobs:loop_module")
+    code, out = invoke("worker", "--burst", "--loop", choice, "--log-level", "WARNING")
+    assert code == 0, out
+    code, out = invoke("status", "1", "--json")
+    assert json.loads(out)["result"] == expected
+
+
+def test_an_unknown_event_loop_is_refused_before_anything_runs(env: dict[str, str]) -> None:
+    invoke("enqueue", "tests_support.jobs:add", "--args", "[1]")
+    code, out = invoke("worker", "--burst", "--loop", "trio")
+    assert code == 2
+    assert "choose from auto, asyncio, uvloop" in out
+    code, out = invoke("status", "1", "--json")
+    assert json.loads(out)["state"] == "pending"
+
+
 def test_stats_retry_cancel_and_cleanup(env: dict[str, str]) -> None:
     invoke("enqueue", "support.fail", "--app", "tests_support.jobs:manager")
     invoke("enqueue", "tests_support.jobs:add", "--args", "[1]", "--delay", "3600")

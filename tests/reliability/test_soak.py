@@ -53,6 +53,7 @@ from reliability.harness import (
     Workers,
     all_jobs,
     count_of,
+    counts,
     job_number,
     report,
     rss_kib,
@@ -260,7 +261,10 @@ def test_soak_with_a_kill_every_interval(workers: Workers, store_url: str) -> No
     finally:
         n = producer.stop()
     assert n >= 0.95 * plan.rate * plan.seconds, f"the producer fell behind: {n} jobs"
-    wait_until(lambda: count_of(store_url, JobState.COMPLETED) == n, 120, "all completed")
+    try:
+        wait_until(lambda: count_of(store_url, JobState.COMPLETED) == n, 120, "all completed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {not_completed(store_url)}") from None
     assert workers.stop_all() == [0]
 
     duplicates = check_nothing_lost(workers, store_url, n, kills)
@@ -280,6 +284,16 @@ def test_soak_with_a_kill_every_interval(workers: Workers, store_url: str) -> No
         recovery=recovery,
         rss_mib=rss,
     )
+
+
+def not_completed(url: str) -> str:
+    """What a failed wait for completion says: the count of each state, the first stragglers."""
+    jobs = [j for j in run(all_jobs(url)) if j.state is not JobState.COMPLETED]
+    shown = [
+        f"{j.id} {j.state.value} attempt {j.attempt} by {j.attempted_by} lease {j.lease_until}"
+        for j in jobs[:10]
+    ]
+    return f"states {run(counts(url))}; not completed: {shown}"
 
 
 def check_nothing_lost(workers: Workers, url: str, n: int, kills: list[Kill]) -> dict[str, int]:

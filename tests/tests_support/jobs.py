@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -38,3 +39,8 @@ def record(n: int) -> int:
 def fail() -> None:
     """Always fail."""
     raise RuntimeError("support.fail always fails")
+
+
+async def loop_module() -> str:
+    """The top-level module of the event loop this job runs on ("asyncio" or "uvloop")."""
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
