@@ -15,7 +15,7 @@ class JobContext:
     def __init__(self, job: Job, report: Callable[[Any], Awaitable[bool]]) -> None:
         self.job = job
         self._report = report
-        self._cancelled = asyncio.Event()
+        self._cancelled = False  # a flag nobody awaits: an asyncio.Event per job cost more
         self._loop = asyncio.get_running_loop()
 
     @property
@@ -31,11 +31,11 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """True once an operator asked to cancel this job (a sync job should check it)."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def request_cancel(self) -> None:
         """Mark the job as asked to stop (called by the worker, not by job code)."""
-        self._cancelled.set()
+        self._cancelled = True
 
     async def report_progress(self, progress: Any) -> bool:
         """Store ``progress`` (any JSON value, e.g. ``{"done": 3, "total": 10}``) on the job.
