@@ -35,18 +35,25 @@ def _servers() -> tuple[int | None, int | None]:
     return state.get("pg_pid"), state.get("redis_pid")
 
 
-def snapshot(worker_session: int | None) -> dict[str, float]:
-    """CPU seconds so far of the worker session's processes and of each server."""
+def snapshot(worker_session: int | None, exclude: frozenset[int] = frozenset()) -> dict[str, float]:
+    """CPU seconds so far of the worker session's processes and of each server.
+
+    A process's own time plus that of its children it has reaped: a child that exits between
+    two snapshots (a forked job, a closed PostgreSQL connection) moves its time into its
+    parent's, so it is counted once either way. ``exclude``: server processes that work for
+    the harness (the driver's polling connection), not for the system measured.
+    """
     pg, redis = _servers()
     out = dict.fromkeys(SIDES, 0.0)
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) in exclude:
             continue
         fields = _stat(pid)
         if fields is None:
             continue
         ppid, session = int(fields[1]), int(fields[3])
-        secs = (int(fields[11]) + int(fields[12])) / HZ
+        # utime, stime, then cutime, cstime (children waited for)
+        secs = sum(int(f) for f in fields[11:15]) / HZ
         if worker_session is not None and session == worker_session:
             out["worker"] += secs
         elif pg is not None and pg in (int(pid), ppid):

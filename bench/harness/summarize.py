@@ -183,7 +183,10 @@ def table_cpu(res: Results, md: list[str]) -> None:
         "CPU time read from /proc over the last 90% of the drain (after start-up), divided by "
         "the jobs done meanwhile: the worker's processes (job bodies included: the Redis mark "
         "costs the worker about 150–200 µs of it), the PostgreSQL server (postmaster and every "
-        "child) and the Redis server. The driver's own polling is not counted. On 2 cores a "
+        "child) and the Redis server, each with the time of the children it reaped (RQ's "
+        "forked work-horses, closed connections). The driver's own process and the PostgreSQL "
+        "connection the `-own` rows poll on are left out; its Redis polling (a GET every 5 ms) "
+        "is in the Redis column. RQ's row covers its 1,000 jobs. On 2 cores a "
         "system draining D jobs/s with one worker process can spend up to 1 s / D of worker "
         "CPU per job and leave the other core to the server; one with two worker processes "
         "shares both cores with the server, so its total per job bounds its rate.",

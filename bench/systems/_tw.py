@@ -67,7 +67,7 @@ def config(backend: str, procs: int, mode: str) -> str:
     loop = os.environ.get("TASKWARD_LOOP", "auto")
     return (
         f"`taskward worker -q default={CONCURRENCY} --log-level WARNING` x {procs} procs "
-        f"(concurrency {CONCURRENCY} each, --loop {loop}: uvloop where installed), defaults "
+        f"(concurrency {CONCURRENCY} each, --loop {loop}), defaults "
         f"otherwise ({backend}); {how}"
     )
 
@@ -183,6 +183,10 @@ class PostgresStore:
 
     def done(self) -> int:
         return int(self._c().execute(COUNT).fetchone()[0])
+
+    def backend_pid(self) -> int:
+        """The server process of this polling connection (left out of the CPU per job)."""
+        return int(self._c().info.backend_pid)
 
     def first_last(self) -> tuple[float | None, float | None]:
         _, first, last = self._c().execute(SPAN).fetchone()

@@ -84,8 +84,13 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
         import uvloop
     except ImportError:
         if name == "uvloop":
+            hint = (
+                "no uvloop on Windows"
+                if sys.platform == "win32"
+                else "pip install 'taskward[uvloop]'"
+            )
             raise typer.BadParameter(
-                "uvloop is not installed (pip install 'taskward[uvloop]')", param_hint="--loop"
+                f"uvloop is not installed ({hint})", param_hint="--loop"
             ) from None
         return None
     return cast("Callable[[], asyncio.AbstractEventLoop]", uvloop.new_event_loop)

@@ -787,8 +787,10 @@ class TaskManager:
                 try:
                     loop.add_signal_handler(sig, worker.stop)
                     installed.append(sig)
-                except (NotImplementedError, RuntimeError):
-                    pass  # not the main thread, or not supported on this platform
+                except (NotImplementedError, RuntimeError, ValueError):
+                    # not the main thread (asyncio: RuntimeError, uvloop: ValueError), or not
+                    # supported on this platform
+                    pass
         try:
             if not await self._open_for(worker, wait_for_backend):
                 return  # asked to stop while the store was still unreachable

@@ -41,6 +41,46 @@ async def test_run_worker_processes_jobs_and_stops_gracefully(tw: TaskManager) -
     assert (await tw.get_statistics())["workers"]["total"] == 0  # deregistered
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_run_worker_off_the_main_thread_runs_without_signal_handlers(loop: str) -> None:
+    """An app may run its worker on a thread of its own: signal handlers can only be
+    installed on the main thread (asyncio refuses with RuntimeError, uvloop with ValueError),
+    so the worker goes on without them."""
+    factory = (
+        asyncio.new_event_loop if loop == "asyncio" else pytest.importorskip(loop).new_event_loop
+    )
+    states: list[JobState] = []
+    errors: list[BaseException] = []
+
+    async def app() -> None:
+        async with TaskManager("memory://", poll_interval=0.05) as tw:
+
+            @tw.task(name="one")
+            async def one() -> int:
+                return 1
+
+            job = await one.enqueue()
+            worker = tw.make_worker({"default": 1})
+            runner = asyncio.create_task(tw.run_worker(worker=worker))  # handlers asked for
+            await _wait_for_state(tw, job.id, JobState.COMPLETED)
+            worker.stop()
+            await asyncio.wait_for(runner, 10)
+            states.append((await tw.get_task_status(job.id)).state)
+
+    def thread() -> None:
+        try:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(app())
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=thread)
+    t.start()
+    t.join(30)
+    assert not errors, errors
+    assert states == [JobState.COMPLETED]
+
+
 async def test_stop_ends_an_idle_worker_without_waiting_a_poll(manager_url: str) -> None:
     # An idle queue loop sits in the backend's wait for up to poll_interval: stop() must
     # interrupt that wait, and a wake-up must still reach a loop that waited before.

@@ -305,6 +305,9 @@ ORDER BY minute, state;
 
 -- Deletes at most %(limit)s rows, so a large backlog is pruned in short transactions. The
 -- ids go through an array for the reason given at fetch_jobs (no whole-table hash join).
+-- The conditions are checked again on the row deleted: a failed job an operator retries
+-- while this runs is pending (or finished anew) by the time its row lock is granted, and
+-- the DELETE re-checks only its own conditions on the newer row, not the subquery's.
 -- name: prune_state
 DELETE FROM {schema}.taskward_jobs
 WHERE id = ANY(ARRAY(
@@ -312,7 +315,8 @@ WHERE id = ANY(ARRAY(
     WHERE state IN ('completed', 'failed', 'discarded', 'cancelled') AND state = %(state)s
         AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) < %(before)s
     LIMIT %(limit)s
-));
+)) AND state = %(state)s
+    AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) < %(before)s;
 
 -- == admin =====================================================================================
 
