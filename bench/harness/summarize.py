@@ -276,8 +276,9 @@ def table_scale(res: Results, md: list[str]) -> None:
     md += [
         "## Scale — drain of N pre-queued jobs (bulk-enqueued) on PostgreSQL by worker processes",
         "",
-        "taskward: processes × concurrency 10; bare loop: processes × claim 100. jobs/s, steady "
-        "(wall in brackets).",
+        "taskward: processes × the async slots of its configuration (see Configurations; 50 "
+        "unless BENCH_TW_CONCURRENCY says otherwise); bare loop: processes × claim 100. jobs/s, "
+        "steady (wall in brackets).",
         "",
         "| system | " + " | ".join(f"{p} proc{'s' if p > 1 else ''}" for p in procs) + " |",
         "|---|" + "---:|" * len(procs),
