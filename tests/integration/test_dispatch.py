@@ -25,6 +25,13 @@ from taskward.runtime.worker import Worker
 SLOW_POLL = 60.0  # only a NOTIFY or a dispatch wakes the worker within a test
 
 
+def _drop_offers_table(pg_url: str) -> None:
+    """Make the store one without migration 0005's table (or without rights on it)."""
+    conninfo, own = parse_postgres_url(pg_url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE "{own["schema"]}".taskward_offers')
+
+
 def _offers(pg_url: str, worker_id: str | None = None) -> int:
     conninfo, own = parse_postgres_url(pg_url)
     schema = own.get("schema", "public")
@@ -342,9 +349,7 @@ async def test_producers_without_the_offers_table_insert_undispatched(
         async def work(n: int) -> int:
             return n
 
-        conninfo, own = parse_postgres_url(pg_url)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP TABLE "{own["schema"]}".taskward_offers')
+        _drop_offers_table(pg_url)
         first = await work.enqueue(1)
         second = work.enqueue_sync(2)
         assert (first.state, second.state) == (JobState.PENDING, JobState.PENDING)
@@ -363,9 +368,7 @@ async def test_without_the_offers_table_everything_works_undispatched(
         async def work(n: int) -> int:
             return n
 
-        conninfo, own = parse_postgres_url(pg_url)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP TABLE "{own["schema"]}".taskward_offers')
+        _drop_offers_table(pg_url)
         worker = tw.make_worker({"default": 2})
         runner = asyncio.create_task(tw.run_worker(worker=worker, install_signal_handlers=False))
         await asyncio.sleep(0.3)  # idle: it tried to offer
