@@ -200,42 +200,83 @@ def _takes_context(fn: Callable[..., Any]) -> bool:
 
 def _sensitive_marker(
     fn: Callable[..., Any], names: tuple[str, ...], takes_context: bool
-) -> dict[str, list[Any]] | None:
-    """The names and the positional indexes (in the job's args) of the sensitive parameters."""
+) -> dict[str, Any] | None:
+    """Where the sensitive values sit in a job's arguments (stored in its meta at enqueue).
+
+    ``names``: every sensitive name (parameters, and dict keys at any depth). ``positions``:
+    indexes in the job's args of sensitive positional parameters (a leading ``JobContext`` is
+    not in the job's args). ``rest``: the index from which every positional arg is sensitive
+    (a sensitive ``*args``). ``params``: with a sensitive ``**kwargs``, the named parameters;
+    every other keyword argument is then sensitive.
+    """
     if not names:
         return None
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         params = []
-    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][
-        1 if takes_context else 0 :
-    ]
-    positions = [index for index, name in enumerate(positional) if name in names]
-    return {"names": sorted(set(names)), "positions": positions}
+    if takes_context and params:
+        params = params[1:]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    marker: dict[str, Any] = {
+        "names": sorted(set(names)),
+        "positions": [index for index, p in enumerate(positional) if p.name in names],
+    }
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL and p.name in names:
+            marker["rest"] = len(positional)
+        elif p.kind is p.VAR_KEYWORD and p.name in names:
+            marker["params"] = sorted(
+                q.name for q in params if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)
+            )
+    return marker
 
 
 def redact(args: Any, kwargs: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
     """Return ``(args, kwargs)`` as shown to people: sensitive values replaced by ``"***"``.
 
-    ``meta[SENSITIVE_META_KEY]`` (written at enqueue from the task's ``sensitive=`` option)
-    holds ``{"names": [...], "positions": [...]}``: the positional args at ``positions``, and
-    every dict key in ``names`` at any depth of args and kwargs, are redacted. Jobs without the
-    key are returned unchanged (the same objects).
+    ``meta[SENSITIVE_META_KEY]`` (written at enqueue from the task's ``sensitive=`` option,
+    see :func:`_sensitive_marker`) says which values: the positional args at ``positions`` and
+    from ``rest`` on, the keyword args not in ``params`` when it is given (a sensitive
+    ``**kwargs``), and every dict key in ``names`` at any depth. Jobs without the key are
+    returned unchanged (the same objects).
     """
     marker = meta.get(SENSITIVE_META_KEY)
     if not isinstance(marker, Mapping):
         return args, kwargs
     names = frozenset(n for n in marker.get("names", ()) if isinstance(n, str))
     positions = frozenset(p for p in marker.get("positions", ()) if isinstance(p, int))
+    rest = marker.get("rest")
+    rest = rest if isinstance(rest, int) and not isinstance(rest, bool) else None
+    params = marker.get("params")
+    named = frozenset(p for p in params if isinstance(p, str)) if isinstance(params, list) else None
     if isinstance(args, list):
         args = [
-            REDACTED if index in positions else _redact_keys(item, names)
+            REDACTED
+            if index in positions or (rest is not None and index >= rest)
+            else _redact_keys(item, names)
             for index, item in enumerate(args)
         ]
     if isinstance(kwargs, dict):
-        kwargs = _redact_keys(kwargs, names)
+        kwargs = {
+            key: REDACTED
+            if key in names or (named is not None and key not in named)
+            else _redact_keys(value, names)
+            for key, value in kwargs.items()
+        }
     return args, kwargs
+
+
+def shown_job(job: Job) -> dict[str, Any]:
+    """The job as JSON for people (CLI, exports): sensitive arguments as ``"***"``.
+
+    ``unique_key`` is left out (``unique`` says whether the job has one): it is a hash of the
+    arguments, secrets included, so a short secret could be found from it by brute force.
+    """
+    args, kwargs = redact(job.args, job.kwargs, job.meta)
+    shown = job.to_dict()
+    del shown["unique_key"]
+    return {**shown, "args": args, "kwargs": kwargs, "unique": job.unique_key is not None}
 
 
 def _redact_keys(value: Any, names: frozenset[str]) -> Any:
