@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,6 +11,14 @@ import pytest
 
 from taskward import FrozenClock, TaskManager
 from tests_support.servers import PostgresServer, find_pg_bin, private_postgres, require_pg
+
+# The test app's task modules: workers run their plain functions by "module:function" name
+# (a worker runs only registered code). Set in the environment so that worker subprocesses
+# started by the tests declare them too; tests of the rule itself pass task_modules=().
+os.environ.setdefault(
+    "TASKWARD_TASK_MODULES",
+    "tests_support.jobs,tests_support.reliability_app,reliability.test_transactions",
+)
 
 
 @pytest.fixture

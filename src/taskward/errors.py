@@ -22,7 +22,10 @@ class JobNotFound(TaskwardError, LookupError):
 
 
 class UnknownTask(TaskwardError, LookupError):
-    """The task name is not registered and cannot be imported as ``module:function``."""
+    """The task name is not registered here (a worker never imports what a stored name says).
+
+    At enqueue: a name that is neither registered nor a well-formed ``module:function``.
+    """
 
 
 class InvalidJob(TaskwardError, ValueError):

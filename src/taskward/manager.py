@@ -90,11 +90,17 @@ class TaskManager:
         self.backend: Backend = backend or open_backend(
             self.settings.effective_url, synchronous=self.settings.sqlite_synchronous
         )
-        self.registry = TaskRegistry()
         base = self.settings.default_retry_delay
         self.default_policy: RetryPolicy = (
             ExponentialBackoff() if base is None else ExponentialBackoff(base=base or 1.0)
         )
+        self.registry = TaskRegistry(
+            task_modules=self.settings.task_modules,
+            import_by_path=self.settings.import_by_path,
+            make=self._plain_task,
+        )
+        # Names a worker met without a task to run, each logged once (bounded, see _lookup).
+        self._unknown_logged: set[str] = set()
         self._opened = False
         self._blocking_open_lock = threading.Lock()
         self._open_lock: asyncio.Lock | None = None
@@ -231,30 +237,52 @@ class TaskManager:
         return register(fn) if fn is not None else register
 
     def resolve_task(self, ref: TaskRef) -> Task[Any, Any]:
-        """Return the Task for a Task, a function, a registered name or ``"module:function"``."""
+        """Return the Task to enqueue: a Task, a function, a registered name or ``module:function``.
+
+        A function registered with ``@task`` resolves to its Task under whatever name it was
+        registered (its ``sensitive`` marks go with it); another function is registered as a
+        task with default options (the code handed it over). A ``"module:function"`` name this
+        process has not registered is enqueued with default options, and only a worker that
+        registered it (or declared its module in ``task_modules``) will run it.
+        """
         if isinstance(ref, Task):
-            if ref.name not in self.registry:
+            if ref.name not in self.registry and not ref.template_only:
                 self.registry.add(ref)
             return ref
         if callable(ref):
-            name = qualified_name(ref)
-            return self.registry.get(name) or self._adopt(ref, name)
+            found = self.registry.for_function(ref) or self.registry.get(qualified_name(ref))
+            if found is not None and found.fn is ref:
+                return found
+            task = self._plain_task(ref, qualified_name(ref))
+            self.registry.add(task)
+            return task
         if isinstance(ref, str):
-            return self.registry.resolve(ref, make=self._adopt)
+            return self.registry.template(ref)
         raise UnknownTask(f"cannot use {ref!r} as a task: pass a Task, a function or a name")
 
-    def _adopt(self, fn: Callable[..., Any], name: str) -> Task[Any, Any]:
-        task: Task[Any, Any] = Task(
-            fn, name=name, options=TaskOptions(), backoff=self.default_policy, manager=self
-        )
-        self.registry.add(task)
-        return task
+    def _plain_task(self, fn: Callable[..., Any], name: str) -> Task[Any, Any]:
+        return Task(fn, name=name, options=TaskOptions(), backoff=self.default_policy, manager=self)
+
+    def runnable_task(self, name: str) -> Task[Any, Any] | None:
+        """The task a worker of this manager runs for a job named ``name``, or None.
+
+        Never imports what a stored name says (see :class:`~taskward.tasks.TaskRegistry`).
+        """
+        return self.registry.runnable(name)
 
     def _lookup(self, name: str) -> Task[Any, Any] | None:
-        try:
-            return self.resolve_task(name)
-        except UnknownTask:
-            return None
+        task = self.registry.runnable(name)
+        if task is None and name not in self._unknown_logged:
+            if len(self._unknown_logged) < 1000:  # a flood of forged names stays bounded
+                self._unknown_logged.add(name)
+            logger.warning(
+                "job names task %r, which is not registered here: its jobs fail with "
+                "UnknownTask (nothing is imported). Register it with @task, or declare its "
+                "module in task_modules, then retry them.",
+                name,
+                extra={"task": name},
+            )
+        return task
 
     # -- building jobs ---------------------------------------------------------------------
     def build_job(
@@ -556,8 +584,9 @@ class TaskManager:
 
     def schedule_job(self, schedule: Schedule, fire_at: datetime) -> NewJob:
         """Return the job for one fire time of ``schedule`` (unique per name and fire time)."""
+        # The schedule's task name was read from the store: looked up, never imported.
         new = self.build_job(
-            schedule.task,
+            self.registry.template(schedule.task, imports=False),
             schedule.args,
             schedule.kwargs,
             queue=schedule.queue,

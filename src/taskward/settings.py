@@ -7,6 +7,7 @@ has an env twin named ``TASKWARD_<FIELD>`` (``TASKWARD_URL``, ``TASKWARD_DEFAULT
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -24,6 +25,7 @@ DEFAULT_URL = "sqlite:///./taskward.db"
 ENV_PREFIX = "TASKWARD_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +53,12 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     migrate_on_start: bool = True
     node_name: str = ""
+    task_modules: tuple[str, ...] = ()
+    """Modules whose top-level functions workers may run by ``module:function`` name, besides
+    the ``@task`` functions of the app (env: comma-separated)."""
+    import_by_path: bool = False
+    """Let workers import any ``module:function`` a job names. Off: only registered code runs
+    (anyone who can write to the store would otherwise choose what every worker calls)."""
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -68,6 +76,17 @@ class Settings:
             raise InvalidOptions(f"max_payload_bytes must be >= 1, got {self.max_payload_bytes}")
         if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise InvalidOptions("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+        modules: Any = self.task_modules
+        if isinstance(modules, str):
+            modules = (modules,)
+        try:
+            modules = tuple(modules)
+        except TypeError:
+            raise InvalidOptions(f"task_modules must be module names, got {modules!r}") from None
+        for module in modules:
+            if not isinstance(module, str) or not _MODULE.fullmatch(module):
+                raise InvalidOptions(f"task_modules: {module!r} is not a module name")
+        object.__setattr__(self, "task_modules", modules)
         if not self.node_name:
             object.__setattr__(self, "node_name", f"{socket.gethostname()}-{os.getpid()}")
 
@@ -106,6 +125,8 @@ def _parse(name: str, raw: str, kind: object) -> Any:
             # "none" unsets only an optional field; float("none") rejects it for the others.
             unset = "None" in text and raw.strip().lower() in {"", "none"}
             return None if unset else float(raw)
+        if text.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:
         raise InvalidOptions(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {text}") from None
     return raw

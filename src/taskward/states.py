@@ -75,6 +75,8 @@ class Failed:
     kind: str
     message: str
     traceback: str | None = None
+    retry: bool = True
+    """False: no later attempt can do better (the task is not registered), so fail now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ def next_update(job: Job, outcome: Outcome, now: datetime, policy: RetryPolicy) 
             return _update(job, now, S.CANCELLED, error=_error(job, now, "Cancelled", reason))
         case Discarded(reason=reason):
             return _update(job, now, S.DISCARDED, error=_error(job, now, "Discarded", reason))
+        case Failed(kind=kind, message=message, traceback=tb, retry=False):
+            return _update(job, now, S.FAILED, error=_error(job, now, kind, message, tb))
         case Failed(kind=kind, message=message, traceback=tb):
             return _failed_attempt(job, now, policy, kind, message, tb)
         case Orphaned():

@@ -7,14 +7,17 @@ unknown task is rejected before anything is written) and in the worker.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from taskward.backoff import RetryPolicy
+from taskward.backoff import ExponentialBackoff, RetryPolicy
 from taskward.errors import InvalidOptions, UnknownTask
 from taskward.jobs import (
     Job,
@@ -28,6 +31,9 @@ REDACTED = "***"
 """What a sensitive value is shown as in the API, the dashboard, the CLI and the logs."""
 SENSITIVE_META_KEY = "taskward.sensitive"
 """The job ``meta`` key recording which arguments are sensitive (written at enqueue)."""
+
+logger = logging.getLogger("taskward")
+_DEFAULT_POLICY: RetryPolicy = ExponentialBackoff()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -128,6 +134,8 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_context = _takes_context(fn)
         self.sensitive_marker = _sensitive_marker(fn, options.sensitive, self.takes_context)
+        self.template_only = False
+        """True for a name enqueued without its code registered here: never run by this process."""
         """What enqueue records in ``meta[SENSITIVE_META_KEY]``, or None (nothing sensitive)."""
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
@@ -294,10 +302,30 @@ def qualified_name(fn: Callable[..., Any]) -> str:
 
 
 class TaskRegistry:
-    """The tasks one manager knows, by name."""
+    """The tasks one manager knows, by name, and which of them its workers may run.
 
-    def __init__(self) -> None:
+    Only registered code runs: a job names its task, and the name comes from the store, which
+    anyone with write access to the database can change. A worker therefore looks a name up
+    (:meth:`runnable`) and never imports what the name says, except in modules the app
+    declared (``task_modules``) or when ``import_by_path`` was switched on. A producer may
+    still enqueue ``"module:function"`` for a task it has not registered (:meth:`template`):
+    the job gets default options and the worker decides.
+    """
+
+    def __init__(
+        self,
+        *,
+        task_modules: Iterable[str] = (),
+        import_by_path: bool = False,
+        make: Callable[[Callable[..., Any], str], Task[Any, Any]] | None = None,
+    ) -> None:
+        """``make(fn, name)`` wraps a plain function into a Task with default options."""
+        self._make = make or _plain_task
         self._tasks: dict[str, Task[Any, Any]] = {}
+        self._by_fn: dict[Any, Task[Any, Any]] = {}  # a registered function keeps its marks
+        self._unverified: dict[str, Task[Any, Any]] = {}  # enqueue-only templates, never run
+        self.task_modules = frozenset(task_modules)
+        self.import_by_path = import_by_path
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
@@ -309,37 +337,150 @@ class TaskRegistry:
         return len(self._tasks)
 
     def add(self, task: Task[Any, Any]) -> None:
-        """Register ``task``; a different function under the same name is an error."""
+        """Register ``task`` (its workers may run it); another function under its name fails."""
         existing = self._tasks.get(task.name)
         if existing is not None and existing.fn is not task.fn:
             raise InvalidOptions(f"task name {task.name!r} is already registered")
         self._tasks[task.name] = task
+        self._unverified.pop(task.name, None)
+        with contextlib.suppress(TypeError):  # an unhashable callable: found by name only
+            self._by_fn.setdefault(task.fn, task)
 
     def get(self, name: str) -> Task[Any, Any] | None:
         """Return the task registered as ``name``, if any."""
         return self._tasks.get(name)
 
-    def resolve(
-        self, name: str, *, make: Callable[[Callable[..., Any], str], Task[Any, Any]]
-    ) -> Task[Any, Any]:
-        """Return the task called ``name``, importing ``module:function`` names on first use.
+    def for_function(self, fn: Callable[..., Any]) -> Task[Any, Any] | None:
+        """Return the task registered for the function ``fn`` (under any name), if any."""
+        try:
+            return self._by_fn.get(fn)
+        except TypeError:
+            return None
 
-        ``make`` wraps an imported plain function into a Task with default options.
+    def runnable(self, name: str) -> Task[Any, Any] | None:
+        """Return the task a worker may run for ``name``, or None; never imports a stranger.
+
+        Registered tasks, top-level functions of a declared task module (imported here on
+        first use), or, with ``import_by_path``, any importable ``module:function``.
         """
         task = self._tasks.get(name)
         if task is not None:
             return task
-        fn = import_function(name)
+        fn: Any
+        module_name, _, attr = name.partition(":")
+        if module_name in self.task_modules:
+            fn = _module_function(module_name, attr)
+        elif self.import_by_path:
+            try:
+                fn = import_function(name)
+            except UnknownTask:
+                return None
+        else:
+            return None
+        if fn is None:
+            return None
         if isinstance(fn, Task):
+            if fn.name != name:
+                return None  # a Task imported under another name runs under its own name
             self.add(fn)
             return fn
-        task = make(fn, name)
+        task = self._make(fn, name)
         self.add(task)
         return task
 
+    def template(self, name: str, *, imports: bool = True) -> Task[Any, Any]:
+        """Return the task to enqueue ``name`` with; raise ``UnknownTask`` for a bad name.
+
+        A registered or runnable name gives its task. Any other ``module:function`` is looked
+        up for its options: when the module imports here and holds a ``@task`` at that name,
+        that task (and its ``sensitive`` marks) is used and registered; a plain function, or
+        a module this process cannot import, gives a template with default options that no
+        worker of this registry runs unless it is declared. ``imports=False`` (a name read from
+        the store, such as a cron schedule's) never imports anything.
+        """
+        task = self.runnable(name)
+        if task is not None:
+            return task
+        cached = self._unverified.get(name)
+        if cached is not None:
+            return cached
+        found = _code_for(name) if imports else None
+        if isinstance(found, Task) and not found.template_only:
+            self.add(found)
+            return found
+        if not inspect.isfunction(found) and not inspect.ismethod(found):
+            found = None  # a class, a builtin: nothing a job runs by this name
+        task = self._make(found if found is not None else _elsewhere(name), name)
+        task.template_only = True
+        if imports:  # a template without a look at the code is not kept for later producers
+            self._unverified[name] = task
+        return task
+
+
+def _code_for(name: str) -> Any:
+    """Import what a producer names as ``"module:function"``; None when the module is absent.
+
+    A bad name, a missing function in a module that imports, or a module that fails on one of
+    its own imports raise ``UnknownTask``: those are mistakes, not a producer without the code.
+    """
+    module_name, sep, attr_path = name.partition(":")
+    if not sep or not _MODULE_PATH.fullmatch(module_name) or not _ATTR_PATH.fullmatch(attr_path):
+        raise UnknownTask(
+            f"unknown task {name!r}: register it with @manager.task or name it 'module:function'"
+        )
+    try:
+        return import_function(name)
+    except UnknownTask as exc:
+        missing = getattr(exc.__cause__, "name", None)
+        if not isinstance(exc.__cause__, ModuleNotFoundError) or not isinstance(missing, str):
+            raise
+        if not (module_name == missing or module_name.startswith(missing + ".")):
+            raise  # the module exists but one of its own imports is missing
+        return None  # a producer without the task's code: the worker decides
+
+
+def _plain_task(fn: Callable[..., Any], name: str) -> Task[Any, Any]:
+    return Task(fn, name=name, options=TaskOptions(), backoff=_DEFAULT_POLICY, manager=None)
+
+
+def _elsewhere(name: str) -> Callable[..., Any]:
+    """The stand-in function of a task whose code this process does not have."""
+
+    def elsewhere(*args: Any, **kwargs: Any) -> Any:
+        raise UnknownTask(f"task {name!r} is not available in this process")
+
+    return elsewhere
+
+
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_ATTR_PATH = _MODULE_PATH  # "function" or "Class.method"
+
+
+def _module_function(module_name: str, attr: str) -> Any:
+    """A public top-level function (or Task) defined in ``module_name``, else None.
+
+    Only a plain name: no dotted path, no private name, nothing the module merely imported
+    (``os`` in a task module is not a way to reach ``os.system``).
+    """
+    if not attr.isidentifier() or attr.startswith("_"):
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        logger.exception("cannot import task module %r", module_name)
+        return None
+    obj = getattr(module, attr, None)
+    fn = obj.fn if isinstance(obj, Task) else obj
+    if not (inspect.isfunction(fn) and getattr(fn, "__module__", None) == module_name):
+        return None
+    return obj
+
 
 def import_function(path: str) -> Callable[..., Any]:
-    """Import ``"package.module:function"`` (or ``Class.method``); raise ``UnknownTask``."""
+    """Import ``"package.module:function"`` (or ``Class.method``); raise ``UnknownTask``.
+
+    Producers only (a name from code), or workers with ``import_by_path`` switched on.
+    """
     module_name, sep, attr_path = path.partition(":")
     if not sep or not module_name or not attr_path:
         raise UnknownTask(

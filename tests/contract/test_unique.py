@@ -122,3 +122,15 @@ def assert_one_job(results: list[list[Inserted]]) -> None:
     inserted = [r for [r] in results]
     assert len({i.job.id for i in inserted}) == 1
     assert sum(not i.duplicate for i in inserted) == 1
+
+
+async def test_window_boundary_is_the_same_on_every_backend(backend: Backend) -> None:
+    # A job inserted exactly unique_window seconds ago still blocks; a microsecond later
+    # it no longer does. A backend comparing with > instead of >= drifts from the others.
+    [first] = await backend.insert([unique(window=60)], now=NOW)
+    [edge] = await backend.insert([unique(window=60)], now=at(60))
+    assert edge.duplicate is True
+    assert edge.job.id == first.job.id
+    [past] = await backend.insert([unique(window=60)], now=at(60.000001))
+    assert past.duplicate is False
+    assert past.job.id != first.job.id

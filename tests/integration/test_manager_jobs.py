@@ -185,12 +185,35 @@ async def test_unique_jobs_concurrent_enqueues_make_one(tw: TaskManager) -> None
     assert (await tw.list_tasks()).total_entries == 2
 
 
+async def test_unique_key_covers_queue_and_every_argument(tw: TaskManager) -> None:
+    @tw.task(unique_for=60)
+    async def sync_account(account: int, *, full: bool = False, region: str = "eu") -> None:
+        return None
+
+    first = await sync_account.enqueue_with(args=[1], kwargs={"full": True, "region": "us"})
+    # The same call with its kwargs in another order is the same job.
+    again = await sync_account.enqueue_with(args=[1], kwargs={"region": "us", "full": True})
+    assert again.id == first.id
+    # One kwarg differs: another job (a key without the kwargs would drop this call).
+    other_kwarg = await sync_account.enqueue_with(args=[1], kwargs={"full": True, "region": "eu"})
+    # Another queue: another job.
+    other_queue = await sync_account.enqueue_with(
+        args=[1], kwargs={"full": True, "region": "us"}, queue="other"
+    )
+    # Another positional arg: another job.
+    other_arg = await sync_account.enqueue_with(args=[2], kwargs={"full": True, "region": "us"})
+    ids = {first.id, other_kwarg.id, other_queue.id, other_arg.id}
+    assert len(ids) == 4
+    assert (await tw.list_tasks()).total_entries == 4
+
+
 async def test_enqueue_by_name_and_import_path(tw: TaskManager) -> None:
     @tw.task(name="named.task")
     async def named() -> str:
         return "ok"
 
     by_name = await tw.enqueue_task("named.task")
+    # Runs because the tests declare tests_support.jobs a task module (tests/conftest.py).
     by_path = await tw.enqueue_task("tests_support.jobs:add", args=[2, 3])
     await tw.drain()
     assert (await tw.get_task_status(by_name.id)).result == "ok"

@@ -92,7 +92,7 @@ async def test_sync_schedule_and_bad_input_on_the_direct_path(store_url: str) ->
             assert job.state is JobState.SCHEDULED
             for bad in (
                 lambda: later.enqueue_sync(datetime.now()),
-                lambda: tw.sync.enqueue_task("no.such:task"),
+                lambda: tw.sync.enqueue_task("no_such_task"),
             ):
                 try:
                     bad()

@@ -17,11 +17,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from taskward.jobs import Job, JobState
+from taskward.tasks import SENSITIVE_META_KEY, redact
 
 __all__ = [
     "EVENT_NAMES",
@@ -85,6 +86,9 @@ def outcome_event_name(state: JobState) -> str:
 class Event:
     """One thing that happened. ``job`` is the job as this process knew it at that moment.
 
+    A job whose task marks arguments ``sensitive`` is a copy with those values as ``"***"``
+    and without its ``unique_key`` (a hash of them): a hook that logs the event logs no secret.
+
     ``data`` holds what the name implies: ``state``, ``duration`` and ``error`` for outcomes,
     ``wait`` for ``job.started`` (seconds from due to start), ``fire_at`` for cron.
     """
@@ -106,7 +110,7 @@ class Event:
         event = _new(cls)
         _SET_NAME(event, name)
         _SET_AT(event, at)
-        _SET_JOB(event, job)
+        _SET_JOB(event, _without_secrets(job) if SENSITIVE_META_KEY in job.meta else job)
         _SET_QUEUE(event, job.queue)
         _SET_TASK(event, job.task)
         _SET_DATA(event, data)
@@ -133,6 +137,12 @@ _new = object.__new__
 _SET_NAME, _SET_AT, _SET_JOB, _SET_QUEUE, _SET_TASK, _SET_DATA = (
     Event.__dict__[f].__set__ for f in ("name", "at", "job", "queue", "task", "data")
 )
+
+
+def _without_secrets(job: Job) -> Job:
+    """A copy of ``job`` as hooks see it: sensitive arguments redacted, no unique key."""
+    args, kwargs = redact(job.args, job.kwargs, job.meta)
+    return replace(job, args=args, kwargs=kwargs, unique_key=None)
 
 
 def _plain(value: Any) -> Any:

@@ -63,7 +63,9 @@ async def execute(
 ) -> Outcome:
     """Run ``job`` with ``task`` and return its outcome; never raises (but for cancellation)."""
     if task is None:
-        return Failed(kind="UnknownTask", message=f"no task registered as {job.task!r}")
+        # The name came from the store: nothing is imported for it, and retrying cannot help
+        # until the code is deployed, so it is a dead letter now (an operator retries it then).
+        return Failed(kind="UnknownTask", message=unknown_task_message(job.task), retry=False)
     problem = stored_payload_problem(job.args, job.kwargs)
     if problem is not None:  # not what taskward wrote: no attempt could ever run it
         return Discarded(reason=problem)
@@ -86,6 +88,14 @@ async def execute(
         return Completed(result=encode_result(result))
     except NotSerializable as exc:
         return Failed(kind="NotSerializable", message=f"the job's return value: {exc}")
+
+
+def unknown_task_message(name: str) -> str:
+    """Why a job whose task is not registered in this worker failed, and what to do."""
+    return (
+        f"task {name!r} is not registered in this worker (nothing was imported for it): "
+        "register it with @task or declare its module in task_modules, then retry the job"
+    )
 
 
 async def _call(
