@@ -10,6 +10,9 @@ Durability and concurrency: WAL journal, ``synchronous`` as configured (FULL by 
 across processes by SQLite's single writer lock. Several worker processes may share one file on
 one machine (not over a network file system).
 
+Files: a new database file is created 0600 (less the umask) before SQLite opens it, and SQLite
+gives its ``-wal`` and ``-shm`` files the same mode; an existing file keeps its mode.
+
 Wake-ups: jobs this instance inserts, promotes, retries or resumes wake its own waiters at once,
 and other processes' waiters through a :class:`~taskward.backends.wake.WakeChannel` (one Unix
 datagram per waiting process, sub-millisecond). Polling ``PRAGMA data_version`` (it changes when
@@ -151,7 +154,10 @@ class SqliteBackend:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
-        """Open the connection on its thread (idempotent); creates missing parent folders."""
+        """Open the connection on its thread (idempotent).
+
+        Creates missing parent folders, and a missing database file readable by its owner only.
+        """
         await self._call(self._store.open)
 
     async def close(self) -> None:

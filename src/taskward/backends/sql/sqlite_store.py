@@ -94,6 +94,7 @@ class SqliteStore:
             )
         if self.path != MEMORY_PATH:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            create_private_file(self.path)
         conn = sqlite3.connect(
             self.path,
             timeout=BUSY_TIMEOUT_MS / 1000,
@@ -453,6 +454,25 @@ class SqliteStore:
         """Workers that heartbeated at or after ``alive_since``, by id."""
         cursor = self._db().execute(self.q["list_workers"], (rows.epoch(alive_since),))
         return [rows.worker_from_row(row) for row in cursor]
+
+
+def create_private_file(path: str) -> None:
+    """Create ``path`` empty and readable by its owner only (0600), unless it exists.
+
+    SQLite would create it 0644 less the umask: job arguments and results readable by every
+    user of the machine. ``O_EXCL`` makes the creation race-free (another process creating it
+    at the same moment wins, and both open the same file); an existing file keeps the mode
+    its operator chose. SQLite gives the ``-wal`` and ``-shm`` files it makes later the mode
+    of the database file, so they are private too. The umask still applies: a stricter one
+    is kept, never widened.
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError:
+        # It exists (its mode is the operator's), or it cannot be created: SQLite then says
+        # why in its own error, which the backend reports as BackendUnavailable.
+        return
+    os.close(fd)
 
 
 def unavailable(exc: sqlite3.Error, path: str) -> BackendUnavailable | None:

@@ -1,7 +1,15 @@
-"""The ``taskward`` command: one thin function per subcommand over the TaskManager API.
+r"""The ``taskward`` command: one thin function per subcommand over the TaskManager API.
 
 Point it at your manager with ``--app module:attribute`` (or ``TASKWARD_APP``); admin commands
 also work without one, on ``--url`` / ``TASKWARD_URL`` (default ``sqlite:///./taskward.db``).
+
+Exit codes: 0 done; 1 an error, printed as one ``error:`` line on stderr; 2 a usage error (a bad
+option or argument). ``taskward audit`` has its own (see its ``--help``).
+
+Everything read from the store (task and queue names, error messages, tracebacks, arguments,
+results, tags, worker ids) is printed as inert text: never as rich markup, and with control
+characters shown escaped (``\x1b``), so that a stored string can neither crash a command nor
+drive the operator's terminal.
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from taskward.cli.output import display_url, json_text, plain, say
 from taskward.errors import TaskwardError
-from taskward.jobs import Job, JobState
+from taskward.jobs import Job, JobState, Schedule
 from taskward.manager import TaskManager
-from taskward.tasks import redact
+from taskward.tasks import shown_job
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -116,7 +125,7 @@ def run(
         with asyncio.Runner(loop_factory=loop) as runner:
             return runner.run(main())
     except TaskwardError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _say("[red]error:[/red] {}", exc, to=err)  # the message may quote stored text
         raise typer.Exit(1) from None
 
 
@@ -124,15 +133,18 @@ def _dt(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def _shown(job: Job) -> dict[str, Any]:
-    """The job as JSON for people: sensitive arguments as "***"."""
-    args, kwargs = redact(job.args, job.kwargs, job.meta)
-    return {**job.to_dict(), "args": args, "kwargs": kwargs}
+def _say(template: str, *values: object, to: Console | None = None) -> None:
+    """Print one line of our markup with stored values as plain text (see :func:`say`)."""
+    say(to or console, template, *values)
+
+
+def _print_json(data: Any) -> None:
+    console.print(json_text(data), soft_wrap=True)
 
 
 def _print_jobs(jobs: list[Job], as_json: bool, footer: str = "") -> None:
     if as_json:
-        console.print_json(json.dumps([_shown(j) for j in jobs]))
+        _print_json([shown_job(j) for j in jobs])
         return
     table = Table(title=footer or None)
     for col in ("id", "task", "queue", "state", "pri", "attempt", "scheduled", "last error"):
@@ -140,8 +152,8 @@ def _print_jobs(jobs: list[Job], as_json: bool, footer: str = "") -> None:
     for j in jobs:
         error = j.last_error.message[:60] if j.last_error else ""
         table.add_row(
-            str(j.id), j.task, j.queue, j.state.value, str(j.priority),
-            f"{j.attempt}/{j.max_attempts}", _dt(j.scheduled_at), error,
+            str(j.id), plain(j.task), plain(j.queue), j.state.value, str(j.priority),
+            f"{j.attempt}/{j.max_attempts}", _dt(j.scheduled_at), plain(error),
         )  # fmt: skip
     console.print(table)
 
@@ -220,7 +232,7 @@ def enqueue(
     job = run(
         manager, lambda m: m.enqueue_task(task, args=parsed_args, kwargs=parsed_kwargs, **opts)
     )
-    console.print(f"enqueued job {job.id} ({job.task}) on {job.queue}: {job.state.value}")
+    _say("enqueued job {} ({}) on {}: {}", job.id, job.task, job.queue, job.state.value)
 
 
 def _read_jsonl(path: Path) -> list[Any]:
@@ -278,15 +290,15 @@ def status(
     """Show one job with its errors."""
     job = run(load_manager(app_path, url), lambda m: m.get_task_status(job_id))
     if as_json:
-        console.print_json(json.dumps(_shown(job)))
+        _print_json(shown_job(job))
         return
     _print_jobs([job], False)
     for e in job.errors:
-        console.print(f"[yellow]attempt {e.attempt}[/yellow] {_dt(e.at)} {e.kind}: {e.message}")
+        _say(f"[yellow]attempt {e.attempt}[/yellow] {_dt(e.at)} {{}}: {{}}", e.kind, e.message)
         if e.traceback:
-            console.print(e.traceback, markup=False, highlight=False)
+            console.print(plain(e.traceback, lines=True), soft_wrap=True)
     if job.result is not None:
-        console.print(f"result: {json.dumps(job.result)}")
+        _say("result: {}", json.dumps(job.result))
 
 
 @app.command()
@@ -314,13 +326,16 @@ def stats(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None)
     """Show job counts per queue and state, and live workers."""
     data = run(load_manager(app_path, url), lambda m: m.get_statistics())
     if as_json:
-        console.print_json(json.dumps(data))
+        _print_json(data)
         return
     console.print(stats_table(data))
 
 
 def stats_table(data: dict[str, Any]) -> Table:
-    """Render ``get_statistics()`` as a table; an estimated count reads "~N"."""
+    """Render ``get_statistics()`` as a table; an estimated count reads "~N".
+
+    Queue names are shown as plain text (see :func:`plain`): they come from the store.
+    """
     table = Table(title="taskward statistics")
     table.add_column("queue")
     for s in JobState:
@@ -330,7 +345,7 @@ def stats_table(data: dict[str, Any]) -> Table:
         label = f"{queue} (paused)" if queue in data["paused"] else queue
         guessed = estimated.get(queue, [])
         table.add_row(
-            label,
+            plain(label),
             *(f"{'~' if s.value in guessed else ''}{counts[s.value]}" for s in JobState),
         )
     w = data["workers"]
@@ -345,14 +360,14 @@ def stats_table(data: dict[str, Any]) -> Table:
 def pause(queue: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
     """Pause a queue on every worker."""
     run(load_manager(app_path, url), lambda m: m.pause_queue(queue))
-    console.print(f"queue {queue} paused")
+    _say("queue {} paused", queue)
 
 
 @app.command()
 def resume(queue: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
     """Resume a paused queue."""
     run(load_manager(app_path, url), lambda m: m.resume_queue(queue))
-    console.print(f"queue {queue} resumed")
+    _say("queue {} resumed", queue)
 
 
 @app.command()
@@ -380,7 +395,7 @@ def migrate(app_path: AppOpt = None, url: UrlOpt = None) -> None:
         await m.backend.migrate()
 
     run(manager, work)
-    console.print(f"schema of {manager.backend.url} is up to date")
+    _say("schema of {} is up to date", display_url(manager.backend.url))
 
 
 @cron_app.command("list")
@@ -390,27 +405,40 @@ def cron_list(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = N
     schedules = run(manager, lambda m: m.list_recurring_tasks())
     rows = [
         {"name": s.name, "task": s.task, "cron": s.cron, "timezone": s.timezone,
-         "next": manager.next_fire(s).isoformat()}
+         "next": _next_fire(manager, s)}
         for s in schedules
     ]  # fmt: skip
     if as_json:
-        console.print_json(json.dumps(rows))
+        _print_json(rows)
         return
     table = Table(title="recurring schedules")
     for col in ("name", "task", "cron", "timezone", "next"):
         table.add_column(col)
     for row in rows:
-        table.add_row(*row.values())
+        shown = {**row, "next": row["next"] or "never (invalid cron or time zone)"}
+        table.add_row(*(plain(value) for value in shown.values()))
     console.print(table)
+
+
+def _next_fire(manager: TaskManager, schedule: Schedule) -> str | None:
+    """The next fire time of ``schedule`` (ISO 8601), or None if its cron cannot fire.
+
+    The cron and time zone were read from the store, where they may have been changed behind
+    taskward's back: one bad row is shown as such rather than failing the whole listing.
+    """
+    try:
+        return manager.next_fire(schedule).isoformat()
+    except (TaskwardError, ValueError):
+        return None
 
 
 @cron_app.command("cancel")
 def cron_cancel(name: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
     """Delete a recurring schedule."""
     if not run(load_manager(app_path, url), lambda m: m.cancel_recurring_task(name)):
-        err.print(f"no recurring schedule named {name!r}")
+        _say("[red]error:[/red] no recurring schedule named {}", repr(name), to=err)
         raise typer.Exit(1)
-    console.print(f"recurring schedule {name} cancelled")
+    _say("recurring schedule {} cancelled", name)
 
 
 @app.command(
@@ -429,13 +457,18 @@ def audit(ctx: typer.Context) -> None:
 
 @app.command()
 def dashboard(
+    ctx: typer.Context,
     app_path: AppOpt = None,
     url: UrlOpt = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     token: Annotated[
         str | None,
-        typer.Option(envvar="TASKWARD_ADMIN_TOKEN", help="Bearer token for the admin API."),
+        typer.Option(
+            envvar="TASKWARD_ADMIN_TOKEN",
+            help="Bearer token for the admin API. Prefer TASKWARD_ADMIN_TOKEN: a value given "
+            "here is visible to other users of the machine (ps, /proc).",
+        ),
     ] = None,
     user: Annotated[
         str, typer.Option(envvar="TASKWARD_ADMIN_USER", help="Basic-auth user name.")
@@ -443,7 +476,9 @@ def dashboard(
     password: Annotated[
         str | None,
         typer.Option(
-            envvar="TASKWARD_ADMIN_PASSWORD", help="Basic-auth password (dashboard buttons)."
+            envvar="TASKWARD_ADMIN_PASSWORD",
+            help="Basic-auth password (dashboard buttons). Prefer TASKWARD_ADMIN_PASSWORD: a "
+            "value given here is visible to other users of the machine (ps, /proc).",
         ),
     ] = None,
     read_only: Annotated[bool, typer.Option(help="Refuse every change.")] = False,
@@ -451,8 +486,10 @@ def dashboard(
 ) -> None:
     """Serve the dashboard, admin API, /metrics and /health (needs the web extra).
 
-    Without --token or --password everything is read-only.
+    Without --token or --password everything is read-only. Give them in the environment
+    (TASKWARD_ADMIN_TOKEN, TASKWARD_ADMIN_PASSWORD): a command line is public on the machine.
     """
+    _warn_secrets_on_command_line(ctx, "token", "password")
     import uvicorn
 
     from taskward.web import AdminAuth, create_app
@@ -464,8 +501,36 @@ def dashboard(
     elif not read_only:
         err.print("no --token/--password given: the dashboard is read-only")
     web_app = create_app(manager, auth=auth, read_only=read_only)
-    console.print(f"taskward dashboard on http://{host}:{port}/dashboard ({manager.backend.url})")
+    where = display_url(manager.backend.url)
+    _say("taskward dashboard on http://{}:{}/dashboard ({})", host, port, where)
     uvicorn.run(web_app, host=host, port=port, log_level=log_level.lower())
+
+
+def _warn_secrets_on_command_line(ctx: typer.Context, *names: str) -> None:
+    """Warn, in one stderr line, about secret options given on the command line.
+
+    Any user of the machine can read a process's arguments (``ps``, ``/proc/PID/cmdline``),
+    and shells keep them in their history; its environment only its own user and root can.
+    """
+    given = [
+        param
+        for param in ctx.command.params
+        if param.name in names
+        # By name: typer may bring its own copy of click, with its own ParameterSource enum.
+        and getattr(ctx.get_parameter_source(param.name), "name", None) == "COMMANDLINE"
+    ]
+    if not given:
+        return
+    options = " and ".join(param.opts[0] for param in given)
+    variables = " and ".join(str(param.envvar) for param in given)
+    _say(
+        "[yellow]warning:[/yellow] {} on the command line {} visible to other users of this "
+        "machine (ps, /proc) and in shell history; set {} instead",
+        options,
+        "are" if len(given) > 1 else "is",
+        variables,
+        to=err,
+    )
 
 
 @app.command()

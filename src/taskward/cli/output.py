@@ -1,0 +1,82 @@
+r"""How the CLI prints what it read from the store: as inert text, never markup or escapes.
+
+A stored string (a task name, an error message, a traceback) may hold rich markup (``[/x]``
+crashes a command with a MarkupError) or escape sequences a terminal acts on (screen clears,
+OSC 8 links, cursor moves). Everything from the store goes through :func:`plain`,
+:func:`say` or :func:`json_text`, which show each such character escaped (ESC as ``\x1b``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from rich.console import Console
+from rich.highlighter import JSONHighlighter
+from rich.text import Text
+
+# What a terminal acts on instead of showing: C0 controls but tab (and newline, which splits a
+# line), DEL, C1 controls (\x9b is an 8-bit CSI to some terminals), and the Unicode line
+# separators and bidi controls, which split or reorder what is shown ("Trojan Source").
+_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\n{_CONTROLS}]")
+_UNSAFE_IN_LINES = re.compile(f"[{_CONTROLS}]")
+# json.dumps escapes C0 controls itself, but not these (valid JSON, and live on a terminal).
+_UNSAFE_IN_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+_SECRET_QUERY_KEYS = frozenset({"password"})
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+
+
+def plain(value: object, *, lines: bool = False) -> Text:
+    r"""``value`` (read from the store) as inert text: no markup, control characters escaped.
+
+    Rich would read ``[...]`` as markup (``[/x]`` crashes the command with a MarkupError) and
+    would pass escape sequences on to the terminal (screen clears, OSC 8 links, cursor moves):
+    each control character is shown escaped instead, ESC as the four characters ``\x1b``.
+    ``lines`` keeps newlines, for a multi-line block such as a traceback.
+    """
+    text = value if isinstance(value, str) else str(value)
+    return Text((_UNSAFE_IN_LINES if lines else _UNSAFE).sub(_escape_control, text))
+
+
+def say(console: Console, template: str, *values: object) -> None:
+    """Print one line: ``template`` is our own markup, each ``{}`` in it a value as plain text.
+
+    Soft-wrapped: a long line stays one line in a pipe or a log (the terminal folds it).
+    """
+    first, *rest = template.split("{}")
+    line = Text.from_markup(first)
+    for value, piece in zip(values, rest, strict=True):
+        line.append_text(plain(value))
+        line.append_text(Text.from_markup(piece))
+    console.print(line, soft_wrap=True)
+
+
+def json_text(data: Any) -> Text:
+    r"""``data`` as indented, highlighted JSON, each character a terminal acts on as ``\uXXXX``."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    text = _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return JSONHighlighter()(text)
+
+
+def display_url(url: str) -> str:
+    """``url`` fit to print: a password in it (``user:password@`` or ``?password=``) as ``***``."""
+    parts = urlsplit(url)
+    user, at, host = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}:***@{host}" if at and ":" in user else parts.netloc
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    secret = any(key.lower() in _SECRET_QUERY_KEYS for key, _ in pairs)
+    if netloc == parts.netloc and not secret:
+        return url  # nothing to hide (and sqlite:/// URLs stay exactly as given)
+    query = urlencode(
+        [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*"
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query if secret else parts.query))
