@@ -26,9 +26,6 @@ OPEN_ROUTES = {
     "/dashboard/static/{name}": "htmx and the stylesheet: no data",
     "/": "a redirect to the dashboard: no data",
     "/openapi.json": "the API's schema (the same for every install): no data",
-    "/docs": "Swagger UI page, renders /openapi.json: no data",
-    "/docs/oauth2-redirect": "Swagger UI helper page: no data",
-    "/redoc": "ReDoc page, renders /openapi.json: no data",
 }
 """Routes that answer without credentials, each with the reason. Any other route must not."""
 

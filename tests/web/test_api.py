@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -178,9 +180,17 @@ async def test_reads_and_changes_need_credentials(tw: TaskManager, auth: AdminAu
             403,
             "missing or wrong CSRF token",
         )
+        # A cookie the client chose, sent back as the header too, is no token (double submit
+        # alone would accept it): the token is the one the server computed for these
+        # credentials, which a dashboard page carries (and sets as the cookie).
         basic.cookies.set("taskward_csrf", "t0ken")
+        assert (await basic.post(retry, headers={"X-CSRF-Token": "t0ken"})).status_code == 403
+        basic.cookies.clear()
+        page = (await basic.get("/dashboard")).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
         assert (await basic.post(retry, headers={"X-CSRF-Token": "other"})).status_code == 403
-        ok = await basic.post(retry, headers={"X-CSRF-Token": "t0ken"})
+        ok = await basic.post(retry, headers={"X-CSRF-Token": token.group(1)})
         assert ok.status_code == 200
     assert (await tw.get_task_status(ids["failed"][0])).state is JobState.PENDING
 

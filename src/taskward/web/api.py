@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from taskward.errors import JobNotFound, TaskwardError
 from taskward.jobs import Job
@@ -43,7 +43,9 @@ from taskward.web.models import (
     WorkerOut,
 )
 from taskward.web.queries import (
+    SEARCH_SECONDS,
     Cached,
+    JobListing,
     JobQuery,
     bulk_action,
     list_jobs,
@@ -52,7 +54,16 @@ from taskward.web.queries import (
     timeline,
 )
 
-__all__ = ["MAX_JOB_ID", "MAX_PAGE", "Admin", "JobId", "create_admin_router", "job_detail"]
+__all__ = [
+    "MAX_JOB_ID",
+    "MAX_PAGE",
+    "SEARCH_CONCURRENCY",
+    "Admin",
+    "JobId",
+    "SearchSlots",
+    "create_admin_router",
+    "job_detail",
+]
 
 MAX_JOB_ID = 2**63 - 1
 """The largest job id a store holds (a signed 64-bit integer in SQLite and PostgreSQL)."""
@@ -60,19 +71,75 @@ MAX_PAGE = 1_000_000
 """The last page number a listing accepts; a larger one would overflow the store's OFFSET."""
 JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id")]
 """A job id in a path: refused at the edge (422) when no store could hold it."""
+SEARCH_CONCURRENCY = 2
+"""Free-text searches one Admin runs at once; one more is refused with 429."""
+
+
+class SearchSlots:
+    """At most ``limit`` searches at once; one more is refused (429), never queued.
+
+    Refusing keeps a burst from piling up worker threads and waiting requests: each search
+    already costs up to its deadline of CPU, and the dashboard polls a searched listing
+    every few seconds, so its next poll simply tries again. Only the event loop's thread
+    touches the counter, so no lock is needed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"the search limit must be >= 1, got {limit}")
+        self.limit = limit
+        self.running = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the duration of a search, or raise HTTPException(429)."""
+        if self.running >= self.limit:
+            raise HTTPException(
+                429,
+                f"too many searches at once (at most {self.limit}): try again shortly",
+                headers={"Retry-After": "1"},
+            )
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
 
 
 class Admin:
-    """What the API and the dashboard share: the manager, the access policy, caches."""
+    """What the API and the dashboard share: the manager, the access policy, caches, limits.
+
+    ``search_concurrency`` and ``search_seconds`` bound free-text search: how many run at once
+    (one more answers 429) and how long one may scan before it answers with what it found.
+    """
 
     def __init__(
-        self, manager: TaskManager, *, auth: AdminAuth | None = None, read_only: bool = False
+        self,
+        manager: TaskManager,
+        *,
+        auth: AdminAuth | None = None,
+        read_only: bool = False,
+        search_concurrency: int = SEARCH_CONCURRENCY,
+        search_seconds: float = SEARCH_SECONDS,
     ) -> None:
         self.manager = manager
         self.access = Access(auth, read_only=read_only)
         # The timeline reads up to a few thousand rows: a page polled every 2 s by several
         # browsers must not repeat that each time.
         self.timeline = Cached(lambda: timeline(manager), max_age=5.0)
+        self.searches = SearchSlots(search_concurrency)
+        self.search_seconds = search_seconds
+
+    async def list_jobs(self, request: Request, query: JobQuery) -> JobListing:
+        """One page of jobs for this request, applying the search policy to a search.
+
+        A search needs credentials when reads are public (401), and a free slot (429).
+        """
+        if not query.search:
+            return await list_jobs(self.manager, query)
+        self.access.search(request)
+        async with self.searches.slot():
+            return await list_jobs(self.manager, query, seconds=self.search_seconds)
 
 
 @asynccontextmanager
@@ -149,6 +216,7 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
 
     @router.get("/jobs", dependencies=reader)
     async def jobs(
+        request: Request,
         state: Annotated[str | None, Query(description="state, comma list, dead, waiting")] = None,
         queue: str | None = None,
         task: str | None = None,
@@ -157,10 +225,14 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
         per_page: Annotated[int, Query(ge=1, le=500)] = 25,
         sort_by: str = "-id",
     ) -> JobListOut:
-        """List jobs, newest first, filtered; ``q`` searches the newest 5,000 matches."""
+        """List jobs, newest first, filtered; ``q`` searches the newest 5,000 matches.
+
+        A search needs credentials even when reads are public, answers 429 while too many
+        run, and stops after a few seconds (``search_timed_out``: the matches are partial).
+        """
         async with edge_errors():
             query = job_query(state, queue, task, q, page, per_page, sort_by)
-            return JobListOut.of(await list_jobs(tw, query))
+            return JobListOut.of(await admin.list_jobs(request, query))
 
     @router.get("/jobs/{job_id}", dependencies=reader)
     async def job(job_id: JobId) -> JobDetailOut:

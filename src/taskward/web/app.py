@@ -26,6 +26,7 @@ from taskward.observe.metrics import (
 from taskward.web.api import Admin, create_admin_router
 from taskward.web.auth import AdminAuth
 from taskward.web.dashboard import create_dashboard_router
+from taskward.web.headers import DOCS_CONTENT_SECURITY_POLICY, SecurityHeadersMiddleware
 from taskward.web.health import create_health_router
 
 if TYPE_CHECKING:
@@ -70,10 +71,22 @@ def create_app(
     read_only: bool = False,
     registry: CollectorRegistry | None = None,
     title: str = "taskward",
+    api_docs: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving /health, /health/tasks, /metrics, /api/… and /dashboard.
 
-    The app opens ``manager`` on startup and closes it on shutdown.
+    The app opens ``manager`` on startup and closes it on shutdown. Every response carries
+    the security headers of :mod:`taskward.web.headers` (a strict Content-Security-Policy,
+    no framing, ``nosniff``, ``Referrer-Policy: same-origin``), 401, 403 and 404 included.
+
+    ``/openapi.json`` stays served to anyone, like ``/health``: it is the same schema for
+    every install (routes and models, no job data, no configuration), and API clients use it.
+    The interactive pages ``/docs`` (Swagger UI) and ``/redoc`` are off unless
+    ``api_docs=True``: FastAPI's pages load their scripts from a CDN (cdn.jsdelivr.net) and
+    start them with an inline script, which would run third-party code on the admin origin,
+    where the CSRF token and the basic-auth session live. With ``api_docs=True`` only those
+    two pages get a policy that allows that CDN and inline scripts; everything else keeps
+    the strict one.
     """
     admin = Admin(manager, auth=auth, read_only=read_only)
 
@@ -89,7 +102,17 @@ def create_app(
         await manager.get_statistics()
         return True
 
-    app = FastAPI(title=f"{title} admin", lifespan=lifespan)
+    docs_pages = ["/docs", "/docs/oauth2-redirect", "/redoc"] if api_docs else []
+    app = FastAPI(
+        title=f"{title} admin",
+        lifespan=lifespan,
+        docs_url="/docs" if api_docs else None,
+        redoc_url="/redoc" if api_docs else None,
+    )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        policies=dict.fromkeys(docs_pages, DOCS_CONTENT_SECURITY_POLICY),
+    )
     app.include_router(create_health_router(checks={"backend": backend_ok}))
     app.include_router(create_metrics_router(admin, registry))
     app.include_router(create_admin_router(admin))

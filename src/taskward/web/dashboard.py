@@ -1,8 +1,10 @@
 """The HTML dashboard: Jinja2 pages plus htmx fragments polled for live updates.
 
 Everything is rendered on the server with autoescaping on (job args and error text are
-untrusted), htmx is served from the package (no CDN), and each button is a plain form POST
-carrying the CSRF token, so the pages also work without JavaScript.
+untrusted), htmx and the page script are served from the package (no CDN, nothing inline, so
+the strict Content-Security-Policy of :mod:`taskward.web.headers` holds), and each button is
+a plain form POST carrying the CSRF token the server computed for the signed-in user (see
+:mod:`taskward.web.auth`), so the pages also work without JavaScript.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from taskward.errors import InvalidOptions, JobNotFound, TaskwardError
 from taskward.jobs import JobState
 from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
-from taskward.web.auth import csrf_token, set_csrf_cookie
 from taskward.web.guard import GuardedRoute
 from taskward.web.queries import (
     JobQuery,
     bulk_action,
-    list_jobs,
     queue_overview,
     shown_arguments,
 )
@@ -34,6 +34,7 @@ __all__ = ["create_dashboard_router"]
 
 STATIC_TYPES = {
     "htmx.min.js": "text/javascript; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 STATE_NAMES = [s.value for s in JobState]
@@ -79,29 +80,35 @@ def _pretty(value: Any) -> str:
 
 
 class _Pages:
-    """Renders templates for one request (CSRF cookie, URL helper, access flags)."""
+    """Renders templates for one request (CSRF token and cookie, URL helper, access flags)."""
 
     def __init__(self, admin: Admin, env: Environment) -> None:
         self.admin = admin
         self.env = env
 
     def render(self, request: Request, template: str, **context: Any) -> HTMLResponse:
-        csrf, fresh = csrf_token(request)
+        access = self.admin.access
+        # Computed from the credentials, never copied from the request's cookie.
+        csrf = access.csrf_token(request)
+        signed_in = access.scheme(request) is not None
 
         def url(route: str, /, **params: Any) -> str:
             return request.url_for(route, **params).path
 
         html = self.env.get_template(template).render(
             url=url,
-            csrf=csrf,
-            can_write=self.admin.access.can_write,
+            csrf=csrf or "",
+            # Buttons only for a signed-in viewer: an anonymous one (public reads) would be
+            # refused, so the page offers "sign in" instead.
+            can_write=access.can_write and signed_in,
+            sign_in=access.can_write and not signed_in,
             flash=request.query_params.get("flash"),
             nav=context.pop("nav", ""),
             **context,
         )
         response = HTMLResponse(html, headers={"cache-control": "no-store"})
-        if fresh:
-            set_csrf_cookie(response, csrf, secure=request.url.scheme == "https")
+        if csrf is not None:
+            access.set_csrf_cookie(request, response, csrf)
         return response
 
 
@@ -152,6 +159,8 @@ def _overview_routes(router: APIRouter, pages: _Pages) -> None:
 
     @router.get("", name="dashboard", dependencies=reader)
     async def overview(request: Request) -> HTMLResponse:
+        if "sign-in" in request.query_params:  # the link shown to anonymous readers
+            pages.admin.access.sign_in(request)
         context = await _overview_context(pages.admin, request)
         return pages.render(request, "overview.html", nav="overview", **context)
 
@@ -181,7 +190,7 @@ async def _jobs_context(admin: Admin, request: Request, *, dead: bool) -> dict[s
         if not 1 <= page <= MAX_PAGE:
             raise ValueError(f"page must be between 1 and {MAX_PAGE}")
         query = job_query(state, params.get("queue"), params.get("task"), params.get("q"), page)
-        listing = await list_jobs(admin.manager, query)
+        listing = await admin.list_jobs(request, query)
     except (TaskwardError, ValueError) as exc:
         raise HTTPException(400, str(exc)) from exc
     kept = {k: v for k, v in params.items() if k in ("state", "queue", "task", "q") and v}

@@ -3,7 +3,8 @@
 FastAPI reads and parses a whole body before any dependency runs, so the auth check cannot
 protect the parser: an anonymous client could make the server buffer and decode megabytes.
 :class:`GuardedRoute` checks the body first, in the route itself, so that wherever the routers
-are mounted the limits hold (an application's middleware is not needed).
+are mounted the limits hold (an application's middleware is not needed). For the same reason
+it adds the security headers (:mod:`taskward.web.headers`) to every answer, refusals included.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.types import Message
 
 from taskward.errors import NotSerializable
 from taskward.serialize import dumps
+from taskward.web.headers import secured
 
 __all__ = ["MAX_BODY_BYTES", "GuardedRoute", "JsonRoute"]
 
@@ -58,12 +60,15 @@ def check_json(body: bytes, content_type: str) -> None:
 
 
 class GuardedRoute(APIRoute):
-    """An APIRoute whose body is read (and refused when too large) before FastAPI parses it."""
+    """An APIRoute whose body is read (and refused when too large) before FastAPI parses it.
+
+    Every answer, the refusals included, carries the security headers.
+    """
 
     json_only = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """Wrap FastAPI's handler with the body checks."""
+        """Wrap FastAPI's handler with the body checks, and both with the security headers."""
         handler = super().get_route_handler()
         json_only = self.json_only
 
@@ -73,7 +78,7 @@ class GuardedRoute(APIRoute):
                 check_json(body, request.headers.get("content-type", ""))
             return await handler(_replay(request, body))
 
-        return guarded
+        return secured(guarded)
 
 
 class JsonRoute(GuardedRoute):

@@ -68,7 +68,12 @@ class JobSummaryOut(BaseModel):
 
 
 class JobOut(BaseModel):
-    """Every stored field of a job."""
+    """Every stored field of a job but its ``unique_key`` (``unique`` says if it has one).
+
+    The key is a hash over the task, queue and arguments, sensitive ones included: a short
+    secret (a 6-digit code) could be found from it by trying every value, so it never leaves
+    the store through the web.
+    """
 
     id: int
     task: str
@@ -94,17 +99,23 @@ class JobOut(BaseModel):
     meta: dict[str, Any]
     timeout: float | None
     cancel_requested: bool
+    unique: bool = Field(False, description="whether the job has a unique key (never shown)")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
         """Build from a Job (sensitive args as "***", an unreadable payload as its problem)."""
         shown = shown_arguments(job)
+        stored = job.to_dict()
+        # Dropped here, not only left out of the fields: a later field named like it, or a
+        # model that allows extra keys, must not bring it back.
+        stored.pop("unique_key", None)
         return cls.model_validate(
             {
-                **job.to_dict(),
+                **stored,
                 "args": shown.args,
                 "kwargs": shown.kwargs,
                 "payload_error": shown.problem,
+                "unique": job.unique_key is not None,
             }
         )
 
@@ -149,6 +160,9 @@ class JobDetailOut(JobOut):
 class JobListOut(BaseModel):
     """One page of jobs. With a search, ``search_scanned`` jobs were read (newest first).
 
+    ``search_truncated``: the scan cap was reached; ``search_timed_out``: the search's time
+    ran out first. Either way older matches may exist.
+
     ``total_is_estimate``: past 10,000 matches PostgreSQL estimates ``total`` (and ``pages``).
     """
 
@@ -160,6 +174,9 @@ class JobListOut(BaseModel):
     pages: int
     search_scanned: int | None = None
     search_truncated: bool = False
+    search_timed_out: bool = Field(
+        False, description="the search ran out of time: the matches are partial"
+    )
 
     @classmethod
     def of(cls, listing: JobListing) -> JobListOut:
@@ -173,6 +190,7 @@ class JobListOut(BaseModel):
             pages=listing.pages,
             search_scanned=listing.scanned,
             search_truncated=listing.truncated,
+            search_timed_out=listing.timed_out,
         )
 
 

@@ -3,6 +3,12 @@
 Listings, search and bulk actions are composed from ``list_tasks`` pages, with explicit caps
 so a page view never costs more than a few bounded queries; the per-minute timeline is one
 aggregate query in the store (``TaskManager.finished_per_minute``).
+
+Free-text search has no index: it reads up to :data:`SEARCH_SCAN_LIMIT` jobs and matches
+their shown (redacted) arguments and errors. That matching runs in a worker thread, a page at
+a time, under a deadline of :data:`SEARCH_SECONDS`, so a search never holds the event loop
+and never runs long; the web layer adds who may search (credentials when reads are public)
+and how many searches run at once.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +33,8 @@ SEARCH_SCAN_LIMIT = 5000
 BULK_LIMIT = 1000
 """A bulk action touches at most this many jobs per request."""
 SCAN_PAGE = 500
+SEARCH_SECONDS = 2.0
+"""A search stops after this many seconds and answers with what it found (``timed_out``)."""
 
 
 def parse_states(state: str | None) -> frozenset[JobState] | None:
@@ -65,7 +74,11 @@ class JobQuery:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobListing:
-    """One page of jobs, with how the search went."""
+    """One page of jobs, with how the search went.
+
+    ``scanned``: jobs read by a search (None without one); ``truncated``: the scan cap was
+    reached; ``timed_out``: the search ran out of time, so its matches are partial.
+    """
 
     items: Sequence[Job]
     total: int
@@ -73,6 +86,7 @@ class JobListing:
     per_page: int
     scanned: int | None = None
     truncated: bool = False
+    timed_out: bool = False
     total_is_estimate: bool = False
 
     @property
@@ -122,8 +136,18 @@ def job_matches(job: Job, needle: str) -> bool:
     )
 
 
-async def list_jobs(manager: TaskManager, query: JobQuery) -> JobListing:
-    """Return one page of jobs; with a search, scan the newest matches up to a cap."""
+async def list_jobs(
+    manager: TaskManager, query: JobQuery, *, seconds: float | None = SEARCH_SECONDS
+) -> JobListing:
+    """Return one page of jobs; with a search, scan the newest matches up to a cap.
+
+    A search is bounded three ways: in work (at most :data:`SEARCH_SCAN_LIMIT` jobs), in time
+    (``seconds``; past it the scan stops and the listing says ``timed_out``, its matches
+    being those found so far) and off the event loop (the matching, which decodes and
+    re-encodes every job, runs in a worker thread one page at a time, so health checks and
+    other requests are answered meanwhile). Who may search, and how many searches run at
+    once, is the caller's policy (:meth:`taskward.web.auth.Access.search`, ``Admin``).
+    """
     if not query.search:
         page = await manager.list_tasks(
             state=_state_list(query.states),
@@ -140,26 +164,75 @@ async def list_jobs(manager: TaskManager, query: JobQuery) -> JobListing:
             per_page=query.per_page,
             total_is_estimate=page.total_is_estimate,
         )
-    needle = query.search.lower()
-    matches, scanned, truncated = [], 0, False
-    async for job in _scan(manager, query, SEARCH_SCAN_LIMIT):
-        scanned += 1
-        if job_matches(job, needle):
-            matches.append(job)
-    truncated = scanned >= SEARCH_SCAN_LIMIT
+    scan = await search_jobs(manager, query, SEARCH_SCAN_LIMIT, seconds=seconds)
     start = (query.page - 1) * query.per_page
     return JobListing(
-        items=matches[start : start + query.per_page],
-        total=len(matches),
+        items=scan.matches[start : start + query.per_page],
+        total=len(scan.matches),
         page=query.page,
         per_page=query.per_page,
-        scanned=scanned,
-        truncated=truncated,
+        scanned=scan.scanned,
+        truncated=scan.scanned >= SEARCH_SCAN_LIMIT,
+        timed_out=scan.timed_out,
     )
 
 
-async def _scan(manager: TaskManager, query: JobQuery, limit: int) -> Any:
-    """Yield up to ``limit`` jobs matching the query's filters (not its search), in order."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchScan:
+    """What a search scan found.
+
+    The matches in scan order, how many jobs it read, and whether its time ran out before
+    the scan was done.
+    """
+
+    matches: list[Job]
+    scanned: int
+    timed_out: bool
+
+
+async def search_jobs(
+    manager: TaskManager, query: JobQuery, limit: int, *, seconds: float | None
+) -> SearchScan:
+    """Scan up to ``limit`` jobs matching the query's filters for its search text.
+
+    Pages are read on the event loop (the backend's I/O is async); each page is matched in a
+    worker thread. ``seconds`` (None: no deadline) stops the scan between jobs once spent.
+    """
+    needle = (query.search or "").lower()
+    deadline = None if seconds is None else time.monotonic() + seconds
+    matches: list[Job] = []
+    scanned = 0
+    # aclosing: leaving early (the deadline) closes the page reader now, not at GC.
+    async with aclosing(_pages(manager, query, limit)) as pages:
+        async for batch in pages:
+            if deadline is not None and time.monotonic() >= deadline:
+                return SearchScan(matches=matches, scanned=scanned, timed_out=True)
+            found, looked = await asyncio.to_thread(_match_page, batch, needle, deadline)
+            matches += found
+            scanned += looked
+            if looked < len(batch):  # the deadline passed inside the page
+                return SearchScan(matches=matches, scanned=scanned, timed_out=True)
+    return SearchScan(matches=matches, scanned=scanned, timed_out=False)
+
+
+def _match_page(jobs: Sequence[Job], needle: str, deadline: float | None) -> tuple[list[Job], int]:
+    """The jobs of one page that match, and how many were looked at before the deadline.
+
+    Runs in a worker thread: it only reads the (frozen) jobs and the clock.
+    """
+    found: list[Job] = []
+    for looked, job in enumerate(jobs):
+        if deadline is not None and time.monotonic() >= deadline:
+            return found, looked
+        if job_matches(job, needle):
+            found.append(job)
+    return found, len(jobs)
+
+
+async def _pages(
+    manager: TaskManager, query: JobQuery, limit: int
+) -> AsyncGenerator[list[Job], None]:
+    """Yield pages of jobs matching the query's filters (not its search), up to ``limit``."""
     page, seen = 1, 0
     while seen < limit:
         batch = await manager.list_tasks(
@@ -170,11 +243,10 @@ async def _scan(manager: TaskManager, query: JobQuery, limit: int) -> Any:
             per_page=SCAN_PAGE,
             sort_by=query.sort_by,
         )
-        for job in batch.items:
-            yield job
-            seen += 1
-            if seen >= limit:
-                return
+        items = list(batch.items[: limit - seen])
+        if items:
+            yield items
+        seen += len(items)
         if len(batch.items) < SCAN_PAGE:
             return
         page += 1
@@ -204,12 +276,12 @@ async def bulk_action(
     scoped = JobQuery(
         states=states, queue=query.queue, task=query.task, search=query.search, sort_by="id"
     )
-    needle = (query.search or "").lower()
-    targets = [
-        job.id
-        async for job in _scan(manager, scoped, SEARCH_SCAN_LIMIT if needle else limit)
-        if not needle or job_matches(job, needle)
-    ][:limit]
+    if query.search:
+        # No deadline: a bulk action is complete within its caps or reports what it matched.
+        scan = await search_jobs(manager, scoped, SEARCH_SCAN_LIMIT, seconds=None)
+        targets = [job.id for job in scan.matches[:limit]]
+    else:
+        targets = [job.id async for batch in _pages(manager, scoped, limit) for job in batch]
     changed: list[int] = []
     for job_id in targets:
         if action == "retry":
