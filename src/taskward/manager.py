@@ -260,6 +260,13 @@ class TaskManager:
             return self.registry.template(ref)
         raise UnknownTask(f"cannot use {ref!r} as a task: pass a Task, a function or a name")
 
+    def _task_name(self, ref: TaskRef) -> str:
+        """The name jobs of ``ref`` are stored under, registering nothing (a read)."""
+        if isinstance(ref, str | Task):
+            return ref if isinstance(ref, str) else ref.name
+        found = self.registry.for_function(ref)
+        return found.name if found is not None else qualified_name(ref)
+
     def _plain_task(self, fn: Callable[..., Any], name: str) -> Task[Any, Any]:
         return Task(fn, name=name, options=TaskOptions(), backoff=self.default_policy, manager=self)
 
@@ -271,7 +278,11 @@ class TaskManager:
         return self.registry.runnable(name)
 
     def _lookup(self, name: str) -> Task[Any, Any] | None:
-        task = self.registry.runnable(name)
+        try:
+            task = self.registry.runnable(name)
+        except Exception:  # an opted-in import by path that raised at import time
+            logger.exception("looking up task %r failed", name)
+            task = None
         if task is None and name not in self._unknown_logged:
             if len(self._unknown_logged) < 1000:  # a flood of forged names stays bounded
                 self._unknown_logged.add(name)
@@ -618,11 +629,7 @@ class TaskManager:
         sort_by: str = "-id",
     ) -> Page[Job]:
         """Return one page of jobs, filtered by state(s), queue and task."""
-        task_name = (
-            None
-            if task is None
-            else (task if isinstance(task, str) else self.resolve_task(task).name)
-        )
+        task_name = None if task is None else self._task_name(task)
         flt = JobFilter(
             states=_states(state),
             queue=queue,
@@ -732,6 +739,7 @@ class TaskManager:
     def make_worker(self, queues: Mapping[str, int] | None = None, **config: Any) -> Worker:
         """Build a worker for ``queues`` ({name: concurrency}); default ``{default_queue: 10}``."""
         queues = dict(queues or {self.settings.default_queue: 10})
+        self.registry.load_task_modules()  # a broken task module is reported now, once
         for name, concurrency in queues.items():
             validate_queue_name(name)
             if concurrency < 1:

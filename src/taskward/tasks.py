@@ -15,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import ModuleType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from taskward.backoff import ExponentialBackoff, RetryPolicy
@@ -31,6 +32,7 @@ REDACTED = "***"
 """What a sensitive value is shown as in the API, the dashboard, the CLI and the logs."""
 SENSITIVE_META_KEY = "taskward.sensitive"
 """The job ``meta`` key recording which arguments are sensitive (written at enqueue)."""
+
 
 logger = logging.getLogger("taskward")
 _DEFAULT_POLICY: RetryPolicy = ExponentialBackoff()
@@ -134,9 +136,9 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_context = _takes_context(fn)
         self.sensitive_marker = _sensitive_marker(fn, options.sensitive, self.takes_context)
+        """What enqueue records in ``meta[SENSITIVE_META_KEY]``, or None (nothing sensitive)."""
         self.template_only = False
         """True for a name enqueued without its code registered here: never run by this process."""
-        """What enqueue records in ``meta[SENSITIVE_META_KEY]``, or None (nothing sensitive)."""
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
@@ -222,7 +224,9 @@ def _sensitive_marker(
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        params = []
+        # No signature to find the named parameters in (a builtin, a C function): hide every
+        # argument rather than show one that was marked.
+        return hide_all(names)
     if takes_context and params:
         params = params[1:]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -238,6 +242,11 @@ def _sensitive_marker(
                 q.name for q in params if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)
             )
     return marker
+
+
+def hide_all(names: Iterable[str] = ()) -> dict[str, Any]:
+    """A marker that hides every argument: where the marks cannot be known, none is shown."""
+    return {"names": sorted(set(names)), "positions": [], "rest": 0, "params": []}
 
 
 def redact(args: Any, kwargs: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -324,6 +333,7 @@ class TaskRegistry:
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._by_fn: dict[Any, Task[Any, Any]] = {}  # a registered function keeps its marks
         self._unverified: dict[str, Task[Any, Any]] = {}  # enqueue-only templates, never run
+        self._modules: dict[str, ModuleType | None] = {}  # declared task modules, once imported
         self.task_modules = frozenset(task_modules)
         self.import_by_path = import_by_path
 
@@ -369,7 +379,7 @@ class TaskRegistry:
         fn: Any
         module_name, _, attr = name.partition(":")
         if module_name in self.task_modules:
-            fn = _module_function(module_name, attr)
+            fn = _public_function(self._declared(module_name), attr)
         elif self.import_by_path:
             try:
                 fn = import_function(name)
@@ -384,9 +394,36 @@ class TaskRegistry:
                 return None  # a Task imported under another name runs under its own name
             self.add(fn)
             return fn
-        task = self._make(fn, name)
-        self.add(task)
+        task = self.for_function(fn)  # registered under another name: that task, marks and all
+        if task is None:
+            task = self._make(fn, name)
+            self.add(task)
         return task
+
+    def load_task_modules(self) -> None:
+        """Import every declared task module and register the ``@task`` functions it defines.
+
+        Called when a worker is made, so a module that fails to import is reported once, at
+        start, and a task registered under a custom name in such a module is known by it.
+        """
+        for module_name in sorted(self.task_modules):
+            module = self._declared(module_name)
+            for obj in list(vars(module).values()) if module is not None else ():
+                own = isinstance(obj, Task) and getattr(obj.fn, "__module__", None) == module_name
+                if own and not obj.template_only and obj.name not in self:
+                    self.add(obj)
+
+    def _declared(self, module_name: str) -> ModuleType | None:
+        """The declared task module ``module_name``, imported once (None if that failed)."""
+        if module_name not in self._modules:
+            try:
+                self._modules[module_name] = importlib.import_module(module_name)
+            except Exception:
+                # Any error at import (a missing setting, say) must not escape into the
+                # worker's run or the Rescuer: logged once, and its jobs are UnknownTask.
+                logger.exception("cannot import the declared task module %r", module_name)
+                self._modules[module_name] = None
+        return self._modules[module_name]
 
     def template(self, name: str, *, imports: bool = True) -> Task[Any, Any]:
         """Return the task to enqueue ``name`` with; raise ``UnknownTask`` for a bad name.
@@ -408,10 +445,16 @@ class TaskRegistry:
         if isinstance(found, Task) and not found.template_only:
             self.add(found)
             return found
+        registered = self.for_function(found) if found is not None else None
+        if registered is not None:
+            return registered  # registered under another name: its name, options and marks
         if not inspect.isfunction(found) and not inspect.ismethod(found):
             found = None  # a class, a builtin: nothing a job runs by this name
         task = self._make(found if found is not None else _elsewhere(name), name)
         task.template_only = True
+        if found is None:
+            # Without the code its sensitive marks are unknown: show none of its arguments.
+            task.sensitive_marker = hide_all()
         if imports:  # a template without a look at the code is not kept for later producers
             self._unverified[name] = task
         return task
@@ -456,22 +499,17 @@ _MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _ATTR_PATH = _MODULE_PATH  # "function" or "Class.method"
 
 
-def _module_function(module_name: str, attr: str) -> Any:
-    """A public top-level function (or Task) defined in ``module_name``, else None.
+def _public_function(module: ModuleType | None, attr: str) -> Any:
+    """A public top-level function (or Task) defined in ``module``, else None.
 
     Only a plain name: no dotted path, no private name, nothing the module merely imported
     (``os`` in a task module is not a way to reach ``os.system``).
     """
-    if not attr.isidentifier() or attr.startswith("_"):
-        return None
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        logger.exception("cannot import task module %r", module_name)
+    if module is None or not attr.isidentifier() or attr.startswith("_"):
         return None
     obj = getattr(module, attr, None)
     fn = obj.fn if isinstance(obj, Task) else obj
-    if not (inspect.isfunction(fn) and getattr(fn, "__module__", None) == module_name):
+    if not (inspect.isfunction(fn) and getattr(fn, "__module__", None) == module.__name__):
         return None
     return obj
 

@@ -212,3 +212,54 @@ async def test_a_forged_cron_schedule_never_imports_its_task(store_url: str) -> 
             assert job.last_error is not None
             assert job.last_error.kind == "UnknownTask"
     assert SENTINEL not in sys.modules
+
+
+async def test_a_declared_module_that_fails_to_import_fails_its_jobs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    module = "tests_support.broken_task_module"
+    async with TaskManager(url, poll_interval=0.05, task_modules=(module,)) as tw:
+        tw.task(name="harmless")(harmless)
+        jobs = [await tw.enqueue_task("harmless", args=[n]) for n in range(2)]
+        for job in jobs:
+            forge(tw, url, job.id, f"{module}:anything", [])
+        with caplog.at_level(logging.ERROR, logger="taskward"):
+            await tw.drain(timeout=30)
+        for job in jobs:
+            stored = await tw.get_task_status(job.id)
+            assert stored.state is JobState.FAILED  # not left running, nor stuck for the Rescuer
+            assert stored.last_error is not None
+            assert stored.last_error.kind == "UnknownTask"
+    imports = [r for r in caplog.records if "cannot import the declared task module" in r.message]
+    assert len(imports) == 1  # once, not once per job
+
+
+async def test_a_custom_named_task_of_a_declared_module_runs(tmp_path: Path) -> None:
+    from tests_support.named_tasks import nightly
+
+    url = f"sqlite:///{tmp_path}/x.db"
+    async with TaskManager(url, task_modules=()) as producer:
+        job = await producer.enqueue_task(nightly, args=["monday"])
+        assert job.task == "reports.nightly"
+    async with TaskManager(
+        url, poll_interval=0.05, task_modules=("tests_support.named_tasks",)
+    ) as worker:
+        await worker.drain(timeout=30)
+        assert (await worker.get_task_status(job.id)).result == "report of monday"
+
+
+async def test_worker_logs_show_a_forged_name_escaped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    forged = "x\x1b]8;;http://evil\x07CLICK\x1b[2K"
+    async with TaskManager(url, poll_interval=0.05, task_modules=()) as tw:
+        tw.task(name="harmless")(harmless)
+        job = await tw.enqueue_task("harmless", args=[1])
+        forge(tw, url, job.id, forged, [])
+        with caplog.at_level(logging.INFO, logger="taskward"):
+            await tw.drain(timeout=30)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("\\x1b]8;;http://evil" in m for m in messages)
+    assert not any("\x1b" in m or "\x07" in m for m in messages)

@@ -128,3 +128,35 @@ def test_a_job_without_marks_is_not_copied_for_events() -> None:
     job = Job(id=1, task="t", queue="q", args=[1], kwargs={}, state=JobState.PENDING,
               priority=0, attempt=0, max_attempts=1, scheduled_at=now, inserted_at=now)  # fmt: skip
     assert Event.for_job("job.enqueued", job, now).job is job
+
+
+async def test_a_function_registered_under_another_name_keeps_its_marks_by_path() -> None:
+    from tests_support.jobs import add
+
+    async with TaskManager("memory://") as tw:
+        tw.task(name="adder", sensitive=("b",))(add)
+        job = await tw.enqueue_task("tests_support.jobs:add", args=[1, 2])
+        assert job.task == "adder"
+        assert redact(job.args, job.kwargs, job.meta)[0] == [1, REDACTED]
+
+
+async def test_without_the_code_no_argument_is_shown() -> None:
+    # A producer without the task's code, or a cron leader without it, cannot know which
+    # arguments are sensitive: none is shown.
+    async with TaskManager("memory://", task_modules=()) as tw:
+        job = await tw.enqueue_task(
+            "billing_service.jobs:charge", args=["4111-1111"], kwargs={"x": 1}
+        )
+        assert redact(job.args, job.kwargs, job.meta) == ([REDACTED], {"x": REDACTED})
+        from taskward.jobs import Schedule
+
+        schedule = Schedule(name="n", task="otp.send", cron="* * * * *", args=[CODE])
+        new = tw.schedule_job(schedule, tw.clock.now())
+        assert redact(new.args, new.kwargs, new.meta)[0] == [REDACTED]
+
+
+async def test_a_function_without_a_signature_hides_every_argument() -> None:
+    async with TaskManager("memory://") as tw:
+        tw.task(name="biggest", sensitive=("secret",))(max)
+        job = await tw.enqueue_task("biggest", args=[SECRET, "x"])
+        assert redact(job.args, job.kwargs, job.meta)[0] == [REDACTED, REDACTED]

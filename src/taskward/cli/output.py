@@ -9,7 +9,6 @@ OSC 8 links, cursor moves). Everything from the store goes through :func:`plain`
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -17,22 +16,9 @@ from rich.console import Console
 from rich.highlighter import JSONHighlighter
 from rich.text import Text
 
-# What a terminal acts on instead of showing: C0 controls but tab (and newline, which splits a
-# line), DEL, C1 controls (\x9b is an 8-bit CSI to some terminals), and the Unicode line
-# separators and bidi controls, which split or reorder what is shown ("Trojan Source").
-_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\n{_CONTROLS}]")
-_UNSAFE_IN_LINES = re.compile(f"[{_CONTROLS}]")
-# json.dumps escapes C0 controls itself, but not these (valid JSON, and live on a terminal).
-_UNSAFE_IN_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+from taskward.text import UNSAFE_IN_JSON, inert
+
 _SECRET_QUERY_KEYS = frozenset({"password"})
-
-
-def _escape_control(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
 
 
 def plain(value: object, *, lines: bool = False) -> Text:
@@ -43,8 +29,7 @@ def plain(value: object, *, lines: bool = False) -> Text:
     each control character is shown escaped instead, ESC as the four characters ``\x1b``.
     ``lines`` keeps newlines, for a multi-line block such as a traceback.
     """
-    text = value if isinstance(value, str) else str(value)
-    return Text((_UNSAFE_IN_LINES if lines else _UNSAFE).sub(_escape_control, text))
+    return Text(inert(value if isinstance(value, str) else str(value), lines=lines))
 
 
 def say(console: Console, template: str, *values: object) -> None:
@@ -63,7 +48,7 @@ def say(console: Console, template: str, *values: object) -> None:
 def json_text(data: Any) -> Text:
     r"""``data`` as indented, highlighted JSON, each character a terminal acts on as ``\uXXXX``."""
     text = json.dumps(data, indent=2, ensure_ascii=False)
-    text = _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return JSONHighlighter()(text)
 
 

@@ -1,7 +1,9 @@
 """The worker's job log lines (spec 10.3): INFO start/complete, WARNING retry, ERROR dead letter.
 
 Each record carries ``job_id``, ``task``, ``queue`` and ``attempt`` in its extras so structured
-log handlers can index them.
+log handlers can index them. Task names come from the store, where anyone with write access may
+have put escape sequences: messages show them escaped (:func:`taskward.text.inert`), the extras
+keep the raw values.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from taskward.jobs import Job, JobState, JobUpdate
+from taskward.text import inert
 
 logger = logging.getLogger("taskward.worker")
 
@@ -23,7 +26,7 @@ def log_start(job: Job) -> None:
         logger.info(
             "job %s (%s) started, attempt %d/%d",
             job.id,
-            job.task,
+            inert(job.task),
             job.attempt,
             job.max_attempts,
             extra=_extra(job),
@@ -39,13 +42,15 @@ def log_outcome(job: Job, update: JobUpdate, seconds: float) -> None:
     reason = f"{error.kind}: {error.message}" if error else ""
     match update.state:
         case JobState.COMPLETED:
-            logger.info("job %s (%s) completed in %.3fs", job.id, job.task, seconds, extra=extra)
+            logger.info(
+                "job %s (%s) completed in %.3fs", job.id, inert(job.task), seconds, extra=extra
+            )
         case JobState.RETRYABLE:
             assert update.scheduled_at is not None
             logger.warning(
                 "job %s (%s) attempt %d/%d failed (%s); retry at %s",
                 job.id,
-                job.task,
+                inert(job.task),
                 job.attempt,
                 job.max_attempts,
                 reason,
@@ -56,7 +61,7 @@ def log_outcome(job: Job, update: JobUpdate, seconds: float) -> None:
             logger.error(
                 "job %s (%s) moved to the dead letters as %s after attempt %d: %s\n%s",
                 job.id,
-                job.task,
+                inert(job.task),
                 update.state.value,
                 job.attempt,
                 reason,
@@ -64,10 +69,14 @@ def log_outcome(job: Job, update: JobUpdate, seconds: float) -> None:
                 extra=extra,
             )
         case JobState.CANCELLED:
-            logger.info("job %s (%s) cancelled: %s", job.id, job.task, reason, extra=extra)
+            logger.info("job %s (%s) cancelled: %s", job.id, inert(job.task), reason, extra=extra)
         case JobState.SCHEDULED:
             logger.info(
-                "job %s (%s) snoozed until %s", job.id, job.task, update.scheduled_at, extra=extra
+                "job %s (%s) snoozed until %s",
+                job.id,
+                inert(job.task),
+                update.scheduled_at,
+                extra=extra,
             )
         case _:  # pragma: no cover - next_update yields no other state
-            logger.info("job %s (%s) is now %s", job.id, job.task, update.state, extra=extra)
+            logger.info("job %s (%s) is now %s", job.id, inert(job.task), update.state, extra=extra)

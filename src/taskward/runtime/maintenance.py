@@ -19,6 +19,7 @@ from taskward.observe.events import Event, EventBus
 from taskward.runtime.service import PeriodicService
 from taskward.states import Orphaned, next_update
 from taskward.tasks import Task
+from taskward.text import inert
 
 logger = logging.getLogger(__name__)
 LEADER_LEASE = "taskward:leader"
@@ -95,7 +96,7 @@ class Rescuer(PeriodicService):
                 logger.exception(
                     "could not rescue job %s (%s); trying again next round",
                     job.id,
-                    job.task,
+                    inert(job.task),
                     extra={"job_id": job.id, "task": job.task, "queue": job.queue},
                 )
 
@@ -108,8 +109,8 @@ class Rescuer(PeriodicService):
             logger.warning(
                 "rescued job %s (%s) from dead worker %s: now %s",
                 job.id,
-                job.task,
-                owner,
+                inert(job.task),
+                inert(owner),
                 update.state,
                 extra={"job_id": job.id, "task": job.task, "queue": job.queue},
             )

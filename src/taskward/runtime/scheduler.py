@@ -20,6 +20,7 @@ from taskward.jobs import NewJob, Schedule
 from taskward.observe.events import Event, EventBus
 from taskward.runtime.maintenance import Leadership
 from taskward.runtime.service import PeriodicService
+from taskward.text import inert
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class CronScheduler(PeriodicService):
                     logger.info(
                         "cron inserted job %s (%s) for %s",
                         item.job.id,
-                        item.job.task,
+                        inert(item.job.task),
                         item.job.scheduled_at.isoformat(),
                         extra={"job_id": item.job.id, "task": item.job.task},
                     )

@@ -43,7 +43,9 @@ from taskward.web.models import (
     WorkerOut,
 )
 from taskward.web.queries import (
+    BULK_LIMIT,
     SEARCH_SECONDS,
+    BulkResult,
     Cached,
     JobListing,
     JobQuery,
@@ -140,6 +142,15 @@ class Admin:
         self.access.search(request)
         async with self.searches.slot():
             return await list_jobs(self.manager, query, seconds=self.search_seconds)
+
+    async def bulk_action(
+        self, query: JobQuery, action: str, *, limit: int = BULK_LIMIT
+    ) -> BulkResult:
+        """Retry or cancel the jobs matching ``query``; a search takes a search slot (429)."""
+        if not query.search:
+            return await bulk_action(self.manager, query, action, limit=limit)
+        async with self.searches.slot():
+            return await bulk_action(self.manager, query, action, limit=limit)
 
 
 @asynccontextmanager
@@ -258,7 +269,7 @@ def _job_changes(router: APIRouter, admin: Admin) -> None:
     async def _bulk(body: BulkIn, action: str) -> BulkOut:
         async with edge_errors():
             query = job_query(body.state, body.queue, body.task, body.q)
-            result = await bulk_action(tw, query, action, limit=body.limit)
+            result = await admin.bulk_action(query, action, limit=body.limit)
             return BulkOut(matched=result.matched, changed=result.changed)
 
     @router.post("/jobs/{job_id}/retry", dependencies=writer)

@@ -141,6 +141,21 @@ class Access:
         # who knows the (possibly default) password could compute tokens.
         self._csrf_key = secret if secret is not None else secrets.token_bytes(32)
 
+    def sign_message(self, text: str) -> str:
+        """A tag proving that this server wrote ``text`` (a flash message in a redirect)."""
+        return hmac.new(self._csrf_key, b"flash\0" + text.encode(), "sha256").hexdigest()[:32]
+
+    def message(self, request: Request) -> str | None:
+        """The flash message of this request if this server signed it, else None.
+
+        Unsigned, ``?flash=`` would show any text on the admin origin ("session expired, sign
+        in at evil.example").
+        """
+        text, tag = request.query_params.get("flash"), request.query_params.get("flash_sig")
+        if text is None or tag is None:
+            return None
+        return text if hmac.compare_digest(tag, self.sign_message(text)) else None
+
     @property
     def can_write(self) -> bool:
         """True if mutations are possible at all (auth configured and not read-only)."""

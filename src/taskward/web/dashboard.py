@@ -25,7 +25,6 @@ from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
 from taskward.web.guard import GuardedRoute
 from taskward.web.queries import (
     JobQuery,
-    bulk_action,
     queue_overview,
     shown_arguments,
 )
@@ -102,7 +101,7 @@ class _Pages:
             # refused, so the page offers "sign in" instead.
             can_write=access.can_write and signed_in,
             sign_in=access.can_write and not signed_in,
-            flash=request.query_params.get("flash"),
+            flash=access.message(request),
             nav=context.pop("nav", ""),
             **context,
         )
@@ -268,10 +267,11 @@ def _job_routes(router: APIRouter, pages: _Pages) -> None:
         return pages.render(request, "_job.html", **await _job_context(pages.admin, job_id))
 
 
-def _back(request: Request, name: str, flash: str, **params: Any) -> RedirectResponse:
-    """303 to a dashboard page (a name, never a URL from the request) with a message."""
+def _back(admin: Admin, request: Request, name: str, flash: str, **params: Any) -> RedirectResponse:
+    """303 to a dashboard page (a name, never a URL from the request) with a signed message."""
     target = request.url_for(name, **params).path
-    return RedirectResponse(f"{target}?{urlencode({'flash': flash})}", status_code=303)
+    query = urlencode({"flash": flash, "flash_sig": admin.access.sign_message(flash)})
+    return RedirectResponse(f"{target}?{query}", status_code=303)
 
 
 async def _change_job(admin: Admin, job_id: int, action: str) -> str:
@@ -299,8 +299,8 @@ def _action_routes(router: APIRouter, admin: Admin) -> None:
     async def job_action(request: Request, job_id: JobId, action: str) -> RedirectResponse:
         message = await _change_job(admin, job_id, action)
         if action == "delete":
-            return _back(request, "dashboard_jobs", message)
-        return _back(request, "dashboard_job", message, job_id=job_id)
+            return _back(admin, request, "dashboard_jobs", message)
+        return _back(admin, request, "dashboard_job", message, job_id=job_id)
 
     @router.post("/queues/{name}/{action}", name="dashboard_queue_action", dependencies=writer)
     async def queue_action(request: Request, name: str, action: str) -> RedirectResponse:
@@ -310,15 +310,16 @@ def _action_routes(router: APIRouter, admin: Admin) -> None:
             await (tw.pause_queue(name) if action == "pause" else tw.resume_queue(name))
         except InvalidOptions as exc:
             raise HTTPException(400, str(exc)) from exc
-        return _back(request, "dashboard", f"queue {name} {action}d")
+        return _back(admin, request, "dashboard", f"queue {name} {action}d")
 
     @router.post("/dead/retry", name="dashboard_dead_retry", dependencies=writer)
     async def dead_retry(request: Request) -> RedirectResponse:
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str) and v}
         query = JobQuery(queue=fields.get("queue"), task=fields.get("task"), search=fields.get("q"))
-        result = await bulk_action(tw, query, "retry")
-        return _back(request, "dashboard_dead", f"{len(result.changed)} dead letter(s) retried")
+        result = await admin.bulk_action(query, "retry")
+        message = f"{len(result.changed)} dead letter(s) retried"
+        return _back(admin, request, "dashboard_dead", message)
 
 
 def _static_route(router: APIRouter) -> None:
