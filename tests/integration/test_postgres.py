@@ -399,7 +399,7 @@ async def test_concurrent_migrations_apply_each_version_once(pg_url: str) -> Non
                 f'SELECT version, count(*) FROM "{schema}".taskward_migrations GROUP BY version '
                 "ORDER BY version"
             )
-            versions = [m.version for m in load_migrations("postgres")]
+            versions = [m.version for m in load_migrations("taskward.backends.sql.postgres")]
             assert len(versions) >= 3
             assert await cursor.fetchall() == [(v, 1) for v in versions]
     finally:

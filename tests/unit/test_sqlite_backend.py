@@ -25,7 +25,12 @@ from taskward.backends.sql import (
     sqlite_rows,
     sqlite_store,
 )
-from taskward.backends.sql.migrate import load_migrations, migrate_sqlite, split_sqlite_script
+from taskward.backends.sql.migrate import (
+    SQLITE_SQL,
+    load_migrations,
+    migrate_sqlite,
+    split_sqlite_script,
+)
 from taskward.backends.sqlite import SqliteBackend, parse_sqlite_url
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
 from taskward.jobs import Job, JobFilter, JobState, JobUpdate, NewJob, WorkerInfo
@@ -560,7 +565,7 @@ def test_processes_migrating_at_once_apply_each_migration_once(db_path: Path) ->
     assert [proc.wait(timeout=60) for proc in procs] == [0] * 4
     with sqlite3.connect(db_path) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM taskward_migrations")]
-    assert versions == [m.version for m in load_migrations("sqlite")]
+    assert versions == [m.version for m in load_migrations(SQLITE_SQL)]
 
 
 # -- migrations and schema ------------------------------------------------------------------
@@ -582,9 +587,9 @@ def normalize_sql(sql: str) -> str:
 
 def test_migrations_in_order_give_schema_sql() -> None:
     migrated = sqlite3.connect(":memory:", isolation_level=None)
-    assert migrate_sqlite(migrated) == [m.version for m in load_migrations("sqlite")]
+    assert migrate_sqlite(migrated) == [m.version for m in load_migrations(SQLITE_SQL)]
     fresh = sqlite3.connect(":memory:", isolation_level=None)
-    fresh.executescript(read_text("sqlite", "schema.sql"))
+    fresh.executescript(read_text(SQLITE_SQL, "schema.sql"))
     assert normalized_schema(migrated) == normalized_schema(fresh)
     assert len(normalized_schema(fresh)) >= 10
 
@@ -602,7 +607,7 @@ def test_migrating_twice_is_a_no_op(db_path: Path) -> None:
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
-    versions = [m.version for m in load_migrations("sqlite")]
+    versions = [m.version for m in load_migrations(SQLITE_SQL)]
     assert versions == list(range(1, len(versions) + 1))
 
 
@@ -656,9 +661,9 @@ def test_malformed_query_files_are_rejected(text: str, problem: str) -> None:
 
 
 def test_load_queries_is_cached_and_returns_a_copy() -> None:
-    first = load_queries("sqlite")
+    first = load_queries(SQLITE_SQL)
     first["fetch_jobs"] = "tampered"
-    assert load_queries("sqlite")["fetch_jobs"].startswith("UPDATE taskward_jobs")
+    assert load_queries(SQLITE_SQL)["fetch_jobs"].startswith("UPDATE taskward_jobs")
 
 
 def parameter_count(sql: str) -> int:
@@ -669,7 +674,7 @@ def parameter_count(sql: str) -> int:
 def test_every_query_compiles_against_the_schema() -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     migrate_sqlite(conn)
-    queries = load_queries("sqlite")
+    queries = load_queries(SQLITE_SQL)
     fill = {
         "milliseconds": 1,
         "level": "FULL",
@@ -697,5 +702,5 @@ def test_every_query_compiles_against_the_schema() -> None:
 def test_hot_queries_use_their_index(query: str, params: tuple[Any, ...], index: str) -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     migrate_sqlite(conn)
-    plan = conn.execute(f"EXPLAIN QUERY PLAN {load_queries('sqlite')[query]}", params).fetchall()
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {load_queries(SQLITE_SQL)[query]}", params).fetchall()
     assert index in " ".join(row[-1] for row in plan)

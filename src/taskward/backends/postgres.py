@@ -76,6 +76,8 @@ from taskward.jobs import (
     WorkerInfo,
 )
 
+POSTGRES_SQL = "taskward.backends.sql.postgres"  # the package holding queries.sql, migrations/
+
 try:
     import psycopg
     from psycopg.abc import Buffer
@@ -250,7 +252,7 @@ class PostgresBackend:
             raise InvalidOptions("pool_max_size must be >= pool_min_size and >= 1")
         self.prepare = _bool("prepare", own.get("prepare", "true"))
         self.channel = f"taskward_{schema}"
-        self.q = {name: self._fill(sql) for name, sql in load_queries("postgres").items()}
+        self.q = {name: self._fill(sql) for name, sql in load_queries(POSTGRES_SQL).items()}
         self._pool: AsyncConnectionPool[_AsyncPooledConnection] | None = None
         self._open_lock = asyncio.Lock()
         self._sync_pool: ConnectionPool[_PooledConnection] | None = None
@@ -495,7 +497,7 @@ class PostgresBackend:
         yield self.q["create_schema"], None
         yield self.q["create_migrations_table"], None
         applied = {row[0] for row in (yield self.q["applied_migrations"], None)}
-        for migration in load_migrations("postgres"):
+        for migration in load_migrations(POSTGRES_SQL):
             if migration.version in applied:
                 continue
             yield self._fill(migration.sql).encode(), None

@@ -1,8 +1,8 @@
 """SQL text of the SQL backends, kept in ``.sql`` files as named blocks, loaded once.
 
-Each dialect has a folder (``sqlite/``, ``postgres/``) holding ``schema.sql`` (the current
-schema, for reading and for the migration check), ``queries.sql`` (every statement the backend
-runs) and ``migrations/NNNN_*.sql``. A block in ``queries.sql`` starts with a line
+Each SQL store keeps its SQL beside its code: the package named by ``package`` (for example
+``"taskward.backends.postgres"``) holds ``queries.sql`` (every statement the backend runs) and
+``migrations/NNNN_*.sql``. A block in ``queries.sql`` starts with a line
 ``-- name: some_name``; the statement follows, up to the next such line. Other ``--`` comment
 lines inside a block are documentation and are dropped on load.
 
@@ -22,9 +22,9 @@ __all__ = ["load_queries", "read_text"]
 _NAME_LINE: Final = re.compile(r"^--\s*name:\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 
-def read_text(dialect: str, *parts: str) -> str:
-    """Return the text of ``sql/<dialect>/<parts...>`` from the installed package."""
-    resource = files(__name__) / dialect
+def read_text(package: str, *parts: str) -> str:
+    """Return the text of the file ``parts`` inside the installed package ``package``."""
+    resource = files(package)
     for part in parts:
         resource = resource / part
     return resource.read_text(encoding="utf-8")
@@ -64,10 +64,10 @@ def _finish_block(name: str, body: list[str], seen: dict[str, str]) -> str:
 
 
 @cache
-def _queries(dialect: str) -> MappingProxyType[str, str]:
-    return MappingProxyType(parse_queries(read_text(dialect, "queries.sql")))
+def _queries(package: str) -> MappingProxyType[str, str]:
+    return MappingProxyType(parse_queries(read_text(package, "queries.sql")))
 
 
-def load_queries(dialect: str) -> dict[str, str]:
-    """Return ``{name: sql}`` from ``sql/<dialect>/queries.sql`` (parsed once per process)."""
-    return dict(_queries(dialect))
+def load_queries(package: str) -> dict[str, str]:
+    """Return ``{name: sql}`` from ``queries.sql`` of ``package`` (parsed once per process)."""
+    return dict(_queries(package))

@@ -1,6 +1,6 @@
 """Schema migrations: numbered ``.sql`` files applied in order, each recorded once.
 
-``sql/<dialect>/migrations/NNNN_name.sql`` are applied by ascending ``NNNN``; the versions
+``<package>/migrations/NNNN_name.sql`` are applied by ascending ``NNNN``; the versions
 applied so far are rows of the ``taskward_migrations`` table, so migrating again is a no-op.
 For SQLite the check and the writes happen in one ``BEGIN IMMEDIATE`` transaction: SQLite's
 single-writer lock plays the role of PostgreSQL's advisory lock, so several processes starting
@@ -20,6 +20,7 @@ from taskward.backends.sql import load_queries
 
 __all__ = ["Migration", "load_migrations", "migrate_sqlite", "split_sqlite_script"]
 
+SQLITE_SQL: Final = "taskward.backends.sql.sqlite"
 _FILE_NAME: Final = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
 
 
@@ -33,12 +34,12 @@ class Migration:
 
 
 @cache
-def load_migrations(dialect: str) -> tuple[Migration, ...]:
-    """Return the migrations of ``dialect`` sorted by version (read once per process).
+def load_migrations(package: str) -> tuple[Migration, ...]:
+    """Return the migrations kept in ``package`` sorted by version (read once per process).
 
     Raises ``ValueError`` if two files share a version number.
     """
-    folder = files("taskward.backends.sql") / dialect / "migrations"
+    folder = files(package) / "migrations"
     found: dict[int, Migration] = {}
     for entry in folder.iterdir():
         match = _FILE_NAME.fullmatch(entry.name)
@@ -46,7 +47,7 @@ def load_migrations(dialect: str) -> tuple[Migration, ...]:
             continue
         version = int(match["version"])
         if version in found:
-            raise ValueError(f"two {dialect} migrations have version {version:04d}")
+            raise ValueError(f"two {package} migrations have version {version:04d}")
         sql = entry.read_text(encoding="utf-8")
         found[version] = Migration(version=version, name=match["name"], sql=sql)
     return tuple(found[v] for v in sorted(found))
@@ -81,13 +82,13 @@ def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
     Everything happens in one ``BEGIN IMMEDIATE`` transaction: all pending migrations apply,
     or none does.
     """
-    queries = load_queries("sqlite")
+    queries = load_queries(SQLITE_SQL)
     conn.execute(queries["begin_immediate"])
     try:
         conn.execute(queries["create_migrations_table"])
         applied = {row[0] for row in conn.execute(queries["applied_migrations"])}
         done: list[int] = []
-        for migration in load_migrations("sqlite"):
+        for migration in load_migrations(SQLITE_SQL):
             if migration.version in applied:
                 continue
             for statement in split_sqlite_script(migration.sql):

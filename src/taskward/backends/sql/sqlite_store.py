@@ -57,7 +57,7 @@ class SqliteStore:
         self.synchronous = synchronous
         # A pooled store (sync producers) is used by one thread at a time, not always the same.
         self.any_thread = any_thread
-        self.q = load_queries("sqlite")
+        self.q = load_queries("taskward.backends.sql.sqlite")
         self._conn: sqlite3.Connection | None = None
         row = self.q["insert_job_row"]
         self._chunk = INSERT_CHUNK_ROWS
