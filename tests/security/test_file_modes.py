@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from taskward.backends.sqlite import SqliteBackend
-from taskward.backends.wake import WakeChannel
+from taskward.backends.sqlite.wake import WakeChannel
 from taskward.errors import BackendUnavailable
 from taskward.jobs import JobState, NewJob
 

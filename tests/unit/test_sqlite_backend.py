@@ -18,13 +18,7 @@ from typing import Any
 import pytest
 
 from taskward.backends import Capability, open_backend
-from taskward.backends.sql import (
-    load_queries,
-    parse_queries,
-    read_text,
-    sqlite_rows,
-    sqlite_store,
-)
+from taskward.backends.sql import load_queries, parse_queries, read_text
 from taskward.backends.sql.migrate import (
     SQLITE_SQL,
     load_migrations,
@@ -32,6 +26,8 @@ from taskward.backends.sql.migrate import (
     split_sqlite_script,
 )
 from taskward.backends.sqlite import SqliteBackend, parse_sqlite_url
+from taskward.backends.sqlite import rows as sqlite_rows
+from taskward.backends.sqlite import store as sqlite_store
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
 from taskward.jobs import Job, JobFilter, JobState, JobUpdate, NewJob, WorkerInfo
 

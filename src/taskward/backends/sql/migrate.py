@@ -20,7 +20,7 @@ from taskward.backends.sql import load_queries
 
 __all__ = ["Migration", "load_migrations", "migrate_sqlite", "split_sqlite_script"]
 
-SQLITE_SQL: Final = "taskward.backends.sql.sqlite"
+SQLITE_SQL: Final = "taskward.backends.sqlite"
 _FILE_NAME: Final = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
 
 

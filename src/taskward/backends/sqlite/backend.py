@@ -1,9 +1,10 @@
 """SqliteBackend: the default, zero-setup durable store, on the standard library's ``sqlite3``.
 
 One backend owns one connection on one dedicated thread (a single-worker executor): every call
-submits *one* function to that thread (:class:`~taskward.backends.sql.sqlite_store.SqliteStore`
+submits *one* function to that thread (:class:`~taskward.backends.sqlite.store.SqliteStore`
 does all the SQL of the call there), so a call costs one thread hop however many statements it
-runs, and the connection never crosses threads. SQL lives in ``sql/sqlite/*.sql``.
+runs, and the connection never crosses threads. SQL lives in ``queries.sql`` and
+``migrations/`` beside this module.
 
 Durability and concurrency: WAL journal, ``synchronous`` as configured (FULL by default),
 ``BEGIN IMMEDIATE`` for every write so that claims, unique checks and leases are serialised
@@ -14,10 +15,10 @@ Files: a new database file is created 0600 (less the umask) before SQLite opens 
 gives its ``-wal`` and ``-shm`` files the same mode; an existing file keeps its mode.
 
 Wake-ups: jobs this instance inserts, promotes, retries or resumes wake its own waiters at once,
-and other processes' waiters through a :class:`~taskward.backends.wake.WakeChannel` (one Unix
-datagram per waiting process, sub-millisecond). Polling ``PRAGMA data_version`` (it changes when
-another connection commits) every 50 ms while waiting stays as the fallback, for writers that
-send no wake-up and for platforms without Unix sockets.
+and other processes' waiters through a :class:`~taskward.backends.sqlite.wake.WakeChannel` (one
+Unix datagram per waiting process, sub-millisecond). Polling ``PRAGMA data_version`` (it changes
+when another connection commits) every 50 ms while waiting stays as the fallback, for writers
+that send no wake-up and for platforms without Unix sockets.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from datetime import datetime
 from typing import Any, Final, TypeVar, TypeVarTuple
 
 from taskward.backends.base import Capability
-from taskward.backends.sql.sqlite_store import MEMORY_PATH, SqliteStore, unavailable
-from taskward.backends.wake import WakeChannel
+from taskward.backends.sqlite.store import MEMORY_PATH, SqliteStore, unavailable
+from taskward.backends.sqlite.wake import WakeChannel
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
 from taskward.jobs import (
     Inserted,
