@@ -19,15 +19,11 @@ import pytest
 
 from taskward.backends import Capability, open_backend
 from taskward.backends.sql import load_queries, parse_queries, read_text
-from taskward.backends.sql.migrate import (
-    SQLITE_SQL,
-    load_migrations,
-    migrate_sqlite,
-    split_sqlite_script,
-)
+from taskward.backends.sql.migrate import load_migrations
 from taskward.backends.sqlite import SqliteBackend, parse_sqlite_url
 from taskward.backends.sqlite import rows as sqlite_rows
 from taskward.backends.sqlite import store as sqlite_store
+from taskward.backends.sqlite.migrate import SQLITE_SQL, migrate_sqlite, split_sqlite_script
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
 from taskward.jobs import Job, JobFilter, JobState, JobUpdate, NewJob, WorkerInfo
 
@@ -608,7 +604,7 @@ def test_migrations_are_numbered_from_one_without_gaps() -> None:
 
 
 def test_a_failing_migration_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
-    import taskward.backends.sql.migrate as migrate_module
+    import taskward.backends.sqlite.migrate as migrate_module
     from taskward.backends.sql.migrate import Migration
 
     broken = (Migration(version=1, name="broken", sql="CREATE TABLE a (x);\nNOT SQL;\n"),)

@@ -21,8 +21,8 @@ from itertools import chain
 from typing import Any, Final
 
 from taskward.backends.sql import load_queries
-from taskward.backends.sql.migrate import migrate_sqlite
 from taskward.backends.sqlite import rows
+from taskward.backends.sqlite.migrate import SQLITE_SQL, migrate_sqlite
 from taskward.errors import BackendUnavailable, JobNotFound, NotSupported
 from taskward.jobs import (
     FINISHED_STATES,
@@ -57,7 +57,7 @@ class SqliteStore:
         self.synchronous = synchronous
         # A pooled store (sync producers) is used by one thread at a time, not always the same.
         self.any_thread = any_thread
-        self.q = load_queries("taskward.backends.sqlite")
+        self.q = load_queries(SQLITE_SQL)
         self._conn: sqlite3.Connection | None = None
         row = self.q["insert_job_row"]
         self._chunk = INSERT_CHUNK_ROWS
