@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from taskward.backends import Capability, open_backend
-from taskward.backends.sql import load_queries, parse_queries, read_text
+from taskward.backends.sql import load_queries, parse_queries
 from taskward.backends.sql.migrate import load_migrations
 from taskward.backends.sqlite import SqliteBackend, parse_sqlite_url
 from taskward.backends.sqlite import rows as sqlite_rows
@@ -577,13 +577,28 @@ def normalize_sql(sql: str) -> str:
     return re.sub(r"\s*([(),])\s*", r"\1", sql).lower()
 
 
-def test_migrations_in_order_give_schema_sql() -> None:
-    migrated = sqlite3.connect(":memory:", isolation_level=None)
-    assert migrate_sqlite(migrated) == [m.version for m in load_migrations(SQLITE_SQL)]
+def test_upgrading_from_every_earlier_version_gives_the_fresh_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The migrations are the one source of the schema (no schema.sql repeats them): a file
+    migrated by an older release (up to each version in turn), then upgraded, ends with
+    exactly the schema of a file migrated in one go."""
+    import taskward.backends.sqlite.migrate as migrate_module
+
+    migrations = load_migrations(SQLITE_SQL)
+    versions = [m.version for m in migrations]
     fresh = sqlite3.connect(":memory:", isolation_level=None)
-    fresh.executescript(read_text(SQLITE_SQL, "schema.sql"))
-    assert normalized_schema(migrated) == normalized_schema(fresh)
-    assert len(normalized_schema(fresh)) >= 10
+    assert migrate_sqlite(fresh) == versions
+    expected = normalized_schema(fresh)
+    assert len(expected) >= 10
+    for done in range(len(migrations)):
+        older = sqlite3.connect(":memory:", isolation_level=None)
+        with monkeypatch.context() as patch:
+            older_release = migrations[:done]
+            patch.setattr(migrate_module, "load_migrations", lambda package, m=older_release: m)
+            assert migrate_sqlite(older) == versions[:done]
+        assert migrate_sqlite(older) == versions[done:]
+        assert normalized_schema(older) == expected
 
 
 def test_migrating_twice_is_a_no_op(db_path: Path) -> None:
