@@ -7,24 +7,20 @@ raised here, at the edge, before anything is written.
 from __future__ import annotations
 
 import asyncio
-import copy
-import hashlib
 import itertools
-import json
 import logging
 import operator
 import signal
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from taskward.backends import open_backend
 from taskward.backends.base import Backend, BlockingInserter, Capability, StreamInserter
 from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, policy_from
+from taskward.building import JobBuilder, TaskRef, split_call
 from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
 from taskward.errors import (
@@ -32,7 +28,6 @@ from taskward.errors import (
     InvalidOptions,
     NotSupported,
     PortalClosed,
-    UnknownTask,
 )
 from taskward.jobs import (
     Inserted,
@@ -43,20 +38,16 @@ from taskward.jobs import (
     NewJobBatch,
     Page,
     Schedule,
-    validate_max_attempts,
-    validate_priority,
     validate_queue_name,
     validate_seconds,
-    validate_tags,
 )
 from taskward.observe.events import EVENT_NAMES, Event, EventBus, EventRecorder, Hook
 from taskward.runtime.drain import drain as drain_jobs
 from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager, cutoffs
-from taskward.runtime.scheduler import CronScheduler, cron_unique_key
+from taskward.runtime.scheduler import CronScheduler
 from taskward.runtime.worker import DrainResult, Worker, WorkerConfig
-from taskward.serialize import dumps, encode_payload, loads
 from taskward.settings import Settings
-from taskward.tasks import SENSITIVE_META_KEY, Task, TaskOptions, TaskRegistry, qualified_name
+from taskward.tasks import Task, TaskOptions, TaskRegistry, qualified_name
 
 if TYPE_CHECKING:
     from taskward.sync import SyncTaskManager
@@ -68,10 +59,6 @@ STREAM_CHUNK = 100
 logger = logging.getLogger("taskward")
 P = ParamSpec("P")
 R = TypeVar("R")
-TaskRef = Task[Any, Any] | Callable[..., Any] | str
-JOB_OPTIONS = frozenset(
-    {"queue", "priority", "max_attempts", "timeout", "unique_for", "delay", "at", "tags", "meta"}
-)
 
 
 class TaskManager:
@@ -85,8 +72,9 @@ class TaskManager:
         clock: Clock | None = None,
         **settings: Any,
     ) -> None:
-        self.settings = Settings.load(url=url, **settings)
-        self.clock: Clock = clock or SystemClock()
+        settings_ = Settings.load(url=url, **settings)
+        clock_: Clock = clock or SystemClock()
+        self._settings, self._clock = settings_, clock_
         self.backend: Backend = backend or open_backend(
             self.settings.effective_url, synchronous=self.settings.sqlite_synchronous
         )
@@ -99,6 +87,17 @@ class TaskManager:
             import_by_path=self.settings.import_by_path,
             make=self._plain_task,
         )
+        self.builder = JobBuilder(
+            settings=settings_,
+            clock=clock_,
+            registry=self.registry,
+            default_policy=self.default_policy,
+            owner=self,
+        )
+        """Turns task references, arguments and options into validated jobs."""
+        self.meta_providers = self.builder.meta_providers
+        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the job's
+        meta (tracing puts its context there, see ``taskward.observe.otel``)."""
         # Names a worker met without a task to run, each logged once (bounded, see _lookup).
         self._unknown_logged: set[str] = set()
         self._opened = False
@@ -112,13 +111,24 @@ class TaskManager:
         # enqueue then builds no event at all unless a hook of the user's (or metrics) asks.
         for name in sorted(EVENT_NAMES - {"job.enqueued"}):
             self.events.on(name, self.recent_events)
-        self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
-        # build_job's validated template per task, for calls without per-job options
-        self._default_templates: weakref.WeakKeyDictionary[
-            Task[Any, Any], tuple[TaskOptions, Settings, NewJob]
-        ] = weakref.WeakKeyDictionary()
-        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the job's
-        meta (tracing puts its context there, see ``taskward.observe.otel``)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The manager's configuration."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._settings = self.builder.settings = value
+
+    @property
+    def clock(self) -> Clock:
+        """The time every part of this manager reads (a FrozenClock in tests)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Clock) -> None:
+        self._clock = self.builder.clock = value
 
     def __repr__(self) -> str:
         return f"<TaskManager {self.backend.url}>"
@@ -239,36 +249,26 @@ class TaskManager:
     def resolve_task(self, ref: TaskRef) -> Task[Any, Any]:
         """Return the Task to enqueue: a Task, a function, a registered name or ``module:function``.
 
-        A function registered with ``@task`` resolves to its Task under whatever name it was
-        registered (its ``sensitive`` marks go with it); another function is registered as a
-        task with default options (the code handed it over). A ``"module:function"`` name this
-        process has not registered is enqueued with default options, and only a worker that
-        registered it (or declared its module in ``task_modules``) will run it.
+        See :meth:`taskward.building.JobBuilder.resolve_task`.
         """
-        if isinstance(ref, Task):
-            if ref.name not in self.registry and not ref.template_only:
-                self.registry.add(ref)
-            return ref
-        if callable(ref):
-            found = self.registry.for_function(ref) or self.registry.get(qualified_name(ref))
-            if found is not None and found.fn is ref:
-                return found
-            task = self._plain_task(ref, qualified_name(ref))
-            self.registry.add(task)
-            return task
-        if isinstance(ref, str):
-            return self.registry.template(ref)
-        raise UnknownTask(f"cannot use {ref!r} as a task: pass a Task, a function or a name")
-
-    def _task_name(self, ref: TaskRef) -> str:
-        """The name jobs of ``ref`` are stored under, registering nothing (a read)."""
-        if isinstance(ref, str | Task):
-            return ref if isinstance(ref, str) else ref.name
-        found = self.registry.for_function(ref)
-        return found.name if found is not None else qualified_name(ref)
+        return self.builder.resolve_task(ref)
 
     def _plain_task(self, fn: Callable[..., Any], name: str) -> Task[Any, Any]:
-        return Task(fn, name=name, options=TaskOptions(), backoff=self.default_policy, manager=self)
+        return self.builder.plain_task(fn, name)
+
+    def build_job(
+        self,
+        ref: TaskRef,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> NewJob:
+        """Validate a job and return it ready to insert; raise before anything is written."""
+        return self.builder.build_job(ref, args, kwargs, **options)
+
+    def schedule_job(self, schedule: Schedule, fire_at: datetime) -> NewJob:
+        """Return the job for one fire time of ``schedule`` (unique per name and fire time)."""
+        return self.builder.schedule_job(schedule, fire_at)
 
     def runnable_task(self, name: str) -> Task[Any, Any] | None:
         """The task a worker of this manager runs for a job named ``name``, or None.
@@ -294,108 +294,6 @@ class TaskManager:
                 extra={"task": name},
             )
         return task
-
-    # -- building jobs ---------------------------------------------------------------------
-    def build_job(
-        self,
-        ref: TaskRef,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> NewJob:
-        """Validate a job and return it ready to insert; raise before anything is written."""
-        if options or self.meta_providers:
-            return self._with_payload(self._template(ref, options), args, kwargs)
-        # The common call (no per-job options): the task's validated template is reused, and
-        # only the schedule (now) changes. A bulk enqueue shares one template the same way.
-        task = self.resolve_task(ref)
-        cached = self._default_templates.get(task)
-        # Valid while the task's options and the settings it was built from are the same.
-        if cached is None or cached[0] is not task.options or cached[1] is not self.settings:
-            cached = (task.options, self.settings, self._template(task, {}))
-            self._default_templates[task] = cached
-        return self._with_payload(cached[2], args, kwargs, due=self.clock.now())
-
-    def _template(self, ref: TaskRef, options: Mapping[str, Any]) -> NewJob:
-        """Resolve the task and validate every option once (a bulk enqueue shares it)."""
-        unknown = set(options) - JOB_OPTIONS
-        if unknown:
-            raise InvalidOptions(f"unknown job option(s): {', '.join(sorted(unknown))}")
-        task = self.resolve_task(ref)
-        opts, cfg = task.options, self.settings
-        now = self.clock.now()
-        scheduled_at = self._scheduled_at(now, options.get("at"), options.get("delay"))
-        queue = validate_queue_name(_first(options.get("queue"), opts.queue, cfg.default_queue))
-        meta = _meta(options.get("meta"))
-        for provide in self.meta_providers:
-            meta = {**meta, **provide(task.name, queue)}
-        if task.sensitive_marker is not None:
-            meta = {**meta, SENSITIVE_META_KEY: task.sensitive_marker}
-        return NewJob(
-            task=task.name,
-            queue=queue,
-            args=[],
-            kwargs={},
-            priority=validate_priority(
-                _first(options.get("priority"), opts.priority, cfg.default_priority)
-            ),
-            max_attempts=validate_max_attempts(
-                _first(options.get("max_attempts"), opts.max_attempts, cfg.default_max_attempts)
-            ),
-            timeout=validate_seconds(
-                "timeout", _first(options.get("timeout"), opts.timeout), allow_zero=False
-            ),
-            scheduled_at=scheduled_at,
-            state=JobState.PENDING if scheduled_at <= now else JobState.SCHEDULED,
-            unique_window=validate_seconds(
-                "unique_for", _first(options.get("unique_for"), opts.unique_for), allow_zero=False
-            ),
-            tags=validate_tags(options.get("tags")),
-            meta=meta,
-        )
-
-    def _with_payload(
-        self,
-        template: NewJob,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any] | None,
-        due: datetime | None = None,
-    ) -> NewJob:
-        """Return ``template`` carrying these validated, encoded arguments (due now: ``due``)."""
-        payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
-        unique_key = None
-        if template.unique_window is not None:
-            unique_key = _unique_key(template.task, template.queue, payload.args, payload.kwargs)
-        # Built field by field: dataclasses.replace costs more than the rest of this function.
-        return NewJob(
-            task=template.task,
-            queue=template.queue,
-            args=payload.args,
-            kwargs=payload.kwargs,
-            args_json=payload.args_json,
-            kwargs_json=payload.kwargs_json,
-            priority=template.priority,
-            max_attempts=template.max_attempts,
-            timeout=template.timeout,
-            scheduled_at=template.scheduled_at if due is None else due,
-            state=template.state if due is None else JobState.PENDING,
-            unique_key=unique_key,
-            unique_window=template.unique_window,
-            tags=template.tags,
-            # Each job its own meta: a template is shared by many jobs (a bulk enqueue, and
-            # every plain call of a task), and a caller may change a returned job's meta.
-            meta=copy.deepcopy(template.meta) if template.meta else {},
-        )
-
-    def _scheduled_at(self, now: datetime, at: Any, delay: Any) -> datetime:
-        if at is not None and delay is not None:
-            raise InvalidOptions("give either at= or delay=, not both")
-        if isinstance(at, datetime):
-            if at.tzinfo is None:
-                raise InvalidOptions("at= must be timezone-aware (e.g. datetime.now(UTC))")
-            return max(at.astimezone(UTC), now)
-        seconds = validate_seconds("at" if at is not None else "delay", _first(at, delay))
-        return now + timedelta(seconds=seconds) if seconds else now
 
     # -- produce ---------------------------------------------------------------------------
     async def enqueue_task(
@@ -484,7 +382,7 @@ class TaskManager:
         ``statement_timeout``; split such inputs into several calls). Elsewhere every call is
         validated first, then stored ``batch_size`` jobs per round trip.
         """
-        template = self._template(task, options)
+        template = self.builder.template(task, options)
         try:
             batch_size = operator.index(batch_size)
         except TypeError:
@@ -500,14 +398,9 @@ class TaskManager:
             and len(calls) > 1
             and Capability.STREAMED_INSERT in self.backend.capabilities
         ):
-            max_bytes = self.settings.max_payload_bytes
 
             def batch(start: int) -> NewJobBatch:
-                payloads = [
-                    encode_payload(args, kwargs or {}, max_bytes=max_bytes)
-                    for args, kwargs in map(_split_call, calls[start : start + STREAM_CHUNK])
-                ]
-                return NewJobBatch(template=template, payloads=payloads)
+                return self.builder.batch(template, calls[start : start + STREAM_CHUNK])
 
             first = batch(0)  # bad input in it: nothing opened
             backend = await self._backend()
@@ -518,7 +411,7 @@ class TaskManager:
             self._emit_enqueued((), stored)
             logger.info("enqueued %d job(s) in bulk", len(stored))
             return stored
-        new_jobs = [self._with_payload(template, *_split_call(call)) for call in calls]
+        new_jobs = [self.builder.with_payload(template, *split_call(call)) for call in calls]
         # Bad input anywhere: raised above, nothing opened, nothing stored.
         backend = await self._backend()
         jobs: list[Job] = []
@@ -593,26 +486,6 @@ class TaskManager:
         cron = CronExpression.parse(schedule.cron, schedule.timezone)
         return cron.next_fire(after or self.clock.now())
 
-    def schedule_job(self, schedule: Schedule, fire_at: datetime) -> NewJob:
-        """Return the job for one fire time of ``schedule`` (unique per name and fire time)."""
-        # The schedule's task name was read from the store: looked up, never imported.
-        new = self.build_job(
-            self.registry.template(schedule.task, imports=False),
-            schedule.args,
-            schedule.kwargs,
-            queue=schedule.queue,
-            priority=schedule.priority,
-            max_attempts=schedule.max_attempts,
-            meta={"schedule": schedule.name, "fire_at": fire_at.isoformat()},
-        )
-        return replace(
-            new,
-            scheduled_at=fire_at,
-            state=JobState.PENDING,
-            unique_key=cron_unique_key(schedule.name, fire_at),
-            unique_window=None,
-        )
-
     # -- admin -----------------------------------------------------------------------------
     async def get_task_status(self, job_id: int) -> Job:
         """Return the job ``job_id``; raise ``JobNotFound``."""
@@ -629,7 +502,7 @@ class TaskManager:
         sort_by: str = "-id",
     ) -> Page[Job]:
         """Return one page of jobs, filtered by state(s), queue and task."""
-        task_name = None if task is None else self._task_name(task)
+        task_name = None if task is None else self.builder.task_name(task)
         flt = JobFilter(
             states=_states(state),
             queue=queue,
@@ -882,33 +755,6 @@ class TaskManager:
             return await drain_jobs(
                 worker, queues=names, batch=batch, with_scheduled=with_scheduled
             )
-
-
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
-
-
-def _meta(meta: Any) -> dict[str, Any]:
-    """Return ``meta`` as its JSON round trip, so every backend stores (and returns) the same."""
-    if meta is None:
-        return {}
-    if not isinstance(meta, Mapping):
-        raise InvalidOptions(f"meta must be a dict of JSON values, got {type(meta).__name__}")
-    return dict(loads(dumps(dict(meta), label="meta"))) if meta else {}
-
-
-def _split_call(call: Any) -> tuple[Sequence[Any], Mapping[str, Any] | None]:
-    if isinstance(call, tuple) and len(call) == 2 and isinstance(call[1], Mapping):
-        return call[0], call[1]
-    if isinstance(call, list | tuple):
-        return call, None
-    raise InvalidOptions(f"each call must be an args list or an (args, kwargs) pair, got {call!r}")
-
-
-def _unique_key(task: str, queue: str, args: list[Any], kwargs: dict[str, Any]) -> str:
-    """Hash task, queue and arguments (kwargs order-insensitive) into a unique key."""
-    canonical = json.dumps([task, queue, args, kwargs], sort_keys=True, separators=(",", ":"))
-    return f"unique:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
 
 
 def _states(state: Any) -> frozenset[JobState] | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taskward.building import TaskRef
 from taskward.jobs import Job, JobState
-from taskward.manager import TaskManager, TaskRef
+from taskward.manager import TaskManager
 
 __all__ = ["assert_enqueued", "enqueued_jobs", "refute_enqueued"]
 
