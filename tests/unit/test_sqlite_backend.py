@@ -21,6 +21,7 @@ from taskward.backends import Capability, open_backend
 from taskward.backends.sql import load_queries, parse_queries
 from taskward.backends.sql.migrate import load_migrations
 from taskward.backends.sqlite import SqliteBackend, parse_sqlite_url
+from taskward.backends.sqlite import connection as sqlite_connection
 from taskward.backends.sqlite import rows as sqlite_rows
 from taskward.backends.sqlite import store as sqlite_store
 from taskward.backends.sqlite.migrate import SQLITE_SQL, migrate_sqlite, split_sqlite_script
@@ -288,7 +289,7 @@ async def test_locked_database_is_backend_unavailable(
     backend: SqliteBackend, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await backend.close()
-    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(sqlite_connection, "BUSY_TIMEOUT_MS", 50)
     holder = sqlite3.connect(db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:

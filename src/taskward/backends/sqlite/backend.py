@@ -34,7 +34,8 @@ from datetime import datetime
 from typing import Any, Final, TypeVar, TypeVarTuple
 
 from taskward.backends.base import Capability
-from taskward.backends.sqlite.store import MEMORY_PATH, SqliteStore, unavailable
+from taskward.backends.sqlite.connection import MEMORY_PATH, unavailable
+from taskward.backends.sqlite.store import SqliteStore
 from taskward.backends.sqlite.wake import WakeChannel
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
 from taskward.jobs import (

@@ -1,7 +1,7 @@
 -- Every statement the SQLite backend runs, as named blocks (see taskward.backends.sql).
 --
 -- Conventions: times are REAL unix epoch seconds; JSON values are TEXT. A job is always read
--- with the same 26 columns in the order of taskward.jobs.Job's fields (sqlite_rows.job_from_row
+-- with the same 26 columns in the order of taskward.jobs.Job's fields (rows.job_from_row
 -- decodes them by position). "{name}" marks a small piece that Python fills in from a fixed
 -- whitelist (a PRAGMA level, a WHERE made of the filter_* blocks, an ORDER BY of a known column),
 -- never from user input; values always go through "?" parameters.
