@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import logging
 import operator
-import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -24,7 +23,6 @@ from taskward.building import JobBuilder, TaskRef, split_call
 from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
 from taskward.errors import (
-    BackendUnavailable,
     InvalidOptions,
     NotSupported,
     PortalClosed,
@@ -42,10 +40,10 @@ from taskward.jobs import (
     validate_seconds,
 )
 from taskward.observe.events import EVENT_NAMES, Event, EventBus, EventRecorder, Hook
+from taskward.running import maintenance_services, open_for, stop_on_signals, worker_config
 from taskward.runtime.drain import drain as drain_jobs
-from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager, cutoffs
-from taskward.runtime.scheduler import CronScheduler
-from taskward.runtime.worker import DrainResult, Worker, WorkerConfig
+from taskward.runtime.maintenance import cutoffs
+from taskward.runtime.worker import DrainResult, Worker
 from taskward.settings import Settings
 from taskward.tasks import Task, TaskOptions, TaskRegistry, qualified_name
 
@@ -611,25 +609,12 @@ class TaskManager:
     # -- running ---------------------------------------------------------------------------
     def make_worker(self, queues: Mapping[str, int] | None = None, **config: Any) -> Worker:
         """Build a worker for ``queues`` ({name: concurrency}); default ``{default_queue: 10}``."""
-        queues = dict(queues or {self.settings.default_queue: 10})
         self.registry.load_task_modules()  # a broken task module is reported now, once
-        for name, concurrency in queues.items():
-            validate_queue_name(name)
-            if concurrency < 1:
-                raise InvalidOptions(f"concurrency of queue {name!r} must be >= 1")
-        cfg = WorkerConfig(
-            queues=queues,
-            lease_seconds=self.settings.lease_seconds,
-            poll_interval=self.settings.poll_interval,
-            shutdown_timeout=self.settings.shutdown_timeout,
-            default_timeout=self.settings.default_timeout,
-            **config,
-        )
         return Worker(
             self.backend,
             resolve=self._lookup,
             clock=self.clock,
-            config=cfg,
+            config=worker_config(self.settings, queues, **config),
             default_policy=self.default_policy,
             events=self.events,
         )
@@ -643,37 +628,6 @@ class TaskManager:
             now = self.clock.now()
             for job in itertools.chain((i.job for i in inserted if not i.duplicate), new):
                 self.events.emit(Event.for_job("job.enqueued", job, now))
-
-    def _services(self, worker: Worker) -> list[Any]:
-        s = self.settings
-        leadership = Leadership(self.backend, self.clock, worker.id, ttl=s.lease_seconds)
-        return [
-            Stager(self.backend, self.clock, s.poll_interval),
-            Rescuer(
-                self.backend,
-                self.clock,
-                s.lease_seconds / 2,
-                leadership=leadership,
-                resolve=self._lookup,
-                default_policy=self.default_policy,
-                events=self.events,
-            ),
-            Pruner(
-                self.backend,
-                self.clock,
-                3600,
-                leadership=leadership,
-                completed_days=s.retention_completed_days,
-                failed_days=s.retention_failed_days,
-            ),
-            CronScheduler(
-                self.backend,
-                self.clock,
-                make_job=self.schedule_job,
-                leadership=leadership,
-                events=self.events,
-            ),
-        ]
 
     async def run_worker(
         self,
@@ -690,48 +644,18 @@ class TaskManager:
         with its reason, before :class:`BackendUnavailable` is raised (0: fail at once).
         """
         worker = worker or self.make_worker(queues)
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, worker.stop)
-                    installed.append(sig)
-                except (NotImplementedError, RuntimeError, ValueError):
-                    # not the main thread (asyncio: RuntimeError, uvloop: ValueError), or not
-                    # supported on this platform
-                    pass
-        try:
-            if not await self._open_for(worker, wait_for_backend):
+        with stop_on_signals(worker, install_signal_handlers):
+            if not await open_for(self.open, worker, wait_for_backend):
                 return  # asked to stop while the store was still unreachable
-            worker.services = self._services(worker)
+            worker.services = maintenance_services(
+                worker,
+                self.settings,
+                resolve=self._lookup,
+                make_job=self.schedule_job,
+                default_policy=self.default_policy,
+                events=self.events,
+            )
             await worker.run()
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-    async def _open_for(self, worker: Worker, patience: float) -> bool:
-        """Open the store for ``worker``, retrying while unreachable; False if it was stopped."""
-        loop = asyncio.get_running_loop()  # real time: an injected clock may stand still
-        deadline = loop.time() + patience
-        delay = 0.5
-        while True:
-            try:
-                await self.open()
-                return True
-            except BackendUnavailable as exc:
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise
-                logger.warning(
-                    "the store is unreachable (%s); worker %s retries in %.1fs",
-                    exc,
-                    worker.id,
-                    min(delay, left),
-                )
-                if await worker.wait_stopped(min(delay, left)):
-                    return False
-                delay = min(delay * 2, 5.0)
 
     async def drain(
         self,
