@@ -17,8 +17,7 @@ import psycopg
 import pytest
 
 from taskward import FrozenClock, JobState, TaskManager
-from taskward.backends.postgres import parse_postgres_url
-from taskward.backends.sql import postgres_rows as rows
+from taskward.backends.postgres import parse_postgres_url, rows
 from taskward.runtime.maintenance import Rescuer
 from taskward.runtime.worker import Worker
 

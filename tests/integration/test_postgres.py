@@ -399,7 +399,7 @@ async def test_concurrent_migrations_apply_each_version_once(pg_url: str) -> Non
                 f'SELECT version, count(*) FROM "{schema}".taskward_migrations GROUP BY version '
                 "ORDER BY version"
             )
-            versions = [m.version for m in load_migrations("taskward.backends.sql.postgres")]
+            versions = [m.version for m in load_migrations("taskward.backends.postgres")]
             assert len(versions) >= 3
             assert await cursor.fetchall() == [(v, 1) for v in versions]
     finally:
@@ -630,7 +630,7 @@ async def test_statistics_estimate_only_large_groups_of_finished_jobs(
 ) -> None:
     """Past the cap, a queue's finished jobs of one state are the planner's estimate (and say
     so); waiting and running jobs, and every group under the cap, stay exact."""
-    from taskward.backends import postgres
+    from taskward.backends.postgres import backend as postgres
 
     truth = {
         ("bulk", JobState.COMPLETED): 600,
@@ -673,7 +673,7 @@ async def test_statistics_estimates_are_never_below_the_cap(
 ) -> None:
     """Statistics from before the jobs finished (no ANALYZE since) estimate few: the capped
     count has seen more, so the estimate is at least the cap plus one."""
-    from taskward.backends import postgres
+    from taskward.backends.postgres import backend as postgres
 
     await jobs_in(tw, "late", JobState.PENDING, 1)
     await analyze(tw)  # the planner now believes "late" has no completed job

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from taskward.backends.sql.postgres_rows import batches, copy_rows
+from taskward.backends.postgres.rows import batches, copy_rows
 from taskward.backends.sql.rows import jobs_from_batch
 from taskward.jobs import JobState, NewJob, NewJobBatch
 from taskward.serialize import encode_payload

@@ -3,7 +3,7 @@
 Built on psycopg 3 with its async connection pool (one driver for the async worker *and* sync
 callers such as Django views, the CLI and transactional enqueue from a plain ``psycopg``
 connection; pipeline, COPY and ``notifies()`` included). Every statement lives in
-``sql/postgres/queries.sql``.
+``queries.sql`` beside this module.
 
 - **Claims** use ``FOR UPDATE SKIP LOCKED`` in batches, so workers never block each other;
   outcomes of a batch are written by *one* fenced ``UPDATE … FROM unnest(…)``.
@@ -48,8 +48,8 @@ from typing import Any, Final, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from taskward.backends.base import Capability
+from taskward.backends.postgres import rows
 from taskward.backends.sql import load_queries
-from taskward.backends.sql import postgres_rows as rows
 from taskward.backends.sql.migrate import load_migrations
 from taskward.backends.sql.rows import evolve_job, job_from_new, jobs_from_batch, with_ids
 from taskward.errors import (
@@ -76,7 +76,7 @@ from taskward.jobs import (
     WorkerInfo,
 )
 
-POSTGRES_SQL = "taskward.backends.sql.postgres"  # the package holding queries.sql, migrations/
+POSTGRES_SQL = "taskward.backends.postgres"  # the package holding queries.sql, migrations/
 
 try:
     import psycopg
