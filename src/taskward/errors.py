@@ -21,6 +21,22 @@ class JobNotFound(TaskwardError, LookupError):
         self.job_id = job_id
 
 
+class ScheduleNotFound(TaskwardError, LookupError):
+    """No recurring schedule has the given name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no recurring schedule named {name!r}")
+        self.name = name
+
+
+class JobRunning(TaskwardError):
+    """The job is running, so it cannot be deleted: cancel it first, then delete it."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} is running: cancel it first, then delete it")
+        self.job_id = job_id
+
+
 class UnknownTask(TaskwardError, LookupError):
     """The task name is not registered here (a worker never imports what a stored name says).
 

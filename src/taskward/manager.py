@@ -24,8 +24,11 @@ from taskward.clock import Clock, SystemClock
 from taskward.cron import CronExpression
 from taskward.errors import (
     InvalidOptions,
+    JobNotFound,
+    JobRunning,
     NotSupported,
     PortalClosed,
+    ScheduleNotFound,
 )
 from taskward.jobs import (
     Inserted,
@@ -471,9 +474,10 @@ class TaskManager:
         logger.info("recurring schedule %r saved: %s %s (%s)", name, probe.task, cron, timezone)
         return schedule
 
-    async def cancel_recurring_task(self, name: str) -> bool:
-        """Delete the recurring schedule ``name``; False if there was none."""
-        return await (await self._backend()).delete_schedule(name)
+    async def cancel_recurring_task(self, name: str) -> None:
+        """Delete the recurring schedule ``name``; raise ``ScheduleNotFound`` if there is none."""
+        if not await (await self._backend()).delete_schedule(name):
+            raise ScheduleNotFound(name)
 
     async def list_recurring_tasks(self) -> list[Schedule]:
         """Return every recurring schedule."""
@@ -567,9 +571,15 @@ class TaskManager:
             self._emit("job.retried", job, by="operator")
         return job
 
-    async def delete_task(self, job_id: int) -> bool:
-        """Delete a job that is not running; False if there was none (or it is running)."""
-        return await (await self._backend()).delete(job_id)
+    async def delete_task(self, job_id: int) -> None:
+        """Delete a job that is not running; raise ``JobNotFound`` or ``JobRunning``."""
+        backend = await self._backend()
+        if await backend.delete(job_id):
+            return
+        job = await backend.get(job_id)  # JobNotFound when there is none
+        if job.state is JobState.RUNNING:
+            raise JobRunning(job_id)
+        raise JobNotFound(job_id)  # it was there, not running, and still not deleted: gone now
 
     async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
         """Jobs that finished at or after ``since``: ``(UTC minute, final state, count)`` rows.

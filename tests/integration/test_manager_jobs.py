@@ -18,9 +18,11 @@ from taskward import (
     InvalidOptions,
     JobContext,
     JobNotFound,
+    JobRunning,
     JobState,
     NotSerializable,
     PayloadTooLarge,
+    ScheduleNotFound,
     Snooze,
     TaskManager,
     TaskwardError,
@@ -445,3 +447,29 @@ async def test_jobs_built_from_one_template_do_not_share_their_meta(tw: TaskMana
     assert second.meta == (await tw.get_task_status(second.id)).meta != {}
     batch = await login.enqueue_many([["c", "p1"], ["d", "p2"]])
     assert batch[0].meta is not batch[1].meta
+
+
+async def test_commands_on_missing_things_raise(tw: TaskManager) -> None:
+    @tw.task(name="slow")
+    async def slow() -> None:
+        return None
+
+    with pytest.raises(JobNotFound):
+        await tw.delete_task(424242)
+    with pytest.raises(JobNotFound):
+        await tw.cancel_task(424242)
+    with pytest.raises(ScheduleNotFound, match="never"):
+        await tw.cancel_recurring_task("never")
+    done = await tw.enqueue_task(slow)
+    await tw.drain()
+    await tw.delete_task(done.id)
+    with pytest.raises(JobNotFound):
+        await tw.get_task_status(done.id)
+    running = await tw.enqueue_task(slow)
+    now = tw.clock.now()
+    await tw.backend.fetch(
+        queue="default", limit=1, worker_id="w", now=now, lease_until=now + timedelta(seconds=60)
+    )
+    with pytest.raises(JobRunning, match="cancel it first"):
+        await tw.delete_task(running.id)
+    assert (await tw.get_task_status(running.id)).state is JobState.RUNNING

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskward import FrozenClock, JobContext, JobState, TaskManager
+from taskward import FrozenClock, JobContext, JobState, ScheduleNotFound, TaskManager
 from taskward.runtime.maintenance import Leadership, Rescuer
 from taskward.runtime.scheduler import CronScheduler
 
@@ -218,8 +218,9 @@ async def test_cron_inserts_each_fire_time_once(manager_url: str) -> None:
         (job,) = page.items
         assert job.scheduled_at == datetime(2026, 3, 1, 3, tzinfo=UTC)
         assert job.meta["schedule"] == "nightly"
-        assert await tw.cancel_recurring_task("nightly")
-        assert not await tw.cancel_recurring_task("nightly")
+        await tw.cancel_recurring_task("nightly")
+        with pytest.raises(ScheduleNotFound, match="nightly"):
+            await tw.cancel_recurring_task("nightly")
         assert await tw.list_recurring_tasks() == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -75,6 +76,14 @@ async def test_retry_cancel_delete(tw: TaskManager, api: httpx.AsyncClient) -> N
     deleted = await api.delete(f"/api/jobs/{ids['done'][0]}")
     assert deleted.json() == {"deleted": True}
     assert (await api.get(f"/api/jobs/{ids['done'][0]}")).status_code == 404
+    assert (await api.delete(f"/api/jobs/{ids['done'][0]}")).status_code == 404
+    now = tw.clock.now()
+    (running,) = await tw.backend.fetch(
+        queue="reports", limit=1, worker_id="w", now=now, lease_until=now + timedelta(seconds=60)
+    )
+    refused = await api.delete(f"/api/jobs/{running.id}")
+    assert refused.status_code == 409
+    assert "cancel it first" in refused.json()["detail"]
     events = (await api.get("/api/events", params={"limit": 5})).json()
     assert [e["name"] for e in events[:2]] == ["job.cancelled", "job.retried"]
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from taskward.errors import JobNotFound, TaskwardError
+from taskward.errors import JobNotFound, JobRunning, ScheduleNotFound, TaskwardError
 from taskward.jobs import Job
 from taskward.manager import TaskManager
 from taskward.observe.history import job_history
@@ -155,11 +155,17 @@ class Admin:
 
 @asynccontextmanager
 async def edge_errors() -> AsyncIterator[None]:
-    """Turn taskward errors into HTTP answers: 404 for a missing job, 400 for bad input."""
+    """Turn taskward errors into HTTP answers.
+
+    404 for a missing job or schedule, 409 for a running job that cannot be deleted, 400 for
+    bad input.
+    """
     try:
         yield
-    except JobNotFound as exc:
+    except (JobNotFound, ScheduleNotFound) as exc:
         raise HTTPException(404, str(exc)) from exc
+    except JobRunning as exc:
+        raise HTTPException(409, str(exc)) from exc
     except TaskwardError as exc:
         raise HTTPException(400, str(exc)) from exc
 
@@ -288,7 +294,8 @@ def _job_changes(router: APIRouter, admin: Admin) -> None:
     async def delete(job_id: JobId) -> DeletedOut:
         """Delete a job that is not running."""
         async with edge_errors():
-            return DeletedOut(deleted=await tw.delete_task(job_id))
+            await tw.delete_task(job_id)
+            return DeletedOut(deleted=True)
 
 
 def _queue_routes(router: APIRouter, admin: Admin) -> None:

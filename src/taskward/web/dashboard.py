@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from taskward.errors import InvalidOptions, JobNotFound, TaskwardError
+from taskward.errors import InvalidOptions, JobNotFound, JobRunning, TaskwardError
 from taskward.jobs import JobState
 from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
 from taskward.web.guard import GuardedRoute
@@ -284,10 +284,12 @@ async def _change_job(admin: Admin, job_id: int, action: str) -> str:
             job = await tw.cancel_task(job_id, reason="cancelled in the dashboard")
             return f"job {job_id} cancel requested: now {job.state}"
         if action == "delete":
-            deleted = await tw.delete_task(job_id)
-            return f"job {job_id} {'deleted' if deleted else 'not deleted (running?)'}"
+            await tw.delete_task(job_id)
+            return f"job {job_id} deleted"
     except JobNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
+    except JobRunning as exc:
+        raise HTTPException(409, str(exc)) from exc
     raise HTTPException(404, f"unknown action {action!r}")
 
 
