@@ -378,7 +378,7 @@ async def test_a_waiter_is_woken_by_a_datagram_from_another_process(
         await waiting.fetch(queue="q", limit=1, worker_id="w", now=NOW, lease_until=LEASE)
         waiter = asyncio.create_task(waiting.wait_for_jobs(["q"], timeout=30))
         await asyncio.sleep(0.05)  # the waiter's socket is bound on its first wait
-        assert waiting._channel.listening
+        assert waiting._waiters.channel.listening
         cmd = [sys.executable, "-c", INSERT_FROM_ANOTHER_PROCESS, f"sqlite:///{db_path}", queue]
         proc = await asyncio.create_subprocess_exec(*cmd)
         assert await proc.wait() == 0
@@ -390,7 +390,7 @@ async def test_a_waiter_is_woken_by_a_datagram_from_another_process(
             waiter.cancel()
     finally:
         await waiting.close()
-    assert not waiting._channel.directory.exists()  # the last listener removed the folder
+    assert not waiting._waiters.channel.directory.exists()  # the last listener removed the folder
 
 
 async def test_a_sender_removes_the_sockets_of_dead_processes(db_path: Path) -> None:
@@ -399,7 +399,7 @@ async def test_a_sender_removes_the_sockets_of_dead_processes(db_path: Path) -> 
     sender = SqliteBackend(f"sqlite:///{db_path}")
     try:
         await sender.migrate()
-        folder = sender._channel.directory
+        folder = sender._waiters.channel.directory
         folder.mkdir(mode=0o700)
         dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         dead.bind(str(folder / "1-dead.sock"))
@@ -416,7 +416,7 @@ async def test_a_folder_of_another_user_gets_no_datagram(db_path: Path) -> None:
     import socket
 
     sender = SqliteBackend(f"sqlite:///{db_path}")
-    folder = sender._channel.directory
+    folder = sender._waiters.channel.directory
     folder.mkdir(mode=0o700)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
@@ -427,7 +427,7 @@ async def test_a_folder_of_another_user_gets_no_datagram(db_path: Path) -> None:
         await sender.insert([new_job(queue="secret-queue")], now=NOW)
         with pytest.raises(BlockingIOError):
             listener.recv(100)
-        assert not sender._channel.enabled
+        assert not sender._waiters.channel.enabled
     finally:
         listener.close()
         await sender.close()

@@ -14,11 +14,12 @@ one machine (not over a network file system).
 Files: a new database file is created 0600 (less the umask) before SQLite opens it, and SQLite
 gives its ``-wal`` and ``-shm`` files the same mode; an existing file keeps its mode.
 
-Wake-ups: jobs this instance inserts, promotes, retries or resumes wake its own waiters at once,
-and other processes' waiters through a :class:`~taskward.backends.sqlite.wake.WakeChannel` (one
-Unix datagram per waiting process, sub-millisecond). Polling ``PRAGMA data_version`` (it changes
-when another connection commits) every 50 ms while waiting stays as the fallback, for writers
-that send no wake-up and for platforms without Unix sockets.
+Wake-ups (:mod:`~taskward.backends.sqlite.waiters`): jobs this instance inserts, promotes,
+retries or resumes wake its own waiters at once, and other processes' waiters through a
+:class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram per waiting process,
+sub-millisecond). Polling ``PRAGMA data_version`` (it changes when another connection commits)
+every 50 ms while waiting stays as the fallback, for writers that send no wake-up and for
+platforms without Unix sockets.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final, TypeVar, TypeVarTuple
@@ -36,7 +37,7 @@ from typing import Any, Final, TypeVar, TypeVarTuple
 from taskward.backends.base import Capability
 from taskward.backends.sqlite.connection import MEMORY_PATH, unavailable
 from taskward.backends.sqlite.store import SqliteStore
-from taskward.backends.sqlite.wake import WakeChannel
+from taskward.backends.sqlite.waiters import POLL_SECONDS, Waiters
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
 from taskward.jobs import (
     Inserted,
@@ -57,7 +58,6 @@ __all__ = ["SqliteBackend", "parse_sqlite_url"]
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 SYNCHRONOUS_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
-POLL_SECONDS: Final = 0.05
 MAX_IDLE_STORES: Final = 4
 """Idle connections the sync producers' pool keeps (more threads at once open more)."""
 _PREFIX: Final = "sqlite:///"
@@ -105,15 +105,9 @@ class SqliteBackend:
         self.synchronous = level
         self._executor: ThreadPoolExecutor | None = None
         self._store = SqliteStore(self.path, synchronous=level)
-        self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
-        self._wake_count = 0
+        self._waiters = Waiters(self.path, shared=self.path != MEMORY_PATH)
         self.poll_seconds = POLL_SECONDS
         """How often a waiter looks for commits of other processes (the fallback)."""
-        self._channel = WakeChannel(os.path.realpath(self.path))
-        if self.path == MEMORY_PATH:
-            self._channel.enabled = False  # a private database: no other process to tell
-        self._wake_count_at_fetch: dict[str, int] = {}
-        self._waiter_loop: asyncio.AbstractEventLoop | None = None
         # Sync producers' connections: a small pool, each used by one thread at a time.
         self._idle_stores: list[SqliteStore] = []
         self._pool_lock = threading.Lock()
@@ -173,8 +167,7 @@ class SqliteBackend:
             return
         executor, self._executor = self._executor, None
         store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
-        self._wake()
-        self._channel.close()
+        self._waiters.close()
         self._close_idle_stores()
         if executor is None:
             return
@@ -207,7 +200,7 @@ class SqliteBackend:
         out = await self._call(self._store.insert, jobs, now)
         ready = _newly_pending_queues(out)
         if ready:
-            self._jobs_ready(ready)
+            self._waiters.jobs_ready(ready)
         return out
 
     def insert_blocking(
@@ -231,13 +224,7 @@ class SqliteBackend:
         out = self._on_pooled_store(lambda store: store.insert(jobs, now))
         ready = _newly_pending_queues(out)
         if ready:
-            loop = self._waiter_loop
-            if loop is not None:
-                # Always, as insert() does: a worker between its fetch and its wait sees the
-                # count move. RuntimeError: that loop closed, so nobody waits on it any more.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._wake)
-            self._channel.notify(ready)
+            self._waiters.jobs_ready_from_thread(ready)
         return out
 
     def migrate_blocking(self) -> None:
@@ -311,8 +298,7 @@ class SqliteBackend:
         self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
     ) -> list[Job]:
         """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
-        self._wake_count_at_fetch[queue] = self._wake_count
-        self._waiter_loop = asyncio.get_running_loop()  # where sync producers' wake-ups go
+        self._waiters.fetching(queue)
         if limit <= 0:
             return []
         return await self._call(self._store.fetch, queue, limit, worker_id, now, lease_until)
@@ -342,52 +328,22 @@ class SqliteBackend:
         ``queues`` (so a wake-up between that fetch and this wait is not lost).
         """
         names = list(queues)
-        if any(
-            self._wake_count_at_fetch.get(q, self._wake_count) != self._wake_count for q in names
-        ):
-            return
-        loop = asyncio.get_running_loop()
-        self._waiter_loop = loop  # where sync producers' wake-ups are delivered
-        deadline = loop.time() + timeout
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiters[future] = frozenset(names)
         store = self._store
         seen = {store.versions.get(q) for q in names} if names else {store.last_version}
-        if not self._channel.listening:
-            self._channel.listen(self._remote_wake)
-        try:
-            while (remaining := deadline - loop.time()) > 0:
-                done, _ = await asyncio.wait({future}, timeout=min(remaining, self.poll_seconds))
-                if done:
-                    return
-                if await self._call(store.jobs_may_be_pending, names, seen):
-                    return
-        finally:
-            del self._waiters[future]
 
-    def _jobs_ready(self, queues: Collection[str] = ()) -> None:
-        """Jobs of ``queues`` (any if empty) became pending: wake waiters here and elsewhere."""
-        self._wake()
-        self._channel.notify(queues)
+        def committed_elsewhere() -> Awaitable[bool]:
+            return self._call(store.jobs_may_be_pending, names, seen)
 
-    def _remote_wake(self, queues: list[str]) -> None:
-        """A datagram from another process: wake the waiters if it names a queue they wait on."""
-        wanted = set(queues)
-        if not wanted or any(not names or names & wanted for names in self._waiters.values()):
-            self._wake()
-
-    def _wake(self) -> None:
-        self._wake_count += 1
-        for future in self._waiters:
-            if not future.done():
-                future.set_result(None)
+        await self._waiters.wait(
+            names, timeout=timeout, poll_seconds=self.poll_seconds, poll=committed_elsewhere
+        )
 
     # -- maintain --------------------------------------------------------------------------
     async def promote_due(self, *, now: datetime) -> int:
         """Move due scheduled/retryable jobs to pending; return how many."""
         promoted = await self._call(self._store.promote_due, now)
         if promoted:
-            self._jobs_ready()
+            self._waiters.jobs_ready()
         return promoted
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
@@ -421,7 +377,7 @@ class SqliteBackend:
         """Make a failed, discarded or cancelled job pending again with a fresh attempt."""
         job, moved = await self._call(self._store.retry, job_id, now)
         if moved:
-            self._jobs_ready([job.queue])
+            self._waiters.jobs_ready([job.queue])
         return job
 
     async def delete(self, job_id: int) -> bool:
@@ -439,7 +395,7 @@ class SqliteBackend:
     async def resume_queue(self, queue: str) -> None:
         """Undo :meth:`pause_queue`."""
         await self._call(self._store.resume_queue, queue)
-        self._jobs_ready([queue])
+        self._waiters.jobs_ready([queue])
 
     async def paused_queues(self) -> set[str]:
         """Return the names of paused queues."""

@@ -1,0 +1,109 @@
+"""Waiters: the coroutines of this process waiting for jobs, and everything that wakes them.
+
+SQLite has no notification channel, so the backend wakes waiters itself. Jobs this backend makes
+pending (insert, promote, retry, resume) wake this process's waiters at once, and other
+processes' through the :class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram
+each). Sync producers insert from their own threads: their wake-ups are handed to the waiters'
+loop. Polling for other connections' commits (``PRAGMA data_version``, asked by the backend on
+its database thread) stays as the fallback, for writers that send no wake-up.
+
+A wake-up between a worker's fetch and its wait is not lost: each wake-up moves a counter, and a
+wait returns at once if the counter moved since the last fetch of one of its queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Collection
+from typing import Final
+
+from taskward.backends.sqlite.wake import WakeChannel
+
+__all__ = ["POLL_SECONDS", "Waiters"]
+
+POLL_SECONDS: Final = 0.05
+"""How often a waiter looks for commits of other processes by default (the fallback)."""
+
+
+class Waiters:
+    """The waiters of one database file in this process, and the wake-ups sent to and for them."""
+
+    def __init__(self, path: str, *, shared: bool) -> None:
+        self.channel = WakeChannel(os.path.realpath(path))
+        if not shared:
+            self.channel.enabled = False  # a private database: no other process to tell
+        self._waiting: dict[asyncio.Future[None], frozenset[str]] = {}
+        self._count = 0  # wake-ups so far
+        self._count_at_fetch: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # where sync producers' go
+
+    def fetching(self, queue: str) -> None:
+        """A fetch of ``queue`` starts: later wake-ups make the next wait return at once."""
+        self._count_at_fetch[queue] = self._count
+        self._loop = asyncio.get_running_loop()
+
+    async def wait(
+        self,
+        queues: Collection[str],
+        *,
+        timeout: float,
+        poll_seconds: float,
+        poll: Callable[[], Awaitable[bool]],
+    ) -> None:
+        """Return when woken, when jobs may be pending, or after ``timeout`` seconds.
+
+        ``poll()`` is asked every ``poll_seconds`` whether other connections made jobs pending.
+        Returns at once if woken since the last fetch of one of ``queues``.
+        """
+        names = frozenset(queues)
+        if any(self._count_at_fetch.get(q, self._count) != self._count for q in names):
+            return
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        deadline = loop.time() + timeout
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting[future] = names
+        if not self.channel.listening:
+            self.channel.listen(self._remote_wake)
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                done, _ = await asyncio.wait({future}, timeout=min(remaining, poll_seconds))
+                if done or await poll():
+                    return
+        finally:
+            del self._waiting[future]
+
+    def jobs_ready(self, queues: Collection[str] = ()) -> None:
+        """Jobs of ``queues`` (any if empty) became pending: wake waiters here and elsewhere."""
+        self.wake()
+        self.channel.notify(queues)
+
+    def jobs_ready_from_thread(self, queues: Collection[str]) -> None:
+        """:meth:`jobs_ready` from a sync producer's thread: this process's on their loop."""
+        loop = self._loop
+        if loop is not None:
+            # Always, as an async insert does: a worker between its fetch and its wait sees the
+            # count move. RuntimeError: that loop closed, so nobody waits on it any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.wake)
+        self.channel.notify(queues)
+
+    def wake(self) -> None:
+        """Wake every waiter of this process."""
+        self._count += 1
+        for future in self._waiting:
+            if not future.done():
+                future.set_result(None)
+
+    def close(self) -> None:
+        """Wake every waiter and stop listening (the socket and, if last, its folder go)."""
+        self.wake()
+        self.channel.close()
+
+    def _remote_wake(self, queues: list[str]) -> None:
+        """A datagram from another process: wake the waiters if it names a queue they wait on."""
+        wanted = set(queues)
+        if not wanted or any(not names or names & wanted for names in self._waiting.values()):
+            self.wake()
