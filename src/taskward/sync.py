@@ -17,13 +17,11 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import CancelledError
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from taskward.errors import PortalClosed
-
-if TYPE_CHECKING:
-    from taskward.jobs import Job
-    from taskward.manager import TaskManager
+from taskward.jobs import Job
+from taskward.settings import Settings
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -184,10 +182,38 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+class Facade(Protocol):
+    """What the twins need of the manager (a Protocol: this module never imports it).
+
+    Besides these, each name in :data:`TWINS` is looked up on it as a coroutine function.
+    """
+
+    @property
+    def settings(self) -> Settings:
+        """The manager's configuration (its ``shutdown_timeout``)."""
+        ...
+
+    def enqueue_task_blocking(
+        self,
+        task: Any,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        connection: Any = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue one job from this thread."""
+        ...
+
+    async def close(self) -> None:
+        """Release the backend."""
+        ...
+
+
 class SyncTaskManager:
     """``manager.sync``: every coroutine of the manager as a blocking call."""
 
-    def __init__(self, manager: TaskManager) -> None:
+    def __init__(self, manager: Facade) -> None:
         self.manager = manager
         self.portal = Portal()
         for name in TWINS:
