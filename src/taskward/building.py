@@ -32,6 +32,7 @@ from taskward.jobs import (
     validate_seconds,
     validate_tags,
 )
+from taskward.registry import TaskRegistry
 from taskward.runtime.scheduler import cron_unique_key
 from taskward.serialize import dumps, encode_payload, loads
 from taskward.settings import Settings
@@ -40,7 +41,6 @@ from taskward.tasks import (
     Enqueuer,
     Task,
     TaskOptions,
-    TaskRegistry,
     qualified_name,
 )
 

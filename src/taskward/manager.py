@@ -43,12 +43,13 @@ from taskward.jobs import (
     validate_seconds,
 )
 from taskward.observe.events import EVENT_NAMES, Event, EventBus, EventRecorder, Hook
+from taskward.registry import TaskRegistry
 from taskward.running import maintenance_services, open_for, stop_on_signals, worker_config
 from taskward.runtime.drain import drain as drain_jobs
 from taskward.runtime.maintenance import cutoffs
 from taskward.runtime.worker import DrainResult, Worker
 from taskward.settings import Settings
-from taskward.tasks import Task, TaskOptions, TaskRegistry, qualified_name
+from taskward.tasks import Task, TaskOptions, qualified_name
 
 if TYPE_CHECKING:
     from taskward.sync import SyncTaskManager
@@ -274,7 +275,7 @@ class TaskManager:
     def runnable_task(self, name: str) -> Task[Any, Any] | None:
         """The task a worker of this manager runs for a job named ``name``, or None.
 
-        Never imports what a stored name says (see :class:`~taskward.tasks.TaskRegistry`).
+        Never imports what a stored name says (see :class:`~taskward.registry.TaskRegistry`).
         """
         return self.registry.runnable(name)
 
