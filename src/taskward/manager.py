@@ -12,7 +12,7 @@ import logging
 import operator
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
@@ -21,32 +21,23 @@ from taskward.backends.base import Backend, BlockingInserter, Capability, Stream
 from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, policy_from
 from taskward.building import JobBuilder, TaskRef, split_call
 from taskward.clock import Clock, SystemClock
-from taskward.cron import CronExpression
 from taskward.errors import (
     InvalidOptions,
-    JobNotFound,
-    JobRunning,
     NotSupported,
     PortalClosed,
-    ScheduleNotFound,
 )
 from taskward.jobs import (
     Inserted,
     Job,
-    JobFilter,
-    JobState,
     NewJob,
     NewJobBatch,
-    Page,
     Schedule,
-    validate_queue_name,
-    validate_seconds,
 )
 from taskward.observe.events import EVENT_NAMES, Event, EventBus, EventRecorder, Hook
+from taskward.operations import Operations
 from taskward.registry import TaskRegistry
 from taskward.running import maintenance_services, open_for, stop_on_signals, worker_config
 from taskward.runtime.drain import drain as drain_jobs
-from taskward.runtime.maintenance import cutoffs
 from taskward.runtime.worker import DrainResult, Worker
 from taskward.settings import Settings
 from taskward.tasks import Task, TaskOptions, qualified_name
@@ -63,7 +54,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskManager:
+class TaskManager(Operations):
     """The entry point: register tasks, enqueue jobs, inspect them, run workers."""
 
     def __init__(
@@ -258,16 +249,6 @@ class TaskManager:
     def _plain_task(self, fn: Callable[..., Any], name: str) -> Task[Any, Any]:
         return self.builder.plain_task(fn, name)
 
-    def build_job(
-        self,
-        ref: TaskRef,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> NewJob:
-        """Validate a job and return it ready to insert; raise before anything is written."""
-        return self.builder.build_job(ref, args, kwargs, **options)
-
     def schedule_job(self, schedule: Schedule, fire_at: datetime) -> NewJob:
         """Return the job for one fire time of ``schedule`` (unique per name and fire time)."""
         return self.builder.schedule_job(schedule, fire_at)
@@ -438,185 +419,6 @@ class TaskManager:
         """Enqueue a job to run at ``at``: an aware datetime, or seconds from now (>= 0)."""
         return await self.enqueue_task(task, args=args, kwargs=kwargs, at=at, **options)
 
-    # -- recurring -------------------------------------------------------------------------
-    async def schedule_recurring_task(
-        self,
-        name: str,
-        task: TaskRef,
-        *,
-        cron: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        timezone: str = "UTC",
-        queue: str | None = None,
-        priority: int | None = None,
-        max_attempts: int | None = None,
-    ) -> Schedule:
-        """Create or replace the recurring schedule ``name``: ``task`` at every ``cron`` time."""
-        if not name or len(name) > 200:
-            raise InvalidOptions("a recurring schedule needs a name of 1-200 characters")
-        CronExpression.parse(cron, timezone)
-        probe = self.build_job(
-            task, args, kwargs, queue=queue, priority=priority, max_attempts=max_attempts
-        )
-        schedule = Schedule(
-            name=name,
-            task=probe.task,
-            cron=cron,
-            timezone=timezone,
-            args=probe.args,
-            kwargs=probe.kwargs,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            created_at=self.clock.now(),
-        )
-        await (await self._backend()).save_schedule(schedule)
-        logger.info("recurring schedule %r saved: %s %s (%s)", name, probe.task, cron, timezone)
-        return schedule
-
-    async def cancel_recurring_task(self, name: str) -> None:
-        """Delete the recurring schedule ``name``; raise ``ScheduleNotFound`` if there is none."""
-        if not await (await self._backend()).delete_schedule(name):
-            raise ScheduleNotFound(name)
-
-    async def list_recurring_tasks(self) -> list[Schedule]:
-        """Return every recurring schedule."""
-        return await (await self._backend()).list_schedules()
-
-    def next_fire(self, schedule: Schedule, after: datetime | None = None) -> datetime:
-        """Return the next fire time of ``schedule`` after ``after`` (default: now)."""
-        cron = CronExpression.parse(schedule.cron, schedule.timezone)
-        return cron.next_fire(after or self.clock.now())
-
-    # -- admin -----------------------------------------------------------------------------
-    async def get_task_status(self, job_id: int) -> Job:
-        """Return the job ``job_id``; raise ``JobNotFound``."""
-        return await (await self._backend()).get(job_id)
-
-    async def list_tasks(
-        self,
-        *,
-        state: JobState | str | Sequence[JobState | str] | None = None,
-        queue: str | None = None,
-        task: TaskRef | None = None,
-        page: int = 1,
-        per_page: int = 50,
-        sort_by: str = "-id",
-    ) -> Page[Job]:
-        """Return one page of jobs, filtered by state(s), queue and task."""
-        task_name = None if task is None else self.builder.task_name(task)
-        flt = JobFilter(
-            states=_states(state),
-            queue=queue,
-            task=task_name,
-            page=page,
-            per_page=per_page,
-            sort_by=sort_by,
-        )
-        return await (await self._backend()).list_jobs(flt)
-
-    async def get_statistics(self) -> dict[str, Any]:
-        """Return counts by queue and state, which of them are estimates, and the workers.
-
-        ``{"queues": {queue: {state: count}}, "estimated": {queue: [state, ...]},
-        "paused": [...], "workers": {...}}``. ``estimated`` names the counts that are
-        estimates (empty when every count is exact): PostgreSQL estimates a queue's jobs in
-        one finished state past 10,000 of them.
-        """
-        backend = await self._backend()
-        stats = await backend.stats()
-        alive_since = self.clock.now() - timedelta(seconds=self.settings.lease_seconds * 2)
-        workers = await backend.list_workers(alive_since=alive_since)
-        queues = {
-            q: {s.value: stats.counts.get(q, {}).get(s, 0) for s in JobState}
-            for q in sorted(stats.counts)
-        }
-        estimated = {
-            q: [s.value for s in JobState if (q, s) in stats.estimated]
-            for q in sorted({q for q, _ in stats.estimated})
-        }
-        return {
-            "queues": queues,
-            "estimated": estimated,
-            "paused": sorted(stats.paused),
-            "workers": {
-                "total": len(workers),
-                "busy_slots": sum(w.running for w in workers),
-                "total_slots": sum(sum(w.queues.values()) for w in workers),
-                "nodes": [
-                    {
-                        "id": w.id,
-                        "queues": w.queues,
-                        "running": w.running,
-                        "heartbeat_at": w.heartbeat_at.isoformat(),
-                    }
-                    for w in workers
-                ],
-            },
-        }
-
-    async def cancel_task(self, job_id: int, *, reason: str = "cancelled by an operator") -> Job:
-        """Cancel a waiting job now, or ask the worker running it to stop; return the job."""
-        job = await (await self._backend()).cancel(job_id, reason=reason, now=self.clock.now())
-        logger.info("job %s cancel requested: %s (now %s)", job_id, reason, job.state)
-        if job.state is JobState.CANCELLED:
-            self._emit("job.cancelled", job, reason=reason, by="operator")
-        return job
-
-    async def retry_task(self, job_id: int) -> Job:
-        """Move a failed, discarded or cancelled job back to pending; return the job."""
-        job = await (await self._backend()).retry(job_id, now=self.clock.now())
-        logger.info("job %s retried by an operator (now %s)", job_id, job.state)
-        if job.state is JobState.PENDING:
-            self._emit("job.retried", job, by="operator")
-        return job
-
-    async def delete_task(self, job_id: int) -> None:
-        """Delete a job that is not running; raise ``JobNotFound`` or ``JobRunning``."""
-        backend = await self._backend()
-        if await backend.delete(job_id):
-            return
-        job = await backend.get(job_id)  # JobNotFound when there is none
-        if job.state is JobState.RUNNING:
-            raise JobRunning(job_id)
-        raise JobNotFound(job_id)  # it was there, not running, and still not deleted: gone now
-
-    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
-        """Jobs that finished at or after ``since``: ``(UTC minute, final state, count)`` rows.
-
-        One aggregate query over the stored jobs (what cleanup has not pruned yet).
-        """
-        return await (await self._backend()).finished_per_minute(since=since)
-
-    async def cleanup_old_tasks(
-        self, *, completed_days: float | None = None, failed_days: float | None = None
-    ) -> int:
-        """Delete finished jobs past retention; return how many.
-
-        Completed and cancelled jobs older than ``completed_days``, failed and discarded ones
-        older than ``failed_days`` (defaults from the settings).
-        """
-        done = self.settings.retention_completed_days if completed_days is None else completed_days
-        dead = self.settings.retention_failed_days if failed_days is None else failed_days
-        validate_seconds("completed_days", done)
-        validate_seconds("failed_days", dead)
-        deleted = await (await self._backend()).prune(before=cutoffs(self.clock, done, dead))
-        logger.info("cleanup deleted %d job(s)", deleted)
-        return deleted
-
-    async def pause_queue(self, queue: str) -> None:
-        """Stop every worker from fetching jobs of ``queue``."""
-        await (await self._backend()).pause_queue(validate_queue_name(queue))
-        logger.info("queue %r paused", queue)
-        self.events.emit(Event(name="queue.paused", at=self.clock.now(), queue=queue))
-
-    async def resume_queue(self, queue: str) -> None:
-        """Let workers fetch from ``queue`` again."""
-        await (await self._backend()).resume_queue(validate_queue_name(queue))
-        logger.info("queue %r resumed", queue)
-        self.events.emit(Event(name="queue.resumed", at=self.clock.now(), queue=queue))
-
     # -- running ---------------------------------------------------------------------------
     def make_worker(self, queues: Mapping[str, int] | None = None, **config: Any) -> Worker:
         """Build a worker for ``queues`` ({name: concurrency}); default ``{default_queue: 10}``."""
@@ -629,9 +431,6 @@ class TaskManager:
             default_policy=self.default_policy,
             events=self.events,
         )
-
-    def _emit(self, name: str, job: Job, **data: Any) -> None:
-        self.events.emit(Event.for_job(name, job, self.clock.now(), **data))
 
     def _emit_enqueued(self, inserted: Sequence[Inserted], new: Sequence[Job] = ()) -> None:
         """Emit ``job.enqueued`` for the inserts that stored a new job, and for ``new``."""
@@ -690,18 +489,6 @@ class TaskManager:
             return await drain_jobs(
                 worker, queues=names, batch=batch, with_scheduled=with_scheduled
             )
-
-
-def _states(state: Any) -> frozenset[JobState] | None:
-    if state is None:
-        return None
-    items = [state] if isinstance(state, str | JobState) else list(state)
-    try:
-        return frozenset(JobState(s) for s in items)
-    except ValueError:
-        raise InvalidOptions(
-            f"unknown state in {state!r}; choose from {[s.value for s in JobState]}"
-        ) from None
 
 
 def _log_enqueued(job: Job, duplicate: bool) -> None:

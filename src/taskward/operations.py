@@ -1,0 +1,260 @@
+"""The operator's half of the facade: recurring schedules, and inspecting and changing jobs.
+
+:class:`Operations` is mixed into :class:`~taskward.manager.TaskManager`; every method here is
+one of its public methods (``list_tasks``, ``get_statistics``, ``retry_task``…). It needs
+from the manager only what is declared at the top of the class.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from taskward.backends.base import Backend
+from taskward.building import JobBuilder, TaskRef
+from taskward.clock import Clock
+from taskward.cron import CronExpression
+from taskward.errors import InvalidOptions, JobNotFound, JobRunning, ScheduleNotFound
+from taskward.jobs import (
+    Job,
+    JobFilter,
+    JobState,
+    NewJob,
+    Page,
+    Schedule,
+    validate_queue_name,
+    validate_seconds,
+)
+from taskward.observe.events import Event, EventBus
+from taskward.runtime.maintenance import cutoffs
+from taskward.settings import Settings
+
+__all__ = ["Operations"]
+
+logger = logging.getLogger("taskward")
+
+
+class Operations:
+    """Schedules, inspection, operator actions and cleanup (mixed into the TaskManager)."""
+
+    builder: JobBuilder
+    events: EventBus
+
+    @property
+    def settings(self) -> Settings:
+        """The manager's configuration."""
+        raise NotImplementedError
+
+    @property
+    def clock(self) -> Clock:
+        """The manager's clock."""
+        raise NotImplementedError
+
+    async def _backend(self) -> Backend:
+        raise NotImplementedError
+
+    def build_job(
+        self,
+        ref: TaskRef,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> NewJob:
+        """Validate a job (see :meth:`taskward.building.JobBuilder.build_job`)."""
+        return self.builder.build_job(ref, args, kwargs, **options)
+
+    def _emit(self, name: str, job: Job, **data: Any) -> None:
+        self.events.emit(Event.for_job(name, job, self.clock.now(), **data))
+
+    # -- recurring -------------------------------------------------------------------------
+    async def schedule_recurring_task(
+        self,
+        name: str,
+        task: TaskRef,
+        *,
+        cron: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+    ) -> Schedule:
+        """Create or replace the recurring schedule ``name``: ``task`` at every ``cron`` time."""
+        if not name or len(name) > 200:
+            raise InvalidOptions("a recurring schedule needs a name of 1-200 characters")
+        CronExpression.parse(cron, timezone)
+        probe = self.build_job(
+            task, args, kwargs, queue=queue, priority=priority, max_attempts=max_attempts
+        )
+        schedule = Schedule(
+            name=name,
+            task=probe.task,
+            cron=cron,
+            timezone=timezone,
+            args=probe.args,
+            kwargs=probe.kwargs,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            created_at=self.clock.now(),
+        )
+        await (await self._backend()).save_schedule(schedule)
+        logger.info("recurring schedule %r saved: %s %s (%s)", name, probe.task, cron, timezone)
+        return schedule
+
+    async def cancel_recurring_task(self, name: str) -> None:
+        """Delete the recurring schedule ``name``; raise ``ScheduleNotFound`` if there is none."""
+        if not await (await self._backend()).delete_schedule(name):
+            raise ScheduleNotFound(name)
+
+    async def list_recurring_tasks(self) -> list[Schedule]:
+        """Return every recurring schedule."""
+        return await (await self._backend()).list_schedules()
+
+    def next_fire(self, schedule: Schedule, after: datetime | None = None) -> datetime:
+        """Return the next fire time of ``schedule`` after ``after`` (default: now)."""
+        cron = CronExpression.parse(schedule.cron, schedule.timezone)
+        return cron.next_fire(after or self.clock.now())
+
+    # -- admin -----------------------------------------------------------------------------
+    async def get_task_status(self, job_id: int) -> Job:
+        """Return the job ``job_id``; raise ``JobNotFound``."""
+        return await (await self._backend()).get(job_id)
+
+    async def list_tasks(
+        self,
+        *,
+        state: JobState | str | Sequence[JobState | str] | None = None,
+        queue: str | None = None,
+        task: TaskRef | None = None,
+        page: int = 1,
+        per_page: int = 50,
+        sort_by: str = "-id",
+    ) -> Page[Job]:
+        """Return one page of jobs, filtered by state(s), queue and task."""
+        task_name = None if task is None else self.builder.task_name(task)
+        flt = JobFilter(
+            states=_states(state),
+            queue=queue,
+            task=task_name,
+            page=page,
+            per_page=per_page,
+            sort_by=sort_by,
+        )
+        return await (await self._backend()).list_jobs(flt)
+
+    async def get_statistics(self) -> dict[str, Any]:
+        """Return counts by queue and state, which of them are estimates, and the workers.
+
+        ``{"queues": {queue: {state: count}}, "estimated": {queue: [state, ...]},
+        "paused": [...], "workers": {...}}``. ``estimated`` names the counts that are
+        estimates (empty when every count is exact): PostgreSQL estimates a queue's jobs in
+        one finished state past 10,000 of them.
+        """
+        backend = await self._backend()
+        stats = await backend.stats()
+        alive_since = self.clock.now() - timedelta(seconds=self.settings.lease_seconds * 2)
+        workers = await backend.list_workers(alive_since=alive_since)
+        queues = {
+            q: {s.value: stats.counts.get(q, {}).get(s, 0) for s in JobState}
+            for q in sorted(stats.counts)
+        }
+        estimated = {
+            q: [s.value for s in JobState if (q, s) in stats.estimated]
+            for q in sorted({q for q, _ in stats.estimated})
+        }
+        return {
+            "queues": queues,
+            "estimated": estimated,
+            "paused": sorted(stats.paused),
+            "workers": {
+                "total": len(workers),
+                "busy_slots": sum(w.running for w in workers),
+                "total_slots": sum(sum(w.queues.values()) for w in workers),
+                "nodes": [
+                    {
+                        "id": w.id,
+                        "queues": w.queues,
+                        "running": w.running,
+                        "heartbeat_at": w.heartbeat_at.isoformat(),
+                    }
+                    for w in workers
+                ],
+            },
+        }
+
+    async def cancel_task(self, job_id: int, *, reason: str = "cancelled by an operator") -> Job:
+        """Cancel a waiting job now, or ask the worker running it to stop; return the job."""
+        job = await (await self._backend()).cancel(job_id, reason=reason, now=self.clock.now())
+        logger.info("job %s cancel requested: %s (now %s)", job_id, reason, job.state)
+        if job.state is JobState.CANCELLED:
+            self._emit("job.cancelled", job, reason=reason, by="operator")
+        return job
+
+    async def retry_task(self, job_id: int) -> Job:
+        """Move a failed, discarded or cancelled job back to pending; return the job."""
+        job = await (await self._backend()).retry(job_id, now=self.clock.now())
+        logger.info("job %s retried by an operator (now %s)", job_id, job.state)
+        if job.state is JobState.PENDING:
+            self._emit("job.retried", job, by="operator")
+        return job
+
+    async def delete_task(self, job_id: int) -> None:
+        """Delete a job that is not running; raise ``JobNotFound`` or ``JobRunning``."""
+        backend = await self._backend()
+        if await backend.delete(job_id):
+            return
+        job = await backend.get(job_id)  # JobNotFound when there is none
+        if job.state is JobState.RUNNING:
+            raise JobRunning(job_id)
+        raise JobNotFound(job_id)  # it was there, not running, and still not deleted: gone now
+
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Jobs that finished at or after ``since``: ``(UTC minute, final state, count)`` rows.
+
+        One aggregate query over the stored jobs (what cleanup has not pruned yet).
+        """
+        return await (await self._backend()).finished_per_minute(since=since)
+
+    async def cleanup_old_tasks(
+        self, *, completed_days: float | None = None, failed_days: float | None = None
+    ) -> int:
+        """Delete finished jobs past retention; return how many.
+
+        Completed and cancelled jobs older than ``completed_days``, failed and discarded ones
+        older than ``failed_days`` (defaults from the settings).
+        """
+        done = self.settings.retention_completed_days if completed_days is None else completed_days
+        dead = self.settings.retention_failed_days if failed_days is None else failed_days
+        validate_seconds("completed_days", done)
+        validate_seconds("failed_days", dead)
+        deleted = await (await self._backend()).prune(before=cutoffs(self.clock, done, dead))
+        logger.info("cleanup deleted %d job(s)", deleted)
+        return deleted
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop every worker from fetching jobs of ``queue``."""
+        await (await self._backend()).pause_queue(validate_queue_name(queue))
+        logger.info("queue %r paused", queue)
+        self.events.emit(Event(name="queue.paused", at=self.clock.now(), queue=queue))
+
+    async def resume_queue(self, queue: str) -> None:
+        """Let workers fetch from ``queue`` again."""
+        await (await self._backend()).resume_queue(validate_queue_name(queue))
+        logger.info("queue %r resumed", queue)
+        self.events.emit(Event(name="queue.resumed", at=self.clock.now(), queue=queue))
+
+
+def _states(state: Any) -> frozenset[JobState] | None:
+    if state is None:
+        return None
+    items = [state] if isinstance(state, str | JobState) else list(state)
+    try:
+        return frozenset(JobState(s) for s in items)
+    except ValueError:
+        raise InvalidOptions(
+            f"unknown state in {state!r}; choose from {[s.value for s in JobState]}"
+        ) from None
