@@ -4,6 +4,9 @@ A stored string (a task name, an error message, a traceback) may hold rich marku
 crashes a command with a MarkupError) or escape sequences a terminal acts on (screen clears,
 OSC 8 links, cursor moves). Everything from the store goes through :func:`plain`,
 :func:`say` or :func:`json_text`, which show each such character escaped (ESC as ``\x1b``).
+
+Also owns :func:`stats_table`, which the demo shares. This module imports nothing else of
+the CLI (no typer, no commands), so that the demo can import it without the command line.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.highlighter import JSONHighlighter
+from rich.table import Table
 from rich.text import Text
 
+from taskward.jobs import JobState
 from taskward.text import UNSAFE_IN_JSON, inert
 
 _SECRET_QUERY_KEYS = frozenset({"password"})
@@ -65,3 +70,28 @@ def display_url(url: str) -> str:
         [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*"
     )
     return urlunsplit(parts._replace(netloc=netloc, query=query if secret else parts.query))
+
+
+def stats_table(data: dict[str, Any]) -> Table:
+    """Render ``get_statistics()`` as a table; an estimated count reads "~N".
+
+    Queue names are shown as plain text (see :func:`plain`): they come from the store.
+    """
+    table = Table(title="taskward statistics")
+    table.add_column("queue")
+    for s in JobState:
+        table.add_column(s.value, justify="right")
+    estimated: dict[str, list[str]] = data.get("estimated", {})
+    for queue, counts in data["queues"].items():
+        label = f"{queue} (paused)" if queue in data["paused"] else queue
+        guessed = estimated.get(queue, [])
+        table.add_row(
+            plain(label),
+            *(f"{'~' if s.value in guessed else ''}{counts[s.value]}" for s in JobState),
+        )
+    w = data["workers"]
+    caption = f"workers: {w['total']} · busy slots {w['busy_slots']}/{w['total_slots']}"
+    if estimated:
+        caption += "\n~ estimated: past 10,000 finished jobs of a queue in one state"
+    table.caption = caption
+    return table
