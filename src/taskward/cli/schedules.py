@@ -6,7 +6,6 @@ schedule's next fire time is shown when its stored cron or time zone cannot fire
 
 from __future__ import annotations
 
-import typer
 from rich.table import Table
 
 from taskward.cli import core
@@ -63,7 +62,6 @@ def _next_fire(manager: TaskManager, schedule: Schedule) -> str | None:
 @cron_app.command("cancel")
 def cron_cancel(name: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
     """Delete a recurring schedule."""
-    if not run(load_manager(app_path, url), lambda m: m.cancel_recurring_task(name)):
-        print_line("[red]error:[/red] no recurring schedule named {}", repr(name), to=core.err)
-        raise typer.Exit(1)
+    # A missing schedule raises ScheduleNotFound, which run() prints as one error line, exit 1.
+    run(load_manager(app_path, url), lambda m: m.cancel_recurring_task(name))
     print_line("recurring schedule {} cancelled", name)
