@@ -4,6 +4,7 @@ migrations, query plans. (The shared semantics are in tests/contract/.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -559,6 +562,97 @@ def test_processes_migrating_at_once_apply_each_migration_once(db_path: Path) ->
     with sqlite3.connect(db_path) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM taskward_migrations")]
     assert versions == [m.version for m in load_migrations(SQLITE_SQL)]
+
+
+# -- cancelling at any moment -------------------------------------------------------------
+CANCEL_DELAYS = [0, 0.001, 0.005, 0.02]
+
+
+def new_database_threads(before: set[threading.Thread], *, wait: float = 5.0) -> list[str]:
+    """Names of the taskward database threads started since ``before`` still alive after up to
+    ``wait`` seconds (a closed backend's thread ends on its own, just after ``close``)."""
+    started = [
+        thread
+        for thread in threading.enumerate()
+        if thread.name.startswith("taskward") and thread not in before
+    ]
+    deadline = time.monotonic() + wait
+    for thread in started:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread.name for thread in started if thread.is_alive()]
+
+
+@pytest.mark.parametrize("delay", CANCEL_DELAYS)
+async def test_an_open_cancelled_at_any_moment_leaves_no_connection_nor_thread(
+    db_path: Path, delay: float
+) -> None:
+    before = set(threading.enumerate())
+    backend = SqliteBackend(f"sqlite:///{db_path}")
+    opening = asyncio.create_task(backend.open())
+    await asyncio.sleep(delay)
+    opening.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await opening
+    if not opening.cancelled():
+        await backend.close()  # the open was done before the cancel: closing is the caller's
+    assert new_database_threads(before) == []
+    assert sorted(os.listdir(db_path.parent)) in ([], ["jobs.db"])  # no -wal: no connection open
+
+
+CANCEL_A_TASK = textwrap.dedent(
+    """
+    import asyncio, contextlib, json, sys, threading, time
+    from taskward import TaskManager
+
+    async def main(url, what, delay):
+        tw = TaskManager(url)
+        try:
+            if what == "worker":
+                running = tw.run_worker(install_signal_handlers=False)
+            else:
+                running = tw.drain(with_scheduled=True)
+            task = asyncio.create_task(running)
+            await asyncio.sleep(delay)
+            cancelled_at = time.monotonic()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            await tw.close()
+        return time.monotonic() - cancelled_at
+
+    took = asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+    threads = [t for t in threading.enumerate() if t.name.startswith("taskward")]
+    deadline = time.monotonic() + 5
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    print(json.dumps({"took": took, "alive": [t.name for t in threads if t.is_alive()]}))
+    """
+)
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=False,
+    reason="two leaks outside the backend, about 1 run in 5 at these delays: TaskManager.open "
+    "does not close the backend when migrate() is cancelled (manager.py), and a cancelled "
+    "drain returns before its shielded wind-down, whose remove_worker reopens the closed "
+    "backend (runtime/drain.py)",
+)
+@pytest.mark.parametrize("delay", CANCEL_DELAYS)
+@pytest.mark.parametrize("what", ["worker", "drain"])
+def test_a_worker_or_drain_cancelled_at_any_moment_ends_promptly_and_leaves_no_thread(
+    db_path: Path, what: str, delay: float
+) -> None:
+    """``run_worker`` (or ``drain``) started as a task on a new file and cancelled while it
+    opens, migrates or runs: the task ends within seconds (a hard timeout kills the process
+    otherwise) and, once the manager is closed, no database thread is left."""
+    cmd = [sys.executable, "-c", CANCEL_A_TASK, f"sqlite:///{db_path}", what, str(delay)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["took"] < 3.0
+    assert answer["alive"] == []
 
 
 # -- migrations and schema ------------------------------------------------------------------

@@ -153,8 +153,16 @@ class SqliteBackend:
         """Open the connection on its thread (idempotent).
 
         Creates missing parent folders, and a missing database file readable by its owner only.
+        An open that starts the database thread and then fails or is cancelled leaves nothing
+        behind: its connection is closed and its thread ends, as after :meth:`close`.
         """
-        await self._call(self._store.open)
+        starting = self._executor is None
+        try:
+            await self._call(self._store.open)
+        except BaseException:
+            if starting:
+                self._abandon()
+            raise
 
     async def close(self) -> None:
         """Close the connection and stop its thread (idempotent); wakes any waiter.
@@ -165,16 +173,37 @@ class SqliteBackend:
         """
         if self._connected_pid not in (None, os.getpid()):
             return
-        executor, self._executor = self._executor, None
-        store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
-        self._waiters.close()
-        self._close_idle_stores()
+        executor, store = self._detach()
         if executor is None:
             return
         try:
             await asyncio.get_running_loop().run_in_executor(executor, store.close)
         finally:
             executor.shutdown(wait=False)
+
+    def _abandon(self) -> None:
+        """:meth:`close` without waiting (for an open that failed or was cancelled).
+
+        The thread closes the connection after what it is running (an open cannot be
+        interrupted), then ends.
+        """
+        if self._connected_pid not in (None, os.getpid()):
+            return
+        executor, store = self._detach()
+        if executor is not None:
+            executor.submit(store.close)
+            executor.shutdown(wait=False)
+
+    def _detach(self) -> tuple[ThreadPoolExecutor | None, SqliteStore]:
+        """Hand over the database thread and its store, wake the waiters, close the pool.
+
+        The backend is closed from then on: a later call opens a new thread and connection.
+        """
+        executor, self._executor = self._executor, None
+        store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
+        self._waiters.close()
+        self._close_idle_stores()
+        return executor, store
 
     async def migrate(self) -> None:
         """Apply pending migrations (safe when several processes start at once)."""
