@@ -278,7 +278,7 @@ async def test_a_job_whose_notify_is_lost_is_adopted(tw: TaskManager, pg_url: st
 
     worker, runner = await _idle_worker(tw, pg_url)
     backend: Any = tw.backend
-    backend._deliver = lambda payload: None  # every dispatch NOTIFY goes missing
+    backend._listener.deliver = lambda payload: None  # every dispatch NOTIFY goes missing
     job = await work.enqueue()
     assert job.attempted_by == worker.id
     await tw.enqueue_task(work, tags=["wake"])  # not dispatched: a NOTIFY that wakes the loop
@@ -307,7 +307,7 @@ async def test_an_offer_left_by_an_error_still_holds_its_slot(tw: TaskManager, p
         return bool(await real_withdraw(**kwargs))
 
     backend.withdraw = withdraw
-    backend._deliver = lambda payload: None  # dispatch NOTIFYs go missing
+    backend._listener.deliver = lambda payload: None  # dispatch NOTIFYs go missing
     pending = await hold.enqueue_many([[0], [1]])  # wakes the worker; taking back fails
     dispatched = await hold.enqueue(2)  # takes the offer that still stands
     assert dispatched.attempted_by == worker.id
@@ -392,7 +392,7 @@ async def test_slots_gathered_for_a_backlog_keep_the_reserved_one(
 
     worker, runner = await _idle_worker(tw, pg_url, concurrency=4)
     backend: Any = tw.backend
-    backend._deliver = lambda payload: None  # the dispatch NOTIFY is lost
+    backend._listener.deliver = lambda payload: None  # the dispatch NOTIFY is lost
     dispatched = await hold.enqueue(9)
     assert dispatched.attempted_by == worker.id
     pending = await hold.enqueue_many([[n] for n in range(6)])  # wakes the loop: a backlog

@@ -73,7 +73,7 @@ def test_url_parameters_of_taskward_are_kept_from_libpq() -> None:
     assert conninfo == "postgresql://u:p@h:5/db?sslmode=disable"
     assert own == {"schema": "app_1", "pool_max_size": "4"}
     backend = PostgresBackend("postgres://h/db?schema=app_1&pool_max_size=4&prepare=false")
-    assert (backend.schema, backend.max_size, backend.prepare) == ("app_1", 4, False)
+    assert (backend.schema, backend.config.max_size, backend.config.prepare) == ("app_1", 4, False)
 
 
 @pytest.mark.parametrize(
@@ -554,7 +554,7 @@ async def test_a_busy_pool_never_delays_the_heartbeat_past_the_lease(pg_url: str
         held.set()
         backend = worker_side.backend
         assert isinstance(backend, PostgresBackend)
-        await backend._run(lambda conn: conn.execute("SELECT pg_sleep(2)"))
+        await backend._connections.run(lambda conn: conn.execute("SELECT pg_sleep(2)"))
         return "done"
 
     async with worker_side, observer:
@@ -589,7 +589,9 @@ async def test_listing_counts_exactly_up_to_the_cap_then_estimates(tw: TaskManag
     await tw.enqueue_task(ADD, args=[2])
     backend = tw.backend
     assert isinstance(backend, PostgresBackend)
-    await backend._run(lambda conn: conn.execute(f"ANALYZE {backend.schema}.taskward_jobs"))
+    await backend._connections.run(
+        lambda conn: conn.execute(f"ANALYZE {backend.schema}.taskward_jobs")
+    )
     everything = await tw.list_tasks(per_page=20)
     assert everything.total_is_estimate
     # the planner's estimate after ANALYZE, never below what an exact count saw
@@ -616,13 +618,15 @@ async def jobs_in(tw: TaskManager, queue: str, state: JobState, n: int) -> None:
     assert isinstance(backend, PostgresBackend)
     ids = [job.id for job in await tw.enqueue_many(ADD, [[i] for i in range(n)], queue=queue)]
     update = f"UPDATE {backend.schema}.taskward_jobs SET state = %s WHERE id = ANY(%s)"
-    await backend._run(lambda conn: conn.execute(update, (state.value, ids)))
+    await backend._connections.run(lambda conn: conn.execute(update, (state.value, ids)))
 
 
 async def analyze(tw: TaskManager) -> None:
     backend = tw.backend
     assert isinstance(backend, PostgresBackend)
-    await backend._run(lambda conn: conn.execute(f"ANALYZE {backend.schema}.taskward_jobs"))
+    await backend._connections.run(
+        lambda conn: conn.execute(f"ANALYZE {backend.schema}.taskward_jobs")
+    )
 
 
 async def test_statistics_estimate_only_large_groups_of_finished_jobs(
@@ -630,7 +634,7 @@ async def test_statistics_estimate_only_large_groups_of_finished_jobs(
 ) -> None:
     """Past the cap, a queue's finished jobs of one state are the planner's estimate (and say
     so); waiting and running jobs, and every group under the cap, stay exact."""
-    from taskward.backends.postgres import backend as postgres
+    from taskward.backends.postgres import admin
 
     truth = {
         ("bulk", JobState.COMPLETED): 600,
@@ -650,7 +654,7 @@ async def test_statistics_estimate_only_large_groups_of_finished_jobs(
     assert {(q, s): n for q, per in exact.counts.items() for s, n in per.items()} == truth
     assert (await tw.get_statistics())["estimated"] == {}
 
-    monkeypatch.setattr(postgres, "STATS_EXACT_CAP", 100)
+    monkeypatch.setattr(admin, "STATS_EXACT_CAP", 100)
     stats = await tw.backend.stats()
     large = {("bulk", JobState.COMPLETED), ("bulk", JobState.FAILED), ("other", JobState.CANCELLED)}
     assert stats.estimated == large
@@ -673,12 +677,12 @@ async def test_statistics_estimates_are_never_below_the_cap(
 ) -> None:
     """Statistics from before the jobs finished (no ANALYZE since) estimate few: the capped
     count has seen more, so the estimate is at least the cap plus one."""
-    from taskward.backends.postgres import backend as postgres
+    from taskward.backends.postgres import admin
 
     await jobs_in(tw, "late", JobState.PENDING, 1)
     await analyze(tw)  # the planner now believes "late" has no completed job
     await jobs_in(tw, "late", JobState.COMPLETED, 300)
-    monkeypatch.setattr(postgres, "STATS_EXACT_CAP", 100)
+    monkeypatch.setattr(admin, "STATS_EXACT_CAP", 100)
     stats = await tw.backend.stats()
     assert stats.estimated == {("late", JobState.COMPLETED)}
     assert stats.counts["late"][JobState.COMPLETED] >= 101
@@ -698,7 +702,7 @@ async def test_statistics_have_extended_statistics_on_queue_and_state(tw: TaskMa
         )
         return list(await cursor.fetchall())
 
-    assert await backend._run(kinds) == [("taskward_jobs_queue_state_mcv", ["m"])]
+    assert await backend._connections.run(kinds) == [("taskward_jobs_queue_state_mcv", ["m"])]
 
 
 async def test_statistics_turn_jit_off_for_their_own_transaction_only(tw: TaskManager) -> None:
@@ -711,10 +715,10 @@ async def test_statistics_turn_jit_off_for_their_own_transaction_only(tw: TaskMa
         cursor = await conn.execute("SELECT current_setting('jit'), current_setting('TimeZone')")
         return list(await cursor.fetchall())
 
-    default = await backend._run(settings)
+    default = await backend._connections.run(settings)
     await tw.get_statistics()
     await tw.list_tasks()
-    assert await backend._run(settings) == default
+    assert await backend._connections.run(settings) == default
     assert default[0][1] == "UTC"
 
 
@@ -725,13 +729,13 @@ async def test_closing_the_backend_leaves_no_lease_connection_behind(pg_url: str
     await backend.migrate()
     now = datetime.now(UTC)
     await backend.extend_leases([1], worker_id="w", lease_until=now)  # opens it
-    async with backend._control_lock:  # a heartbeat in flight
+    async with backend._control.lock:  # a heartbeat in flight
         waiting = asyncio.create_task(backend.extend_leases([1], worker_id="w", lease_until=now))
         await asyncio.sleep(0.05)
         await backend.close()
     with pytest.raises(BackendUnavailable):
         await waiting
-    assert backend._control_conn is None
+    assert backend._control.conn is None
 
 
 # The worker's statements run prepared; once the server switches to a generic plan (it does

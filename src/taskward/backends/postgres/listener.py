@@ -1,0 +1,171 @@
+"""Wake-ups: one LISTEN connection per backend, and the waiters of this process it wakes.
+
+Every insert statement notifies (``pg_notify``) the queues of the pending jobs it inserted,
+so a job enqueued inside the application's own transaction wakes workers when, and only if,
+it commits; promotions, retries and resumes notify too. A NOTIFY is either a queue name (wake
+that queue's waiters) or a job dispatched to a worker (``run:<len>:<worker id><row JSON>``),
+handed to that worker's receiver if it lives in this process. The connection opens on the
+first wait, reconnects with backoff, and polling covers the gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from typing import Final
+
+import psycopg
+
+from taskward.backends.postgres import rows
+from taskward.backends.postgres.connections import AConn, Connections
+from taskward.jobs import Job
+
+__all__ = ["DISPATCH_PREFIX", "Listener"]
+
+logger = logging.getLogger(__name__)
+LISTEN_RETRY_MAX: Final = 2.0
+DISPATCH_PREFIX: Final = "run:"
+
+
+class Listener:
+    """The LISTEN connection of one backend, its waiters, and the receivers of dispatched jobs.
+
+    ``receivers``: the workers of this process that offered slots (their dispatched jobs go
+    to these), by worker id.
+    """
+
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self._task: asyncio.Task[None] | None = None
+        self.listening = False  # True while the LISTEN connection is up
+        self.receivers: dict[str, Callable[[Job], None]] = {}
+        self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
+        self._notified: dict[str, int] = {}
+        self._notified_all = 0
+        self._seen_at_fetch: dict[str, tuple[int, int]] = {}
+
+    def start(self) -> None:
+        """Start the LISTEN connection, on the first wait (idempotent).
+
+        A producer-only process (a web app) then never opens it: one connection fewer per
+        process, and no NOTIFY traffic of its own inserts to decode (it halved enqueue speed).
+        """
+        if self._task is None and self._connections.pool is not None:
+            self._task = asyncio.create_task(self._listen(), name="taskward-pg-listen")
+
+    async def stop(self) -> None:
+        """Close the LISTEN connection (idempotent); it starts again on the next wait."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def note_fetch(self, queue: str) -> None:
+        """Remember the wake-ups ``queue`` had seen when it was fetched (see :meth:`wait`)."""
+        self._seen_at_fetch[queue] = (self._notified.get(queue, 0), self._notified_all)
+
+    async def wait(self, queues: Collection[str], *, timeout: float) -> None:
+        """Return on a NOTIFY for one of ``queues``, or after ``timeout`` seconds (polling).
+
+        Returns at once if a notification for one of ``queues`` arrived since this
+        instance's last fetch of it, so a wake-up between that fetch and this wait is not lost.
+        """
+        self.start()
+        names = frozenset(queues)
+        for queue in names:
+            seen = self._seen_at_fetch.get(queue)
+            if seen is not None and seen != (self._notified.get(queue, 0), self._notified_all):
+                return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[future] = names
+        try:
+            await asyncio.wait({future}, timeout=timeout)
+        finally:
+            del self._waiters[future]
+
+    def wake(self, queue: str | None) -> None:
+        """Wake waiters of ``queue`` (of every queue when None)."""
+        if queue is None:
+            self._notified_all += 1
+        else:
+            self._notified[queue] = self._notified.get(queue, 0) + 1
+        for future, queues in self._waiters.items():
+            if not future.done() and (queue is None or not queues or queue in queues):
+                future.set_result(None)
+
+    def deliver(self, payload: str) -> None:
+        """Hand a job dispatched to a worker of this process to it (others' are skipped unread).
+
+        ``payload``: the worker id's length, ":", the worker id, the job's row as JSON.
+        """
+        try:
+            size, _, rest = payload.partition(":")
+            worker_id, row = rest[: int(size)], rest[int(size) :]
+            receive = self.receivers.get(worker_id)
+            if receive is None:
+                return  # another process's worker
+            receive(rows.job_from_json(row))
+        except Exception:
+            # The worker finds the job itself after its wait (Worker._settle adopts it).
+            logger.exception("a job dispatched to this process could not be handed over")
+
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection open; reconnect with backoff; wake waiters on NOTIFY."""
+        connections = self._connections
+        delay = 0.05
+        reconnecting = False
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    connections.config.conninfo, **connections.connect_kwargs()
+                )
+            except psycopg.OperationalError as exc:
+                logger.debug("LISTEN connection failed (%s); polling meanwhile", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_MAX)
+                continue
+            try:
+                async with conn:
+                    await conn.execute(connections.q["listen"])
+                    self.listening = True
+                    delay = 0.05
+                    pool = connections.pool
+                    if reconnecting and pool is not None:
+                        # After a server restart every pooled connection is dead but looks
+                        # idle: drop them now rather than fail the next statement on each.
+                        await pool.check()
+                    if reconnecting or self.receivers:
+                        # Jobs may have arrived while nobody listened, and idle workers could
+                        # not offer slots without a listener: wake everyone once.
+                        self.wake(None)
+                    else:
+                        # The first LISTEN starts with the first wait: a job inserted just
+                        # before it took effect sent its NOTIFY to nobody. Look once.
+                        await self._wake_if_pending(conn)
+                    reconnecting = True
+                    async for notice in conn.notifies():
+                        if notice.payload.startswith(DISPATCH_PREFIX):
+                            self.deliver(notice.payload[len(DISPATCH_PREFIX) :])
+                        else:
+                            self.wake(notice.payload)
+            except psycopg.Error as exc:
+                # Any database error (lost connection, schema not migrated yet): never let the
+                # listener die silently; polling covers the gap until it is back.
+                logger.warning("LISTEN connection lost (%s); reconnecting", exc)
+            finally:
+                self.listening = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LISTEN_RETRY_MAX)
+
+    async def _wake_if_pending(self, conn: AConn) -> None:
+        """Wake the current waiters of every queue that has a claimable job."""
+        queues = sorted({q for names in self._waiters.values() for q in names})
+        if any(not names for names in self._waiters.values()):
+            cursor = await conn.execute(self._connections.q["pending_queues"])
+        else:
+            cursor = await conn.execute(
+                self._connections.q["pending_queues_in"], {"queues": queues}
+            )
+        for (queue,) in await cursor.fetchall():
+            self.wake(queue)

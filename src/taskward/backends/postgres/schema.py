@@ -1,0 +1,59 @@
+"""Schema migrations: the files of ``migrations/`` applied in one transaction, under a lock.
+
+A transaction-scoped advisory lock on the schema lets several processes start at once: the
+first applies what is pending, the others wait, then find nothing to do. One plan of
+statements serves the async pool and the sync pool (a sync producer opens nothing else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import psycopg
+from psycopg_pool import PoolClosed, PoolTimeout
+
+from taskward.backends.postgres.config import POSTGRES_SQL
+from taskward.backends.postgres.connections import (
+    AConn,
+    Connections,
+    drive_async,
+    drive_sync,
+    unavailable,
+)
+from taskward.backends.sql.migrate import load_migrations
+
+__all__ = ["migrate", "migrate_blocking"]
+
+
+async def migrate(connections: Connections) -> None:
+    """Apply pending migrations in one transaction, under an advisory lock."""
+
+    async def apply(conn: AConn) -> None:
+        async with conn.transaction():
+            await drive_async(conn, _migration_plan(connections))
+
+    await connections.run(apply)
+
+
+def migrate_blocking(connections: Connections) -> None:
+    """:func:`migrate` from the calling thread, on the sync pool (sync producers)."""
+    try:
+        with connections.open_sync_pool().connection() as conn, conn.transaction():
+            drive_sync(conn, _migration_plan(connections))
+    except (PoolTimeout, PoolClosed, psycopg.OperationalError) as exc:
+        raise unavailable(exc) from exc
+
+
+def _migration_plan(connections: Connections) -> Generator[tuple[Any, Any], list[Any], None]:
+    """The statements of :func:`migrate`: yields (sql, params), is sent each one's rows."""
+    q, config = connections.q, connections.config
+    yield q["migration_lock"], {"schema": config.schema}
+    yield q["create_schema"], None
+    yield q["create_migrations_table"], None
+    applied = {row[0] for row in (yield q["applied_migrations"], None)}
+    for migration in load_migrations(POSTGRES_SQL):
+        if migration.version in applied:
+            continue
+        yield config.fill(migration.sql).encode(), None
+        yield q["record_migration"], {"version": migration.version, "name": migration.name}
