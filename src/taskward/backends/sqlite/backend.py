@@ -11,6 +11,9 @@ Durability and concurrency: WAL journal, ``synchronous`` as configured (FULL by 
 across processes by SQLite's single writer lock. Several worker processes may share one file on
 one machine (not over a network file system).
 
+Sync producers insert from their own threads on a small pool of connections
+(:class:`~taskward.backends.sqlite.blocking.BlockingInserts`, a mixin of this class).
+
 Files: a new database file is created 0600 (less the umask) before SQLite opens it, and SQLite
 gives its ``-wal`` and ``-shm`` files the same mode; an existing file keeps its mode.
 
@@ -25,20 +28,24 @@ platforms without Unix sockets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
-import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final, TypeVar, TypeVarTuple
 
 from taskward.backends.base import Capability
-from taskward.backends.sqlite.connection import MEMORY_PATH, unavailable
+from taskward.backends.sqlite.blocking import BlockingInserts
+from taskward.backends.sqlite.connection import (
+    MEMORY_PATH,
+    forked_message,
+    refuse_caller_transaction,
+    unavailable,
+)
 from taskward.backends.sqlite.store import SqliteStore
-from taskward.backends.sqlite.waiters import POLL_SECONDS, Waiters
-from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
+from taskward.backends.sqlite.waiters import POLL_SECONDS, Waiters, newly_pending_queues
+from taskward.errors import BackendUnavailable, InvalidOptions
 from taskward.jobs import (
     Inserted,
     Job,
@@ -58,11 +65,7 @@ __all__ = ["SqliteBackend", "parse_sqlite_url"]
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 SYNCHRONOUS_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
-MAX_IDLE_STORES: Final = 4
-"""Idle connections the sync producers' pool keeps (more threads at once open more)."""
 _PREFIX: Final = "sqlite:///"
-# Pooled connections a forked child found: kept referenced, so that no finaliser closes them.
-_INHERITED_STORES: list[SqliteStore] = []
 
 
 def parse_sqlite_url(url: str) -> str:
@@ -85,7 +88,7 @@ def parse_sqlite_url(url: str) -> str:
     return os.path.abspath(path)
 
 
-class SqliteBackend:
+class SqliteBackend(BlockingInserts):
     """Jobs in one SQLite file, shared by every process on the machine that opens it.
 
     ``synchronous`` is SQLite's durability level: FULL (default) loses no acknowledged write
@@ -108,11 +111,8 @@ class SqliteBackend:
         self._waiters = Waiters(self.path, shared=self.path != MEMORY_PATH)
         self.poll_seconds = POLL_SECONDS
         """How often a waiter looks for commits of other processes (the fallback)."""
-        # Sync producers' connections: a small pool, each used by one thread at a time.
-        self._idle_stores: list[SqliteStore] = []
-        self._pool_lock = threading.Lock()
-        self._generation = 0  # close() moves it on: a store of an older one is closed on return
         self._connected_pid: int | None = None  # a process that has had a connection open
+        self._init_pool()  # sync producers' connections (BlockingInserts)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -133,7 +133,7 @@ class SqliteBackend:
         """Run ``fn(*args)`` on the database thread, mapping lock/open errors."""
         pid = os.getpid()
         if self._connected_pid not in (None, pid):
-            raise BackendUnavailable(self._forked_message())
+            raise BackendUnavailable(forked_message(self.path))
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskward-sqlite")
         self._connected_pid = pid
@@ -223,104 +223,14 @@ class SqliteBackend:
         the backend's connection lives on its own thread, so it cannot share the caller's
         ``sqlite3`` transaction. Passing one raises :class:`NotSupported`.
         """
-        _refuse_caller_transaction(connection)
+        refuse_caller_transaction(connection)
         if not jobs:
             return []
         out = await self._call(self._store.insert, jobs, now)
-        ready = _newly_pending_queues(out)
+        ready = newly_pending_queues(out)
         if ready:
             self._waiters.jobs_ready(ready)
         return out
-
-    def insert_blocking(
-        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
-    ) -> list[Inserted]:
-        """Insert jobs from the calling thread, on a connection of a small thread-safe pool.
-
-        For sync producers: no hop to the database thread and back (about 0.1-0.4 ms each
-        way on a small VM). SQLite's write lock serialises these connections with the
-        backend's own, as it does with other processes'. Waiters of this process are woken
-        on their loop; other processes by their wake channel.
-
-        Raises:
-            BackendUnavailable: this backend had a connection open when the process forked
-                (open the manager in each process after forking: SQLite's locks do not
-                survive a fork, so a connection made in the child could corrupt the file).
-        """
-        _refuse_caller_transaction(connection)
-        if not jobs:
-            return []
-        out = self._on_pooled_store(lambda store: store.insert(jobs, now))
-        ready = _newly_pending_queues(out)
-        if ready:
-            self._waiters.jobs_ready_from_thread(ready)
-        return out
-
-    def migrate_blocking(self) -> None:
-        """:meth:`migrate` from the calling thread, on a pooled connection (sync producers)."""
-        self._on_pooled_store(SqliteStore.migrate)
-
-    def _on_pooled_store(self, fn: Callable[[SqliteStore], T]) -> T:
-        """Run ``fn(store)`` on a pooled store in this thread, mapping lock/open errors."""
-        if self.path == MEMORY_PATH:
-            raise NotSupported("sqlite:///:memory: is private to one connection: use the async API")
-        store, generation = self._checkout()
-        try:
-            return fn(store)
-        except sqlite3.DatabaseError as exc:
-            error = unavailable(exc, self.path)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            self._checkin(store, generation)
-
-    def _checkout(self) -> tuple[SqliteStore, int]:
-        """An idle pooled store (or a new one) for this thread alone, and its generation."""
-        pid = os.getpid()
-        with self._pool_lock:
-            if self._connected_pid not in (None, pid):
-                # Inherited from the parent: never used nor closed here (kept referenced, so
-                # that no finaliser closes them either).
-                _INHERITED_STORES.extend(self._idle_stores)
-                self._idle_stores = []
-                raise BackendUnavailable(self._forked_message())
-            self._connected_pid = pid
-            generation = self._generation
-            if self._idle_stores:
-                return self._idle_stores.pop(), generation
-        store = SqliteStore(self.path, synchronous=self.synchronous, any_thread=True)
-        store.open()
-        return store, generation
-
-    def _forked_message(self) -> str:
-        return (
-            f"the SQLite database {self.path} was open when this process was forked; open "
-            "the TaskManager in each process after forking (SQLite's locks do not survive a "
-            "fork, and the database thread is the parent's)"
-        )
-
-    def _checkin(self, store: SqliteStore, generation: int) -> None:
-        """Give a store back; closed instead if close() ran meanwhile or enough are idle."""
-        with self._pool_lock:
-            if generation == self._generation and len(self._idle_stores) < MAX_IDLE_STORES:
-                self._idle_stores.append(store)
-                return
-        with contextlib.suppress(sqlite3.Error):
-            store.close()
-
-    def _close_idle_stores(self) -> None:
-        """Close the idle stores; one in use is closed when given back, never mid-statement."""
-        with self._pool_lock:
-            self._generation += 1
-            stores, self._idle_stores = self._idle_stores, []
-            if self._connected_pid not in (None, os.getpid()):
-                _INHERITED_STORES.extend(stores)  # a forked child: the parent's, not ours
-                return
-            self._connected_pid = None
-        for store in stores:
-            with contextlib.suppress(sqlite3.Error):
-                store.close()
 
     # -- work ------------------------------------------------------------------------------
     async def fetch(
@@ -461,17 +371,3 @@ class SqliteBackend:
     async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
         return await self._call(self._store.list_workers, alive_since)
-
-
-def _refuse_caller_transaction(connection: Any) -> None:
-    """SQLite cannot join the caller's transaction: its connections live on other threads."""
-    if connection is not None:
-        raise NotSupported(
-            "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
-            "enqueue after your commit, or use the postgres backend"
-        )
-
-
-def _newly_pending_queues(out: Sequence[Inserted]) -> set[str]:
-    """The queues of the jobs an insert made pending (whose waiters must be woken)."""
-    return {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}

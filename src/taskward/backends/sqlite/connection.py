@@ -26,6 +26,8 @@ __all__ = [
     "MEMORY_PATH",
     "SqliteConnection",
     "create_private_file",
+    "forked_message",
+    "refuse_caller_transaction",
     "unavailable",
 ]
 
@@ -174,3 +176,21 @@ def unavailable(exc: sqlite3.Error, path: str) -> BackendUnavailable | None:
     if "unable to open" in message or "not a database" in message or "readonly" in message:
         return BackendUnavailable(f"cannot use SQLite database {path}: {exc}")
     return None
+
+
+def forked_message(path: str) -> str:
+    """Why a process forked while the backend of ``path`` had a connection open is refused."""
+    return (
+        f"the SQLite database {path} was open when this process was forked; open "
+        "the TaskManager in each process after forking (SQLite's locks do not survive a "
+        "fork, and the database thread is the parent's)"
+    )
+
+
+def refuse_caller_transaction(connection: Any) -> None:
+    """SQLite cannot join the caller's transaction: its connections live on other threads."""
+    if connection is not None:
+        raise NotSupported(
+            "the sqlite backend cannot enqueue inside your own sqlite3 transaction yet; "
+            "enqueue after your commit, or use the postgres backend"
+        )

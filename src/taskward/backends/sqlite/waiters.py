@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final
 
 from taskward.backends.sqlite.wake import WakeChannel
+from taskward.jobs import Inserted, JobState
 
-__all__ = ["POLL_SECONDS", "Waiters"]
+__all__ = ["POLL_SECONDS", "Waiters", "newly_pending_queues"]
 
 POLL_SECONDS: Final = 0.05
 """How often a waiter looks for commits of other processes by default (the fallback)."""
@@ -107,3 +108,8 @@ class Waiters:
         wanted = set(queues)
         if not wanted or any(not names or names & wanted for names in self._waiting.values()):
             self.wake()
+
+
+def newly_pending_queues(out: Sequence[Inserted]) -> set[str]:
+    """The queues of the jobs an insert made pending (whose waiters must be woken)."""
+    return {i.job.queue for i in out if not i.duplicate and i.job.state is JobState.PENDING}
