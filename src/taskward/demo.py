@@ -29,11 +29,11 @@ from taskward.aio import (
     get_task_failure_counts,
     safe_create_task,
 )
-from taskward.cli import stats_table
 from taskward.errors import Discard
 from taskward.jobs import FINISHED_STATES, JobState
 from taskward.manager import TaskManager
 from taskward.runtime.context import JobContext
+from taskward.terminal import stats_table
 
 console = Console(width=None if sys.stdout.isatty() else 110)
 

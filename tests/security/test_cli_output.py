@@ -30,9 +30,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from taskward import TaskManager
+from taskward import terminal as cli_module
 from taskward.cli import app as cli
 from taskward.cli import core as cli_core
-from taskward.cli import output as cli_module
 from taskward.jobs import WorkerInfo
 
 EVIL = "[/nothing] \x1b[2J\x1b]8;;http://evil\x1b\\click\x1b]8;;\x1b\\ [bold]x"

@@ -27,6 +27,6 @@ from taskward.cli import launchers  # noqa: F401
 
 # isort: on
 from taskward.cli.core import app, main
-from taskward.cli.output import stats_table
+from taskward.terminal import stats_table
 
 __all__ = ["app", "main", "stats_table"]

@@ -22,9 +22,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from taskward.cli.output import json_text, say
 from taskward.errors import TaskwardError
 from taskward.manager import TaskManager
+from taskward.terminal import json_text, say
 
 T = TypeVar("T")
 app = typer.Typer(

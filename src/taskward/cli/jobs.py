@@ -25,10 +25,10 @@ from taskward.cli.core import (
     print_line,
     run,
 )
-from taskward.cli.output import display_url, plain, stats_table
 from taskward.jobs import Job
 from taskward.manager import TaskManager
 from taskward.tasks import shown_job
+from taskward.terminal import display_url, plain, stats_table
 
 
 @app.command()

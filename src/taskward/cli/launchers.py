@@ -14,7 +14,7 @@ import typer
 
 from taskward.cli import core
 from taskward.cli.core import AppOpt, UrlOpt, app, load_manager, print_line
-from taskward.cli.output import display_url
+from taskward.terminal import display_url
 
 
 @app.command(

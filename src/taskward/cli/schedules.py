@@ -19,10 +19,10 @@ from taskward.cli.core import (
     print_line,
     run,
 )
-from taskward.cli.output import plain
 from taskward.errors import TaskwardError
 from taskward.jobs import Schedule
 from taskward.manager import TaskManager
+from taskward.terminal import plain
 
 
 @cron_app.command("list")

@@ -1,12 +1,12 @@
-r"""How the CLI prints what it read from the store: as inert text, never markup or escapes.
+r"""How taskward prints what it read from the store to a terminal: as inert text.
 
 A stored string (a task name, an error message, a traceback) may hold rich markup (``[/x]``
 crashes a command with a MarkupError) or escape sequences a terminal acts on (screen clears,
 OSC 8 links, cursor moves). Everything from the store goes through :func:`plain`,
 :func:`say` or :func:`json_text`, which show each such character escaped (ESC as ``\x1b``).
 
-Also owns :func:`stats_table`, which the demo shares. This module imports nothing else of
-the CLI (no typer, no commands), so that the demo can import it without the command line.
+Used by the CLI (:mod:`taskward.cli`) and the demo (:mod:`taskward.demo`); also owns
+:func:`stats_table`, which both show. It imports neither, nor typer.
 """
 
 from __future__ import annotations
