@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from taskward import JobState
+from taskward import JobState, TaskManager
 from taskward.cli import app, stats_table
 
 runner = CliRunner()
@@ -134,6 +135,20 @@ def test_pause_resume_and_cron(env: dict[str, str]) -> None:
     assert json.loads(out) == []
     code, out = invoke("cron", "cancel", "nothing")
     assert code == 1
+    assert "error: no recurring schedule named 'nothing'" in out
+
+
+def test_cron_cancel_of_a_schedule(env: dict[str, str]) -> None:
+    async def save() -> None:
+        async with TaskManager(env["url"]) as tw:
+            await tw.schedule_recurring_task("nightly", "tests_support.jobs:add", cron="0 3 * * *")
+
+    asyncio.run(save())
+    assert [s["name"] for s in json.loads(invoke("cron", "list", "--json")[1])] == ["nightly"]
+    code, out = invoke("cron", "cancel", "nightly")
+    assert code == 0, out
+    assert "recurring schedule nightly cancelled" in out
+    assert json.loads(invoke("cron", "list", "--json")[1]) == []
 
 
 def test_errors_are_clear_and_exit_nonzero(env: dict[str, str]) -> None:
