@@ -146,6 +146,7 @@ async def test_pagination_with_totals_and_an_empty_page(backend: Backend) -> Non
     assert (beyond.total_entries, beyond.total_pages, beyond.page_number) == (5, 3, 4)
 
 
+@pytest.mark.any_store
 async def test_list_of_an_empty_store(backend: Backend) -> None:
     page = await backend.list_jobs(JobFilter())
     assert list(page.items) == []
@@ -198,6 +199,7 @@ async def test_cancel_finished_job_changes_nothing(backend: Backend, state: JobS
     assert await backend.get(job.id) == job
 
 
+@pytest.mark.any_store
 async def test_cancel_unknown_job_raises(backend: Backend) -> None:
     with pytest.raises(JobNotFound):
         await backend.cancel(424242, reason="x", now=NOW)
@@ -228,6 +230,7 @@ async def test_retry_of_other_states_changes_nothing(backend: Backend, state: Jo
     assert await backend.get(job.id) == job
 
 
+@pytest.mark.any_store
 async def test_retry_unknown_job_raises(backend: Backend) -> None:
     with pytest.raises(JobNotFound):
         await backend.retry(424242, now=NOW)
@@ -253,6 +256,7 @@ async def test_delete_refuses_a_running_job(backend: Backend) -> None:
     assert await backend.get(job.id) == job
 
 
+@pytest.mark.any_store
 async def test_delete_unknown_job_returns_false(backend: Backend) -> None:
     assert await backend.delete(424242) is False
 
@@ -292,6 +296,7 @@ async def test_stats_lists_a_paused_empty_queue(backend: Backend) -> None:
     assert count(stats.counts, "default", S.PENDING) == 1
 
 
+@pytest.mark.any_store
 async def test_stats_of_an_empty_store(backend: Backend) -> None:
     stats = await backend.stats()
     assert stats.counts == {}
@@ -320,5 +325,6 @@ async def test_pause_and_resume_stop_and_restart_fetch(backend: Backend) -> None
     assert [j.id for j in await fetch("default", at(1))] == [job.id]
 
 
+@pytest.mark.any_store
 async def test_paused_queues_starts_empty(backend: Backend) -> None:
     assert await backend.paused_queues() == set()

@@ -127,6 +127,7 @@ async def test_a_blocking_insert_after_close_reopens_like_insert(backend: Backen
     assert (await backend.get(inserted.job.id)).args == [2]
 
 
+@pytest.mark.any_store
 async def test_backends_without_it_do_not_claim_it(backend: Backend) -> None:
     if Capability.BLOCKING_INSERT in backend.capabilities:
         assert callable(getattr(backend, "insert_blocking", None))

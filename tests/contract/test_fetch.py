@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
+
 from taskward.backends import Backend
 from taskward.jobs import Job, JobState
 from taskward.states import Completed, Failed
@@ -101,6 +103,7 @@ async def test_claimed_job_is_not_handed_out_again(backend: Backend) -> None:
     assert (await backend.get(job.id)).attempted_by == WORKER
 
 
+@pytest.mark.any_store
 async def test_fetch_from_empty_or_unknown_queue_returns_nothing(backend: Backend) -> None:
     assert await fetch(backend) == []
     assert await fetch(backend, queue="never-used") == []

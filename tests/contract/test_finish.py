@@ -191,6 +191,7 @@ async def test_finish_twice_is_refused_the_second_time(backend: Backend) -> None
     assert await backend.get(job.id) == done
 
 
+@pytest.mark.any_store
 async def test_finish_unknown_job_is_refused(backend: Backend) -> None:
     update = JobUpdate(job_id=987654, attempt=1, state=S.COMPLETED, at=NOW)
     assert await backend.finish([update], worker_id=WORKER) == [False]
@@ -211,6 +212,7 @@ async def test_batch_finish_returns_aligned_flags(backend: Backend) -> None:
     assert (await backend.get(jobs[0].id)).result == "a"
 
 
+@pytest.mark.any_store
 async def test_batch_finish_of_nothing(backend: Backend) -> None:
     await insert_one(backend)
     assert await backend.finish([], worker_id=WORKER) == []

@@ -128,6 +128,7 @@ async def test_bulk_insert_of_500_in_one_call(backend: Backend) -> None:
     assert [j.args for j in page.items] == [[n] for n in range(500)]
 
 
+@pytest.mark.any_store
 async def test_insert_of_nothing_returns_nothing(backend: Backend) -> None:
     assert await backend.insert([], now=NOW) == []
     assert (await list_all(backend)).total_entries == 0
@@ -148,6 +149,7 @@ async def test_stored_job_is_isolated_from_caller_mutation(backend: Backend) -> 
     assert stored.meta == {"m": 1}
 
 
+@pytest.mark.any_store
 async def test_get_unknown_job_raises_job_not_found(backend: Backend) -> None:
     with pytest.raises(JobNotFound) as caught:
         await backend.get(123456)

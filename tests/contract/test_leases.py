@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from taskward.backends import Backend
 from taskward.jobs import JobState
 from taskward.states import Completed
@@ -55,6 +57,7 @@ async def test_extend_leases_reports_cancel_requested(backend: Backend) -> None:
     assert (await backend.get(stop.id)).lease_until == at(90)  # still ours until it stops
 
 
+@pytest.mark.any_store
 async def test_extend_leases_of_nothing(backend: Backend) -> None:
     report = await backend.extend_leases([], worker_id=WORKER, lease_until=at(90))
     assert (report.lost, report.cancel_requested) == (frozenset(), frozenset())

@@ -43,6 +43,7 @@ async def test_promoted_jobs_keep_their_fields_and_are_fetchable(backend: Backen
     assert [j.id for j in fetched] == [job.id]
 
 
+@pytest.mark.any_store
 async def test_promote_due_of_nothing(backend: Backend) -> None:
     assert await backend.promote_due(now=NOW) == 0
 

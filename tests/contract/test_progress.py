@@ -47,5 +47,6 @@ async def test_progress_of_a_job_that_is_not_running_is_refused(
     assert await backend.get(job.id) == job
 
 
+@pytest.mark.any_store
 async def test_progress_of_unknown_job_is_refused(backend: Backend) -> None:
     assert not await backend.set_progress(987654, 1, worker_id=WORKER)

@@ -1,28 +1,107 @@
 """Contract: expired leases are found, and the rescue write holds only while they stay expired.
 
-The rescuer computes ``states.next_update(job, Orphaned(), now, policy)`` and finishes it as the
-job's owner (``worker_id=job.attempted_by``); the update's ``lease_expired_before`` fence makes it
-a no-op if the worker heartbeated in the meantime.
+The rescue is the real ``taskward.runtime.maintenance.Rescuer`` (no leadership, a frozen clock):
+it computes ``states.next_update(job, Orphaned(), now, policy)`` and finishes it as the job's
+owner (``worker_id=job.attempted_by``); the update's ``lease_expired_before`` fence makes it a
+no-op if the worker heartbeated in the meantime.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import pytest
+
 from taskward.backends import Backend
-from taskward.jobs import JobState
-from taskward.states import Completed, Orphaned, next_update
+from taskward.backoff import ConstantBackoff
+from taskward.clock import FrozenClock
+from taskward.jobs import Job, JobState, JobUpdate
+from taskward.observe.events import Event, EventBus
+from taskward.runtime.maintenance import Rescuer
+from taskward.states import Completed
+from taskward.tasks import Task, TaskOptions
 
 from .helpers import POLICY, RETRY_DELAY, WORKER, at, claim, fetch_one, finish_with, insert_one
 
 S = JobState
+Meanwhile = Callable[[list[Job]], Awaitable[None]]
 
 
-async def rescue(backend: Backend, *, now_s: float) -> list[bool]:
-    expired = await backend.expired_leases(now=at(now_s), limit=100)
-    updates = [next_update(job, Orphaned(), at(now_s), POLICY) for job in expired]
-    flags: list[bool] = []
-    for job, update in zip(expired, updates, strict=True):
-        flags += await backend.finish([update], worker_id=job.attempted_by or "")
-    return flags
+class Watched:
+    """The contract backend as the Rescuer sees it, watched at the seam.
+
+    Records the jobs ``expired_leases`` found and the flag ``finish`` answered for each rescue
+    write; ``meanwhile`` runs between the two, as a worker racing the Rescuer would.
+    """
+
+    def __init__(self, backend: Backend, meanwhile: Meanwhile | None) -> None:
+        self.backend = backend
+        self.meanwhile = meanwhile
+        self.expired: list[Job] = []
+        self.written: list[bool] = []
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
+        jobs = await self.backend.expired_leases(now=now, limit=limit)
+        self.expired += jobs
+        if self.meanwhile is not None:
+            await self.meanwhile(jobs)
+        return jobs
+
+    async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
+        flags = await self.backend.finish(updates, worker_id=worker_id)
+        self.written += flags
+        return flags
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+
+async def rescue(
+    backend: Backend,
+    *,
+    now_s: float,
+    task: Task[Any, Any] | None = None,
+    meanwhile: Meanwhile | None = None,
+) -> list[bool]:
+    """Run one round of the Rescuer at ``at(now_s)``; return the flag of each rescue write.
+
+    ``task`` is what the Rescuer resolves every job's task name to (None: unknown here, so the
+    default policy applies).
+    """
+    watched = Watched(backend, meanwhile)
+    events = EventBus()
+    rescued: list[Event] = []
+    events.on("job.rescued", rescued.append)
+    rescuer = Rescuer(
+        cast(Backend, watched),
+        FrozenClock(at(now_s)),
+        1.0,
+        leadership=None,
+        resolve=lambda name: task,
+        default_policy=POLICY,
+        events=events,
+    )
+    await rescuer.run_once()
+    # One write per expired job, each reported as rescued exactly when the fence let it through.
+    assert len(watched.written) == len(watched.expired)
+    written = [job.id for job, ok in zip(watched.expired, watched.written, strict=True) if ok]
+    assert [e.job_id for e in rescued] == written
+    return watched.written
+
+
+def task_with_backoff(seconds: float) -> Task[Any, Any]:
+    def noop() -> None:
+        return None
+
+    return Task(
+        noop,
+        name="tests:noop",
+        options=TaskOptions(),
+        backoff=ConstantBackoff(seconds),
+        manager=None,
+    )
 
 
 async def test_expired_leases_returns_only_running_jobs_past_their_lease(backend: Backend) -> None:
@@ -60,6 +139,14 @@ async def test_rescue_makes_orphan_retryable_and_counts_the_attempt(backend: Bac
     assert await backend.expired_leases(now=at(1000), limit=10) == []
 
 
+async def test_rescue_retries_on_the_backoff_of_the_task_it_resolves(backend: Backend) -> None:
+    job = await claim(backend, max_attempts=3, lease_seconds=30)
+    assert await rescue(backend, now_s=40, task=task_with_backoff(7)) == [True]
+    rescued = await backend.get(job.id)
+    assert rescued.state is S.RETRYABLE
+    assert rescued.scheduled_at == at(40 + 7)  # the task's policy, not the default one
+
+
 async def test_rescue_on_last_attempt_fails_the_job(backend: Backend) -> None:
     job = await claim(backend, max_attempts=1, lease_seconds=30)
     assert await rescue(backend, now_s=40) == [True]
@@ -70,14 +157,27 @@ async def test_rescue_on_last_attempt_fails_the_job(backend: Backend) -> None:
     assert dead.last_error.kind == "Orphaned"
 
 
+@pytest.mark.any_store
+async def test_rescue_of_a_store_with_no_expired_lease_writes_nothing(backend: Backend) -> None:
+    assert await rescue(backend, now_s=10**6) == []
+
+
+async def test_rescue_of_a_lease_not_yet_expired_writes_nothing(backend: Backend) -> None:
+    job = await claim(backend, lease_seconds=30)
+    assert await rescue(backend, now_s=30) == []  # lease_until < now only
+    assert await backend.get(job.id) == job
+
+
 async def test_rescue_is_refused_after_the_lease_was_extended(backend: Backend) -> None:
     job = await claim(backend, lease_seconds=30)
-    [expired] = await backend.expired_leases(now=at(40), limit=10)
-    update = next_update(expired, Orphaned(), at(40), POLICY)
-    # The worker was only slow: it heartbeats before the rescuer writes.
-    report = await backend.extend_leases([job.id], worker_id=WORKER, lease_until=at(100))
-    assert job.id not in report.lost
-    assert await backend.finish([update], worker_id=WORKER) == [False]
+
+    async def worker_heartbeats(expired: list[Job]) -> None:
+        # The worker was only slow: it heartbeats before the rescuer writes.
+        assert [j.id for j in expired] == [job.id]
+        report = await backend.extend_leases([job.id], worker_id=WORKER, lease_until=at(100))
+        assert job.id not in report.lost
+
+    assert await rescue(backend, now_s=40, meanwhile=worker_heartbeats) == [False]
     alive = await backend.get(job.id)
     assert alive.state is S.RUNNING
     assert alive.lease_until == at(100)
@@ -86,10 +186,12 @@ async def test_rescue_is_refused_after_the_lease_was_extended(backend: Backend) 
 
 async def test_rescue_of_a_job_that_finished_meanwhile_is_refused(backend: Backend) -> None:
     job = await claim(backend, lease_seconds=30)
-    [expired] = await backend.expired_leases(now=at(40), limit=10)
-    update = next_update(expired, Orphaned(), at(40), POLICY)
-    assert await finish_with(backend, job, Completed("late but fine"), now=at(41))
-    assert await backend.finish([update], worker_id=WORKER) == [False]
+
+    async def worker_finishes(expired: list[Job]) -> None:
+        assert [j.id for j in expired] == [job.id]
+        assert await finish_with(backend, job, Completed("late but fine"), now=at(41))
+
+    assert await rescue(backend, now_s=40, meanwhile=worker_finishes) == [False]
     assert (await backend.get(job.id)).state is S.COMPLETED
 
 

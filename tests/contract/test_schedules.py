@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from taskward.backends import Backend
 from taskward.jobs import Schedule
 
@@ -56,5 +58,6 @@ async def test_delete_schedule(backend: Backend) -> None:
     assert [s.name for s in await backend.list_schedules()] == ["b"]
 
 
+@pytest.mark.any_store
 async def test_no_schedules_at_first(backend: Backend) -> None:
     assert await backend.list_schedules() == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from taskward.backends import Backend
 from taskward.jobs import JobState
 
@@ -40,6 +42,7 @@ async def test_wait_returns_early_after_promote_due(backend: Backend) -> None:
     assert waiter.exception() is None
 
 
+@pytest.mark.any_store
 async def test_wait_returns_after_timeout_when_nothing_happens(backend: Backend) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -56,7 +56,7 @@ class NoopBackend:
     async def insert(
         self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
     ) -> list[Inserted]:
-        """Drop the jobs, answering each with an unsaved job of id 0."""
+        """Drop the jobs, answering each with the job as given, unsaved: id 0, attempt 0."""
         self.dropped += len(jobs)
         logger.debug("dropped %d job(s): taskward is disabled", len(jobs))
         return [Inserted(job=_unsaved(new, now)) for new in jobs]
@@ -179,6 +179,8 @@ def _unsaved(new: NewJob, now: datetime) -> Job:
         scheduled_at=new.scheduled_at,
         inserted_at=now,
         timeout=new.timeout,
+        unique_key=new.unique_key,
         tags=new.tags,
         meta=new.meta,
+        depends_on=new.depends_on,
     )
