@@ -74,7 +74,7 @@ def build_manager(url: str) -> TaskManager:
 
 
 async def _enqueue(tw: TaskManager) -> int:
-    emails = [([i, f"user{i}@example.com"], None) for i in range(1, 9)]
+    emails = [[i, f"user{i}@example.com"] for i in range(1, 9)]
     jobs = await tw.enqueue_many("demo.send_welcome_email", emails)
     jobs.append(await tw.enqueue_task("demo.transcode_video", args=[7]))
     jobs.append(await tw.enqueue_task("demo.sync_crm", args=["acme-corp"]))

@@ -167,12 +167,6 @@ async def test_part_two_runs_every_job_to_its_end_and_prints_the_store_as_it_is(
     assert (printed["default"]["failed"], printed["default"]["discarded"]) == ("1", "1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo.py enqueues each email as ([i, email], None): enqueue_many reads a pair only "
-    "when its second item is a dict, so the args are [[i, email], None] and every mail goes to "
-    "None. Fix in demo.py: ([i, email], {}) or [i, email]",
-)
 async def test_each_welcome_email_goes_to_its_user(demo: DemoRun) -> None:
     jobs, _ = await read_store(demo.cwd / "demo.db")
     emails = by_task(jobs, "demo.send_welcome_email")
