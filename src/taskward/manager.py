@@ -7,6 +7,7 @@ raised here, at the edge, before anything is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import operator
@@ -135,9 +136,16 @@ class TaskManager(Operations):
             self._open_lock = asyncio.Lock()
         async with self._open_lock:
             if not self._opened:
-                await self.backend.open()
-                if self.settings.migrate_on_start:
-                    await self.backend.migrate()
+                try:
+                    await self.backend.open()
+                    if self.settings.migrate_on_start:
+                        await self.backend.migrate()
+                except BaseException:
+                    # Failed or cancelled half-way (a worker task cancelled at start-up):
+                    # close what was opened, or its connection or thread outlives the call.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self.backend.close())
+                    raise
                 self._opened = True
         return self
 

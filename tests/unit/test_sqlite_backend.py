@@ -632,13 +632,6 @@ CANCEL_A_TASK = textwrap.dedent(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=False,
-    reason="two leaks outside the backend, about 1 run in 5 at these delays: TaskManager.open "
-    "does not close the backend when migrate() is cancelled (manager.py), and a cancelled "
-    "drain returns before its shielded wind-down, whose remove_worker reopens the closed "
-    "backend (runtime/drain.py)",
-)
 @pytest.mark.parametrize("delay", CANCEL_DELAYS)
 @pytest.mark.parametrize("what", ["worker", "drain"])
 def test_a_worker_or_drain_cancelled_at_any_moment_ends_promptly_and_leaves_no_thread(

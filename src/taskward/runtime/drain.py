@@ -37,9 +37,26 @@ async def drain(
             if not with_scheduled or not await _wait_for_next_due(worker, queues):
                 return worker.result
     finally:
-        # Shielded: a drain cut short (its timeout) still writes the outcomes of the jobs it
-        # interrupted (released by the worker's done-callback) instead of leaving them running.
-        await asyncio.shield(_wind_down(worker, heartbeat))
+        await _wind_down_fully(worker, heartbeat)
+
+
+async def _wind_down_fully(worker: Worker, heartbeat: HeartbeatService) -> None:
+    """Wind down even when cancelled meanwhile; then let the cancellation through.
+
+    Shielded: a drain cut short (its timeout, a cancel) still writes the outcomes of the jobs
+    it interrupted (released by the worker's done-callback) instead of leaving them running,
+    and a further cancel waits for it to end, or its calls would reopen a store being closed.
+    """
+    wind_down = asyncio.ensure_future(_wind_down(worker, heartbeat))
+    cancelled = False
+    while not wind_down.done():
+        try:
+            await asyncio.shield(wind_down)
+        except asyncio.CancelledError:
+            cancelled = True
+    wind_down.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def _wind_down(worker: Worker, heartbeat: HeartbeatService) -> None:
