@@ -34,6 +34,7 @@ __all__ = [
     "AsyncPooledConnection",
     "Connections",
     "PooledConnection",
+    "connect",
     "drive_async",
     "drive_sync",
     "unavailable",
@@ -168,17 +169,7 @@ class Connections:
             return self.pool
         async with self._open_lock:
             if self.pool is None:
-                # One direct connection first: a wrong host or password fails at once with
-                # libpq's own message, where the pool would retry until its timeout.
-                try:
-                    probe = await psycopg.AsyncConnection.connect(
-                        self.config.conninfo, **self.connect_kwargs()
-                    )
-                except psycopg.OperationalError as exc:
-                    raise unavailable(exc) from exc
-                zone = probe.info.parameter_status("TimeZone")
-                await probe.close()
-                check_time_zone(zone)
+                check_time_zone(await self._probe())
                 pool = AsyncConnectionPool(
                     self.config.conninfo,
                     connection_class=AsyncPooledConnection,
@@ -191,11 +182,32 @@ class Connections:
                 )
                 try:
                     await pool.open(wait=self.config.min_size > 0, timeout=10.0)
-                except (PoolTimeout, psycopg.OperationalError) as exc:
+                except BaseException as exc:
+                    # Cancelled too: a pool left open keeps its connections, and its worker
+                    # tasks, busy connecting, swallow the cancel of asyncio.run's shutdown
+                    # and then wait for work forever (the process never exits). close()
+                    # stops them; the cancel was delivered, so this await runs to its end.
                     await pool.close()
-                    raise unavailable(exc) from exc
+                    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+                        raise unavailable(exc) from exc
+                    raise
                 self.pool = pool
         return self.pool
+
+    async def _probe(self) -> str | None:
+        """Connect once, directly; return the session's time zone.
+
+        A wrong host or password fails at once with libpq's own message, where the pool
+        would retry until its timeout.
+        """
+        try:
+            probe = await connect(self.config.conninfo, **self.connect_kwargs())
+        except psycopg.OperationalError as exc:
+            raise unavailable(exc) from exc
+        try:
+            return probe.info.parameter_status("TimeZone")
+        finally:
+            await probe.close()
 
     def open_sync_pool(self) -> ConnectionPool[PooledConnection]:
         """Return this process's sync pool, opening it first if needed (thread-safe)."""
@@ -275,6 +287,20 @@ class Connections:
             cursor = await conn.run(self.q[name], params)
             count: int = cursor.rowcount
             return count
+
+
+async def connect(conninfo: str, **kwargs: Any) -> AConn:
+    """A new connection (``psycopg.AsyncConnection.connect``); cancelled, it leaves none.
+
+    Cancelled while connecting, psycopg leaves the half-made connection (whose session the
+    server may already have started) to its frames, and the traceback of the cancel keeps
+    those frames for as long as the cancelled task is kept: one session left open per
+    cancel. The traceback is dropped here, so that the socket closes at once.
+    """
+    try:
+        return await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+    except asyncio.CancelledError as exc:
+        raise exc.with_traceback(None)  # noqa: B904 - the same cancel, without psycopg's frames
 
 
 async def drive_async(conn: AConn, plan: Generator[tuple[Any, Any], list[Any], T]) -> T:

@@ -19,6 +19,7 @@ from taskward.backends.postgres.connections import (
     CONTROL_TIMEOUT,
     AConn,
     Connections,
+    connect,
     unavailable,
 )
 from taskward.errors import BackendUnavailable
@@ -77,7 +78,7 @@ class ControlConnection:
     async def _connection(self) -> AConn:
         conn = self.conn
         if conn is None or conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
+            conn = await connect(
                 self._connections.config.conninfo,
                 connect_timeout=int(CONTROL_TIMEOUT),
                 **self._connections.connect_kwargs(),

@@ -18,7 +18,7 @@ from typing import Final
 import psycopg
 
 from taskward.backends.postgres import rows
-from taskward.backends.postgres.connections import AConn, Connections
+from taskward.backends.postgres.connections import AConn, Connections, connect
 from taskward.jobs import Job
 
 __all__ = ["DISPATCH_PREFIX", "Listener"]
@@ -117,9 +117,7 @@ class Listener:
         reconnecting = False
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    connections.config.conninfo, **connections.connect_kwargs()
-                )
+                conn = await connect(connections.config.conninfo, **connections.connect_kwargs())
             except psycopg.OperationalError as exc:
                 logger.debug("LISTEN connection failed (%s); polling meanwhile", exc)
                 await asyncio.sleep(delay)
