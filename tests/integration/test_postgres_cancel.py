@@ -19,6 +19,7 @@ import sys
 import textwrap
 import time
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -166,6 +167,32 @@ async def test_cancelling_a_migration_waiting_for_its_lock_ends_it(pg_url: str) 
     await asyncio.wait_for(backend.migrate(), PROMPT)  # the lock is free: nothing kept it
     await backend.close()
     assert await connections_of(pg_url, name) == 0
+
+
+async def test_cancelling_close_at_any_moment_still_closes_everything(pg_url: str) -> None:
+    """close() cancelled after 1, 2, 3 … turns of the event loop (inside the listener's stop,
+    the pool's close): every part is closed all the same, and the cancel goes through. (A
+    task cancelled before its first turn never runs: nothing to test there.)"""
+    for turns in range(1, 12):
+        url, name = named(pg_url)
+        backend = PostgresBackend(url)
+        await backend.migrate()  # the pool
+        await backend.extend_leases([1], worker_id="w", lease_until=datetime.now(UTC))
+        await backend.wait_for_jobs(["default"], timeout=0.01)  # starts the listener
+        for _ in range(200):
+            if backend.listening:
+                break
+            await asyncio.sleep(0.01)
+        assert backend.listening
+        closing = asyncio.create_task(backend.close())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        closing.cancel()
+        await asyncio.wait({closing}, timeout=PROMPT)
+        assert closing.done()
+        left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("taskward")]
+        assert left == [], f"cancelled after {turns} turns"
+        assert await connections_of(pg_url, name) == 0, f"cancelled after {turns} turns"
 
 
 # The application of the issue: it starts a worker as a task, then is cancelled or fails.

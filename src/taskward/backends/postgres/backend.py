@@ -30,6 +30,7 @@ UTC (``ALTER DATABASE … SET timezone TO 'UTC'``; checked at connect).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -119,12 +120,18 @@ class PostgresBackend:
     async def close(self) -> None:
         """Close the listener, the control connection and the pools (idempotent).
 
-        Wakes any waiter. The backend opens again on its next use.
+        Wakes any waiter. The backend opens again on its next use. Each step runs even if
+        the call is cancelled during an earlier one, and the cancel goes through once all
+        have: a part left open would keep its connection.
         """
-        await self._listener.stop()
-        await self._control.close()
-        self._listener.wake(None)
-        await self._connections.close()
+        cancelled: asyncio.CancelledError | None = None
+        for step in (self._listener.stop, self._control.close, self._connections.close):
+            try:
+                await step()
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        if cancelled is not None:
+            raise cancelled
 
     async def migrate(self) -> None:
         """Apply pending migrations in one transaction, under an advisory lock."""

@@ -187,7 +187,7 @@ class Connections:
                     # tasks, busy connecting, swallow the cancel of asyncio.run's shutdown
                     # and then wait for work forever (the process never exits). close()
                     # stops them; the cancel was delivered, so this await runs to its end.
-                    await pool.close()
+                    await to_the_end(pool.close())
                     if isinstance(exc, PoolTimeout | psycopg.OperationalError):
                         raise unavailable(exc) from exc
                     raise
@@ -253,7 +253,7 @@ class Connections:
         """Close both pools (idempotent); a forked child leaves its parent's sync pool."""
         pool, self.pool = self.pool, None
         if pool is not None:
-            await pool.close()
+            await to_the_end(pool.close())
         # Not under _sync_lock: a thread opening the pool may hold it for a connect timeout.
         sync_pool, self.sync_pool = self.sync_pool, None
         if sync_pool is not None and self._sync_pid == os.getpid():
@@ -287,6 +287,20 @@ class Connections:
             cursor = await conn.run(self.q[name], params)
             count: int = cursor.rowcount
             return count
+
+
+async def to_the_end(closing: Coroutine[Any, Any, None]) -> None:
+    """Run ``closing`` to its end even if the caller is cancelled meanwhile.
+
+    The cancel goes through once it has ended (a second cancel stops the wait, not
+    ``closing``): a pool's close stopped half-way leaves its connections open.
+    """
+    task = asyncio.ensure_future(closing)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.shield(task)
+        raise
 
 
 async def connect(conninfo: str, **kwargs: Any) -> AConn:

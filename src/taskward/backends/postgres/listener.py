@@ -55,11 +55,17 @@ class Listener:
             self._task = asyncio.create_task(self._listen(), name="taskward-pg-listen")
 
     async def stop(self) -> None:
-        """Close the LISTEN connection (idempotent); it starts again on the next wait."""
+        """Close the LISTEN connection and wake every waiter (idempotent).
+
+        The connection starts again on the next wait.
+        """
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        try:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        finally:
+            self.wake(None)
 
     def note_fetch(self, queue: str) -> None:
         """Remember the wake-ups ``queue`` had seen when it was fetched (see :meth:`wait`)."""
