@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 
-from taskward import TaskManager
+from taskward import JobState, TaskManager
 from taskward.web import AdminAuth, create_app
 
 USER, PASSWORD, TOKEN = "admin", "correct horse", "s3cret-token"
@@ -79,3 +79,22 @@ def client_for(app: Any, **headers: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
     )
+
+
+def _boom() -> None:
+    raise RuntimeError("boom")
+
+
+def failing_manager() -> TaskManager:
+    """A memory manager with one task, "boom", that fails at its one attempt."""
+    manager = TaskManager("memory://")
+    manager.task(name="boom", max_attempts=1)(_boom)
+    return manager
+
+
+async def failed_job(tw: TaskManager) -> int:
+    """Enqueue "boom" on ``tw`` (from :func:`failing_manager`), run it; its id, now failed."""
+    job = await tw.enqueue_task("boom")
+    await tw.drain(timeout=10)
+    assert (await tw.get_task_status(job.id)).state is JobState.FAILED
+    return job.id

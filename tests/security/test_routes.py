@@ -19,6 +19,8 @@ from security.helpers import (
     Endpoint,
     client_for,
     endpoints,
+    failed_job,
+    failing_manager,
     make_app,
 )
 from taskward import JobState, TaskManager
@@ -29,20 +31,7 @@ from taskward.web.guard import MAX_BODY_BYTES
 
 @pytest.fixture
 async def tw() -> TaskManager:
-    manager = TaskManager("memory://")
-    manager.task(name="boom", max_attempts=1)(_boom)
-    return manager
-
-
-def _boom() -> None:
-    raise RuntimeError("boom")
-
-
-async def _failed_job(tw: TaskManager) -> int:
-    job = await tw.enqueue_task("boom")
-    await tw.drain(timeout=10)
-    assert (await tw.get_task_status(job.id)).state is JobState.FAILED
-    return job.id
+    return failing_manager()
 
 
 def _guarded(app_endpoints: list[Endpoint]) -> list[Endpoint]:
@@ -59,7 +48,7 @@ async def test_every_route_needs_credentials(tw: TaskManager) -> None:
     schema_paths = set(app.openapi()["paths"])
     assert schema_paths <= {e.path for e in found}
     async with tw, client_for(app) as anonymous:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         for endpoint in guarded:
             url = endpoint.url.replace("/1", f"/{job_id}")
             for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "Basic ???"}):
@@ -86,7 +75,7 @@ async def test_credentials_open_every_read(tw: TaskManager) -> None:
     """The positive control: the 401s above come from the policy, not from broken routes."""
     app = make_app(tw)
     async with tw, client_for(app, authorization=BEARER) as admin:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         for endpoint in _guarded(list(endpoints(app))):
             if not endpoint.changes:
                 answer = await admin.get(endpoint.url.replace("/1", f"/{job_id}"))
@@ -103,7 +92,7 @@ async def test_every_change_needs_the_csrf_token_with_basic_auth(tw: TaskManager
         "/dashboard/dead/retry",
     }
     async with tw, client_for(app, authorization=BASIC) as browser:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         page = await browser.get("/dashboard")
         token = browser.cookies["taskward_csrf"]
         assert f'value="{token}"' in page.text
@@ -131,7 +120,7 @@ async def test_without_auth_or_read_only_nothing_changes(tw: TaskManager) -> Non
         create_app(tw, auth=AdminAuth(token=TOKEN), read_only=True),
     ):
         async with tw, client_for(app, authorization=BEARER) as client:
-            job_id = await _failed_job(tw)
+            job_id = await failed_job(tw)
             for endpoint in _guarded(list(endpoints(app))):
                 if endpoint.changes:
                     url = endpoint.url.replace("/1", f"/{job_id}")
@@ -149,7 +138,7 @@ async def test_the_api_accepts_json_bodies_only(tw: TaskManager) -> None:
     changes = _api_changes(list(endpoints(app)))
     assert len(changes) == 7
     async with tw, client_for(app, authorization=BEARER) as admin:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         refused = {
             "application/x-www-form-urlencoded": b"state=dead",
             "text/plain": b'{"state": "dead"}',
@@ -184,7 +173,7 @@ async def test_the_api_accepts_json_bodies_only(tw: TaskManager) -> None:
 async def test_request_body_size_and_depth_limits(tw: TaskManager) -> None:
     app = make_app(tw)
     async with tw, client_for(app, authorization=BEARER) as admin:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         for endpoint in [e for e in endpoints(app) if e.changes and e.path not in OPEN_ROUTES]:
             url = endpoint.url.replace("/1/", f"/{job_id}/")
             big = json.dumps({"q": "x" * MAX_BODY_BYTES}).encode()

@@ -13,7 +13,17 @@ import re
 import httpx
 import pytest
 
-from security.helpers import BASIC, BEARER, PASSWORD, TOKEN, USER, client_for, make_app
+from security.helpers import (
+    BASIC,
+    BEARER,
+    PASSWORD,
+    TOKEN,
+    USER,
+    client_for,
+    failed_job,
+    failing_manager,
+    make_app,
+)
 from taskward import JobState, TaskManager
 from taskward.web import AdminAuth, create_app
 
@@ -22,19 +32,7 @@ SECRET = b"k" * 32
 
 @pytest.fixture
 async def tw() -> TaskManager:
-    manager = TaskManager("memory://")
-    manager.task(name="boom", max_attempts=1)(_boom)
-    return manager
-
-
-def _boom() -> None:
-    raise RuntimeError("boom")
-
-
-async def _failed_job(tw: TaskManager) -> int:
-    job = await tw.enqueue_task("boom")
-    await tw.drain(timeout=10)
-    return job.id
+    return failing_manager()
 
 
 def _basic(user: str, password: str) -> str:
@@ -57,7 +55,7 @@ def _app(tw: TaskManager, *, user: str = USER, password: str = PASSWORD) -> obje
 
 async def test_a_forged_cookie_with_a_matching_header_is_refused(tw: TaskManager) -> None:
     async with tw, client_for(make_app(tw), authorization=BASIC) as browser:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         browser.cookies.set("taskward_csrf", "planted-by-a-sibling-host")
         api = await browser.post(
             f"/api/jobs/{job_id}/retry", headers={"x-csrf-token": "planted-by-a-sibling-host"}
@@ -71,7 +69,7 @@ async def test_a_forged_cookie_with_a_matching_header_is_refused(tw: TaskManager
 
 async def test_the_server_computed_token_is_accepted(tw: TaskManager) -> None:
     async with tw, client_for(make_app(tw), authorization=BASIC) as browser:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         token = _page_token((await browser.get("/dashboard")).text)
         answer = await browser.post(f"/api/jobs/{job_id}/retry", headers={"x-csrf-token": token})
         assert answer.status_code == 200, answer.text
@@ -83,7 +81,7 @@ async def test_the_server_computed_token_is_accepted(tw: TaskManager) -> None:
 async def test_a_token_without_its_cookie_is_refused(tw: TaskManager) -> None:
     """The SameSite=Strict cookie is the second half: a cross-site request never has it."""
     async with tw, client_for(make_app(tw), authorization=BASIC) as browser:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         token = _page_token((await browser.get("/dashboard")).text)
         browser.cookies.clear()
         answer = await browser.post(f"/api/jobs/{job_id}/retry", headers={"x-csrf-token": token})
@@ -98,7 +96,7 @@ async def test_a_token_made_for_other_credentials_is_refused(
 ) -> None:
     """Same server secret, other user or password (a changed password): the token is void."""
     async with tw:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         async with client_for(_app(tw, user=user, password=password)) as other:
             page = await other.get("/dashboard", headers={"authorization": _basic(user, password)})
             foreign = _page_token(page.text)
@@ -119,7 +117,7 @@ async def test_a_token_made_for_other_credentials_is_refused(
 async def test_another_secret_voids_the_token(tw: TaskManager) -> None:
     """Without a given secret each app draws one: a restart voids every token it gave."""
     async with tw:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         first, second = make_app(tw), make_app(tw)
         async with client_for(first, authorization=BASIC) as browser:
             token = _page_token((await browser.get("/dashboard")).text)
@@ -135,7 +133,7 @@ async def test_another_secret_voids_the_token(tw: TaskManager) -> None:
 async def test_the_page_never_echoes_a_cookie_it_was_sent(tw: TaskManager) -> None:
     sent = "cookie-value-from-the-request-4f1c"
     async with tw, client_for(make_app(tw), authorization=BASIC) as browser:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         for path in ("/dashboard", "/dashboard/jobs", f"/dashboard/jobs/{job_id}"):
             browser.cookies.clear()
             browser.cookies.set("taskward_csrf", sent)
@@ -155,7 +153,7 @@ async def test_over_https_the_cookie_is_host_only(tw: TaskManager) -> None:
             transport=transport, base_url="https://test", headers={"authorization": BASIC}
         ) as browser,
     ):
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         page = await browser.get("/dashboard")
         cookie = page.headers["set-cookie"]
         assert cookie.startswith("__Host-taskward_csrf=")
@@ -180,5 +178,5 @@ async def test_over_https_the_cookie_is_host_only(tw: TaskManager) -> None:
 
 async def test_bearer_changes_need_no_csrf_token(tw: TaskManager) -> None:
     async with tw, client_for(make_app(tw), authorization=BEARER) as script:
-        job_id = await _failed_job(tw)
+        job_id = await failed_job(tw)
         assert (await script.post(f"/api/jobs/{job_id}/retry")).status_code == 200

@@ -14,7 +14,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from security.helpers import BASIC, BEARER, PASSWORD, TOKEN, USER, client_for, make_app
+from security.helpers import (
+    BASIC,
+    BEARER,
+    PASSWORD,
+    TOKEN,
+    USER,
+    client_for,
+    failing_manager,
+    make_app,
+)
 from taskward import TaskManager
 from taskward.web import Admin, AdminAuth, create_admin_router, create_app, create_dashboard_router
 
@@ -27,13 +36,7 @@ EXPECTED = {
 
 @pytest.fixture
 async def tw() -> TaskManager:
-    manager = TaskManager("memory://")
-    manager.task(name="boom", max_attempts=1)(_boom)
-    return manager
-
-
-def _boom() -> None:
-    raise RuntimeError("boom")
+    return failing_manager()
 
 
 def _policy(answer: httpx.Response) -> dict[str, list[str]]:
