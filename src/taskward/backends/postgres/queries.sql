@@ -35,7 +35,7 @@ SELECT 1;
 -- == produce ===================================================================================
 
 -- The bulk insert inside a caller's transaction. The batch travels as one JSON array of rows
--- (postgres_rows.insert_rows): dumping one string costs the client a fraction of dumping 13
+-- (rows.insert_rows): dumping one string costs the client a fraction of dumping 13
 -- parameter arrays, and jsonb parses it once; a row leaves out trailing defaults, which ->>
 -- reads as NULL. Ids come from the identity in the order of the rows, so the caller sorts the
 -- returned ids to pair them with its jobs. Notifies each queue given pending jobs (see
@@ -71,7 +71,7 @@ SELECT id, (SELECT count(*) FROM woke) FROM job;
 SELECT nextval(pg_get_serial_sequence('{schema}.taskward_jobs', 'id'));
 
 -- COPY parses rows at about twice the speed of an INSERT … SELECT, and streams, so the server
--- stores rows while the client still writes. Rows come from postgres_rows.copy_rows, in this
+-- stores rows while the client still writes. Rows come from rows.copy_rows, in this
 -- column order.
 -- name: copy_jobs
 COPY {schema}.taskward_jobs (
