@@ -38,7 +38,8 @@ from taskward.errors import (
 from taskward.jobs import ErrorRecord, Job, JobState, Page, Schedule
 from taskward.manager import TaskManager
 from taskward.runtime.context import JobContext
-from taskward.runtime.worker import DrainResult, Worker
+from taskward.runtime.settings import DrainResult
+from taskward.runtime.worker import Worker
 from taskward.tasks import Task
 
 __all__ = [

@@ -39,7 +39,8 @@ from taskward.operations import Operations
 from taskward.registry import TaskRegistry
 from taskward.running import maintenance_services, open_for, stop_on_signals, worker_config
 from taskward.runtime.drain import drain as drain_jobs
-from taskward.runtime.worker import DrainResult, Worker
+from taskward.runtime.settings import DrainResult
+from taskward.runtime.worker import Worker
 from taskward.settings import Settings
 from taskward.tasks import Task, TaskOptions, qualified_name
 

@@ -24,7 +24,8 @@ from taskward.observe.events import EventBus
 from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager
 from taskward.runtime.scheduler import CronScheduler
 from taskward.runtime.service import PeriodicService
-from taskward.runtime.worker import Worker, WorkerConfig
+from taskward.runtime.settings import WorkerConfig
+from taskward.runtime.worker import Worker
 from taskward.settings import Settings
 from taskward.tasks import Task
 

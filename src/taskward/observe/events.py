@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from taskward.jobs import Job, JobState
+from taskward.jobs import Job, JobState, JobUpdate
 from taskward.tasks import SENSITIVE_META_KEY, redact
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "EventBus",
     "EventRecorder",
     "Hook",
+    "emit_outcome",
+    "emit_started",
     "outcome_event_name",
 ]
 
@@ -137,6 +139,30 @@ _new = object.__new__
 _SET_NAME, _SET_AT, _SET_JOB, _SET_QUEUE, _SET_TASK, _SET_DATA = (
     Event.__dict__[f].__set__ for f in ("name", "at", "job", "queue", "task", "data")
 )
+
+
+def emit_started(bus: EventBus, job: Job, now: datetime) -> None:
+    """Emit ``job.started`` (with ``wait``: seconds from due to start) if anyone listens."""
+    if bus.wants("job.started"):
+        wait = (now - max(job.scheduled_at, job.inserted_at)).total_seconds()
+        bus.emit(Event.for_job("job.started", job, now, wait=max(wait, 0.0)))
+
+
+def emit_outcome(bus: EventBus, job: Job, update: JobUpdate, duration: float | None) -> None:
+    """Report how an attempt ended (computed, before the fenced write of the Acker)."""
+    name = outcome_event_name(update.state)
+    if bus.wants(name):
+        error = update.error
+        bus.emit(
+            Event.for_job(
+                name,
+                job,
+                update.at,
+                state=update.state.value,
+                duration=duration,
+                error=f"{error.kind}: {error.message}" if error else None,
+            )
+        )
 
 
 def _without_secrets(job: Job) -> Job:

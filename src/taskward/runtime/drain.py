@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Sequence
 
 from taskward.jobs import JobFilter, JobState
-from taskward.runtime.worker import DrainResult, HeartbeatService, Worker
+from taskward.runtime.settings import DrainResult
+from taskward.runtime.worker import HeartbeatService, Worker
 
 _LATER = frozenset({JobState.SCHEDULED, JobState.RETRYABLE})
 

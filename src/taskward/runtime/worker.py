@@ -12,11 +12,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import Any, cast
@@ -24,13 +21,14 @@ from typing import Any, cast
 from taskward.backends.base import Backend, Capability, Dispatcher
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
-from taskward.jobs import Job, JobState, JobUpdate, WorkerInfo
-from taskward.observe.events import Event, EventBus, outcome_event_name
+from taskward.jobs import Job, JobUpdate, WorkerInfo
+from taskward.observe.events import EventBus, emit_outcome, emit_started
 from taskward.runtime.acker import Acker
 from taskward.runtime.context import JobContext
 from taskward.runtime.executor import JobThread, execute
 from taskward.runtime.logs import log_outcome, log_start
 from taskward.runtime.service import PeriodicService
+from taskward.runtime.settings import DrainResult, WorkerConfig
 from taskward.states import Cancelled, Outcome, Snoozed, next_update
 from taskward.tasks import Task
 
@@ -43,36 +41,6 @@ BATCH_GATHER_SECONDS = 0.002
 # up itself (the NOTIFY follows the producer's commit by milliseconds).
 DISPATCH_ARRIVAL_SECONDS = 1.0
 Resolve = Callable[[str], Task[Any, Any] | None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerConfig:
-    """How a worker runs: queues with their concurrency, timings, identity."""
-
-    queues: Mapping[str, int]
-    lease_seconds: float = 30.0
-    poll_interval: float = 1.0
-    shutdown_timeout: float = 30.0
-    default_timeout: float | None = None
-    worker_id: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    )
-
-
-@dataclass(slots=True)
-class DrainResult:
-    """What a :meth:`Worker.drain` run did, by final state of each attempt."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, state: JobState) -> None:
-        """Count one attempt that ended in ``state``."""
-        self.counts[state.value] = self.counts.get(state.value, 0) + 1
-
-    @property
-    def total(self) -> int:
-        """How many attempts ran."""
-        return sum(self.counts.values())
 
 
 class Worker:
@@ -426,7 +394,7 @@ class Worker:
             if outcome is not None:
                 update = next_update(job, outcome, self.clock.now(), self.default_policy)
                 self.result.add(update.state)
-                self._emit_outcome(job, update, None)
+                emit_outcome(self.events, job, update, None)
                 self._ack(update)
         elif (exc := task.exception()) is not None:
             logger.error(
@@ -462,7 +430,7 @@ class Worker:
         """
         task = self.resolve(job.task)
         log_start(job)
-        self._emit_started(job)
+        emit_started(self.events, job, self.clock.now())
         started = self.clock.monotonic()
         outcome = await execute(
             job,
@@ -475,30 +443,8 @@ class Worker:
         update = next_update(job, outcome, self.clock.now(), policy)
         log_outcome(job, update, self.clock.monotonic() - started)
         self.result.add(update.state)
-        self._emit_outcome(job, update, self.clock.monotonic() - started)
+        emit_outcome(self.events, job, update, self.clock.monotonic() - started)
         return update
-
-    def _emit_started(self, job: Job) -> None:
-        if self.events.wants("job.started"):
-            now = self.clock.now()
-            wait = (now - max(job.scheduled_at, job.inserted_at)).total_seconds()
-            self.events.emit(Event.for_job("job.started", job, now, wait=max(wait, 0.0)))
-
-    def _emit_outcome(self, job: Job, update: JobUpdate, duration: float | None) -> None:
-        """Report how an attempt ended (computed, before the fenced write of the Acker)."""
-        name = outcome_event_name(update.state)
-        if self.events.wants(name):
-            error = update.error
-            self.events.emit(
-                Event.for_job(
-                    name,
-                    job,
-                    update.at,
-                    state=update.state.value,
-                    duration=duration,
-                    error=f"{error.kind}: {error.message}" if error else None,
-                )
-            )
 
     async def _ack_loop(self) -> None:
         while not self._acks_closed:
