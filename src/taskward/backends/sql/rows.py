@@ -1,7 +1,8 @@
 """Rows ↔ domain values that every SQL dialect shares: building jobs fast, listing order.
 
-The dialect modules (``sqlite_rows``, ``postgres_rows``) decode their own column types and
-hand the 26 values, in the order of :class:`~taskward.jobs.Job`'s fields, to :data:`build_job`.
+The dialect modules (``backends.sqlite.rows``, ``backends.postgres.rows``) decode their own
+column types and hand the 26 values, in the order of :class:`~taskward.jobs.Job`'s fields, to
+:data:`build_job`.
 """
 
 from __future__ import annotations
