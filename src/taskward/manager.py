@@ -70,11 +70,12 @@ class TaskManager(Operations):
         settings_ = Settings.load(url=url, **settings)
         clock_: Clock = clock or SystemClock()
         self._settings, self._clock = settings_, clock_
+        self._owns_backend = backend is None  # a backend passed in may be shared: never closed here
         self.backend: Backend = backend or open_backend(
             self.settings.effective_url, synchronous=self.settings.sqlite_synchronous
         )
         base = self.settings.default_retry_delay
-        self.default_policy: RetryPolicy = (
+        self._default_policy: RetryPolicy = (
             ExponentialBackoff() if base is None else ExponentialBackoff(base=base or 1.0)
         )
         self.registry = TaskRegistry(
@@ -86,13 +87,10 @@ class TaskManager(Operations):
             settings=settings_,
             clock=clock_,
             registry=self.registry,
-            default_policy=self.default_policy,
+            default_policy=self._default_policy,
             owner=self,
         )
         """Turns task references, arguments and options into validated jobs."""
-        self.meta_providers = self.builder.meta_providers
-        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the job's
-        meta (tracing puts its context there, see ``taskward.observe.otel``)."""
         # Names a worker met without a task to run, each logged once (bounded, see _lookup).
         self._unknown_logged: set[str] = set()
         self._opened = False
@@ -115,6 +113,27 @@ class TaskManager(Operations):
     @settings.setter
     def settings(self, value: Settings) -> None:
         self._settings = self.builder.settings = value
+
+    @property
+    def meta_providers(self) -> list[Callable[[str, str], Mapping[str, Any]]]:
+        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the meta.
+
+        Tracing puts its context there (see ``taskward.observe.otel``).
+        """
+        return self.builder.meta_providers
+
+    @meta_providers.setter
+    def meta_providers(self, value: list[Callable[[str, str], Mapping[str, Any]]]) -> None:
+        self.builder.meta_providers = value
+
+    @property
+    def default_policy(self) -> RetryPolicy:
+        """The retry policy of tasks registered without a ``backoff``."""
+        return self._default_policy
+
+    @default_policy.setter
+    def default_policy(self, value: RetryPolicy) -> None:
+        self._default_policy = self.builder.default_policy = value
 
     @property
     def clock(self) -> Clock:
@@ -144,8 +163,11 @@ class TaskManager(Operations):
                 except BaseException:
                     # Failed or cancelled half-way (a worker task cancelled at start-up):
                     # close what was opened, or its connection or thread outlives the call.
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(self.backend.close())
+                    # Not a backend passed in (another manager may use it), nor one a sync
+                    # producer opened meanwhile.
+                    if self._owns_backend and not self._opened:
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(self.backend.close())
                     raise
                 self._opened = True
         return self

@@ -16,7 +16,7 @@ from taskward.backends.base import Backend
 from taskward.building import JobBuilder, TaskRef
 from taskward.clock import Clock
 from taskward.cron import CronExpression
-from taskward.errors import InvalidOptions, JobNotFound, JobRunning, ScheduleNotFound
+from taskward.errors import InvalidOptions, JobRunning, ScheduleNotFound
 from taskward.jobs import (
     Job,
     JobFilter,
@@ -210,7 +210,9 @@ class Operations:
         job = await backend.get(job_id)  # JobNotFound when there is none
         if job.state is JobState.RUNNING:
             raise JobRunning(job_id)
-        raise JobNotFound(job_id)  # it was there, not running, and still not deleted: gone now
+        # It was running at the delete and has finished since: delete it now.
+        if not await backend.delete(job_id):
+            raise JobRunning(job_id)  # running again (retried meanwhile), or already gone
 
     async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
         """Jobs that finished at or after ``since``: ``(UTC minute, final state, count)`` rows.

@@ -171,12 +171,14 @@ async def test_cancelling_a_migration_waiting_for_its_lock_ends_it(pg_url: str) 
 
 async def test_cancelling_close_at_any_moment_still_closes_everything(pg_url: str) -> None:
     """close() cancelled after 1, 2, 3 … turns of the event loop (inside the listener's stop,
-    the pool's close): every part is closed all the same, and the cancel goes through. (A
+    the pools' close): every part, the sync producers' pool too, is closed all the same, and
+    the cancel goes through. (A
     task cancelled before its first turn never runs: nothing to test there.)"""
     for turns in range(1, 12):
         url, name = named(pg_url)
         backend = PostgresBackend(url)
         await backend.migrate()  # the pool
+        await asyncio.to_thread(backend.migrate_blocking)  # the sync producers' pool
         await backend.extend_leases([1], worker_id="w", lease_until=datetime.now(UTC))
         await backend.wait_for_jobs(["default"], timeout=0.01)  # starts the listener
         for _ in range(200):

@@ -296,3 +296,24 @@ async def test_disabled_manager_drops_jobs(caplog: pytest.LogCaptureFixture) -> 
         assert tw.backend.url == "noop://"
         assert (await tw.list_tasks()).total_entries == 0
     assert "disabled" in caplog.text
+
+
+async def test_a_drain_whose_wind_down_hangs_can_still_be_cancelled() -> None:
+    # The wind-down (outcomes, then the worker's record) is waited for when the drain is
+    # cancelled, but only for shutdown_timeout: a store that hangs must not make it uncancellable.
+    async with TaskManager("memory://", shutdown_timeout=0.3) as tw:
+        hung = asyncio.Event()
+
+        async def never_returns(worker_id: str) -> None:
+            hung.set()
+            await asyncio.Event().wait()
+
+        tw.backend.remove_worker = never_returns  # type: ignore[method-assign]
+        draining = asyncio.create_task(tw.drain(with_scheduled=True))
+        await asyncio.sleep(0.05)
+        draining.cancel()
+        await asyncio.wait_for(hung.wait(), 2)
+        draining.cancel()  # a second cancel, during the hung wind-down
+        done, _ = await asyncio.wait({draining}, timeout=3)
+        assert draining in done
+        assert draining.cancelled()

@@ -84,6 +84,7 @@ async def test_retry_cancel_delete(tw: TaskManager, api: httpx.AsyncClient) -> N
     refused = await api.delete(f"/api/jobs/{running.id}")
     assert refused.status_code == 409
     assert "cancel it first" in refused.json()["detail"]
+    assert (await tw.get_task_status(running.id)).state is JobState.RUNNING
     events = (await api.get("/api/events", params={"limit": 5})).json()
     assert [e["name"] for e in events[:2]] == ["job.cancelled", "job.retried"]
 

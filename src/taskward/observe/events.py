@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from taskward.clock import Clock
 from taskward.jobs import Job, JobState, JobUpdate
 from taskward.tasks import SENSITIVE_META_KEY, redact
 
@@ -141,9 +142,10 @@ _SET_NAME, _SET_AT, _SET_JOB, _SET_QUEUE, _SET_TASK, _SET_DATA = (
 )
 
 
-def emit_started(bus: EventBus, job: Job, now: datetime) -> None:
+def emit_started(bus: EventBus, job: Job, clock: Clock) -> None:
     """Emit ``job.started`` (with ``wait``: seconds from due to start) if anyone listens."""
     if bus.wants("job.started"):
+        now = clock.now()  # read only when someone listens: once per job on the hot path
         wait = (now - max(job.scheduled_at, job.inserted_at)).total_seconds()
         bus.emit(Event.for_job("job.started", job, now, wait=max(wait, 0.0)))
 

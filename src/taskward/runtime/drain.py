@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from taskward.jobs import JobFilter, JobState
@@ -10,6 +11,9 @@ from taskward.runtime.settings import DrainResult
 from taskward.runtime.worker import HeartbeatService, Worker
 
 _LATER = frozenset({JobState.SCHEDULED, JobState.RETRYABLE})
+
+
+logger = logging.getLogger(__name__)
 
 
 async def drain(
@@ -42,21 +46,32 @@ async def drain(
 
 
 async def _wind_down_fully(worker: Worker, heartbeat: HeartbeatService) -> None:
-    """Wind down even when cancelled meanwhile; then let the cancellation through.
+    """Wind down even when cancelled meanwhile, within ``shutdown_timeout``; then re-raise.
 
     Shielded: a drain cut short (its timeout, a cancel) still writes the outcomes of the jobs
     it interrupted (released by the worker's done-callback) instead of leaving them running,
-    and a further cancel waits for it to end, or its calls would reopen a store being closed.
+    and a further cancel waits for it, or its calls would reopen a store being closed. That
+    wait is bounded: a store that hangs must not make the drain impossible to cancel.
     """
+    loop = asyncio.get_running_loop()
     wind_down = asyncio.ensure_future(_wind_down(worker, heartbeat))
-    cancelled = False
+    deadline: float | None = None  # set by the first cancel that arrives during the wind-down
     while not wind_down.done():
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            logger.warning(
+                "worker %s: the drain's wind-down did not end within %gs of its cancel",
+                worker.id,
+                worker.config.shutdown_timeout,
+            )
+            raise asyncio.CancelledError
         try:
-            await asyncio.shield(wind_down)
+            await asyncio.wait([wind_down], timeout=left)
         except asyncio.CancelledError:
-            cancelled = True
+            if deadline is None:
+                deadline = loop.time() + worker.config.shutdown_timeout
     wind_down.result()
-    if cancelled:
+    if deadline is not None:
         raise asyncio.CancelledError
 
 

@@ -430,7 +430,7 @@ class Worker:
         """
         task = self.resolve(job.task)
         log_start(job)
-        emit_started(self.events, job, self.clock.now())
+        emit_started(self.events, job, self.clock)
         started = self.clock.monotonic()
         outcome = await execute(
             job,

@@ -284,12 +284,13 @@ async def _change_job(admin: Admin, job_id: int, action: str) -> str:
             job = await tw.cancel_task(job_id, reason="cancelled in the dashboard")
             return f"job {job_id} cancel requested: now {job.state}"
         if action == "delete":
-            await tw.delete_task(job_id)
+            try:
+                await tw.delete_task(job_id)
+            except JobRunning as exc:  # it started since the page was shown: say so
+                return str(exc)
             return f"job {job_id} deleted"
     except JobNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    except JobRunning as exc:
-        raise HTTPException(409, str(exc)) from exc
     raise HTTPException(404, f"unknown action {action!r}")
 
 

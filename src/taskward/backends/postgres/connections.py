@@ -252,12 +252,14 @@ class Connections:
     async def close(self) -> None:
         """Close both pools (idempotent); a forked child leaves its parent's sync pool."""
         pool, self.pool = self.pool, None
-        if pool is not None:
-            await to_the_end(pool.close())
         # Not under _sync_lock: a thread opening the pool may hold it for a connect timeout.
         sync_pool, self.sync_pool = self.sync_pool, None
-        if sync_pool is not None and self._sync_pid == os.getpid():
-            await asyncio.to_thread(sync_pool.close)
+        try:
+            if pool is not None:
+                await to_the_end(pool.close())
+        finally:  # cancelled during the first close: the sync pool is still closed
+            if sync_pool is not None and self._sync_pid == os.getpid():
+                await to_the_end(asyncio.to_thread(sync_pool.close))
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncPooledConnection]:
