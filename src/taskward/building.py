@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
@@ -53,27 +53,23 @@ JOB_OPTIONS = frozenset(
 """The per-job options ``enqueue_task`` and friends accept."""
 
 
+class Owner(Enqueuer, Protocol):
+    """What the builder reads from its manager at each call (assignable there, never copied)."""
+
+    settings: Settings
+    clock: Clock
+    default_policy: RetryPolicy
+    meta_providers: list[Callable[[str, str], Mapping[str, Any]]]
+
+
 class JobBuilder:
     """Turns what a producer names and passes into ``NewJob`` values (see the module doc)."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        clock: Clock,
-        registry: TaskRegistry,
-        default_policy: RetryPolicy,
-        owner: Enqueuer,
-    ) -> None:
-        self.settings = settings
-        self.clock = clock
+    def __init__(self, *, registry: TaskRegistry, owner: Owner) -> None:
         self.registry = registry
-        self.default_policy = default_policy
         self.owner = owner
-        """The manager that plain functions made into tasks are bound to."""
-        self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
-        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the
-        job's meta (tracing puts its context there, see ``taskward.observe.otel``)."""
+        """The manager: its settings, clock, default policy and meta providers are read from
+        it, and plain functions made into tasks are bound to it."""
         # build_job's validated template per task, for calls without per-job options
         self._default_templates: weakref.WeakKeyDictionary[
             Task[Any, Any], tuple[TaskOptions, Settings, NewJob]
@@ -113,7 +109,11 @@ class JobBuilder:
     def plain_task(self, fn: Callable[..., Any], name: str) -> Task[Any, Any]:
         """Wrap a plain function as a task with default options, bound to the manager."""
         return Task(
-            fn, name=name, options=TaskOptions(), backoff=self.default_policy, manager=self.owner
+            fn,
+            name=name,
+            options=TaskOptions(),
+            backoff=self.owner.default_policy,
+            manager=self.owner,
         )
 
     def build_job(
@@ -124,17 +124,17 @@ class JobBuilder:
         **options: Any,
     ) -> NewJob:
         """Validate a job and return it ready to insert; raise before anything is written."""
-        if options or self.meta_providers:
+        if options or self.owner.meta_providers:
             return self.with_payload(self.template(ref, options), args, kwargs)
         # The common call (no per-job options): the task's validated template is reused, and
         # only the schedule (now) changes. A bulk enqueue shares one template the same way.
         task = self.resolve_task(ref)
         cached = self._default_templates.get(task)
         # Valid while the task's options and the settings it was built from are the same.
-        if cached is None or cached[0] is not task.options or cached[1] is not self.settings:
-            cached = (task.options, self.settings, self.template(task, {}))
+        if cached is None or cached[0] is not task.options or cached[1] is not self.owner.settings:
+            cached = (task.options, self.owner.settings, self.template(task, {}))
             self._default_templates[task] = cached
-        return self.with_payload(cached[2], args, kwargs, due=self.clock.now())
+        return self.with_payload(cached[2], args, kwargs, due=self.owner.clock.now())
 
     def template(self, ref: TaskRef, options: Mapping[str, Any]) -> NewJob:
         """Resolve the task and validate every option once (a bulk enqueue shares it)."""
@@ -142,12 +142,12 @@ class JobBuilder:
         if unknown:
             raise InvalidOptions(f"unknown job option(s): {', '.join(sorted(unknown))}")
         task = self.resolve_task(ref)
-        opts, cfg = task.options, self.settings
-        now = self.clock.now()
+        opts, cfg = task.options, self.owner.settings
+        now = self.owner.clock.now()
         scheduled_at = self.scheduled_at(now, options.get("at"), options.get("delay"))
         queue = validate_queue_name(_first(options.get("queue"), opts.queue, cfg.default_queue))
         meta = _meta(options.get("meta"))
-        for provide in self.meta_providers:
+        for provide in self.owner.meta_providers:
             meta = {**meta, **provide(task.name, queue)}
         if task.sensitive_marker is not None:
             meta = {**meta, SENSITIVE_META_KEY: task.sensitive_marker}
@@ -182,7 +182,9 @@ class JobBuilder:
         due: datetime | None = None,
     ) -> NewJob:
         """Return ``template`` carrying these validated, encoded arguments (due now: ``due``)."""
-        payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
+        payload = encode_payload(
+            args, kwargs or {}, max_bytes=self.owner.settings.max_payload_bytes
+        )
         unique_key = None
         if template.unique_window is not None:
             unique_key = _unique_key(template.task, template.queue, payload.args, payload.kwargs)
@@ -240,7 +242,7 @@ class JobBuilder:
 
     def batch(self, template: NewJob, calls: Iterable[Any]) -> NewJobBatch:
         """One chunk of a streamed bulk enqueue: the template plus each call's payload."""
-        max_bytes = self.settings.max_payload_bytes
+        max_bytes = self.owner.settings.max_payload_bytes
         payloads = [
             encode_payload(args, kwargs or {}, max_bytes=max_bytes)
             for args, kwargs in map(split_call, calls)

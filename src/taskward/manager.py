@@ -67,15 +67,14 @@ class TaskManager(Operations):
         clock: Clock | None = None,
         **settings: Any,
     ) -> None:
-        settings_ = Settings.load(url=url, **settings)
-        clock_: Clock = clock or SystemClock()
-        self._settings, self._clock = settings_, clock_
+        self.settings = Settings.load(url=url, **settings)
+        self.clock: Clock = clock or SystemClock()
         self._owns_backend = backend is None  # a backend passed in may be shared: never closed here
         self.backend: Backend = backend or open_backend(
             self.settings.effective_url, synchronous=self.settings.sqlite_synchronous
         )
         base = self.settings.default_retry_delay
-        self._default_policy: RetryPolicy = (
+        self.default_policy: RetryPolicy = (
             ExponentialBackoff() if base is None else ExponentialBackoff(base=base or 1.0)
         )
         self.registry = TaskRegistry(
@@ -83,13 +82,10 @@ class TaskManager(Operations):
             import_by_path=self.settings.import_by_path,
             make=self._plain_task,
         )
-        self.builder = JobBuilder(
-            settings=settings_,
-            clock=clock_,
-            registry=self.registry,
-            default_policy=self._default_policy,
-            owner=self,
-        )
+        self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
+        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the
+        job's meta (tracing puts its context there, see ``taskward.observe.otel``)."""
+        self.builder = JobBuilder(registry=self.registry, owner=self)
         """Turns task references, arguments and options into validated jobs."""
         # Names a worker met without a task to run, each logged once (bounded, see _lookup).
         self._unknown_logged: set[str] = set()
@@ -104,45 +100,6 @@ class TaskManager(Operations):
         # enqueue then builds no event at all unless a hook of the user's (or metrics) asks.
         for name in sorted(EVENT_NAMES - {"job.enqueued"}):
             self.events.on(name, self.recent_events)
-
-    @property
-    def settings(self) -> Settings:
-        """The manager's configuration."""
-        return self._settings
-
-    @settings.setter
-    def settings(self, value: Settings) -> None:
-        self._settings = self.builder.settings = value
-
-    @property
-    def meta_providers(self) -> list[Callable[[str, str], Mapping[str, Any]]]:
-        """Called as ``provide(task, queue)`` at each enqueue; what they return joins the meta.
-
-        Tracing puts its context there (see ``taskward.observe.otel``).
-        """
-        return self.builder.meta_providers
-
-    @meta_providers.setter
-    def meta_providers(self, value: list[Callable[[str, str], Mapping[str, Any]]]) -> None:
-        self.builder.meta_providers = value
-
-    @property
-    def default_policy(self) -> RetryPolicy:
-        """The retry policy of tasks registered without a ``backoff``."""
-        return self._default_policy
-
-    @default_policy.setter
-    def default_policy(self, value: RetryPolicy) -> None:
-        self._default_policy = self.builder.default_policy = value
-
-    @property
-    def clock(self) -> Clock:
-        """The time every part of this manager reads (a FrozenClock in tests)."""
-        return self._clock
-
-    @clock.setter
-    def clock(self, value: Clock) -> None:
-        self._clock = self.builder.clock = value
 
     def __repr__(self) -> str:
         return f"<TaskManager {self.backend.url}>"

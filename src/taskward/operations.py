@@ -41,16 +41,8 @@ class Operations:
 
     builder: JobBuilder
     events: EventBus
-
-    @property
-    def settings(self) -> Settings:
-        """The manager's configuration."""
-        raise NotImplementedError
-
-    @property
-    def clock(self) -> Clock:
-        """The manager's clock."""
-        raise NotImplementedError
+    settings: Settings
+    clock: Clock
 
     async def _backend(self) -> Backend:
         raise NotImplementedError
