@@ -22,7 +22,7 @@ demo: install  ## run the demo on the embedded SQLite default
 
 test: install  ## lint, type-check and run every test
 	$(MAKE) --no-print-directory check
-	TASKWARD_REQUIRE_PG=1 TASKWARD_REQUIRE_BROWSER=1 $(BIN)/pytest
+	TASKWARD_REQUIRE_PG=1 TASKWARD_REQUIRE_REDIS=1 TASKWARD_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check src tests examples

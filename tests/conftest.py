@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from taskward import FrozenClock, TaskManager
-from tests_support.servers import PostgresServer, find_pg_bin, private_postgres, require_pg
+from tests_support.servers import (
+    PostgresServer,
+    RedisServer,
+    find_pg_bin,
+    find_redis_server,
+    private_postgres,
+    private_redis,
+    require_pg,
+    require_redis,
+)
 
 # The test app's task modules: workers run their plain functions by "module:function" name
 # (a worker runs only registered code). Set in the environment so that worker subprocesses
@@ -26,20 +35,28 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
 def manager_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty store of each backend in turn (memory, sqlite, postgres, redis).
+
+    PostgreSQL gets a new schema, Redis a new key prefix on the session's server.
+    """
     if request.param == "memory":
         return "memory://"
     if request.param == "postgres":
         return str(request.getfixturevalue("pg_url"))
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
     return f"sqlite:///{tmp_path}/jobs.db"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty durable store: a SQLite file, or a new PostgreSQL schema."""
+    """A fresh, empty durable store: a SQLite file, a new PostgreSQL schema or Redis prefix."""
     if request.param == "postgres":
         return str(request.getfixturevalue("pg_url"))
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
     return f"sqlite:///{tmp_path}/jobs.db"
 
 
@@ -67,3 +84,24 @@ def pg_server() -> Iterator[PostgresServer]:
 def pg_url(pg_server: PostgresServer) -> str:
     """The URL of a fresh, empty taskward store: a new schema per test."""
     return f"{pg_server.url()}?schema=t_{uuid.uuid4().hex[:16]}"
+
+
+# -- Redis --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One throwaway redis-server (no persistence) for the whole run (see tests_support.servers).
+
+    Tests that stop, kill or reconfigure a server start their own with ``private_redis``.
+    """
+    if find_redis_server() is None:
+        if require_redis():
+            pytest.fail("TASKWARD_REQUIRE_REDIS is set but redis-server is not installed")
+        pytest.skip("redis-server not found")
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of a fresh, empty taskward store: a new key prefix per test on the shared server."""
+    return redis_server.url(0, prefix=f"t_{uuid.uuid4().hex[:16]}")

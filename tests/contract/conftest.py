@@ -3,8 +3,8 @@
 ``BACKEND_URLS`` is the one place that lists the backends under contract. A new backend
 (postgres, redis) adds one entry whose factory builds the URL of a fresh, empty store, asking
 ``request`` for whatever server fixture it needs. Tests are written only against the
-``Backend`` protocol; select one backend with ``-k memory``, ``-k sqlite``, ``-k postgres`` or
-``-k noop``.
+``Backend`` protocol; select one backend with ``-k memory``, ``-k sqlite``, ``-k postgres``,
+``-k redis`` or ``-k noop``.
 
 The no-op backend (``noop://``) accepts and drops: it claims no ``Capability.STORES_JOBS``.
 Most contract tests read back what they wrote, so on such a backend they skip, saying why.
@@ -25,6 +25,7 @@ BACKEND_URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
     "memory": lambda request: "memory://",
     "sqlite": lambda request: f"sqlite:///{request.getfixturevalue('tmp_path')}/jobs.db",
     "postgres": lambda request: request.getfixturevalue("pg_url"),
+    "redis": lambda request: request.getfixturevalue("redis_url"),
     "noop": lambda request: "noop://",
 }
 

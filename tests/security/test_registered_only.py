@@ -52,6 +52,13 @@ def forge(tw: TaskManager, url: str, job_id: int, task: str, args: list[Any]) ->
                 (task, json.dumps(args), job_id),
             )
         return
+    if url.startswith("redis"):
+        import redis
+
+        prefix = parse_qs(urlsplit(url).query)["prefix"][0]
+        with redis.Redis.from_url(url.partition("?")[0]) as db:
+            db.hset(f"{{{prefix}}}:job:{job_id}", mapping={"task": task, "args": json.dumps(args)})
+        return
     import psycopg
 
     parts = urlsplit(url)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from taskward.backends.base import Backend, Capability
-from taskward.errors import InvalidOptions, NotSupported
+from taskward.errors import InvalidOptions
 
 __all__ = ["Backend", "Capability", "open_backend"]
 
@@ -31,9 +31,11 @@ def open_backend(url: str, *, synchronous: str = "FULL") -> Backend:
         from taskward.backends.postgres import PostgresBackend
 
         return PostgresBackend(url)
-    if scheme in {"redis", "rediss"}:
-        raise NotSupported(f"the {scheme}:// backend is not available in this version yet")
+    if scheme in {"redis", "rediss", "unix"}:
+        from taskward.backends.redis import RedisBackend
+
+        return RedisBackend(url)
     raise InvalidOptions(
         f"unknown backend URL {url!r}: use sqlite:///path, postgresql://user@host/db, "
-        "memory:// or noop://"
+        "redis://host:port/db, memory:// or noop://"
     )

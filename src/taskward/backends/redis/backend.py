@@ -1,0 +1,426 @@
+"""RedisBackend: many worker processes on many hosts against one Redis (or Valkey) server.
+
+Built on redis-py's asyncio client (hiredis parses the replies), with a sync client for
+blocking producers (a Django view, a script). Every state change of a job is one Lua script
+(``lua/``), so it is atomic on the server and fenced there: a finish, a heartbeat or a progress
+write is refused unless the job is still running at that attempt and leased to that worker,
+and a rescue only when the lease has expired. The key layout is in docs/DESIGN.md ("Redis data
+layout"): one hash per job, sorted sets per queue and state as indexes, counters read as set
+sizes (statistics are O(queues)).
+
+URL: ``redis://[:password@]host:port/db?prefix=myapp&pool_size=20`` (``rediss://`` for TLS,
+``unix:///path/redis.sock?db=0`` for a socket, ``cluster=true`` for Redis Cluster). taskward's
+own parameters are removed before connecting (``config``).
+
+Not offered: enqueue inside the caller's SQL transaction (Redis has none to join), and
+direct dispatch to idle workers (a claim is already one script call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from taskward.backends.base import Capability
+from taskward.backends.redis import codec
+from taskward.backends.redis.client import FIXED_KEYS, Connections, StoreError, translated
+from taskward.backends.redis.config import RedisConfig
+from taskward.backends.redis.listener import Listener
+from taskward.errors import JobNotFound, NotSupported
+from taskward.jobs import (
+    Inserted,
+    Job,
+    JobFilter,
+    JobState,
+    JobUpdate,
+    LeaseReport,
+    NewJob,
+    Page,
+    Schedule,
+    Stats,
+    WorkerInfo,
+)
+
+__all__ = ["RedisBackend"]
+
+SCHEMA_VERSION: Final = "1"
+INSERT_CHUNK: Final = 500  # jobs per insert script: bounds the time one script holds the server
+BATCH: Final = 1000  # jobs per promotion or prune script, for the same reason
+_STATES: Final = {state.value: state for state in JobState}
+NO_TRANSACTION: Final = (
+    "the redis backend cannot join a SQL transaction: enqueue after your commit, "
+    "or keep jobs in PostgreSQL to enqueue transactionally"
+)
+
+
+class RedisBackend:
+    """Jobs in Redis hashes and sorted sets, shared by every process that connects."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.config = RedisConfig.from_url(url)
+        self._connections = Connections(self.config)
+        self._listener = Listener(self._connections)
+        self.base = self.config.base
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.config.safe_url} prefix={self.config.prefix}>"
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Persistent (with the server's persistence), multi-process, pub/sub wake-ups."""
+        return frozenset(
+            {
+                Capability.PERSISTENT,
+                Capability.MULTI_PROCESS,
+                Capability.STORES_JOBS,
+                Capability.NOTIFY,
+                Capability.BLOCKING_INSERT,
+            }
+        )
+
+    @property
+    def _sync_pool(self) -> Any:
+        """The sync client, None until a blocking insert opened it (tests check shutdown)."""
+        return self._connections.sync_client
+
+    @property
+    def listening(self) -> bool:
+        """True while the wake-up subscription is up (otherwise waits fall back to polling)."""
+        return self._listener.listening
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and check the server: version, eviction policy (idempotent)."""
+        await self._connections.open()
+
+    async def close(self) -> None:
+        """Stop the subscription and close the clients (idempotent); wakes every waiter."""
+        cancelled: asyncio.CancelledError | None = None
+        for step in (self._listener.stop, self._connections.close):
+            try:
+                await step()
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        if cancelled is not None:
+            raise cancelled
+
+    async def migrate(self) -> None:
+        """Check that the store's fixed keys are ours, and record the layout version.
+
+        Redis has no schema; what can go wrong is a key under our prefix written by
+        something else (refused here with the key's name) or a store of a newer layout.
+        """
+        client = await self._client()
+        with translated(self.config):
+            pipe = client.pipeline(transaction=False)
+            for name in FIXED_KEYS:
+                pipe.type(f"{self.base}:{name}")
+            pipe.get(f"{self.base}:version")
+            *types, version = await pipe.execute()
+            for (name, expected), found in zip(FIXED_KEYS.items(), types, strict=True):
+                if found not in ("none", expected):
+                    raise StoreError(
+                        f"the key {self.base}:{name} is a {found}, not a {expected}: something "
+                        "other than taskward wrote under this prefix. Choose another prefix= "
+                        "or remove that key"
+                    )
+            if version is not None and version != SCHEMA_VERSION:
+                raise NotSupported(
+                    f"the store under {self.base} has layout version {version}; this taskward "
+                    f"knows version {SCHEMA_VERSION}: upgrade taskward"
+                )
+            if version is None:
+                await client.set(f"{self.base}:version", SCHEMA_VERSION, nx=True)
+
+    def migrate_blocking(self) -> None:
+        """Nothing to create: a sync producer's first insert checks the server."""
+
+    async def _client(self) -> Any:
+        if self._connections.client is None:
+            await self._connections.open()
+        return self._connections.client
+
+    # -- produce ---------------------------------------------------------------------------
+    async def insert(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs, one script per chunk; a unique clash returns the existing job."""
+        if connection is not None:
+            raise NotSupported(NO_TRANSACTION)
+        out: list[Inserted] = []
+        for start in range(0, len(jobs), INSERT_CHUNK):
+            chunk = jobs[start : start + INSERT_CHUNK]
+            replies = await self._connections.run("insert", _insert_args(chunk, now))
+            out.extend(_inserted(chunk, replies, now))
+        self._wake_local(out)
+        return out
+
+    def insert_blocking(
+        self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
+    ) -> list[Inserted]:
+        """Insert jobs from the calling thread, on the sync client; as :meth:`insert`."""
+        if connection is not None:
+            raise NotSupported(NO_TRANSACTION)
+        out: list[Inserted] = []
+        for start in range(0, len(jobs), INSERT_CHUNK):
+            chunk = jobs[start : start + INSERT_CHUNK]
+            replies = self._connections.run_blocking("insert", _insert_args(chunk, now))
+            out.extend(_inserted(chunk, replies, now))
+        return out
+
+    def _wake_local(self, inserted: Sequence[Inserted]) -> None:
+        for item in inserted:
+            if not item.duplicate and item.job.state is JobState.PENDING:
+                self._listener.wake(item.job.queue)
+
+    # -- work ------------------------------------------------------------------------------
+    async def fetch(
+        self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
+        self._listener.note_fetch(queue)
+        rows = await self._connections.run(
+            "fetch",
+            (queue, limit, worker_id, codec.us(now), codec.us(lease_until)),
+        )
+        return [codec.job_from_flat(row) for row in rows]
+
+    async def extend_leases(
+        self, job_ids: Collection[int], *, worker_id: str, lease_until: datetime
+    ) -> LeaseReport:
+        """Extend this worker's leases; report jobs lost or with a cancel request."""
+        if not job_ids:
+            return LeaseReport()
+        lost, cancel = await self._connections.run(
+            "extend", (worker_id, codec.us(lease_until), *job_ids)
+        )
+        return LeaseReport(
+            lost=frozenset(int(i) for i in lost), cancel_requested=frozenset(int(i) for i in cancel)
+        )
+
+    async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
+        """Write each outcome only if the job is still running at that attempt, owned by us."""
+        if not updates:
+            return []
+        args: list[str] = [worker_id, str(len(updates))]
+        for update in updates:
+            args.extend(codec.finish_args(update))
+        flags = await self._connections.run("finish", args)
+        return [flag == 1 for flag in flags]
+
+    async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
+        """Store progress of a running job this worker owns."""
+        written = await self._connections.run(
+            "progress", (job_id, worker_id, codec.dumps(progress))
+        )
+        return bool(written == 1)
+
+    async def wait_for_jobs(self, queues: Collection[str], *, timeout: float) -> None:
+        """Return on a wake-up for one of ``queues``, or after ``timeout`` seconds (polling)."""
+        await self._client()
+        await self._listener.wait(queues, timeout=timeout)
+
+    # -- maintain --------------------------------------------------------------------------
+    async def promote_due(self, *, now: datetime) -> int:
+        """Move due scheduled/retryable jobs to pending (waking their queues); how many."""
+        total = 0
+        while True:
+            moved = int(await self._connections.run("promote", (codec.us(now), BATCH)))
+            total += moved
+            if moved < BATCH:
+                return total
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Job]:
+        """Return running jobs whose lease expired before ``now``, by id."""
+        rows = await self._connections.run("expired", (codec.us(now), limit))
+        return [codec.job_from_flat(row) for row in rows]
+
+    async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
+        """Count jobs finished since ``since`` per UTC minute and state."""
+        flat = await self._connections.run("per_minute", (codec.us(since),))
+        rows = [
+            (codec.time_of(str(int(flat[i]) * 60_000_000)), _STATES[flat[i + 1]], int(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+        return sorted(rows, key=lambda row: (row[0], row[1].value))
+
+    async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
+        """Delete finished jobs of each given state that finished before its cutoff."""
+        args: list[Any] = [BATCH]
+        for state, cutoff in before.items():
+            args.extend((state.value, codec.us(cutoff)))
+        if len(args) == 1:
+            return 0
+        total = 0
+        while True:
+            deleted, full = await self._connections.run("prune", args)
+            total += int(deleted)
+            if not full:
+                return total
+
+    # -- admin -----------------------------------------------------------------------------
+    async def get(self, job_id: int) -> Job:
+        """Return one job; raise ``JobNotFound``."""
+        client = await self._client()
+        with translated(self.config):
+            flat = await client.hgetall(f"{self.base}:job:{int(job_id)}")
+        if not flat:
+            raise JobNotFound(job_id)
+        return codec.job_from_fields(flat)
+
+    async def list_jobs(self, filter: JobFilter) -> Page[Job]:
+        """Return one page of jobs matching ``filter``, with the exact total."""
+        queues = [] if filter.queue is None else [filter.queue]
+        states = sorted(s.value for s in filter.states) if filter.states is not None else []
+        if filter.states is not None and not states:
+            return Page(
+                items=[], total_entries=0, page_number=filter.page, page_size=filter.per_page
+            )
+        args: list[Any] = [
+            filter.sort_field,
+            "1" if filter.descending else "0",
+            filter.offset,
+            filter.per_page,
+            filter.task or "",
+            len(queues),
+            *queues,
+            len(states),
+            *states,
+        ]
+        total, rows = await self._connections.run("list", args)
+        return Page(
+            items=[codec.job_from_flat(row) for row in rows],
+            total_entries=int(total),
+            page_number=filter.page,
+            page_size=filter.per_page,
+        )
+
+    async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
+        """Cancel a waiting job, or ask the worker of a running one to stop."""
+        flat = await self._connections.run(
+            "cancel", (int(job_id), codec.us(now), json.dumps(now.isoformat()), codec.dumps(reason))
+        )
+        if not flat:
+            raise JobNotFound(job_id)
+        return codec.job_from_flat(flat)
+
+    async def retry(self, job_id: int, *, now: datetime) -> Job:
+        """Make a failed, discarded or cancelled job pending again."""
+        flat = await self._connections.run("retry", (int(job_id), codec.us(now)))
+        if not flat:
+            raise JobNotFound(job_id)
+        return codec.job_from_flat(flat)
+
+    async def delete(self, job_id: int) -> bool:
+        """Delete a job unless it is running; False if there was none (or it runs)."""
+        return bool(await self._connections.run("delete", (int(job_id),)) == 1)
+
+    async def stats(self) -> Stats:
+        """Count jobs by queue and state from the index sizes; paused queues included."""
+        flat = await self._connections.run("stats", ())
+        paused = await self.paused_queues()
+        counts: dict[str, dict[JobState, int]] = {queue: {} for queue in paused}
+        for i in range(0, len(flat), 3):
+            counts.setdefault(flat[i], {})[_STATES[flat[i + 1]]] = int(flat[i + 2])
+        return Stats(counts=counts, paused=frozenset(paused))
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop ``fetch`` from handing out jobs of ``queue``, on every node."""
+        client = await self._client()
+        with translated(self.config):
+            await client.sadd(f"{self.base}:paused", queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Undo :meth:`pause_queue` (and wake that queue's workers everywhere)."""
+        client = await self._client()
+        with translated(self.config):
+            await client.srem(f"{self.base}:paused", queue)
+            await client.publish(f"{self.base}:wake", queue)
+        self._listener.wake(queue)
+
+    async def paused_queues(self) -> set[str]:
+        """Return the names of paused queues."""
+        client = await self._client()
+        with translated(self.config):
+            return set(await client.smembers(f"{self.base}:paused"))
+
+    # -- schedules -------------------------------------------------------------------------
+    async def save_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a recurring schedule by name."""
+        client = await self._client()
+        with translated(self.config):
+            await client.hset(
+                f"{self.base}:schedules", schedule.name, codec.schedule_json(schedule)
+            )
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a recurring schedule; False if there was none."""
+        client = await self._client()
+        with translated(self.config):
+            return bool(await client.hdel(f"{self.base}:schedules", name))
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Return every recurring schedule, by name."""
+        client = await self._client()
+        with translated(self.config):
+            stored = await client.hgetall(f"{self.base}:schedules")
+        return [codec.schedule_from_json(stored[name]) for name in sorted(stored)]
+
+    # -- coordination ----------------------------------------------------------------------
+    async def acquire_lease(
+        self, name: str, *, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take or renew the named lease unless another holder has it past ``now``."""
+        taken = await self._connections.run("lease", (name, holder, codec.us(now), codec.us(until)))
+        return bool(taken == 1)
+
+    async def record_worker(self, info: WorkerInfo) -> None:
+        """Upsert a worker's liveness record."""
+        client = await self._client()
+        with translated(self.config):
+            pipe = client.pipeline(transaction=True)
+            pipe.hset(f"{self.base}:workers", info.id, codec.worker_json(info))
+            pipe.zadd(f"{self.base}:beats", {info.id: int(codec.us(info.heartbeat_at))})
+            await pipe.execute()
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Delete a worker's liveness record."""
+        client = await self._client()
+        with translated(self.config):
+            pipe = client.pipeline(transaction=True)
+            pipe.hdel(f"{self.base}:workers", worker_id)
+            pipe.zrem(f"{self.base}:beats", worker_id)
+            await pipe.execute()
+
+    async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
+        """Return workers that heartbeated at or after ``alive_since``, by id."""
+        client = await self._client()
+        with translated(self.config):
+            ids = await client.zrangebyscore(
+                f"{self.base}:beats", int(codec.us(alive_since)), "+inf"
+            )
+            if not ids:
+                return []
+            records = await client.hmget(f"{self.base}:workers", sorted(ids))
+        return [codec.worker_from_json(r) for r in records if r is not None]
+
+
+def _insert_args(chunk: Sequence[NewJob], now: datetime) -> list[str]:
+    args = [codec.us(now), str(len(chunk))]
+    for new in chunk:
+        args.extend(codec.insert_args(new))
+    return args
+
+
+def _inserted(chunk: Sequence[NewJob], replies: Sequence[Any], now: datetime) -> list[Inserted]:
+    out = []
+    for new, reply in zip(chunk, replies, strict=True):
+        if isinstance(reply, list):
+            out.append(Inserted(job=codec.job_from_flat(reply[1]), duplicate=True))
+        else:
+            out.append(Inserted(job=codec.job_from_new(new, int(reply), now)))
+    return out

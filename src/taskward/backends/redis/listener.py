@@ -1,0 +1,139 @@
+"""Wake-ups: one subscription per backend to the store's wake channel, and its waiters.
+
+Every script that makes a job pending (insert, promotion, retry, a snooze) publishes the job's
+queue on ``{prefix}:wake``; resuming a queue does too. The subscription opens on the first
+wait, so a producer-only process (a web app) never opens it; it reconnects with backoff, and
+polling covers the gaps. Inserts made through this backend wake this process's waiters
+directly, without the round trip through the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection
+from typing import Any, Final
+
+import redis
+
+from taskward.backends.redis.client import Connections
+
+__all__ = ["Listener"]
+
+logger = logging.getLogger(__name__)
+RETRY_MAX: Final = 2.0
+
+
+class Listener:
+    """The wake channel's subscription of one backend, and the waiters it wakes."""
+
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self._task: asyncio.Task[None] | None = None
+        self.listening = False  # True while the subscription is up
+        self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
+        self._notified: dict[str, int] = {}
+        self._notified_all = 0
+        self._seen_at_fetch: dict[str, tuple[int, int]] = {}
+
+    def start(self) -> None:
+        """Start the subscription, on the first wait (idempotent)."""
+        if self._task is None and self._connections.client is not None:
+            self._task = asyncio.create_task(self._listen(), name="taskward-redis-listen")
+
+    async def stop(self) -> None:
+        """Close the subscription and wake every waiter (idempotent)."""
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        finally:
+            self.wake(None)
+
+    def note_fetch(self, queue: str) -> None:
+        """Remember the wake-ups ``queue`` had seen when it was fetched (see :meth:`wait`)."""
+        self._seen_at_fetch[queue] = (self._notified.get(queue, 0), self._notified_all)
+
+    async def wait(self, queues: Collection[str], *, timeout: float) -> None:
+        """Return on a wake-up for one of ``queues``, or after ``timeout`` seconds.
+
+        Returns at once if a wake-up for one of ``queues`` arrived since this instance's
+        last fetch of it, so a wake-up between that fetch and this wait is not lost.
+        """
+        self.start()
+        names = frozenset(queues)
+        for queue in names:
+            seen = self._seen_at_fetch.get(queue)
+            if seen is not None and seen != (self._notified.get(queue, 0), self._notified_all):
+                return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[future] = names
+        try:
+            await asyncio.wait({future}, timeout=timeout)
+        finally:
+            del self._waiters[future]
+
+    def wake(self, queue: str | None) -> None:
+        """Wake waiters of ``queue`` (of every queue when None)."""
+        if queue is None:
+            self._notified_all += 1
+        else:
+            self._notified[queue] = self._notified.get(queue, 0) + 1
+        for future, queues in self._waiters.items():
+            if not future.done() and (queue is None or not queues or queue in queues):
+                future.set_result(None)
+
+    async def _wake_if_pending(self, client: Any) -> None:
+        """Wake the current waiters of every queue that has a claimable job."""
+        if any(not names for names in self._waiters.values()):
+            self.wake(None)
+            return
+        queues = sorted({q for names in self._waiters.values() for q in names})
+        if not queues:
+            return
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zcard(f"{self._connections.base}:pending:{queue}")
+        for queue, count in zip(queues, await pipe.execute(), strict=True):
+            if count:
+                self.wake(queue)
+
+    async def _listen(self) -> None:
+        """Keep one subscription open; reconnect with backoff; wake waiters on a message."""
+        channel = f"{self._connections.base}:wake"
+        delay = 0.05
+        reconnecting = False
+        while True:
+            client = self._connections.client
+            pubsub: Any = None
+            try:
+                if client is None:
+                    raise redis.ConnectionError("the backend is closed")
+                pubsub = client.pubsub()
+                await pubsub.subscribe(channel)
+                self.listening = True
+                delay = 0.05
+                if reconnecting:
+                    # Jobs may have been made pending while nobody listened: wake everyone.
+                    self.wake(None)
+                else:
+                    # A job made pending just before the first subscription took effect
+                    # published to nobody: look once.
+                    await self._wake_if_pending(client)
+                reconnecting = True
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
+                    if message is not None and message.get("type") == "message":
+                        self.wake(str(message["data"]))
+            except (redis.RedisError, OSError) as exc:
+                level = logging.WARNING if reconnecting else logging.DEBUG
+                logger.log(level, "Redis wake-up subscription lost (%s); reconnecting", exc)
+            finally:
+                self.listening = False
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)

@@ -1,0 +1,84 @@
+-- Prepended to every script when it is loaded: key names and the moves between job sets.
+-- ARGV[1] is the store's base ("{prefix}"); KEYS[1] only routes the call to the store's slot.
+-- Times are integer microseconds since the epoch, kept as the strings the caller sent
+-- (Lua's own number-to-string conversion would round them to 14 digits).
+local B = ARGV[1]
+local SEQ = B .. ':seq'
+local LATER = B .. ':later'
+local RUNNING = B .. ':running'
+local QUEUES = B .. ':queues'
+local PAUSED = B .. ':paused'
+local UNIQUE = B .. ':unique'
+local WAKE = B .. ':wake'
+local FINISHED = {completed = true, failed = true, discarded = true, cancelled = true}
+local WAITING = {scheduled = true, pending = true, retryable = true}
+local STATES = {'scheduled', 'pending', 'running', 'retryable',
+                'completed', 'failed', 'discarded', 'cancelled'}
+
+local function jkey(id) return B .. ':job:' .. id end
+local function ixkey(queue, state) return B .. ':ix:' .. queue .. ':' .. state end
+local function pkey(queue) return B .. ':pending:' .. queue end
+local function donekey(state) return B .. ':done:' .. state end
+
+-- Order of pending jobs within one priority (the score): scheduled time, then id.
+local function pmember(sched, id)
+  return string.format('%016d%016d', math.max(tonumber(sched), 0), tonumber(id))
+end
+
+local function finished_at(h)
+  return h.completed_at or h.cancelled_at or h.discarded_at or h.inserted_at
+end
+
+-- A job's hash as a Lua table (field -> string); nil if there is no such job.
+local function load(id)
+  local flat = redis.call('HGETALL', jkey(id))
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+-- Take a job out of the sets of its current state.
+local function unindex(id, h)
+  local state = h.state
+  redis.call('ZREM', ixkey(h.queue, state), id)
+  if state == 'pending' then
+    redis.call('ZREM', pkey(h.queue), pmember(h.scheduled_at, id))
+  elseif state == 'scheduled' or state == 'retryable' then
+    redis.call('ZREM', LATER, id)
+  elseif state == 'running' then
+    redis.call('ZREM', RUNNING, id)
+  elseif FINISHED[state] then
+    redis.call('ZREM', donekey(state), id)
+  end
+end
+
+-- Put a job into the sets of the state its hash (h) now holds.
+local function index(id, h)
+  local state = h.state
+  redis.call('ZADD', ixkey(h.queue, state), id, id)
+  if state == 'pending' then
+    redis.call('ZADD', pkey(h.queue), h.priority, pmember(h.scheduled_at, id))
+  elseif state == 'scheduled' or state == 'retryable' then
+    redis.call('ZADD', LATER, h.scheduled_at, id)
+  elseif state == 'running' then
+    redis.call('ZADD', RUNNING, h.lease_until, id)
+  elseif FINISHED[state] then
+    redis.call('ZADD', donekey(state), finished_at(h), id)
+  end
+end
+
+-- Append one error record (JSON text) to a job's errors (a JSON array).
+local function with_error(errors, record)
+  if errors == nil or errors == '[]' then return '[' .. record .. ']' end
+  return string.sub(errors, 1, -2) .. ',' .. record .. ']'
+end
+
+-- Forget a job entirely (delete, prune).
+local function forget(id, h)
+  unindex(id, h)
+  redis.call('DEL', jkey(id))
+  if h.unique_key and redis.call('HGET', UNIQUE, h.unique_key) == id then
+    redis.call('HDEL', UNIQUE, h.unique_key)
+  end
+end

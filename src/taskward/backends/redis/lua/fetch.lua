@@ -1,0 +1,20 @@
+-- Claim up to ARGV[3] pending jobs of queue ARGV[2] for worker ARGV[4] at ARGV[5], leased
+-- until ARGV[6]: priority, then scheduled time, then id. A paused queue yields nothing.
+local queue, limit, worker, now, lease = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+if redis.call('SISMEMBER', PAUSED, queue) == 1 then return {} end
+local popped = redis.call('ZPOPMIN', pkey(queue), limit)
+local out = {}
+for i = 1, #popped, 2 do
+  local id = string.format('%d', tonumber(string.sub(popped[i], 17)))
+  local key = jkey(id)
+  if redis.call('HGET', key, 'state') == 'pending' then
+    redis.call('ZREM', ixkey(queue, 'pending'), id)
+    redis.call('HINCRBY', key, 'attempt', 1)
+    redis.call('HSET', key, 'state', 'running', 'attempted_at', now, 'attempted_by', worker,
+               'lease_until', lease)
+    redis.call('ZADD', ixkey(queue, 'running'), id, id)
+    redis.call('ZADD', RUNNING, lease, id)
+    out[#out + 1] = redis.call('HGETALL', key)
+  end
+end
+return out

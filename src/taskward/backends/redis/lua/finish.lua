@@ -1,0 +1,65 @@
+-- Write outcomes for worker ARGV[2]: ARGV[3] count, then 9 fields per outcome (see
+-- codec.finish_args). Each is written only if the job is still running at that attempt,
+-- leased to this worker (and, for a rescue, with its lease expired): 1 written, 0 refused.
+local worker = ARGV[2]
+local n = tonumber(ARGV[3])
+local WIDTH = 9
+local out = {}
+local woken = {}
+for i = 0, n - 1 do
+  local a = 4 + i * WIDTH
+  local id, attempt, expired_before = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local state, refund, sched, err, result, at =
+    ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local h = load(id)
+  local ok = h ~= nil and h.state == 'running' and h.attempt == attempt
+    and h.attempted_by == worker
+  if ok and expired_before ~= '' then
+    ok = h.lease_until ~= nil and tonumber(h.lease_until) < tonumber(expired_before)
+  end
+  if ok then
+    unindex(id, h)
+    local key = jkey(id)
+    h.state = state
+    local fields = {'state', state}
+    if refund == '1' then
+      fields[#fields + 1] = 'attempt'
+      fields[#fields + 1] = tostring(tonumber(h.attempt) - 1)
+    end
+    if sched ~= '' then
+      h.scheduled_at = sched
+      fields[#fields + 1] = 'scheduled_at'
+      fields[#fields + 1] = sched
+    end
+    if err ~= '' then
+      fields[#fields + 1] = 'errors'
+      fields[#fields + 1] = with_error(h.errors, err)
+    end
+    if state == 'completed' then
+      fields[#fields + 1] = 'result'
+      fields[#fields + 1] = result
+    end
+    if state == 'completed' or state == 'failed' then
+      h.completed_at = at
+      fields[#fields + 1] = 'completed_at'
+      fields[#fields + 1] = at
+    elseif state == 'cancelled' then
+      h.cancelled_at = at
+      fields[#fields + 1] = 'cancelled_at'
+      fields[#fields + 1] = at
+    elseif state == 'discarded' then
+      h.discarded_at = at
+      fields[#fields + 1] = 'discarded_at'
+      fields[#fields + 1] = at
+    end
+    redis.call('HSET', key, unpack(fields))
+    redis.call('HDEL', key, 'lease_until', 'cancel_requested')
+    index(id, h)
+    if state == 'pending' then woken[h.queue] = true end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+for queue in pairs(woken) do redis.call('PUBLISH', WAKE, queue) end
+return out

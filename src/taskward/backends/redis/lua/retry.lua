@@ -1,0 +1,18 @@
+-- Make failed, discarded or cancelled job ARGV[2] pending again at ARGV[3], with at least one
+-- attempt left. Other states are unchanged. Answers the job's hash ({} if none).
+local id, now = ARGV[2], ARGV[3]
+local h = load(id)
+if h == nil then return {} end
+local key = jkey(id)
+if h.state == 'failed' or h.state == 'discarded' or h.state == 'cancelled' then
+  unindex(id, h)
+  local max_attempts = math.max(tonumber(h.max_attempts), tonumber(h.attempt) + 1)
+  h.state = 'pending'
+  h.scheduled_at = now
+  redis.call('HSET', key, 'state', 'pending', 'scheduled_at', now,
+             'max_attempts', string.format('%d', max_attempts))
+  redis.call('HDEL', key, 'completed_at', 'cancelled_at', 'discarded_at', 'cancel_requested')
+  index(id, h)
+  redis.call('PUBLISH', WAKE, h.queue)
+end
+return redis.call('HGETALL', key)
