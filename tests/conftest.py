@@ -12,11 +12,13 @@ import pytest
 from taskward import FrozenClock, TaskManager
 from tests_support.servers import (
     PostgresServer,
+    RedisCluster,
     RedisServer,
     find_pg_bin,
     find_redis_server,
     private_postgres,
     private_redis,
+    private_redis_cluster,
     require_pg,
     require_redis,
 )
@@ -105,3 +107,20 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     """The URL of a fresh, empty taskward store: a new key prefix per test on the shared server."""
     return redis_server.url(0, prefix=f"t_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """One throwaway 3-master Redis Cluster for the whole run (started on first use)."""
+    if find_redis_server() is None:
+        if require_redis():
+            pytest.fail("TASKWARD_REQUIRE_REDIS is set but redis-server is not installed")
+        pytest.skip("redis-server not found")
+    with private_redis_cluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    """A fresh, empty taskward store on the cluster: a new prefix (so a new slot) per test."""
+    return redis_cluster.url(prefix=f"t_{uuid.uuid4().hex[:16]}")

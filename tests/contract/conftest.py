@@ -26,6 +26,8 @@ BACKEND_URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
     "sqlite": lambda request: f"sqlite:///{request.getfixturevalue('tmp_path')}/jobs.db",
     "postgres": lambda request: request.getfixturevalue("pg_url"),
     "redis": lambda request: request.getfixturevalue("redis_url"),
+    # The same store on a 3-master Redis Cluster: every script must touch one slot only.
+    "redis_cluster": lambda request: request.getfixturevalue("redis_cluster_url"),
     "noop": lambda request: "noop://",
 }
 
