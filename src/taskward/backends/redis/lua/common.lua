@@ -17,6 +17,7 @@ local STATES = {'scheduled', 'pending', 'running', 'retryable',
 
 local function jkey(id) return B .. ':job:' .. id end
 local function ixkey(queue, state) return B .. ':ix:' .. queue .. ':' .. state end
+local function txkey(task, state) return B .. ':tx:' .. task .. ':' .. state end
 local function pkey(queue) return B .. ':pending:' .. queue end
 local function donekey(state) return B .. ':done:' .. state end
 
@@ -42,6 +43,7 @@ end
 local function unindex(id, h)
   local state = h.state
   redis.call('ZREM', ixkey(h.queue, state), id)
+  redis.call('ZREM', txkey(h.task, state), id)
   if state == 'pending' then
     redis.call('ZREM', pkey(h.queue), pmember(h.scheduled_at, id))
   elseif state == 'scheduled' or state == 'retryable' then
@@ -57,6 +59,7 @@ end
 local function index(id, h)
   local state = h.state
   redis.call('ZADD', ixkey(h.queue, state), id, id)
+  redis.call('ZADD', txkey(h.task, state), id, id)
   if state == 'pending' then
     redis.call('ZADD', pkey(h.queue), h.priority, pmember(h.scheduled_at, id))
   elseif state == 'scheduled' or state == 'retryable' then

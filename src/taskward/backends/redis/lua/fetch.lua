@@ -7,12 +7,15 @@ local out = {}
 for i = 1, #popped, 2 do
   local id = string.format('%d', tonumber(string.sub(popped[i], 17)))
   local key = jkey(id)
-  if redis.call('HGET', key, 'state') == 'pending' then
+  local state, task = unpack(redis.call('HMGET', key, 'state', 'task'))
+  if state == 'pending' then
     redis.call('ZREM', ixkey(queue, 'pending'), id)
+    redis.call('ZREM', txkey(task, 'pending'), id)
     redis.call('HINCRBY', key, 'attempt', 1)
     redis.call('HSET', key, 'state', 'running', 'attempted_at', now, 'attempted_by', worker,
                'lease_until', lease)
     redis.call('ZADD', ixkey(queue, 'running'), id, id)
+    redis.call('ZADD', txkey(task, 'running'), id, id)
     redis.call('ZADD', RUNNING, lease, id)
     out[#out + 1] = redis.call('HGETALL', key)
   end

@@ -12,10 +12,18 @@ local states = {}
 for i = 1, ns do states[i] = ARGV[8 + nq + i] end
 if nq == 0 then queues = redis.call('SMEMBERS', QUEUES) end
 if ns == 0 then states = STATES end
+-- The candidate sets: per queue and state, or per task and state when only the task is
+-- filtered (a queue and a task filter: the task's sets, each job's queue checked below).
 local sets = {}
-for _, queue in ipairs(queues) do
-  for _, state in ipairs(states) do sets[#sets + 1] = ixkey(queue, state) end
+local by_task = task ~= '' and nq <= 1
+if by_task then
+  for _, state in ipairs(states) do sets[#sets + 1] = txkey(task, state) end
+else
+  for _, queue in ipairs(queues) do
+    for _, state in ipairs(states) do sets[#sets + 1] = ixkey(queue, state) end
+  end
 end
+local want_queue = by_task and nq == 1 and queues[1] or nil
 
 local function before(x, y)  -- numeric id order in the requested direction
   if desc then return x > y end
@@ -24,7 +32,7 @@ end
 
 local page = {}
 local total = 0
-if field == 'id' and task == '' then
+if field == 'id' and want_queue == nil and (task == '' or by_task) then
   -- The indexes are ordered by id: the first offset + size of each set, merged.
   local need = offset + size
   local ids = {}
@@ -51,8 +59,8 @@ else
   local rows = {}
   for _, set in ipairs(sets) do
     for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
-      local t, v = unpack(redis.call('HMGET', jkey(id), 'task', field))
-      if task == '' or t == task then
+      local t, q, v = unpack(redis.call('HMGET', jkey(id), 'task', 'queue', field))
+      if (task == '' or t == task) and (want_queue == nil or q == want_queue) then
         rows[#rows + 1] = {tonumber(id), v and tonumber(v)}
       end
     end
