@@ -130,6 +130,17 @@ async def test_list_sorts_by_run_fields(backend: Backend, field: str, descending
     assert await ids(backend, sort_by=sort_by, states=completed) == [j.id for j in expected]
 
 
+@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
+async def test_list_sorts_jobs_without_the_field_last(backend: Backend, descending: bool) -> None:
+    """Jobs that never ran (no attempted_at) come after those that did, in either direction."""
+    ran = await run_to_completion(backend, "q1", [100], done_at=200)
+    waiting = await insert_one(backend, queue="q2")
+    ran_later = await run_to_completion(backend, "q1", [300], done_at=400)
+    sort_by = "-attempted_at" if descending else "attempted_at"
+    order = [ran_later.id, ran.id] if descending else [ran.id, ran_later.id]
+    assert await ids(backend, sort_by=sort_by) == [*order, waiting.id]
+
+
 async def test_pagination_with_totals_and_an_empty_page(backend: Backend) -> None:
     inserted = await backend.insert([new_job(args=[n]) for n in range(5)], now=NOW)
     j = [i.job.id for i in inserted]

@@ -36,6 +36,6 @@ def open_backend(url: str, *, synchronous: str = "FULL") -> Backend:
 
         return RedisBackend(url)
     raise InvalidOptions(
-        f"unknown backend URL {url!r}: use sqlite:///path, postgresql://user@host/db, "
+        f"unknown backend URL scheme {scheme!r}: use sqlite:///path, postgresql://user@host/db, "
         "redis://host:port/db, memory:// or noop://"
     )

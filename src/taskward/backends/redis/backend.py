@@ -49,6 +49,9 @@ __all__ = ["RedisBackend"]
 SCHEMA_VERSION: Final = "1"
 INSERT_CHUNK: Final = 500  # jobs per insert script: bounds the time one script holds the server
 BATCH: Final = 1000  # jobs per promotion or prune script, for the same reason
+# An order other than by id reads every candidate job inside one script, which holds the
+# server: beyond this many, the listing is refused rather than stall every worker.
+SCAN_LIMIT: Final = 100_000
 _STATES: Final = {state.value: state for state in JobState}
 NO_TRANSACTION: Final = (
     "the redis backend cannot join a SQL transaction: enqueue after your commit, "
@@ -290,8 +293,14 @@ class RedisBackend:
             *queues,
             len(states),
             *states,
+            SCAN_LIMIT,
         ]
         total, rows = await self._connections.run("list", args)
+        if int(total) < 0:
+            raise NotSupported(
+                f"listing {rows:,} jobs in order of {filter.sort_field} on Redis reads each of "
+                f"them (more than {SCAN_LIMIT:,}); sort by id, or filter by queue and state"
+            )
         return Page(
             items=[codec.job_from_flat(row) for row in rows],
             total_entries=int(total),

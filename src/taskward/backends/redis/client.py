@@ -19,7 +19,11 @@ from typing import Any, Final
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.retry
 import redis.cluster
+import redis.exceptions
+import redis.retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript, Script
 
 from taskward.backends.redis.config import RedisConfig
@@ -52,6 +56,8 @@ SCRIPT_NAMES: Final = (
     "lease",
 )
 CONNECT_TIMEOUT: Final = 5.0
+SOCKET_TIMEOUT: Final = 30.0
+POOL_TIMEOUT: Final = 10.0  # how long a call waits for a free connection (as PostgreSQL's pool)
 MIN_VERSION: Final = (6, 2)
 # The fixed keys of a store and their types (per-queue keys are checked by the scripts' use).
 FIXED_KEYS: Final = {
@@ -86,34 +92,65 @@ def _source(name: str) -> str:
 SOURCES: Final = {name: _source(name) for name in SCRIPT_NAMES}
 
 
+# Replies that mean "not now": a failover, a restart loading its data, a long script
+# (BUSY), a cluster reconfiguring. The call wrote nothing; the caller may try again.
+_NOT_NOW: Final = (
+    "LOADING",
+    "MASTERDOWN",
+    "READONLY",
+    "BUSY",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOREPLICAS",
+)
+_TRANSIENT: Final = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.RedisClusterException,
+    redis.exceptions.ClusterError,
+)
+
+
 @contextlib.contextmanager
 def translated(config: RedisConfig) -> Iterator[None]:
-    """Turn redis-py's errors into taskward's, naming the server (without its password)."""
+    """Turn redis-py's errors into taskward's, naming the server (without its password).
+
+    Unreachable, restarting, read-only (a failover) or busy servers are
+    :class:`BackendUnavailable`: the worker keeps its outcomes and writes them again.
+    """
     where = config.safe_url
     try:
         yield
     except redis.AuthenticationError as exc:
         raise BackendUnavailable(f"Redis at {where} refused the credentials: {exc}") from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BackendUnavailable(f"Redis at {where} cannot be reached: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError, *_TRANSIENT) as exc:
+        raise BackendUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
     except redis.ResponseError as exc:
         text = str(exc)
-        if text.startswith("OOM") or "maxmemory" in text:
+        code = str(getattr(exc, "status_code", "") or "")
+        if code.startswith(_NOT_NOW) or text.startswith(_NOT_NOW):
+            raise BackendUnavailable(f"Redis at {where} is not available now: {text}") from exc
+        if code == "OOM" or text.startswith("OOM") or "maxmemory" in text:
             raise StoreError(
                 f"Redis at {where} is full (maxmemory reached); nothing was written. "
                 "Raise maxmemory, prune finished jobs, or move other data off this server"
             ) from exc
-        if "WRONGTYPE" in text:
+        if "WRONGTYPE" in text or code == "WRONGTYPE":
             raise StoreError(
                 f"a key under {config.base} on {where} holds a value of another type: "
                 "something other than taskward wrote there. Give taskward its own "
                 "prefix= (or database) and leave its keys alone"
             ) from exc
-        if "LOADING" in text or "MASTERDOWN" in text or "READONLY" in text:
-            raise BackendUnavailable(f"Redis at {where} is not ready: {text}") from exc
-        if "invalid DB index" in text or "DB index is out of range" in text:
+        if "DB index" in text:
             raise InvalidOptions(f"Redis at {where}: {text}") from exc
         raise StoreError(f"Redis at {where} refused a command: {text}") from exc
+    except redis.RedisError as exc:
+        raise StoreError(f"Redis at {where}: {type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:  # redis-py's URL parser
+        raise InvalidOptions(f"invalid Redis URL {where}: {exc}") from exc
 
 
 class Connections:
@@ -140,19 +177,57 @@ class Connections:
         return {
             "decode_responses": True,
             "socket_connect_timeout": CONNECT_TIMEOUT,
+            # A half-open connection (a partition, a failover without a reset) must fail a
+            # call, not hang a heartbeat forever; the longest script is far below this.
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_keepalive": True,
             "health_check_interval": 30,
         }
 
     def make_async(self) -> Any:
-        """A new async client (pool) on the configured server."""
+        """A new async client on the configured server.
+
+        Never retried by redis-py: a script whose reply was lost may have run, and sending
+        it again would run it twice (an insert stored twice, a claim leased to nobody).
+        The error reaches taskward, whose callers retry what is safe to retry. A full pool
+        waits for a connection instead of failing.
+        """
         config = self.config
-        if config.cluster:
-            return redis.asyncio.cluster.RedisCluster.from_url(
-                config.client_url, max_connections=config.pool_size, **self._options()
+        with translated(config):
+            if config.cluster:
+                return redis.asyncio.cluster.RedisCluster.from_url(
+                    config.client_url,
+                    max_connections=config.pool_size,
+                    retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+                    **self._options(),
+                )
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                config.client_url,
+                max_connections=config.pool_size,
+                timeout=POOL_TIMEOUT,
+                **self._options(),
             )
-        return redis.asyncio.Redis.from_url(
-            config.client_url, max_connections=config.pool_size, **self._options()
-        )
+            return redis.asyncio.Redis(
+                connection_pool=pool, retry=redis.asyncio.retry.Retry(NoBackoff(), 0)
+            )
+
+    def _make_sync(self) -> Any:
+        config = self.config
+        with translated(config):
+            if config.cluster:
+                return redis.cluster.RedisCluster.from_url(
+                    config.client_url,
+                    max_connections=config.pool_size,
+                    retry=redis.retry.Retry(NoBackoff(), 0),
+                    **self._options(),
+                )
+            pool = redis.BlockingConnectionPool.from_url(
+                config.client_url,
+                max_connections=config.pool_size,
+                timeout=POOL_TIMEOUT,
+                **self._options(),
+            )
+            return redis.Redis(connection_pool=pool, retry=redis.retry.Retry(NoBackoff(), 0))
 
     async def open(self) -> None:
         """Create the async client and check the server (idempotent, once when concurrent)."""
@@ -171,26 +246,17 @@ class Connections:
                 await client.ping()
                 await self._check_server(client)
         except BaseException:
-            await client.aclose()
+            await _close_async(client)
             raise
         self.client = client
         self.scripts = {name: client.register_script(SOURCES[name]) for name in SCRIPT_NAMES}
 
     async def _check_server(self, client: Any) -> None:
         """Refuse a server too old, or one that may evict keys (an evicted key is a lost job)."""
-        info = await client.info("server")
-        if self.config.cluster:  # one reply per node: every node must pass
-            infos = [v for v in info.values() if isinstance(v, dict)] or [info]
-        else:
-            infos = [info]
-        for server in infos:
-            check_version(server, self.config)
-        if not self.config.check_policy:
-            return
-        memory = await client.info("memory")
-        nodes = [v for v in memory.values() if isinstance(v, dict)] if self.config.cluster else []
-        for node in nodes or [memory]:
-            check_policy(node, self.config)
+        config = self.config
+        check_version(await client.info("server"), config, cluster=config.cluster)
+        if config.check_policy:
+            check_policy(await client.info("memory"), config, cluster=config.cluster)
 
     async def run(self, name: str, args: Sequence[Any]) -> Any:
         """Run one script with the store's base as its first argument."""
@@ -220,16 +286,20 @@ class Connections:
                     self._sync_users[id(client)] = left
                 retired = client is not self._sync_client and not left
             if retired:
-                client.close()
+                _close_sync(client)
 
     def _open_sync(self) -> None:
         config = self.config
-        cls: Any = redis.cluster.RedisCluster if config.cluster else redis.Redis
-        client = cls.from_url(
-            config.client_url, max_connections=config.pool_size, **self._options()
-        )
-        with translated(config):
-            client.ping()
+        client = self._make_sync()
+        try:
+            with translated(config):
+                client.ping()
+                check_version(client.info("server"), config, cluster=config.cluster)
+                if config.check_policy:
+                    check_policy(client.info("memory"), config, cluster=config.cluster)
+        except BaseException:
+            _close_sync(client)
+            raise
         self._sync_client = client
         self._sync_scripts = {name: client.register_script(SOURCES[name]) for name in SCRIPT_NAMES}
 
@@ -241,13 +311,48 @@ class Connections:
             sync_client, self._sync_client = self._sync_client, None
             in_use = sync_client is not None and id(sync_client) in self._sync_users
         if sync_client is not None and not in_use:
-            sync_client.close()
+            _close_sync(sync_client)
         if client is not None:
-            await client.aclose()
+            await _close_async(client)
 
 
-def check_version(server: dict[str, Any], config: RedisConfig) -> None:
-    """Raise unless the server is Redis >= 6.2 or Valkey (which reports a Redis version too)."""
+async def _close_async(client: Any) -> None:
+    """Close a client and its pool (a pool passed in is not closed by ``aclose`` alone)."""
+    if isinstance(client, redis.asyncio.Redis):
+        await client.aclose(close_connection_pool=True)
+    else:
+        await client.aclose()
+
+
+def _close_sync(client: Any) -> None:
+    """Close a sync client and its pool."""
+    client.close()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+
+
+def _per_node(info: dict[str, Any], cluster: bool) -> list[dict[str, Any]]:
+    """INFO of a cluster answers per node (node -> fields): every node must pass."""
+    if cluster:
+        nodes = [v for v in info.values() if isinstance(v, dict)]
+        return nodes or [info]
+    return [info]
+
+
+def check_version(info: dict[str, Any], config: RedisConfig, *, cluster: bool = False) -> None:
+    """Raise unless every server is Redis >= 6.2 or Valkey (which reports a Redis version)."""
+    for server in _per_node(info, cluster):
+        _check_version(server, config)
+
+
+def check_policy(info: dict[str, Any], config: RedisConfig, *, cluster: bool = False) -> None:
+    """Raise unless every server's ``maxmemory-policy`` is ``noeviction``."""
+    for memory in _per_node(info, cluster):
+        _check_policy(memory, config)
+
+
+def _check_version(server: dict[str, Any], config: RedisConfig) -> None:
     text = str(server.get("redis_version", "0"))
     try:
         version = tuple(int(part) for part in text.split(".")[:2])
@@ -260,8 +365,7 @@ def check_version(server: dict[str, Any], config: RedisConfig) -> None:
         )
 
 
-def check_policy(memory: dict[str, Any], config: RedisConfig) -> None:
-    """Raise unless ``maxmemory-policy`` is ``noeviction``."""
+def _check_policy(memory: dict[str, Any], config: RedisConfig) -> None:
     policy = str(memory.get("maxmemory_policy", "noeviction"))
     if policy != "noeviction":
         raise NotSupportedServer(

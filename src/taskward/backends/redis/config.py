@@ -36,14 +36,20 @@ def parse_redis_url(url: str) -> tuple[str, dict[str, str]]:
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES:
         raise InvalidOptions(
-            f"invalid Redis URL {url!r}: use redis://host:port/db, rediss:// (TLS) "
-            "or unix:///path/to/redis.sock"
+            f"invalid Redis URL {_without_password(url)!r}: use redis://host:port/db, "
+            "rediss:// (TLS) or unix:///path/to/redis.sock"
         )
     query = parse_qsl(parts.query, keep_blank_values=True)
     own = {k: v for k, v in query if k in OWN_PARAMS}
-    rest = [(k, v) for k, v in query if k not in OWN_PARAMS]
-    client_url = urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, urlencode(rest), ""))
-    return client_url, own
+    rest = urlencode([(k, v) for k, v in query if k not in OWN_PARAMS])
+    # Written out, not urlunsplit: that drops the "//" of unix:///path (no host part).
+    client_url = f"{parts.scheme.lower()}://{parts.netloc}{parts.path}"
+    return (f"{client_url}?{rest}" if rest else client_url), own
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +101,6 @@ class RedisConfig:
 
     @property
     def safe_url(self) -> str:
-        """The client URL without its password, for messages."""
+        """The client URL without its password or query, for messages."""
         parts = urlsplit(self.client_url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

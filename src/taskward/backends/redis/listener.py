@@ -23,6 +23,7 @@ __all__ = ["Listener"]
 
 logger = logging.getLogger(__name__)
 RETRY_MAX: Final = 2.0
+SUBSCRIBE_TIMEOUT: Final = 5.0
 
 
 class Listener:
@@ -38,17 +39,25 @@ class Listener:
         self._seen_at_fetch: dict[str, tuple[int, int]] = {}
 
     def start(self) -> None:
-        """Start the subscription, on the first wait (idempotent)."""
-        if self._task is None and self._connections.client is not None:
+        """Start the subscription, on the first wait (idempotent).
+
+        Started again if it ended, or belongs to another event loop (a second
+        ``asyncio.run``): a dead subscription would leave every wait to polling.
+        """
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            return
+        if self._connections.client is not None:
             self._task = asyncio.create_task(self._listen(), name="taskward-redis-listen")
 
     async def stop(self) -> None:
         """Close the subscription and wake every waiter (idempotent)."""
         task, self._task = self._task, None
         try:
-            if task is not None:
+            if task is not None and not task.done():
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                if task.get_loop() is asyncio.get_running_loop():
+                    await asyncio.gather(task, return_exceptions=True)
         finally:
             self.wake(None)
 
@@ -100,6 +109,20 @@ class Listener:
             if count:
                 self.wake(queue)
 
+    async def _subscribe(self, pubsub: Any, channel: str) -> None:
+        """Subscribe and wait for the confirmation.
+
+        SUBSCRIBE is only sent by ``subscribe``: the look for pending jobs that follows must
+        come after the subscription took effect, or a job published in between is missed.
+        """
+        await pubsub.subscribe(channel)
+        while True:
+            reply = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
+            if reply is None:
+                raise redis.TimeoutError("no confirmation of SUBSCRIBE")
+            if reply.get("type") == "subscribe":
+                return
+
     async def _listen(self) -> None:
         """Keep one subscription open; reconnect with backoff; wake waiters on a message."""
         channel = f"{self._connections.base}:wake"
@@ -112,7 +135,7 @@ class Listener:
                 if client is None:
                     raise redis.ConnectionError("the backend is closed")
                 pubsub = client.pubsub()
-                await pubsub.subscribe(channel)
+                await self._subscribe(pubsub, channel)
                 self.listening = True
                 delay = 0.05
                 if reconnecting:
@@ -127,7 +150,9 @@ class Listener:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
                     if message is not None and message.get("type") == "message":
                         self.wake(str(message["data"]))
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:
+                # Any error (a lost connection, a cluster reconfiguring): never let the
+                # subscription die silently; polling covers the gap until it is back.
                 level = logging.WARNING if reconnecting else logging.DEBUG
                 logger.log(level, "Redis wake-up subscription lost (%s); reconnecting", exc)
             finally:

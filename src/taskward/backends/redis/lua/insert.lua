@@ -27,7 +27,7 @@ for i = 0, n - 1 do
   if dup then
     out[#out + 1] = {dup, redis.call('HGETALL', jkey(dup))}
   else
-    local id = tostring(redis.call('INCR', SEQ))
+    local id = string.format('%d', redis.call('INCR', SEQ))
     local h = {id = id, task = ARGV[a], queue = ARGV[a + 1], state = ARGV[a + 4],
                priority = ARGV[a + 5], scheduled_at = ARGV[a + 7], inserted_at = now}
     local fields = {'id', id, 'task', h.task, 'queue', h.queue, 'args', ARGV[a + 2],

@@ -1,7 +1,8 @@
 -- One page of jobs. ARGV[2] sort field, ARGV[3] '1' for descending, ARGV[4] offset,
 -- ARGV[5] page size, ARGV[6] task ('' for any), ARGV[7] number of queues, the queues,
--- then the number of states and the states (0 queues or states: all of them).
--- Answers {total, {job hash, ...}}.
+-- then the number of states and the states (0 queues or states: all of them), then the most
+-- candidates an order other than by id may read. Answers {total, {job hash, ...}}, or
+-- {-1, candidates} when there are more candidates than that.
 local field, desc = ARGV[2], ARGV[3] == '1'
 local offset, size, task = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local nq = tonumber(ARGV[7])
@@ -30,9 +31,43 @@ local function before(x, y)  -- numeric id order in the requested direction
   return x < y
 end
 
+local LATER_ONLY = {scheduled = true, retryable = true}
+local later_only = ns > 0
+for _, state in ipairs(states) do later_only = later_only and LATER_ONLY[state] == true end
+
 local page = {}
 local total = 0
-if field == 'id' and want_queue == nil and (task == '' or by_task) then
+if field == 'scheduled_at' and not desc and offset == 0 and task == '' and later_only then
+  -- The next due jobs (what a drain asks for): B:later is ordered by due time already.
+  local wanted_queue, wanted_state = {}, {}
+  for _, queue in ipairs(queues) do wanted_queue[queue] = true end
+  for _, state in ipairs(states) do wanted_state[state] = true end
+  for _, set in ipairs(sets) do total = total + redis.call('ZCARD', set) end
+  local found = {}
+  local last = nil
+  local rank = 0
+  while true do
+    local chunk = redis.call('ZRANGE', LATER, rank, rank + 499, 'WITHSCORES')
+    if #chunk == 0 then break end
+    local done = false
+    for i = 1, #chunk, 2 do
+      local score = tonumber(chunk[i + 1])
+      if #found >= size and score ~= last then done = true break end
+      local q, st = unpack(redis.call('HMGET', jkey(chunk[i]), 'queue', 'state'))
+      if wanted_queue[q] and wanted_state[st] then
+        found[#found + 1] = {tonumber(chunk[i]), score}
+        last = score
+      end
+    end
+    if done then break end
+    rank = rank + 500
+  end
+  table.sort(found, function(x, y)
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return x[1] < y[1]
+  end)
+  for i = 1, math.min(#found, size) do page[#page + 1] = found[i][1] end
+elseif field == 'id' and want_queue == nil and (task == '' or by_task) then
   -- The indexes are ordered by id: the first offset + size of each set, merged.
   local need = offset + size
   local ids = {}
@@ -41,11 +76,10 @@ if field == 'id' and want_queue == nil and (task == '' or by_task) then
     if n > 0 then
       total = total + n
       local part
-      if #sets == 1 then
-        if desc then part = redis.call('ZREVRANGE', set, offset, need - 1)
-        else part = redis.call('ZRANGE', set, offset, need - 1) end
-      elseif desc then part = redis.call('ZREVRANGE', set, 0, need - 1)
-      else part = redis.call('ZRANGE', set, 0, need - 1) end
+      local first, stop = '0', string.format('%d', need - 1)
+      if #sets == 1 then first = ARGV[4] end
+      if desc then part = redis.call('ZREVRANGE', set, first, stop)
+      else part = redis.call('ZRANGE', set, first, stop) end
       for _, id in ipairs(part) do ids[#ids + 1] = tonumber(id) end
     end
   end
@@ -54,14 +88,19 @@ if field == 'id' and want_queue == nil and (task == '' or by_task) then
   if #sets > 1 then first = offset + 1 end
   for i = first, math.min(#ids, first + size - 1) do page[#page + 1] = ids[i] end
 else
-  -- Any other order, or a task filter: every candidate is read (O(matches); the dashboard's
-  -- default listing takes the branch above).
+  -- Any other order, or a queue and a task filter: every candidate is read, so the number
+  -- of candidates is bounded (a script holds the whole server while it runs).
+  local candidates = 0
+  for _, set in ipairs(sets) do candidates = candidates + redis.call('ZCARD', set) end
+  if candidates > tonumber(ARGV[9 + nq + ns]) then return {-1, candidates} end
   local rows = {}
   for _, set in ipairs(sets) do
     for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
       local t, q, v = unpack(redis.call('HMGET', jkey(id), 'task', 'queue', field))
       if (task == '' or t == task) and (want_queue == nil or q == want_queue) then
-        rows[#rows + 1] = {tonumber(id), v and tonumber(v)}
+        local value = nil  -- HMGET answers false for a missing field
+        if v then value = tonumber(v) end
+        rows[#rows + 1] = {tonumber(id), value}
       end
     end
   end

@@ -1,17 +1,21 @@
 -- Jobs finished at or after ARGV[2], counted per minute (since the epoch) and final state:
--- a flat list of minute, state, count.
+-- a flat list of minute, state, count. One ZCOUNT per minute that has jobs, found by jumping
+-- to the next finish time: O(minutes with jobs x log n), never a read of every job.
+local MINUTE = 60000000
 local out = {}
 for state in pairs(FINISHED) do
-  local rows = redis.call('ZRANGEBYSCORE', donekey(state), ARGV[2], '+inf', 'WITHSCORES')
-  local counts = {}
-  for i = 2, #rows, 2 do
-    local minute = math.floor(tonumber(rows[i]) / 60000000)
-    counts[minute] = (counts[minute] or 0) + 1
-  end
-  for minute, count in pairs(counts) do
+  local key = donekey(state)
+  local from = ARGV[2]
+  while true do
+    local next = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #next == 0 then break end
+    local minute = math.floor(tonumber(next[2]) / MINUTE)
+    local stop = string.format('%d', (minute + 1) * MINUTE)
+    local count = redis.call('ZCOUNT', key, from, '(' .. stop)
     out[#out + 1] = string.format('%d', minute)
     out[#out + 1] = state
     out[#out + 1] = count
+    from = stop
   end
 end
 return out
