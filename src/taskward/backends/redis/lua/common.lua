@@ -39,6 +39,17 @@ local function load(id)
   return h
 end
 
+-- Only the named fields of a job's hash (the hot paths skip its args and result).
+local function load_fields(id, names)
+  local values = redis.call('HMGET', jkey(id), unpack(names))
+  if not values[1] then return nil end
+  local h = {}
+  for i, name in ipairs(names) do
+    if values[i] then h[name] = values[i] end
+  end
+  return h
+end
+
 -- Take a job out of the sets of its current state.
 local function unindex(id, h)
   local state = h.state

@@ -4,6 +4,8 @@
 local worker = ARGV[2]
 local n = tonumber(ARGV[3])
 local WIDTH = 9
+local FIELDS = {'state', 'attempt', 'attempted_by', 'lease_until', 'queue', 'task', 'priority',
+                'scheduled_at', 'errors'}
 local out = {}
 local woken = {}
 for i = 0, n - 1 do
@@ -11,7 +13,7 @@ for i = 0, n - 1 do
   local id, attempt, expired_before = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local state, refund, sched, err, result, at =
     ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
-  local h = load(id)
+  local h = load_fields(id, FIELDS)
   local ok = h ~= nil and h.state == 'running' and h.attempt == attempt
     and h.attempted_by == worker
   if ok and expired_before ~= '' then
