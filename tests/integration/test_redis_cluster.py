@@ -44,43 +44,55 @@ async def test_prefixes_spread_over_the_masters(redis_cluster: RedisCluster) -> 
             assert (await tw.get_task_status(job.id)).args == [1, 2]
 
 
-async def _enqueue_until(tw: TaskManager, acked: list[int], stop: asyncio.Event) -> int:
-    """Enqueue one job at a time until ``stop``; retry through errors; return the errors."""
-    errors = 0
-    n = 0
-    while not stop.is_set():
-        try:
-            job = await tw.enqueue_task("tests_support.jobs:add", args=[n], queue="fo")
-        except BackendUnavailable:
-            errors += 1
-            await asyncio.sleep(0.05)
-            continue
-        acked.append(job.id)
-        n += 1
-    return errors
+class Producer:
+    """Enqueues one job at a time until stopped, retrying through errors."""
+
+    def __init__(self, tw: TaskManager) -> None:
+        self.tw = tw
+        self.acked: list[int] = []
+        self.errors = 0
+        self.stop = asyncio.Event()
+        self._progress = asyncio.Condition()
+
+    async def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            try:
+                job = await self.tw.enqueue_task("tests_support.jobs:add", args=[n], queue="fo")
+            except BackendUnavailable:
+                self.errors += 1
+                await asyncio.sleep(0.05)
+                continue
+            n += 1
+            async with self._progress:
+                self.acked.append(job.id)
+                self._progress.notify_all()
+
+    async def until(self, count: int) -> None:
+        """Return once ``count`` enqueues were acknowledged."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: len(self.acked) >= count)
 
 
 async def test_a_master_failover_under_load(replicated_cluster: RedisCluster) -> None:
     cluster = replicated_cluster
     prefix = f"fo_{uuid.uuid4().hex[:8]}"
     key = "{" + prefix + "}:seq"
-    acked: list[int] = []
     tw = TaskManager(cluster.url(prefix=prefix), poll_interval=0.05)
     async with tw:
-        stop = asyncio.Event()
-        producer = asyncio.create_task(_enqueue_until(tw, acked, stop))
-        while len(acked) < 500:
-            await asyncio.sleep(0.01)
+        producer = Producer(tw)
+        acked = producer.acked
+        running = asyncio.create_task(producer.run())
+        await producer.until(500)
         before_kill = len(acked)
         killed = cluster.kill_master(key)
         started = time.monotonic()
         await asyncio.to_thread(cluster.wait_failover, key)
         failover_s = time.monotonic() - started
         after_failover = len(acked)
-        while len(acked) < after_failover + 200:  # the store takes work again
-            await asyncio.sleep(0.01)
-        stop.set()
-        errors = await producer
+        await producer.until(after_failover + 200)  # the store takes work again
+        producer.stop.set()
+        await running
         assert cluster.master_of(key).port != killed.port
 
         lost = []
@@ -96,7 +108,7 @@ async def test_a_master_failover_under_load(replicated_cluster: RedisCluster) ->
         acknowledged=len(acked),
         acknowledged_before_kill=before_kill,
         lost=len(lost),
-        producer_errors=errors,
+        producer_errors=producer.errors,
         failover_seconds=round(failover_s, 2),
     )
     # Every job that survived the failover runs once it is over; none is stuck.

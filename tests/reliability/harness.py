@@ -312,3 +312,25 @@ def rss_kib(pid: int) -> int | None:
 def job_number(job: Job) -> int:
     """The ``i`` a job was enqueued with (what its body writes to the run log)."""
     return int(job.args[0])
+
+
+# -- producers with a ledger ---------------------------------------------------------------------
+def start_producer(url: str, ledger: Path, out: Path, **options: float) -> subprocess.Popen[bytes]:
+    """A ``tests_support.ledger_producer`` process on ``url``; returns once its manager is open.
+
+    ``options`` are its command-line options (``first``, ``batch``, ``count``, ``pause``).
+    """
+    from tests_support.ledger_producer import Ledger
+
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    args = [f"--{name}={value}" for name, value in options.items()]
+    with out.open("ab") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests_support.ledger_producer", url, str(ledger), *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until(lambda: Ledger.read(ledger).opened or proc.poll() is not None, 60, "producer open")
+    assert proc.poll() is None, out.read_text()
+    return proc

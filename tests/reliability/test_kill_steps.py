@@ -27,9 +27,11 @@ from tests_support.reliability_app import CRASH_EXIT, STEPS
 
 N = 10
 CASES = [("sqlite", step) for step in STEPS] + [
-    # A PostgreSQL claim is one autocommit statement: a client dying while it runs leaves the
-    # server to commit it (the after-claim case) or never sent it (before-claim).
-    ("postgres", step)
+    # A PostgreSQL claim is one autocommit statement, a Redis claim one Lua script (atomic on
+    # the server): a client dying while it runs leaves the server to complete it (the
+    # after-claim case) or never sent it (before-claim). Neither has an uncommitted claim.
+    (backend, step)
+    for backend in ("postgres", "redis")
     for step in STEPS
     if step != "claim-uncommitted"
 ]

@@ -1,6 +1,6 @@
 """Item 8: a Hypothesis state machine drives the public API (enqueue, schedule, cancel, retry,
 run a worker step, a worker dying mid-job, rescue, stage, prune) against a small reference
-model, on memory, SQLite and PostgreSQL. After every step each job's state, attempt and
+model, on memory, SQLite, PostgreSQL and Redis. After every step each job's state, attempt and
 max_attempts equal the model's: only legal moves, attempts never above max_attempts, no job
 lost or invented. ``TASKWARD_LONG=1`` runs ten times as many examples.
 """
@@ -235,7 +235,7 @@ def machine_for(fresh_url: Callable[[], str]) -> type[RuleBasedStateMachine]:
     return type("JobMachineOn", (JobMachine,), {"fresh_url": staticmethod(fresh_url)})
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres", "redis"])
 def test_public_api_follows_the_reference_model(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -244,6 +244,9 @@ def test_public_api_follows_the_reference_model(
         pg_server = request.getfixturevalue("pg_server")
         base = pg_server.url()
         fresh = lambda: f"{base}?schema=model_{uuid.uuid4().hex[:12]}"  # noqa: E731
+    elif backend == "redis":  # a new key prefix per example on the session's server
+        redis_server = request.getfixturevalue("redis_server")
+        fresh = lambda: redis_server.url(0, prefix=f"model_{uuid.uuid4().hex[:12]}")  # noqa: E731
     elif backend == "sqlite":
         fresh = lambda: f"sqlite:///{tmp_path}/model-{next(counter)}.db"  # noqa: E731
     else:

@@ -19,6 +19,7 @@ __all__ = ["OWN_PARAMS", "PREFIX_RE", "RedisConfig", "parse_redis_url"]
 
 PREFIX_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,48}")
 OWN_PARAMS: Final = frozenset({"prefix", "pool_size", "cluster", "check_policy"})
+NO_RETRIES: Final = frozenset({"retry_on_timeout", "retry_on_error"})
 SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
 
 
@@ -40,6 +41,12 @@ def parse_redis_url(url: str) -> tuple[str, dict[str, str]]:
             "rediss:// (TLS) or unix:///path/to/redis.sock"
         )
     query = parse_qsl(parts.query, keep_blank_values=True)
+    refused = sorted({k for k, _ in query if k in NO_RETRIES})
+    if refused:
+        raise InvalidOptions(
+            f"the redis URL parameter {refused[0]} is refused: a script re-sent after a lost "
+            "reply would run twice (an enqueue stored twice); taskward retries what is safe"
+        )
     own = {k: v for k, v in query if k in OWN_PARAMS}
     rest = urlencode([(k, v) for k, v in query if k not in OWN_PARAMS])
     # Written out, not urlunsplit: that drops the "//" of unix:///path (no host part).
