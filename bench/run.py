@@ -2,7 +2,11 @@
 (systems interleaved within a run), the PostgreSQL scale runs and the 1,000,000-job listing,
 then write the tables and charts to bench/results/ and stop the servers.
 
-    bench/.venv/bin/python bench/run.py [SYSTEM ...]
+    bench/.venv/bin/python bench/run.py [SYSTEM | CLASS ...]
+
+A CLASS (redis, sqlite, postgres) stands for every system of that backend, taskward's and the
+peers' (`make bench SYSTEMS=redis`). BENCH_MARK=file: the job body is a 16-byte local file
+append instead of the Redis mark (harness.common).
 
 Environment: RUNS (3), BENCH_N (10000), BENCH_LAT_N (200), SCALE (1: drain with 1/2/4 worker
 processes on PostgreSQL), MILLION (1: the 1,000,000-row listing; MILLION_ROWS), PHASE_TIMEOUT
@@ -40,13 +44,32 @@ PEERS = [
 TASKWARD = [
     "taskward-memory", "taskward-memory-own", "taskward-sqlite", "taskward-sqlite-own",
     "taskward-sqlite-async", "taskward-postgres", "taskward-postgres-own",
-    "taskward-postgres-async",
+    "taskward-postgres-async", "taskward-redis", "taskward-redis-own", "taskward-redis-async",
 ]  # fmt: skip
+# Backend classes: `run.py redis` measures these side by side in one run.
+CLASSES = {
+    "redis": [
+        "taskward-redis", "taskward-redis-own", "taskward-redis-async",
+        "huey", "saq", "arq", "rq", "celery", "dramatiq", "bare-redis",
+    ],
+    "sqlite": [
+        "taskward-sqlite", "taskward-sqlite-own", "taskward-sqlite-async",
+        "huey-sqlite", "bare-sqlite", "bare-sqlite-full",
+    ],
+    "postgres": [
+        "taskward-postgres", "taskward-postgres-own", "taskward-postgres-async",
+        "saq-pg", "procrastinate", "pgqueuer", "oban", "bare-postgres",
+    ],
+}  # fmt: skip
 # Systems measured in some phases only (their module's ONLY_PHASES).
-ONLY_PHASES = {"taskward-sqlite-async": {"enqueue"}, "taskward-postgres-async": {"enqueue"}}
+ONLY_PHASES = {
+    "taskward-sqlite-async": {"enqueue"},
+    "taskward-postgres-async": {"enqueue"},
+    "taskward-redis-async": {"enqueue"},
+}
 SCALE_SYSTEMS = ["taskward-postgres", "taskward-postgres-own", "bare-postgres"]
 SCALE_PROCS = [1, 2, 4]
-MEMORY_SYSTEMS = ["taskward-sqlite-own", "taskward-postgres-own"]
+MEMORY_SYSTEMS = ["taskward-sqlite-own", "taskward-postgres-own", "taskward-redis-own"]
 PY312 = {"oban"}
 
 
@@ -86,8 +109,9 @@ def record(out: Path, row: dict[str, object]) -> None:
 
 def uptime(out: Path, label: str) -> None:
     load = sh("uptime")
-    print(f"== {label}: {load}", flush=True)
-    record(out, {"meta": "uptime", "label": label, "uptime": load})
+    git = sh(f"git -C {BENCH} rev-parse --short HEAD")  # the code may move during a long run
+    print(f"== {label}: {load} (taskward at {git})", flush=True)
+    record(out, {"meta": "uptime", "label": label, "uptime": load, "git": git})
 
 
 def drive(out: Path, system: str, phase: str, run: int, procs: int | None = None) -> None:
@@ -119,7 +143,8 @@ def drive(out: Path, system: str, phase: str, run: int, procs: int | None = None
 def main() -> int:
     # SIGTERM (e.g. `kill PID` of this process) -> SystemExit: drivers and servers are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    systems = sys.argv[1:] or TASKWARD + PEERS
+    named = [s for arg in sys.argv[1:] for s in CLASSES.get(arg, [arg])]
+    systems = list(dict.fromkeys(named)) or TASKWARD + PEERS
     runs = int(os.environ.get("RUNS", "3"))
     # the enqueue phase also times the drain of what it enqueued
     PHASES = os.environ.get("PHASES", "enqueue bulk latency").split()
@@ -136,9 +161,12 @@ def main() -> int:
             int(os.environ.get("BENCH_N", "10000")),
             int(os.environ.get("BENCH_LAT_N", "200")),
         )
-        record(out, {"meta": "settings", "runs": runs, "systems": systems, "n": n, "lat_n": lat_n})
+        mark = os.environ.get("BENCH_MARK", "redis")
+        record(out, {"meta": "settings", "runs": runs, "systems": systems, "n": n,
+                     "lat_n": lat_n, "mark": mark})  # fmt: skip
         if os.environ.get("MILLION", "1") == "1":  # first: short, and sure to be done
-            million(out, runs)
+            # the backends whose taskward row is measured (redis: bench/redis_scale.py)
+            million(out, runs, [b for b in ("sqlite", "postgres") if f"taskward-{b}" in systems])
         for run in range(1, runs + 1):
             one_run(out, run, systems, PHASES)
         if os.environ.get("MEMORY", "1") == "1":
@@ -179,11 +207,11 @@ def memory(out: Path, systems: list[str]) -> None:
         subprocess.run(argv, cwd=BENCH, env=env)
 
 
-def million(out: Path, runs: int) -> None:
+def million(out: Path, runs: int, backends: list[str]) -> None:
     env = dict(os.environ, PYTHONPATH=str(BENCH))
     rows = os.environ.get("MILLION_ROWS", "1000000")
     py = python_for("x")
-    for backend in ("sqlite", "postgres"):
+    for backend in backends:
         t0 = time.time()
         load = subprocess.run([py, "-m", "harness.million", "load", backend, "--rows", rows],
                               cwd=BENCH, env=env)  # fmt: skip

@@ -15,8 +15,9 @@ latency  reset; start the worker, wait for one warm-up job, let the worker idle 
 scale    reset; pre-queue N jobs (bulk API if any), start the worker with --procs processes,
          time the drain as in `enqueue`.
 
-Completion: the Redis counter of ``harness.common.mark`` (polled every 5 ms), unless the system
-detects completion in its own store (``STORE``, taskward's uncapped variants; polled every 10 ms).
+Completion: the Redis counter of ``harness.common.mark`` (polled every 5 ms; with
+BENCH_MARK=file the mark file's size), unless the system detects completion in its own store
+(``STORE``, taskward's uncapped variants; polled every 10 ms).
 """
 
 from __future__ import annotations
@@ -35,7 +36,18 @@ from types import ModuleType
 from typing import Any
 
 from harness import cpu
-from harness.common import BENCH_DIR, DATA_DIR, K_FIRST, K_LAST, K_LAT, clear_marks, marks
+from harness.common import (
+    BENCH_DIR,
+    DATA_DIR,
+    K_FIRST,
+    K_LAST,
+    K_LAT,
+    MARK,
+    clear_marks,
+    file_marks,
+    file_marks_done,
+    marks,
+)
 
 N = int(os.environ.get("BENCH_N", "10000"))
 LAT_N = int(os.environ.get("BENCH_LAT_N", "200"))
@@ -185,17 +197,24 @@ class Progress:
     def done(self) -> int:
         if self.store:
             return self.store.done()
+        if MARK == "file":
+            return file_marks_done()
         return int(self.redis.get("bw:done") or 0)
 
     def first_last(self) -> tuple[float | None, float | None]:
         if self.store:
             return self.store.first_last()
+        if MARK == "file":
+            starts = [start for start, _ in file_marks()]
+            return (min(starts), max(starts)) if starts else (None, None)
         first, last = self.redis.mget(K_FIRST, K_LAST)
         return (float(first) if first else None), (float(last) if last else None)
 
     def latencies_ms(self) -> list[float]:
         if self.store:
             return [x * 1000 for x in self.store.latencies()]
+        if MARK == "file":
+            return [lat * 1000 for _, lat in file_marks() if lat >= 0]
         return [float(x) * 1000 for x in self.redis.lrange(K_LAT, 0, -1)]
 
     def server_pids(self) -> frozenset[int]:
@@ -329,6 +348,7 @@ def main() -> int:
     res: dict[str, Any] = {
         "system": mod.NAME, "backend": mod.BACKEND, "kind": getattr(mod, "KIND", "peer"),
         "config": mod.CONFIG, "phase": a.phase, "run": a.run, "n": N, "procs": a.procs,
+        "mark": MARK,
         "host": platform.node(), "python": platform.python_version(), "started": time.time(),
     }  # fmt: skip
     tag = f"{mod.NAME}-{a.phase}{a.procs or ''}-run{a.run}"

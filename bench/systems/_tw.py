@@ -24,12 +24,27 @@ import sys
 import time
 from typing import Any
 
-from harness.common import DATA_DIR, PG_DSN, amark, clear_marks, remove_sqlite
+from harness.common import (
+    DATA_DIR,
+    MARK,
+    PG_DSN,
+    REDIS_URL,
+    amark,
+    clear_marks,
+    flush_queue_redis,
+    remove_sqlite,
+)
 
 from taskward import TaskManager
 
 SQLITE_DB = DATA_DIR / "taskward.db"
 SQLITE_URL = f"sqlite:///{SQLITE_DB}"
+# Redis: a fresh prefix= per driver process (one (system, phase, run)); its worker processes
+# inherit it through the environment. reset() also flushes the queues' DB, as for the peers.
+REDIS_PREFIX = os.environ.setdefault(
+    "BENCH_TW_REDIS_PREFIX", f"bench-{os.getpid()}-{time.time_ns() // 1_000_000 % 10**9}"
+)
+REDIS_TW_URL = f"{REDIS_URL}?prefix={REDIS_PREFIX}"
 # Slots per worker process; BENCH_TW_CONCURRENCY tries other settings (the results name it).
 CONCURRENCY = int(os.environ.get("BENCH_TW_CONCURRENCY", "50"))
 
@@ -60,7 +75,11 @@ def worker_argv(app: str, procs: int) -> list[str]:
 
 def config(backend: str, procs: int, mode: str) -> str:
     how = (
-        "job body = Redis mark(), completion by the Redis counter"
+        (
+            "job body = mark() (a 16-byte file append), completion by the mark file's size"
+            if MARK == "file"
+            else "job body = Redis mark(), completion by the Redis counter"
+        )
         if mode == "mark"
         else "job body does no I/O, completion/timestamps/latency read from taskward's own store"
     )
@@ -140,6 +159,17 @@ def reset_postgres() -> None:
         )
 
 
+def reset_redis() -> None:
+    clear_marks()
+    flush_queue_redis()
+
+    async def migrate() -> None:
+        async with TaskManager(REDIS_TW_URL):
+            pass
+
+    asyncio.run(migrate())
+
+
 # -- completion read from the store (own mode) -----------------------------------------------
 COUNT = "SELECT count(*) FROM taskward_jobs WHERE state = 'completed'"
 SPAN = (
@@ -194,3 +224,41 @@ class PostgresStore:
 
     def latencies(self) -> list[float]:
         return [float(r[0]) for r in self._c().execute(RESULTS) if r[0] is not None]
+
+
+class RedisStore:
+    """Own-mode completion on Redis: the size of the store's completed index; first claim =
+    the lowest completed id's ``attempted_at`` (jobs are claimed in id order), last = the
+    highest completion time (the index's score); latencies from the results."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.base = "{" + REDIS_PREFIX + "}"
+
+    def _c(self) -> Any:
+        if self.conn is None:
+            import redis
+
+            self.conn = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        return self.conn
+
+    def done(self) -> int:
+        return int(self._c().zcard(f"{self.base}:done:completed"))
+
+    def first_last(self) -> tuple[float | None, float | None]:
+        key = f"{self.base}:done:completed"
+        ids = self._c().zrange(key, 0, -1)
+        if not ids:
+            return None, None
+        first_id = min(int(i) for i in ids)
+        attempted = self._c().hget(f"{self.base}:job:{first_id}", "attempted_at")
+        last = self._c().zrange(key, -1, -1, withscores=True)
+        return int(attempted) / 1e6, last[0][1] / 1e6
+
+    def latencies(self) -> list[float]:
+        ids = self._c().zrange(f"{self.base}:done:completed", 0, -1)
+        pipe = self._c().pipeline(transaction=False)
+        for i in ids:
+            pipe.hget(f"{self.base}:job:{i}", "result")
+        values = (json.loads(r) for r in pipe.execute() if r is not None)
+        return [float(v) for v in values if v is not None]

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import redis.asyncio as aredis
-from harness.common import K_DONE, K_FIRST, K_LAST, K_LAT, MARK_URL, clear_marks
+from harness.common import K_DONE, K_FIRST, K_LAST, K_LAT, MARK, MARK_URL, clear_marks
 
 from systems import _tw
 
@@ -130,6 +130,8 @@ async def _phase(mode: str, phase: str, res: dict[str, Any], n: int, m: int, gap
 
 def runner(mode: str):
     def run_phase(phase: str, res: dict[str, Any], n: int, m: int, gap: float) -> None:
+        if mode == "mark" and MARK != "redis":  # it reads the Redis counter itself
+            raise RuntimeError("taskward-memory measures with the Redis mark only")
         asyncio.run(_phase(mode, phase, res, n, m, gap))
 
     return run_phase
