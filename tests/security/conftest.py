@@ -1,6 +1,7 @@
 """The security suite (issue 7, item 9): every test here is marked ``security``.
 
-Store-facing tests run on SQLite and PostgreSQL through ``store_url`` (tests/conftest.py).
+Store-facing tests run on SQLite, PostgreSQL and Redis through ``store_url`` (tests/conftest.py);
+the planted-payload tests write into each store behind taskward's back.
 """
 
 from __future__ import annotations

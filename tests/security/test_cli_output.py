@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import typer
@@ -62,19 +63,74 @@ def send_code(phone: str, code: str) -> None:
 
 @dataclass(frozen=True)
 class Store:
-    """A seeded SQLite store: a failed job (1), a completed one (2), a planted one (3)."""
+    """A seeded store (SQLite or Redis): a failed job (1), a completed one (2), a planted one (3).
+
+    ``path`` is the SQLite file, None on Redis (``prefix`` is the key prefix there).
+    """
 
     url: str
-    path: Path
+    path: Path | None = None
+    prefix: str | None = None
+
+    def plant_job(self, job_id: int, task: str, queue: str) -> None:
+        """Change a job's task and queue behind taskward's back, as someone with write access."""
+        if self.path is not None:
+            with sqlite3.connect(self.path) as db:
+                db.execute(
+                    "UPDATE taskward_jobs SET task = ?, queue = ? WHERE id = ?",
+                    (task, queue, job_id),
+                )
+            db.close()
+            return
+        # Redis: the job's hash, and (as an attacker who read docs/DESIGN.md would) the
+        # per-queue and per-task index entries, so that listings and statistics show the names.
+        base = f"{{{self.prefix}}}"
+        with self.redis() as db:
+            key = f"{base}:job:{job_id}"
+            old_task, old_queue, state = db.hmget(key, ["task", "queue", "state"])
+            assert state == b"scheduled", state
+            pipe = db.pipeline(transaction=True)
+            pipe.hset(key, mapping={"task": task, "queue": queue})
+            pipe.zrem(f"{base}:ix:{old_queue.decode()}:{state.decode()}", job_id)
+            pipe.zadd(f"{base}:ix:{queue}:{state.decode()}", {str(job_id): job_id})
+            pipe.zrem(f"{base}:tx:{old_task.decode()}:{state.decode()}", job_id)
+            pipe.zadd(f"{base}:tx:{task}:{state.decode()}", {str(job_id): job_id})
+            pipe.sadd(f"{base}:queues", queue)
+            pipe.execute()
+
+    def plant_schedules(self, cron: str, timezone: str) -> None:
+        """Give every stored schedule a bad cron and time zone."""
+        if self.path is not None:
+            with sqlite3.connect(self.path) as db:
+                db.execute("UPDATE taskward_schedules SET cron = ?, timezone = ?", (cron, timezone))
+            db.close()
+            return
+        key = f"{{{self.prefix}}}:schedules"
+        with self.redis() as db:
+            stored = db.hgetall(key)
+            assert stored
+            for name, text in stored.items():
+                db.hset(
+                    key, name, json.dumps({**json.loads(text), "cron": cron, "timezone": timezone})
+                )
+
+    def redis(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url.partition("?")[0])
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     monkeypatch.delenv("TASKWARD_APP", raising=False)
     monkeypatch.delenv("TASKWARD_URL", raising=False)
-    path = tmp_path / "x.db"
-    url = f"sqlite:///{path}"
-    tw = TaskManager(url)
+    if request.param == "redis":
+        url = str(request.getfixturevalue("redis_url"))
+        store = Store(url=url, prefix=parse_qs(urlsplit(url).query)["prefix"][0])
+    else:
+        path = tmp_path / "x.db"
+        store = Store(url=f"sqlite:///{path}", path=path)
+    tw = TaskManager(store.url)
     tw.task(name="evil.boom", max_attempts=1)(boom)
     tw.task(name="evil.give")(give)
 
@@ -93,13 +149,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
             await tw.backend.record_worker(worker)
 
     asyncio.run(seed())
-    with sqlite3.connect(path) as db:  # as someone with write access to the table would
-        db.execute(
-            "UPDATE taskward_jobs SET task = ?, queue = ? WHERE id = 3",
-            (PLANTED_TASK, PLANTED_QUEUE),
-        )
-    db.close()
-    return Store(url=url, path=path)
+    store.plant_job(3, PLANTED_TASK, PLANTED_QUEUE)
+    return store
 
 
 @pytest.fixture(params=["pipe", "terminal"])
@@ -213,9 +264,7 @@ def test_an_error_message_is_one_inert_line(store: Store, terminal: bool) -> Non
 
 
 def test_a_bad_stored_cron_does_not_crash_the_listing(store: Store, terminal: bool) -> None:
-    with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE taskward_schedules SET cron = 'not a cron', timezone = ?", (EVIL,))
-    db.close()
+    store.plant_schedules("not a cron", EVIL)
     seen = assert_inert(invoke(store, "cron", "list"), terminal=terminal)
     assert "invalid" in seen
     (row,) = json.loads(assert_inert(invoke(store, "cron", "list", "--json"), terminal=terminal))
@@ -253,6 +302,24 @@ def test_a_postgres_password_is_not_printed() -> None:
     assert "x2" not in shown
     assert shown.startswith("postgresql://app:***@db.internal:5432/jobs")
     assert cli_module.display_url("sqlite:///./taskward.db") == "sqlite:///./taskward.db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cret@cache.internal:6379/0?prefix=app",
+        "rediss://default:s3cret@cache.internal:6380/1?prefix=app&ssl_cert_reqs=none",
+        "redis://cache.internal:6379/0?password=s3cret&prefix=app",
+        "unix:///run/redis.sock?db=0&password=s3cret",
+    ],
+)
+def test_a_redis_password_is_not_printed(url: str) -> None:
+    from taskward.backends.redis import RedisConfig
+
+    shown = cli_module.display_url(url)
+    assert "s3cret" not in shown
+    assert "cache.internal" in shown or "redis.sock" in shown
+    assert "s3cret" not in RedisConfig.from_url(url).safe_url  # what the backend's errors name
 
 
 @pytest.fixture

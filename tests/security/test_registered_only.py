@@ -75,6 +75,14 @@ def harmless(value: Any = None) -> Any:
     return value
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def planted_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store of a backend that lets an attacker write any text: SQLite, then Redis."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"sqlite:///{tmp_path}/x.db"
+
+
 @pytest.mark.parametrize("name", FORGED)
 async def test_a_forged_task_name_never_runs(
     manager_url: str, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
@@ -222,9 +230,9 @@ async def test_a_forged_cron_schedule_never_imports_its_task(store_url: str) -> 
 
 
 async def test_a_declared_module_that_fails_to_import_fails_its_jobs(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    planted_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = f"sqlite:///{tmp_path}/x.db"
+    url = planted_url
     module = "tests_support.broken_task_module"
     async with TaskManager(url, poll_interval=0.05, task_modules=(module,)) as tw:
         tw.task(name="harmless")(harmless)
@@ -257,9 +265,9 @@ async def test_a_custom_named_task_of_a_declared_module_runs(tmp_path: Path) -> 
 
 
 async def test_worker_logs_show_a_forged_name_escaped(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    planted_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = f"sqlite:///{tmp_path}/x.db"
+    url = planted_url
     forged = "x\x1b]8;;http://evil\x07CLICK\x1b[2K"
     async with TaskManager(url, poll_interval=0.05, task_modules=()) as tw:
         tw.task(name="harmless")(harmless)

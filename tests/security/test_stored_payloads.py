@@ -1,9 +1,9 @@
 """A pickle planted in the store is refused, never unpickled; listings and pages still work.
 
-The attacker model: someone who can write to the job table (a leaked database password, a
-compromised neighbour service) but not to the workers' code. Celery (CVE-2021-23727), RQ and
-huey have turned that into code execution by unpickling stored payloads. The payload below
-creates a file if anything ever unpickles it.
+The attacker model: someone who can write to the job table or the job hashes (a leaked
+database or Redis password, a compromised neighbour service) but not to the workers' code.
+Celery (CVE-2021-23727), RQ and huey have turned that into code execution by unpickling
+stored payloads. The payload below creates a file if anything ever unpickles it.
 """
 
 from __future__ import annotations
@@ -39,10 +39,21 @@ def echo(value: Any = None) -> Any:
 
 
 def plant(url: str, job_id: int, column: str, value: Any) -> None:
-    """Overwrite a job's column behind taskward's back, as an attacker with SQL access would."""
+    """Overwrite a job's column behind taskward's back, as an attacker with SQL access would.
+
+    On Redis, a job is the hash ``{PREFIX}:job:ID`` with one field per column.
+    """
     if url.startswith("sqlite"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
             db.execute(f"UPDATE taskward_jobs SET {column} = ? WHERE id = ?", (value, job_id))
+        return
+    if url.startswith("redis"):
+        import redis
+
+        prefix = parse_qs(urlsplit(url).query)["prefix"][0]
+        with redis.Redis.from_url(url.partition("?")[0]) as db:
+            assert db.exists(f"{{{prefix}}}:job:{job_id}")
+            db.hset(f"{{{prefix}}}:job:{job_id}", column, value)
         return
     import psycopg
 
@@ -62,6 +73,15 @@ PG_PLANTS = {
     # PostgreSQL's json column refuses non-JSON outright; these are what it lets through.
     "a JSON string holding a base64 pickle": json.dumps(B64),
     "a JSON object in the args column": json.dumps({"py/reduce": B64}),
+}
+
+REDIS_PLANTS = {
+    # A Redis hash field holds any bytes: everything SQLite lets through, and wrong JSON types.
+    **SQLITE_PLANTS,
+    "a JSON object in the args column": json.dumps({"py/reduce": B64}),
+    "a JSON number": "42",
+    "a JSON null": "null",
+    "an empty field": "",
 }
 
 
@@ -119,6 +139,18 @@ async def test_postgres_refuses_a_planted_pickle(pg_url: str, plant_name: str, c
     if column == "kwargs" and plant_name.startswith("a JSON object"):
         value = json.dumps([B64])  # a list where kwargs must be an object
     await _refused_and_rendered(pg_url, column, value)
+
+
+@pytest.mark.parametrize("column", ["args", "kwargs"])
+@pytest.mark.parametrize(
+    "plant_name",
+    list(REDIS_PLANTS),
+)
+async def test_redis_refuses_a_planted_pickle(redis_url: str, plant_name: str, column: str) -> None:
+    value = REDIS_PLANTS[plant_name]
+    if column == "kwargs" and plant_name.startswith("a JSON object"):
+        value = json.dumps([B64])  # a list where kwargs must be an object
+    await _refused_and_rendered(redis_url, column, value)
 
 
 async def test_postgres_refuses_pickle_bytes_in_the_store_itself(pg_url: str) -> None:

@@ -54,7 +54,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 def load_manager(app_path: str | None, url: str | None) -> TaskManager:
     """Import ``module:attribute`` (adding the cwd to sys.path), or build a manager from url."""
     if not app_path:
-        return TaskManager(url)
+        try:
+            return TaskManager(url)
+        except TaskwardError as exc:  # a bad URL: one line, exit 1, as every other error
+            print_line("[red]error:[/red] {}", exc, to=err)
+            raise typer.Exit(1) from None
     module_name, _, attr = app_path.partition(":")
     sys.path.insert(0, str(Path.cwd()))
     try:

@@ -122,8 +122,7 @@ class RedisBackend:
             pipe = client.pipeline(transaction=False)
             for name in FIXED_KEYS:
                 pipe.type(f"{self.base}:{name}")
-            pipe.get(f"{self.base}:version")
-            *types, version = await pipe.execute()
+            types = await pipe.execute()
             for (name, expected), found in zip(FIXED_KEYS.items(), types, strict=True):
                 if found not in ("none", expected):
                     raise StoreError(
@@ -131,6 +130,7 @@ class RedisBackend:
                         "other than taskward wrote under this prefix. Choose another prefix= "
                         "or remove that key"
                     )
+            version = await client.get(f"{self.base}:version")
             if version is not None and version != SCHEMA_VERSION:
                 raise NotSupported(
                     f"the store under {self.base} has layout version {version}; this taskward "
@@ -288,7 +288,7 @@ class RedisBackend:
             "1" if filter.descending else "0",
             filter.offset,
             filter.per_page,
-            filter.task or "",
+            "" if filter.task is None else "=" + filter.task,
             len(queues),
             *queues,
             len(states),

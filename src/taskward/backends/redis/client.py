@@ -139,18 +139,27 @@ def translated(config: RedisConfig) -> Iterator[None]:
                 "Raise maxmemory, prune finished jobs, or move other data off this server"
             ) from exc
         if "WRONGTYPE" in text or code == "WRONGTYPE":
+            found = text.partition("WRONGTYPE")[2].strip()
             raise StoreError(
-                f"a key under {config.base} on {where} holds a value of another type: "
-                "something other than taskward wrote there. Give taskward its own "
-                "prefix= (or database) and leave its keys alone"
+                f"a key under {config.base} on {where} holds a value of another type"
+                f"{f' ({found})' if found.startswith('the key') else ''}: something other "
+                "than taskward wrote there. Give taskward its own prefix= (or database) and "
+                "leave its keys alone; nothing was written"
             ) from exc
         if "DB index" in text:
             raise InvalidOptions(f"Redis at {where}: {text}") from exc
         raise StoreError(f"Redis at {where} refused a command: {text}") from exc
     except redis.RedisError as exc:
         raise StoreError(f"Redis at {where}: {type(exc).__name__}: {exc}") from exc
-    except ValueError as exc:  # redis-py's URL parser
-        raise InvalidOptions(f"invalid Redis URL {where}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def building(config: RedisConfig) -> Iterator[None]:
+    """Turn redis-py's complaints about a URL into :class:`InvalidOptions`."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise InvalidOptions(f"invalid Redis URL {config.safe_url}: {exc}") from exc
 
 
 class Connections:
@@ -174,15 +183,20 @@ class Connections:
         return self._sync_client
 
     def _options(self) -> dict[str, Any]:
-        return {
+        options: dict[str, Any] = {
             "decode_responses": True,
+            # Bytes planted in the store (a pickle) decode to text that is not JSON, which
+            # every reader refuses like any other bad payload, instead of failing the read.
+            "encoding_errors": "replace",
             "socket_connect_timeout": CONNECT_TIMEOUT,
             # A half-open connection (a partition, a failover without a reset) must fail a
             # call, not hang a heartbeat forever; the longest script is far below this.
             "socket_timeout": SOCKET_TIMEOUT,
-            "socket_keepalive": True,
             "health_check_interval": 30,
         }
+        if not self.config.client_url.startswith("unix:"):
+            options["socket_keepalive"] = True  # TCP only
+        return options
 
     def make_async(self) -> Any:
         """A new async client on the configured server.
@@ -193,7 +207,7 @@ class Connections:
         waits for a connection instead of failing.
         """
         config = self.config
-        with translated(config):
+        with building(config):
             if config.cluster:
                 return redis.asyncio.cluster.RedisCluster.from_url(
                     config.client_url,
@@ -213,7 +227,7 @@ class Connections:
 
     def _make_sync(self) -> Any:
         config = self.config
-        with translated(config):
+        with building(config):
             if config.cluster:
                 return redis.cluster.RedisCluster.from_url(
                     config.client_url,
@@ -243,8 +257,16 @@ class Connections:
         client = self.make_async()
         try:
             with translated(self.config):
-                await client.ping()
-                await self._check_server(client)
+                try:
+                    # A server that accepts connections but never answers fails fast, not
+                    # after the socket timeout meant for long scripts.
+                    async with asyncio.timeout(CONNECT_TIMEOUT):
+                        await client.ping()
+                        await self._check_server(client)
+                except TimeoutError:
+                    raise redis.TimeoutError(
+                        f"no answer within {CONNECT_TIMEOUT:g} s (is it a Redis server?)"
+                    ) from None
         except BaseException:
             await _close_async(client)
             raise
@@ -263,7 +285,11 @@ class Connections:
         if self.client is None:
             await self.open()
         with translated(self.config):
-            return await self.scripts[name](keys=self.anchor, args=[self.base, *args])
+            try:
+                return await self.scripts[name](keys=self.anchor, args=[self.base, *args])
+            except redis.exceptions.NoScriptError:
+                # Flushed again while redis-py reloaded it: send the source itself.
+                return await self.client.eval(SOURCES[name], 1, *self.anchor, self.base, *args)
 
     def run_blocking(self, name: str, args: Sequence[Any]) -> Any:
         """:meth:`run` from the calling thread, on the sync client (opened on first use).
@@ -278,7 +304,10 @@ class Connections:
             self._sync_users[id(client)] = self._sync_users.get(id(client), 0) + 1
         try:
             with translated(self.config):
-                return scripts[name](keys=self.anchor, args=[self.base, *args])
+                try:
+                    return scripts[name](keys=self.anchor, args=[self.base, *args])
+                except redis.exceptions.NoScriptError:
+                    return client.eval(SOURCES[name], 1, *self.anchor, self.base, *args)
         finally:
             with self._sync_lock:
                 left = self._sync_users.pop(id(client)) - 1
@@ -288,18 +317,27 @@ class Connections:
             if retired:
                 _close_sync(client)
 
-    def _open_sync(self) -> None:
+    def _probe_sync(self) -> None:
+        """Check the server from a short-lived client whose every wait is short."""
         config = self.config
-        client = self._make_sync()
+        with building(config):
+            cls: Any = redis.cluster.RedisCluster if config.cluster else redis.Redis
+            options = {**self._options(), "socket_timeout": CONNECT_TIMEOUT}
+            probe = cls.from_url(
+                config.client_url, retry=redis.retry.Retry(NoBackoff(), 0), **options
+            )
         try:
             with translated(config):
-                client.ping()
-                check_version(client.info("server"), config, cluster=config.cluster)
+                probe.ping()
+                check_version(probe.info("server"), config, cluster=config.cluster)
                 if config.check_policy:
-                    check_policy(client.info("memory"), config, cluster=config.cluster)
-        except BaseException:
-            _close_sync(client)
-            raise
+                    check_policy(probe.info("memory"), config, cluster=config.cluster)
+        finally:
+            _close_sync(probe)
+
+    def _open_sync(self) -> None:
+        self._probe_sync()
+        client = self._make_sync()
         self._sync_client = client
         self._sync_scripts = {name: client.register_script(SOURCES[name]) for name in SCRIPT_NAMES}
 

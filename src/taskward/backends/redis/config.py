@@ -47,6 +47,11 @@ def parse_redis_url(url: str) -> tuple[str, dict[str, str]]:
             f"the redis URL parameter {refused[0]} is refused: a script re-sent after a lost "
             "reply would run twice (an enqueue stored twice); taskward retries what is safe"
         )
+    if parts.scheme.lower() != "unix" and not re.fullmatch(r"/?|/-?\d+", parts.path):
+        raise InvalidOptions(
+            f"invalid Redis URL {_without_password(url)!r}: the path is the database number, "
+            "e.g. redis://host:6379/0"
+        )
     own = {k: v for k, v in query if k in OWN_PARAMS}
     rest = urlencode([(k, v) for k, v in query if k not in OWN_PARAMS])
     # Written out, not urlunsplit: that drops the "//" of unix:///path (no host part).

@@ -39,6 +39,26 @@ local function load(id)
   return h
 end
 
+-- Refuse a key of another type than a script is about to write, before its first write: a
+-- script that fails halfway keeps what it wrote (a job hash without its index entries).
+local function must_be(key, kind)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= kind then
+    error(redis.error_reply('WRONGTYPE the key ' .. key .. ' is a ' .. found ..
+                            ', not a ' .. kind))
+  end
+end
+
+-- The sets a job in state `state` is kept in, checked with must_be.
+local function check_sets(queue, task, state)
+  must_be(ixkey(queue, state), 'zset')
+  must_be(txkey(task, state), 'zset')
+  if state == 'pending' then must_be(pkey(queue), 'zset')
+  elseif state == 'scheduled' or state == 'retryable' then must_be(LATER, 'zset')
+  elseif state == 'running' then must_be(RUNNING, 'zset')
+  elseif FINISHED[state] then must_be(donekey(state), 'zset') end
+end
+
 -- Only the named fields of a job's hash (the hot paths skip its args and result).
 local function load_fields(id, names)
   local values = redis.call('HMGET', jkey(id), unpack(names))

@@ -20,6 +20,7 @@ for i = 0, n - 1 do
     ok = h.lease_until ~= nil and tonumber(h.lease_until) < tonumber(expired_before)
   end
   if ok then
+    check_sets(h.queue, h.task, state)
     unindex(id, h)
     local key = jkey(id)
     h.state = state

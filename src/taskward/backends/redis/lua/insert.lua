@@ -5,6 +5,13 @@ local n = tonumber(ARGV[3])
 local WIDTH = 14
 local BLOCKING = {scheduled = true, pending = true, running = true, retryable = true,
                   completed = true}
+must_be(SEQ, 'string')
+must_be(UNIQUE, 'hash')
+must_be(QUEUES, 'set')
+for i = 0, n - 1 do
+  local a = 4 + i * WIDTH
+  check_sets(ARGV[a + 1], ARGV[a], ARGV[a + 4])
+end
 local out = {}
 local woken = {}
 for i = 0, n - 1 do

@@ -1,10 +1,11 @@
 -- One page of jobs. ARGV[2] sort field, ARGV[3] '1' for descending, ARGV[4] offset,
--- ARGV[5] page size, ARGV[6] task ('' for any), ARGV[7] number of queues, the queues,
+-- ARGV[5] page size, ARGV[6] '=' and the task ('' for any task), ARGV[7] number of queues, the queues,
 -- then the number of states and the states (0 queues or states: all of them), then the most
 -- candidates an order other than by id may read. Answers {total, {job hash, ...}}, or
 -- {-1, candidates} when there are more candidates than that.
 local field, desc = ARGV[2], ARGV[3] == '1'
-local offset, size, task = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local offset, size = tonumber(ARGV[4]), tonumber(ARGV[5])
+local has_task, task = ARGV[6] ~= '', string.sub(ARGV[6], 2)
 local nq = tonumber(ARGV[7])
 local queues = {}
 for i = 1, nq do queues[i] = ARGV[7 + i] end
@@ -16,7 +17,7 @@ if ns == 0 then states = STATES end
 -- The candidate sets: per queue and state, or per task and state when only the task is
 -- filtered (a queue and a task filter: the task's sets, each job's queue checked below).
 local sets = {}
-local by_task = task ~= '' and nq <= 1
+local by_task = has_task and nq <= 1
 if by_task then
   for _, state in ipairs(states) do sets[#sets + 1] = txkey(task, state) end
 else
@@ -37,7 +38,7 @@ for _, state in ipairs(states) do later_only = later_only and LATER_ONLY[state] 
 
 local page = {}
 local total = 0
-if field == 'scheduled_at' and not desc and offset == 0 and task == '' and later_only then
+if field == 'scheduled_at' and not desc and offset == 0 and not has_task and later_only then
   -- The next due jobs (what a drain asks for): B:later is ordered by due time already.
   local wanted_queue, wanted_state = {}, {}
   for _, queue in ipairs(queues) do wanted_queue[queue] = true end
@@ -67,7 +68,7 @@ if field == 'scheduled_at' and not desc and offset == 0 and task == '' and later
     return x[1] < y[1]
   end)
   for i = 1, math.min(#found, size) do page[#page + 1] = found[i][1] end
-elseif field == 'id' and want_queue == nil and (task == '' or by_task) then
+elseif field == 'id' and want_queue == nil and (not has_task or by_task) then
   -- The indexes are ordered by id: the first offset + size of each set, merged.
   local need = offset + size
   local ids = {}
@@ -97,7 +98,7 @@ else
   for _, set in ipairs(sets) do
     for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
       local t, q, v = unpack(redis.call('HMGET', jkey(id), 'task', 'queue', field))
-      if (task == '' or t == task) and (want_queue == nil or q == want_queue) then
+      if (not has_task or t == task) and (want_queue == nil or q == want_queue) then
         local value = nil  -- HMGET answers false for a missing field
         if v then value = tonumber(v) end
         rows[#rows + 1] = {tonumber(id), value}
