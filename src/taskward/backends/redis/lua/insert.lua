@@ -8,10 +8,16 @@ local BLOCKING = {scheduled = true, pending = true, running = true, retryable = 
 must_be(SEQ, 'string')
 must_be(UNIQUE, 'hash')
 must_be(QUEUES, 'set')
+local checked = {}  -- jobs of a bulk insert share their sets: check each once
 for i = 0, n - 1 do
   local a = 4 + i * WIDTH
-  check_sets(ARGV[a + 1], ARGV[a], ARGV[a + 4])
+  local sets = ARGV[a + 1] .. '\0' .. ARGV[a] .. '\0' .. ARGV[a + 4]
+  if not checked[sets] then
+    check_sets(ARGV[a + 1], ARGV[a], ARGV[a + 4])
+    checked[sets] = true
+  end
 end
+local known_queues = {}
 local out = {}
 local woken = {}
 for i = 0, n - 1 do
@@ -51,7 +57,10 @@ for i = 0, n - 1 do
     end
     redis.call('HSET', jkey(id), unpack(fields))
     index(id, h)
-    redis.call('SADD', QUEUES, h.queue)
+    if not known_queues[h.queue] then
+      redis.call('SADD', QUEUES, h.queue)
+      known_queues[h.queue] = true
+    end
     if ukey ~= '' then redis.call('HSET', UNIQUE, ukey, id) end
     if h.state == 'pending' then woken[h.queue] = true end
     out[#out + 1] = id
