@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -38,6 +39,7 @@ from taskward.errors import (
     NotSupported,
     TaskwardError,
 )
+from taskward.jobs import JobUpdate
 from tests_support.servers import RedisServer, free_port, private_redis
 
 pytestmark = pytest.mark.usefixtures("redis_server")  # skipped (or failed) without redis-server
@@ -293,7 +295,7 @@ WRONG_VALUE = {
         (name, kind)
         for name, kind in [
             *((name, "hash" if t == "string" else "string") for name, t in FIXED_KEYS.items()),
-            ("later", "list"),
+            ("beats", "list"),
             ("queues", "hash"),
         ]
     ],
@@ -365,6 +367,60 @@ async def test_a_refused_enqueue_leaves_nothing_behind(redis_url: str, suffix: s
         assert after["orphans"] == set(), after
         assert after["seq"] == before["seq"]
         assert (await tw.list_tasks()).total_entries == 1
+
+
+async def test_a_bulk_insert_onto_a_foreign_job_key_writes_none_of_its_jobs(
+    redis_url: str,
+) -> None:
+    """A key already at the id the second job of a bulk insert would take refuses all three."""
+    async with manager(redis_url) as tw:
+        kept = await tw.enqueue_task("echo", args=["kept"])
+        with raw(redis_url) as db:
+            db.set(f"{base_of(redis_url)}:job:{kept.id + 2}", "not taskward's")
+        before = census(redis_url)
+        with pytest.raises(StoreError, match="exists already"):
+            await tw.enqueue_many("echo", [[1], [2], [3]])
+        after = census(redis_url)
+        assert after["jobs"] == before["jobs"] == {kept.id}, after
+        assert after["seq"] == before["seq"]
+
+
+async def test_a_foreign_running_set_refuses_the_whole_batch_of_outcomes(redis_url: str) -> None:
+    """finish checks the sets it takes jobs out of too, before writing any outcome."""
+    tw = manager(redis_url)
+    tw.task(name="bystander")(echo)
+    async with tw:
+        first = await tw.enqueue_task("echo", args=[1])
+        second = await tw.enqueue_task("bystander", args=[2], queue="other")
+        backend = tw.backend
+        now = datetime.now(UTC)
+        claimed = [
+            *await backend.fetch(
+                queue="default",
+                limit=1,
+                worker_id="w",
+                now=now,
+                lease_until=now + timedelta(seconds=60),
+            ),
+            *await backend.fetch(
+                queue="other",
+                limit=1,
+                worker_id="w",
+                now=now,
+                lease_until=now + timedelta(seconds=60),
+            ),
+        ]
+        assert [j.id for j in claimed] == [first.id, second.id]
+        with raw(redis_url) as db:
+            db.set(f"{base_of(redis_url)}:tx:bystander:running", "not taskward's")
+        updates = [
+            JobUpdate(job_id=j.id, attempt=1, state=JobState.COMPLETED, at=now) for j in claimed
+        ]
+        with pytest.raises(StoreError, match="tx:bystander:running"):
+            await backend.finish(updates, worker_id="w")
+        for job in claimed:  # neither outcome was written: both still running, still indexed
+            assert (await tw.get_task_status(job.id)).state is JobState.RUNNING
+        assert census(redis_url)["orphans"] == set()
 
 
 # -- scripts flushed -----------------------------------------------------------------------------

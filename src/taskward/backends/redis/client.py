@@ -62,7 +62,6 @@ MIN_VERSION: Final = (6, 2)
 # The fixed keys of a store and their types (per-queue keys are checked by the scripts' use).
 FIXED_KEYS: Final = {
     "seq": "string",
-    "later": "zset",
     "running": "zset",
     "queues": "set",
     "paused": "set",
@@ -95,6 +94,7 @@ SOURCES: Final = {name: _source(name) for name in SCRIPT_NAMES}
 # Replies that mean "not now": a failover, a restart loading its data, a long script
 # (BUSY), a cluster reconfiguring. The call wrote nothing; the caller may try again.
 _NOT_NOW: Final = (
+    "MISCONF",
     "LOADING",
     "MASTERDOWN",
     "READONLY",
@@ -131,7 +131,11 @@ def translated(config: RedisConfig) -> Iterator[None]:
     except redis.ResponseError as exc:
         text = str(exc)
         code = str(getattr(exc, "status_code", "") or "")
-        if code.startswith(_NOT_NOW) or text.startswith(_NOT_NOW):
+        # Redis < 7 wraps an error raised inside a script: "ERR Error running script ...
+        # -READONLY You can't write ...": look for the code anywhere in the text.
+        if code.startswith(_NOT_NOW) or any(
+            f"-{c}" in text or text.startswith(c) for c in _NOT_NOW
+        ):
             raise BackendUnavailable(f"Redis at {where} is not available now: {text}") from exc
         if code == "OOM" or text.startswith("OOM") or "maxmemory" in text:
             raise StoreError(
@@ -219,6 +223,7 @@ class Connections:
                 config.client_url,
                 max_connections=config.pool_size,
                 timeout=POOL_TIMEOUT,
+                retry=redis.asyncio.retry.Retry(NoBackoff(), 0),  # the pool's, not the client's
                 **self._options(),
             )
             return redis.asyncio.Redis(
@@ -239,6 +244,7 @@ class Connections:
                 config.client_url,
                 max_connections=config.pool_size,
                 timeout=POOL_TIMEOUT,
+                retry=redis.retry.Retry(NoBackoff(), 0),  # the pool's, not the client's
                 **self._options(),
             )
             return redis.Redis(connection_pool=pool, retry=redis.retry.Retry(NoBackoff(), 0))

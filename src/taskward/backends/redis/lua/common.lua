@@ -4,7 +4,6 @@
 -- (Lua's own number-to-string conversion would round them to 14 digits).
 local B = ARGV[1]
 local SEQ = B .. ':seq'
-local LATER = B .. ':later'
 local RUNNING = B .. ':running'
 local QUEUES = B .. ':queues'
 local PAUSED = B .. ':paused'
@@ -18,6 +17,7 @@ local STATES = {'scheduled', 'pending', 'running', 'retryable',
 local function jkey(id) return B .. ':job:' .. id end
 local function ixkey(queue, state) return B .. ':ix:' .. queue .. ':' .. state end
 local function txkey(task, state) return B .. ':tx:' .. task .. ':' .. state end
+local function laterkey(queue) return B .. ':later:' .. queue end
 local function pkey(queue) return B .. ':pending:' .. queue end
 local function donekey(state) return B .. ':done:' .. state end
 
@@ -44,8 +44,7 @@ end
 local function must_be(key, kind)
   local found = redis.call('TYPE', key)['ok']
   if found ~= 'none' and found ~= kind then
-    error(redis.error_reply('WRONGTYPE the key ' .. key .. ' is a ' .. found ..
-                            ', not a ' .. kind))
+    error('WRONGTYPE the key ' .. key .. ' is a ' .. found .. ', not a ' .. kind)
   end
 end
 
@@ -54,7 +53,7 @@ local function check_sets(queue, task, state)
   must_be(ixkey(queue, state), 'zset')
   must_be(txkey(task, state), 'zset')
   if state == 'pending' then must_be(pkey(queue), 'zset')
-  elseif state == 'scheduled' or state == 'retryable' then must_be(LATER, 'zset')
+  elseif state == 'scheduled' or state == 'retryable' then must_be(laterkey(queue), 'zset')
   elseif state == 'running' then must_be(RUNNING, 'zset')
   elseif FINISHED[state] then must_be(donekey(state), 'zset') end
 end
@@ -78,7 +77,7 @@ local function unindex(id, h)
   if state == 'pending' then
     redis.call('ZREM', pkey(h.queue), pmember(h.scheduled_at, id))
   elseif state == 'scheduled' or state == 'retryable' then
-    redis.call('ZREM', LATER, id)
+    redis.call('ZREM', laterkey(h.queue), id)
   elseif state == 'running' then
     redis.call('ZREM', RUNNING, id)
   elseif FINISHED[state] then
@@ -94,7 +93,7 @@ local function index(id, h)
   if state == 'pending' then
     redis.call('ZADD', pkey(h.queue), h.priority, pmember(h.scheduled_at, id))
   elseif state == 'scheduled' or state == 'retryable' then
-    redis.call('ZADD', LATER, h.scheduled_at, id)
+    redis.call('ZADD', laterkey(h.queue), h.scheduled_at, id)
   elseif state == 'running' then
     redis.call('ZADD', RUNNING, h.lease_until, id)
   elseif FINISHED[state] then

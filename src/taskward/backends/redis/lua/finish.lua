@@ -6,21 +6,35 @@ local n = tonumber(ARGV[3])
 local WIDTH = 9
 local FIELDS = {'state', 'attempt', 'attempted_by', 'lease_until', 'queue', 'task', 'priority',
                 'scheduled_at', 'errors'}
-local out = {}
-local woken = {}
+-- First every fence and every key the writes will touch, then the writes: a foreign key
+-- refuses the whole batch before anything of it is written.
+local fenced = {}
+local seen = {}
 for i = 0, n - 1 do
   local a = 4 + i * WIDTH
   local id, attempt, expired_before = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local state, refund, sched, err, result, at =
-    ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local h = load_fields(id, FIELDS)
-  local ok = h ~= nil and h.state == 'running' and h.attempt == attempt
+  local ok = h ~= nil and not seen[id] and h.state == 'running' and h.attempt == attempt
     and h.attempted_by == worker
   if ok and expired_before ~= '' then
     ok = h.lease_until ~= nil and tonumber(h.lease_until) < tonumber(expired_before)
   end
   if ok then
-    check_sets(h.queue, h.task, state)
+    seen[id] = true  -- the same job twice in one batch: only its first outcome is written
+    check_sets(h.queue, h.task, 'running')
+    check_sets(h.queue, h.task, ARGV[a + 3])
+    fenced[i] = h
+  end
+end
+local out = {}
+local woken = {}
+for i = 0, n - 1 do
+  local a = 4 + i * WIDTH
+  local id = ARGV[a]
+  local state, refund, sched, err, result, at =
+    ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local h = fenced[i]
+  if h then
     unindex(id, h)
     local key = jkey(id)
     h.state = state

@@ -17,6 +17,14 @@ for i = 0, n - 1 do
     checked[sets] = true
   end
 end
+-- The hashes the new jobs will take (ids are handed out in order; a duplicate takes none).
+local next_id = tonumber(redis.call('GET', SEQ) or '0')
+for i = 1, n do
+  local key = jkey(string.format('%d', next_id + i))
+  if redis.call('EXISTS', key) == 1 then
+    error('WRONGTYPE the key ' .. key .. ' exists already, not written by this insert')
+  end
+end
 local known_queues = {}
 local out = {}
 local woken = {}

@@ -38,24 +38,25 @@ for _, state in ipairs(states) do later_only = later_only and LATER_ONLY[state] 
 
 local page = {}
 local total = 0
-if field == 'scheduled_at' and not desc and offset == 0 and not has_task and later_only then
-  -- The next due jobs (what a drain asks for): B:later is ordered by due time already.
-  local wanted_queue, wanted_state = {}, {}
-  for _, queue in ipairs(queues) do wanted_queue[queue] = true end
+if field == 'scheduled_at' and not desc and offset == 0 and not has_task and later_only
+    and nq == 1 then
+  -- The next due jobs of a queue (what a drain asks for): B:later:<queue> is ordered by due
+  -- time already; a job's state is read only when one of the two states is asked for.
+  local wanted_state = {}
   for _, state in ipairs(states) do wanted_state[state] = true end
+  local both = wanted_state.scheduled and wanted_state.retryable
   for _, set in ipairs(sets) do total = total + redis.call('ZCARD', set) end
   local found = {}
   local last = nil
   local rank = 0
-  while true do
-    local chunk = redis.call('ZRANGE', LATER, rank, rank + 499, 'WITHSCORES')
+  while total > 0 do
+    local chunk = redis.call('ZRANGE', laterkey(queues[1]), rank, rank + 499, 'WITHSCORES')
     if #chunk == 0 then break end
     local done = false
     for i = 1, #chunk, 2 do
       local score = tonumber(chunk[i + 1])
       if #found >= size and score ~= last then done = true break end
-      local q, st = unpack(redis.call('HMGET', jkey(chunk[i]), 'queue', 'state'))
-      if wanted_queue[q] and wanted_state[st] then
+      if both or wanted_state[redis.call('HGET', jkey(chunk[i]), 'state')] then
         found[#found + 1] = {tonumber(chunk[i]), score}
         last = score
       end
