@@ -35,7 +35,8 @@ from taskward.errors import (
     TaskwardError,
     UnknownTask,
 )
-from taskward.jobs import ErrorRecord, Job, JobState, Page, Schedule
+from taskward.explain import Explanation, Reason
+from taskward.jobs import ErrorRecord, Job, JobState, Page, QueueLimits, Schedule
 from taskward.manager import TaskManager
 from taskward.runtime.context import JobContext
 from taskward.runtime.settings import DrainResult
@@ -50,6 +51,7 @@ __all__ = [
     "Discard",
     "DrainResult",
     "ErrorRecord",
+    "Explanation",
     "FrozenClock",
     "InvalidCron",
     "InvalidJob",
@@ -64,6 +66,8 @@ __all__ = [
     "Page",
     "PayloadTooLarge",
     "PortalClosed",
+    "QueueLimits",
+    "Reason",
     "Schedule",
     "ScheduleNotFound",
     "Snooze",

@@ -17,13 +17,16 @@ from taskward.building import JobBuilder, TaskRef
 from taskward.clock import Clock
 from taskward.cron import CronExpression
 from taskward.errors import InvalidOptions, JobRunning, ScheduleNotFound
+from taskward.explain import Explanation, explain_job
 from taskward.jobs import (
     Job,
     JobFilter,
     JobState,
     NewJob,
     Page,
+    QueueLimits,
     Schedule,
+    validate_global_limit,
     validate_queue_name,
     validate_seconds,
 )
@@ -115,6 +118,20 @@ class Operations:
     async def get_task_status(self, job_id: int) -> Job:
         """Return the job ``job_id``; raise ``JobNotFound``."""
         return await (await self._backend()).get(job_id)
+
+    async def explain(self, job_id: int) -> Explanation:
+        """Why job ``job_id`` is not running right now: every reason, in words and as data.
+
+        Waiting: ``scheduled`` (due later), ``backoff`` (retry after a failed attempt),
+        ``paused`` (its queue), ``global_limit`` (full, with the ids of the jobs holding it),
+        ``no_worker`` (no live worker serves its queue, with the queues they do serve), or
+        ``waiting`` for a worker when nothing blocks it. Otherwise ``running`` (worker, since,
+        lease) or ``finished`` (state, when, why). Raise ``JobNotFound``. See
+        :mod:`taskward.explain`.
+        """
+        now = self.clock.now()
+        alive_since = now - timedelta(seconds=self.settings.lease_seconds * 2)
+        return await explain_job(await self._backend(), job_id, now=now, alive_since=alive_since)
 
     async def list_tasks(
         self,
@@ -240,6 +257,24 @@ class Operations:
         await (await self._backend()).resume_queue(validate_queue_name(queue))
         logger.info("queue %r resumed", queue)
         self.events.emit(Event(name="queue.resumed", at=self.clock.now(), queue=queue))
+
+    async def configure_queue(self, queue: str, *, global_limit: int | None) -> QueueLimits:
+        """Set ``queue``'s limits on every node, at run time; return them as stored.
+
+        ``global_limit=N``: at most N jobs of the queue run at once across every worker and
+        host (each worker's own concurrency still applies); ``None`` removes the limit.
+        Workers see the change at their next claim, without a restart.
+        """
+        name = validate_queue_name(queue)
+        limits = QueueLimits(global_limit=validate_global_limit(global_limit))
+        await (await self._backend()).set_queue_limits(name, limits)
+        logger.info("queue %r configured: global_limit=%s", name, limits.global_limit)
+        self.events.emit(Event(name="queue.configured", at=self.clock.now(), queue=name))
+        return limits
+
+    async def queue_limits(self) -> dict[str, QueueLimits]:
+        """The limits of every queue that has one, by queue name."""
+        return await (await self._backend()).queue_limits()
 
 
 def _states(state: Any) -> frozenset[JobState] | None:

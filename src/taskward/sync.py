@@ -34,6 +34,7 @@ TWINS = (
     "cancel_recurring_task",
     "list_recurring_tasks",
     "get_task_status",
+    "explain",
     "list_tasks",
     "get_statistics",
     "cancel_task",
@@ -42,6 +43,8 @@ TWINS = (
     "cleanup_old_tasks",
     "pause_queue",
     "resume_queue",
+    "configure_queue",
+    "queue_limits",
     "drain",
     "run_worker",
 )

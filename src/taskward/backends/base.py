@@ -25,6 +25,7 @@ from taskward.jobs import (
     NewJob,
     NewJobBatch,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -171,7 +172,10 @@ class Backend(Protocol):
         """Claim up to ``limit`` pending jobs of ``queue`` (priority, then schedule order).
 
         Atomically: pending → running, ``attempt + 1``, lease to ``worker_id`` until
-        ``lease_until``. A paused queue yields nothing.
+        ``lease_until``. A paused queue yields nothing. A queue with a ``global_limit``
+        (:meth:`set_queue_limits`) yields at most that limit minus its running jobs, counted
+        in the same transaction as the claim (so concurrent claims never exceed it; a job
+        whose worker died holds its slot until its lease is rescued).
         """
         ...
 
@@ -260,6 +264,14 @@ class Backend(Protocol):
 
     async def paused_queues(self) -> set[str]:
         """Return the names of paused queues."""
+        ...
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Store ``queue``'s limits, replacing any; empty limits clear them (every node)."""
+        ...
+
+    async def queue_limits(self) -> dict[str, QueueLimits]:
+        """Return the limits of every queue that has one."""
         ...
 
     # -- schedules -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -59,6 +60,7 @@ class MemoryBackend:
         self._later: list[tuple[float, int]] = []  # scheduled/retryable, by due time
         self._unique: dict[str, int] = {}
         self._paused: set[str] = set()
+        self._limits: dict[str, QueueLimits] = {}
         self._schedules: dict[str, Schedule] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._workers: dict[str, WorkerInfo] = {}
@@ -145,6 +147,12 @@ class MemoryBackend:
         """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
         if queue in self._paused:
             return []
+        global_limit = self._limits.get(queue, QueueLimits()).global_limit
+        if global_limit is not None:
+            running = sum(
+                1 for j in self._jobs.values() if j.queue == queue and j.state is S.RUNNING
+            )
+            limit = min(limit, max(global_limit - running, 0))
         heap = self._pending.get(queue, [])
         claimed: list[Job] = []
         while heap and len(claimed) < limit:
@@ -350,6 +358,18 @@ class MemoryBackend:
     async def paused_queues(self) -> set[str]:
         """Return the paused queues."""
         return set(self._paused)
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Store or clear a queue's limits."""
+        if limits.is_empty:
+            self._limits.pop(queue, None)
+        else:
+            self._limits[queue] = limits
+        self._wake()  # a raised limit may let waiting workers claim
+
+    async def queue_limits(self) -> dict[str, QueueLimits]:
+        """Return the queues' limits."""
+        return dict(self._limits)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:

@@ -23,6 +23,7 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -136,6 +137,14 @@ class NoopBackend:
     async def paused_queues(self) -> set[str]:
         """No queue is paused."""
         return set()
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Limits need a store."""
+        raise NotSupported("the noop backend cannot limit queues")
+
+    async def queue_limits(self) -> dict[str, QueueLimits]:
+        """No queue has limits."""
+        return {}
 
     async def save_schedule(self, schedule: Schedule) -> None:
         """Drop the schedule."""

@@ -1,8 +1,9 @@
 """What every ``taskward`` command shares: the typer apps, options, consoles and exit codes.
 
-Owns the ``app`` and ``cron_app`` typer apps the command modules register on, the options
-they share (``--app``, ``--url``, ``--json``), :func:`load_manager`, :func:`run` (which turns
-a :class:`TaskwardError` into exit code 1 and one ``error:`` line on stderr), and the two
+Owns the ``app``, ``cron_app`` and ``queue_app`` typer apps the command modules register on,
+the options they share (``--app``, ``--url``, ``--json``), :func:`load_manager`, :func:`run`
+(which turns a :class:`TaskwardError` into exit code 1 and one ``error:`` line on stderr),
+:func:`usage_error` (one ``error:`` line, exit code 2), and the two
 consoles: ``console`` (stdout) and ``err`` (stderr).
 
 The consoles are read as ``core.console`` / ``core.err`` at each call, never imported by
@@ -17,7 +18,7 @@ import importlib
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,6 +37,11 @@ app = typer.Typer(
 )
 cron_app = typer.Typer(help="Recurring schedules.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
+queue_app = typer.Typer(
+    help="Queue limits that every worker obeys (pause and resume: taskward pause|resume).",
+    no_args_is_help=True,
+)
+app.add_typer(queue_app, name="queue")
 # Tables are wide: off a terminal (pipes, CI logs) give them room instead of folding cells.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
@@ -102,6 +108,12 @@ def print_line(template: str, *values: object, to: Console | None = None) -> Non
     ``to`` defaults to ``console`` (stdout); pass ``err`` for stderr.
     """
     say(to or console, template, *values)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Print ``message`` as one ``error:`` line on stderr and exit 2 (a usage error)."""
+    print_line("[red]error:[/red] {}", message, to=err)
+    raise typer.Exit(2)
 
 
 def print_json(data: Any) -> None:

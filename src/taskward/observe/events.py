@@ -53,6 +53,7 @@ EVENT_NAMES = frozenset(
         "job.rescued",
         "queue.paused",
         "queue.resumed",
+        "queue.configured",
         "cron.inserted",
     }
 )
@@ -66,6 +67,7 @@ EVENT_NAMES = frozenset(
 - ``job.retried``: an operator moved a dead or cancelled job back to pending. Manager.
 - ``job.rescued``: the Rescuer gave an orphaned job (its worker died) its outcome ``state``.
 - ``queue.paused`` / ``queue.resumed``: an operator paused or resumed ``queue``. Manager.
+- ``queue.configured``: an operator set or cleared ``queue``'s limits. Manager.
 - ``cron.inserted``: the scheduler inserted one slot of ``data["schedule"]``.
 """
 

@@ -5,10 +5,11 @@ from taskward.web import AdminAuth, create_admin_router
 app.include_router(create_admin_router(tw, auth=AdminAuth(token=os.environ["ADMIN_TOKEN"])))
 ```
 
-Reads: ``GET /api/jobs``, ``/api/jobs/{id}``, ``/api/queues``, ``/api/schedules``,
-``/api/stats``, ``/api/events``. Changes (auth required, see :mod:`taskward.web.auth`):
-``POST /api/jobs/{id}/retry|cancel``, ``DELETE /api/jobs/{id}``,
-``POST /api/jobs/bulk/retry|cancel``, ``POST /api/queues/{name}/pause|resume``. Nothing in a
+Reads: ``GET /api/jobs``, ``/api/jobs/{id}``, ``/api/jobs/{id}/explain``, ``/api/queues``,
+``/api/queues/limits``, ``/api/schedules``, ``/api/stats``, ``/api/events``. Changes (auth
+required, see :mod:`taskward.web.auth`): ``POST /api/jobs/{id}/retry|cancel``,
+``DELETE /api/jobs/{id}``, ``POST /api/jobs/bulk/retry|cancel``,
+``POST /api/queues/{name}/pause|resume``, ``PUT /api/queues/{name}/limits``. Nothing in a
 request is ever executed: jobs are only retried, cancelled or deleted by id.
 """
 
@@ -21,7 +22,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from taskward.errors import JobNotFound, JobRunning, ScheduleNotFound, TaskwardError
-from taskward.jobs import Job
+from taskward.explain import Explanation
+from taskward.jobs import Job, QueueLimits
 from taskward.manager import TaskManager
 from taskward.observe.history import job_history
 from taskward.web.auth import Access, AdminAuth
@@ -31,11 +33,15 @@ from taskward.web.models import (
     BulkOut,
     DeletedOut,
     EventOut,
+    ExplanationOut,
     HistoryOut,
     JobDetailOut,
     JobListOut,
     JobOut,
+    QueueLimitsIn,
+    QueueLimitsOut,
     QueueOut,
+    ReasonOut,
     ScheduleOut,
     StatsOut,
     TimelineOut,
@@ -64,7 +70,9 @@ __all__ = [
     "JobId",
     "SearchSlots",
     "create_admin_router",
+    "explanation_out",
     "job_detail",
+    "limits_out",
 ]
 
 MAX_JOB_ID = 2**63 - 1
@@ -205,6 +213,21 @@ def job_detail(admin: Admin, job: Job) -> JobDetailOut:
     return JobDetailOut(**base, timings=timings, history=[HistoryOut.of(h) for h in history])
 
 
+def explanation_out(explanation: Explanation) -> ExplanationOut:
+    """An explanation as the API shows it (its job as ``GET /api/jobs/{id}`` shows one)."""
+    return ExplanationOut(
+        job=JobOut.model_validate(explanation.job),
+        running=explanation.running,
+        reasons=[ReasonOut(**r.to_dict()) for r in explanation.reasons],
+        at=explanation.at,
+    )
+
+
+def limits_out(queue: str, limits: QueueLimits) -> QueueLimitsOut:
+    """A queue's stored limits as the API shows them."""
+    return QueueLimitsOut(queue=queue, global_limit=limits.global_limit)
+
+
 def create_admin_router(
     manager: TaskManager | Admin,
     *,
@@ -256,6 +279,12 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
         """One job: args, errors with tracebacks, attempts, timings, history."""
         async with edge_errors():
             return job_detail(admin, await tw.get_task_status(job_id))
+
+    @router.get("/jobs/{job_id}/explain", dependencies=reader)
+    async def explain(job_id: JobId) -> ExplanationOut:
+        """Why the job is not running right now: every reason, in plain words and as data."""
+        async with edge_errors():
+            return explanation_out(await tw.explain(job_id))
 
 
 def _job_changes(router: APIRouter, admin: Admin) -> None:
@@ -321,6 +350,19 @@ def _queue_routes(router: APIRouter, admin: Admin) -> None:
         async with edge_errors():
             await tw.resume_queue(name)
         return await _queue(name)
+
+    @router.get("/queues/limits", dependencies=reader)
+    async def limits() -> list[QueueLimitsOut]:
+        """The limits of every queue that has one, which every worker obeys."""
+        stored = await tw.queue_limits()
+        return [limits_out(name, stored[name]) for name in sorted(stored)]
+
+    @router.put("/queues/{name}/limits", dependencies=writer)
+    async def configure(name: str, body: QueueLimitsIn) -> QueueLimitsOut:
+        """Replace this queue's limits (null clears one); workers obey them at their next claim."""
+        async with edge_errors():
+            stored = await tw.configure_queue(name, global_limit=body.global_limit)
+        return limits_out(name, stored)
 
     async def _queue(name: str) -> QueueOut:
         found = [q for q in await queue_overview(tw) if q["name"] == name]

@@ -243,8 +243,11 @@ async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
     except JobNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     shown = shown_arguments(job)
+    # Why a waiting job does not run (or where it runs); a finished job's history says it all.
+    why = None if job.is_finished else await admin.manager.explain(job_id)
     return {
         "job": job,
+        "why": why,
         "detail": job_detail(admin, job),
         "args_json": _pretty({"args": shown.args, "kwargs": shown.kwargs}),
         "payload_error": shown.problem,

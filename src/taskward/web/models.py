@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from taskward.jobs import Job
 from taskward.observe.history import HistoryEntry
@@ -277,6 +277,43 @@ class StatsOut(BaseModel):
     queues: list[QueueOut]
     workers: list[WorkerOut]
     timeline: TimelineOut
+
+
+class ReasonOut(BaseModel):
+    """One reason a job is not running now (see :mod:`taskward.explain`)."""
+
+    code: str = Field(description="short and stable: scheduled, backoff, paused, ...")
+    text: str = Field(description="the reason in plain words")
+    data: dict[str, Any] = Field(description="the facts behind it (times as ISO 8601)")
+
+
+class ExplanationOut(BaseModel):
+    """Why a job is not running right now: every reason, in words and as data."""
+
+    job: JobOut
+    running: bool
+    reasons: list[ReasonOut]
+    at: datetime = Field(description="when the explanation was made")
+
+
+class QueueLimitsOut(BaseModel):
+    """A queue's limits as stored (null: no limit)."""
+
+    queue: str
+    global_limit: int | None = Field(
+        description="at most this many of its jobs run at once, across every worker"
+    )
+
+
+class QueueLimitsIn(BaseModel):
+    """A queue's new limits; they replace its old ones (null clears a limit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    global_limit: StrictInt | None = Field(
+        description="at most this many of its jobs run at once, across every worker; "
+        "null for no limit"
+    )
 
 
 class EventOut(BaseModel):

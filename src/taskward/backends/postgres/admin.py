@@ -11,15 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
+import psycopg
+
 from taskward.backends.postgres import rows
 from taskward.backends.postgres.connections import AConn, Connections
-from taskward.errors import JobNotFound
+from taskward.errors import BackendUnavailable, JobNotFound
 from taskward.jobs import (
     FINISHED_STATES,
     Job,
     JobFilter,
     JobState,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -37,10 +40,12 @@ __all__ = [
     "list_workers",
     "pause_queue",
     "paused_queues",
+    "queue_limits",
     "remove_worker",
     "resume_queue",
     "retry",
     "save_schedule",
+    "set_queue_limits",
     "stats",
 ]
 
@@ -202,6 +207,42 @@ async def resume_queue(connections: Connections, queue: str) -> None:
 async def paused_queues(connections: Connections) -> set[str]:
     """Return the names of paused queues."""
     return {queue for (queue,) in await connections.fetchall("list_paused")}
+
+
+async def set_queue_limits(connections: Connections, queue: str, limits: QueueLimits) -> None:
+    """Store ``queue``'s limits, replacing any; empty limits clear them (every node).
+
+    A change or a clear is one statement. The first limit of a queue is stored under an
+    ACCESS EXCLUSIVE lock of the limits table (``lock_queue_limits`` says why), held for
+    at most 5 seconds' wait: past that, :class:`BackendUnavailable` and nothing stored.
+    """
+    if limits.global_limit is None:
+        await connections.execute("clear_queue_limit", {"queue": queue})
+        return
+    params = {"queue": queue, "global_limit": limits.global_limit}
+    if await connections.execute("update_queue_limit", params) == 1:
+        return
+    q = connections.q
+
+    async def create(conn: AConn) -> None:
+        async with conn.transaction():
+            await conn.execute(q["queue_limits_lock_timeout"])
+            await conn.execute(q["lock_queue_limits"])
+            await conn.execute(q["create_queue_limit"], params)
+
+    try:
+        await connections.run(create)
+    except psycopg.errors.LockNotAvailable as exc:
+        raise BackendUnavailable(
+            f"could not set the limit of queue {queue!r}: another transaction holds the "
+            f"queue limits table ({exc}); try again"
+        ) from exc
+
+
+async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
+    """Return the limits of every queue that has one."""
+    found = await connections.fetchall("list_queue_limits")
+    return {queue: QueueLimits(global_limit=limit) for queue, limit in found}
 
 
 # -- schedules -------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ call of the :class:`~taskward.backends.base.Backend` protocol to the one that ow
   only if, it commits); promotions, retries and resumes notify too. One dedicated listening
   connection per backend wakes local waiters; polling stays as the fallback when it is down
   (``listener``). Idle workers may take a job straight from its insert (``dispatch``).
+- **Queue limits**: a queue's ``global_limit`` is a row of ``taskward_queue_limits``; its
+  claims take turns on that row and count its running jobs after their turn came, so claims
+  from every process and host never exceed it together; its jobs are never dispatched
+  (``work``, ``dispatch``).
 - **Uniqueness** is race-free across processes: inserts of one unique key serialise on a
   transaction-scoped advisory lock before the check (``inserts``).
 - **Migrations** run under an advisory lock, so several processes may start at once
@@ -56,6 +60,7 @@ from taskward.jobs import (
     NewJob,
     NewJobBatch,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -76,6 +81,8 @@ class PostgresBackend:
         self._listener = Listener(self._connections)
         self._offers = Offers(self._connections, self._listener)
         self._inserter = Inserter(self._connections, self._offers)
+        # Queues whose last claim found a global limit: claimed the limited way first.
+        self._limited: set[str] = set()
 
     def __repr__(self) -> str:
         config = self.config
@@ -191,6 +198,7 @@ class PostgresBackend:
             worker_id=worker_id,
             now=now,
             lease_until=lease_until,
+            limited=self._limited,
         )
 
     async def extend_leases(
@@ -203,7 +211,9 @@ class PostgresBackend:
 
     async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
         """Write each outcome only if the job is still running at that attempt, owned by us."""
-        return await work.finish(self._connections, updates, worker_id=worker_id)
+        return await work.finish(
+            self._connections, updates, worker_id=worker_id, limited=self._limited
+        )
 
     async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
         """Store progress of a running job this worker owns."""
@@ -300,6 +310,18 @@ class PostgresBackend:
     async def paused_queues(self) -> set[str]:
         """Return the names of paused queues."""
         return await admin.paused_queues(self._connections)
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Store ``queue``'s limits, replacing any; empty limits clear them (every node).
+
+        A limited queue's claims take turns on its row and count its running jobs after
+        their turn came (``work``); its jobs are never dispatched. Wakes its workers.
+        """
+        await admin.set_queue_limits(self._connections, queue, limits)
+
+    async def queue_limits(self) -> dict[str, QueueLimits]:
+        """Return the limits of every queue that has one."""
+        return await admin.queue_limits(self._connections)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:

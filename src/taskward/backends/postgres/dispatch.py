@@ -4,6 +4,8 @@ An idle queue loop offers one slot (a row in the UNLOGGED ``taskward_offers``) w
 LISTEN connection is up; ``insert_job_dispatch`` (PL/pgSQL, migration 0005), used for one
 plain due job with a small payload outside a caller's transaction, takes a standing offer
 and inserts the job running, leased to that worker, whose listener receives it by NOTIFY.
+A queue with a global limit is never dispatched (migration 0006): no worker offers a slot of
+it, and the function stores its jobs pending, to be claimed and counted against the limit.
 This module owns the offers and chooses the statement of a lone plain insert. A store that
 refuses the dispatch statements (migration 0005 not applied, or no rights on the table)
 switches dispatch off for the process, once, with a warning.
@@ -129,11 +131,11 @@ class Offers:
             "worker_id": worker_id, "queue": queue, "lease_seconds": lease_seconds, "now": now
         }  # fmt: skip
         try:
-            await self._connections.execute("offer_slot", params)
+            # No row: the queue has a global limit, and its jobs are never dispatched.
+            return await self._connections.execute("offer_slot", params) > 0
         except NO_DISPATCH as exc:
             self.switch_off(exc)
             return False
-        return True
 
     async def withdraw(self, *, worker_id: str, queue: str) -> bool:
         """Take the offer back; False if a producer took it (its job is on its way)."""

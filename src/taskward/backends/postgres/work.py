@@ -3,8 +3,15 @@
 - Claim: one ``UPDATE … WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED LIMIT n))
   RETURNING``, so workers never block each other (its comments in ``queries.sql`` say why
   this shape, and why it commits without waiting for the WAL flush).
+- Limited claim (a queue with a ``global_limit``, migration 0006): the plain claim takes no
+  job of such a queue and says so; then one transaction locks the queue's limit row
+  ``FOR UPDATE`` (claims of the queue take turns), and a second statement, whose snapshot
+  is taken after the lock was granted, claims at most the limit minus the queue's running
+  jobs it counts. The backend remembers the queues found limited and claims them this way
+  first, until the row is gone.
 - Ack: the outcomes of a batch are written by one ``UPDATE … FROM unnest(arrays)``, fenced
-  on the job's state, attempt and owner, returning the ids written.
+  on the job's state, attempt and owner, returning the ids written; a limited queue that
+  had a job finish is then notified (a slot came free), when this backend knows it limited.
 - Leases, heartbeats, worker records and leader election run on the control connection.
 - Maintenance: promote due jobs, find expired leases (the Rescuer), prune, count finished.
 """
@@ -48,8 +55,16 @@ async def fetch(
     worker_id: str,
     now: datetime,
     lease_until: datetime,
+    limited: set[str],
 ) -> list[Job]:
-    """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
+    """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order.
+
+    ``limited``: the queues this backend last found with a global limit (updated here). A
+    queue not in it is claimed by one statement, which claims nothing of a queue that has a
+    limit; when it claims nothing, one probe asks whether the queue has a limit, and if so
+    the limited claim (:func:`_fetch_limited`) runs at once, and runs first for that queue
+    from then on, until it finds the limit gone.
+    """
     if limit <= 0:
         return []
     params = {
@@ -59,13 +74,45 @@ async def fetch(
         "now": now,
         "lease_until": lease_until,
     }
-    claimed = await connections.fetchall("fetch_jobs", params)
+    if queue in limited:
+        claimed = await _fetch_limited(connections, params, limited)
+    else:
+        claimed = await connections.fetchall("fetch_jobs", params)
+        if not claimed and (await connections.fetchall("queue_is_limited", params))[0][0]:
+            limited.add(queue)
+            claimed = await _fetch_limited(connections, params, limited)
     claimed.sort(key=rows.claim_order)
     return [rows.job_from_row(row) for row in claimed]
 
 
+async def _fetch_limited(
+    connections: Connections, params: dict[str, Any], limited: set[str]
+) -> list[Any]:
+    """The claim of a queue with a global limit: one transaction, two statements.
+
+    Claims of the queue take turns on its limit row (``fetch_limit_lock``); the claim that
+    follows counts the queue's running jobs in a snapshot taken after its turn came, so
+    claims from any number of processes never exceed the limit together. A limit cleared
+    meanwhile: the plain claim, in the same transaction.
+    """
+    q = connections.q
+    async with connections.connection() as conn, conn.transaction():
+        locked = await (await conn.run(q["fetch_limit_lock"], params)).fetchall()
+        if not locked:
+            limited.discard(params["queue"])
+            found: list[Any] = await (await conn.run(q["fetch_jobs"], params)).fetchall()
+            return found
+        capped = {**params, "global_limit": locked[0][0]}
+        claimed: list[Any] = await (await conn.run(q["fetch_jobs_limited"], capped)).fetchall()
+        return claimed
+
+
 async def finish(
-    connections: Connections, updates: Sequence[JobUpdate], *, worker_id: str
+    connections: Connections,
+    updates: Sequence[JobUpdate],
+    *,
+    worker_id: str,
+    limited: Collection[str] = frozenset(),
 ) -> list[bool]:
     """Write each outcome only if the job is still running at that attempt, owned by us.
 
@@ -73,30 +120,52 @@ async def finish(
     time (the second must see the first). A row the database refuses (a result it cannot
     store) is retried alone, then written without its result, so that one bad outcome
     never blocks the others or leaves its job running forever.
+
+    Then the queues given a free slot are woken if they have a global limit (their workers
+    may wait for one): those in ``limited`` (the queues this backend claims the limited way),
+    and after a rescue every queue rescued (the Rescuer claims nothing). A slot freed in a
+    queue not known here is found by the workers' polling.
     """
     if not updates:
         return []
+    freed: dict[int, str] = {}
+    written = await _finish(connections, updates, worker_id, freed)
+    rescue = any(u.lease_expired_before is not None for u in updates)
+    wake = {queue for queue in freed.values() if rescue or queue in limited}
+    if wake:
+        await connections.fetchall("notify_limited_queues", {"queues": sorted(wake)})
+    return written
+
+
+async def _finish(
+    connections: Connections,
+    updates: Sequence[JobUpdate],
+    worker_id: str,
+    freed: dict[int, str],
+) -> list[bool]:
+    """:func:`finish` without the wake-up; adds each job written to ``freed`` (id: queue)."""
     if len({u.job_id for u in updates}) < len(updates):
-        return [(await finish(connections, [u], worker_id=worker_id))[0] for u in updates]
+        return [(await _finish(connections, [u], worker_id, freed))[0] for u in updates]
     try:
         written = await _finish_batch(connections, updates, worker_id, drop_results=False)
     except psycopg.DataError:
         if len(updates) > 1:
-            return [(await finish(connections, [u], worker_id=worker_id))[0] for u in updates]
+            return [(await _finish(connections, [u], worker_id, freed))[0] for u in updates]
         logger.error(
             "job %s: the database refused its result; storing it without one",
             updates[0].job_id,
             exc_info=True,
         )
         written = await _finish_batch(connections, updates, worker_id, drop_results=True)
+    freed.update(written)
     return [u.job_id in written for u in updates]
 
 
 async def _finish_batch(
     connections: Connections, updates: Sequence[JobUpdate], worker_id: str, *, drop_results: bool
-) -> set[int]:
+) -> dict[int, str]:
     params = rows.update_arrays(updates, worker_id, drop_results=drop_results)
-    return {row[0] for row in await connections.fetchall("finish_jobs", params)}
+    return dict(await connections.fetchall("finish_jobs", params))
 
 
 async def set_progress(

@@ -39,6 +39,7 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -357,6 +358,37 @@ class RedisBackend:
         with translated(self.config):
             return set(await client.smembers(f"{self.base}:paused"))
 
+    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Store ``queue``'s limits in ``B:limits``, or clear them; shared by every node.
+
+        Raising or clearing a limit publishes the queue (and wakes this process's waiters):
+        a worker held back by the old limit may claim now. Lowering one wakes nobody.
+        """
+        client = await self._client()
+        key = f"{self.base}:limits"
+        with translated(self.config):
+            pipe = client.pipeline(transaction=True)  # the old value, read with the write
+            pipe.hget(key, queue)
+            if limits.global_limit is None:  # empty limits: clear them
+                pipe.hdel(key, queue)
+            else:
+                pipe.hset(key, queue, str(int(limits.global_limit)))
+            old, _ = await pipe.execute()
+            raised = old is not None and (
+                limits.global_limit is None or not old.isdigit() or limits.global_limit > int(old)
+            )
+            if raised:
+                await client.publish(f"{self.base}:wake", queue)
+        if raised:
+            self._listener.wake(queue)
+
+    async def queue_limits(self) -> dict[str, QueueLimits]:
+        """Return the limits of every queue that has one."""
+        client = await self._client()
+        with translated(self.config):
+            stored = await client.hgetall(f"{self.base}:limits")
+        return {queue: _limits_of(queue, value) for queue, value in stored.items()}
+
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:
         """Create or replace a recurring schedule by name."""
@@ -416,6 +448,15 @@ class RedisBackend:
                 return []
             records = await client.hmget(f"{self.base}:workers", sorted(ids))
         return [codec.worker_from_json(r) for r in records if r is not None]
+
+
+def _limits_of(queue: str, value: str) -> QueueLimits:
+    if not value.isdigit():
+        raise StoreError(
+            f"the limit of queue {queue!r} in the store's limits hash is {value!r}, not a "
+            "number: something other than taskward wrote it. Set the queue's limits again"
+        )
+    return QueueLimits(global_limit=int(value))
 
 
 def _insert_args(chunk: Sequence[NewJob], now: datetime) -> list[str]:

@@ -65,6 +65,7 @@ FIXED_KEYS: Final = {
     "running": "zset",
     "queues": "set",
     "paused": "set",
+    "limits": "hash",
     "unique": "hash",
     "leases": "hash",
     "workers": "hash",

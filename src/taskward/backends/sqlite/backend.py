@@ -18,7 +18,8 @@ Files: a new database file is created 0600 (less the umask) before SQLite opens 
 gives its ``-wal`` and ``-shm`` files the same mode; an existing file keeps its mode.
 
 Wake-ups (:mod:`~taskward.backends.sqlite.waiters`): jobs this instance inserts, promotes,
-retries or resumes wake its own waiters at once, and other processes' waiters through a
+retries or resumes, a queue limit it sets, and a job it finishes in a queue with a global limit
+(a slot came free) wake its own waiters at once, and other processes' waiters through a
 :class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram per waiting process,
 sub-millisecond). Polling ``PRAGMA data_version`` (it changes when another connection commits)
 every 50 ms while waiting stays as the fallback, for writers that send no wake-up and for
@@ -55,6 +56,7 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -251,10 +253,17 @@ class SqliteBackend(BlockingInserts):
         return await self._call(self._store.extend_leases, job_ids, worker_id, lease_until)
 
     async def finish(self, updates: Sequence[JobUpdate], *, worker_id: str) -> list[bool]:
-        """Write each outcome only if the job is still running at that attempt, owned by us."""
+        """Write each outcome only if the job is still running at that attempt, owned by us.
+
+        A job that leaves a queue with a global limit frees a slot: that queue's waiters (here
+        and in other processes) are woken, so a worker held back by the limit claims at once.
+        """
         if not updates:
             return []
-        return await self._call(self._store.finish, updates, worker_id)
+        written, freed = await self._call(self._store.finish, updates, worker_id)
+        if freed:
+            self._waiters.jobs_ready(freed)
+        return written
 
     async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
         """Store progress of a running job this worker owns."""
@@ -339,6 +348,18 @@ class SqliteBackend(BlockingInserts):
     async def paused_queues(self) -> set[str]:
         """Return the names of paused queues."""
         return await self._call(self._store.paused_queues)
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Store ``queue``'s limits for every process; empty limits clear them.
+
+        Wakes the queue's waiters: a raised (or cleared) limit may let them claim.
+        """
+        await self._call(self._store.set_queue_limits, queue, limits)
+        self._waiters.jobs_ready([queue])
+
+    async def queue_limits(self) -> dict[str, QueueLimits]:
+        """Return the limits of every queue that has one."""
+        return await self._call(self._store.queue_limits)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:

@@ -118,8 +118,13 @@ ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
 
 -- == work ======================================================================================
 
--- Parameters: now, worker_id, lease_until, queue, limit.
+-- Parameters: now, worker_id, lease_until, queue, limit (> 0).
 -- RETURNING order is unspecified: the caller sorts by (priority, scheduled_at, id).
+-- The LIMIT is ?5, or for a queue with a row in taskward_queue_limits
+-- max(global_limit - its running jobs, 0): counted in this statement, under the claim's
+-- BEGIN IMMEDIATE, so claims racing from several processes never exceed the limit. An
+-- unlimited queue costs one primary-key probe (no row: the count is never evaluated). MAX(…, 0)
+-- matters: a negative LIMIT means no limit in SQLite.
 -- name: fetch_jobs
 UPDATE taskward_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = ?1, attempted_by = ?2,
@@ -128,7 +133,17 @@ WHERE id IN (
         SELECT id FROM taskward_jobs INDEXED BY taskward_jobs_claim
         WHERE queue = ?4 AND state = 'pending'
         ORDER BY priority, scheduled_at, id
-        LIMIT ?5
+        LIMIT COALESCE(
+            (
+                SELECT MIN(?5, MAX(global_limit - (
+                    SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
+                    WHERE queue = ?4 AND state = 'running'
+                ), 0))
+                FROM taskward_queue_limits
+                WHERE queue = ?4
+            ),
+            ?5
+        )
     )
     AND NOT EXISTS (SELECT 1 FROM taskward_paused_queues WHERE queue = ?4)
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
@@ -166,19 +181,47 @@ WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
 UPDATE taskward_jobs SET progress = ?
 WHERE id = ? AND state = 'running' AND attempted_by = ?;
 
--- Is any job of these queues (JSON array) pending in a queue that is not paused?
+-- Is any job of these queues (JSON array) pending in a queue that is not paused, nor full
+-- (running jobs at or above its global_limit: a claim would get nothing)?
 -- name: any_pending_in
 SELECT EXISTS (
     SELECT 1 FROM taskward_jobs
-    WHERE state = 'pending' AND queue IN (SELECT value FROM json_each(?))
+    WHERE state = 'pending' AND queue IN (SELECT value FROM json_each(?1))
         AND queue NOT IN (SELECT queue FROM taskward_paused_queues)
+        AND queue NOT IN (
+            SELECT l.queue FROM taskward_queue_limits AS l
+            WHERE l.queue IN (SELECT value FROM json_each(?1))
+                AND l.global_limit <= (
+                    SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
+                    WHERE queue = l.queue AND state = 'running'
+                )
+        )
 );
 
 -- name: any_pending
 SELECT EXISTS (
     SELECT 1 FROM taskward_jobs
     WHERE state = 'pending' AND queue NOT IN (SELECT queue FROM taskward_paused_queues)
+        AND queue NOT IN (
+            SELECT l.queue FROM taskward_queue_limits AS l
+            WHERE l.global_limit <= (
+                SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
+                WHERE queue = l.queue AND state = 'running'
+            )
+        )
 );
+
+-- Finish wakes the waiters of the limited queues its jobs left (a slot came free): it asks
+-- any_queue_limits first (one probe), and limited_queues_of_jobs only if some queue has limits.
+-- name: any_queue_limits
+SELECT EXISTS (SELECT 1 FROM taskward_queue_limits);
+
+-- The limited queues among those of these jobs (JSON array of ids). Driven by the ids (rowid
+-- lookups), never by a scan of a limited queue's jobs.
+-- name: limited_queues_of_jobs
+SELECT DISTINCT queue FROM taskward_jobs
+WHERE id IN (SELECT value FROM json_each(?))
+    AND EXISTS (SELECT 1 FROM taskward_queue_limits AS l WHERE l.queue = taskward_jobs.queue);
 
 -- == maintain ==================================================================================
 
@@ -290,6 +333,20 @@ INSERT INTO taskward_paused_queues (queue) VALUES (?) ON CONFLICT (queue) DO NOT
 
 -- name: resume_queue
 DELETE FROM taskward_paused_queues WHERE queue = ?;
+
+-- Parameters: queue, global_limit. updated_at: now as epoch seconds with milliseconds
+-- (julianday keeps them on every SQLite version; unixepoch('subsec') needs 3.42).
+-- name: set_queue_limits
+INSERT INTO taskward_queue_limits (queue, global_limit, updated_at)
+VALUES (?, ?, (julianday('now') - 2440587.5) * 86400.0)
+ON CONFLICT (queue) DO UPDATE SET
+    global_limit = excluded.global_limit, updated_at = excluded.updated_at;
+
+-- name: clear_queue_limits
+DELETE FROM taskward_queue_limits WHERE queue = ?;
+
+-- name: list_queue_limits
+SELECT queue, global_limit FROM taskward_queue_limits ORDER BY queue;
 
 -- == schedules =================================================================================
 

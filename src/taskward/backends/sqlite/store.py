@@ -32,6 +32,7 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
+    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
@@ -128,7 +129,11 @@ class SqliteStore(SqliteConnection):
     def fetch(
         self, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
     ) -> list[Job]:
-        """Claim up to ``limit`` pending jobs of ``queue`` (nothing if it is paused)."""
+        """Claim up to ``limit`` pending jobs of ``queue`` (nothing if it is paused).
+
+        A queue with a global limit yields at most that limit minus its running jobs: one
+        statement counts and claims under the write lock (``fetch_jobs``).
+        """
         params = (rows.epoch(now), worker_id, rows.epoch(lease_until), queue, limit)
         with self._write(durable=False) as db:
             claimed = db.execute(self.q["fetch_jobs"], params).fetchall()
@@ -148,14 +153,28 @@ class SqliteStore(SqliteConnection):
         lost = frozenset(job_ids) - {job_id for job_id, _ in held}
         return LeaseReport(lost=lost, cancel_requested=cancel)
 
-    def finish(self, updates: Sequence[JobUpdate], worker_id: str) -> list[bool]:
-        """Write each outcome behind its fence; False where the fence refused it."""
+    def finish(self, updates: Sequence[JobUpdate], worker_id: str) -> tuple[list[bool], list[str]]:
+        """Write each outcome behind its fence; False where the fence refused it.
+
+        Also returns the limited queues (with a global limit) that a written job left: a slot
+        came free there, so their waiters are worth waking.
+        """
         sql = self.q["finish_job"]
         with self._write() as db:
-            return [
+            written = [
                 db.execute(sql, rows.update_params(update, worker_id)).rowcount == 1
                 for update in updates
             ]
+            ids = [update.job_id for update, ok in zip(updates, written, strict=True) if ok]
+            freed = self._limited_queues(db, ids) if ids else []
+        return written, freed
+
+    def _limited_queues(self, db: sqlite3.Connection, job_ids: list[int]) -> list[str]:
+        """The queues of ``job_ids`` that have a global limit (one probe when none has)."""
+        if not db.execute(self.q["any_queue_limits"]).fetchone()[0]:
+            return []
+        found = db.execute(self.q["limited_queues_of_jobs"], (json.dumps(job_ids),))
+        return [queue for (queue,) in found]
 
     def set_progress(self, job_id: int, progress: Any, worker_id: str) -> bool:
         """Store a running job's progress if ``worker_id`` owns it."""
@@ -306,6 +325,19 @@ class SqliteStore(SqliteConnection):
     def paused_queues(self) -> set[str]:
         """The paused queues."""
         return {queue for (queue,) in self._db().execute(self.q["list_paused"])}
+
+    def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Store ``queue``'s limits, replacing any; empty limits delete its row."""
+        with self._write() as db:
+            if limits.is_empty:
+                db.execute(self.q["clear_queue_limits"], (queue,))
+            else:
+                db.execute(self.q["set_queue_limits"], (queue, limits.global_limit))
+
+    def queue_limits(self) -> dict[str, QueueLimits]:
+        """The limits of every limited queue, by name."""
+        cursor = self._db().execute(self.q["list_queue_limits"])
+        return {queue: QueueLimits(global_limit=limit) for queue, limit in cursor}
 
     # -- schedules -------------------------------------------------------------------------
     def save_schedule(self, schedule: Schedule) -> None:

@@ -1,11 +1,12 @@
 """Waiters: the coroutines of this process waiting for jobs, and everything that wakes them.
 
 SQLite has no notification channel, so the backend wakes waiters itself. Jobs this backend makes
-pending (insert, promote, retry, resume) wake this process's waiters at once, and other
-processes' through the :class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram
-each). Sync producers insert from their own threads: their wake-ups are handed to the waiters'
-loop. Polling for other connections' commits (``PRAGMA data_version``, asked by the backend on
-its database thread) stays as the fallback, for writers that send no wake-up.
+pending (insert, promote, retry, resume) or claimable (a limit set, a job of a limited queue
+finished) wake this process's waiters at once, and other processes' through the
+:class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram each). Sync producers
+insert from their own threads: their wake-ups are handed to the waiters' loop. Polling for
+other connections' commits (``PRAGMA data_version``, asked by the backend on its database
+thread) stays as the fallback, for writers that send no wake-up.
 
 A wake-up between a worker's fetch and its wait is not lost: each wake-up moves a counter, and a
 wait returns at once if the counter moved since the last fetch of one of its queues.

@@ -9,6 +9,7 @@ local QUEUES = B .. ':queues'
 local PAUSED = B .. ':paused'
 local UNIQUE = B .. ':unique'
 local WAKE = B .. ':wake'
+local LIMITS = B .. ':limits'
 local FINISHED = {completed = true, failed = true, discarded = true, cancelled = true}
 local WAITING = {scheduled = true, pending = true, retryable = true}
 local STATES = {'scheduled', 'pending', 'running', 'retryable',

@@ -2,6 +2,17 @@
 -- until ARGV[6]: priority, then scheduled time, then id. A paused queue yields nothing.
 local queue, limit, worker, now, lease = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 if redis.call('SISMEMBER', PAUSED, queue) == 1 then return {} end
+-- A queue with a global limit (B:limits) yields at most the limit minus its running jobs,
+-- counted here, in the claim's own script: racing claims never exceed it.
+local global = redis.call('HGET', LIMITS, queue)
+if global then
+  local cap = tonumber(global)
+  if cap == nil then
+    error('the limit of queue ' .. queue .. ' in ' .. LIMITS .. ' is not a number: ' .. global)
+  end
+  limit = math.min(limit, math.max(cap - redis.call('ZCARD', ixkey(queue, 'running')), 0))
+  if limit <= 0 then return {} end
+end
 local popped = redis.call('ZPOPMIN', pkey(queue), limit)
 local out = {}
 for i = 1, #popped, 2 do

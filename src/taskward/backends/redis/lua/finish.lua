@@ -10,6 +10,10 @@ local FIELDS = {'state', 'attempt', 'attempted_by', 'lease_until', 'queue', 'tas
 -- refuses the whole batch before anything of it is written.
 local fenced = {}
 local seen = {}
+-- Queue -> whether it has a global limit (B:limits), read here before any write (a foreign
+-- B:limits fails the read): a job leaving `running` there frees a slot, so the queue is
+-- published and a worker held back by the limit on another node claims at once.
+local limited = {}
 for i = 0, n - 1 do
   local a = 4 + i * WIDTH
   local id, attempt, expired_before = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -24,9 +28,14 @@ for i = 0, n - 1 do
     check_sets(h.queue, h.task, 'running')
     check_sets(h.queue, h.task, ARGV[a + 3])
     fenced[i] = h
+    if limited[h.queue] == nil then
+      limited[h.queue] = redis.call('HEXISTS', LIMITS, h.queue) == 1
+    end
   end
 end
 local out = {}
+-- Queues to publish on the wake channel, once each: a job became pending there, or a job
+-- left `running` in a queue with a global limit (see `limited`).
 local woken = {}
 for i = 0, n - 1 do
   local a = 4 + i * WIDTH
@@ -72,7 +81,7 @@ for i = 0, n - 1 do
     redis.call('HSET', key, unpack(fields))
     redis.call('HDEL', key, 'lease_until', 'cancel_requested')
     index(id, h)
-    if state == 'pending' then woken[h.queue] = true end
+    if state == 'pending' or limited[h.queue] then woken[h.queue] = true end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
