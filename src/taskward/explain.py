@@ -345,7 +345,10 @@ QUEUE_CHECKS: tuple[Check, ...] = (_paused, _global_limit, _no_worker)
 async def _waiting(job: Job, inquiry: Inquiry) -> Reason:
     """Pending, due, nothing blocking: it waits for a free worker slot."""
     workers = [w for w in await inquiry.workers() if job.queue in w.queues]
-    pending = await inquiry.jobs(job.queue, JobState.PENDING, first=AHEAD_SCAN)
+    # The count first (one row): the jobs themselves are read only when few enough to order.
+    pending = await inquiry.jobs(job.queue, JobState.PENDING, first=1)
+    if not pending.total_is_estimate and 1 < pending.total_entries <= AHEAD_SCAN:
+        pending = await inquiry.jobs(job.queue, JobState.PENDING, first=AHEAD_SCAN)
     ahead: int | None = None
     if not pending.total_is_estimate and pending.total_entries <= len(pending.items):
         mine = _claim_order(job)

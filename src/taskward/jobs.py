@@ -435,6 +435,9 @@ class QueueLimits:
 
     global_limit: int | None = None
 
+    def __post_init__(self) -> None:
+        validate_global_limit(self.global_limit)
+
     @property
     def is_empty(self) -> bool:
         """True when no limit is set (storing it clears the queue's limits)."""

@@ -197,6 +197,8 @@ class MemoryBackend:
         if job is None or not _fence_holds(job, update, worker_id):
             return False
         self._store(_apply(job, update))
+        if job.queue in self._limits:
+            self._wake()  # a slot of a limited queue came free
         return True
 
     async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:

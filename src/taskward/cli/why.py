@@ -25,7 +25,7 @@ from taskward.cli.core import (
 
 @app.command()
 def why(
-    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    job_id: Annotated[int, typer.Argument(help="The job's id.", min=1, max=2**63 - 1)],
     as_json: JsonOpt = False,
     app_path: AppOpt = None,
     url: UrlOpt = None,

@@ -21,7 +21,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from taskward.errors import JobNotFound, JobRunning, ScheduleNotFound, TaskwardError
+from taskward.errors import (
+    BackendUnavailable,
+    JobNotFound,
+    JobRunning,
+    ScheduleNotFound,
+    TaskwardError,
+)
 from taskward.explain import Explanation
 from taskward.jobs import Job, QueueLimits
 from taskward.manager import TaskManager
@@ -165,8 +171,8 @@ class Admin:
 async def edge_errors() -> AsyncIterator[None]:
     """Turn taskward errors into HTTP answers.
 
-    404 for a missing job or schedule, 409 for a running job that cannot be deleted, 400 for
-    bad input.
+    404 for a missing job or schedule, 409 for a running job that cannot be deleted, 503 when
+    the store cannot be reached, 400 for bad input.
     """
     try:
         yield
@@ -174,6 +180,8 @@ async def edge_errors() -> AsyncIterator[None]:
         raise HTTPException(404, str(exc)) from exc
     except JobRunning as exc:
         raise HTTPException(409, str(exc)) from exc
+    except BackendUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
     except TaskwardError as exc:
         raise HTTPException(400, str(exc)) from exc
 
@@ -354,7 +362,8 @@ def _queue_routes(router: APIRouter, admin: Admin) -> None:
     @router.get("/queues/limits", dependencies=reader)
     async def limits() -> list[QueueLimitsOut]:
         """The limits of every queue that has one, which every worker obeys."""
-        stored = await tw.queue_limits()
+        async with edge_errors():
+            stored = await tw.queue_limits()
         return [limits_out(name, stored[name]) for name in sorted(stored)]
 
     @router.put("/queues/{name}/limits", dependencies=writer)

@@ -244,7 +244,12 @@ async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
         raise HTTPException(404, str(exc)) from exc
     shown = shown_arguments(job)
     # Why a waiting job does not run (or where it runs); a finished job's history says it all.
-    why = None if job.is_finished else await admin.manager.explain(job_id)
+    why = None
+    if not job.is_finished:
+        try:
+            why = await admin.manager.explain(job_id)
+        except TaskwardError:  # deleted since, or the store is away: the page goes without it
+            why = None
     return {
         "job": job,
         "why": why,

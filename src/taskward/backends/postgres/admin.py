@@ -8,6 +8,7 @@ for their own transaction.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Final
 
@@ -209,12 +210,17 @@ async def paused_queues(connections: Connections) -> set[str]:
     return {queue for (queue,) in await connections.fetchall("list_paused")}
 
 
+LIMIT_ATTEMPTS = 20
+
+
 async def set_queue_limits(connections: Connections, queue: str, limits: QueueLimits) -> None:
     """Store ``queue``'s limits, replacing any; empty limits clear them (every node).
 
     A change or a clear is one statement. The first limit of a queue is stored under an
-    ACCESS EXCLUSIVE lock of the limits table (``lock_queue_limits`` says why), held for
-    at most 5 seconds' wait: past that, :class:`BackendUnavailable` and nothing stored.
+    ACCESS EXCLUSIVE lock of the limits table (``lock_queue_limits`` says why). Claims of
+    every queue queue up behind a waiting request for that lock, so each attempt waits at
+    most 100 ms; up to 20 attempts with a growing pause between them, then
+    :class:`BackendUnavailable` and nothing stored.
     """
     if limits.global_limit is None:
         await connections.execute("clear_queue_limit", {"queue": queue})
@@ -230,13 +236,17 @@ async def set_queue_limits(connections: Connections, queue: str, limits: QueueLi
             await conn.execute(q["lock_queue_limits"])
             await conn.execute(q["create_queue_limit"], params)
 
-    try:
-        await connections.run(create)
-    except psycopg.errors.LockNotAvailable as exc:
-        raise BackendUnavailable(
-            f"could not set the limit of queue {queue!r}: another transaction holds the "
-            f"queue limits table ({exc}); try again"
-        ) from exc
+    for attempt in range(LIMIT_ATTEMPTS):
+        try:
+            await connections.run(create)
+            return
+        except psycopg.errors.LockNotAvailable as exc:
+            if attempt == LIMIT_ATTEMPTS - 1:
+                raise BackendUnavailable(
+                    f"could not set the limit of queue {queue!r}: another transaction holds "
+                    f"the queue limits table ({exc}); try again"
+                ) from exc
+            await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
 
 
 async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:

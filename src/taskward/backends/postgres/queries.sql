@@ -512,7 +512,7 @@ SELECT pg_notify('{channel}', queue) FROM saved;
 LOCK TABLE {schema}.taskward_queue_limits IN ACCESS EXCLUSIVE MODE;
 
 -- name: queue_limits_lock_timeout
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- name: create_queue_limit
 WITH saved AS (

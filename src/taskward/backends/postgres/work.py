@@ -28,6 +28,7 @@ import psycopg
 from taskward.backends.postgres import rows
 from taskward.backends.postgres.connections import Connections
 from taskward.backends.postgres.control import ControlConnection
+from taskward.errors import BackendUnavailable
 from taskward.jobs import FINISHED_STATES, Job, JobState, JobUpdate, LeaseReport, WorkerInfo
 
 __all__ = [
@@ -48,6 +49,35 @@ PRUNE_BATCH: Final = 10_000
 
 
 async def fetch(
+    connections: Connections,
+    *,
+    queue: str,
+    limit: int,
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+    limited: set[str],
+) -> list[Job]:
+    """:func:`_fetch`, saying what to do when the schema predates this code's claim."""
+    try:
+        return await _fetch(
+            connections,
+            queue=queue,
+            limit=limit,
+            worker_id=worker_id,
+            now=now,
+            lease_until=lease_until,
+            limited=limited,
+        )
+    except psycopg.errors.UndefinedTable as exc:
+        # A deploy that skipped migrations (migrate_on_start off): say how to fix it, and let
+        # the worker retry as for any store that is not there yet.
+        raise BackendUnavailable(
+            f"the taskward tables are older than this taskward ({exc}): run `taskward migrate`"
+        ) from exc
+
+
+async def _fetch(
     connections: Connections,
     *,
     queue: str,

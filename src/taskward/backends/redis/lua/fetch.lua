@@ -7,8 +7,8 @@ if redis.call('SISMEMBER', PAUSED, queue) == 1 then return {} end
 local global = redis.call('HGET', LIMITS, queue)
 if global then
   local cap = tonumber(global)
-  if cap == nil then
-    error('the limit of queue ' .. queue .. ' in ' .. LIMITS .. ' is not a number: ' .. global)
+  if cap == nil or cap ~= math.floor(cap) or cap < 0 then
+    error('the limit of queue ' .. queue .. ' in ' .. LIMITS .. ' is not a whole number: ' .. global)
   end
   limit = math.min(limit, math.max(cap - redis.call('ZCARD', ixkey(queue, 'running')), 0))
   if limit <= 0 then return {} end
