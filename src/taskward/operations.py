@@ -159,12 +159,14 @@ class Operations:
         """Return counts by queue and state, which of them are estimates, and the workers.
 
         ``{"queues": {queue: {state: count}}, "estimated": {queue: [state, ...]},
-        "paused": [...], "workers": {...}}``. ``estimated`` names the counts that are
-        estimates (empty when every count is exact): PostgreSQL estimates a queue's jobs in
-        one finished state past 10,000 of them.
+        "paused": [...], "limits": {queue: {"global_limit": N}}, "workers": {...}}``.
+        ``estimated`` names the counts that are estimates (empty when every count is exact):
+        PostgreSQL estimates a queue's jobs in one finished state past 10,000 of them.
+        ``limits``: the queues that have limits (:meth:`configure_queue`).
         """
         backend = await self._backend()
         stats = await backend.stats()
+        limits = await backend.queue_limits()
         alive_since = self.clock.now() - timedelta(seconds=self.settings.lease_seconds * 2)
         workers = await backend.list_workers(alive_since=alive_since)
         queues = {
@@ -179,6 +181,7 @@ class Operations:
             "queues": queues,
             "estimated": estimated,
             "paused": sorted(stats.paused),
+            "limits": {q: {"global_limit": limits[q].global_limit} for q in sorted(limits)},
             "workers": {
                 "total": len(workers),
                 "busy_slots": sum(w.running for w in workers),

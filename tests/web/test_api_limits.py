@@ -159,3 +159,15 @@ async def test_the_job_page_says_why_it_is_not_running(tw: TaskManager, auth: Ad
         assert "Why is it not running?" in fragment.text
         done = await browser.get(f"/dashboard/jobs/{ids['done'][0]}")
         assert "Why is it not running?" not in done.text
+
+
+async def test_the_overview_shows_each_queues_global_limit(
+    tw: TaskManager, auth: AdminAuth
+) -> None:
+    await seed(tw)
+    await tw.configure_queue("emails", global_limit=4)
+    async with client_for(create_app(tw, auth=auth), authorization=BASIC) as browser:
+        page = await browser.get("/dashboard/fragments/overview")
+        assert page.status_code == 200
+        assert "global limit" in page.text
+        assert "0/4" in page.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -130,3 +131,23 @@ async def test_rescued_jobs_and_background_failures_are_counted(clock: FrozenClo
     assert value(samples, "taskward_jobs_processed_total", status="rescued_failed", **labels) == 1
     assert value(samples, "taskward_background_task_failures_total", task="emails.flush") == 1
     await tw.close()
+
+
+async def test_global_limits_are_gauges_and_say_when_full(tw: TaskManager) -> None:
+    registry = CollectorRegistry()
+    metrics = install_metrics(tw, registry, stats_max_age=0)
+    await tw.configure_queue("emails", global_limit=2)
+    for n in range(3):
+        await tw.enqueue_task("tests_support.jobs:add", args=[n], queue="emails")
+    await metrics.refresh()
+    text = _render(registry)
+    assert 'taskward_queue_global_limit{queue="emails"} 2.0' in text
+    assert 'taskward_queue_limited{queue="emails",reason="global_limit"} 0.0' in text
+    now = tw.clock.now()
+    claimed = await tw.backend.fetch(
+        queue="emails", limit=5, worker_id="w", now=now, lease_until=now + timedelta(seconds=60)
+    )
+    assert len(claimed) == 2  # the limit
+    await metrics.refresh()
+    assert 'taskward_queue_limited{queue="emails",reason="global_limit"} 1.0' in _render(registry)
+    assert (await tw.get_statistics())["limits"] == {"emails": {"global_limit": 2}}

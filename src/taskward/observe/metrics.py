@@ -187,12 +187,29 @@ class StatsCollector:
         paused = GaugeMetricFamily(
             "taskward_queue_paused", "1 if the queue is paused.", labels=["queue"]
         )
+        global_limit = GaugeMetricFamily(
+            "taskward_queue_global_limit",
+            "The queue's global limit: at most this many of its jobs run at once on all nodes.",
+            labels=["queue"],
+        )
+        limited = GaugeMetricFamily(
+            "taskward_queue_limited",
+            "1 while the queue's global limit is full (its waiting jobs are held back).",
+            labels=["queue", "reason"],
+        )
         slots: dict[str, int] = {}
         for node in stats.get("workers", {}).get("nodes", []):
             for queue, concurrency in node["queues"].items():
                 slots[queue] = slots.get(queue, 0) + int(concurrency)
         queues: Mapping[str, Mapping[str, int]] = stats.get("queues", {})
         paused_set = set(stats.get("paused", []))
+        limits: Mapping[str, Mapping[str, Any]] = stats.get("limits", {})
+        for queue, limit in sorted(limits.items()):
+            cap = limit.get("global_limit")
+            if cap is not None:
+                global_limit.add_metric([queue], cap)
+                running = queues.get(queue, {}).get("running", 0)
+                limited.add_metric([queue, "global_limit"], 1 if running >= cap else 0)
         for queue in sorted(set(queues) | set(slots) | paused_set):
             counts = queues.get(queue, {})
             for state, count in sorted(counts.items()):
@@ -201,7 +218,7 @@ class StatsCollector:
             active.add_metric([queue], running)
             available.add_metric([queue], max(0, slots.get(queue, 0) - running))
             paused.add_metric([queue], 1 if queue in paused_set else 0)
-        yield from (jobs, active, available, paused)
+        yield from (jobs, active, available, paused, global_limit, limited)
 
 
 class JobMetrics:
@@ -212,7 +229,9 @@ class JobMetrics:
     ``taskward_job_execution_seconds{queue,task}``, ``taskward_job_wait_seconds{queue,task}``
     (due → started), and from :class:`StatsCollector` ``taskward_queue_jobs{queue,state}``,
     ``taskward_workers_active{queue}``, ``taskward_workers_available{queue}``,
-    ``taskward_queue_paused{queue}``. Labels are bounded: queue, task and state names only.
+    ``taskward_queue_paused{queue}``, ``taskward_queue_global_limit{queue}`` and
+    ``taskward_queue_limited{queue,reason}`` (1 while a limit is full). Labels are bounded:
+    queue, task and state names only.
     """
 
     def __init__(self, registry: CollectorRegistry, stats: StatsCollector) -> None:

@@ -352,7 +352,9 @@ class Cached:
 async def queue_overview(
     manager: TaskManager, stats: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """Per queue: counts by state (which are estimates), paused, live workers, concurrency.
+    """Per queue: counts, estimates, paused, live workers, concurrency, global limit.
+
+    ``global_limit`` is None for a queue without one.
 
     ``stats``: a ``get_statistics()`` result the caller already has (one query fewer).
     """
@@ -365,7 +367,8 @@ async def queue_overview(
             slots[queue] = slots.get(queue, 0) + concurrency
             workers[queue] = workers.get(queue, 0) + 1
     paused = set(stats["paused"])
-    names = sorted(set(stats["queues"]) | set(slots) | paused)
+    limits = stats.get("limits", {})
+    names = sorted(set(stats["queues"]) | set(slots) | paused | set(limits))
     return [
         {
             "name": name,
@@ -374,6 +377,7 @@ async def queue_overview(
             "paused": name in paused,
             "concurrency": slots.get(name, 0),
             "workers": workers.get(name, 0),
+            "global_limit": limits.get(name, {}).get("global_limit"),
         }
         for name in names
     ]
