@@ -31,7 +31,8 @@ import pytest
 import redis
 
 from taskward import JobState, TaskManager
-from taskward.backends.redis.client import FIXED_KEYS, NotSupportedServer, StoreError
+from taskward.backends.redis.client import FIXED_KEYS
+from taskward.backends.redis.errors import NotSupportedServer, StoreError
 from taskward.errors import (
     BackendUnavailable,
     InvalidOptions,

@@ -2,7 +2,9 @@
 
 - ``backend``: :class:`RedisBackend`, the facade; one method per call of the protocol.
 - ``config``: the URL and taskward's own parameters (``prefix``, ``pool_size``, ``cluster``).
-- ``client``: the async and sync clients, the scripts, the server checks, error translation.
+- ``client``: the async and sync clients and the scripts.
+- ``errors``: redis-py's errors as taskward's; ``checks``: the server checks at open.
+- ``admin``: queue controls, limits, schedules and the worker registry (no job states).
 - ``listener``: the wake-up subscription and this process's waiters.
 - ``codec``: job hashes ↔ domain values, and the scripts' argument lists.
 """

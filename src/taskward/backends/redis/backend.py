@@ -25,9 +25,10 @@ from datetime import datetime
 from typing import Any, Final
 
 from taskward.backends.base import Capability
-from taskward.backends.redis import codec
-from taskward.backends.redis.client import FIXED_KEYS, Connections, StoreError, translated
+from taskward.backends.redis import admin, codec
+from taskward.backends.redis.client import FIXED_KEYS, Connections
 from taskward.backends.redis.config import RedisConfig
+from taskward.backends.redis.errors import StoreError, translated
 from taskward.backends.redis.listener import Listener
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
@@ -144,9 +145,7 @@ class RedisBackend:
         """Nothing to create: a sync producer's first insert checks the server."""
 
     async def _client(self) -> Any:
-        if self._connections.client is None:
-            await self._connections.open()
-        return self._connections.client
+        return await self._connections.ready()
 
     # -- produce ---------------------------------------------------------------------------
     async def insert(
@@ -340,76 +339,42 @@ class RedisBackend:
 
     async def pause_queue(self, queue: str) -> None:
         """Stop ``fetch`` from handing out jobs of ``queue``, on every node."""
-        client = await self._client()
-        with translated(self.config):
-            await client.sadd(f"{self.base}:paused", queue)
+        await admin.pause_queue(self._connections, queue)
 
     async def resume_queue(self, queue: str) -> None:
         """Undo :meth:`pause_queue` (and wake that queue's workers everywhere)."""
-        client = await self._client()
-        with translated(self.config):
-            await client.srem(f"{self.base}:paused", queue)
-            await client.publish(f"{self.base}:wake", queue)
+        await admin.resume_queue(self._connections, queue)
         self._listener.wake(queue)
 
     async def paused_queues(self) -> set[str]:
         """Return the names of paused queues."""
-        client = await self._client()
-        with translated(self.config):
-            return set(await client.smembers(f"{self.base}:paused"))
+        return await admin.paused_queues(self._connections)
 
     async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
-        """Store ``queue``'s limits in ``B:limits``, or clear them; shared by every node.
+        """Store ``queue``'s limits, or clear them; shared by every node.
 
-        Raising or clearing a limit publishes the queue (and wakes this process's waiters):
-        a worker held back by the old limit may claim now. Lowering one wakes nobody.
+        Raising or clearing a limit wakes the queue's workers (here and everywhere): one held
+        back by the old limit may claim now. Lowering one wakes nobody.
         """
-        client = await self._client()
-        key = f"{self.base}:limits"
-        with translated(self.config):
-            pipe = client.pipeline(transaction=True)  # the old value, read with the write
-            pipe.hget(key, queue)
-            if limits.global_limit is None:  # empty limits: clear them
-                pipe.hdel(key, queue)
-            else:
-                pipe.hset(key, queue, str(int(limits.global_limit)))
-            old, _ = await pipe.execute()
-            raised = old is not None and (
-                limits.global_limit is None or not old.isdigit() or limits.global_limit > int(old)
-            )
-            if raised:
-                await client.publish(f"{self.base}:wake", queue)
-        if raised:
+        if await admin.set_queue_limits(self._connections, queue, limits):
             self._listener.wake(queue)
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """Return the limits of every queue that has one."""
-        client = await self._client()
-        with translated(self.config):
-            stored = await client.hgetall(f"{self.base}:limits")
-        return {queue: _limits_of(queue, value) for queue, value in stored.items()}
+        return await admin.queue_limits(self._connections)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:
         """Create or replace a recurring schedule by name."""
-        client = await self._client()
-        with translated(self.config):
-            await client.hset(
-                f"{self.base}:schedules", schedule.name, codec.schedule_json(schedule)
-            )
+        await admin.save_schedule(self._connections, schedule)
 
     async def delete_schedule(self, name: str) -> bool:
         """Delete a recurring schedule; False if there was none."""
-        client = await self._client()
-        with translated(self.config):
-            return bool(await client.hdel(f"{self.base}:schedules", name))
+        return await admin.delete_schedule(self._connections, name)
 
     async def list_schedules(self) -> list[Schedule]:
         """Return every recurring schedule, by name."""
-        client = await self._client()
-        with translated(self.config):
-            stored = await client.hgetall(f"{self.base}:schedules")
-        return [codec.schedule_from_json(stored[name]) for name in sorted(stored)]
+        return await admin.list_schedules(self._connections)
 
     # -- coordination ----------------------------------------------------------------------
     async def acquire_lease(
@@ -421,42 +386,15 @@ class RedisBackend:
 
     async def record_worker(self, info: WorkerInfo) -> None:
         """Upsert a worker's liveness record."""
-        client = await self._client()
-        with translated(self.config):
-            pipe = client.pipeline(transaction=True)
-            pipe.hset(f"{self.base}:workers", info.id, codec.worker_json(info))
-            pipe.zadd(f"{self.base}:beats", {info.id: int(codec.us(info.heartbeat_at))})
-            await pipe.execute()
+        await admin.record_worker(self._connections, info)
 
     async def remove_worker(self, worker_id: str) -> None:
         """Delete a worker's liveness record."""
-        client = await self._client()
-        with translated(self.config):
-            pipe = client.pipeline(transaction=True)
-            pipe.hdel(f"{self.base}:workers", worker_id)
-            pipe.zrem(f"{self.base}:beats", worker_id)
-            await pipe.execute()
+        await admin.remove_worker(self._connections, worker_id)
 
     async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
-        client = await self._client()
-        with translated(self.config):
-            ids = await client.zrangebyscore(
-                f"{self.base}:beats", int(codec.us(alive_since)), "+inf"
-            )
-            if not ids:
-                return []
-            records = await client.hmget(f"{self.base}:workers", sorted(ids))
-        return [codec.worker_from_json(r) for r in records if r is not None]
-
-
-def _limits_of(queue: str, value: str) -> QueueLimits:
-    if not value.isdigit():
-        raise StoreError(
-            f"the limit of queue {queue!r} in the store's limits hash is {value!r}, not a "
-            "number: something other than taskward wrote it. Set the queue's limits again"
-        )
-    return QueueLimits(global_limit=int(value))
+        return await admin.list_workers(self._connections, alive_since=alive_since)
 
 
 def _insert_args(chunk: Sequence[NewJob], now: datetime) -> list[str]:

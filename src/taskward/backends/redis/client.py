@@ -10,9 +10,8 @@ the wrong type under our prefix and a full server say what is wrong and how to f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Final
 
@@ -26,17 +25,11 @@ import redis.retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript, Script
 
+from taskward.backends.redis.checks import check_policy, check_version
 from taskward.backends.redis.config import RedisConfig
-from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported, TaskwardError
+from taskward.backends.redis.errors import building, translated
 
-__all__ = [
-    "FIXED_KEYS",
-    "SCRIPT_NAMES",
-    "Connections",
-    "NotSupportedServer",
-    "StoreError",
-    "translated",
-]
+__all__ = ["FIXED_KEYS", "SCRIPT_NAMES", "SOURCES", "Connections"]
 
 SCRIPT_NAMES: Final = (
     "insert",
@@ -58,7 +51,6 @@ SCRIPT_NAMES: Final = (
 CONNECT_TIMEOUT: Final = 5.0
 SOCKET_TIMEOUT: Final = 30.0
 POOL_TIMEOUT: Final = 10.0  # how long a call waits for a free connection (as PostgreSQL's pool)
-MIN_VERSION: Final = (6, 2)
 # The fixed keys of a store and their types (per-queue keys are checked by the scripts' use).
 FIXED_KEYS: Final = {
     "seq": "string",
@@ -75,14 +67,6 @@ FIXED_KEYS: Final = {
 }
 
 
-class StoreError(TaskwardError):
-    """The Redis store refused a command: a foreign key under our prefix, or a full server."""
-
-
-class NotSupportedServer(NotSupported):
-    """The Redis server cannot hold taskward's jobs safely as configured (refused at open)."""
-
-
 def _source(name: str) -> str:
     folder = resources.files("taskward.backends.redis").joinpath("lua")
     common = folder.joinpath("common.lua").read_text(encoding="utf-8")
@@ -90,81 +74,6 @@ def _source(name: str) -> str:
 
 
 SOURCES: Final = {name: _source(name) for name in SCRIPT_NAMES}
-
-
-# Replies that mean "not now": a failover, a restart loading its data, a long script
-# (BUSY), a cluster reconfiguring. The call wrote nothing; the caller may try again.
-_NOT_NOW: Final = (
-    "MISCONF",
-    "LOADING",
-    "MASTERDOWN",
-    "READONLY",
-    "BUSY",
-    "TRYAGAIN",
-    "CLUSTERDOWN",
-    "NOREPLICAS",
-)
-_TRANSIENT: Final = (
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.MasterDownError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.RedisClusterException,
-    redis.exceptions.ClusterError,
-)
-
-
-@contextlib.contextmanager
-def translated(config: RedisConfig) -> Iterator[None]:
-    """Turn redis-py's errors into taskward's, naming the server (without its password).
-
-    Unreachable, restarting, read-only (a failover) or busy servers are
-    :class:`BackendUnavailable`: the worker keeps its outcomes and writes them again.
-    """
-    where = config.safe_url
-    try:
-        yield
-    except redis.AuthenticationError as exc:
-        raise BackendUnavailable(f"Redis at {where} refused the credentials: {exc}") from exc
-    except (redis.ConnectionError, redis.TimeoutError, *_TRANSIENT) as exc:
-        raise BackendUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
-    except redis.ResponseError as exc:
-        text = str(exc)
-        code = str(getattr(exc, "status_code", "") or "")
-        # Redis < 7 wraps an error raised inside a script: "ERR Error running script ...
-        # -READONLY You can't write ...": look for the code anywhere in the text.
-        if code.startswith(_NOT_NOW) or any(
-            f"-{c}" in text or text.startswith(c) for c in _NOT_NOW
-        ):
-            raise BackendUnavailable(f"Redis at {where} is not available now: {text}") from exc
-        if code == "OOM" or text.startswith("OOM") or "maxmemory" in text:
-            raise StoreError(
-                f"Redis at {where} is full (maxmemory reached); nothing was written. "
-                "Raise maxmemory, prune finished jobs, or move other data off this server"
-            ) from exc
-        if "WRONGTYPE" in text or code == "WRONGTYPE":
-            found = text.partition("WRONGTYPE")[2].strip()
-            raise StoreError(
-                f"a key under {config.base} on {where} holds a value of another type"
-                f"{f' ({found})' if found.startswith('the key') else ''}: something other "
-                "than taskward wrote there. Give taskward its own prefix= (or database) and "
-                "leave its keys alone; nothing was written"
-            ) from exc
-        if "DB index" in text:
-            raise InvalidOptions(f"Redis at {where}: {text}") from exc
-        raise StoreError(f"Redis at {where} refused a command: {text}") from exc
-    except redis.RedisError as exc:
-        raise StoreError(f"Redis at {where}: {type(exc).__name__}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def building(config: RedisConfig) -> Iterator[None]:
-    """Turn redis-py's complaints about a URL into :class:`InvalidOptions`."""
-    try:
-        yield
-    except (ValueError, TypeError) as exc:
-        raise InvalidOptions(f"invalid Redis URL {config.safe_url}: {exc}") from exc
 
 
 class Connections:
@@ -259,6 +168,12 @@ class Connections:
         async with self._opening:
             if self.client is None:
                 await self._open()
+
+    async def ready(self) -> Any:
+        """The async client, opened (and the server checked) on first use."""
+        if self.client is None:
+            await self.open()
+        return self.client
 
     async def _open(self) -> None:
         client = self.make_async()
@@ -375,47 +290,3 @@ def _close_sync(client: Any) -> None:
     pool = getattr(client, "connection_pool", None)
     if pool is not None:
         pool.disconnect()
-
-
-def _per_node(info: dict[str, Any], cluster: bool) -> list[dict[str, Any]]:
-    """INFO of a cluster answers per node (node -> fields): every node must pass."""
-    if cluster:
-        nodes = [v for v in info.values() if isinstance(v, dict)]
-        return nodes or [info]
-    return [info]
-
-
-def check_version(info: dict[str, Any], config: RedisConfig, *, cluster: bool = False) -> None:
-    """Raise unless every server is Redis >= 6.2 or Valkey (which reports a Redis version)."""
-    for server in _per_node(info, cluster):
-        _check_version(server, config)
-
-
-def check_policy(info: dict[str, Any], config: RedisConfig, *, cluster: bool = False) -> None:
-    """Raise unless every server's ``maxmemory-policy`` is ``noeviction``."""
-    for memory in _per_node(info, cluster):
-        _check_policy(memory, config)
-
-
-def _check_version(server: dict[str, Any], config: RedisConfig) -> None:
-    text = str(server.get("redis_version", "0"))
-    try:
-        version = tuple(int(part) for part in text.split(".")[:2])
-    except ValueError:
-        version = (0, 0)
-    if version < MIN_VERSION:
-        raise NotSupportedServer(
-            f"Redis at {config.safe_url} is version {text}; taskward needs Redis 6.2 or later "
-            "(or Valkey 7.2+): ZPOPMIN with a count, multi-field HSET and GETDEL are used"
-        )
-
-
-def _check_policy(memory: dict[str, Any], config: RedisConfig) -> None:
-    policy = str(memory.get("maxmemory_policy", "noeviction"))
-    if policy != "noeviction":
-        raise NotSupportedServer(
-            f"Redis at {config.safe_url} has maxmemory-policy {policy}: it may evict keys, and "
-            "an evicted key is a lost job. Set `maxmemory-policy noeviction` (CONFIG SET or "
-            "redis.conf), or give taskward a server of its own; check_policy=false skips this "
-            "check at your own risk"
-        )
