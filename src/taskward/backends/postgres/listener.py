@@ -19,6 +19,7 @@ import psycopg
 
 from taskward.backends.postgres import rows
 from taskward.backends.postgres.connections import AConn, Connections, connect
+from taskward.backends.waiters import Waiters
 from taskward.jobs import Job
 
 __all__ = ["DISPATCH_PREFIX", "Listener"]
@@ -28,7 +29,7 @@ LISTEN_RETRY_MAX: Final = 2.0
 DISPATCH_PREFIX: Final = "run:"
 
 
-class Listener:
+class Listener(Waiters):
     """The LISTEN connection of one backend, its waiters, and the receivers of dispatched jobs.
 
     ``receivers``: the workers of this process that offered slots (their dispatched jobs go
@@ -36,14 +37,11 @@ class Listener:
     """
 
     def __init__(self, connections: Connections) -> None:
+        super().__init__()
         self._connections = connections
         self._task: asyncio.Task[None] | None = None
         self.listening = False  # True while the LISTEN connection is up
         self.receivers: dict[str, Callable[[Job], None]] = {}
-        self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
-        self._notified: dict[str, int] = {}
-        self._notified_all = 0
-        self._seen_at_fetch: dict[str, tuple[int, int]] = {}
 
     def start(self) -> None:
         """Start the LISTEN connection, on the first wait (idempotent).
@@ -67,38 +65,10 @@ class Listener:
         finally:
             self.wake(None)
 
-    def note_fetch(self, queue: str) -> None:
-        """Remember the wake-ups ``queue`` had seen when it was fetched (see :meth:`wait`)."""
-        self._seen_at_fetch[queue] = (self._notified.get(queue, 0), self._notified_all)
-
     async def wait(self, queues: Collection[str], *, timeout: float) -> None:
-        """Return on a NOTIFY for one of ``queues``, or after ``timeout`` seconds (polling).
-
-        Returns at once if a notification for one of ``queues`` arrived since this
-        instance's last fetch of it, so a wake-up between that fetch and this wait is not lost.
-        """
+        """Start the connection if needed, then wait as :meth:`Waiters.wait` does."""
         self.start()
-        names = frozenset(queues)
-        for queue in names:
-            seen = self._seen_at_fetch.get(queue)
-            if seen is not None and seen != (self._notified.get(queue, 0), self._notified_all):
-                return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[future] = names
-        try:
-            await asyncio.wait({future}, timeout=timeout)
-        finally:
-            del self._waiters[future]
-
-    def wake(self, queue: str | None) -> None:
-        """Wake waiters of ``queue`` (of every queue when None)."""
-        if queue is None:
-            self._notified_all += 1
-        else:
-            self._notified[queue] = self._notified.get(queue, 0) + 1
-        for future, queues in self._waiters.items():
-            if not future.done() and (queue is None or not queues or queue in queues):
-                future.set_result(None)
+        await super().wait(queues, timeout=timeout)
 
     def deliver(self, payload: str) -> None:
         """Hand a job dispatched to a worker of this process to it (others' are skipped unread).
@@ -164,12 +134,12 @@ class Listener:
 
     async def _wake_if_pending(self, conn: AConn) -> None:
         """Wake the current waiters of every queue that has a claimable job."""
-        queues = sorted({q for names in self._waiters.values() for q in names})
-        if any(not names for names in self._waiters.values()):
+        waited = self.waited_queues()
+        if waited is None:
             cursor = await conn.execute(self._connections.q["pending_queues"])
         else:
             cursor = await conn.execute(
-                self._connections.q["pending_queues_in"], {"queues": queues}
+                self._connections.q["pending_queues_in"], {"queues": sorted(waited)}
             )
         for (queue,) in await cursor.fetchall():
             self.wake(queue)

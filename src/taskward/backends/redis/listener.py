@@ -18,6 +18,7 @@ from typing import Any, Final
 import redis
 
 from taskward.backends.redis.client import Connections
+from taskward.backends.waiters import Waiters
 
 __all__ = ["Listener"]
 
@@ -26,17 +27,14 @@ RETRY_MAX: Final = 2.0
 SUBSCRIBE_TIMEOUT: Final = 5.0
 
 
-class Listener:
+class Listener(Waiters):
     """The wake channel's subscription of one backend, and the waiters it wakes."""
 
     def __init__(self, connections: Connections) -> None:
+        super().__init__()
         self._connections = connections
         self._task: asyncio.Task[None] | None = None
         self.listening = False  # True while the subscription is up
-        self._waiters: dict[asyncio.Future[None], frozenset[str]] = {}
-        self._notified: dict[str, int] = {}
-        self._notified_all = 0
-        self._seen_at_fetch: dict[str, tuple[int, int]] = {}
 
     def start(self) -> None:
         """Start the subscription, on the first wait (idempotent).
@@ -61,45 +59,18 @@ class Listener:
         finally:
             self.wake(None)
 
-    def note_fetch(self, queue: str) -> None:
-        """Remember the wake-ups ``queue`` had seen when it was fetched (see :meth:`wait`)."""
-        self._seen_at_fetch[queue] = (self._notified.get(queue, 0), self._notified_all)
-
     async def wait(self, queues: Collection[str], *, timeout: float) -> None:
-        """Return on a wake-up for one of ``queues``, or after ``timeout`` seconds.
-
-        Returns at once if a wake-up for one of ``queues`` arrived since this instance's
-        last fetch of it, so a wake-up between that fetch and this wait is not lost.
-        """
+        """Start the connection if needed, then wait as :meth:`Waiters.wait` does."""
         self.start()
-        names = frozenset(queues)
-        for queue in names:
-            seen = self._seen_at_fetch.get(queue)
-            if seen is not None and seen != (self._notified.get(queue, 0), self._notified_all):
-                return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[future] = names
-        try:
-            await asyncio.wait({future}, timeout=timeout)
-        finally:
-            del self._waiters[future]
-
-    def wake(self, queue: str | None) -> None:
-        """Wake waiters of ``queue`` (of every queue when None)."""
-        if queue is None:
-            self._notified_all += 1
-        else:
-            self._notified[queue] = self._notified.get(queue, 0) + 1
-        for future, queues in self._waiters.items():
-            if not future.done() and (queue is None or not queues or queue in queues):
-                future.set_result(None)
+        await super().wait(queues, timeout=timeout)
 
     async def _wake_if_pending(self, client: Any) -> None:
         """Wake the current waiters of every queue that has a claimable job."""
-        if any(not names for names in self._waiters.values()):
+        waited = self.waited_queues()
+        if waited is None:
             self.wake(None)
             return
-        queues = sorted({q for names in self._waiters.values() for q in names})
+        queues = sorted(waited)
         if not queues:
             return
         pipe = client.pipeline(transaction=False)
