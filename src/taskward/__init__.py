@@ -36,7 +36,8 @@ from taskward.errors import (
     UnknownTask,
 )
 from taskward.explain import Explanation, Reason
-from taskward.jobs import ErrorRecord, Job, JobState, Page, QueueLimits, Schedule
+from taskward.jobs import ErrorRecord, Job, JobState, Page, Schedule
+from taskward.limits import QueueLimits
 from taskward.manager import TaskManager
 from taskward.runtime.context import JobContext
 from taskward.runtime.settings import DrainResult

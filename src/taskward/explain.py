@@ -26,15 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskward.backends.base import Backend
-from taskward.jobs import (
-    ErrorRecord,
-    Job,
-    JobFilter,
-    JobState,
-    Page,
-    QueueLimits,
-    WorkerInfo,
-)
+from taskward.jobs import ErrorRecord, Job, JobFilter, JobState, Page, WorkerInfo
+from taskward.limits import QueueLimits
 from taskward.serialize import stored_payload_problem
 from taskward.tasks import shown_job
 

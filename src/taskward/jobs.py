@@ -406,44 +406,6 @@ class Schedule:
     created_at: datetime | None = None
 
 
-MAX_GLOBAL_LIMIT = 2**31 - 1
-"""The largest ``global_limit``: it must fit the 32-bit integer column of every backend."""
-
-
-def validate_global_limit(limit: int | None) -> int | None:
-    """Return ``limit`` if it is None (no limit) or an int in 1..MAX_GLOBAL_LIMIT, else raise."""
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidOptions(f"global_limit must be an int >= 1 or None, got {limit!r}")
-    if not 1 <= limit <= MAX_GLOBAL_LIMIT:
-        raise InvalidOptions(
-            f"global_limit must be between 1 and {MAX_GLOBAL_LIMIT:,} (pause the queue to stop "
-            f"it; None for no limit), got {limit}"
-        )
-    return limit
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueLimits:
-    """Limits of one queue that every worker on every host obeys, stored in the backend.
-
-    ``global_limit``: at most that many jobs of the queue run at once across all workers;
-    ``fetch`` counts the queue's running jobs in the same transaction (or script) that
-    claims, so the limit is exact. None: no limit (each worker's own concurrency only).
-    """
-
-    global_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        validate_global_limit(self.global_limit)
-
-    @property
-    def is_empty(self) -> bool:
-        """True when no limit is set (storing it clears the queue's limits)."""
-        return self.global_limit is None
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerInfo:
     """A live worker process as it last reported itself."""

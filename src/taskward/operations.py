@@ -24,12 +24,11 @@ from taskward.jobs import (
     JobState,
     NewJob,
     Page,
-    QueueLimits,
     Schedule,
-    validate_global_limit,
     validate_queue_name,
     validate_seconds,
 )
+from taskward.limits import QueueLimits, validate_global_limit
 from taskward.observe.events import Event, EventBus
 from taskward.runtime.maintenance import cutoffs
 from taskward.settings import Settings

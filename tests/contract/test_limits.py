@@ -14,7 +14,8 @@ import pytest
 
 from taskward.backends import Backend
 from taskward.errors import NotSupported
-from taskward.jobs import Job, JobState, JobUpdate, QueueLimits
+from taskward.jobs import Job, JobState, JobUpdate
+from taskward.limits import QueueLimits
 from taskward.states import Completed
 
 from .helpers import LEASE_SECONDS, NOW, WORKER, at, finish_with, new_job

@@ -25,11 +25,11 @@ from taskward.jobs import (
     NewJob,
     NewJobBatch,
     Page,
-    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
 )
+from taskward.limits import QueueFlow, QueueLimits
 
 
 class Capability(StrEnum):
@@ -175,7 +175,12 @@ class Backend(Protocol):
         ``lease_until``. A paused queue yields nothing. A queue with a ``global_limit``
         (:meth:`set_queue_limits`) yields at most that limit minus its running jobs, counted
         in the same transaction as the claim (so concurrent claims never exceed it; a job
-        whose worker died holds its slot until its lease is rescued).
+        whose worker died holds its slot until its lease is rescued). A queue with a
+        ``rate_limit`` yields at most what is left of the rate window that holds ``now``, and
+        counts what it claimed in that window in the same transaction; a held queue
+        (:meth:`hold_queue`) yields nothing before its hold ends. The arithmetic is
+        :func:`taskward.limits.allowance`. When a hold or a full window held the claim back,
+        the backend wakes this process's waiters of the queue when it ends (a window opens).
         """
         ...
 
@@ -272,6 +277,23 @@ class Backend(Protocol):
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """Return the limits of every queue that has one."""
+        ...
+
+    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
+        """Hold back ``queue`` on every node: ``fetch`` yields none of its jobs before ``until``.
+
+        A hold only grows (the later of the stored and the new time wins), so two jobs that
+        hit an upstream limit at once keep the longer wait. ``until=None`` releases the hold.
+        The queue's limits are untouched.
+        """
+        ...
+
+    async def queue_flow(self) -> dict[str, QueueFlow]:
+        """Where each queue with limits or a hold stands: limits, hold, current rate window.
+
+        A hold that has ended may still be listed (with its past time); a queue whose limits
+        were cleared and whose hold ended may be left out.
+        """
         ...
 
     # -- schedules -------------------------------------------------------------------------

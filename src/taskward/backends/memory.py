@@ -16,6 +16,7 @@ from typing import Any
 
 from taskward.backends.base import Capability
 from taskward.backends.sql.rows import evolve_job
+from taskward.backends.waiters import WakeTimers
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
     FINISHED_STATES,
@@ -31,11 +32,11 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
-    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
 )
+from taskward.limits import QueueFlow, QueueLimits, allowance
 
 S = JobState
 
@@ -61,6 +62,9 @@ class MemoryBackend:
         self._unique: dict[str, int] = {}
         self._paused: set[str] = set()
         self._limits: dict[str, QueueLimits] = {}
+        self._holds: dict[str, datetime] = {}
+        self._windows: dict[str, tuple[int, int]] = {}  # queue -> (rate window, starts in it)
+        self._timers = WakeTimers(lambda _queue: self._wake())
         self._schedules: dict[str, Schedule] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._workers: dict[str, WorkerInfo] = {}
@@ -76,6 +80,7 @@ class MemoryBackend:
 
     async def close(self) -> None:
         """Wake waiters so that nobody sleeps on a closed store."""
+        self._timers.cancel()
         self._wake()
 
     async def migrate(self) -> None:
@@ -147,12 +152,15 @@ class MemoryBackend:
         """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
         if queue in self._paused:
             return []
-        global_limit = self._limits.get(queue, QueueLimits()).global_limit
-        if global_limit is not None:
+        flow = self._flow_of(queue)
+        if flow is not None:
             running = sum(
                 1 for j in self._jobs.values() if j.queue == queue and j.state is S.RUNNING
             )
-            limit = min(limit, max(global_limit - running, 0))
+            allowed = allowance(flow, wanted=limit, running=running, now=now)
+            limit = allowed.count
+            if allowed.retry_at is not None:
+                self._timers.wake_at(queue, now=now, at=allowed.retry_at)
         heap = self._pending.get(queue, [])
         claimed: list[Job] = []
         while heap and len(claimed) < limit:
@@ -170,7 +178,20 @@ class MemoryBackend:
             )
             self._jobs[job.id] = job
             claimed.append(job)
+        if flow is not None and flow.limits.rate_limit is not None and claimed:
+            window = flow.limits.rate_limit.window_of(now)
+            self._windows[queue] = (window, flow.used_in(window) + len(claimed))
         return claimed
+
+    def _flow_of(self, queue: str) -> QueueFlow | None:
+        limits = self._limits.get(queue)
+        held_until = self._holds.get(queue)
+        if limits is None and held_until is None:
+            return None
+        window, used = self._windows.get(queue, (None, 0))
+        return QueueFlow(
+            limits=limits or QueueLimits(), held_until=held_until, window=window, window_used=used
+        )
 
     async def extend_leases(
         self, job_ids: Collection[int], *, worker_id: str, lease_until: datetime
@@ -372,6 +393,20 @@ class MemoryBackend:
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """Return the queues' limits."""
         return dict(self._limits)
+
+    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
+        """Hold back ``queue`` until ``until`` (the later hold wins); None releases it."""
+        if until is None:
+            self._holds.pop(queue, None)
+            self._wake()
+            return
+        held = self._holds.get(queue)
+        self._holds[queue] = until if held is None else max(held, until)
+
+    async def queue_flow(self) -> dict[str, QueueFlow]:
+        """Limits, hold and rate window of each queue that has any."""
+        flows = {q: self._flow_of(q) for q in {*self._limits, *self._holds}}
+        return {q: flow for q, flow in flows.items() if flow is not None}
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:

@@ -23,11 +23,11 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
-    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
 )
+from taskward.limits import QueueFlow, QueueLimits
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,14 @@ class NoopBackend:
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """No queue has limits."""
+        return {}
+
+    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
+        """Holds need a store."""
+        raise NotSupported("the noop backend cannot hold queues")
+
+    async def queue_flow(self) -> dict[str, QueueFlow]:
+        """No queue has limits or holds."""
         return {}
 
     async def save_schedule(self, schedule: Schedule) -> None:

@@ -10,9 +10,11 @@ lost, because the wait returns at once when the queue's count moved since that f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Final
 
-__all__ = ["Waiters"]
+__all__ = ["Waiters", "WakeTimers"]
 
 
 class Waiters:
@@ -61,3 +63,44 @@ class Waiters:
         if any(not names for names in self._waiters.values()):
             return None
         return frozenset(q for names in self._waiters.values() for q in names)
+
+
+class WakeTimers:
+    """One-shot timers that wake a queue's local waiters when a hold ends or a window opens.
+
+    A claim held back by time (a rate window full, a queue held) has no event to wait for:
+    no job becomes pending and nothing finishes. ``fetch`` arms a timer for the moment the claim
+    can succeed, so a waiting worker tries then instead of after its poll interval. One timer
+    per queue; the earliest wins.
+    """
+
+    def __init__(self, wake: Callable[[str], None]) -> None:
+        self._wake = wake
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def wake_at(self, queue: str, *, now: datetime, at: datetime) -> None:
+        """Wake waiters of ``queue`` when the clock that gave ``now`` reaches ``at``."""
+        loop = asyncio.get_running_loop()
+        # A timer past the poll interval would not be waited for; cap it to bound the handles.
+        delay = min(max((at - now).total_seconds(), 0.0), MAX_TIMER_SECONDS)
+        when = loop.time() + delay
+        timer = self._timers.get(queue)
+        if timer is not None and not timer.cancelled() and timer.when() <= when:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timers[queue] = loop.call_at(when, self._fire, queue)
+
+    def _fire(self, queue: str) -> None:
+        self._timers.pop(queue, None)
+        self._wake(queue)
+
+    def cancel(self) -> None:
+        """Drop every timer (the backend closes)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+
+MAX_TIMER_SECONDS: Final = 3600.0
+"""The longest a wake timer waits; a longer hold is found again by the next poll."""

@@ -24,7 +24,8 @@ from taskward.cli.core import (
     run,
     usage_error,
 )
-from taskward.jobs import JobState, QueueLimits
+from taskward.jobs import JobState
+from taskward.limits import QueueLimits
 from taskward.manager import TaskManager
 from taskward.terminal import plain
 

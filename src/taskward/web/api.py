@@ -29,7 +29,8 @@ from taskward.errors import (
     TaskwardError,
 )
 from taskward.explain import Explanation
-from taskward.jobs import Job, QueueLimits
+from taskward.jobs import Job
+from taskward.limits import QueueLimits
 from taskward.manager import TaskManager
 from taskward.observe.history import job_history
 from taskward.web.auth import Access, AdminAuth

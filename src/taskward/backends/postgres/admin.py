@@ -23,11 +23,11 @@ from taskward.jobs import (
     JobFilter,
     JobState,
     Page,
-    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
 )
+from taskward.limits import QueueLimits
 
 __all__ = [
     "EXACT_COUNT_CAP",

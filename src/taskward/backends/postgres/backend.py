@@ -60,11 +60,11 @@ from taskward.jobs import (
     NewJob,
     NewJobBatch,
     Page,
-    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
 )
+from taskward.limits import QueueLimits
 
 __all__ = ["EXACT_COUNT_CAP", "PostgresBackend", "parse_postgres_url"]
 

@@ -11,7 +11,8 @@ from datetime import datetime
 from taskward.backends.redis import codec
 from taskward.backends.redis.client import Connections
 from taskward.backends.redis.errors import StoreError, translated
-from taskward.jobs import QueueLimits, Schedule, WorkerInfo
+from taskward.jobs import Schedule, WorkerInfo
+from taskward.limits import QueueLimits
 
 __all__ = [
     "delete_schedule",

@@ -56,11 +56,11 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
-    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
 )
+from taskward.limits import QueueLimits
 
 __all__ = ["SqliteBackend", "parse_sqlite_url"]
 

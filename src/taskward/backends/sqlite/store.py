@@ -32,11 +32,11 @@ from taskward.jobs import (
     LeaseReport,
     NewJob,
     Page,
-    QueueLimits,
     Schedule,
     Stats,
     WorkerInfo,
 )
+from taskward.limits import QueueLimits
 
 __all__ = ["INSERT_CHUNK_ROWS", "SqliteStore"]
 

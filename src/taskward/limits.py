@@ -1,0 +1,227 @@
+"""Queue limits that every node obeys: a global running limit, a rate limit, and holds.
+
+The values here carry no I/O. Every backend stores them per queue and applies
+:func:`allowance` in the transaction (or script) that claims jobs, so the numbers are exact
+across workers and hosts.
+
+Rate limits use **fixed windows aligned to the Unix epoch**: ``Rate(100, 1.0)`` allows at most
+100 starts of the queue in each window ``[k s, (k+1) s)``. Fixed windows need two numbers of
+state per queue (the window's index and the starts counted in it), which every store updates
+in the claim itself, and a worker waiting for the next window knows when it opens. A sliding
+window would need the time of each of the last N starts (O(N) state read on every claim). What
+fixed windows allow: up to N starts at the end of one window and N more at the start of the
+next, so any span of the window's length may see up to 2N; choose a shorter window
+(``(5, 0.1)`` rather than ``"50/s"``) when bursts matter more than the count.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from taskward.errors import InvalidOptions
+
+__all__ = [
+    "MAX_GLOBAL_LIMIT",
+    "MAX_RATE_SECONDS",
+    "MIN_RATE_SECONDS",
+    "Allowance",
+    "QueueFlow",
+    "QueueLimits",
+    "Rate",
+    "allowance",
+    "parse_rate",
+    "validate_global_limit",
+]
+
+MAX_GLOBAL_LIMIT = 2**31 - 1
+"""The largest ``global_limit`` or rate count: it must fit a 32-bit integer column."""
+MIN_RATE_SECONDS = 0.01
+"""The shortest rate window (10 ms): shorter ones are below the precision of a claim."""
+MAX_RATE_SECONDS = 7 * 86_400.0
+"""The longest rate window (a week)."""
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d)\s*")
+
+
+def validate_global_limit(limit: int | None) -> int | None:
+    """Return ``limit`` if it is None (no limit) or an int in 1..MAX_GLOBAL_LIMIT, else raise."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidOptions(f"global_limit must be an int >= 1 or None, got {limit!r}")
+    if not 1 <= limit <= MAX_GLOBAL_LIMIT:
+        raise InvalidOptions(
+            f"global_limit must be between 1 and {MAX_GLOBAL_LIMIT:,} (pause the queue to stop "
+            f"it; None for no limit), got {limit}"
+        )
+    return limit
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``count`` starts per window of ``seconds`` (fixed, aligned to the epoch).
+
+    ``seconds`` is kept to the millisecond; see the module's docstring for why windows are
+    fixed and what that allows at a window's edge.
+    """
+
+    count: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int):
+            raise InvalidOptions(f"a rate's count must be an int, got {self.count!r}")
+        if not 1 <= self.count <= MAX_GLOBAL_LIMIT:
+            raise InvalidOptions(
+                f"a rate's count must be between 1 and {MAX_GLOBAL_LIMIT:,} (pause the queue to "
+                f"stop it), got {self.count}"
+            )
+        seconds = self.seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise InvalidOptions(f"a rate's window must be a number of seconds, got {seconds!r}")
+        if not MIN_RATE_SECONDS <= seconds <= MAX_RATE_SECONDS:  # NaN fails this too
+            raise InvalidOptions(
+                f"a rate's window must be between {MIN_RATE_SECONDS}s and "
+                f"{MAX_RATE_SECONDS:g}s, got {seconds!r}"
+            )
+        object.__setattr__(self, "seconds", round(float(seconds) * 1000) / 1000)
+
+    @property
+    def period_ms(self) -> int:
+        """The window's length in milliseconds (what the stores keep)."""
+        return round(self.seconds * 1000)
+
+    def window_of(self, now: datetime) -> int:
+        """The index of the window that holds ``now``: windows count from the epoch."""
+        return _epoch_ms(now) // self.period_ms
+
+    def window_start(self, window: int) -> datetime:
+        """When window number ``window`` opens."""
+        return _from_epoch_ms(window * self.period_ms)
+
+    def __str__(self) -> str:
+        for unit in ("d", "h", "m", "s"):
+            if self.seconds == _UNITS[unit]:
+                return f"{self.count}/{unit}"
+        return f"{self.count}/{self.seconds:g}s"
+
+    @classmethod
+    def of_ms(cls, count: int, period_ms: int) -> Rate:
+        """The rate a store keeps as a count and a window in milliseconds."""
+        return cls(count, period_ms / 1000)
+
+
+def parse_rate(value: object) -> Rate | None:
+    """Read a rate limit: ``"100/s"``, ``"5000/m"``, ``"2/h"``, ``"10/5s"``, ``(count, seconds)``.
+
+    None means no rate limit. Anything else raises :class:`InvalidOptions` saying what is
+    accepted.
+    """
+    if value is None or isinstance(value, Rate):
+        return value
+    if isinstance(value, str):
+        match = _RATE_RE.fullmatch(value)
+        if match is None:
+            raise InvalidOptions(
+                f"rate_limit must look like '100/s', '5000/m', '2/h' or '10/5s', got {value!r}"
+            )
+        count, amount, unit = match.groups()
+        seconds = float(amount or 1) * _UNITS[unit]
+        return Rate(int(count), seconds)
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return Rate(value[0], value[1])
+    raise InvalidOptions(
+        f"rate_limit must be a string like '100/s', a (count, seconds) pair or None, got {value!r}"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueLimits:
+    """Limits of one queue that every worker on every host obeys, stored in the backend.
+
+    ``global_limit``: at most that many jobs of the queue run at once across all workers.
+    ``rate_limit``: at most ``count`` jobs of the queue start in each fixed window (see
+    :class:`Rate`). ``fetch`` applies both in the same transaction (or script) that claims, so
+    they are exact. None: no such limit (each worker's own concurrency still applies).
+    """
+
+    global_limit: int | None = None
+    rate_limit: Rate | None = None
+
+    def __post_init__(self) -> None:
+        validate_global_limit(self.global_limit)
+        if self.rate_limit is not None and not isinstance(self.rate_limit, Rate):
+            raise InvalidOptions(f"rate_limit must be a Rate or None, got {self.rate_limit!r}")
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no limit is set (storing it clears the queue's limits)."""
+        return self.global_limit is None and self.rate_limit is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueFlow:
+    """Where a queue stands against its limits, as its store last wrote it.
+
+    ``held_until``: no job of the queue starts before then (a job raised ``RateLimited``), or
+    None. ``window`` and ``window_used``: the index of the rate window of the last claim and how
+    many jobs started in it (a window that has passed counts as empty).
+    """
+
+    limits: QueueLimits = QueueLimits()
+    held_until: datetime | None = None
+    window: int | None = None
+    window_used: int = 0
+
+    def used_in(self, window: int) -> int:
+        """How many jobs started in window number ``window`` (0 for any other window)."""
+        return self.window_used if self.window == window else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """How many jobs a claim may take, and when a claim stopped by time may try again.
+
+    ``retry_at`` is set when a hold or a full rate window capped the claim below what it
+    asked: the time the hold ends or the next window opens, so a waiting worker wakes then.
+    """
+
+    count: int
+    retry_at: datetime | None = None
+
+
+def allowance(flow: QueueFlow, *, wanted: int, running: int, now: datetime) -> Allowance:
+    """How many of ``wanted`` jobs a claim at ``now`` may take, given the queue's ``running``.
+
+    The arithmetic every backend applies inside its claim: a hold allows nothing until it
+    ends; the global limit allows ``global_limit - running``; the rate limit allows what is
+    left of the current window.
+    """
+    if flow.held_until is not None and now < flow.held_until:
+        return Allowance(0, flow.held_until)
+    count = max(wanted, 0)
+    limits = flow.limits
+    if limits.global_limit is not None:
+        count = min(count, max(limits.global_limit - running, 0))
+    rate = limits.rate_limit
+    if rate is not None:
+        window = rate.window_of(now)
+        left = max(rate.count - flow.used_in(window), 0)
+        if left < count:
+            return Allowance(left, rate.window_start(window + 1))
+    return Allowance(count)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _from_epoch_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
