@@ -30,6 +30,7 @@ from taskward.errors import (
     NotSupported,
     PayloadTooLarge,
     PortalClosed,
+    RateLimited,
     ScheduleNotFound,
     Snooze,
     TaskwardError,
@@ -37,7 +38,7 @@ from taskward.errors import (
 )
 from taskward.explain import Explanation, Reason
 from taskward.jobs import ErrorRecord, Job, JobState, Page, Schedule
-from taskward.limits import QueueLimits
+from taskward.limits import QueueLimits, Rate
 from taskward.manager import TaskManager
 from taskward.runtime.context import JobContext
 from taskward.runtime.settings import DrainResult
@@ -68,6 +69,8 @@ __all__ = [
     "PayloadTooLarge",
     "PortalClosed",
     "QueueLimits",
+    "Rate",
+    "RateLimited",
     "Reason",
     "Schedule",
     "ScheduleNotFound",

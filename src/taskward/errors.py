@@ -98,6 +98,19 @@ class Snooze(JobSignal):
         self.seconds = value
 
 
+class RateLimited(Snooze):
+    """Raise inside a job when an upstream said "not now" (an HTTP 429 with ``Retry-After``).
+
+    The job runs again after ``retry_after`` seconds without spending an attempt, like
+    :class:`Snooze`, **and** its queue is held back for as long on every node: no job of the
+    queue starts anywhere before then, so the other workers stop calling the upstream too.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(retry_after)
+        self.retry_after = self.seconds
+
+
 class Cancel(JobSignal):
     """Raise inside a job to stop it for good, in state ``cancelled``."""
 

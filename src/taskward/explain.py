@@ -2,17 +2,18 @@
 
 :func:`explain_job` reads the job and, while it waits, what holds its queue back, through
 public :class:`~taskward.backends.base.Backend` calls only (``get``, ``paused_queues``,
-``queue_limits``, ``list_jobs``, ``list_workers``). The answer, an :class:`Explanation`,
+``queue_flow``, ``list_jobs``, ``list_workers``). The answer, an :class:`Explanation`,
 carries the job as shown to people (sensitive arguments as ``"***"``) and one
 :class:`Reason` per cause, each with a stable ``code``, a sentence and JSON-able ``data``:
 
 - a waiting job: ``scheduled`` (due later), ``backoff`` (retryable after a failed attempt),
-  then every queue-level block in :data:`QUEUE_CHECKS` (``paused``, ``global_limit``,
-  ``no_worker``), or, when nothing blocks it, ``waiting`` (for a free worker slot);
+  then every queue-level block in :data:`QUEUE_CHECKS` (``paused``, ``held``,
+  ``global_limit``, ``rate_limit``, ``no_worker``), or, when nothing blocks it, ``waiting``
+  (for a free worker slot);
 - a running job: ``running`` (worker, since, lease, attempt);
 - a finished job: ``finished`` (state, when, why).
 
-Extension point: a new kind of block (the rate window, a partition key at its limit) is one
+Extension point: a new kind of block (a partition key at its limit) is one
 more :data:`Check` in :data:`QUEUE_CHECKS`, reading the store through :class:`Inquiry`
 (add a cached read there when it needs one). Each check answers for one job, so the
 explanation lists every block at once, in the order of the checks.
@@ -27,7 +28,7 @@ from typing import Any
 
 from taskward.backends.base import Backend
 from taskward.jobs import ErrorRecord, Job, JobFilter, JobState, Page, WorkerInfo
-from taskward.limits import QueueLimits
+from taskward.limits import QueueFlow, QueueLimits
 from taskward.serialize import stored_payload_problem
 from taskward.tasks import shown_job
 
@@ -53,7 +54,8 @@ class Reason:
     """One cause of a job not running now (or, for ``running``, what it is doing).
 
     ``code``: short and stable, for programs (``scheduled``, ``backoff``, ``paused``,
-    ``global_limit``, ``no_worker``, ``waiting``, ``running``, ``finished``); ``text``: the
+    ``held``, ``global_limit``, ``rate_limit``, ``no_worker``, ``waiting``, ``running``,
+    ``finished``); ``text``: the
     same in plain words for people; ``data``: the facts behind it, JSON-able (times as ISO
     8601 strings).
     """
@@ -105,7 +107,7 @@ class Inquiry:
         self.alive_since = alive_since
         """A worker that heartbeat at or after this time counts as live."""
         self._paused: set[str] | None = None
-        self._limits: dict[str, QueueLimits] | None = None
+        self._flows: dict[str, QueueFlow] | None = None
         self._workers: list[WorkerInfo] | None = None
 
     async def paused(self) -> set[str]:
@@ -114,11 +116,15 @@ class Inquiry:
             self._paused = await self.backend.paused_queues()
         return self._paused
 
+    async def flow(self, queue: str) -> QueueFlow:
+        """``queue``'s limits, hold and rate window (empty when it has none)."""
+        if self._flows is None:
+            self._flows = await self.backend.queue_flow()
+        return self._flows.get(queue, QueueFlow())
+
     async def limits(self, queue: str) -> QueueLimits:
         """``queue``'s limits (empty when it has none)."""
-        if self._limits is None:
-            self._limits = await self.backend.queue_limits()
-        return self._limits.get(queue, QueueLimits())
+        return (await self.flow(queue)).limits
 
     async def workers(self) -> list[WorkerInfo]:
         """The live workers."""
@@ -331,7 +337,51 @@ async def _no_worker(job: Job, inquiry: Inquiry) -> Reason | None:
     )
 
 
-QUEUE_CHECKS: tuple[Check, ...] = (_paused, _global_limit, _no_worker)
+async def _held(job: Job, inquiry: Inquiry) -> Reason | None:
+    until = (await inquiry.flow(job.queue)).held_until
+    if until is None or until <= inquiry.now:
+        return None
+    seconds = (until - inquiry.now).total_seconds()
+    return Reason(
+        code="held",
+        text=(
+            f"its queue {job.queue} is held back until {_when(until)} (in {_span(seconds)}): "
+            "a job of the queue raised RateLimited (an upstream asked to wait)"
+        ),
+        data={"queue": job.queue, "until": _iso(until), "in_seconds": round(seconds, 3)},
+    )
+
+
+async def _rate_limit(job: Job, inquiry: Inquiry) -> Reason | None:
+    flow = await inquiry.flow(job.queue)
+    rate = flow.limits.rate_limit
+    if rate is None:
+        return None
+    window = rate.window_of(inquiry.now)
+    used = flow.used_in(window)
+    if used < rate.count:
+        return None
+    opens = rate.window_start(window + 1)
+    return Reason(
+        code="rate_limit",
+        text=(
+            f"the rate window of queue {job.queue} is full: {used} of {rate.count} start(s) "
+            f"allowed by its rate limit {rate} were used; the next window opens at "
+            f"{_when(opens)}"
+        ),
+        data={
+            "queue": job.queue,
+            "rate": str(rate),
+            "count": rate.count,
+            "seconds": rate.seconds,
+            "used": used,
+            "window_started_at": _iso(rate.window_start(window)),
+            "next_window_at": _iso(opens),
+        },
+    )
+
+
+QUEUE_CHECKS: tuple[Check, ...] = (_paused, _held, _global_limit, _rate_limit, _no_worker)
 """What can hold a waiting job's queue back, checked in this order (see the module doc)."""
 
 

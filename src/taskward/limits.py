@@ -16,9 +16,11 @@ next, so any span of the window's length may see up to 2N; choose a shorter wind
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from taskward.errors import InvalidOptions
 
@@ -26,10 +28,12 @@ __all__ = [
     "MAX_GLOBAL_LIMIT",
     "MAX_RATE_SECONDS",
     "MIN_RATE_SECONDS",
+    "UNSET",
     "Allowance",
     "QueueFlow",
     "QueueLimits",
     "Rate",
+    "Unset",
     "allowance",
     "parse_rate",
     "validate_global_limit",
@@ -44,6 +48,15 @@ MAX_RATE_SECONDS = 7 * 86_400.0
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d)\s*")
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`: a limit not passed to ``configure_queue`` keeps its value."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
 
 
 def validate_global_limit(limit: int | None) -> int | None:

@@ -28,7 +28,15 @@ from taskward.jobs import (
     validate_queue_name,
     validate_seconds,
 )
-from taskward.limits import QueueLimits, validate_global_limit
+from taskward.limits import (
+    UNSET,
+    QueueFlow,
+    QueueLimits,
+    Rate,
+    Unset,
+    parse_rate,
+    validate_global_limit,
+)
 from taskward.observe.events import Event, EventBus
 from taskward.runtime.maintenance import cutoffs
 from taskward.settings import Settings
@@ -158,14 +166,16 @@ class Operations:
         """Return counts by queue and state, which of them are estimates, and the workers.
 
         ``{"queues": {queue: {state: count}}, "estimated": {queue: [state, ...]},
-        "paused": [...], "limits": {queue: {"global_limit": N}}, "workers": {...}}``.
+        "paused": [...], "limits": {queue: {...}}, "workers": {...}}``.
         ``estimated`` names the counts that are estimates (empty when every count is exact):
         PostgreSQL estimates a queue's jobs in one finished state past 10,000 of them.
-        ``limits``: the queues that have limits (:meth:`configure_queue`).
+        ``limits``: the queues that have limits (:meth:`configure_queue`) or a hold, each
+        ``{"global_limit": N|None, "rate_limit": "100/s"|None, "rate_used": starts in the
+        current window|None, "rate_full": bool, "held_until": ISO time|None}``.
         """
         backend = await self._backend()
         stats = await backend.stats()
-        limits = await backend.queue_limits()
+        flows = await backend.queue_flow()
         alive_since = self.clock.now() - timedelta(seconds=self.settings.lease_seconds * 2)
         workers = await backend.list_workers(alive_since=alive_since)
         queues = {
@@ -180,7 +190,7 @@ class Operations:
             "queues": queues,
             "estimated": estimated,
             "paused": sorted(stats.paused),
-            "limits": {q: {"global_limit": limits[q].global_limit} for q in sorted(limits)},
+            "limits": _limits_now(flows, self.clock.now()),
             "workers": {
                 "total": len(workers),
                 "busy_slots": sum(w.running for w in workers),
@@ -260,23 +270,86 @@ class Operations:
         logger.info("queue %r resumed", queue)
         self.events.emit(Event(name="queue.resumed", at=self.clock.now(), queue=queue))
 
-    async def configure_queue(self, queue: str, *, global_limit: int | None) -> QueueLimits:
+    async def configure_queue(
+        self,
+        queue: str,
+        *,
+        global_limit: int | Unset | None = UNSET,
+        rate_limit: str | tuple[int, float] | Rate | Unset | None = UNSET,
+    ) -> QueueLimits:
         """Set ``queue``'s limits on every node, at run time; return them as stored.
 
         ``global_limit=N``: at most N jobs of the queue run at once across every worker and
-        host (each worker's own concurrency still applies); ``None`` removes the limit.
-        Workers see the change at their next claim, without a restart.
+        host (each worker's own concurrency still applies). ``rate_limit="100/s"`` (or
+        ``"5000/m"``, ``"2/h"``, ``"10/5s"``, ``(count, seconds)``): at most that many jobs of
+        the queue start per fixed window aligned to the epoch, across every node. ``None``
+        removes a limit; a limit not passed keeps its stored value. Workers see the change at
+        their next claim, without a restart.
         """
         name = validate_queue_name(queue)
-        limits = QueueLimits(global_limit=validate_global_limit(global_limit))
-        await (await self._backend()).set_queue_limits(name, limits)
-        logger.info("queue %r configured: global_limit=%s", name, limits.global_limit)
+        # Validate before reading the store: bad input changes nothing.
+        new_global = (
+            global_limit if isinstance(global_limit, Unset) else validate_global_limit(global_limit)
+        )
+        new_rate = rate_limit if isinstance(rate_limit, Unset) else parse_rate(rate_limit)
+        backend = await self._backend()
+        current = (await backend.queue_limits()).get(name, QueueLimits())
+        limits = QueueLimits(
+            global_limit=current.global_limit if isinstance(new_global, Unset) else new_global,
+            rate_limit=current.rate_limit if isinstance(new_rate, Unset) else new_rate,
+        )
+        await backend.set_queue_limits(name, limits)
+        logger.info(
+            "queue %r configured: global_limit=%s rate_limit=%s",
+            name,
+            limits.global_limit,
+            limits.rate_limit,
+        )
         self.events.emit(Event(name="queue.configured", at=self.clock.now(), queue=name))
         return limits
+
+    async def hold_queue(self, queue: str, *, seconds: float | None) -> None:
+        """Hold back ``queue`` on every node for ``seconds`` (what ``RateLimited`` does).
+
+        A hold only grows: a shorter one than the hold in place changes nothing.
+        ``seconds=None`` releases the hold at once.
+        """
+        name = validate_queue_name(queue)
+        if seconds is None:
+            until = None
+        else:
+            delay = validate_seconds("seconds", seconds)
+            until = self.clock.now() + timedelta(seconds=delay or 0.0)
+        await (await self._backend()).hold_queue(name, until=until)
+        logger.info("queue %r %s", name, "released" if until is None else f"held until {until}")
+
+    async def queue_flow(self) -> dict[str, QueueFlow]:
+        """Where each queue with limits or a hold stands (limits, hold, rate window)."""
+        return await (await self._backend()).queue_flow()
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """The limits of every queue that has one, by queue name."""
         return await (await self._backend()).queue_limits()
+
+
+def _limits_now(flows: Mapping[str, QueueFlow], now: datetime) -> dict[str, dict[str, Any]]:
+    """Each queue's limits and where it stands at ``now``; queues with none left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for queue in sorted(flows):
+        flow = flows[queue]
+        held = flow.held_until if flow.held_until is not None and flow.held_until > now else None
+        if flow.limits.is_empty and held is None:
+            continue
+        rate = flow.limits.rate_limit
+        used = None if rate is None else flow.used_in(rate.window_of(now))
+        out[queue] = {
+            "global_limit": flow.limits.global_limit,
+            "rate_limit": None if rate is None else str(rate),
+            "rate_used": used,
+            "rate_full": rate is not None and used is not None and used >= rate.count,
+            "held_until": None if held is None else held.isoformat(),
+        }
+    return out
 
 
 def _states(state: Any) -> frozenset[JobState] | None:

@@ -81,9 +81,13 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Snoozed:
-    """The job asked to run again after ``seconds``, without spending an attempt."""
+    """The job asked to run again after ``seconds``, without spending an attempt.
+
+    ``hold_queue``: the job raised ``RateLimited``; its queue is held back as long.
+    """
 
     seconds: float
+    hold_queue: bool = False
 
     def __post_init__(self) -> None:
         if math.isnan(self.seconds):  # Snooze refuses it too; NaN has no place in a schedule

@@ -45,6 +45,8 @@ TWINS = (
     "resume_queue",
     "configure_queue",
     "queue_limits",
+    "hold_queue",
+    "queue_flow",
     "drain",
     "run_worker",
 )

@@ -1,12 +1,12 @@
 """``taskward queue``: the limits every worker obeys, set at run time.
 
-Owns ``queue configure NAME --global-limit N | --no-global-limit`` and ``queue limits``
+Owns ``queue configure NAME [--global-limit N | --no-global-limit] [--rate-limit 100/s |
+--no-rate-limit]``, ``queue hold NAME SECONDS``, ``queue release NAME`` and ``queue limits``
 (registered on ``queue_app``). Pausing and resuming stay top-level: ``taskward pause|resume``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -43,19 +43,70 @@ def queue_configure(
     no_global_limit: Annotated[
         bool, typer.Option("--no-global-limit", help="Remove the queue's global limit.")
     ] = False,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limit",
+            help="At most that many jobs start per fixed window, across every node: "
+            "100/s, 5000/m, 2/h, 10/5s.",
+        ),
+    ] = None,
+    no_rate_limit: Annotated[
+        bool, typer.Option("--no-rate-limit", help="Remove the queue's rate limit.")
+    ] = False,
     as_json: JsonOpt = False,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """Set or clear a queue's limits; running workers obey them at their next claim."""
-    if (global_limit is None) == (not no_global_limit):
-        usage_error("give either --global-limit N or --no-global-limit")
+    """Set or clear a queue's limits; running workers obey them at their next claim.
+
+    A limit not named keeps its value.
+    """
+    if global_limit is not None and no_global_limit:
+        usage_error("give either --global-limit N or --no-global-limit, not both")
+    if rate_limit is not None and no_rate_limit:
+        usage_error("give either --rate-limit RATE or --no-rate-limit, not both")
+    changes: dict[str, Any] = {}
+    if global_limit is not None or no_global_limit:
+        changes["global_limit"] = global_limit
+    if rate_limit is not None or no_rate_limit:
+        changes["rate_limit"] = rate_limit
+    if not changes:
+        usage_error(
+            "give --global-limit N, --no-global-limit, --rate-limit RATE or --no-rate-limit"
+        )
     manager = load_manager(app_path, url)
-    limits = run(manager, lambda m: m.configure_queue(name, global_limit=global_limit))
+    limits = run(manager, lambda m: m.configure_queue(name, **changes))
     if as_json:
-        print_json({"queue": name, **asdict(limits)})
+        print_json({"queue": name, **limits_json(limits)})
         return
     print_line("queue {}: {}", name, _describe(limits))
+
+
+@queue_app.command("hold")
+def queue_hold(
+    name: Annotated[str, typer.Argument(help="The queue.")],
+    seconds: Annotated[float, typer.Argument(help="How long no job of the queue starts.")],
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Hold a queue back on every node for SECONDS, as a job raising RateLimited does.
+
+    A hold only grows: a shorter one than the hold in place changes nothing.
+    """
+    run(load_manager(app_path, url), lambda m: m.hold_queue(name, seconds=seconds))
+    print_line("queue {}: held back for {} s (or longer if already held)", name, f"{seconds:g}")
+
+
+@queue_app.command("release")
+def queue_release(
+    name: Annotated[str, typer.Argument(help="The queue.")],
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """End a queue's hold now."""
+    run(load_manager(app_path, url), lambda m: m.hold_queue(name, seconds=None))
+    print_line("queue {}: released", name)
 
 
 @queue_app.command("limits")
@@ -63,16 +114,27 @@ def queue_limits(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt 
     """List the queues that have limits, with how many of their jobs run now."""
 
     async def work(m: TaskManager) -> list[dict[str, Any]]:
-        limits = await m.queue_limits()
-        counts = (await m.get_statistics())["queues"] if limits else {}
-        return [
-            {
-                "queue": queue,
-                **asdict(limits[queue]),
-                "running": counts.get(queue, {}).get(JobState.RUNNING.value, 0),
-            }
-            for queue in sorted(limits)
-        ]
+        flows = await m.queue_flow()
+        now = m.clock.now()
+        counts = (await m.get_statistics())["queues"] if flows else {}
+        rows = []
+        for queue in sorted(flows):
+            flow = flows[queue]
+            held = flow.held_until if flow.held_until and flow.held_until > now else None
+            if flow.limits.is_empty and held is None:
+                continue  # a hold that ended: nothing left to show
+            rate = flow.limits.rate_limit
+            started = None if rate is None else flow.used_in(rate.window_of(now))
+            rows.append(
+                {
+                    "queue": queue,
+                    **limits_json(flow.limits),
+                    "running": counts.get(queue, {}).get(JobState.RUNNING.value, 0),
+                    "started_in_window": started,
+                    "held_until": None if held is None else held.isoformat(),
+                }
+            )
+        return rows
 
     rows = run(load_manager(app_path, url), work)
     if as_json:
@@ -82,18 +144,42 @@ def queue_limits(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt 
         core.console.print("no queue has limits")
         return
     table = Table(title="queue limits")
-    for col in ("queue", "global limit", "running"):
-        table.add_column(col, justify="left" if col == "queue" else "right")
+    for col in ("queue", "global limit", "running", "rate limit", "started", "held until"):
+        table.add_column(col, justify="left" if col in ("queue", "held until") else "right")
     for row in rows:
-        table.add_row(plain(row["queue"]), _number(row["global_limit"]), str(row["running"]))
+        table.add_row(
+            plain(row["queue"]),
+            _number(row["global_limit"]),
+            str(row["running"]),
+            row["rate_limit"] or "-",
+            _number(row["started_in_window"]),
+            row["held_until"] or "-",
+        )
     core.console.print(table)
 
 
+def limits_json(limits: QueueLimits) -> dict[str, Any]:
+    """A queue's limits as JSON: the rate as its text (``"100/s"``)."""
+    rate = limits.rate_limit
+    return {"global_limit": limits.global_limit, "rate_limit": None if rate is None else str(rate)}
+
+
 def _describe(limits: QueueLimits) -> str:
+    parts = []
     if limits.global_limit is None:
-        return "no global limit"
-    n = limits.global_limit
-    return f"global limit {n} (at most {n} of its jobs run at once, across every worker)"
+        parts.append("no global limit")
+    else:
+        n = limits.global_limit
+        parts.append(f"global limit {n} (at most {n} of its jobs run at once, across every worker)")
+    if limits.rate_limit is None:
+        parts.append("no rate limit")
+    else:
+        rate = limits.rate_limit
+        parts.append(
+            f"rate limit {rate} (at most {rate.count} of its jobs start per {rate.seconds:g} s "
+            "window, across every worker)"
+        )
+    return "; ".join(parts)
 
 
 def _number(value: int | None) -> str:

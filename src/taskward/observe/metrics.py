@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from taskward.limits import parse_rate
 from taskward.observe.events import OUTCOME_EVENTS, Event, EventBus
 
 if TYPE_CHECKING:
@@ -192,9 +193,15 @@ class StatsCollector:
             "The queue's global limit: at most this many of its jobs run at once on all nodes.",
             labels=["queue"],
         )
+        rate_limit = GaugeMetricFamily(
+            "taskward_queue_rate_limit",
+            "The queue's rate limit: at most this many of its jobs start per window.",
+            labels=["queue", "window_seconds"],
+        )
         limited = GaugeMetricFamily(
             "taskward_queue_limited",
-            "1 while the queue's global limit is full (its waiting jobs are held back).",
+            "1 while a limit holds the queue's waiting jobs back; reason: global_limit (full), "
+            "rate_limit (the window is full), held (a job raised RateLimited).",
             labels=["queue", "reason"],
         )
         slots: dict[str, int] = {}
@@ -210,6 +217,13 @@ class StatsCollector:
                 global_limit.add_metric([queue], cap)
                 running = queues.get(queue, {}).get("running", 0)
                 limited.add_metric([queue, "global_limit"], 1 if running >= cap else 0)
+            rate = limit.get("rate_limit")
+            if rate is not None:
+                parsed = parse_rate(rate)
+                if parsed is not None:
+                    rate_limit.add_metric([queue, f"{parsed.seconds:g}"], parsed.count)
+                limited.add_metric([queue, "rate_limit"], 1 if limit.get("rate_full") else 0)
+            limited.add_metric([queue, "held"], 1 if limit.get("held_until") else 0)
         for queue in sorted(set(queues) | set(slots) | paused_set):
             counts = queues.get(queue, {})
             for state, count in sorted(counts.items()):
@@ -218,7 +232,7 @@ class StatsCollector:
             active.add_metric([queue], running)
             available.add_metric([queue], max(0, slots.get(queue, 0) - running))
             paused.add_metric([queue], 1 if queue in paused_set else 0)
-        yield from (jobs, active, available, paused, global_limit, limited)
+        yield from (jobs, active, available, paused, global_limit, rate_limit, limited)
 
 
 class JobMetrics:
@@ -229,8 +243,9 @@ class JobMetrics:
     ``taskward_job_execution_seconds{queue,task}``, ``taskward_job_wait_seconds{queue,task}``
     (due → started), and from :class:`StatsCollector` ``taskward_queue_jobs{queue,state}``,
     ``taskward_workers_active{queue}``, ``taskward_workers_available{queue}``,
-    ``taskward_queue_paused{queue}``, ``taskward_queue_global_limit{queue}`` and
-    ``taskward_queue_limited{queue,reason}`` (1 while a limit is full). Labels are bounded:
+    ``taskward_queue_paused{queue}``, ``taskward_queue_global_limit{queue}``,
+    ``taskward_queue_rate_limit{queue,window_seconds}`` and
+    ``taskward_queue_limited{queue,reason}`` (1 while a limit holds jobs back). Labels are bounded:
     queue, task and state names only.
     """
 

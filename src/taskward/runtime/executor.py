@@ -14,7 +14,14 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from taskward.errors import Cancel, Discard, NotSerializable, Snooze, TaskwardError
+from taskward.errors import (
+    Cancel,
+    Discard,
+    NotSerializable,
+    RateLimited,
+    Snooze,
+    TaskwardError,
+)
 from taskward.jobs import Job
 from taskward.runtime.context import JobContext
 from taskward.serialize import encode_result, stored_payload_problem
@@ -128,6 +135,8 @@ async def _call(
 def classify(exc: BaseException) -> Outcome:
     """Turn an exception raised by a job into its outcome."""
     match exc:
+        case RateLimited(seconds=seconds):
+            return Snoozed(seconds=seconds, hold_queue=True)
         case Snooze(seconds=seconds):
             return Snoozed(seconds=seconds)
         case Cancel(reason=reason):

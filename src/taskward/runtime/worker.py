@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -22,7 +22,7 @@ from taskward.backends.base import Backend, Capability, Dispatcher
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobUpdate, WorkerInfo
-from taskward.observe.events import EventBus, emit_outcome, emit_started
+from taskward.observe.events import Event, EventBus, emit_outcome, emit_started
 from taskward.runtime.acker import Acker
 from taskward.runtime.context import JobContext
 from taskward.runtime.executor import JobThread, execute
@@ -441,10 +441,45 @@ class Worker:
         )
         policy = task.backoff if task is not None else self.default_policy
         update = next_update(job, outcome, self.clock.now(), policy)
+        if isinstance(outcome, Snoozed) and outcome.hold_queue and update.scheduled_at:
+            await self._hold_queue(job, update.scheduled_at)
         log_outcome(job, update, self.clock.monotonic() - started)
         self.result.add(update.state)
         emit_outcome(self.events, job, update, self.clock.monotonic() - started)
         return update
+
+    async def _hold_queue(self, job: Job, until: datetime) -> None:
+        """Hold back ``job``'s queue on every node until ``until`` (the job raised RateLimited).
+
+        Written before the job's outcome, so no other worker starts a job of the queue in
+        between. A hold that cannot be written is logged: the job is still snoozed.
+        """
+        try:
+            await self.backend.hold_queue(job.queue, until=until)
+        except Exception:
+            logger.warning(
+                "job %s: rate limited, but holding back queue %r failed; only the job waits",
+                job.id,
+                job.queue,
+                exc_info=True,
+                extra={"job_id": job.id},
+            )
+            return
+        logger.warning(
+            "job %s: rate limited upstream; queue %r held back on every node until %s",
+            job.id,
+            job.queue,
+            until.isoformat(),
+            extra={"job_id": job.id},
+        )
+        self.events.emit(
+            Event(
+                name="queue.held",
+                at=self.clock.now(),
+                queue=job.queue,
+                data={"job_id": job.id, "until": until},
+            )
+        )
 
     async def _ack_loop(self) -> None:
         while not self._acks_closed:

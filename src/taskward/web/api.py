@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -45,6 +46,7 @@ from taskward.web.models import (
     JobDetailOut,
     JobListOut,
     JobOut,
+    QueueHoldIn,
     QueueLimitsIn,
     QueueLimitsOut,
     QueueOut,
@@ -232,9 +234,17 @@ def explanation_out(explanation: Explanation) -> ExplanationOut:
     )
 
 
-def limits_out(queue: str, limits: QueueLimits) -> QueueLimitsOut:
-    """A queue's stored limits as the API shows them."""
-    return QueueLimitsOut(queue=queue, global_limit=limits.global_limit)
+def limits_out(
+    queue: str, limits: QueueLimits, held_until: datetime | None = None
+) -> QueueLimitsOut:
+    """A queue's stored limits (and hold) as the API shows them."""
+    rate = limits.rate_limit
+    return QueueLimitsOut(
+        queue=queue,
+        global_limit=limits.global_limit,
+        rate_limit=None if rate is None else str(rate),
+        held_until=held_until,
+    )
 
 
 def create_admin_router(
@@ -254,6 +264,7 @@ def create_admin_router(
     router = APIRouter(prefix="/api", tags=["taskward admin"], route_class=JsonRoute)
     _job_reads(router, admin)
     _job_changes(router, admin)
+    _limit_routes(router, admin)  # before /queues/{name}: "limits" is not a queue
     _queue_routes(router, admin)
     _info_routes(router, admin)
     return router
@@ -360,24 +371,60 @@ def _queue_routes(router: APIRouter, admin: Admin) -> None:
             await tw.resume_queue(name)
         return await _queue(name)
 
+    async def _queue(name: str) -> QueueOut:
+        found = [q for q in await queue_overview(tw) if q["name"] == name]
+        empty: dict[str, Any] = {"name": name, "counts": {}, "paused": False}
+        return QueueOut(**(found[0] if found else {**empty, "concurrency": 0, "workers": 0}))
+
+
+def _limit_routes(router: APIRouter, admin: Admin) -> None:
+    """Queue limits and holds, which every worker obeys at its next claim."""
+    tw = admin.manager
+    reader = [Depends(admin.access.read)]
+    writer = [Depends(admin.access.write)]
+
     @router.get("/queues/limits", dependencies=reader)
     async def limits() -> list[QueueLimitsOut]:
-        """The limits of every queue that has one, which every worker obeys."""
+        """The limits (and holds) of every queue that has one, which every worker obeys."""
         async with edge_errors():
-            stored = await tw.queue_limits()
-        return [limits_out(name, stored[name]) for name in sorted(stored)]
+            flows = await tw.queue_flow()
+        now = tw.clock.now()
+        out = []
+        for name in sorted(flows):
+            flow = flows[name]
+            held = flow.held_until if flow.held_until and flow.held_until > now else None
+            if not flow.limits.is_empty or held is not None:
+                out.append(limits_out(name, flow.limits, held))
+        return out
 
     @router.put("/queues/{name}/limits", dependencies=writer)
     async def configure(name: str, body: QueueLimitsIn) -> QueueLimitsOut:
         """Replace this queue's limits (null clears one); workers obey them at their next claim."""
         async with edge_errors():
-            stored = await tw.configure_queue(name, global_limit=body.global_limit)
+            stored = await tw.configure_queue(
+                name, global_limit=body.global_limit, rate_limit=body.rate_limit
+            )
         return limits_out(name, stored)
 
-    async def _queue(name: str) -> QueueOut:
-        found = [q for q in await queue_overview(tw) if q["name"] == name]
-        empty: dict[str, Any] = {"name": name, "counts": {}, "paused": False}
-        return QueueOut(**(found[0] if found else {**empty, "concurrency": 0, "workers": 0}))
+    @router.post("/queues/{name}/hold", dependencies=writer)
+    async def hold(name: str, body: QueueHoldIn) -> QueueLimitsOut:
+        """Hold this queue back on every node for ``seconds`` (a hold only grows)."""
+        async with edge_errors():
+            await tw.hold_queue(name, seconds=body.seconds)
+            flow = (await tw.queue_flow()).get(name)
+        return (
+            limits_out(name, flow.limits, flow.held_until)
+            if flow
+            else limits_out(name, QueueLimits())
+        )
+
+    @router.delete("/queues/{name}/hold", dependencies=writer)
+    async def release(name: str) -> QueueLimitsOut:
+        """End this queue's hold now."""
+        async with edge_errors():
+            await tw.hold_queue(name, seconds=None)
+            stored = (await tw.queue_limits()).get(name, QueueLimits())
+        return limits_out(name, stored)
 
 
 def _info_routes(router: APIRouter, admin: Admin) -> None:

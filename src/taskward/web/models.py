@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from taskward.jobs import Job
 from taskward.observe.history import HistoryEntry
@@ -297,23 +297,44 @@ class ExplanationOut(BaseModel):
 
 
 class QueueLimitsOut(BaseModel):
-    """A queue's limits as stored (null: no limit)."""
+    """A queue's limits as stored (null: no limit), and its hold."""
 
     queue: str
     global_limit: int | None = Field(
         description="at most this many of its jobs run at once, across every worker"
     )
+    rate_limit: str | None = Field(
+        default=None,
+        description="at most that many of its jobs start per fixed window, e.g. '100/s'",
+    )
+    held_until: datetime | None = Field(
+        default=None, description="no job of the queue starts before then (RateLimited)"
+    )
 
 
 class QueueLimitsIn(BaseModel):
-    """A queue's new limits; they replace its old ones (null clears a limit)."""
+    """A queue's new limits; they replace its old ones (null or absent: no such limit)."""
 
     model_config = ConfigDict(extra="forbid")
 
     global_limit: StrictInt | None = Field(
+        default=None,
         description="at most this many of its jobs run at once, across every worker; "
-        "null for no limit"
+        "null for no limit",
     )
+    rate_limit: StrictStr | None = Field(
+        default=None,
+        description="at most that many of its jobs start per fixed window aligned to the "
+        "epoch, across every worker: '100/s', '5000/m', '2/h', '10/5s'; null for no limit",
+    )
+
+
+class QueueHoldIn(BaseModel):
+    """Hold a queue back on every node (a hold only grows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: StrictFloat | StrictInt = Field(description="how long no job of the queue starts")
 
 
 class EventOut(BaseModel):

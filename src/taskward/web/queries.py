@@ -352,9 +352,10 @@ class Cached:
 async def queue_overview(
     manager: TaskManager, stats: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """Per queue: counts, estimates, paused, live workers, concurrency, global limit.
+    """Per queue: counts, estimates, paused, live workers, concurrency, limits, hold.
 
-    ``global_limit`` is None for a queue without one.
+    ``global_limit``, ``rate_limit`` (text, ``"100/s"``), ``rate_used`` (starts in the current
+    window) and ``held_until`` are None for a queue without one; ``rate_full`` is a bool.
 
     ``stats``: a ``get_statistics()`` result the caller already has (one query fewer).
     """
@@ -378,6 +379,10 @@ async def queue_overview(
             "concurrency": slots.get(name, 0),
             "workers": workers.get(name, 0),
             "global_limit": limits.get(name, {}).get("global_limit"),
+            "rate_limit": limits.get(name, {}).get("rate_limit"),
+            "rate_used": limits.get(name, {}).get("rate_used"),
+            "rate_full": bool(limits.get(name, {}).get("rate_full")),
+            "held_until": limits.get(name, {}).get("held_until"),
         }
         for name in names
     ]
