@@ -48,7 +48,18 @@ __all__ = ["JOB_OPTIONS", "JobBuilder", "TaskRef", "split_call"]
 
 TaskRef = Task[Any, Any] | Callable[..., Any] | str
 JOB_OPTIONS = frozenset(
-    {"queue", "priority", "max_attempts", "timeout", "unique_for", "delay", "at", "tags", "meta"}
+    {
+        "queue",
+        "priority",
+        "max_attempts",
+        "timeout",
+        "unique_for",
+        "delay",
+        "at",
+        "tags",
+        "meta",
+        "partition_key",
+    }
 )
 """The per-job options ``enqueue_task`` and friends accept."""
 
@@ -71,6 +82,7 @@ class JobBuilder:
         """The manager: its settings, clock, default policy and meta providers are read from
         it, and plain functions made into tasks are bound to it."""
         # build_job's validated template per task, for calls without per-job options
+        self._key_functions: dict[str, Callable[..., Any]] = {}  # task name -> partition_key
         self._default_templates: weakref.WeakKeyDictionary[
             Task[Any, Any], tuple[TaskOptions, Settings, NewJob]
         ] = weakref.WeakKeyDictionary()
@@ -136,6 +148,10 @@ class JobBuilder:
             self._default_templates[task] = cached
         return self.with_payload(cached[2], args, kwargs, due=self.owner.clock.now())
 
+    def keys_by_job(self, template: NewJob) -> bool:
+        """True when each job of ``template`` gets its own partition key from the producer."""
+        return template.partition_key is not None or template.task in self._key_functions
+
     def template(self, ref: TaskRef, options: Mapping[str, Any]) -> NewJob:
         """Resolve the task and validate every option once (a bulk enqueue shares it)."""
         unknown = set(options) - JOB_OPTIONS
@@ -151,6 +167,10 @@ class JobBuilder:
             meta = {**meta, **provide(task.name, queue)}
         if task.sensitive_marker is not None:
             meta = {**meta, SENSITIVE_META_KEY: task.sensitive_marker}
+        if opts.partition_key is not None:
+            self._key_functions[task.name] = opts.partition_key
+        else:
+            self._key_functions.pop(task.name, None)
         return NewJob(
             task=task.name,
             queue=queue,
@@ -172,6 +192,7 @@ class JobBuilder:
             ),
             tags=validate_tags(options.get("tags")),
             meta=meta,
+            partition_key=_partition_key(options.get("partition_key")),
         )
 
     def with_payload(
@@ -188,6 +209,11 @@ class JobBuilder:
         unique_key = None
         if template.unique_window is not None:
             unique_key = _unique_key(template.task, template.queue, payload.args, payload.kwargs)
+        partition_key = template.partition_key
+        if partition_key is None and self._key_functions:
+            key_function = self._key_functions.get(template.task)
+            if key_function is not None:
+                partition_key = _call_key_function(key_function, payload.args, payload.kwargs)
         # Built field by field: dataclasses.replace costs more than the rest of this function.
         return NewJob(
             task=template.task,
@@ -207,6 +233,7 @@ class JobBuilder:
             # Each job its own meta: a template is shared by many jobs (a bulk enqueue, and
             # every plain call of a task), and a caller may change a returned job's meta.
             meta=copy.deepcopy(template.meta) if template.meta else {},
+            partition_key=partition_key,
         )
 
     def scheduled_at(self, now: datetime, at: Any, delay: Any) -> datetime:
@@ -248,6 +275,27 @@ class JobBuilder:
             for args, kwargs in map(split_call, calls)
         ]
         return NewJobBatch(template=template, payloads=payloads)
+
+
+def _partition_key(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidOptions(f"partition_key must be a str, got {value!r}")
+
+
+def _call_key_function(
+    key_function: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+) -> str:
+    """A task's partition key for these arguments; any failure is the enqueue's, stored nothing."""
+    try:
+        key = key_function(*args, **kwargs)
+    except Exception as exc:
+        raise InvalidOptions(
+            f"the task's partition_key function raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(key, str):
+        raise InvalidOptions(f"the task's partition_key function must return a str, got {key!r}")
+    return key
 
 
 def _first(*values: Any) -> Any:

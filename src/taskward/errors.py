@@ -104,11 +104,14 @@ class RateLimited(Snooze):
     The job runs again after ``retry_after`` seconds without spending an attempt, like
     :class:`Snooze`, **and** its queue is held back for as long on every node: no job of the
     queue starts anywhere before then, so the other workers stop calling the upstream too.
+    In a partitioned queue only the job's key is held (its tenant, its API host), unless
+    ``whole_queue=True``.
     """
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, *, whole_queue: bool = False) -> None:
         super().__init__(retry_after)
         self.retry_after = self.seconds
+        self.whole_queue = bool(whole_queue)
 
 
 class Cancel(JobSignal):

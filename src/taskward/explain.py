@@ -8,15 +8,16 @@ carries the job as shown to people (sensitive arguments as ``"***"``) and one
 
 - a waiting job: ``scheduled`` (due later), ``backoff`` (retryable after a failed attempt),
   then every queue-level block in :data:`QUEUE_CHECKS` (``paused``, ``held``,
-  ``global_limit``, ``rate_limit``, ``no_worker``), or, when nothing blocks it, ``waiting``
-  (for a free worker slot);
+  ``global_limit``, ``rate_limit``, ``no_worker``; in a partitioned queue the key's own
+  ``partition_held``, ``partition_limit``, ``partition_rate``), or, when nothing blocks it,
+  ``waiting`` (for a free worker slot);
 - a running job: ``running`` (worker, since, lease, attempt);
 - a finished job: ``finished`` (state, when, why).
 
-Extension point: a new kind of block (a partition key at its limit) is one
-more :data:`Check` in :data:`QUEUE_CHECKS`, reading the store through :class:`Inquiry`
-(add a cached read there when it needs one). Each check answers for one job, so the
-explanation lists every block at once, in the order of the checks.
+Extension point: a new kind of block is one more :data:`Check` in :data:`QUEUE_CHECKS`,
+reading the store through :class:`Inquiry` (add a cached read there when it needs one). Each
+check answers for one job, so the explanation lists every block at once, in the order of the
+checks.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class Reason:
     """One cause of a job not running now (or, for ``running``, what it is doing).
 
     ``code``: short and stable, for programs (``scheduled``, ``backoff``, ``paused``,
-    ``held``, ``global_limit``, ``rate_limit``, ``no_worker``, ``waiting``, ``running``,
-    ``finished``); ``text``: the
+    ``held``, ``global_limit``, ``rate_limit``, ``partition_held``, ``partition_limit``,
+    ``partition_rate``, ``no_worker``, ``waiting``, ``running``, ``finished``); ``text``: the
     same in plain words for people; ``data``: the facts behind it, JSON-able (times as ISO
     8601 strings).
     """
@@ -108,6 +109,7 @@ class Inquiry:
         """A worker that heartbeat at or after this time counts as live."""
         self._paused: set[str] | None = None
         self._flows: dict[str, QueueFlow] | None = None
+        self._keys: dict[tuple[str, str], QueueFlow] = {}
         self._workers: list[WorkerInfo] | None = None
 
     async def paused(self) -> set[str]:
@@ -121,6 +123,15 @@ class Inquiry:
         if self._flows is None:
             self._flows = await self.backend.queue_flow()
         return self._flows.get(queue, QueueFlow())
+
+    async def key_flow(self, job: Job) -> QueueFlow | None:
+        """Where ``job``'s key stands, when its queue is partitioned (else None)."""
+        if (await self.flow(job.queue)).limits.partition_by is None:
+            return None
+        key = job.partition_key or ""
+        if (job.queue, key) not in self._keys:
+            self._keys[(job.queue, key)] = await self.backend.partition_flow(job.queue, key)
+        return self._keys[(job.queue, key)]
 
     async def limits(self, queue: str) -> QueueLimits:
         """``queue``'s limits (empty when it has none)."""
@@ -290,6 +301,9 @@ async def _global_limit(job: Job, inquiry: Inquiry) -> Reason | None:
     limit = (await inquiry.limits(job.queue)).global_limit
     if limit is None:
         return None
+    key_flow = await inquiry.key_flow(job)
+    if key_flow is not None:
+        return _key_limit(job, limit, key_flow)
     running = await inquiry.jobs(job.queue, JobState.RUNNING, first=min(limit, HOLDERS_SHOWN))
     if running.total_entries < limit:
         return None
@@ -308,6 +322,27 @@ async def _global_limit(job: Job, inquiry: Inquiry) -> Reason | None:
             "queue": job.queue,
             "limit": limit,
             "running": running.total_entries,
+            "held_by": holders,
+        },
+    )
+
+
+def _key_limit(job: Job, limit: int, flow: QueueFlow) -> Reason | None:
+    holders = list(flow.running or ())
+    if len(holders) < limit:
+        return None
+    key = job.partition_key or ""
+    return Reason(
+        code="partition_limit",
+        text=(
+            f"its partition key {key!r} of queue {job.queue} is at its limit: {len(holders)} of "
+            f"{limit} job(s) of the key run (held by job(s) {', '.join(map(str, holders))})"
+        ),
+        data={
+            "queue": job.queue,
+            "key": key,
+            "limit": limit,
+            "running": len(holders),
             "held_by": holders,
         },
     )
@@ -340,7 +375,7 @@ async def _no_worker(job: Job, inquiry: Inquiry) -> Reason | None:
 async def _held(job: Job, inquiry: Inquiry) -> Reason | None:
     until = (await inquiry.flow(job.queue)).held_until
     if until is None or until <= inquiry.now:
-        return None
+        return await _key_held(job, inquiry)
     seconds = (until - inquiry.now).total_seconds()
     return Reason(
         code="held",
@@ -352,8 +387,30 @@ async def _held(job: Job, inquiry: Inquiry) -> Reason | None:
     )
 
 
+async def _key_held(job: Job, inquiry: Inquiry) -> Reason | None:
+    flow = await inquiry.key_flow(job)
+    until = None if flow is None else flow.held_until
+    if until is None or until <= inquiry.now:
+        return None
+    key = job.partition_key or ""
+    seconds = (until - inquiry.now).total_seconds()
+    return Reason(
+        code="partition_held",
+        text=(
+            f"its partition key {key!r} of queue {job.queue} is held back until {_when(until)} "
+            f"(in {_span(seconds)}): a job of the key raised RateLimited"
+        ),
+        data={
+            "queue": job.queue,
+            "key": key,
+            "until": _iso(until),
+            "in_seconds": round(seconds, 3),
+        },
+    )
+
+
 async def _rate_limit(job: Job, inquiry: Inquiry) -> Reason | None:
-    flow = await inquiry.flow(job.queue)
+    flow = await inquiry.key_flow(job) or await inquiry.flow(job.queue)
     rate = flow.limits.rate_limit
     if rate is None:
         return None
@@ -362,15 +419,18 @@ async def _rate_limit(job: Job, inquiry: Inquiry) -> Reason | None:
     if used < rate.count:
         return None
     opens = rate.window_start(window + 1)
+    partitioned = flow.limits.partition_by is not None
+    whose = f"partition key {job.partition_key or ''!r} of queue" if partitioned else "queue"
     return Reason(
-        code="rate_limit",
+        code="partition_rate" if partitioned else "rate_limit",
         text=(
-            f"the rate window of queue {job.queue} is full: {used} of {rate.count} start(s) "
+            f"the rate window of {whose} {job.queue} is full: {used} of {rate.count} start(s) "
             f"allowed by its rate limit {rate} were used; the next window opens at "
             f"{_when(opens)}"
         ),
         data={
             "queue": job.queue,
+            **({"key": job.partition_key or ""} if partitioned else {}),
             "rate": str(rate),
             "count": rate.count,
             "seconds": rate.seconds,

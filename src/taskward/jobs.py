@@ -201,6 +201,9 @@ class Job:
     depends_on: tuple[int, ...] = ()
     timeout: float | None = None
     cancel_requested: bool = False
+    partition_key: str | None = None
+    """The job's key in a partitioned queue (see ``QueueLimits.partition_by``); None when its
+    queue was not partitioned when it was stored and its task gave no key."""
 
     @property
     def last_error(self) -> ErrorRecord | None:
@@ -252,6 +255,9 @@ class NewJob:
     tags: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
     depends_on: tuple[int, ...] = ()
+    partition_key: str | None = None
+    """A key the producer computed (a task's ``partition_key`` function); None: the store
+    computes it from its queue's ``partition_by`` rule, if the queue has one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,6 +274,8 @@ class EncodedPayload:
     """``kwargs`` as compact JSON text (an object), ready to store."""
     size: int
     """UTF-8 size in bytes of ``args_json`` plus ``kwargs_json``; what the limit applies to."""
+    partition_key: str | None = None
+    """As ``NewJob.partition_key``, for this job of a batch."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,27 +17,37 @@ next, so any span of the window's length may see up to 2N; choose a shorter wind
 from __future__ import annotations
 
 import enum
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from taskward.errors import InvalidOptions
 
 __all__ = [
+    "MAX_ARG_POSITION",
     "MAX_GLOBAL_LIMIT",
+    "MAX_KEYS_PER_CLAIM_EXTRA",
     "MAX_RATE_SECONDS",
     "MIN_RATE_SECONDS",
+    "RUNNING_SHOWN",
     "UNSET",
     "Allowance",
+    "PartitionBy",
     "QueueFlow",
     "QueueLimits",
     "Rate",
     "Unset",
     "allowance",
+    "key_text",
     "parse_rate",
+    "take_turns",
     "validate_global_limit",
 ]
+
+T = TypeVar("T")
 
 MAX_GLOBAL_LIMIT = 2**31 - 1
 """The largest ``global_limit`` or rate count: it must fit a 32-bit integer column."""
@@ -151,6 +161,94 @@ def parse_rate(value: object) -> Rate | None:
     )
 
 
+MAX_ARG_POSITION = 255
+"""The largest args position a queue may be partitioned by."""
+MAX_KEYS_PER_CLAIM_EXTRA = 100
+"""A partitioned claim visits at most ``wanted`` + this many keys (blocked ones included)."""
+_KWARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionBy:
+    """Which argument of a job is its partition key: a keyword argument or a position.
+
+    The store reads the key from the job's stored arguments when the job is inserted (and
+    again for every waiting job of the queue when the rule changes), so every producer
+    follows the rule the moment it is stored, whatever its version. The key is the argument's
+    text when it is a string, its compact JSON otherwise (``42``, ``true``), and ``""`` when
+    the job lacks it. A function of the arguments cannot be stored for other processes: a
+    task gives one with ``@task(partition_key=fn)``, computed by the producer.
+    """
+
+    kwarg: str | None = None
+    arg: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kwarg is None) == (self.arg is None):
+            raise InvalidOptions("partition_by names one kwarg or one args position")
+        if self.kwarg is not None and (
+            not isinstance(self.kwarg, str) or not _KWARG_RE.fullmatch(self.kwarg)
+        ):
+            raise InvalidOptions(
+                f"partition_by must name a keyword argument (a Python identifier of at most "
+                f"64 characters), got {self.kwarg!r}"
+            )
+        if self.arg is not None and (
+            isinstance(self.arg, bool)
+            or not isinstance(self.arg, int)
+            or not 0 <= self.arg <= MAX_ARG_POSITION
+        ):
+            raise InvalidOptions(
+                f"partition_by as an args position must be an int in 0..{MAX_ARG_POSITION}, "
+                f"got {self.arg!r}"
+            )
+
+    def __str__(self) -> str:
+        return f"kwarg:{self.kwarg}" if self.kwarg is not None else f"arg:{self.arg}"
+
+    @classmethod
+    def parse(cls, value: object) -> PartitionBy | None:
+        """Read a rule: a kwarg name, an args position, ``"kwarg:name"``/``"arg:N"``, or None."""
+        if value is None or isinstance(value, PartitionBy):
+            return value
+        if isinstance(value, str):
+            kind, sep, rest = value.partition(":")
+            if sep and kind == "kwarg":
+                return cls(kwarg=rest)
+            if sep and kind == "arg" and rest.isdigit():
+                return cls(arg=int(rest))
+            return cls(kwarg=value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(arg=value)
+        if callable(value):
+            raise InvalidOptions(
+                "partition_by of a queue is a kwarg name or an args position: the store applies "
+                "it for every producer, and a function cannot be stored; give the task a key "
+                "function instead: @task(partition_key=fn)"
+            )
+        raise InvalidOptions(
+            f"partition_by must be a kwarg name, an args position or None, got {value!r}"
+        )
+
+    def key_of(self, args: list[Any], kwargs: dict[str, Any]) -> str:
+        """The key of a job with these stored arguments (what every store computes)."""
+        if self.kwarg is not None:
+            value = kwargs.get(self.kwarg)
+        else:
+            assert self.arg is not None
+            value = args[self.arg] if self.arg < len(args) else None
+        return key_text(value)
+
+
+def key_text(value: object) -> str:
+    """A partition key as stored: a string as it is, None as ``""``, anything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueLimits:
     """Limits of one queue that every worker on every host obeys, stored in the backend.
@@ -159,20 +257,27 @@ class QueueLimits:
     ``rate_limit``: at most ``count`` jobs of the queue start in each fixed window (see
     :class:`Rate`). ``fetch`` applies both in the same transaction (or script) that claims, so
     they are exact. None: no such limit (each worker's own concurrency still applies).
+    ``partition_by``: the queue is split by a key read from each job's arguments; both limits
+    then apply to each key on its own, and keys take turns (round robin) at every claim.
     """
 
     global_limit: int | None = None
     rate_limit: Rate | None = None
+    partition_by: PartitionBy | None = None
 
     def __post_init__(self) -> None:
         validate_global_limit(self.global_limit)
         if self.rate_limit is not None and not isinstance(self.rate_limit, Rate):
             raise InvalidOptions(f"rate_limit must be a Rate or None, got {self.rate_limit!r}")
+        if self.partition_by is not None and not isinstance(self.partition_by, PartitionBy):
+            raise InvalidOptions(
+                f"partition_by must be a PartitionBy or None, got {self.partition_by!r}"
+            )
 
     @property
     def is_empty(self) -> bool:
         """True when no limit is set (storing it clears the queue's limits)."""
-        return self.global_limit is None and self.rate_limit is None
+        return self.global_limit is None and self.rate_limit is None and self.partition_by is None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,13 +286,16 @@ class QueueFlow:
 
     ``held_until``: no job of the queue starts before then (a job raised ``RateLimited``), or
     None. ``window`` and ``window_used``: the index of the rate window of the last claim and how
-    many jobs started in it (a window that has passed counts as empty).
+    many jobs started in it (a window that has passed counts as empty). For one key of a
+    partitioned queue (``Backend.partition_flow``) these are the key's own, and ``running``
+    lists the ids of the key's running jobs (at most :data:`RUNNING_SHOWN`); None otherwise.
     """
 
     limits: QueueLimits = QueueLimits()
     held_until: datetime | None = None
     window: int | None = None
     window_used: int = 0
+    running: tuple[int, ...] | None = None
 
     def used_in(self, window: int) -> int:
         """How many jobs started in window number ``window`` (0 for any other window)."""
@@ -204,6 +312,10 @@ class Allowance:
 
     count: int
     retry_at: datetime | None = None
+
+
+RUNNING_SHOWN = 100
+"""``partition_flow`` lists at most this many running job ids of a key."""
 
 
 def allowance(flow: QueueFlow, *, wanted: int, running: int, now: datetime) -> Allowance:
@@ -226,6 +338,24 @@ def allowance(flow: QueueFlow, *, wanted: int, running: int, now: datetime) -> A
         if left < count:
             return Allowance(left, rate.window_start(window + 1))
     return Allowance(count)
+
+
+def take_turns(picks: Sequence[Sequence[T]], wanted: int) -> list[T]:
+    """Merge the candidates of each key, one per key per turn in visiting order, up to ``wanted``.
+
+    ``picks`` holds each visited key's candidates in its own claim order. The first turn takes
+    the first candidate of every key, the second the second, and so on: a key with a deep
+    backlog never takes more than its turn while another key has jobs to give.
+    """
+    taken: list[T] = []
+    depth = max((len(p) for p in picks), default=0)
+    for turn in range(depth):
+        for candidates in picks:
+            if len(taken) >= wanted:
+                return taken
+            if turn < len(candidates):
+                taken.append(candidates[turn])
+    return taken
 
 
 def _epoch_ms(moment: datetime) -> int:

@@ -183,6 +183,7 @@ class TaskManager(Operations):
         timeout: float | None = None,
         unique_for: float | None = None,
         sensitive: Sequence[str] = (),
+        partition_key: Callable[..., str] | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -198,6 +199,7 @@ class TaskManager(Operations):
         timeout: float | None = None,
         unique_for: float | None = None,
         sensitive: Sequence[str] = (),
+        partition_key: Callable[..., str] | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@tw.task`` or ``@tw.task(queue="emails", …)``.
 
@@ -205,6 +207,10 @@ class TaskManager(Operations):
         ``RetryPolicy``, or None for exponential backoff with jitter. ``sensitive`` names
         parameters (and dict keys at any depth of the arguments) whose values the API, the
         dashboard and the CLI show as ``"***"``; the job function still receives them.
+        ``partition_key`` is a function called with each job's arguments at enqueue, as the
+        task would be, returning the job's key in a partitioned queue (a ``str``); it wins
+        over the queue's ``partition_by`` rule. A function that raises or returns something
+        else fails that enqueue with ``InvalidOptions``: nothing is stored.
         """
         options = TaskOptions(
             queue=queue,
@@ -213,6 +219,7 @@ class TaskManager(Operations):
             timeout=timeout,
             unique_for=unique_for,
             sensitive=(sensitive,) if isinstance(sensitive, str) else tuple(sensitive),
+            partition_key=partition_key,
         )
         policy = self.default_policy if backoff is None else policy_from(backoff)
 
@@ -366,6 +373,7 @@ class TaskManager(Operations):
         if (
             connection is None
             and template.unique_window is None
+            and not self.builder.keys_by_job(template)  # a stream carries no key per job
             and len(calls) > 1
             and Capability.STREAMED_INSERT in self.backend.capabilities
         ):

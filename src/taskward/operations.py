@@ -30,6 +30,7 @@ from taskward.jobs import (
 )
 from taskward.limits import (
     UNSET,
+    PartitionBy,
     QueueFlow,
     QueueLimits,
     Rate,
@@ -276,15 +277,19 @@ class Operations:
         *,
         global_limit: int | Unset | None = UNSET,
         rate_limit: str | tuple[int, float] | Rate | Unset | None = UNSET,
+        partition_by: str | int | PartitionBy | Unset | None = UNSET,
     ) -> QueueLimits:
         """Set ``queue``'s limits on every node, at run time; return them as stored.
 
         ``global_limit=N``: at most N jobs of the queue run at once across every worker and
         host (each worker's own concurrency still applies). ``rate_limit="100/s"`` (or
         ``"5000/m"``, ``"2/h"``, ``"10/5s"``, ``(count, seconds)``): at most that many jobs of
-        the queue start per fixed window aligned to the epoch, across every node. ``None``
-        removes a limit; a limit not passed keeps its stored value. Workers see the change at
-        their next claim, without a restart.
+        the queue start per fixed window aligned to the epoch, across every node.
+        ``partition_by="tenant_id"`` (a kwarg name) or ``0`` (an args position): each job's key
+        is read from that argument; both limits then apply to each key on its own, and keys
+        take turns at every claim (a task may compute keys itself: ``@task(partition_key=fn)``).
+        ``None`` removes a limit; a limit not passed keeps its stored value. Workers see the
+        change at their next claim, without a restart.
         """
         name = validate_queue_name(queue)
         # Validate before reading the store: bad input changes nothing.
@@ -292,40 +297,55 @@ class Operations:
             global_limit if isinstance(global_limit, Unset) else validate_global_limit(global_limit)
         )
         new_rate = rate_limit if isinstance(rate_limit, Unset) else parse_rate(rate_limit)
+        new_rule = (
+            partition_by if isinstance(partition_by, Unset) else PartitionBy.parse(partition_by)
+        )
         backend = await self._backend()
         current = (await backend.queue_limits()).get(name, QueueLimits())
         limits = QueueLimits(
             global_limit=current.global_limit if isinstance(new_global, Unset) else new_global,
             rate_limit=current.rate_limit if isinstance(new_rate, Unset) else new_rate,
+            partition_by=current.partition_by if isinstance(new_rule, Unset) else new_rule,
         )
         await backend.set_queue_limits(name, limits)
         logger.info(
-            "queue %r configured: global_limit=%s rate_limit=%s",
+            "queue %r configured: global_limit=%s rate_limit=%s partition_by=%s",
             name,
             limits.global_limit,
             limits.rate_limit,
+            limits.partition_by,
         )
         self.events.emit(Event(name="queue.configured", at=self.clock.now(), queue=name))
         return limits
 
-    async def hold_queue(self, queue: str, *, seconds: float | None) -> None:
+    async def hold_queue(
+        self, queue: str, *, seconds: float | None, key: str | None = None
+    ) -> None:
         """Hold back ``queue`` on every node for ``seconds`` (what ``RateLimited`` does).
 
         A hold only grows: a shorter one than the hold in place changes nothing.
-        ``seconds=None`` releases the hold at once.
+        ``seconds=None`` releases the hold at once. ``key``: hold only that key of a
+        partitioned queue.
         """
+        if key is not None and not isinstance(key, str):
+            raise InvalidOptions(f"key must be a str, got {key!r}")
         name = validate_queue_name(queue)
         if seconds is None:
             until = None
         else:
             delay = validate_seconds("seconds", seconds)
             until = self.clock.now() + timedelta(seconds=delay or 0.0)
-        await (await self._backend()).hold_queue(name, until=until)
-        logger.info("queue %r %s", name, "released" if until is None else f"held until {until}")
+        await (await self._backend()).hold_queue(name, until=until, key=key)
+        what = repr(name) if key is None else f"{name!r} key {key!r}"
+        logger.info("queue %s %s", what, "released" if until is None else f"held until {until}")
 
     async def queue_flow(self) -> dict[str, QueueFlow]:
         """Where each queue with limits or a hold stands (limits, hold, rate window)."""
         return await (await self._backend()).queue_flow()
+
+    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
+        """Where one key of a partitioned queue stands (hold, rate window, running jobs)."""
+        return await (await self._backend()).partition_flow(validate_queue_name(queue), key)
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """The limits of every queue that has one, by queue name."""
@@ -342,7 +362,9 @@ def _limits_now(flows: Mapping[str, QueueFlow], now: datetime) -> dict[str, dict
             continue
         rate = flow.limits.rate_limit
         used = None if rate is None else flow.used_in(rate.window_of(now))
+        rule = flow.limits.partition_by
         out[queue] = {
+            "partition_by": None if rule is None else str(rule),
             "global_limit": flow.limits.global_limit,
             "rate_limit": None if rate is None else str(rate),
             "rate_used": used,

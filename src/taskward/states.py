@@ -83,11 +83,13 @@ class Failed:
 class Snoozed:
     """The job asked to run again after ``seconds``, without spending an attempt.
 
-    ``hold_queue``: the job raised ``RateLimited``; its queue is held back as long.
+    ``hold_queue``: the job raised ``RateLimited``; its queue (its key, in a partitioned queue,
+    unless ``whole_queue``) is held back as long.
     """
 
     seconds: float
     hold_queue: bool = False
+    whole_queue: bool = False
 
     def __post_init__(self) -> None:
         if math.isnan(self.seconds):  # Snooze refuses it too; NaN has no place in a schedule

@@ -47,6 +47,7 @@ TWINS = (
     "queue_limits",
     "hold_queue",
     "queue_flow",
+    "partition_flow",
     "drain",
     "run_worker",
 )

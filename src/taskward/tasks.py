@@ -91,8 +91,15 @@ class TaskOptions:
     unique_for: float | None = None
     sensitive: tuple[str, ...] = ()
     """Parameter names (and dict keys at any depth) whose values are shown as ``"***"``."""
+    partition_key: Callable[..., str] | None = None
+    """Called with a job's arguments at enqueue: the job's key in a partitioned queue."""
 
     def __post_init__(self) -> None:
+        if self.partition_key is not None and not callable(self.partition_key):
+            raise InvalidOptions(
+                f"partition_key must be a function of the job's arguments, got "
+                f"{self.partition_key!r}"
+            )
         if not isinstance(self.sensitive, tuple) or not all(
             isinstance(name, str) and name for name in self.sensitive
         ):

@@ -346,12 +346,13 @@ def test_cli_queue_configure_and_limits(cli_url: str) -> None:
     assert code == 0, out
     assert out.startswith("queue emails: global limit 5")
     code, out = invoke("queue", "configure", "sms", "--global-limit", "1", "--json")
-    assert json.loads(out) == {"queue": "sms", "global_limit": 1}
+    assert json.loads(out) == {"queue": "sms", "global_limit": 1, "rate_limit": None}
     code, out = invoke("queue", "limits", "--json")
     assert code == 0, out
+    none = {"rate_limit": None, "started_in_window": None, "held_until": None}
     assert json.loads(out) == [
-        {"queue": "emails", "global_limit": 5, "running": 0},
-        {"queue": "sms", "global_limit": 1, "running": 0},
+        {"queue": "emails", "global_limit": 5, "running": 0, **none},
+        {"queue": "sms", "global_limit": 1, "running": 0, **none},
     ]
     code, out = invoke("queue", "limits")
     assert "emails" in out
@@ -370,12 +371,20 @@ def test_cli_queue_configure_and_limits(cli_url: str) -> None:
     [
         (["--global-limit", "0"], 1, "error: global_limit must be between 1 and"),
         (["--global-limit", "-3"], 1, "error: global_limit must be between 1 and"),
-        ([], 2, "error: give either --global-limit N or --no-global-limit"),
+        ([], 2, "error: give --global-limit N, --no-global-limit, --rate-limit RATE"),
         (
             ["--global-limit", "2", "--no-global-limit"],
             2,
             "error: give either --global-limit N or --no-global-limit",
         ),
+        (
+            ["--rate-limit", "2/s", "--no-rate-limit"],
+            2,
+            "error: give either --rate-limit RATE or --no-rate-limit",
+        ),
+        (["--rate-limit", "fast"], 1, "error: rate_limit must look like"),
+        (["--rate-limit", "0/s"], 1, "error: a rate's count must be between 1"),
+        (["--global-limit", "3", "--rate-limit", "10/0s"], 1, "error: a rate's window"),
     ],
 )
 def test_cli_queue_configure_bad_input(
@@ -395,3 +404,30 @@ def test_cli_queue_configure_a_bad_queue_name(cli_url: str) -> None:
     assert out.startswith("error: invalid queue name")
     code, out = invoke("queue", "configure", "emails", "--global-limit", "many")
     assert code == 2
+
+
+def test_cli_queue_rate_limits_and_holds(cli_url: str) -> None:
+    code, out = invoke("queue", "configure", "api", "--rate-limit", "100/s")
+    assert code == 0, out
+    assert out.startswith("queue api: no global limit; rate limit 100/s (at most 100 of its")
+    code, out = invoke("queue", "configure", "api", "--global-limit", "4", "--json")
+    assert json.loads(out) == {"queue": "api", "global_limit": 4, "rate_limit": "100/s"}
+    code, out = invoke("queue", "hold", "api", "600")
+    assert (code, out.strip()) == (0, "queue api: held back for 600 s (or longer if already held)")
+    code, out = invoke("queue", "limits", "--json")
+    (row,) = json.loads(out)
+    assert (row["queue"], row["global_limit"], row["rate_limit"]) == ("api", 4, "100/s")
+    assert row["started_in_window"] == 0
+    assert row["held_until"] is not None
+    code, out = invoke("queue", "limits")
+    assert "100/s" in out
+    assert "held until" in out
+    code, out = invoke("queue", "release", "api")
+    assert (code, out.strip()) == (0, "queue api: released")
+    code, out = invoke("queue", "configure", "api", "--no-rate-limit", "--no-global-limit")
+    assert (code, out.strip()) == (0, "queue api: no global limit; no rate limit")
+    code, out = invoke("queue", "limits", "--json")
+    assert json.loads(out) == []
+    code, out = invoke("queue", "hold", "api", "-5")
+    assert code == 1
+    assert out.startswith("error: ")

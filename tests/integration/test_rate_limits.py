@@ -64,9 +64,7 @@ async def test_bad_limits_change_nothing(tw: TaskManager, options: dict[str, obj
     await tw.configure_queue("api", global_limit=4, rate_limit="10/s")
     with pytest.raises(InvalidOptions):
         await tw.configure_queue("api", **options)  # type: ignore[arg-type]
-    assert await tw.queue_limits() == {
-        "api": QueueLimits(global_limit=4, rate_limit=Rate(10, 1.0))
-    }
+    assert await tw.queue_limits() == {"api": QueueLimits(global_limit=4, rate_limit=Rate(10, 1.0))}
 
 
 async def test_rate_limited_snoozes_the_job_and_holds_its_queue(tw: TaskManager) -> None:
@@ -161,6 +159,7 @@ async def test_statistics_show_rates_and_holds(tw: TaskManager) -> None:
     )
     limits = (await tw.get_statistics())["limits"]
     assert limits["api"] == {
+        "partition_by": None,
         "global_limit": 2,
         "rate_limit": "1/h",
         "rate_used": 1,

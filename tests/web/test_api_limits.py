@@ -65,16 +65,50 @@ async def test_configure_and_list_limits(tw: TaskManager, api: httpx.AsyncClient
     assert (await api.get("/api/queues/limits")).json() == []
     answer = await api.put("/api/queues/emails/limits", json={"global_limit": 3})
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"queue": "emails", "global_limit": 3}
-    await api.put("/api/queues/sms/limits", json={"global_limit": 1})
+    assert answer.json() == limits("emails", 3)
+    await api.put("/api/queues/sms/limits", json={"global_limit": 1, "rate_limit": "50/s"})
     assert (await api.get("/api/queues/limits")).json() == [
-        {"queue": "emails", "global_limit": 3},
-        {"queue": "sms", "global_limit": 1},
+        limits("emails", 3),
+        limits("sms", 1, "50/s"),
     ]
     assert (await tw.queue_limits())["emails"].global_limit == 3
     cleared = await api.put("/api/queues/emails/limits", json={"global_limit": None})
-    assert cleared.json() == {"queue": "emails", "global_limit": None}
-    assert (await api.get("/api/queues/limits")).json() == [{"queue": "sms", "global_limit": 1}]
+    assert cleared.json() == limits("emails", None)
+    # PUT replaces: a limit left out is cleared.
+    rate_only = await api.put("/api/queues/sms/limits", json={"rate_limit": "2/h"})
+    assert rate_only.json() == limits("sms", None, "2/h")
+    assert (await api.get("/api/queues/limits")).json() == [limits("sms", None, "2/h")]
+    assert (await api.put("/api/queues/sms/limits", json={})).json() == limits("sms", None)
+    assert (await api.get("/api/queues/limits")).json() == []
+
+
+def limits(
+    queue: str, global_limit: int | None, rate_limit: str | None = None
+) -> dict[str, object]:
+    return {
+        "queue": queue,
+        "global_limit": global_limit,
+        "rate_limit": rate_limit,
+        "held_until": None,
+    }
+
+
+async def test_hold_and_release_a_queue(tw: TaskManager, api: httpx.AsyncClient) -> None:
+    answer = await api.post("/api/queues/emails/hold", json={"seconds": 600})
+    assert answer.status_code == 200, answer.text
+    held_until = answer.json()["held_until"]
+    assert held_until is not None
+    # A shorter hold changes nothing: a hold only grows.
+    shorter = await api.post("/api/queues/emails/hold", json={"seconds": 5})
+    assert shorter.json()["held_until"] == held_until
+    listed = (await api.get("/api/queues/limits")).json()
+    assert [(q["queue"], q["held_until"]) for q in listed] == [("emails", held_until)]
+    released = await api.delete("/api/queues/emails/hold")
+    assert released.json() == limits("emails", None)
+    assert (await api.get("/api/queues/limits")).json() == []
+    for bad, status in (({"seconds": -1}, 400), ({"seconds": "5"}, 422), ({}, 422)):
+        assert (await api.post("/api/queues/emails/hold", json=bad)).status_code == status
+    assert (await api.post("/api/queues/bad name!/hold", json={"seconds": 1})).status_code == 400
 
 
 async def test_a_full_limit_shows_in_the_explanation(
@@ -106,7 +140,10 @@ async def test_a_full_limit_shows_in_the_explanation(
         ({"global_limit": "5"}, 422),
         ({"global_limit": 2.5}, 422),
         ({"global_limit": True}, 422),
-        ({}, 422),
+        ({"rate_limit": "fast"}, 400),
+        ({"rate_limit": "0/s"}, 400),
+        ({"rate_limit": "10/0s"}, 400),
+        ({"rate_limit": 5}, 422),
         ({"global_limit": 3, "rate": 1}, 422),
         ([3], 422),
     ],
@@ -165,9 +202,12 @@ async def test_the_overview_shows_each_queues_global_limit(
     tw: TaskManager, auth: AdminAuth
 ) -> None:
     await seed(tw)
-    await tw.configure_queue("emails", global_limit=4)
+    await tw.configure_queue("emails", global_limit=4, rate_limit="2/h")
+    await tw.hold_queue("reports", seconds=600)
     async with client_for(create_app(tw, auth=auth), authorization=BASIC) as browser:
         page = await browser.get("/dashboard/fragments/overview")
         assert page.status_code == 200
         assert "global limit" in page.text
         assert "0/4" in page.text
+        assert "0 of 2/h" in page.text
+        assert "held until" in page.text

@@ -162,7 +162,13 @@ class Backend(Protocol):
     async def insert(
         self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None
     ) -> list[Inserted]:
-        """Insert jobs in one round trip; a unique clash returns the existing job as duplicate."""
+        """Insert jobs in one round trip; a unique clash returns the existing job as duplicate.
+
+        A job's ``partition_key`` is the one given (``NewJob.partition_key``), else, when its
+        queue has a ``partition_by`` rule, the key the rule reads from its arguments
+        (:meth:`taskward.limits.PartitionBy.key_of`), read in the insert's own statement (or
+        script), else None.
+        """
         ...
 
     # -- work ------------------------------------------------------------------------------
@@ -181,6 +187,16 @@ class Backend(Protocol):
         (:meth:`hold_queue`) yields nothing before its hold ends. The arithmetic is
         :func:`taskward.limits.allowance`. When a hold or a full window held the claim back,
         the backend wakes this process's waiters of the queue when it ends (a window opens).
+
+        A queue with ``partition_by`` is claimed by key, and its limits (and holds given with a
+        key) apply to each key on its own. The claim visits the keys that have pending jobs in
+        ascending order, starting after the last key the previous claim of the queue visited and
+        wrapping around once; it stops after ``limit`` keys that can give a job, or after
+        ``limit + MAX_KEYS_PER_CLAIM_EXTRA`` keys in all. Each key may give up to its allowance
+        (capped at ``limit``), its jobs in priority, then schedule order; the claim takes them
+        in turns, one from each key per turn in visiting order, until ``limit`` are taken. So a
+        key with a deep backlog takes no more than its turn, and a key that gets its first job
+        is served within one claim of the queue (when no more than ``limit`` keys come before it).
         """
         ...
 
@@ -272,19 +288,35 @@ class Backend(Protocol):
         ...
 
     async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
-        """Store ``queue``'s limits, replacing any; empty limits clear them (every node)."""
+        """Store ``queue``'s limits, replacing any; empty limits clear them (every node).
+
+        A new or changed ``partition_by`` sets the key of every waiting job of the queue by the
+        new rule in the same transaction (or script), so no waiting job lacks a key; no insert
+        running at the same time may store a job by the old rule after it.
+        """
         ...
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """Return the limits of every queue that has one."""
         ...
 
-    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
+    async def hold_queue(
+        self, queue: str, *, until: datetime | None, key: str | None = None
+    ) -> None:
         """Hold back ``queue`` on every node: ``fetch`` yields none of its jobs before ``until``.
 
         A hold only grows (the later of the stored and the new time wins), so two jobs that
         hit an upstream limit at once keep the longer wait. ``until=None`` releases the hold.
-        The queue's limits are untouched.
+        The queue's limits are untouched. With ``key``: only that key of the (partitioned)
+        queue is held.
+        """
+        ...
+
+    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
+        """Where one key of a queue stands (limits, the key's hold, window, running jobs).
+
+        The limits are the queue's; the hold, the rate window and ``running`` (the ids of the
+        key's running jobs, at most ``RUNNING_SHOWN``) are the key's own.
         """
         ...
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import heapq
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +38,14 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueFlow, QueueLimits, allowance
+from taskward.limits import (
+    MAX_KEYS_PER_CLAIM_EXTRA,
+    RUNNING_SHOWN,
+    QueueFlow,
+    QueueLimits,
+    allowance,
+    take_turns,
+)
 
 S = JobState
 
@@ -65,6 +74,9 @@ class MemoryBackend:
         self._holds: dict[str, datetime] = {}
         self._windows: dict[str, tuple[int, int]] = {}  # queue -> (rate window, starts in it)
         self._timers = WakeTimers(lambda _queue: self._wake())
+        self._cursors: dict[str, str] = {}  # partitioned queue -> the last key a claim visited
+        self._key_holds: dict[tuple[str, str], datetime] = {}
+        self._key_windows: dict[tuple[str, str], tuple[int, int]] = {}
         self._schedules: dict[str, Schedule] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._workers: dict[str, WorkerInfo] = {}
@@ -120,12 +132,19 @@ class MemoryBackend:
             meta=copy.deepcopy(new.meta),
             depends_on=new.depends_on,
             timeout=new.timeout,
+            partition_key=self._key_for(new),
         )
         self._next_id += 1
         self._store(job)
         if new.unique_key is not None:
             self._unique[new.unique_key] = job.id
         return Inserted(job=job)
+
+    def _key_for(self, new: NewJob) -> str | None:
+        if new.partition_key is not None:
+            return new.partition_key
+        rule = self._limits.get(new.queue, QueueLimits()).partition_by
+        return None if rule is None else rule.key_of(new.args, new.kwargs)
 
     def _find_unique(self, new: NewJob, now: datetime) -> Job | None:
         if new.unique_key is None or new.unique_key not in self._unique:
@@ -153,6 +172,8 @@ class MemoryBackend:
         if queue in self._paused:
             return []
         flow = self._flow_of(queue)
+        if flow is not None and flow.limits.partition_by is not None:
+            return self._fetch_by_key(queue, flow, limit, worker_id, now, lease_until)
         if flow is not None:
             running = sum(
                 1 for j in self._jobs.values() if j.queue == queue and j.state is S.RUNNING
@@ -168,20 +189,97 @@ class MemoryBackend:
             job = self._jobs.get(entry[2])
             if job is None or job.state is not S.PENDING or entry != _heap_entry(job):
                 continue  # stale entry: the job moved on (or was re-queued) since it was pushed
-            job = evolve_job(
-                job,
-                state=S.RUNNING,
-                attempt=job.attempt + 1,
-                attempted_at=now,
-                attempted_by=worker_id,
-                lease_until=lease_until,
-            )
-            self._jobs[job.id] = job
-            claimed.append(job)
+            claimed.append(self._claim(job, worker_id, now, lease_until))
         if flow is not None and flow.limits.rate_limit is not None and claimed:
             window = flow.limits.rate_limit.window_of(now)
             self._windows[queue] = (window, flow.used_in(window) + len(claimed))
         return claimed
+
+    def _claim(self, job: Job, worker_id: str, now: datetime, lease_until: datetime) -> Job:
+        job = evolve_job(
+            job,
+            state=S.RUNNING,
+            attempt=job.attempt + 1,
+            attempted_at=now,
+            attempted_by=worker_id,
+            lease_until=lease_until,
+        )
+        self._jobs[job.id] = job
+        return job
+
+    def _fetch_by_key(
+        self,
+        queue: str,
+        flow: QueueFlow,
+        wanted: int,
+        worker_id: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> list[Job]:
+        """The claim of a partitioned queue (see ``Backend.fetch``); a scan, as memory may."""
+        if flow.held_until is not None and now < flow.held_until:
+            self._timers.wake_at(queue, now=now, at=flow.held_until)
+            return []
+        pending, running = self._by_key(queue)
+        cursor = self._cursors.get(queue)
+        keys = sorted(pending)
+        if cursor is not None:
+            keys = [k for k in keys if k > cursor] + [k for k in keys if k <= cursor]
+        picks: list[list[Job]] = []
+        retry_at: datetime | None = None
+        for visited, key in enumerate(keys):
+            if len(picks) >= wanted or visited >= wanted + MAX_KEYS_PER_CLAIM_EXTRA:
+                break
+            self._cursors[queue] = key
+            allowed = allowance(
+                self._key_flow(queue, key, flow.limits),
+                wanted=wanted,
+                running=running.get(key, 0),
+                now=now,
+            )
+            if allowed.retry_at is not None:
+                retry_at = min(retry_at or allowed.retry_at, allowed.retry_at)
+            if allowed.count > 0:
+                jobs = sorted(pending[key], key=_claim_order)[: allowed.count]
+                picks.append(jobs)
+        if retry_at is not None:
+            self._timers.wake_at(queue, now=now, at=retry_at)
+        claimed = [self._claim(j, worker_id, now, lease_until) for j in take_turns(picks, wanted)]
+        self._count_starts(queue, flow.limits, claimed, now)
+        return claimed
+
+    def _count_starts(
+        self, queue: str, limits: QueueLimits, claimed: list[Job], now: datetime
+    ) -> None:
+        """Add each key's claimed jobs to its rate window."""
+        if limits.rate_limit is None:
+            return
+        window = limits.rate_limit.window_of(now)
+        for key, n in Counter(j.partition_key or "" for j in claimed).items():
+            used = self._key_flow(queue, key, limits).used_in(window)
+            self._key_windows[(queue, key)] = (window, used + n)
+
+    def _by_key(self, queue: str) -> tuple[dict[str, list[Job]], Counter[str]]:
+        """The pending jobs of each key of ``queue``, and how many of each key run."""
+        pending: dict[str, list[Job]] = {}
+        running: Counter[str] = Counter()
+        for job in self._jobs.values():
+            if job.queue != queue or job.partition_key is None:
+                continue
+            if job.state is S.PENDING:
+                pending.setdefault(job.partition_key, []).append(job)
+            elif job.state is S.RUNNING:
+                running[job.partition_key] += 1
+        return pending, running
+
+    def _key_flow(self, queue: str, key: str, limits: QueueLimits) -> QueueFlow:
+        window, used = self._key_windows.get((queue, key), (None, 0))
+        return QueueFlow(
+            limits=limits,
+            held_until=self._key_holds.get((queue, key)),
+            window=window,
+            window_used=used,
+        )
 
     def _flow_of(self, queue: str) -> QueueFlow | None:
         limits = self._limits.get(queue)
@@ -383,7 +481,13 @@ class MemoryBackend:
         return set(self._paused)
 
     async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
-        """Store or clear a queue's limits."""
+        """Store or clear a queue's limits; a new partition rule re-keys its waiting jobs."""
+        rule = limits.partition_by
+        if rule is not None and rule != self._limits.get(queue, QueueLimits()).partition_by:
+            for job in list(self._jobs.values()):
+                if job.queue == queue and job.state in WAITING_STATES:
+                    key = rule.key_of(job.args, job.kwargs)
+                    self._jobs[job.id] = evolve_job(job, partition_key=key)
         if limits.is_empty:
             self._limits.pop(queue, None)
         else:
@@ -394,14 +498,29 @@ class MemoryBackend:
         """Return the queues' limits."""
         return dict(self._limits)
 
-    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
-        """Hold back ``queue`` until ``until`` (the later hold wins); None releases it."""
+    async def hold_queue(
+        self, queue: str, *, until: datetime | None, key: str | None = None
+    ) -> None:
+        """Hold back ``queue`` (or its ``key``) until ``until``, the later hold winning."""
+        holds: dict[Any, datetime] = self._holds if key is None else self._key_holds
+        name: Any = queue if key is None else (queue, key)
         if until is None:
-            self._holds.pop(queue, None)
+            holds.pop(name, None)
             self._wake()
             return
-        held = self._holds.get(queue)
-        self._holds[queue] = until if held is None else max(held, until)
+        held = holds.get(name)
+        holds[name] = until if held is None else max(held, until)
+
+    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
+        """The queue's limits with the key's hold, window and running jobs."""
+        limits = self._limits.get(queue, QueueLimits())
+        running = sorted(
+            j.id
+            for j in self._jobs.values()
+            if j.queue == queue and j.partition_key == key and j.state is S.RUNNING
+        )
+        flow = self._key_flow(queue, key, limits)
+        return replace(flow, running=tuple(running[:RUNNING_SHOWN]))
 
     async def queue_flow(self) -> dict[str, QueueFlow]:
         """Limits, hold and rate window of each queue that has any."""
@@ -493,3 +612,7 @@ def _matches(job: Job, f: JobFilter) -> bool:
 
 def _cancel_record(job: Job, now: datetime, reason: str) -> ErrorRecord:
     return ErrorRecord(attempt=job.attempt, at=now, kind="Cancelled", message=reason)
+
+
+def _claim_order(job: Job) -> tuple[int, datetime, int]:
+    return (job.priority, job.scheduled_at, job.id)

@@ -146,9 +146,15 @@ class NoopBackend:
         """No queue has limits."""
         return {}
 
-    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
+    async def hold_queue(
+        self, queue: str, *, until: datetime | None, key: str | None = None
+    ) -> None:
         """Holds need a store."""
         raise NotSupported("the noop backend cannot hold queues")
+
+    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
+        """No queue has limits or holds."""
+        return QueueFlow()
 
     async def queue_flow(self) -> dict[str, QueueFlow]:
         """No queue has limits or holds."""

@@ -69,8 +69,9 @@ EVENT_NAMES = frozenset(
 - ``job.rescued``: the Rescuer gave an orphaned job (its worker died) its outcome ``state``.
 - ``queue.paused`` / ``queue.resumed``: an operator paused or resumed ``queue``. Manager.
 - ``queue.configured``: an operator set or cleared ``queue``'s limits. Manager.
-- ``queue.held``: a job (``data["job_id"]``) raised ``RateLimited``; ``queue`` is held back on
-  every node until ``data["until"]``, when the job is due again. Worker.
+- ``queue.held``: a job (``data["job_id"]``) raised ``RateLimited``; ``queue`` (only its key
+  ``data["key"]`` when not None) is held back on every node until ``data["until"]``, when the
+  job is due again. Worker.
 - ``cron.inserted``: the scheduler inserted one slot of ``data["schedule"]``.
 """
 

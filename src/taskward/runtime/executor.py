@@ -135,8 +135,8 @@ async def _call(
 def classify(exc: BaseException) -> Outcome:
     """Turn an exception raised by a job into its outcome."""
     match exc:
-        case RateLimited(seconds=seconds):
-            return Snoozed(seconds=seconds, hold_queue=True)
+        case RateLimited(seconds=seconds, whole_queue=whole_queue):
+            return Snoozed(seconds=seconds, hold_queue=True, whole_queue=whole_queue)
         case Snooze(seconds=seconds):
             return Snoozed(seconds=seconds)
         case Cancel(reason=reason):

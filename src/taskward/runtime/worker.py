@@ -442,33 +442,36 @@ class Worker:
         policy = task.backoff if task is not None else self.default_policy
         update = next_update(job, outcome, self.clock.now(), policy)
         if isinstance(outcome, Snoozed) and outcome.hold_queue and update.scheduled_at:
-            await self._hold_queue(job, update.scheduled_at)
+            key = None if outcome.whole_queue else job.partition_key
+            await self._hold_queue(job, update.scheduled_at, key)
         log_outcome(job, update, self.clock.monotonic() - started)
         self.result.add(update.state)
         emit_outcome(self.events, job, update, self.clock.monotonic() - started)
         return update
 
-    async def _hold_queue(self, job: Job, until: datetime) -> None:
-        """Hold back ``job``'s queue on every node until ``until`` (the job raised RateLimited).
+    async def _hold_queue(self, job: Job, until: datetime, key: str | None) -> None:
+        """Hold back ``job``'s queue (or its ``key``) on every node until ``until``.
 
-        Written before the job's outcome, so no other worker starts a job of the queue in
-        between. A hold that cannot be written is logged: the job is still snoozed.
+        The job raised RateLimited. Written before the job's outcome, so no other worker
+        starts a job of the queue in between. A hold that cannot be written is logged: the job
+        is still snoozed.
         """
+        held = f"queue {job.queue!r}" if key is None else f"key {key!r} of queue {job.queue!r}"
         try:
-            await self.backend.hold_queue(job.queue, until=until)
+            await self.backend.hold_queue(job.queue, until=until, key=key)
         except Exception:
             logger.warning(
-                "job %s: rate limited, but holding back queue %r failed; only the job waits",
+                "job %s: rate limited, but holding back %s failed; only the job waits",
                 job.id,
-                job.queue,
+                held,
                 exc_info=True,
                 extra={"job_id": job.id},
             )
             return
         logger.warning(
-            "job %s: rate limited upstream; queue %r held back on every node until %s",
+            "job %s: rate limited upstream; %s held back on every node until %s",
             job.id,
-            job.queue,
+            held,
             until.isoformat(),
             extra={"job_id": job.id},
         )
@@ -477,7 +480,7 @@ class Worker:
                 name="queue.held",
                 at=self.clock.now(),
                 queue=job.queue,
-                data={"job_id": job.id, "until": until},
+                data={"job_id": job.id, "until": until, "key": key},
             )
         )
 

@@ -44,7 +44,7 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueLimits
+from taskward.limits import QueueFlow, QueueLimits
 
 __all__ = ["RedisBackend"]
 
@@ -184,12 +184,18 @@ class RedisBackend:
     async def fetch(
         self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
     ) -> list[Job]:
-        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
+        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order.
+
+        Its limits and hold are applied in the claim script (``fetch.lua``); when a hold or a
+        full rate window held it back, this process's waiters of the queue wake when it ends.
+        """
         self._listener.note_fetch(queue)
-        rows = await self._connections.run(
+        retry_at, *rows = await self._connections.run(
             "fetch",
             (queue, limit, worker_id, codec.us(now), codec.us(lease_until)),
         )
+        if retry_at:  # a hold or a full rate window held the claim back until then
+            self._listener.hold_back(queue, now=now, until=codec.time_of(retry_at))
         return [codec.job_from_flat(row) for row in rows]
 
     async def extend_leases(
@@ -362,6 +368,19 @@ class RedisBackend:
     async def queue_limits(self) -> dict[str, QueueLimits]:
         """Return the limits of every queue that has one."""
         return await admin.queue_limits(self._connections)
+
+    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
+        """Hold back ``queue`` on every node until ``until`` (the later hold wins).
+
+        ``until=None`` releases it and wakes the queue's workers (here and everywhere).
+        """
+        await admin.hold_queue(self._connections, queue, until=until)
+        if until is None:
+            self._listener.wake(queue)
+
+    async def queue_flow(self) -> dict[str, QueueFlow]:
+        """Limits, hold and current rate window of every queue with limits or a hold."""
+        return await admin.queue_flow(self._connections)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:

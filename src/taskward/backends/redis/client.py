@@ -47,6 +47,8 @@ SCRIPT_NAMES: Final = (
     "stats",
     "list",
     "lease",
+    "limits",
+    "hold",
 )
 CONNECT_TIMEOUT: Final = 5.0
 SOCKET_TIMEOUT: Final = 30.0
@@ -58,6 +60,7 @@ FIXED_KEYS: Final = {
     "queues": "set",
     "paused": "set",
     "limits": "hash",
+    "flow": "hash",
     "unique": "hash",
     "leases": "hash",
     "workers": "hash",

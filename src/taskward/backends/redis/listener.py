@@ -1,8 +1,10 @@
 """Wake-ups: one subscription per backend to the store's wake channel, and its waiters.
 
 Every script that makes a job pending (insert, promotion, retry, a snooze) publishes the job's
-queue on ``{prefix}:wake``; resuming a queue does too. The subscription opens on the first
-wait, so a producer-only process (a web app) never opens it; it reconnects with backoff, and
+queue on ``{prefix}:wake``; so do resuming a queue, raising or clearing its limits, releasing
+its hold, and a job leaving ``running`` in a queue with a global limit. Nothing is published
+when a hold ends or a rate window opens: a fetch held back by one arms a timer of this process
+instead. The subscription opens on the first wait, so a producer-only process (a web app) never opens it; it reconnects with backoff, and
 polling covers the gaps. Inserts made through this backend wake this process's waiters
 directly, without the round trip through the server.
 """
@@ -13,12 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any, Final
 
 import redis
 
 from taskward.backends.redis.client import Connections
-from taskward.backends.waiters import Waiters
+from taskward.backends.waiters import Waiters, WakeTimers
 
 __all__ = ["Listener"]
 
@@ -28,13 +31,30 @@ SUBSCRIBE_TIMEOUT: Final = 5.0
 
 
 class Listener(Waiters):
-    """The wake channel's subscription of one backend, and the waiters it wakes."""
+    """The wake channel's subscription of one backend, and the waiters it (or a timer) wakes."""
 
     def __init__(self, connections: Connections) -> None:
         super().__init__()
         self._connections = connections
         self._task: asyncio.Task[None] | None = None
         self.listening = False  # True while the subscription is up
+        self._timers = WakeTimers(self.wake)
+        # Queues whose last fetch a hold or a full rate window held back: a timer wakes them.
+        self._held_back: set[str] = set()
+
+    def note_fetch(self, queue: str) -> None:
+        """As :meth:`Waiters.note_fetch`; the queue is no longer held back until told again."""
+        super().note_fetch(queue)
+        self._held_back.discard(queue)
+
+    def hold_back(self, queue: str, *, now: datetime, until: datetime) -> None:
+        """The fetch of ``queue`` at ``now`` was held back until ``until``: wake its waiters then.
+
+        No event marks that moment (no job becomes pending, none finishes), so a timer of
+        this process does.
+        """
+        self._held_back.add(queue)
+        self._timers.wake_at(queue, now=now, at=until)
 
     def start(self) -> None:
         """Start the subscription, on the first wait (idempotent).
@@ -49,7 +69,8 @@ class Listener(Waiters):
             self._task = asyncio.create_task(self._listen(), name="taskward-redis-listen")
 
     async def stop(self) -> None:
-        """Close the subscription and wake every waiter (idempotent)."""
+        """Close the subscription, drop the timers and wake every waiter (idempotent)."""
+        self._timers.cancel()
         task, self._task = self._task, None
         try:
             if task is not None and not task.done():
@@ -65,12 +86,16 @@ class Listener(Waiters):
         await super().wait(queues, timeout=timeout)
 
     async def _wake_if_pending(self, client: Any) -> None:
-        """Wake the current waiters of every queue that has a claimable job."""
+        """Wake the current waiters of every queue that has a claimable job.
+
+        A queue held back by time is left to its timer: its pending jobs cannot be claimed
+        before then, and a wake-up now would only make its worker fetch nothing again.
+        """
         waited = self.waited_queues()
         if waited is None:
             self.wake(None)
             return
-        queues = sorted(waited)
+        queues = sorted(waited - self._held_back)
         if not queues:
             return
         pipe = client.pipeline(transaction=False)

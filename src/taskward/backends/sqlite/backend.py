@@ -18,12 +18,13 @@ Files: a new database file is created 0600 (less the umask) before SQLite opens 
 gives its ``-wal`` and ``-shm`` files the same mode; an existing file keeps its mode.
 
 Wake-ups (:mod:`~taskward.backends.sqlite.waiters`): jobs this instance inserts, promotes,
-retries or resumes, a queue limit it sets, and a job it finishes in a queue with a global limit
-(a slot came free) wake its own waiters at once, and other processes' waiters through a
-:class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram per waiting process,
-sub-millisecond). Polling ``PRAGMA data_version`` (it changes when another connection commits)
-every 50 ms while waiting stays as the fallback, for writers that send no wake-up and for
-platforms without Unix sockets.
+retries or resumes, a queue limit it sets, a hold it releases, and a job it finishes in a queue
+with a global limit (a slot came free) wake its own waiters at once, and other processes'
+waiters through a :class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram per
+waiting process, sub-millisecond). A claim held back by a hold or a full rate window wakes
+this process's waiters of its queue when that ends (a timer). Polling ``PRAGMA data_version``
+(it changes when another connection commits) every 50 ms while waiting stays as the fallback,
+for writers that send no wake-up and for platforms without Unix sockets.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueLimits
+from taskward.limits import QueueFlow, QueueLimits
 
 __all__ = ["SqliteBackend", "parse_sqlite_url"]
 
@@ -238,11 +239,21 @@ class SqliteBackend(BlockingInserts):
     async def fetch(
         self, *, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
     ) -> list[Job]:
-        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order."""
+        """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order.
+
+        Limits and holds apply in the claim's transaction. When a hold or a full rate window
+        held the claim back, this process's waiters are woken when it ends (other processes'
+        by their own claims' timers, or their poll).
+        """
         self._waiters.fetching(queue)
         if limit <= 0:
             return []
-        return await self._call(self._store.fetch, queue, limit, worker_id, now, lease_until)
+        jobs, retry_at = await self._call(
+            self._store.fetch, queue, limit, worker_id, now, lease_until
+        )
+        if retry_at is not None:
+            self._waiters.wake_at(queue, now=now, at=retry_at)
+        return jobs
 
     async def extend_leases(
         self, job_ids: Collection[int], *, worker_id: str, lease_until: datetime
@@ -358,8 +369,25 @@ class SqliteBackend(BlockingInserts):
         self._waiters.jobs_ready([queue])
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
-        """Return the limits of every queue that has one."""
+        """Return the limits of every queue that has one (a hold is not a limit)."""
         return await self._call(self._store.queue_limits)
+
+    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
+        """Let no job of ``queue`` start before ``until``, in every process; None releases.
+
+        A hold only grows (the later of the stored and the new time wins). A release wakes
+        the queue's waiters, here and in other processes.
+        """
+        await self._call(self._store.hold_queue, queue, until)
+        if until is None:
+            self._waiters.jobs_ready([queue])
+
+    async def queue_flow(self) -> dict[str, QueueFlow]:
+        """Limits, hold and rate window of every queue with limits or a hold.
+
+        An ended hold stays listed, with its past time, until it is released or replaced.
+        """
+        return await self._call(self._store.queue_flow)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:

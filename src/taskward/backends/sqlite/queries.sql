@@ -120,11 +120,14 @@ ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
 
 -- Parameters: now, worker_id, lease_until, queue, limit (> 0).
 -- RETURNING order is unspecified: the caller sorts by (priority, scheduled_at, id).
--- The LIMIT is ?5, or for a queue with a row in taskward_queue_limits
--- max(global_limit - its running jobs, 0): counted in this statement, under the claim's
--- BEGIN IMMEDIATE, so claims racing from several processes never exceed the limit. An
--- unlimited queue costs one primary-key probe (no row: the count is never evaluated). MAX(…, 0)
--- matters: a negative LIMIT means no limit in SQLite.
+-- The LIMIT is ?5 for a queue without a row in taskward_queue_limits (one primary-key probe
+-- finds none: nothing else is evaluated), or for one whose row has only a global limit (and at
+-- most a hold that has ended) max(global_limit - its running jobs, 0): counted in this
+-- statement, under the claim's BEGIN IMMEDIATE, so claims racing from several processes never
+-- exceed the limit. MAX(…, 0) matters: a negative LIMIT means no limit in SQLite. A queue with
+-- a rate limit or a hold still in force claims nothing here (LIMIT 0): claim_flow, next in the
+-- same transaction, finds its row by the same condition, and the store claims with the
+-- arithmetic of taskward.limits.allowance (claim_jobs, count_window).
 -- name: fetch_jobs
 UPDATE taskward_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = ?1, attempted_by = ?2,
@@ -135,10 +138,14 @@ WHERE id IN (
         ORDER BY priority, scheduled_at, id
         LIMIT COALESCE(
             (
-                SELECT MIN(?5, MAX(global_limit - (
-                    SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
-                    WHERE queue = ?4 AND state = 'running'
-                ), 0))
+                SELECT CASE
+                    WHEN rate_count IS NOT NULL OR held_until > ?1 THEN 0
+                    WHEN global_limit IS NULL THEN ?5
+                    ELSE MIN(?5, MAX(global_limit - (
+                        SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
+                        WHERE queue = ?4 AND state = 'running'
+                    ), 0))
+                END
                 FROM taskward_queue_limits
                 WHERE queue = ?4
             ),
@@ -150,6 +157,47 @@ RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
           lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
           cancel_requested;
+
+-- Run after fetch_jobs in its transaction (so the data version read is the one of its commit:
+-- no other connection commits while this one holds the write lock). Parameters: queue, now.
+-- Returns the data version, then, for a queue that fetch_jobs left to the store (its row
+-- matches the condition of fetch_jobs' LIMIT 0), the queue's name, whether it is paused and
+-- its row (as rows.flow_from_row reads it); NULLs for every other queue, which pays for one
+-- more primary-key probe in a statement the claim runs anyway.
+-- name: claim_flow
+SELECT v.data_version, l.queue,
+       CASE WHEN l.queue IS NULL THEN NULL
+            ELSE EXISTS (SELECT 1 FROM taskward_paused_queues WHERE queue = ?1) END,
+       l.global_limit, l.rate_count, l.rate_period_ms, l.held_until, l.window_index,
+       l.window_used
+FROM pragma_data_version AS v
+LEFT JOIN taskward_queue_limits AS l
+    ON l.queue = ?1 AND (l.rate_count IS NOT NULL OR l.held_until > ?2);
+
+-- The claim of a queue with a rate limit or a hold, by the count the store computed (> 0).
+-- Parameters as fetch_jobs; the queue is known not to be paused (claim_flow, same transaction).
+-- name: claim_jobs
+UPDATE taskward_jobs
+SET state = 'running', attempt = attempt + 1, attempted_at = ?1, attempted_by = ?2,
+    lease_until = ?3
+WHERE id IN (
+        SELECT id FROM taskward_jobs INDEXED BY taskward_jobs_claim
+        WHERE queue = ?4 AND state = 'pending'
+        ORDER BY priority, scheduled_at, id
+        LIMIT ?5
+    )
+RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+          inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+          lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+          cancel_requested;
+
+-- name: count_running
+SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
+WHERE queue = ? AND state = 'running';
+
+-- The starts counted in the queue's current rate window. Parameters: window, used, queue.
+-- name: count_window
+UPDATE taskward_queue_limits SET window_index = ?, window_used = ? WHERE queue = ?;
 
 -- Parameters: lease_until, job ids (JSON array), worker_id.
 -- name: extend_leases
@@ -211,17 +259,22 @@ SELECT EXISTS (
         )
 );
 
--- Finish wakes the waiters of the limited queues its jobs left (a slot came free): it asks
--- any_queue_limits first (one probe), and limited_queues_of_jobs only if some queue has limits.
--- name: any_queue_limits
-SELECT EXISTS (SELECT 1 FROM taskward_queue_limits);
+-- Finish wakes the waiters of the queues with a global limit that its jobs left (a slot came
+-- free): it asks any_global_limits first (a scan of the few rows of queues with limits or
+-- holds), and limited_queues_of_jobs only if some queue has one. A rate or a hold is not
+-- freed by a finish: their waiters wake by the timers of the claims they held back.
+-- name: any_global_limits
+SELECT EXISTS (SELECT 1 FROM taskward_queue_limits WHERE global_limit IS NOT NULL);
 
--- The limited queues among those of these jobs (JSON array of ids). Driven by the ids (rowid
--- lookups), never by a scan of a limited queue's jobs.
+-- The queues with a global limit among those of these jobs (JSON array of ids). Driven by the
+-- ids (rowid lookups), never by a scan of a limited queue's jobs.
 -- name: limited_queues_of_jobs
 SELECT DISTINCT queue FROM taskward_jobs
 WHERE id IN (SELECT value FROM json_each(?))
-    AND EXISTS (SELECT 1 FROM taskward_queue_limits AS l WHERE l.queue = taskward_jobs.queue);
+    AND EXISTS (
+        SELECT 1 FROM taskward_queue_limits AS l
+        WHERE l.queue = taskward_jobs.queue AND l.global_limit IS NOT NULL
+    );
 
 -- == maintain ==================================================================================
 
@@ -334,19 +387,57 @@ INSERT INTO taskward_paused_queues (queue) VALUES (?) ON CONFLICT (queue) DO NOT
 -- name: resume_queue
 DELETE FROM taskward_paused_queues WHERE queue = ?;
 
--- Parameters: queue, global_limit. updated_at: now as epoch seconds with milliseconds
--- (julianday keeps them on every SQLite version; unixepoch('subsec') needs 3.42).
+-- Parameters: queue, global_limit, rate_count, rate_period_ms (NULLs for no such limit).
+-- updated_at: now as epoch seconds with milliseconds (julianday keeps them on every SQLite
+-- version; unixepoch('subsec') needs 3.42). The hold is kept. So is the rate window while the
+-- window's length stays the same (a changed count applies to the current window); a window of
+-- another length numbers its windows differently, so its count starts again.
 -- name: set_queue_limits
-INSERT INTO taskward_queue_limits (queue, global_limit, updated_at)
-VALUES (?, ?, (julianday('now') - 2440587.5) * 86400.0)
+INSERT INTO taskward_queue_limits (queue, global_limit, rate_count, rate_period_ms, updated_at)
+VALUES (?1, ?2, ?3, ?4, (julianday('now') - 2440587.5) * 86400.0)
 ON CONFLICT (queue) DO UPDATE SET
-    global_limit = excluded.global_limit, updated_at = excluded.updated_at;
+    global_limit = excluded.global_limit,
+    rate_count = excluded.rate_count,
+    rate_period_ms = excluded.rate_period_ms,
+    window_index = CASE WHEN rate_period_ms = excluded.rate_period_ms THEN window_index END,
+    window_used = CASE WHEN rate_period_ms = excluded.rate_period_ms THEN window_used ELSE 0 END,
+    updated_at = excluded.updated_at;
 
+-- Empty limits: the row keeps only its hold (drop_empty_queue_row deletes it if it has none).
 -- name: clear_queue_limits
-DELETE FROM taskward_queue_limits WHERE queue = ?;
+UPDATE taskward_queue_limits
+SET global_limit = NULL, rate_count = NULL, rate_period_ms = NULL, window_index = NULL,
+    window_used = 0, updated_at = (julianday('now') - 2440587.5) * 86400.0
+WHERE queue = ?;
 
+-- Parameters: queue, held_until. A hold only grows: the later of the stored and the new wins.
+-- name: hold_queue
+INSERT INTO taskward_queue_limits (queue, held_until, updated_at)
+VALUES (?1, ?2, (julianday('now') - 2440587.5) * 86400.0)
+ON CONFLICT (queue) DO UPDATE SET
+    held_until = MAX(COALESCE(held_until, excluded.held_until), excluded.held_until),
+    updated_at = excluded.updated_at;
+
+-- name: release_hold
+UPDATE taskward_queue_limits
+SET held_until = NULL, updated_at = (julianday('now') - 2440587.5) * 86400.0
+WHERE queue = ?;
+
+-- A row with neither limits nor a hold goes: the queue is back on fetch_jobs' cheapest path.
+-- name: drop_empty_queue_row
+DELETE FROM taskward_queue_limits
+WHERE queue = ? AND global_limit IS NULL AND rate_count IS NULL AND held_until IS NULL;
+
+-- A hold is not a limit: a row with only a hold is not listed.
 -- name: list_queue_limits
-SELECT queue, global_limit FROM taskward_queue_limits ORDER BY queue;
+SELECT queue, global_limit, rate_count, rate_period_ms FROM taskward_queue_limits
+WHERE global_limit IS NOT NULL OR rate_count IS NOT NULL
+ORDER BY queue;
+
+-- name: list_queue_flow
+SELECT queue, global_limit, rate_count, rate_period_ms, held_until, window_index, window_used
+FROM taskward_queue_limits
+ORDER BY queue;
 
 -- == schedules =================================================================================
 

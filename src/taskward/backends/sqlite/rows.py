@@ -22,6 +22,7 @@ from taskward.jobs import (
     Schedule,
     WorkerInfo,
 )
+from taskward.limits import QueueFlow, QueueLimits, Rate
 from taskward.serialize import load_args, load_kwargs
 
 __all__ = [
@@ -30,9 +31,11 @@ __all__ = [
     "claim_order",
     "dumps",
     "epoch",
+    "flow_from_row",
     "insert_params",
     "job_from_new",
     "job_from_row",
+    "limits_from_row",
     "minute_time",
     "order_by",
     "schedule_from_row",
@@ -129,6 +132,27 @@ def job_from_row(row: Row) -> Job:
 def claim_order(row: Row) -> tuple[int, float, int]:
     """Sort key of a claimed job row: priority, then scheduled time, then id."""
     return (row[6], row[9], row[0])
+
+
+def limits_from_row(row: Row) -> QueueLimits:
+    """Build :class:`QueueLimits` from ``global_limit, rate_count, rate_period_ms``."""
+    global_limit, rate_count, rate_period_ms = row
+    rate = None if rate_count is None else Rate.of_ms(rate_count, rate_period_ms)
+    return QueueLimits(global_limit=global_limit, rate_limit=rate)
+
+
+def flow_from_row(row: Row) -> QueueFlow:
+    """Build :class:`QueueFlow` from a queue's row of ``taskward_queue_limits``.
+
+    The columns: those of :func:`limits_from_row`, then ``held_until, window_index,
+    window_used``.
+    """
+    return QueueFlow(
+        limits=limits_from_row(row[:3]),
+        held_until=_opt_time(row[3]),
+        window=row[4],
+        window_used=row[5],
+    )
 
 
 def insert_params(new: NewJob, job_id: int, now: float) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ from itertools import chain
 from typing import Any, Final
 
 from taskward.backends.sqlite import rows
-from taskward.backends.sqlite.connection import SqliteConnection
+from taskward.backends.sqlite.controls import QueueControls
 from taskward.errors import JobNotFound
 from taskward.jobs import (
     FINISHED_STATES,
@@ -36,15 +36,17 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueLimits
-
 __all__ = ["INSERT_CHUNK_ROWS", "SqliteStore"]
 
 INSERT_CHUNK_ROWS: Final = 256  # x 15 parameters: far below SQLite's 32,766 variable limit
 
 
-class SqliteStore(SqliteConnection):
-    """The statements of every backend call on one SQLite connection (single thread only)."""
+class SqliteStore(QueueControls):
+    """The statements of every backend call on one SQLite connection (single thread only).
+
+    Pauses, limits and holds, and the claim of a rate-limited or held queue, are its base's
+    (:class:`~taskward.backends.sqlite.controls.QueueControls`).
+    """
 
     def __init__(self, path: str, *, synchronous: str, any_thread: bool = False) -> None:
         super().__init__(path, synchronous=synchronous, any_thread=any_thread)
@@ -128,19 +130,26 @@ class SqliteStore(SqliteConnection):
     # -- work ------------------------------------------------------------------------------
     def fetch(
         self, queue: str, limit: int, worker_id: str, now: datetime, lease_until: datetime
-    ) -> list[Job]:
+    ) -> tuple[list[Job], datetime | None]:
         """Claim up to ``limit`` pending jobs of ``queue`` (nothing if it is paused).
 
-        A queue with a global limit yields at most that limit minus its running jobs: one
-        statement counts and claims under the write lock (``fetch_jobs``).
+        A queue with no limits, or only a global limit, is claimed by one statement under the
+        write lock (``fetch_jobs``: it counts the running jobs and claims). One with a rate
+        limit or a hold in force is claimed by the store in the same transaction
+        (:meth:`_claim_limited`). Also returns when a hold or a full rate window that held
+        the claim back ends (else None): the caller wakes the queue's waiters then.
         """
-        params = (rows.epoch(now), worker_id, rows.epoch(lease_until), queue, limit)
+        now_ts = rows.epoch(now)
+        params = (now_ts, worker_id, rows.epoch(lease_until), queue, limit)
+        retry_at = None
         with self._write(durable=False) as db:
             claimed = db.execute(self.q["fetch_jobs"], params).fetchall()
-        version = db.execute(self.q["data_version"]).fetchone()[0]
+            version, limited, *found = db.execute(self.q["claim_flow"], (queue, now_ts)).fetchone()
+            if limited is not None:
+                claimed, retry_at = self._claim_limited(db, params, found, now)
         self.versions[queue] = self.last_version = version
         claimed.sort(key=rows.claim_order)
-        return [rows.job_from_row(row) for row in claimed]
+        return [rows.job_from_row(row) for row in claimed], retry_at
 
     def extend_leases(
         self, job_ids: Collection[int], worker_id: str, lease_until: datetime
@@ -156,8 +165,8 @@ class SqliteStore(SqliteConnection):
     def finish(self, updates: Sequence[JobUpdate], worker_id: str) -> tuple[list[bool], list[str]]:
         """Write each outcome behind its fence; False where the fence refused it.
 
-        Also returns the limited queues (with a global limit) that a written job left: a slot
-        came free there, so their waiters are worth waking.
+        Also returns the queues with a global limit that a written job left: a slot came free
+        there, so their waiters are worth waking (a finish gives no start back to a rate).
         """
         sql = self.q["finish_job"]
         with self._write() as db:
@@ -171,7 +180,7 @@ class SqliteStore(SqliteConnection):
 
     def _limited_queues(self, db: sqlite3.Connection, job_ids: list[int]) -> list[str]:
         """The queues of ``job_ids`` that have a global limit (one probe when none has)."""
-        if not db.execute(self.q["any_queue_limits"]).fetchone()[0]:
+        if not db.execute(self.q["any_global_limits"]).fetchone()[0]:
             return []
         found = db.execute(self.q["limited_queues_of_jobs"], (json.dumps(job_ids),))
         return [queue for (queue,) in found]
@@ -311,33 +320,6 @@ class SqliteStore(SqliteConnection):
         for queue, state, count in counted:
             counts.setdefault(queue, {})[JobState(state)] = count
         return Stats(counts=counts, paused=frozenset(paused))
-
-    def pause_queue(self, queue: str) -> None:
-        """Mark ``queue`` paused."""
-        with self._write() as db:
-            db.execute(self.q["pause_queue"], (queue,))
-
-    def resume_queue(self, queue: str) -> None:
-        """Unmark ``queue`` paused."""
-        with self._write() as db:
-            db.execute(self.q["resume_queue"], (queue,))
-
-    def paused_queues(self) -> set[str]:
-        """The paused queues."""
-        return {queue for (queue,) in self._db().execute(self.q["list_paused"])}
-
-    def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
-        """Store ``queue``'s limits, replacing any; empty limits delete its row."""
-        with self._write() as db:
-            if limits.is_empty:
-                db.execute(self.q["clear_queue_limits"], (queue,))
-            else:
-                db.execute(self.q["set_queue_limits"], (queue, limits.global_limit))
-
-    def queue_limits(self) -> dict[str, QueueLimits]:
-        """The limits of every limited queue, by name."""
-        cursor = self._db().execute(self.q["list_queue_limits"])
-        return {queue: QueueLimits(global_limit=limit) for queue, limit in cursor}
 
     # -- schedules -------------------------------------------------------------------------
     def save_schedule(self, schedule: Schedule) -> None:

@@ -1,12 +1,15 @@
 """Waiters: the coroutines of this process waiting for jobs, and everything that wakes them.
 
 SQLite has no notification channel, so the backend wakes waiters itself. Jobs this backend makes
-pending (insert, promote, retry, resume) or claimable (a limit set, a job of a limited queue
-finished) wake this process's waiters at once, and other processes' through the
+pending (insert, promote, retry, resume) or claimable (a limit set, a hold released, a job of a
+queue with a global limit finished) wake this process's waiters at once, and other processes'
+through the
 :class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram each). Sync producers
 insert from their own threads: their wake-ups are handed to the waiters' loop. Polling for
 other connections' commits (``PRAGMA data_version``, asked by the backend on its database
-thread) stays as the fallback, for writers that send no wake-up.
+thread) stays as the fallback, for writers that send no wake-up. A claim held back by time (a
+hold, a full rate window) has no event to wait for: a timer wakes this process's waiters when
+it ends (:meth:`Waiters.wake_at`).
 
 A wake-up between a worker's fetch and its wait is not lost: each wake-up moves a counter, and a
 wait returns at once if the counter moved since the last fetch of one of its queues.
@@ -18,9 +21,11 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import datetime
 from typing import Final
 
 from taskward.backends.sqlite.wake import WakeChannel
+from taskward.backends.waiters import WakeTimers
 from taskward.jobs import Inserted, JobState
 
 __all__ = ["POLL_SECONDS", "Waiters", "newly_pending_queues"]
@@ -40,6 +45,8 @@ class Waiters:
         self._count = 0  # wake-ups so far
         self._count_at_fetch: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # where sync producers' go
+        # Every waiter wakes, as for any local wake-up: a waiter of another queue fetches once.
+        self._timers = WakeTimers(lambda _queue: self.wake())
 
     def fetching(self, queue: str) -> None:
         """A fetch of ``queue`` starts: later wake-ups make the next wait return at once."""
@@ -92,6 +99,14 @@ class Waiters:
                 loop.call_soon_threadsafe(self.wake)
         self.channel.notify(queues)
 
+    def wake_at(self, queue: str, *, now: datetime, at: datetime) -> None:
+        """Wake this process's waiters when the clock that gave ``now`` reaches ``at``.
+
+        For a claim of ``queue`` that a hold or a full rate window held back. Other processes
+        are not told: their own claims arm their own timers.
+        """
+        self._timers.wake_at(queue, now=now, at=at)
+
     def wake(self) -> None:
         """Wake every waiter of this process."""
         self._count += 1
@@ -100,7 +115,9 @@ class Waiters:
                 future.set_result(None)
 
     def close(self) -> None:
-        """Wake every waiter and stop listening (the socket and, if last, its folder go)."""
+        """Wake every waiter, drop the timers, stop listening (the socket and, if last, its
+        folder go)."""
+        self._timers.cancel()
         self.wake()
         self.channel.close()
 

@@ -10,6 +10,7 @@ local PAUSED = B .. ':paused'
 local UNIQUE = B .. ':unique'
 local WAKE = B .. ':wake'
 local LIMITS = B .. ':limits'
+local FLOW = B .. ':flow'
 local FINISHED = {completed = true, failed = true, discarded = true, cancelled = true}
 local WAITING = {scheduled = true, pending = true, retryable = true}
 local STATES = {'scheduled', 'pending', 'running', 'retryable',
@@ -115,4 +116,35 @@ local function forget(id, h)
   if h.unique_key and redis.call('HGET', UNIQUE, h.unique_key) == id then
     redis.call('HDEL', UNIQUE, h.unique_key)
   end
+end
+
+-- A queue's stored limit or hold (B:limits, B:flow) as a number, refused unless it matches
+-- `pattern`: a value written by something else fails the claim instead of lifting the limit.
+local function flow_number(text, queue, what, pattern)
+  if not string.match(text, pattern) then
+    local key = what == 'limit' and LIMITS or FLOW
+    error('the ' .. what .. ' of queue ' .. queue .. ' in ' .. key
+          .. ' is not a whole number: ' .. text)
+  end
+  return tonumber(text)
+end
+
+-- A queue's rate limit as stored in B:flow ("count:period_ms"): count, period_ms.
+local function parse_rate(text, queue)
+  local count, period = string.match(text, '^(%d+):(%d+)$')
+  if count == nil or tonumber(count) < 1 or tonumber(period) < 1 then
+    error('the rate of queue ' .. queue .. ' in ' .. FLOW
+          .. ' is not count:period_ms: ' .. text)
+  end
+  return tonumber(count), tonumber(period)
+end
+
+-- A queue's rate window as stored in B:flow ("window:used"): window index, starts in it.
+local function parse_window(text, queue)
+  local window, used = string.match(text, '^(%-?%d+):(%d+)$')
+  if window == nil then
+    error('the rate window of queue ' .. queue .. ' in ' .. FLOW
+          .. ' is not window:used: ' .. text)
+  end
+  return tonumber(window), tonumber(used)
 end
