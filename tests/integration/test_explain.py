@@ -346,10 +346,20 @@ def test_cli_queue_configure_and_limits(cli_url: str) -> None:
     assert code == 0, out
     assert out.startswith("queue emails: global limit 5")
     code, out = invoke("queue", "configure", "sms", "--global-limit", "1", "--json")
-    assert json.loads(out) == {"queue": "sms", "global_limit": 1, "rate_limit": None}
+    assert json.loads(out) == {
+        "queue": "sms",
+        "global_limit": 1,
+        "rate_limit": None,
+        "partition_by": None,
+    }
     code, out = invoke("queue", "limits", "--json")
     assert code == 0, out
-    none = {"rate_limit": None, "started_in_window": None, "held_until": None}
+    none = {
+        "rate_limit": None,
+        "partition_by": None,
+        "started_in_window": None,
+        "held_until": None,
+    }
     assert json.loads(out) == [
         {"queue": "emails", "global_limit": 5, "running": 0, **none},
         {"queue": "sms", "global_limit": 1, "running": 0, **none},
@@ -372,6 +382,13 @@ def test_cli_queue_configure_and_limits(cli_url: str) -> None:
         (["--global-limit", "0"], 1, "error: global_limit must be between 1 and"),
         (["--global-limit", "-3"], 1, "error: global_limit must be between 1 and"),
         ([], 2, "error: give --global-limit N, --no-global-limit, --rate-limit RATE"),
+        (["--partition-by", "not a kwarg!"], 1, "error: partition_by must name a keyword"),
+        (["--partition-by", "999"], 1, "error: partition_by as an args position must be"),
+        (
+            ["--partition-by", "tenant", "--no-partition-by"],
+            2,
+            "error: give either --partition-by KWARG|POSITION or --no-partition-by",
+        ),
         (
             ["--global-limit", "2", "--no-global-limit"],
             2,
@@ -411,7 +428,12 @@ def test_cli_queue_rate_limits_and_holds(cli_url: str) -> None:
     assert code == 0, out
     assert out.startswith("queue api: no global limit; rate limit 100/s (at most 100 of its")
     code, out = invoke("queue", "configure", "api", "--global-limit", "4", "--json")
-    assert json.loads(out) == {"queue": "api", "global_limit": 4, "rate_limit": "100/s"}
+    assert json.loads(out) == {
+        "queue": "api",
+        "global_limit": 4,
+        "rate_limit": "100/s",
+        "partition_by": None,
+    }
     code, out = invoke("queue", "hold", "api", "600")
     assert (code, out.strip()) == (0, "queue api: held back for 600 s (or longer if already held)")
     code, out = invoke("queue", "limits", "--json")
@@ -431,3 +453,26 @@ def test_cli_queue_rate_limits_and_holds(cli_url: str) -> None:
     code, out = invoke("queue", "hold", "api", "-5")
     assert code == 1
     assert out.startswith("error: ")
+
+
+def test_cli_queue_partitions(cli_url: str) -> None:
+    code, out = invoke(
+        "queue", "configure", "api", "--partition-by", "tenant", "--global-limit", "2"
+    )
+    assert code == 0, out
+    assert "partitioned by kwarg:tenant (the limits apply to each key)" in out
+    code, out = invoke("queue", "configure", "api", "--partition-by", "1", "--json")
+    assert json.loads(out)["partition_by"] == "arg:1"
+    code, out = invoke("queue", "hold", "api", "60", "--key", "acme")
+    assert (code, out.strip()) == (
+        0,
+        "queue api key 'acme': held back for 60 s (or longer if already held)",
+    )
+    code, out = invoke("queue", "release", "api", "--key", "acme")
+    assert (code, out.strip()) == (0, "queue api key 'acme': released")
+    code, out = invoke("queue", "limits")
+    assert "arg:1" in out
+    code, out = invoke("queue", "configure", "api", "--no-partition-by", "--no-global-limit")
+    assert code == 0, out
+    code, out = invoke("queue", "limits", "--json")
+    assert json.loads(out) == []

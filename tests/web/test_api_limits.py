@@ -89,6 +89,7 @@ def limits(
         "queue": queue,
         "global_limit": global_limit,
         "rate_limit": rate_limit,
+        "partition_by": None,
         "held_until": None,
     }
 
@@ -211,3 +212,22 @@ async def test_the_overview_shows_each_queues_global_limit(
         assert "0/4" in page.text
         assert "0 of 2/h" in page.text
         assert "held until" in page.text
+
+
+async def test_partition_a_queue_and_hold_one_key(tw: TaskManager, api: httpx.AsyncClient) -> None:
+    body = {"global_limit": 2, "partition_by": "tenant"}
+    answer = await api.put("/api/queues/api/limits", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["partition_by"] == "kwarg:tenant"
+    by_position = await api.put("/api/queues/api/limits", json={"partition_by": 0})
+    assert by_position.json()["partition_by"] == "arg:0"
+    held = await api.post("/api/queues/api/hold", json={"seconds": 60, "key": "acme"})
+    assert held.status_code == 200, held.text
+    assert held.json()["held_until"] is None  # the key is held, not the queue
+    assert (await tw.partition_flow("api", "acme")).held_until is not None
+    released = await api.delete("/api/queues/api/hold", params={"key": "acme"})
+    assert released.status_code == 200
+    assert (await tw.partition_flow("api", "acme")).held_until is None
+    for bad in ({"partition_by": "not a kwarg!"}, {"partition_by": 300}, {"partition_by": -1}):
+        assert (await api.put("/api/queues/api/limits", json=bad)).status_code == 400
+    assert (await api.put("/api/queues/api/limits", json={"partition_by": 1.5})).status_code == 422

@@ -54,6 +54,17 @@ def queue_configure(
     no_rate_limit: Annotated[
         bool, typer.Option("--no-rate-limit", help="Remove the queue's rate limit.")
     ] = False,
+    partition_by: Annotated[
+        str | None,
+        typer.Option(
+            "--partition-by",
+            help="Split the queue by a key: a kwarg name (tenant_id) or an args position (0); "
+            "the limits then apply to each key, and keys take turns.",
+        ),
+    ] = None,
+    no_partition_by: Annotated[
+        bool, typer.Option("--no-partition-by", help="Stop splitting the queue by key.")
+    ] = False,
     as_json: JsonOpt = False,
     app_path: AppOpt = None,
     url: UrlOpt = None,
@@ -66,14 +77,20 @@ def queue_configure(
         usage_error("give either --global-limit N or --no-global-limit, not both")
     if rate_limit is not None and no_rate_limit:
         usage_error("give either --rate-limit RATE or --no-rate-limit, not both")
+    if partition_by is not None and no_partition_by:
+        usage_error("give either --partition-by KWARG|POSITION or --no-partition-by, not both")
     changes: dict[str, Any] = {}
     if global_limit is not None or no_global_limit:
         changes["global_limit"] = global_limit
     if rate_limit is not None or no_rate_limit:
         changes["rate_limit"] = rate_limit
+    if partition_by is not None or no_partition_by:
+        rule = partition_by
+        changes["partition_by"] = int(rule) if rule is not None and rule.isdigit() else rule
     if not changes:
         usage_error(
-            "give --global-limit N, --no-global-limit, --rate-limit RATE or --no-rate-limit"
+            "give --global-limit N, --no-global-limit, --rate-limit RATE, --no-rate-limit, "
+            "--partition-by KWARG|POSITION or --no-partition-by"
         )
     manager = load_manager(app_path, url)
     limits = run(manager, lambda m: m.configure_queue(name, **changes))
@@ -87,6 +104,9 @@ def queue_configure(
 def queue_hold(
     name: Annotated[str, typer.Argument(help="The queue.")],
     seconds: Annotated[float, typer.Argument(help="How long no job of the queue starts.")],
+    key: Annotated[
+        str | None, typer.Option("--key", help="Hold only this key of a partitioned queue.")
+    ] = None,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
@@ -94,19 +114,23 @@ def queue_hold(
 
     A hold only grows: a shorter one than the hold in place changes nothing.
     """
-    run(load_manager(app_path, url), lambda m: m.hold_queue(name, seconds=seconds))
-    print_line("queue {}: held back for {} s (or longer if already held)", name, f"{seconds:g}")
+    run(load_manager(app_path, url), lambda m: m.hold_queue(name, seconds=seconds, key=key))
+    what = name if key is None else f"{name} key {key!r}"
+    print_line("queue {}: held back for {} s (or longer if already held)", what, f"{seconds:g}")
 
 
 @queue_app.command("release")
 def queue_release(
     name: Annotated[str, typer.Argument(help="The queue.")],
+    key: Annotated[
+        str | None, typer.Option("--key", help="Release only this key of a partitioned queue.")
+    ] = None,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """End a queue's hold now."""
-    run(load_manager(app_path, url), lambda m: m.hold_queue(name, seconds=None))
-    print_line("queue {}: released", name)
+    """End a queue's hold (or one key's) now."""
+    run(load_manager(app_path, url), lambda m: m.hold_queue(name, seconds=None, key=key))
+    print_line("queue {}: released", name if key is None else f"{name} key {key!r}")
 
 
 @queue_app.command("limits")
@@ -144,11 +168,13 @@ def queue_limits(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt 
         core.console.print("no queue has limits")
         return
     table = Table(title="queue limits")
-    for col in ("queue", "global limit", "running", "rate limit", "started", "held until"):
-        table.add_column(col, justify="left" if col in ("queue", "held until") else "right")
+    columns = ("queue", "partition by", "global limit", "running", "rate limit", "started")
+    for col in (*columns, "held until"):
+        table.add_column(col, justify="right" if col in columns[2:] else "left")
     for row in rows:
         table.add_row(
             plain(row["queue"]),
+            plain(row["partition_by"] or "-"),
             _number(row["global_limit"]),
             str(row["running"]),
             row["rate_limit"] or "-",
@@ -159,9 +185,13 @@ def queue_limits(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt 
 
 
 def limits_json(limits: QueueLimits) -> dict[str, Any]:
-    """A queue's limits as JSON: the rate as its text (``"100/s"``)."""
-    rate = limits.rate_limit
-    return {"global_limit": limits.global_limit, "rate_limit": None if rate is None else str(rate)}
+    """A queue's limits as JSON: the rate as its text (``"100/s"``), the rule as ``kwarg:x``."""
+    rate, rule = limits.rate_limit, limits.partition_by
+    return {
+        "global_limit": limits.global_limit,
+        "rate_limit": None if rate is None else str(rate),
+        "partition_by": None if rule is None else str(rule),
+    }
 
 
 def _describe(limits: QueueLimits) -> str:
@@ -179,6 +209,8 @@ def _describe(limits: QueueLimits) -> str:
             f"rate limit {rate} (at most {rate.count} of its jobs start per {rate.seconds:g} s "
             "window, across every worker)"
         )
+    if limits.partition_by is not None:
+        parts.append(f"partitioned by {limits.partition_by} (the limits apply to each key)")
     return "; ".join(parts)
 
 

@@ -238,11 +238,12 @@ def limits_out(
     queue: str, limits: QueueLimits, held_until: datetime | None = None
 ) -> QueueLimitsOut:
     """A queue's stored limits (and hold) as the API shows them."""
-    rate = limits.rate_limit
+    rate, rule = limits.rate_limit, limits.partition_by
     return QueueLimitsOut(
         queue=queue,
         global_limit=limits.global_limit,
         rate_limit=None if rate is None else str(rate),
+        partition_by=None if rule is None else str(rule),
         held_until=held_until,
     )
 
@@ -402,15 +403,21 @@ def _limit_routes(router: APIRouter, admin: Admin) -> None:
         """Replace this queue's limits (null clears one); workers obey them at their next claim."""
         async with edge_errors():
             stored = await tw.configure_queue(
-                name, global_limit=body.global_limit, rate_limit=body.rate_limit
+                name,
+                global_limit=body.global_limit,
+                rate_limit=body.rate_limit,
+                partition_by=body.partition_by,
             )
         return limits_out(name, stored)
 
     @router.post("/queues/{name}/hold", dependencies=writer)
     async def hold(name: str, body: QueueHoldIn) -> QueueLimitsOut:
-        """Hold this queue back on every node for ``seconds`` (a hold only grows)."""
+        """Hold this queue (or one ``key`` of it) back on every node for ``seconds``.
+
+        A hold only grows. The answer shows the queue's own hold, not a key's.
+        """
         async with edge_errors():
-            await tw.hold_queue(name, seconds=body.seconds)
+            await tw.hold_queue(name, seconds=body.seconds, key=body.key)
             flow = (await tw.queue_flow()).get(name)
         return (
             limits_out(name, flow.limits, flow.held_until)
@@ -419,10 +426,10 @@ def _limit_routes(router: APIRouter, admin: Admin) -> None:
         )
 
     @router.delete("/queues/{name}/hold", dependencies=writer)
-    async def release(name: str) -> QueueLimitsOut:
-        """End this queue's hold now."""
+    async def release(name: str, key: str | None = None) -> QueueLimitsOut:
+        """End this queue's hold (or one ``key``'s) now."""
         async with edge_errors():
-            await tw.hold_queue(name, seconds=None)
+            await tw.hold_queue(name, seconds=None, key=key)
             stored = (await tw.queue_limits()).get(name, QueueLimits())
         return limits_out(name, stored)
 

@@ -307,6 +307,11 @@ class QueueLimitsOut(BaseModel):
         default=None,
         description="at most that many of its jobs start per fixed window, e.g. '100/s'",
     )
+    partition_by: str | None = Field(
+        default=None,
+        description="the queue is split by this argument ('kwarg:tenant', 'arg:0'); the limits "
+        "apply to each key",
+    )
     held_until: datetime | None = Field(
         default=None, description="no job of the queue starts before then (RateLimited)"
     )
@@ -327,6 +332,11 @@ class QueueLimitsIn(BaseModel):
         description="at most that many of its jobs start per fixed window aligned to the "
         "epoch, across every worker: '100/s', '5000/m', '2/h', '10/5s'; null for no limit",
     )
+    partition_by: StrictStr | StrictInt | None = Field(
+        default=None,
+        description="split the queue by a kwarg name ('tenant') or an args position (0): the "
+        "limits then apply to each key, and keys take turns; null: not split",
+    )
 
 
 class QueueHoldIn(BaseModel):
@@ -335,6 +345,9 @@ class QueueHoldIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seconds: StrictFloat | StrictInt = Field(description="how long no job of the queue starts")
+    key: StrictStr | None = Field(
+        default=None, description="hold only this key of a partitioned queue"
+    )
 
 
 class EventOut(BaseModel):

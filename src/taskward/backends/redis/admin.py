@@ -88,15 +88,10 @@ async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
 
 async def queue_flow(connections: Connections) -> dict[str, QueueFlow]:
     """Limits, hold and rate window of every queue with limits or a hold."""
-    client = await connections.ready()
-    base = connections.base
-    with translated(connections.config):
-        pipe = client.pipeline(transaction=True)  # one snapshot of both hashes
-        pipe.hgetall(f"{base}:limits")
-        pipe.hgetall(f"{base}:flow")
-        globals_, flow = await pipe.execute()
+    flat_limits, flat_flow = await connections.run("flow", ())  # one snapshot of both hashes
+    globals_ = _pairs(flat_limits)
     fields: dict[str, dict[str, str]] = {}
-    for name, value in flow.items():
+    for name, value in _pairs(flat_flow).items():
         kind, _, queue = name.partition(":")
         if kind in _FLOW_FIELDS:
             fields.setdefault(queue, {})[kind] = value
@@ -125,6 +120,10 @@ _FLOW_FIELDS = frozenset({"rate", "hold", "window"})
 _RATE_RE = re.compile(r"([0-9]+):([0-9]+)")
 _WINDOW_RE = re.compile(r"(-?[0-9]+):([0-9]+)")
 _HOLD_RE = re.compile(r"-?[0-9]+")
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _bad(queue: str, what: str, value: str, expected: str) -> StoreError:

@@ -49,6 +49,7 @@ SCRIPT_NAMES: Final = (
     "lease",
     "limits",
     "hold",
+    "flow",
 )
 CONNECT_TIMEOUT: Final = 5.0
 SOCKET_TIMEOUT: Final = 30.0

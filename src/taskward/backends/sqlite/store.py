@@ -36,6 +36,7 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
+
 __all__ = ["INSERT_CHUNK_ROWS", "SqliteStore"]
 
 INSERT_CHUNK_ROWS: Final = 256  # x 15 parameters: far below SQLite's 32,766 variable limit

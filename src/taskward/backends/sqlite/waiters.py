@@ -42,16 +42,20 @@ class Waiters:
         if not shared:
             self.channel.enabled = False  # a private database: no other process to tell
         self._waiting: dict[asyncio.Future[None], frozenset[str]] = {}
-        self._count = 0  # wake-ups so far
-        self._count_at_fetch: dict[str, int] = {}
+        self._count = 0  # wake-ups of every waiter so far
+        self._timer_count: dict[str, int] = {}  # wake-ups by timer of one queue's waiters
+        self._count_at_fetch: dict[str, tuple[int, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # where sync producers' go
-        # Every waiter wakes, as for any local wake-up: a waiter of another queue fetches once.
-        self._timers = WakeTimers(lambda _queue: self.wake())
+        self._timers = WakeTimers(self._wake_queue)
 
     def fetching(self, queue: str) -> None:
         """A fetch of ``queue`` starts: later wake-ups make the next wait return at once."""
-        self._count_at_fetch[queue] = self._count
+        self._count_at_fetch[queue] = self._counts(queue)
         self._loop = asyncio.get_running_loop()
+
+    def _counts(self, queue: str) -> tuple[int, int]:
+        """The wake-ups that ``queue``'s waiters have had: of every waiter, and by timer."""
+        return self._count, self._timer_count.get(queue, 0)
 
     async def wait(
         self,
@@ -67,7 +71,7 @@ class Waiters:
         Returns at once if woken since the last fetch of one of ``queues``.
         """
         names = frozenset(queues)
-        if any(self._count_at_fetch.get(q, self._count) != self._count for q in names):
+        if any(self._count_at_fetch.get(q, self._counts(q)) != self._counts(q) for q in names):
             return
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -107,6 +111,17 @@ class Waiters:
         """
         self._timers.wake_at(queue, now=now, at=at)
 
+    def _wake_queue(self, queue: str) -> None:
+        """A timer of ``queue`` fired: wake the waiters of ``queue`` (and of every queue) only.
+
+        Not every waiter, as :meth:`wake` does: a rate's timer fires once per window, and the
+        waiters of other queues have nothing new to claim.
+        """
+        self._timer_count[queue] = self._timer_count.get(queue, 0) + 1
+        for future, names in self._waiting.items():
+            if not future.done() and (not names or queue in names):
+                future.set_result(None)
+
     def wake(self) -> None:
         """Wake every waiter of this process."""
         self._count += 1
@@ -115,8 +130,10 @@ class Waiters:
                 future.set_result(None)
 
     def close(self) -> None:
-        """Wake every waiter, drop the timers, stop listening (the socket and, if last, its
-        folder go)."""
+        """Wake every waiter, drop the timers and stop listening.
+
+        The socket goes, and its folder if it was the last one there.
+        """
         self._timers.cancel()
         self.wake()
         self.channel.close()
