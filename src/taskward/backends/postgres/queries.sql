@@ -231,8 +231,13 @@ SELECT EXISTS (SELECT 1 FROM {schema}.taskward_queue_limits WHERE queue = %(queu
 
 -- The limited claim is one transaction of two statements. First this one: claims of one
 -- limited queue take turns on its row (no row: the limit was cleared, claim as fetch_jobs).
+-- It returns the row's limits, hold and rate window (migration 0007), which stay as read until
+-- this transaction ends: the caller applies taskward.limits.allowance to the hold and the rate,
+-- and the claim that follows (fetch_jobs_limited, or fetch_jobs_rated when a rate must be
+-- counted) caps at the global limit.
 -- name: fetch_limit_lock
-SELECT global_limit FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s FOR UPDATE;
+SELECT global_limit, rate_count, rate_period_ms, rate_window, rate_window_used, held_until
+FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s FOR UPDATE;
 
 -- Then the claim, capped at the limit minus the queue's running jobs. The count must not read
 -- the snapshot of the statement above (taken before its wait for the row: a claim that
@@ -261,6 +266,51 @@ WHERE (SELECT setting FROM async_commit) = 'off' AND id = ANY(ARRAY(
     FOR UPDATE SKIP LOCKED
 ))
 RETURNING {job_columns};
+
+-- fetch_jobs_limited for a queue with a rate limit (or, rarely, a row left with only an ended
+-- hold): %(limit)s is already capped by the rate (taskward.limits.allowance, from the row
+-- fetch_limit_lock holds); the global limit, when there is one (NULL: none, and the running
+-- jobs are not counted), caps as in fetch_jobs_limited. The same statement counts the starts
+-- in the window of the claim's clock (%(window)s, whose starts before this claim were
+-- %(used)s: 0 when the row's window is an older one), on the row this transaction holds: the
+-- next claim of the queue, from any process, waits for our commit and reads them. A claim
+-- that took nothing writes nothing (an older window counts as empty anyway). The row's update
+-- runs though the main query does not read it: PostgreSQL runs every data-modifying CTE to
+-- completion.
+-- name: fetch_jobs_rated
+WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+claimed AS (
+    UPDATE {schema}.taskward_jobs
+    SET state = 'running', attempt = attempt + 1, attempted_at = %(now)s,
+        attempted_by = %(worker_id)s, lease_until = %(lease_until)s
+    WHERE (SELECT setting FROM async_commit) = 'off' AND id = ANY(ARRAY(
+        SELECT id FROM {schema}.taskward_jobs
+        WHERE queue = %(queue)s AND state = 'pending'
+            AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
+        ORDER BY priority, scheduled_at, id
+        LIMIT CASE WHEN %(global_limit)s::integer IS NULL THEN %(limit)s
+                   ELSE LEAST(%(limit)s, GREATEST(%(global_limit)s::integer - (
+                       SELECT count(*) FROM {schema}.taskward_jobs
+                       WHERE queue = %(queue)s AND state BETWEEN 'running' AND 'running'
+                   ), 0)) END
+        FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING {job_columns}
+), counted AS (
+    UPDATE {schema}.taskward_queue_limits
+    SET rate_window = %(window)s::bigint,
+        rate_window_used = %(used)s::integer + (SELECT count(*) FROM claimed)
+    WHERE queue = %(queue)s AND %(window)s::bigint IS NOT NULL
+        AND EXISTS (SELECT 1 FROM claimed)
+)
+SELECT * FROM claimed;
+
+-- The row of a queue that has nothing left but a hold that ended long ago (work.HOLD_ROW_KEPT):
+-- its claims go back to fetch_jobs. The caller holds the row (fetch_limit_lock), so it is as
+-- read; a later hold creates a row again under lock_queue_limits.
+-- name: delete_ended_hold
+DELETE FROM {schema}.taskward_queue_limits
+WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL;
 
 -- name: extend_leases
 UPDATE {schema}.taskward_jobs SET lease_until = %(lease_until)s
@@ -321,10 +371,14 @@ SELECT pg_notify('{channel}', %(queue)s);
 -- name: notify_queues
 SELECT pg_notify('{channel}', queue) FROM unnest(%(queues)s::text[]) AS queue;
 
--- After a finish that freed slots of these queues: wake the workers of those with a limit.
+-- After a finish that freed slots of these queues: wake the workers of those with a global
+-- limit (a finish gives no start back to a rate, and ends no hold).
 -- name: notify_limited_queues
 SELECT pg_notify('{channel}', u.queue) FROM unnest(%(queues)s::text[]) AS u (queue)
-WHERE EXISTS (SELECT 1 FROM {schema}.taskward_queue_limits AS l WHERE l.queue = u.queue);
+WHERE EXISTS (
+    SELECT 1 FROM {schema}.taskward_queue_limits AS l
+    WHERE l.queue = u.queue AND l.global_limit IS NOT NULL
+);
 
 -- == maintain ==================================================================================
 
@@ -486,28 +540,40 @@ WITH resumed AS (
 )
 SELECT pg_notify('{channel}', queue) FROM resumed;
 
--- == queue limits (migration 0006) ===============================================================
+-- == queue limits and holds (migrations 0006, 0007) ============================================
 
+-- A row with a limit; one with only a hold is no limit (Backend.queue_limits).
 -- name: list_queue_limits
-SELECT queue, global_limit FROM {schema}.taskward_queue_limits ORDER BY queue;
+SELECT queue, global_limit, rate_count, rate_period_ms FROM {schema}.taskward_queue_limits
+WHERE global_limit IS NOT NULL OR rate_count IS NOT NULL
+ORDER BY queue;
 
--- A change of an existing limit: claims of the queue take turns on its row, so the next one
--- reads the new limit. Wakes the queue's workers (a raised limit has room for them).
+-- name: list_queue_flow
+SELECT queue, global_limit, rate_count, rate_period_ms, rate_window, rate_window_used, held_until
+FROM {schema}.taskward_queue_limits
+ORDER BY queue;
+
+-- A change of the limits of a queue that has a row: claims of the queue take turns on it, so the
+-- next one reads the new limits. The hold and the rate window stay. Wakes the queue's workers
+-- (a raised limit has room for them).
 -- name: update_queue_limit
 WITH saved AS (
     UPDATE {schema}.taskward_queue_limits
-    SET global_limit = %(global_limit)s, updated_at = now()
+    SET global_limit = %(global_limit)s, rate_count = %(rate_count)s,
+        rate_period_ms = %(rate_period_ms)s, updated_at = now()
     WHERE queue = %(queue)s
     RETURNING queue
 )
 SELECT pg_notify('{channel}', queue) FROM saved;
 
--- The first limit of a queue (create_queue_limit, in one transaction after this lock): a
--- plain claim (fetch_jobs) or a dispatch that began before the limit and commits after it
--- could hand out jobs that no limited claim counted. Every one of them reads this table, so
--- the lock waits for all that are running; those that come meanwhile wait for our commit,
--- then see the limit. Claims of every queue pause for that long (milliseconds): limits are
--- set rarely. The lock_timeout bounds the wait behind a foreign transaction holding the table.
+-- The first row of a queue (create_queue_limit or create_queue_hold, in one transaction after
+-- this lock): a plain claim (fetch_jobs) or a dispatch that began before the row and commits
+-- after it could hand out jobs that no limited claim counted (or that a hold should have kept).
+-- Every one of them reads this table, so the lock waits for all that are running; those that
+-- come meanwhile wait for our commit, then see the row. Claims of every queue pause for that
+-- long (milliseconds): rows are created rarely (a queue that is held again and again keeps its
+-- row, see migration 0007). The lock_timeout bounds the wait behind a foreign transaction
+-- holding the table.
 -- name: lock_queue_limits
 LOCK TABLE {schema}.taskward_queue_limits IN ACCESS EXCLUSIVE MODE;
 
@@ -516,20 +582,58 @@ SET LOCAL lock_timeout = '100ms';
 
 -- name: create_queue_limit
 WITH saved AS (
-    INSERT INTO {schema}.taskward_queue_limits (queue, global_limit, updated_at)
-    VALUES (%(queue)s, %(global_limit)s, now())
+    INSERT INTO {schema}.taskward_queue_limits AS l (
+        queue, global_limit, rate_count, rate_period_ms, updated_at
+    )
+    VALUES (%(queue)s, %(global_limit)s, %(rate_count)s, %(rate_period_ms)s, now())
     ON CONFLICT (queue) DO UPDATE
-        SET global_limit = excluded.global_limit, updated_at = excluded.updated_at
-    RETURNING queue
+        SET global_limit = excluded.global_limit, rate_count = excluded.rate_count,
+            rate_period_ms = excluded.rate_period_ms, updated_at = excluded.updated_at
+    RETURNING l.queue
 )
 SELECT pg_notify('{channel}', queue) FROM saved;
 
--- No limit: claims go back to fetch_jobs (an unlimited queue needs no turns).
--- name: clear_queue_limit
+-- No limit, first step (clear_queue_limits, then delete_empty_queue_row, one transaction): the
+-- limits go, the hold and the window stay; this row lock makes a hold_queue that comes
+-- meanwhile wait for our commit (then find the row gone and create it again, or kept).
+-- name: clear_queue_limits
 WITH cleared AS (
-    DELETE FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s RETURNING queue
+    UPDATE {schema}.taskward_queue_limits
+    SET global_limit = NULL, rate_count = NULL, rate_period_ms = NULL, updated_at = now()
+    WHERE queue = %(queue)s
+    RETURNING queue
 )
 SELECT pg_notify('{channel}', queue) FROM cleared;
+
+-- A row with no limit and no hold goes: claims of its queue go back to fetch_jobs.
+-- name: delete_empty_queue_row
+DELETE FROM {schema}.taskward_queue_limits
+WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL AND held_until IS NULL;
+
+-- A hold of a queue that has a row: only grows (GREATEST skips a NULL). No wake-up: a longer
+-- hold lets no job start. No row updated: the caller creates one (create_queue_hold).
+-- name: hold_queue
+UPDATE {schema}.taskward_queue_limits
+SET held_until = GREATEST(held_until, %(until)s), updated_at = now()
+WHERE queue = %(queue)s;
+
+-- The first row of a queue, for a hold (after lock_queue_limits, as create_queue_limit).
+-- name: create_queue_hold
+INSERT INTO {schema}.taskward_queue_limits AS l (queue, held_until, updated_at)
+VALUES (%(queue)s, %(until)s, now())
+ON CONFLICT (queue) DO UPDATE
+    SET held_until = GREATEST(l.held_until, excluded.held_until), updated_at = now();
+
+-- A hold released (first step; then delete_empty_queue_row, one transaction): the queue's
+-- workers on every host wake and claim again.
+-- name: release_queue_hold
+WITH released AS (
+    UPDATE {schema}.taskward_queue_limits
+    SET held_until = NULL, updated_at = now()
+    WHERE queue = %(queue)s
+    RETURNING queue
+)
+SELECT pg_notify('{channel}', queue) FROM released;
 
 -- == schedules =================================================================================
 
