@@ -368,7 +368,7 @@ def test_cli_queue_configure_and_limits(cli_url: str) -> None:
     assert "emails" in out
     assert "5" in out
     code, out = invoke("queue", "configure", "emails", "--no-global-limit")
-    assert (code, out.strip()) == (0, "queue emails: no global limit")
+    assert (code, out.strip()) == (0, "queue emails: no global limit; no rate limit")
     manager = TaskManager(cli_url)
     try:
         assert set(manager.sync.queue_limits()) == {"sms"}
@@ -450,7 +450,7 @@ def test_cli_queue_rate_limits_and_holds(cli_url: str) -> None:
     assert (code, out.strip()) == (0, "queue api: no global limit; no rate limit")
     code, out = invoke("queue", "limits", "--json")
     assert json.loads(out) == []
-    code, out = invoke("queue", "hold", "api", "-5")
+    code, out = invoke("queue", "hold", "api", "--", "-5")
     assert code == 1
     assert out.startswith("error: ")
 

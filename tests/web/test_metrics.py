@@ -150,4 +150,26 @@ async def test_global_limits_are_gauges_and_say_when_full(tw: TaskManager) -> No
     assert len(claimed) == 2  # the limit
     await metrics.refresh()
     assert 'taskward_queue_limited{queue="emails",reason="global_limit"} 1.0' in _render(registry)
-    assert (await tw.get_statistics())["limits"] == {"emails": {"global_limit": 2}}
+    assert (await tw.get_statistics())["limits"] == {
+        "emails": {
+            "partition_by": None,
+            "global_limit": 2,
+            "rate_limit": None,
+            "rate_used": None,
+            "rate_full": False,
+            "held_until": None,
+        }
+    }
+    # A full rate window and a hold say so too.
+    await tw.configure_queue("sms", rate_limit="1/h")
+    await tw.enqueue_task("tests_support.jobs:add", args=[1], queue="sms")
+    await tw.backend.fetch(
+        queue="sms", limit=5, worker_id="w", now=now, lease_until=now + timedelta(seconds=60)
+    )
+    await tw.hold_queue("media", seconds=600)
+    await metrics.refresh()
+    text = _render(registry)
+    assert 'taskward_queue_rate_limit{queue="sms",window_seconds="3600"} 1.0' in text
+    assert 'taskward_queue_limited{queue="sms",reason="rate_limit"} 1.0' in text
+    assert 'taskward_queue_limited{queue="media",reason="held"} 1.0' in text
+    assert 'taskward_queue_limited{queue="emails",reason="held"} 0.0' in text
