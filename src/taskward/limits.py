@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 from taskward.errors import InvalidOptions
 
 __all__ = [
+    "CLOCK_LAG_TOLERATED",
     "MAX_ARG_POSITION",
     "MAX_GLOBAL_LIMIT",
     "MAX_KEYS_PER_CLAIM_EXTRA",
@@ -314,6 +315,10 @@ class Allowance:
     retry_at: datetime | None = None
 
 
+CLOCK_LAG_TOLERATED = timedelta(seconds=10)
+"""A stored rate window at most this far ahead of a claim's clock makes the claim wait for it;
+one further ahead came from a wrong clock, and the claim's own window replaces it."""
+
 RUNNING_SHOWN = 100
 """``partition_flow`` lists at most this many running job ids of a key."""
 
@@ -334,6 +339,11 @@ def allowance(flow: QueueFlow, *, wanted: int, running: int, now: datetime) -> A
     rate = limits.rate_limit
     if rate is not None:
         window = rate.window_of(now)
+        stored = flow.window
+        if stored is not None and window < stored <= rate.window_of(now + CLOCK_LAG_TOLERATED):
+            # A claim that waited for its turn behind a claim with a later clock: counting it in
+            # its own, older window would reset the newer one's count. It waits for that window.
+            return Allowance(0, rate.window_start(stored))
         left = max(rate.count - flow.used_in(window), 0)
         if left < count:
             return Allowance(left, rate.window_start(window + 1))

@@ -95,6 +95,27 @@ async def test_a_worker_entirely_through_pgbouncer_drains(urls: tuple[str, str])
         assert [(await tw.get_task_status(j.id)).result for j in jobs] == [2 * n for n in range(30)]
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [{"global_limit": 3}, {"rate_limit": "1000/s"}, {"global_limit": 3, "rate_limit": "1000/s"}],
+    ids=["global", "rate", "both"],
+)
+async def test_a_limited_queue_drains_entirely_through_pgbouncer(
+    urls: tuple[str, str], limits: dict[str, object]
+) -> None:
+    """The limited claim sends its lock and its claim in one pipeline (one implicit
+    transaction up to the sync), which must hold through a transaction pooler too."""
+    _, pooled = urls
+    async with TaskManager(pooled, poll_interval=0.05) as tw:
+        _tasks(tw)
+        await tw.configure_queue("default", **limits)  # type: ignore[arg-type]
+        await tw.hold_queue("default", seconds=600)
+        await tw.hold_queue("default", seconds=None)  # a row that held a hold, released
+        jobs = await tw.enqueue_many("double", [[n] for n in range(30)])
+        assert (await tw.drain(concurrency=10)).counts == {"completed": 30}
+        assert [(await tw.get_task_status(j.id)).result for j in jobs] == [2 * n for n in range(30)]
+
+
 async def test_prepare_false_refuses_a_session_that_is_not_utc(pg_server: PostgresServer) -> None:
     role = f"tz_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server.url(), autocommit=True) as conn:

@@ -746,6 +746,16 @@ GENERIC_PLAN_PARAMS: dict[str, dict[str, Any]] = {
         "queue": "default", "limit": 50, "now": "2026-01-01T00:00:00Z",
         "lease_until": "2026-01-01T00:00:30Z", "worker_id": "w",
     },
+    # The limited claims (migrations 0006, 0007); the rated one with a global limit too.
+    "fetch_jobs_limited": {
+        "queue": "default", "limit": 50, "now": "2026-01-01T00:00:00Z",
+        "lease_until": "2026-01-01T00:00:30Z", "worker_id": "w", "global_limit": 20,
+    },
+    "fetch_jobs_rated": {
+        "queue": "default", "limit": 50, "now": "2026-01-01T00:00:00Z",
+        "lease_until": "2026-01-01T00:00:30Z", "worker_id": "w", "global_limit": 20,
+        "window": 1767225600, "used": 3,
+    },
     "finish_jobs": {
         "ids": [1, 2], "attempts": [1, 1], "states": ["completed"] * 2, "refunds": [0, 0],
         "scheduled_ats": [None, None], "errors": [None, None], "results": ["null"] * 2,

@@ -171,3 +171,13 @@ def test_rate_limited_is_a_snooze_that_holds_the_queue() -> None:
     for bad in (-1, math.nan, math.inf, "soon"):
         with pytest.raises(InvalidOptions):
             RateLimited(retry_after=bad)  # type: ignore[arg-type]
+
+
+def test_a_claim_behind_a_newer_window_waits_for_it() -> None:
+    rate = Rate(3, 1.0)
+    newer = flow(rate_limit=rate, window=rate.window_of(T0) + 1, window_used=3)
+    # Its clock is behind the claim that stored the window: it takes nothing until then.
+    assert allowance(newer, wanted=5, running=0, now=T0) == Allowance(0, T0 + timedelta(seconds=1))
+    # A window far in the future came from a wrong clock: this claim's own window counts.
+    wrong = flow(rate_limit=rate, window=rate.window_of(T0) + 3600, window_used=3)
+    assert allowance(wrong, wanted=5, running=0, now=T0) == Allowance(3, T0 + timedelta(seconds=1))

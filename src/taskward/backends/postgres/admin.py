@@ -27,7 +27,7 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueLimits
+from taskward.limits import QueueFlow, QueueLimits, Rate
 
 __all__ = [
     "EXACT_COUNT_CAP",
@@ -36,11 +36,13 @@ __all__ = [
     "delete",
     "delete_schedule",
     "get",
+    "hold_queue",
     "list_jobs",
     "list_schedules",
     "list_workers",
     "pause_queue",
     "paused_queues",
+    "queue_flow",
     "queue_limits",
     "remove_worker",
     "resume_queue",
@@ -216,25 +218,74 @@ LIMIT_ATTEMPTS = 20
 async def set_queue_limits(connections: Connections, queue: str, limits: QueueLimits) -> None:
     """Store ``queue``'s limits, replacing any; empty limits clear them (every node).
 
-    A change or a clear is one statement. The first limit of a queue is stored under an
-    ACCESS EXCLUSIVE lock of the limits table (``lock_queue_limits`` says why). Claims of
-    every queue queue up behind a waiting request for that lock, so each attempt waits at
-    most 100 ms; up to 20 attempts with a growing pause between them, then
-    :class:`BackendUnavailable` and nothing stored.
+    A change is one statement; so is the first limit of a queue that is held (its row exists).
+    A clear is one transaction: the limits go, then the row too unless it carries a hold. The
+    first row of a queue is created under the lock of the limits table (:func:`_create_row`).
+    The hold and the rate window are left as they are.
     """
-    if limits.global_limit is None:
-        await connections.execute("clear_queue_limit", {"queue": queue})
+    if limits.is_empty:
+        q = connections.q
+
+        async def clear(conn: AConn) -> None:
+            async with conn.transaction():
+                await conn.execute(q["clear_queue_limits"], {"queue": queue})
+                await conn.execute(q["delete_empty_queue_row"], {"queue": queue})
+
+        await connections.run(clear)
         return
-    params = {"queue": queue, "global_limit": limits.global_limit}
+    rate = limits.rate_limit
+    params = {
+        "queue": queue,
+        "global_limit": limits.global_limit,
+        "rate_count": None if rate is None else rate.count,
+        "rate_period_ms": None if rate is None else rate.period_ms,
+    }
     if await connections.execute("update_queue_limit", params) == 1:
         return
+    await _create_row(connections, "create_queue_limit", params, f"set the limits of {queue!r}")
+
+
+async def hold_queue(connections: Connections, queue: str, *, until: datetime | None) -> None:
+    """Hold back ``queue`` until ``until``, or the later hold it has; None releases it.
+
+    A hold of a queue that has a row is one statement; the first row of a queue is created
+    under the lock of the limits table (:func:`_create_row`). A release is one transaction:
+    the hold goes (waking the queue's workers everywhere), then the row too unless it carries
+    a limit.
+    """
+    if until is not None:
+        params = {"queue": queue, "until": until}
+        if await connections.execute("hold_queue", params) == 1:
+            return
+        await _create_row(connections, "create_queue_hold", params, f"hold queue {queue!r}")
+        return
+    q = connections.q
+
+    async def release(conn: AConn) -> None:
+        async with conn.transaction():
+            await conn.execute(q["release_queue_hold"], {"queue": queue})
+            await conn.execute(q["delete_empty_queue_row"], {"queue": queue})
+
+    await connections.run(release)
+
+
+async def _create_row(
+    connections: Connections, name: str, params: dict[str, Any], doing: str
+) -> None:
+    """Run the upsert ``name`` under an ACCESS EXCLUSIVE lock of the limits table.
+
+    ``lock_queue_limits`` says why a queue's first row needs it. Claims of every queue queue
+    up behind a waiting request for that lock, so each attempt waits at most 100 ms; up to 20
+    attempts with a growing pause between them, then :class:`BackendUnavailable` (saying what
+    could not be done: ``doing``) and nothing stored.
+    """
     q = connections.q
 
     async def create(conn: AConn) -> None:
         async with conn.transaction():
             await conn.execute(q["queue_limits_lock_timeout"])
             await conn.execute(q["lock_queue_limits"])
-            await conn.execute(q["create_queue_limit"], params)
+            await conn.execute(q[name], params)
 
     for attempt in range(LIMIT_ATTEMPTS):
         try:
@@ -243,16 +294,39 @@ async def set_queue_limits(connections: Connections, queue: str, limits: QueueLi
         except psycopg.errors.LockNotAvailable as exc:
             if attempt == LIMIT_ATTEMPTS - 1:
                 raise BackendUnavailable(
-                    f"could not set the limit of queue {queue!r}: another transaction holds "
-                    f"the queue limits table ({exc}); try again"
+                    f"could not {doing}: another transaction holds the queue limits table "
+                    f"({exc}); try again"
                 ) from exc
             await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
 
 
 async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
-    """Return the limits of every queue that has one."""
+    """Return the limits of every queue that has one (a queue with only a hold has none)."""
     found = await connections.fetchall("list_queue_limits")
-    return {queue: QueueLimits(global_limit=limit) for queue, limit in found}
+    return {
+        queue: _limits(global_limit, rate_count, period_ms)
+        for queue, global_limit, rate_count, period_ms in found
+    }
+
+
+async def queue_flow(connections: Connections) -> dict[str, QueueFlow]:
+    """Limits, hold and rate window of every queue that has a row (a hold, or a limit)."""
+    found = await connections.fetchall("list_queue_flow")
+    return {
+        queue: QueueFlow(
+            limits=_limits(global_limit, rate_count, period_ms),
+            held_until=held_until,
+            window=window,
+            window_used=used,
+        )
+        for queue, global_limit, rate_count, period_ms, window, used, held_until in found
+    }
+
+
+def _limits(global_limit: int | None, rate_count: int | None, period_ms: int | None) -> QueueLimits:
+    """The limits a row stores (0007 keeps the rate's count and period both or neither)."""
+    rate = None if rate_count is None or period_ms is None else Rate.of_ms(rate_count, period_ms)
+    return QueueLimits(global_limit=global_limit, rate_limit=rate)
 
 
 # -- schedules -------------------------------------------------------------------------------

@@ -15,10 +15,12 @@ call of the :class:`~taskward.backends.base.Backend` protocol to the one that ow
   only if, it commits); promotions, retries and resumes notify too. One dedicated listening
   connection per backend wakes local waiters; polling stays as the fallback when it is down
   (``listener``). Idle workers may take a job straight from its insert (``dispatch``).
-- **Queue limits**: a queue's ``global_limit`` is a row of ``taskward_queue_limits``; its
-  claims take turns on that row and count its running jobs after their turn came, so claims
-  from every process and host never exceed it together; its jobs are never dispatched
-  (``work``, ``dispatch``).
+- **Queue limits and holds**: a queue's ``global_limit``, ``rate_limit`` (with its current
+  window's count) and hold are a row of ``taskward_queue_limits``; its claims take turns on
+  that row, apply the hold and the rate, count its running jobs after their turn came and
+  write the window's count in the same transaction, so claims from every process and host
+  never exceed the limits together; its jobs are never dispatched (``work``, ``dispatch``).
+  A claim held back by time arms a timer that wakes this process's waiters when it ends.
 - **Uniqueness** is race-free across processes: inserts of one unique key serialise on a
   transaction-scoped advisory lock before the check (``inserts``).
 - **Migrations** run under an advisory lock, so several processes may start at once
@@ -50,6 +52,7 @@ from taskward.backends.postgres.control import ControlConnection
 from taskward.backends.postgres.dispatch import Offers
 from taskward.backends.postgres.inserts import Inserter
 from taskward.backends.postgres.listener import Listener
+from taskward.errors import NotSupported
 from taskward.jobs import (
     Inserted,
     Job,
@@ -64,7 +67,7 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueLimits
+from taskward.limits import QueueFlow, QueueLimits
 
 __all__ = ["EXACT_COUNT_CAP", "PostgresBackend", "parse_postgres_url"]
 
@@ -81,8 +84,9 @@ class PostgresBackend:
         self._listener = Listener(self._connections)
         self._offers = Offers(self._connections, self._listener)
         self._inserter = Inserter(self._connections, self._offers)
-        # Queues whose last claim found a global limit: claimed the limited way first.
-        self._limited: set[str] = set()
+        # Queues whose last claim found a row of limits or a hold: claimed the limited way first.
+        # What that row held: a global limit only is claimed in one round trip (work.Seen).
+        self._limited: dict[str, work.Seen] = {}
 
     def __repr__(self) -> str:
         config = self.config
@@ -199,6 +203,7 @@ class PostgresBackend:
             now=now,
             lease_until=lease_until,
             limited=self._limited,
+            held_back=self._listener.wake_at,
         )
 
     async def extend_leases(
@@ -315,13 +320,43 @@ class PostgresBackend:
         """Store ``queue``'s limits, replacing any; empty limits clear them (every node).
 
         A limited queue's claims take turns on its row and count its running jobs after
-        their turn came (``work``); its jobs are never dispatched. Wakes its workers.
+        their turn came (``work``); its jobs are never dispatched. Wakes its workers. Clearing
+        the limits keeps a hold.
         """
         await admin.set_queue_limits(self._connections, queue, limits)
+        if limits.is_empty:
+            return
+        # This process's next claim goes the limited way at once (a hold, if any, it finds).
+        if limits.global_limit is None:
+            self._limited[queue] = work.Seen.NO_GLOBAL_LIMIT
+        elif limits.rate_limit is None:
+            self._limited[queue] = work.Seen.GLOBAL_LIMIT
+        else:
+            self._limited[queue] = work.Seen.GLOBAL_AND_MORE
 
     async def queue_limits(self) -> dict[str, QueueLimits]:
-        """Return the limits of every queue that has one."""
+        """Return the limits of every queue that has one (a hold is not a limit)."""
         return await admin.queue_limits(self._connections)
+
+    async def hold_queue(
+        self, queue: str, *, until: datetime | None, key: str | None = None
+    ) -> None:
+        """Hold back ``queue`` on every node until ``until`` (the later hold wins); None releases.
+
+        Its claims then take the limited way, which yields nothing before ``until``; a release
+        wakes the queue's workers on every host. A hold of one key (``key``) needs partitioned
+        queues, which this backend does not store yet: :class:`NotSupported`.
+        """
+        if key is not None:
+            raise NotSupported("the PostgreSQL backend does not partition queues yet")
+        await admin.hold_queue(self._connections, queue, until=until)
+        if until is not None:
+            # A global limit set elsewhere: the next claim finds it.
+            self._limited.setdefault(queue, work.Seen.NO_GLOBAL_LIMIT)
+
+    async def queue_flow(self) -> dict[str, QueueFlow]:
+        """Limits, hold and rate window of every queue that has a row of them."""
+        return await admin.queue_flow(self._connections)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:

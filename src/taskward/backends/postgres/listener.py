@@ -5,7 +5,9 @@ so a job enqueued inside the application's own transaction wakes workers when, a
 it commits; promotions, retries and resumes notify too. A NOTIFY is either a queue name (wake
 that queue's waiters) or a job dispatched to a worker (``run:<len>:<worker id><row JSON>``),
 handed to that worker's receiver if it lives in this process. The connection opens on the
-first wait, reconnects with backoff, and polling covers the gaps.
+first wait, reconnects with backoff, and polling covers the gaps. A claim held back by time (a
+hold, a full rate window) has no NOTIFY to wait for: a timer wakes the queue's waiters when it
+ends (:meth:`Listener.wake_at`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Final
 
 import psycopg
 
 from taskward.backends.postgres import rows
 from taskward.backends.postgres.connections import AConn, Connections, connect
-from taskward.backends.waiters import Waiters
+from taskward.backends.waiters import Waiters, WakeTimers
 from taskward.jobs import Job
 
 __all__ = ["DISPATCH_PREFIX", "Listener"]
@@ -42,6 +45,9 @@ class Listener(Waiters):
         self._task: asyncio.Task[None] | None = None
         self.listening = False  # True while the LISTEN connection is up
         self.receivers: dict[str, Callable[[Job], None]] = {}
+        self._timers = WakeTimers(self.wake)
+        # Queue -> loop time before which its claims are held back (a timer wakes them then).
+        self._held_back: dict[str, float] = {}
 
     def start(self) -> None:
         """Start the LISTEN connection, on the first wait (idempotent).
@@ -58,6 +64,8 @@ class Listener(Waiters):
         The connection starts again on the next wait.
         """
         task, self._task = self._task, None
+        self._timers.cancel()  # every waiter wakes below; the next claim arms them again
+        self._held_back.clear()
         try:
             if task is not None:
                 task.cancel()
@@ -69,6 +77,16 @@ class Listener(Waiters):
         """Start the connection if needed, then wait as :meth:`Waiters.wait` does."""
         self.start()
         await super().wait(queues, timeout=timeout)
+
+    def wake_at(self, queue: str, now: datetime, at: datetime) -> None:
+        """A claim of ``queue`` at ``now`` was held back until ``at``: wake its waiters then.
+
+        Until then the first LISTEN's look for pending jobs (:meth:`_wake_if_pending`) skips
+        the queue: its jobs are there, and a waiter woken for them would claim nothing.
+        """
+        self._timers.wake_at(queue, now=now, at=at)
+        loop_time = asyncio.get_running_loop().time()
+        self._held_back[queue] = loop_time + (at - now).total_seconds()
 
     def deliver(self, payload: str) -> None:
         """Hand a job dispatched to a worker of this process to it (others' are skipped unread).
@@ -133,7 +151,11 @@ class Listener(Waiters):
             delay = min(delay * 2, LISTEN_RETRY_MAX)
 
     async def _wake_if_pending(self, conn: AConn) -> None:
-        """Wake the current waiters of every queue that has a claimable job."""
+        """Wake the current waiters of every queue that has a claimable job.
+
+        Not those of a queue that a claim here found held back by time, until that time
+        (:meth:`wake_at`): their timer wakes them then.
+        """
         waited = self.waited_queues()
         if waited is None:
             cursor = await conn.execute(self._connections.q["pending_queues"])
@@ -141,5 +163,10 @@ class Listener(Waiters):
             cursor = await conn.execute(
                 self._connections.q["pending_queues_in"], {"queues": sorted(waited)}
             )
+        now = asyncio.get_running_loop().time()
+        for queue, until in list(self._held_back.items()):
+            if until <= now:
+                del self._held_back[queue]
         for (queue,) in await cursor.fetchall():
-            self.wake(queue)
+            if queue not in self._held_back:
+                self.wake(queue)

@@ -229,12 +229,15 @@ RETURNING {job_columns};
 -- name: queue_is_limited
 SELECT EXISTS (SELECT 1 FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s);
 
--- The limited claim is one transaction of two statements. First this one: claims of one
--- limited queue take turns on its row (no row: the limit was cleared, claim as fetch_jobs).
--- It returns the row's limits, hold and rate window (migration 0007), which stay as read until
--- this transaction ends: the caller applies taskward.limits.allowance to the hold and the rate,
--- and the claim that follows (fetch_jobs_limited, or fetch_jobs_rated when a rate must be
--- counted) caps at the global limit.
+-- The limited claim is one transaction of two statements, sent in one pipeline (work.py): the
+-- connection is in autocommit, so the statements up to the pipeline's sync are one implicit
+-- transaction, committed by the sync (rolled back if one fails). First this one: claims of one
+-- limited queue take turns on its row (no row: the limit was cleared, claim as fetch_jobs). It
+-- returns the row's limits, hold and rate window (migration 0007), which stay as read until the
+-- transaction ends. For a queue whose last claim found only a global limit, fetch_jobs_limited
+-- follows in the same round trip; otherwise the caller reads the row first (a flush, not a
+-- sync: the row stays locked), applies taskward.limits.allowance to the hold and the rate, and
+-- sends fetch_jobs_rated (or nothing) before the sync.
 -- name: fetch_limit_lock
 SELECT global_limit, rate_count, rate_period_ms, rate_window, rate_window_used, held_until
 FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s FOR UPDATE;
@@ -249,6 +252,10 @@ FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s FOR UPDATE;
 -- the small lease index (WHERE state = 'running') and filter every running job of every queue
 -- by queue (0.7 ms with 5,000 running elsewhere, against 0.13 ms); the range cannot prove
 -- that index's predicate, and estimates as well (from migration 0004's statistics).
+-- The limit comes from the row, read in this statement's snapshot (the row we hold, as the
+-- lock read it), so the claim goes out with the lock, before the caller has seen the row. A
+-- row that has more than a global limit (a rate, a hold in force at %(now)s), none, or no row,
+-- caps the claim at 0 (GREATEST skips the NULL), and the caller claims the general way.
 -- name: fetch_jobs_limited
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
 UPDATE {schema}.taskward_jobs
@@ -259,7 +266,11 @@ WHERE (SELECT setting FROM async_commit) = 'off' AND id = ANY(ARRAY(
     WHERE queue = %(queue)s AND state = 'pending'
         AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s)
     ORDER BY priority, scheduled_at, id
-    LIMIT LEAST(%(limit)s, GREATEST(%(global_limit)s - (
+    LIMIT LEAST(%(limit)s, GREATEST((
+        SELECT l.global_limit FROM {schema}.taskward_queue_limits AS l
+        WHERE l.queue = %(queue)s AND l.rate_count IS NULL
+            AND (l.held_until IS NULL OR l.held_until <= %(now)s)
+    ) - (
         SELECT count(*) FROM {schema}.taskward_jobs
         WHERE queue = %(queue)s AND state BETWEEN 'running' AND 'running'
     ), 0))
@@ -267,10 +278,11 @@ WHERE (SELECT setting FROM async_commit) = 'off' AND id = ANY(ARRAY(
 ))
 RETURNING {job_columns};
 
--- fetch_jobs_limited for a queue with a rate limit (or, rarely, a row left with only an ended
--- hold): %(limit)s is already capped by the rate (taskward.limits.allowance, from the row
--- fetch_limit_lock holds); the global limit, when there is one (NULL: none, and the running
--- jobs are not counted), caps as in fetch_jobs_limited. The same statement counts the starts
+-- The claim of a queue with a rate limit, or a global limit and an ended hold (or, rarely, a
+-- row left with only an ended hold): %(limit)s is already capped by the rate
+-- (taskward.limits.allowance, from the row fetch_limit_lock holds); the global limit, when
+-- there is one (NULL: none, and the running jobs are not counted), caps as in
+-- fetch_jobs_limited. The same statement counts the starts
 -- in the window of the claim's clock (%(window)s, whose starts before this claim were
 -- %(used)s: 0 when the row's window is an older one), on the row this transaction holds: the
 -- next claim of the queue, from any process, waits for our commit and reads them. A claim

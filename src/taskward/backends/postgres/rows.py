@@ -120,6 +120,7 @@ def job_from_row(row: Row) -> Job:
             tuple(row[23]),
             row[24],
             row[25],
+            row[26] if len(row) > 26 else None,  # partition_key (issue 21)
         )
     )
 

@@ -3,24 +3,32 @@
 - Claim: one ``UPDATE … WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED LIMIT n))
   RETURNING``, so workers never block each other (its comments in ``queries.sql`` say why
   this shape, and why it commits without waiting for the WAL flush).
-- Limited claim (a queue with a ``global_limit``, migration 0006): the plain claim takes no
-  job of such a queue and says so; then one transaction locks the queue's limit row
-  ``FOR UPDATE`` (claims of the queue take turns), and a second statement, whose snapshot
-  is taken after the lock was granted, claims at most the limit minus the queue's running
-  jobs it counts. The backend remembers the queues found limited and claims them this way
-  first, until the row is gone.
+- Limited claim (a queue with a row in ``taskward_queue_limits``: a ``global_limit``,
+  migration 0006; a ``rate_limit`` or a hold, 0007): the plain claim takes no job of such a
+  queue and says so; then one transaction, sent as one pipeline, locks the queue's row
+  ``FOR UPDATE`` (claims of the queue take turns), which returns its limits, hold and rate
+  window; the hold and the rate cap the claim (:func:`taskward.limits.allowance`), and a
+  second statement, whose snapshot is taken after the lock was granted, claims at most the
+  global limit minus the queue's running jobs it counts, and writes the rate window's new
+  count. A queue whose last claim found only a global limit sends both statements at once
+  (one round trip); others read the row before the claim (two). The backend remembers what
+  it found per queue (:class:`Seen`) and claims those queues this way first, until the row is
+  gone.
 - Ack: the outcomes of a batch are written by one ``UPDATE … FROM unnest(arrays)``, fenced
-  on the job's state, attempt and owner, returning the ids written; a limited queue that
-  had a job finish is then notified (a slot came free), when this backend knows it limited.
+  on the job's state, attempt and owner, returning the ids written; a queue with a global
+  limit that had a job finish is then notified (a slot came free), when this backend knows
+  it has one.
 - Leases, heartbeats, worker records and leader election run on the control connection.
 - Maintenance: promote due jobs, find expired leases (the Rescuer), prune, count finished.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 import psycopg
@@ -30,8 +38,13 @@ from taskward.backends.postgres.connections import Connections
 from taskward.backends.postgres.control import ControlConnection
 from taskward.errors import BackendUnavailable
 from taskward.jobs import FINISHED_STATES, Job, JobState, JobUpdate, LeaseReport, WorkerInfo
+from taskward.limits import Allowance, QueueFlow, QueueLimits, Rate, allowance
 
 __all__ = [
+    "CLOCK_LAG_TOLERATED",
+    "HOLD_ROW_KEPT",
+    "HeldBack",
+    "Seen",
     "acquire_lease",
     "expired_leases",
     "extend_leases",
@@ -46,6 +59,37 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 PRUNE_BATCH: Final = 10_000
+CLOCK_LAG_TOLERATED: Final = timedelta(seconds=10)
+"""How far a claim's clock may be behind the rate window a queue's row counts (see
+``_allowance``) before that window is taken for the work of a wrong clock and overwritten."""
+HeldBack = Callable[[str, datetime, datetime], None]
+"""Told (queue, the claim's now, when it may claim again) when time held a claim back."""
+
+
+class Seen(enum.Enum):
+    """What the last claim of a queue found in its row of ``taskward_queue_limits``."""
+
+    GLOBAL_LIMIT = "global limit"
+    """A global limit and nothing else in force: the next claim sends its lock and its claim
+    in one round trip (``fetch_jobs_limited`` reads the limit from the row itself)."""
+    GLOBAL_AND_MORE = "global limit and more"
+    """A global limit, and a rate or a hold in force (or not known yet)."""
+    NO_GLOBAL_LIMIT = "no global limit"
+    """A rate or a hold, no global limit: a finish frees no slot (no wake-up)."""
+
+    @property
+    def has_global_limit(self) -> bool:
+        """True when a finish in the queue frees a slot its workers may wait for."""
+        return self is not Seen.NO_GLOBAL_LIMIT
+
+
+HOLD_ROW_KEPT: Final = timedelta(minutes=5)
+"""How long after its end a hold keeps its queue's row when nothing else is in it.
+
+The next claim after that deletes the row, and the queue goes back to the plain claim. A queue
+held again within that time (an upstream that keeps refusing) only updates its row: creating
+one takes the limits table's lock (``lock_queue_limits``), which pauses every claim.
+"""
 
 
 async def fetch(
@@ -56,7 +100,8 @@ async def fetch(
     worker_id: str,
     now: datetime,
     lease_until: datetime,
-    limited: set[str],
+    limited: dict[str, Seen],
+    held_back: HeldBack,
 ) -> list[Job]:
     """:func:`_fetch`, saying what to do when the schema predates this code's claim."""
     try:
@@ -68,6 +113,7 @@ async def fetch(
             now=now,
             lease_until=lease_until,
             limited=limited,
+            held_back=held_back,
         )
     except psycopg.errors.UndefinedTable as exc:
         # A deploy that skipped migrations (migrate_on_start off): say how to fix it, and let
@@ -85,15 +131,19 @@ async def _fetch(
     worker_id: str,
     now: datetime,
     lease_until: datetime,
-    limited: set[str],
+    limited: dict[str, Seen],
+    held_back: HeldBack,
 ) -> list[Job]:
     """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order.
 
-    ``limited``: the queues this backend last found with a global limit (updated here). A
-    queue not in it is claimed by one statement, which claims nothing of a queue that has a
-    limit; when it claims nothing, one probe asks whether the queue has a limit, and if so
-    the limited claim (:func:`_fetch_limited`) runs at once, and runs first for that queue
-    from then on, until it finds the limit gone.
+    ``limited``: the queues this backend last found with a row of limits or a hold, each
+    with what the row held (updated here). A queue not in it is claimed by
+    one statement, which claims nothing of a queue that has a row; when it claims nothing, one
+    probe asks whether the queue has one, and if so the limited claim (:func:`_fetch_limited`)
+    runs at once, and runs first for that queue from then on, until it finds the row gone.
+    ``held_back(queue, now, until)``: called when a hold or a full rate window held the claim
+    back, to wake this process's waiters of the queue when it ends (the listener's
+    :class:`~taskward.backends.waiters.WakeTimers`).
     """
     if limit <= 0:
         return []
@@ -105,36 +155,162 @@ async def _fetch(
         "lease_until": lease_until,
     }
     if queue in limited:
-        claimed = await _fetch_limited(connections, params, limited)
+        claimed = await _fetch_limited(connections, params, limited, held_back)
     else:
         claimed = await connections.fetchall("fetch_jobs", params)
         if not claimed and (await connections.fetchall("queue_is_limited", params))[0][0]:
-            limited.add(queue)
-            claimed = await _fetch_limited(connections, params, limited)
+            limited.setdefault(queue, Seen.GLOBAL_AND_MORE)
+            claimed = await _fetch_limited(connections, params, limited, held_back)
     claimed.sort(key=rows.claim_order)
     return [rows.job_from_row(row) for row in claimed]
 
 
 async def _fetch_limited(
-    connections: Connections, params: dict[str, Any], limited: set[str]
+    connections: Connections,
+    params: dict[str, Any],
+    limited: dict[str, Seen],
+    held_back: HeldBack,
 ) -> list[Any]:
-    """The claim of a queue with a global limit: one transaction, two statements.
+    """The claim of a queue with a row of limits or a hold: one transaction, two statements.
 
-    Claims of the queue take turns on its limit row (``fetch_limit_lock``); the claim that
-    follows counts the queue's running jobs in a snapshot taken after its turn came, so
-    claims from any number of processes never exceed the limit together. A limit cleared
-    meanwhile: the plain claim, in the same transaction.
+    Claims of the queue take turns on its row (``fetch_limit_lock``), which gives its limits,
+    hold and rate window as they stay until the transaction ends; the claim that follows
+    counts the queue's running jobs in a snapshot taken after its turn came, for the global
+    limit, so claims from any number of processes never exceed the limits together. A queue
+    last seen with only a global limit is claimed in one round trip (:func:`_claim_global`);
+    the claim it sends claims nothing if the row has changed since, and the general claim
+    (:func:`_claim_flow`) follows.
+    """
+    if limited.get(params["queue"]) is Seen.GLOBAL_LIMIT:
+        claimed, row = await _claim_global(connections, params)
+        if claimed or (row is not None and _seen(row, params["now"]) is Seen.GLOBAL_LIMIT):
+            return claimed
+    return await _claim_flow(connections, params, limited, held_back)
+
+
+async def _claim_global(
+    connections: Connections, params: dict[str, Any]
+) -> tuple[list[Any], Sequence[Any] | None]:
+    """Lock the queue's row and claim under its global limit, in one round trip.
+
+    Both statements go out in one pipeline on an autocommit connection: one implicit
+    transaction, committed (or rolled back, if one fails) by the pipeline's sync. Returns the
+    claimed rows and the row the lock read (None: no row).
     """
     q = connections.q
-    async with connections.connection() as conn, conn.transaction():
-        locked = await (await conn.run(q["fetch_limit_lock"], params)).fetchall()
-        if not locked:
-            limited.discard(params["queue"])
-            found: list[Any] = await (await conn.run(q["fetch_jobs"], params)).fetchall()
-            return found
-        capped = {**params, "global_limit": locked[0][0]}
-        claimed: list[Any] = await (await conn.run(q["fetch_jobs_limited"], capped)).fetchall()
-        return claimed
+    async with connections.connection() as conn:
+        lock, claim = conn.cursor(), conn.cursor()
+        async with conn.pipeline():
+            await lock.execute(q["fetch_limit_lock"], params)
+            await claim.execute(q["fetch_jobs_limited"], params)
+        row = await lock.fetchone()
+        claimed: list[Any] = await claim.fetchall()
+        return claimed, row
+
+
+async def _claim_flow(
+    connections: Connections,
+    params: dict[str, Any],
+    limited: dict[str, Seen],
+    held_back: HeldBack,
+) -> list[Any]:
+    """The general limited claim: lock and read the row, then claim what it allows.
+
+    One pipeline, so one implicit transaction up to its sync: the row is read by a flush
+    (the first round trip; the row stays locked), the hold and the rate cap the claim here
+    (:func:`_allowance`, at the claim's ``now``), and the claim, which writes the rate
+    window's count too, goes out with the sync (the second). A row cleared meanwhile: the
+    plain claim, in the same transaction; so too once the row holds nothing but a hold that
+    ended :data:`HOLD_ROW_KEPT` ago (deleted here).
+    """
+    q = connections.q
+    queue: str = params["queue"]
+    now: datetime = params["now"]
+    allowed = Allowance(0)
+    async with connections.connection() as conn:
+        lock, claim = conn.cursor(), conn.cursor()
+        async with conn.pipeline():
+            await lock.execute(q["fetch_limit_lock"], params)
+            row = await lock.fetchone()
+            if row is not None and _only_an_ended_hold(row, now):
+                await conn.cursor().execute(q["delete_ended_hold"], params)
+                row = None
+            if row is None:
+                limited.pop(queue, None)
+                await claim.execute(q["fetch_jobs"], params)
+            else:
+                limited[queue] = _seen(row, now)
+                global_limit, rate_count, period_ms, window, used, held_until = row
+                rate = None if rate_count is None else Rate.of_ms(rate_count, period_ms)
+                wanted = params["limit"]
+                allowed = _allowance(rate, window, used, held_until, wanted=wanted, now=now)
+                if allowed.count > 0 and rate is None and global_limit is not None:
+                    await claim.execute(q["fetch_jobs_limited"], params)
+                elif allowed.count > 0:
+                    current = None if rate is None else rate.window_of(now)
+                    counted = {
+                        **params,
+                        "limit": allowed.count,
+                        "global_limit": global_limit,
+                        "window": current,
+                        "used": used if current is not None and window == current else 0,
+                    }
+                    await claim.execute(q["fetch_jobs_rated"], counted)
+        claimed: list[Any] = await claim.fetchall() if claim.pgresult is not None else []
+    # Time held the claim back only if it took all that time allowed (else the global limit
+    # or the pending jobs ran out first, and a finish or an insert wakes the waiters).
+    if allowed.retry_at is not None and len(claimed) >= allowed.count:
+        held_back(queue, now, allowed.retry_at)
+    return claimed
+
+
+def _seen(row: Sequence[Any], now: datetime) -> Seen:
+    """What a locked row holds at ``now`` (see :class:`Seen`)."""
+    global_limit, rate_count, _, _, _, held_until = row
+    if global_limit is None:
+        return Seen.NO_GLOBAL_LIMIT
+    if rate_count is None and (held_until is None or held_until <= now):
+        return Seen.GLOBAL_LIMIT
+    return Seen.GLOBAL_AND_MORE
+
+
+def _only_an_ended_hold(row: Sequence[Any], now: datetime) -> bool:
+    """True when a locked row has no limit, and no hold or one that ended long ago."""
+    global_limit, rate_count, _, _, _, held_until = row
+    return (
+        global_limit is None
+        and rate_count is None
+        and (held_until is None or held_until + HOLD_ROW_KEPT <= now)
+    )
+
+
+def _allowance(
+    rate: Rate | None,
+    window: int | None,
+    used: int,
+    held_until: datetime | None,
+    *,
+    wanted: int,
+    now: datetime,
+) -> Allowance:
+    """What the hold and the rate allow a claim at ``now`` (the global limit is the SQL's).
+
+    :func:`taskward.limits.allowance`, and one more rule: a claim whose window is older than
+    the row's (its clock is behind a claim that counted a later window: it waited for the row
+    meanwhile, or its host's clock lags by up to :data:`CLOCK_LAG_TOLERATED`) takes nothing,
+    and tries again when its clock reaches the row's window: the starts of its own window are
+    no longer known, and counting them from 0 would let that window exceed the rate. A row's
+    window further ahead than that was counted by a clock that is wrong, and is overwritten
+    (the queue's claims would otherwise wait for it).
+    """
+    flow = QueueFlow(
+        limits=QueueLimits(rate_limit=rate), held_until=held_until, window=window, window_used=used
+    )
+    allowed = allowance(flow, wanted=wanted, running=0, now=now)
+    if allowed.count == 0 or rate is None or window is None or window <= rate.window_of(now):
+        return allowed
+    opens = rate.window_start(window)
+    return Allowance(0, opens) if opens - now <= CLOCK_LAG_TOLERATED else allowed
 
 
 async def finish(
@@ -142,7 +318,7 @@ async def finish(
     updates: Sequence[JobUpdate],
     *,
     worker_id: str,
-    limited: Collection[str] = frozenset(),
+    limited: Mapping[str, Seen] = MappingProxyType({}),
 ) -> list[bool]:
     """Write each outcome only if the job is still running at that attempt, owned by us.
 
@@ -152,16 +328,20 @@ async def finish(
     never blocks the others or leaves its job running forever.
 
     Then the queues given a free slot are woken if they have a global limit (their workers
-    may wait for one): those in ``limited`` (the queues this backend claims the limited way),
-    and after a rescue every queue rescued (the Rescuer claims nothing). A slot freed in a
-    queue not known here is found by the workers' polling.
+    may wait for one): those that ``limited`` (the queues this backend claims the limited
+    way) says have one, and after a rescue every queue rescued (the Rescuer claims nothing).
+    A slot freed in a queue not known here is found by the workers' polling.
     """
     if not updates:
         return []
     freed: dict[int, str] = {}
     written = await _finish(connections, updates, worker_id, freed)
     rescue = any(u.lease_expired_before is not None for u in updates)
-    wake = {queue for queue in freed.values() if rescue or queue in limited}
+    wake = {
+        queue
+        for queue in freed.values()
+        if rescue or (queue in limited and limited[queue].has_global_limit)
+    }
     if wake:
         await connections.fetchall("notify_limited_queues", {"queues": sorted(wake)})
     return written
