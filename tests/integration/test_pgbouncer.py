@@ -97,14 +97,20 @@ async def test_a_worker_entirely_through_pgbouncer_drains(urls: tuple[str, str])
 
 @pytest.mark.parametrize(
     "limits",
-    [{"global_limit": 3}, {"rate_limit": "1000/s"}, {"global_limit": 3, "rate_limit": "1000/s"}],
-    ids=["global", "rate", "both"],
+    [
+        {"global_limit": 3},
+        {"rate_limit": "1000/s"},
+        {"global_limit": 3, "rate_limit": "1000/s"},
+        {"partition_by": 0, "global_limit": 1},
+    ],
+    ids=["global", "rate", "both", "partitioned"],
 )
 async def test_a_limited_queue_drains_entirely_through_pgbouncer(
     urls: tuple[str, str], limits: dict[str, object]
 ) -> None:
     """The limited claim sends its lock and its claim in one pipeline (one implicit
-    transaction up to the sync), which must hold through a transaction pooler too."""
+    transaction up to the sync), which must hold through a transaction pooler too; the
+    partitioned claim is one call of a function with settings of its own (generic plans)."""
     _, pooled = urls
     async with TaskManager(pooled, poll_interval=0.05) as tw:
         _tasks(tw)

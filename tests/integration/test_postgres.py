@@ -847,3 +847,250 @@ async def test_a_failed_job_retried_while_prune_waits_for_its_row_is_not_deleted
         retrying.commit()
         assert await pruning == 0
     assert (await tw.get_task_status(job.id)).state is JobState.PENDING
+
+
+# -- partitioned queues (migration 0008) -------------------------------------------------------
+# Keys whose text the store must read exactly as taskward.limits.key_text writes it: the stored
+# arguments keep non-ASCII text as it is (and DEL), json.dumps escapes them; floats, big ints,
+# escapes inside strings, nested containers in their own key order.
+AWKWARD_KEYS: list[Any] = [
+    "acme",
+    "ünïcode 😀",
+    "",
+    None,
+    42,
+    12345678901234567890,
+    1e300,
+    -0.0,
+    2.5,
+    True,
+    [1, "é", None],
+    {"b": "😀\x7f", "a": [False, 'q"\\']},
+]
+
+
+async def test_every_insert_path_stores_the_key_the_rule_reads(
+    tw: TaskManager, pg_url: str
+) -> None:
+    """One statement, one COPY, one JSON array, a unique insert, a caller's transaction (async and
+    sync), a blocking insert and the dispatch function all key a job as ``key_text`` does."""
+    from taskward.backends.postgres.dispatch import plain_insert
+    from taskward.limits import key_text
+
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    await tw.configure_queue("api", partition_by="tenant")
+
+    async def one(value: Any) -> list[Job]:
+        kwargs = {"tenant": value}
+        jobs = [await tw.enqueue_task(ADD, args=[1], kwargs=kwargs, queue="api")]
+        jobs.append(await tw.enqueue_task(ADD, args=[2], kwargs=kwargs, queue="api", tags=["t"]))
+        jobs.append(await tw.enqueue_task(ADD, args=[3], kwargs=kwargs, queue="api", unique_for=60))
+        jobs += await tw.enqueue_many(ADD, [([4], kwargs), ([5], kwargs)], queue="api")
+        async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+            jobs.append(
+                await tw.enqueue_task(ADD, args=[6], kwargs=kwargs, queue="api", connection=conn)
+            )
+            jobs += await tw.enqueue_many(
+                ADD, [([7], kwargs), ([8], kwargs)], queue="api", connection=conn
+            )
+            await conn.commit()
+
+        def in_thread() -> list[Job]:
+            made = [tw.sync.enqueue_task(ADD, args=[9], kwargs=kwargs, queue="api")]
+            with psycopg.connect(libpq_url(pg_url)) as conn:
+                made.append(
+                    tw.sync.enqueue_task(
+                        ADD, args=[10], kwargs=kwargs, queue="api", connection=conn
+                    )
+                )
+                conn.commit()
+            return made
+
+        jobs += await asyncio.to_thread(in_thread)
+        new = replace(new_job("api"), kwargs=kwargs)
+        name, params = plain_insert([new], datetime.now(UTC), dispatch=True)
+        assert name == "insert_job_dispatch"
+        [(job_id, *_, key)] = await backend._connections.fetchall(name, params)
+        dispatched = await tw.get_task_status(job_id)
+        assert key == dispatched.partition_key
+        return [*jobs, dispatched]
+
+    for value in AWKWARD_KEYS:
+        jobs = await one(value)
+        assert len(jobs) == 11
+        expected = key_text(value)
+        assert {j.partition_key for j in jobs} == {expected}, value  # as returned
+        stored = [(await tw.get_task_status(j.id)).partition_key for j in jobs]
+        assert set(stored) == {expected}, value  # as stored
+
+
+async def test_a_producers_key_wins_on_every_insert_path(tw: TaskManager, pg_url: str) -> None:
+    await tw.configure_queue("api", partition_by="tenant")
+    kwargs = {"tenant": "by-rule"}
+    given = [await tw.enqueue_task(ADD, kwargs=kwargs, queue="api", partition_key="k1")]
+    given += await tw.enqueue_many(
+        ADD, [([1], kwargs), ([2], kwargs)], queue="api", partition_key=""
+    )
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+        given += await tw.enqueue_many(
+            ADD, [([3], kwargs)], queue="api", connection=conn, partition_key="k3"
+        )
+        await conn.commit()
+    stored = [(await tw.get_task_status(j.id)).partition_key for j in given]
+    assert [j.partition_key for j in given] == stored == ["k1", "", "", "k3"]
+
+
+async def test_a_bulk_of_jobs_with_and_without_producer_keys_keeps_each_jobs_key(
+    pg_url: str,
+) -> None:
+    backend = open_backend(pg_url)
+    try:
+        await backend.migrate()
+        now = datetime.now(UTC)
+        jobs = [
+            replace(new_job("p"), kwargs={"tenant": "t"}),
+            replace(new_job("p"), partition_key="given"),
+            replace(new_job("p"), partition_key=""),
+            new_job("p"),
+            new_job("plain"),
+        ]
+        await backend.set_queue_limits("p", _by_tenant())
+        inserted = await backend.insert(jobs, now=now)  # one COPY
+        returned = [i.job.partition_key for i in inserted]
+        stored = [(await backend.get(i.job.id)).partition_key for i in inserted]
+        assert returned == stored == ["t", "given", "", "", None]
+    finally:
+        await backend.close()
+
+
+def _by_tenant(**limits: Any) -> Any:
+    from taskward.limits import PartitionBy, QueueLimits
+
+    return QueueLimits(partition_by=PartitionBy(kwarg="tenant"), **limits)
+
+
+async def test_a_new_rule_waits_for_an_insert_in_flight_and_keys_its_job(
+    tw: TaskManager, pg_url: str
+) -> None:
+    """The insert read the queue's rule (none) inside a caller's transaction still open; the
+    rule set meanwhile waits for its commit, then keys the job: no job is left without a key."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
+        job = await tw.enqueue_task(ADD, kwargs={"tenant": "acme"}, queue="api", connection=conn)
+        assert job.partition_key is None
+        setting = asyncio.create_task(tw.configure_queue("api", partition_by="tenant"))
+        await asyncio.sleep(0.3)
+        assert not setting.done()  # it waits for the insert's transaction
+        await conn.commit()
+    await setting
+    assert (await tw.get_task_status(job.id)).partition_key == "acme"
+    later = await tw.enqueue_task(ADD, kwargs={"tenant": "initech"}, queue="api")
+    assert later.partition_key == "initech"
+
+
+async def test_a_claim_that_still_thinks_a_queue_partitioned_claims_it_the_right_way(
+    pg_url: str,
+) -> None:
+    """Another process cleared the rule (keeping a global limit), then dropped the limits: the
+    one-round-trip partitioned claim finds no rule and the claim falls back, each time."""
+    from taskward.limits import QueueLimits
+
+    setter, worker = open_backend(pg_url), open_backend(pg_url)
+    try:
+        await setter.migrate()
+        now = datetime.now(UTC)
+        later = now.replace(year=now.year + 1)
+        await setter.set_queue_limits("p", _by_tenant(global_limit=2))
+        await setter.insert([replace(new_job("p"), kwargs={"tenant": "a"})] * 6, now=now)
+        claim: dict[str, Any] = {"queue": "p", "worker_id": "w", "now": now, "lease_until": later}
+        assert len(await worker.fetch(limit=5, **claim)) == 2  # one key, limit 2
+        await setter.set_queue_limits("p", QueueLimits(global_limit=3))
+        assert len(await worker.fetch(limit=5, **claim)) == 1  # the queue's limit: 3 run
+        await setter.set_queue_limits("p", QueueLimits())
+        assert len(await worker.fetch(limit=5, **claim)) == 3
+    finally:
+        await setter.close()
+        await worker.close()
+
+
+@pytest.mark.parametrize("analyzed", [True, False], ids=["analyzed", "never-analyzed"])
+async def test_the_partitioned_claims_statements_use_their_indexes(
+    tw: TaskManager, pg_url: str, analyzed: bool
+) -> None:
+    """Every statement of taskward_claim_by_key, as planned for the worker (generic plans), on
+    a table never analyzed too: no scan of the table, nor of the queue's pending jobs (0001's
+    claim index, or a sort: each probe of the walk would then read the whole backlog)."""
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    table = f'"{backend.schema}".taskward_jobs'
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = {analyzed})".encode())
+    await tw.configure_queue("api", partition_by="tenant", global_limit=100, rate_limit="1000/s")
+    await tw.hold_queue("api", seconds=1, key="t9")  # a row of taskward_partitions
+    calls = [([n], {"tenant": f"t{n % 10}"}) for n in range(3000)]
+    await tw.enqueue_many(ADD, calls, queue="api")
+    now = datetime.now(UTC)
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
+        if analyzed:
+            conn.execute(f"ANALYZE {table}".encode())
+        plans: list[str] = []
+        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+        ):
+            conn.execute(setting.encode())
+        params = {
+            "queue": "api", "limit": 30, "worker_id": "w", "now": now,
+            "lease_until": now.replace(year=now.year + 1), "now_ms": 0, "lag_ms": 10_000,
+            "extra": 100,
+        }  # fmt: skip
+        for _ in range(7):  # past the plan cache's first five custom plans, had it used them
+            claimed = conn.execute(backend.q["claim_by_key"], params).fetchall()
+            assert len(claimed) == 31
+    nested = [plan for plan in plans if "claim_by_key(" not in plan]
+    walk = [plan for plan in nested if "WITH RECURSIVE" in plan]
+    assert walk, plans
+    assert all("taskward_jobs_claim_by_key" in plan for plan in walk)
+    for plan in nested:
+        assert "Seq Scan on taskward_jobs" not in plan, plan
+        assert "using taskward_jobs_claim on" not in plan, plan
+        assert "JIT" not in plan, plan
+    [claim] = [plan for plan in nested if "WITH claimed AS" in plan][-1:]
+    assert "taskward_jobs_pkey" in claim, claim
+
+
+async def test_prune_deletes_key_rows_long_over_and_keeps_the_others(tw: TaskManager) -> None:
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    now = datetime.now(UTC)
+    await backend.set_queue_limits("p", _by_tenant())
+    for key, until in [("old", now.replace(year=2000)), ("held", now.replace(year=now.year + 1))]:
+        await backend.hold_queue("p", until=until, key=key)
+    await backend.prune(before={})
+    assert (await backend.partition_flow("p", "old")).held_until is None  # gone: as if none
+    assert (await backend.partition_flow("p", "held")).held_until is not None
+    assert await backend._connections.execute("prune_partitions", {"limit": 10}) == 0
+
+
+async def test_a_producer_on_the_code_before_partitions_still_dispatches_and_keys(
+    tw: TaskManager,
+) -> None:
+    """0008 keeps 0005's signature of the dispatch function for producers not upgraded yet;
+    the job it stores is keyed by the rule like any other."""
+    backend = tw.backend
+    assert isinstance(backend, PostgresBackend)
+    await tw.configure_queue("api", partition_by="tenant")
+    old_call = (
+        f'SELECT o_id, o_worker FROM "{backend.schema}".taskward_insert_dispatch('
+        "'t', 'api', '[]'::json, %(kwargs)s::json, 0, 3, %(now)s, %(now)s)"
+    )
+    async with backend._connections.connection() as conn:
+        cursor = await conn.execute(
+            old_call.encode(), {"kwargs": '{"tenant": "acme"}', "now": datetime.now(UTC)}
+        )
+        [(job_id, worker)] = await cursor.fetchall()
+    assert worker is None  # a partitioned queue is never dispatched
+    assert (await tw.get_task_status(job_id)).partition_key == "acme"

@@ -31,9 +31,7 @@ def test_four_workers_start_no_more_than_the_rate_and_reach_it(
     run(enqueue(store_url, JOBS))
     workers.base_env = {"REL_SLEEP": "0.01", "REL_CONCURRENCY": "10", "REL_LEASE": "5"}
     workers.start(4)
-    wait_until(
-        lambda: count_of(store_url, JobState.COMPLETED) == JOBS, 60, "all jobs completed"
-    )
+    wait_until(lambda: count_of(store_url, JobState.COMPLETED) == JOBS, 60, "all jobs completed")
     assert workers.stop_all() == [0, 0, 0, 0]
     jobs = run(all_jobs(store_url))
     starts = [j.attempted_at for j in jobs if j.attempted_at is not None]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
-from taskward.backends.postgres.rows import batches, copy_rows
+from taskward.backends.postgres.rows import batch_keys, batches, copy_rows
 from taskward.backends.sql.rows import jobs_from_batch
 from taskward.jobs import JobState, NewJob, NewJobBatch
+from taskward.limits import PartitionBy
 from taskward.serialize import encode_payload
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -68,3 +70,38 @@ def test_jobs_of_a_batch_each_get_their_own_meta() -> None:
     jobs[0].meta["tenant"]["id"] = 2  # a caller's change: never seen by the others
     assert jobs[1].meta == jobs[2].meta == template.meta == {"tenant": {"id": 1}}
     assert jobs[1].meta is not jobs[2].meta
+
+
+def test_a_batch_never_mixes_jobs_with_and_without_a_producers_key() -> None:
+    jobs = [
+        new_job([1]),
+        new_job([2], partition_key="a"),
+        new_job([3], partition_key=""),
+        new_job([4]),
+    ]
+    got = list(batches(jobs))
+    assert [[p.args[0] for p in b.payloads] for b in got] == [[1], [2, 3], [4]]
+    assert [batch_keys(b) for b in got] == [None, ["a", ""], None]
+
+
+def test_batch_keys_are_the_producers_else_what_the_rule_reads() -> None:
+    payloads = [
+        encode_payload([], {"tenant": "acme"}, max_bytes=1000),
+        encode_payload([], {"tenant": {"é": 1}}, max_bytes=1000),
+        replace(encode_payload([], {"tenant": "x"}, max_bytes=1000), partition_key="given"),
+        encode_payload([], {}, max_bytes=1000),
+    ]
+    batch = NewJobBatch(template=new_job([]), payloads=payloads)
+    rule = PartitionBy(kwarg="tenant")
+    assert batch_keys(batch, rule) == ["acme", '{"\\u00e9":1}', "given", ""]
+    assert batch_keys(batch) == [None, None, "given", None]
+    both = NewJobBatch(template=new_job([], partition_key="all"), payloads=payloads[:1])
+    assert batch_keys(both, rule) == ["all"]  # the producer's key of the whole batch
+
+
+def test_copy_lines_end_with_each_jobs_key() -> None:
+    payloads = [encode_payload([n], {}, max_bytes=1000) for n in range(3)]
+    batch = NewJobBatch(template=new_job([]), payloads=payloads)
+    lines = copy_rows(batch, NOW, ["a\tb", None, ""]).splitlines()
+    assert [line.split("\t")[-1] for line in lines] == ["a\\tb", "\\N", ""]
+    assert {line.split("\t")[-1] for line in copy_rows(batch, NOW).splitlines()} == {"\\N"}

@@ -25,11 +25,14 @@ from taskward.backends.sql import load_queries, parse_queries
 from taskward.backends.sql.migrate import load_migrations
 from taskward.backends.sqlite import SqliteBackend, parse_sqlite_url
 from taskward.backends.sqlite import connection as sqlite_connection
+from taskward.backends.sqlite import partitions as sqlite_partitions
 from taskward.backends.sqlite import rows as sqlite_rows
 from taskward.backends.sqlite import store as sqlite_store
 from taskward.backends.sqlite.migrate import SQLITE_SQL, migrate_sqlite, split_sqlite_script
+from taskward.backends.sqlite.waiters import Waiters
 from taskward.errors import BackendUnavailable, InvalidOptions, NotSupported
 from taskward.jobs import Job, JobFilter, JobState, JobUpdate, NewJob, WorkerInfo
+from taskward.limits import MAX_KEYS_PER_CLAIM_EXTRA, PartitionBy, QueueLimits, Rate, take_turns
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=60)
@@ -231,10 +234,11 @@ def test_job_builder_matches_the_dataclass_constructor() -> None:
         "depends_on": (1, 2),
         "timeout": 1.5,
         "cancel_requested": True,
+        "partition_key": "k",
     }
     assert tuple(values) == sqlite_rows.JOB_FIELDS
     assert sqlite_rows.build_job(tuple(values.values())) == Job(**values)
-    with pytest.raises(ValueError, match="expected 26"):
+    with pytest.raises(ValueError, match=f"expected {len(values)}"):
         sqlite_rows.build_job((1, 2))
 
 
@@ -543,6 +547,68 @@ async def test_processes_claiming_concurrently_never_share_a_job(
 
 
 @pytest.mark.integration
+async def test_processes_claiming_a_partitioned_queue_never_exceed_a_keys_limit(
+    backend: SqliteBackend, db_path: Path
+) -> None:
+    """Each claim walks the keys and counts their running jobs under the write lock."""
+    limits = QueueLimits(global_limit=2, partition_by=PartitionBy(kwarg="tenant"))
+    await backend.set_queue_limits("default", limits)
+    tenants = [f"t{n:02d}" for n in range(40)]
+    await backend.insert(
+        [new_job(kwargs={"tenant": t}) for t in tenants for _ in range(5)], now=NOW
+    )
+    url = f"sqlite:///{db_path}"
+    claims = await asyncio.to_thread(run_together, CLAIMER, [url, "p1"], [url, "p2"], [url, "p3"])
+    every = [job_id for claim in claims for job_id in claim]
+    assert len(every) == len(set(every)) == 2 * len(tenants)
+    per_key = [(await backend.partition_flow("default", t)).running for t in tenants]
+    assert [len(running or ()) for running in per_key] == [2] * len(tenants)
+
+
+RULE_RACER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from datetime import UTC, datetime
+    from taskward.backends.sqlite import SqliteBackend
+    from taskward.jobs import JobState, NewJob
+    from taskward.limits import PartitionBy, QueueLimits
+
+    async def main(url, setter):
+        store = SqliteBackend(url)
+        await store.open()
+        print("ready", flush=True)
+        sys.stdin.readline()
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        def job(n):
+            return NewJob(task="t", queue="default", args=[n], kwargs={"tenant": f"t{n % 7}"},
+                          priority=5, max_attempts=1, scheduled_at=now, state=JobState.PENDING)
+        for n in range(0, 400, 4):  # one job alone (one statement), then a batch of three
+            if setter and n == 200:  # while the other process goes on inserting
+                rule = QueueLimits(partition_by=PartitionBy(kwarg="tenant"))
+                await store.set_queue_limits("default", rule)
+            await store.insert([job(n)], now=now)
+            await store.insert([job(n + 1), job(n + 2), job(n + 3)], now=now)
+        await store.close()
+        print("[]", flush=True)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2] == "setter"))
+    """
+)
+
+
+@pytest.mark.integration
+async def test_no_job_inserted_while_a_rule_is_set_misses_its_key(
+    backend: SqliteBackend, db_path: Path
+) -> None:
+    """Inserts read the rule under the write lock that set_queue_limits re-keys under."""
+    url = f"sqlite:///{db_path}"
+    await asyncio.to_thread(run_together, RULE_RACER, [url, "setter"], [url, "inserter"])
+    page = await backend.list_jobs(JobFilter(queue="default", per_page=1000))
+    assert page.total_entries == 800
+    assert all(job.partition_key == job.kwargs["tenant"] for job in page.items)
+
+
+@pytest.mark.integration
 async def test_processes_inserting_one_unique_job_make_one_job(
     backend: SqliteBackend, db_path: Path
 ) -> None:
@@ -734,6 +800,357 @@ def test_split_script_keeps_trigger_bodies_whole() -> None:
     assert statements[1].endswith("END;")
 
 
+# -- limits, rate windows and holds ---------------------------------------------------------
+def test_upgrading_a_0002_file_keeps_its_global_limits(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0003 rebuilds taskward_queue_limits (global_limit became nullable): rows survive."""
+    import taskward.backends.sqlite.migrate as migrate_module
+
+    migrations = load_migrations(SQLITE_SQL)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    with monkeypatch.context() as patch:
+        patch.setattr(migrate_module, "load_migrations", lambda package: migrations[:2])
+        assert migrate_sqlite(conn) == [1, 2]
+    conn.execute(
+        "INSERT INTO taskward_queue_limits (queue, global_limit, updated_at) VALUES ('q', 3, 1.5)"
+    )
+    assert 3 in migrate_sqlite(conn)
+    columns = "queue, global_limit, rate_count, rate_period_ms, held_until, window_used, updated_at"
+    found = conn.execute(f"SELECT {columns} FROM taskward_queue_limits").fetchall()
+    assert found == [("q", 3, None, None, None, 0, 1.5)]
+    conn.close()
+    store = sqlite_store.SqliteStore(str(db_path), synchronous="FULL")
+    try:
+        assert store.queue_limits() == {"q": QueueLimits(global_limit=3)}
+    finally:
+        store.close()
+
+
+def test_a_rate_is_stored_with_both_its_count_and_its_window() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate_sqlite(conn)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO taskward_queue_limits (queue, rate_count, updated_at) VALUES ('q', 5, 0)"
+        )
+
+
+@pytest.fixture
+def store(db_path: Path) -> Any:
+    store = sqlite_store.SqliteStore(str(db_path), synchronous="FULL")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def job_statements(store: sqlite_store.SqliteStore) -> list[str]:
+    """The statements on taskward's tables that ``store`` runs from now on, as traced."""
+    traced: list[str] = []
+    store._db().set_trace_callback(traced.append)
+    return traced
+
+
+def test_a_claim_without_a_rate_or_a_hold_in_force_is_one_statement(
+    store: sqlite_store.SqliteStore,
+) -> None:
+    """A global limit, or a hold that has ended, keeps the claim on fetch_jobs alone."""
+    store.insert([new_job(queue=q) for q in ("free", "limited", "limited")], NOW)
+    store.set_queue_limits("limited", QueueLimits(global_limit=5))
+    store.hold_queue("limited", NOW)  # ends at the claim's now: no longer in force
+    traced = job_statements(store)
+    for queue, count in (("free", 1), ("limited", 2)):
+        traced.clear()
+        jobs, retry_at = store.fetch(queue, 10, "w", NOW, LEASE)
+        assert (len(jobs), retry_at) == (count, None)
+        assert [s.split()[:2] for s in traced if "taskward_" in s] == [["UPDATE", "taskward_jobs"]]
+
+
+def test_an_empty_claim_looks_for_a_rate_or_a_hold(store: sqlite_store.SqliteStore) -> None:
+    traced = job_statements(store)
+    assert store.fetch("free", 10, "w", NOW, LEASE) == ([], None)
+    assert len([s for s in traced if "taskward_" in s]) == 2  # fetch_jobs, claim_flow
+
+
+def test_a_claim_held_back_by_time_says_when_to_try_again(
+    store: sqlite_store.SqliteStore,
+) -> None:
+    store.insert([new_job(queue=q) for q in ("held", "rated", "rated")], NOW)
+    store.hold_queue("held", NOW + timedelta(seconds=7))
+    store.set_queue_limits("rated", QueueLimits(rate_limit=Rate(1, 10.0)))
+    assert store.fetch("held", 10, "w", NOW, LEASE) == ([], NOW + timedelta(seconds=7))
+    jobs, retry_at = store.fetch("rated", 10, "w", NOW, LEASE)
+    assert (len(jobs), retry_at) == (1, NOW + timedelta(seconds=10))  # NOW opens a window
+    assert store.fetch("rated", 10, "w", NOW, LEASE) == ([], NOW + timedelta(seconds=10))
+    store.pause_queue("rated")
+    assert store.fetch("rated", 10, "w", NOW, LEASE) == ([], None)  # paused: nothing to wait for
+
+
+def test_a_changed_window_length_starts_its_count_again(store: sqlite_store.SqliteStore) -> None:
+    store.insert([new_job(queue="q") for _ in range(5)], NOW)
+    store.set_queue_limits("q", QueueLimits(rate_limit=Rate(2, 10.0)))
+    assert len(store.fetch("q", 10, "w", NOW, LEASE)[0]) == 2
+    store.set_queue_limits("q", QueueLimits(rate_limit=Rate(2, 20.0)))  # windows numbered anew
+    assert store.queue_flow()["q"].window is None
+    assert len(store.fetch("q", 10, "w", NOW, LEASE)[0]) == 2
+
+
+def test_rows_go_when_neither_limits_nor_a_hold_is_left(store: sqlite_store.SqliteStore) -> None:
+    store.set_queue_limits("q", QueueLimits(rate_limit=Rate(2, 1.0)))
+    store.hold_queue("q", NOW)
+    store.set_queue_limits("q", QueueLimits())
+    assert list(store.queue_flow()) == ["q"]  # the hold keeps the row, even one that ended
+    store.hold_queue("q", None)
+    assert store.queue_flow() == {}
+    store.hold_queue("h", NOW)
+    store.set_queue_limits("h", QueueLimits(global_limit=1))
+    store.hold_queue("h", None)
+    assert store.queue_flow()["h"].held_until is None
+    store.set_queue_limits("h", QueueLimits())
+    assert store.queue_flow() == {}
+
+
+def test_finish_reports_only_queues_with_a_global_limit(store: sqlite_store.SqliteStore) -> None:
+    """A finished job frees a slot of a global limit, never a start of a rate window."""
+    store.insert([new_job(queue=q) for q in ("global", "rated", "free")], NOW)
+    store.set_queue_limits("global", QueueLimits(global_limit=2))
+    store.set_queue_limits("rated", QueueLimits(rate_limit=Rate(5, 1.0)))
+    done = [
+        JobUpdate(job_id=job.id, attempt=1, state=JobState.COMPLETED, at=NOW)
+        for queue in ("global", "rated", "free")
+        for job in store.fetch(queue, 1, "w", NOW, LEASE)[0]
+    ]
+    assert store.finish(done, "w") == ([True, True, True], ["global"])
+
+
+async def test_a_timer_wakes_only_the_waiters_of_its_queue(db_path: Path) -> None:
+    async def nothing_elsewhere() -> bool:
+        return False
+
+    waiters = Waiters(str(db_path), shared=False)
+    waits = {
+        queue: asyncio.create_task(
+            waiters.wait([queue], timeout=60, poll_seconds=60, poll=nothing_elsewhere)
+        )
+        for queue in ("q", "other")
+    }
+    await asyncio.sleep(0)  # both are waiting
+    waiters.wake_at("q", now=NOW, at=NOW)
+    await asyncio.wait_for(waits["q"], timeout=5)
+    assert not waits["other"].done()
+    waiters.close()
+    await asyncio.wait_for(waits["other"], timeout=5)
+
+
+# -- partitioned queues ---------------------------------------------------------------------
+BY_TENANT = QueueLimits(partition_by=PartitionBy(kwarg="tenant"))
+
+
+def test_upgrading_a_0003_file_keeps_its_jobs_and_limits(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0004 adds columns in place: jobs and limits stay; the old jobs have no key."""
+    import taskward.backends.sqlite.migrate as migrate_module
+
+    migrations = load_migrations(SQLITE_SQL)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    with monkeypatch.context() as patch:
+        patch.setattr(migrate_module, "load_migrations", lambda package: migrations[:3])
+        assert migrate_sqlite(conn) == [1, 2, 3]
+    conn.execute(
+        "INSERT INTO taskward_jobs (id, task, queue, state, max_attempts, scheduled_at,"
+        " inserted_at) VALUES (7, 't', 'q', 'pending', 1, 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO taskward_queue_limits (queue, global_limit, updated_at) VALUES ('q', 3, 1.5)"
+    )
+    assert 4 in migrate_sqlite(conn)
+    conn.close()
+    store = sqlite_store.SqliteStore(str(db_path), synchronous="FULL")
+    try:
+        assert store.queue_limits() == {"q": QueueLimits(global_limit=3)}
+        job = store.get(7)
+        assert (job.queue, job.partition_key) == ("q", None)
+    finally:
+        store.close()
+
+
+def test_one_plain_job_is_still_one_statement(store: sqlite_store.SqliteStore) -> None:
+    """The single-job insert probes the queue's rule in its own statement; a queue with a rule
+    gets its jobs keyed in a transaction instead."""
+    store.set_queue_limits("parted", BY_TENANT)
+    traced = job_statements(store)
+    [plain] = store.insert([new_job(kwargs={"tenant": "a"})], NOW)
+    assert plain.job.partition_key is None
+    assert len([s for s in traced if "taskward_" in s]) == 1
+    traced.clear()
+    [keyed] = store.insert([new_job(queue="parted", kwargs={"tenant": "a"})], NOW)
+    statements = [s.split()[0] for s in traced if "taskward_" in s]
+    assert keyed.job.partition_key == "a"
+    assert store.get(keyed.job.id).partition_key == "a"
+    assert statements == [
+        "INSERT",  # insert_job_next_id: stores nothing, the queue has a rule
+        "SELECT",  # insert_rules, in the write transaction
+        "SELECT",  # last_job_id
+        "INSERT",
+    ]
+
+
+def test_stored_arguments_that_cannot_be_read_give_the_empty_key() -> None:
+    rule = PartitionBy(kwarg="tenant")
+    assert sqlite_rows.key_of_stored(rule, "[]", '{"tenant": "acme"}') == "acme"
+    assert sqlite_rows.key_of_stored(rule, "not json", "{not json") == ""
+    assert sqlite_rows.key_of_stored(PartitionBy(arg=1), '["a", [1, 2]]', "{}") == "[1,2]"
+
+
+def test_a_new_rule_keys_waiting_jobs_that_cannot_be_read(store: sqlite_store.SqliteStore) -> None:
+    [inserted] = store.insert([new_job(queue="q", kwargs={"tenant": "a"})], NOW)
+    job = inserted.job
+    store._db().execute("UPDATE taskward_jobs SET kwargs = 'garbage' WHERE id = ?", (job.id,))
+    store.set_queue_limits("q", BY_TENANT)
+    assert store._db().execute(
+        "SELECT partition_key FROM taskward_jobs WHERE id = ?", (job.id,)
+    ).fetchone() == ("",)
+
+
+def cursor_of(store: sqlite_store.SqliteStore, queue: str) -> str | None:
+    row = (
+        store._db()
+        .execute("SELECT partition_cursor FROM taskward_queue_limits WHERE queue = ?", (queue,))
+        .fetchone()
+    )
+    return None if row is None else row[0]
+
+
+def test_a_changed_rule_starts_the_walk_from_the_first_key(
+    store: sqlite_store.SqliteStore,
+) -> None:
+    store.set_queue_limits("q", BY_TENANT)
+    store.insert([new_job(queue="q", kwargs={"tenant": t}) for t in "abc"], NOW)
+    assert [j.partition_key for j in store.fetch("q", 1, "w", NOW, LEASE)[0]] == ["a"]
+    assert cursor_of(store, "q") == "a"
+    store.set_queue_limits(
+        "q", QueueLimits(global_limit=5, partition_by=PartitionBy(kwarg="tenant"))
+    )
+    assert cursor_of(store, "q") == "a"  # the same rule: the same keys, the walk goes on
+    store.set_queue_limits("q", QueueLimits(partition_by=PartitionBy(arg=0)))
+    assert cursor_of(store, "q") is None
+
+
+def test_a_claim_reads_what_it_visits_whatever_the_keys_and_the_backlog(
+    store: sqlite_store.SqliteStore,
+) -> None:
+    """One statement walks the keys; a key read again only if its turns take more than its
+    first job; so a claim of five jobs over five keys runs as many statements with 1,000 keys
+    of 3 jobs as with 5 keys of 600."""
+    counts = []
+    for queue, keys, depth in (("few", 5, 600), ("many", 1000, 3)):
+        store.set_queue_limits(queue, BY_TENANT)
+        store.insert(
+            [
+                new_job(queue=queue, kwargs={"tenant": f"t{k:04d}"})
+                for k in range(keys)
+                for _ in range(depth)
+            ],
+            NOW,
+        )
+        traced = job_statements(store)
+        jobs, _ = store.fetch(queue, 5, "w", NOW, LEASE)
+        assert [j.partition_key for j in jobs] == [f"t{k:04d}" for k in range(5)]
+        counts.append(len([s for s in traced if "taskward_" in s]))
+        store._db().set_trace_callback(None)
+    assert counts[0] == counts[1]
+
+
+def test_a_claim_visits_at_most_its_share_of_blocked_keys(
+    store: sqlite_store.SqliteStore,
+) -> None:
+    store.set_queue_limits("q", BY_TENANT)
+    tenants = [f"t{k:04d}" for k in range(150)]
+    store.insert([new_job(queue="q", kwargs={"tenant": t}) for t in tenants], NOW)
+    for n, tenant in enumerate(tenants[:-1]):  # every key held but the last
+        store.hold_queue("q", NOW + timedelta(seconds=10 + n), key=tenant)
+    visits = 2 + MAX_KEYS_PER_CLAIM_EXTRA
+    assert store.fetch("q", 2, "w", NOW, LEASE) == ([], NOW + timedelta(seconds=10))
+    assert cursor_of(store, "q") == tenants[visits - 1]
+    # The keys after the cursor (the last one gives a job), then from the first key again.
+    jobs, retry_at = store.fetch("q", 2, "w", NOW, LEASE)
+    assert [j.partition_key for j in jobs] == [tenants[-1]]
+    assert retry_at == NOW + timedelta(seconds=10)
+    assert cursor_of(store, "q") == tenants[visits - (len(tenants) - visits) - 1]
+
+
+def test_a_walk_wraps_around_once(store: sqlite_store.SqliteStore) -> None:
+    store.set_queue_limits("q", BY_TENANT)
+    store.insert([new_job(queue="q", kwargs={"tenant": t}) for t in "abcd" for _ in range(3)], NOW)
+    assert [j.partition_key for j in store.fetch("q", 3, "w", NOW, LEASE)[0]] == ["a", "b", "c"]
+    # After c: d, then a, b and c again; no key twice in one claim's turn.
+    jobs, _ = store.fetch("q", 6, "w", NOW, LEASE)
+    assert [j.partition_key for j in jobs] == ["d", "a", "b", "c", "d", "a"]
+
+
+def test_a_keys_hold_row_goes_when_released(store: sqlite_store.SqliteStore) -> None:
+    def rows_of_keys() -> list[Any]:
+        return store._db().execute("SELECT * FROM taskward_partition_keys").fetchall()
+
+    store.hold_queue("q", NOW, key="a")
+    store.hold_queue("q", NOW - timedelta(seconds=5), key="a")  # earlier: the later one stays
+    assert rows_of_keys() == [("q", "a", NOW.timestamp(), None, 0)]
+    store.hold_queue("q", None, key="a")
+    assert rows_of_keys() == []
+    assert store.queue_flow() == {}  # a key's hold is no row of the queue
+
+
+def test_a_keys_window_is_counted_in_its_row(store: sqlite_store.SqliteStore) -> None:
+    rate = Rate(2, 10.0)
+    store.set_queue_limits("q", QueueLimits(rate_limit=rate, partition_by=PartitionBy(arg=0)))
+    store.insert([new_job(queue="q", args=[t]) for t in "aab" for _ in range(2)], NOW)
+    jobs, retry_at = store.fetch("q", 10, "w", NOW, LEASE)
+    assert sorted(j.partition_key or "" for j in jobs) == ["a", "a", "b", "b"]
+    assert retry_at == NOW + timedelta(seconds=10)  # a had more than its window allows
+    window = rate.window_of(NOW)
+    assert store.partition_flow("q", "a").used_in(window) == 2
+    assert store.partition_flow("q", "b").used_in(window) == 2
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_turn_counts_are_what_take_turns_takes(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    caps = [rng.choice([0, 1, 1, 2, 3, 5, 8, 50]) for _ in range(rng.randint(0, 12))]
+    wanted = rng.randint(1, 60)
+    lists = [[(i, n) for n in range(cap)] for i, cap in enumerate(caps)]
+    taken = take_turns(lists, wanted)
+    expected = [sum(1 for i, _ in taken if i == key) for key in range(len(caps))]
+    assert sqlite_partitions.turn_counts(caps, wanted) == expected
+
+
+def test_a_key_with_fewer_jobs_than_its_turns_gives_them_to_the_others(
+    store: sqlite_store.SqliteStore,
+) -> None:
+    """The candidates read first are each key's share; a key short of jobs makes the others
+    read more, and the merge is still take_turns' over every key's whole claim order."""
+    store.set_queue_limits("q", BY_TENANT)
+    plan = {"a": 1, "b": 9, "c": 2, "d": 9}
+    store.insert(
+        [
+            new_job(queue="q", args=[n], kwargs={"tenant": t})
+            for t, n_jobs in plan.items()
+            for n in range(n_jobs)
+        ],
+        NOW,
+    )
+    jobs, _ = store.fetch("q", 12, "w", NOW, LEASE)
+    assert [(j.partition_key, j.args[0]) for j in jobs] == [
+        ("a", 0), ("b", 0), ("c", 0), ("d", 0),
+        ("b", 1), ("c", 1), ("d", 1),
+        ("b", 2), ("d", 2),
+        ("b", 3), ("d", 3),
+        ("b", 4),
+    ]  # fmt: skip
+
+
 # -- queries.sql ----------------------------------------------------------------------------
 def test_queries_are_parsed_by_name() -> None:
     queries = parse_queries(
@@ -776,6 +1193,7 @@ def test_every_query_compiles_against_the_schema() -> None:
         "where": "1",
         "order_by": "id",
         "rows": queries["insert_job_row"],
+        "start": "partition_key > ?3",
     }
     skip = {"begin_immediate", "begin_read", "commit", "rollback", "insert_job_row"}
     for name, sql in queries.items():
@@ -789,6 +1207,10 @@ def test_every_query_compiles_against_the_schema() -> None:
     ("query", "params", "index"),
     [
         ("fetch_jobs", (0.0, "w", 0.0, "default", 10), "taskward_jobs_claim"),
+        ("claim_jobs", (0.0, "w", 0.0, "default", 10), "taskward_jobs_claim"),
+        ("key_candidates_after", ("q", "k", 0, 0.0, 1, 5), "taskward_jobs_partition"),
+        ("key_running_ids", ("q", "k", 100), "taskward_jobs_partition_running"),
+        ("claim_ids", (0.0, "w", 0.0, "[1, 2]"), "INTEGER PRIMARY KEY"),
         ("promote_due", (0.0,), "taskward_jobs_due"),
         ("expired_leases", (0.0, 10), "taskward_jobs_lease"),
         ("prune_state", ("completed", 0.0), "taskward_jobs_finished"),
@@ -799,3 +1221,17 @@ def test_hot_queries_use_their_index(query: str, params: tuple[Any, ...], index:
     migrate_sqlite(conn)
     plan = conn.execute(f"EXPLAIN QUERY PLAN {load_queries(SQLITE_SQL)[query]}", params).fetchall()
     assert index in " ".join(row[-1] for row in plan)
+
+
+@pytest.mark.parametrize("start", ["partition_key > ?3", "partition_key IS NOT NULL"])
+def test_the_walk_seeks_key_to_key(start: str) -> None:
+    """Every step of walk_keys is a seek (no scan of a key's jobs, no sort of the backlog)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate_sqlite(conn)
+    sql = load_queries(SQLITE_SQL)["walk_keys"].format(start=start)
+    plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("q", 1, "a", 5, None))]
+    assert [p for p in plan if "taskward_jobs_partition " in p + " "] == [
+        "SEARCH taskward_jobs USING INDEX taskward_jobs_partition (queue=? AND partition_key>?)"
+    ] * 2
+    assert not [p for p in plan if p.startswith("SCAN") and p not in ("SCAN w",)]
+    assert "SEARCH taskward_jobs USING INDEX taskward_jobs_partition_running" in " ".join(plan)

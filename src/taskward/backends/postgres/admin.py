@@ -27,7 +27,7 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueFlow, QueueLimits, Rate
+from taskward.limits import RUNNING_SHOWN, PartitionBy, QueueFlow, QueueLimits, Rate
 
 __all__ = [
     "EXACT_COUNT_CAP",
@@ -40,6 +40,7 @@ __all__ = [
     "list_jobs",
     "list_schedules",
     "list_workers",
+    "partition_flow",
     "pause_queue",
     "paused_queues",
     "queue_flow",
@@ -220,8 +221,10 @@ async def set_queue_limits(connections: Connections, queue: str, limits: QueueLi
 
     A change is one statement; so is the first limit of a queue that is held (its row exists).
     A clear is one transaction: the limits go, then the row too unless it carries a hold. The
-    first row of a queue is created under the lock of the limits table (:func:`_create_row`).
-    The hold and the rate window are left as they are.
+    first row of a queue is created under the lock of the limits table (:func:`_create_row`),
+    and so is a partition rule set or changed, which re-keys the queue's waiting jobs in the
+    same transaction (``re_key_jobs`` says why the lock makes that exact). The hold, the rate
+    window and the partition cursor are left as they are.
     """
     if limits.is_empty:
         q = connections.q
@@ -233,31 +236,41 @@ async def set_queue_limits(connections: Connections, queue: str, limits: QueueLi
 
         await connections.run(clear)
         return
-    rate = limits.rate_limit
+    rate, rule = limits.rate_limit, limits.partition_by
     params = {
         "queue": queue,
         "global_limit": limits.global_limit,
         "rate_count": None if rate is None else rate.count,
         "rate_period_ms": None if rate is None else rate.period_ms,
+        "partition_kwarg": None if rule is None else rule.kwarg,
+        "partition_arg": None if rule is None else rule.arg,
     }
     if await connections.execute("update_queue_limit", params) == 1:
         return
-    await _create_row(connections, "create_queue_limit", params, f"set the limits of {queue!r}")
+    steps = ["create_queue_limit"] if rule is None else ["re_key_jobs", "create_queue_limit"]
+    await _create_row(connections, steps, params, f"set the limits of {queue!r}")
 
 
-async def hold_queue(connections: Connections, queue: str, *, until: datetime | None) -> None:
-    """Hold back ``queue`` until ``until``, or the later hold it has; None releases it.
+async def hold_queue(
+    connections: Connections, queue: str, *, until: datetime | None, key: str | None = None
+) -> None:
+    """Hold back ``queue`` (or its ``key``) until ``until``, or the later hold it has.
 
-    A hold of a queue that has a row is one statement; the first row of a queue is created
-    under the lock of the limits table (:func:`_create_row`). A release is one transaction:
-    the hold goes (waking the queue's workers everywhere), then the row too unless it carries
-    a limit.
+    None releases it. A hold of a queue that has a row is one statement; the first row of a
+    queue is created under the lock of the limits table (:func:`_create_row`). A release is
+    one transaction: the hold goes (waking the queue's workers everywhere), then the row too
+    unless it carries a limit. A key's hold is one statement on the key's row (created on
+    demand), whatever the queue's row holds.
     """
+    if key is not None:
+        params = {"queue": queue, "key": key, "until": until}
+        await connections.execute("hold_key" if until is not None else "release_key_hold", params)
+        return
     if until is not None:
         params = {"queue": queue, "until": until}
         if await connections.execute("hold_queue", params) == 1:
             return
-        await _create_row(connections, "create_queue_hold", params, f"hold queue {queue!r}")
+        await _create_row(connections, ["create_queue_hold"], params, f"hold queue {queue!r}")
         return
     q = connections.q
 
@@ -270,43 +283,46 @@ async def hold_queue(connections: Connections, queue: str, *, until: datetime | 
 
 
 async def _create_row(
-    connections: Connections, name: str, params: dict[str, Any], doing: str
+    connections: Connections, steps: list[str], params: dict[str, Any], doing: str
 ) -> None:
-    """Run the upsert ``name`` under an ACCESS EXCLUSIVE lock of the limits table.
+    """Run the statements ``steps`` under an ACCESS EXCLUSIVE lock of the limits table.
 
-    ``lock_queue_limits`` says why a queue's first row needs it. Claims of every queue queue
-    up behind a waiting request for that lock, so each attempt waits at most 100 ms; up to 20
-    attempts with a growing pause between them, then :class:`BackendUnavailable` (saying what
-    could not be done: ``doing``) and nothing stored.
+    ``lock_queue_limits`` says why a queue's first row needs it, ``re_key_jobs`` why a new
+    partition rule does. Claims of every queue queue up behind a waiting request for that
+    lock, so each attempt waits at most 100 ms; up to 20 attempts with a growing pause
+    between them, then :class:`BackendUnavailable` (saying what could not be done: ``doing``)
+    and nothing stored.
     """
     q = connections.q
 
-    async def create(conn: AConn) -> None:
-        async with conn.transaction():
-            await conn.execute(q["queue_limits_lock_timeout"])
-            await conn.execute(q["lock_queue_limits"])
-            await conn.execute(q[name], params)
+    async def create(conn: AConn) -> psycopg.errors.LockNotAvailable | None:
+        # Caught here: out of the pooled connection it would be any connection failure.
+        try:
+            async with conn.transaction():
+                await conn.execute(q["queue_limits_lock_timeout"])
+                await conn.execute(q["lock_queue_limits"])
+                for name in steps:
+                    await conn.execute(q[name], params)
+        except psycopg.errors.LockNotAvailable as exc:
+            return exc
+        return None
 
     for attempt in range(LIMIT_ATTEMPTS):
-        try:
-            await connections.run(create)
+        refused = await connections.run(create)
+        if refused is None:
             return
-        except psycopg.errors.LockNotAvailable as exc:
-            if attempt == LIMIT_ATTEMPTS - 1:
-                raise BackendUnavailable(
-                    f"could not {doing}: another transaction holds the queue limits table "
-                    f"({exc}); try again"
-                ) from exc
-            await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+        if attempt == LIMIT_ATTEMPTS - 1:
+            raise BackendUnavailable(
+                f"could not {doing}: another transaction holds the queue limits table "
+                f"({refused}); try again"
+            ) from refused
+        await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
 
 
 async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
     """Return the limits of every queue that has one (a queue with only a hold has none)."""
     found = await connections.fetchall("list_queue_limits")
-    return {
-        queue: _limits(global_limit, rate_count, period_ms)
-        for queue, global_limit, rate_count, period_ms in found
-    }
+    return {queue: _limits(*stored) for queue, *stored in found}
 
 
 async def queue_flow(connections: Connections) -> dict[str, QueueFlow]:
@@ -314,19 +330,46 @@ async def queue_flow(connections: Connections) -> dict[str, QueueFlow]:
     found = await connections.fetchall("list_queue_flow")
     return {
         queue: QueueFlow(
-            limits=_limits(global_limit, rate_count, period_ms),
+            limits=_limits(global_limit, rate_count, period_ms, kwarg, arg),
             held_until=held_until,
             window=window,
             window_used=used,
         )
-        for queue, global_limit, rate_count, period_ms, window, used, held_until in found
+        for queue, global_limit, rate_count, period_ms, kwarg, arg, window, used, held_until in (
+            found
+        )
     }
 
 
-def _limits(global_limit: int | None, rate_count: int | None, period_ms: int | None) -> QueueLimits:
-    """The limits a row stores (0007 keeps the rate's count and period both or neither)."""
+async def partition_flow(connections: Connections, queue: str, key: str) -> QueueFlow:
+    """The queue's limits with one key's hold, rate window and running jobs (one statement)."""
+    params = {"queue": queue, "key": key, "shown": RUNNING_SHOWN}
+    [row] = await connections.fetchall("partition_flow", params)
+    global_limit, rate_count, period_ms, kwarg, arg, held_until, window, used, running = row
+    return QueueFlow(
+        limits=_limits(global_limit, rate_count, period_ms, kwarg, arg),
+        held_until=held_until,
+        window=window,
+        window_used=used,
+        running=tuple(running),
+    )
+
+
+def _limits(
+    global_limit: int | None,
+    rate_count: int | None,
+    period_ms: int | None,
+    kwarg: str | None = None,
+    arg: int | None = None,
+) -> QueueLimits:
+    """The limits a row stores.
+
+    Migration 0007 keeps the rate's count and period both or neither; 0008 the rule's kwarg
+    or its position, or neither.
+    """
     rate = None if rate_count is None or period_ms is None else Rate.of_ms(rate_count, period_ms)
-    return QueueLimits(global_limit=global_limit, rate_limit=rate)
+    rule = None if kwarg is None and arg is None else PartitionBy(kwarg=kwarg, arg=arg)
+    return QueueLimits(global_limit=global_limit, rate_limit=rate, partition_by=rule)
 
 
 # -- schedules -------------------------------------------------------------------------------

@@ -21,6 +21,11 @@ call of the :class:`~taskward.backends.base.Backend` protocol to the one that ow
   write the window's count in the same transaction, so claims from every process and host
   never exceed the limits together; its jobs are never dispatched (``work``, ``dispatch``).
   A claim held back by time arms a timer that wakes this process's waiters when it ends.
+- **Partitioned queues**: the row's ``partition_by`` rule keys each job as it is inserted (in
+  the insert statement, or by the client for a COPY, from the rules read in its transaction);
+  a claim of the queue is one call of a PL/pgSQL function that takes the row's turn, walks
+  the keys with pending jobs from the queue's cursor, applies the limits to each key (its own
+  hold and rate window are rows of ``taskward_partitions``) and claims the keys' jobs in turns.
 - **Uniqueness** is race-free across processes: inserts of one unique key serialise on a
   transaction-scoped advisory lock before the check (``inserts``).
 - **Migrations** run under an advisory lock, so several processes may start at once
@@ -52,7 +57,6 @@ from taskward.backends.postgres.control import ControlConnection
 from taskward.backends.postgres.dispatch import Offers
 from taskward.backends.postgres.inserts import Inserter
 from taskward.backends.postgres.listener import Listener
-from taskward.errors import NotSupported
 from taskward.jobs import (
     Inserted,
     Job,
@@ -327,7 +331,13 @@ class PostgresBackend:
         if limits.is_empty:
             return
         # This process's next claim goes the limited way at once (a hold, if any, it finds).
-        if limits.global_limit is None:
+        if limits.partition_by is not None:
+            self._limited[queue] = (
+                work.Seen.PARTITIONED
+                if limits.global_limit is None
+                else work.Seen.PARTITIONED_GLOBAL
+            )
+        elif limits.global_limit is None:
             self._limited[queue] = work.Seen.NO_GLOBAL_LIMIT
         elif limits.rate_limit is None:
             self._limited[queue] = work.Seen.GLOBAL_LIMIT
@@ -344,15 +354,17 @@ class PostgresBackend:
         """Hold back ``queue`` on every node until ``until`` (the later hold wins); None releases.
 
         Its claims then take the limited way, which yields nothing before ``until``; a release
-        wakes the queue's workers on every host. A hold of one key (``key``) needs partitioned
-        queues, which this backend does not store yet: :class:`NotSupported`.
+        wakes the queue's workers on every host. With ``key``: only that key of the queue (a
+        row of ``taskward_partitions``, which the partitioned claim reads).
         """
-        if key is not None:
-            raise NotSupported("the PostgreSQL backend does not partition queues yet")
-        await admin.hold_queue(self._connections, queue, until=until)
-        if until is not None:
+        await admin.hold_queue(self._connections, queue, until=until, key=key)
+        if until is not None and key is None:
             # A global limit set elsewhere: the next claim finds it.
             self._limited.setdefault(queue, work.Seen.NO_GLOBAL_LIMIT)
+
+    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
+        """The queue's limits with one key's hold, rate window and running jobs."""
+        return await admin.partition_flow(self._connections, queue, key)
 
     async def queue_flow(self) -> dict[str, QueueFlow]:
         """Limits, hold and rate window of every queue that has a row of them."""

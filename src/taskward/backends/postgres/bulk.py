@@ -7,6 +7,12 @@ returns the rows of the span this transaction wrote (another session drew ids me
 Each batch is written as soon as it is built, so the server stores rows while the caller
 builds the next one. The queues given pending jobs are notified after the commit, by a
 statement of its own: a notifying commit holds a cluster-wide lock until it is flushed.
+
+COPY computes nothing, so the rows of a partitioned queue get their keys here: the statement
+that draws the floor also reads every queue's partition rule, in the bulk's transaction (its
+lock on the limits table is then held until the commit, as an insert statement's is), and each
+job without a key from its producer gets the key its queue's rule reads
+(:meth:`~taskward.limits.PartitionBy.key_of`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from taskward.backends.postgres.connections import AConn, Connections
 from taskward.backends.sql.rows import jobs_from_batch, with_ids
 from taskward.errors import BackendUnavailable, InvalidJob
 from taskward.jobs import Job, JobState, NewJobBatch
+from taskward.limits import PartitionBy
 
 __all__ = ["insert_stream"]
 
@@ -59,9 +66,15 @@ async def _copy_in(
     try:
         async with conn.transaction():
             cursor = await conn.execute(q["bulk_floor"])
-            (floor,) = cast(tuple[int], await cursor.fetchone())
+            floor, partitioned, rules = cast(
+                tuple[int, list[str], list[str]], await cursor.fetchone()
+            )
+            keyed = {
+                queue: PartitionBy.parse(rule)
+                for queue, rule in zip(partitioned, rules, strict=True)
+            }
             async with conn.cursor() as cur, cur.copy(q["copy_jobs"]) as copy:
-                jobs, queues = await _copy_batches(copy, batches, failed, floor, count, now)
+                jobs, queues = await _copy_batches(copy, batches, failed, floor, count, now, keyed)
             cursor = await conn.execute(q["bulk_ids"], {"floor": floor, "n": count})
             _last, ids = cast(tuple[int, list[int] | None], await cursor.fetchone())
             if ids is not None:
@@ -99,11 +112,13 @@ async def _copy_batches(
     floor: int,
     count: int,
     now: datetime,
+    rules: dict[str, PartitionBy | None],
 ) -> tuple[list[Job], set[str]]:
     """Write ``batches`` into ``copy``; return their jobs and the queues given pending jobs.
 
     The jobs are built with the ids the rows take when no other session draws one from the
-    identity during the COPY, ``floor + 1`` on: the caller checks that after.
+    identity during the COPY, ``floor + 1`` on: the caller checks that after. ``rules``: the
+    partition rule of each partitioned queue.
     """
     jobs: list[Job] = []
     queues: set[str] = set()
@@ -111,9 +126,11 @@ async def _copy_batches(
     for batch in _noting_failure(batches, failed):
         if len(jobs) + len(batch) > count:
             raise ValueError(f"insert_stream was given more than count={count} jobs")
-        lines.append(rows.copy_rows(batch, now))
+        keys = rows.batch_keys(batch, rules.get(batch.template.queue))
+        lines.append(rows.copy_rows(batch, now, keys))
         first = floor + 1 + len(jobs)
-        jobs.extend(jobs_from_batch(batch, range(first, first + len(batch)), now))
+        ids = range(first, first + len(batch))
+        jobs.extend(jobs_from_batch(batch, ids, now, keys or [None] * len(batch)))
         if batch.template.state is JobState.PENDING:
             queues.add(batch.template.queue)
         if sum(map(len, lines)) >= COPY_WRITE_CHARS:

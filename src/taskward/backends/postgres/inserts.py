@@ -115,10 +115,10 @@ class Inserter:
                     continue
             name, params = rows.insert_statement(new, now)
             found = yield q[name], params
-            job_id = found[0][0]
+            job_id, key = found[0][0], found[0][-1]
             if new.unique_key is not None:
                 yield q["remember_unique"], {"key": new.unique_key, "job_id": job_id}
-            out.append(Inserted(job=job_from_new(new, job_id, now)))
+            out.append(Inserted(job=job_from_new(new, job_id, now, partition_key=key)))
         return out
 
     async def _insert_async(
@@ -209,12 +209,13 @@ class Inserter:
 def _inserted(jobs: Sequence[NewJob], found: list[Any], now: datetime) -> list[Inserted]:
     """Pair jobs with the ids their insert returned (identity order = row order).
 
-    A row of ``insert_job_dispatch`` naming a worker: that job is already running there.
+    Each row's last column is the partition key the store gave the job. A row of
+    ``insert_job_dispatch`` naming a worker: that job is already running there.
     """
-    if len(found) == 1 and len(found[0]) >= 4 and found[0][1] is not None:
+    if len(found) == 1 and len(found[0]) >= 5 and found[0][1] is not None:
         job_id, worker_id, lease_until = found[0][:3]
         job = evolve_job(
-            job_from_new(jobs[0], job_id, now),
+            job_from_new(jobs[0], job_id, now, partition_key=found[0][-1]),
             state=JobState.RUNNING,
             attempt=1,
             attempted_at=now,
@@ -222,8 +223,11 @@ def _inserted(jobs: Sequence[NewJob], found: list[Any], now: datetime) -> list[I
             lease_until=lease_until,
         )
         return [Inserted(job=job)]
-    ids = sorted(row[0] for row in found)
-    return [Inserted(job=job_from_new(new, i, now)) for new, i in zip(jobs, ids, strict=True)]
+    stored = sorted(found, key=lambda row: row[0])
+    return [
+        Inserted(job=job_from_new(new, row[0], now, partition_key=row[-1]))
+        for new, row in zip(jobs, stored, strict=True)
+    ]
 
 
 def _outside_transaction(autocommit: bool, status: psycopg.pq.TransactionStatus) -> bool:

@@ -1,8 +1,8 @@
 -- Every statement the PostgreSQL backend runs, as named blocks (see taskward.backends.sql).
 --
 -- Conventions: "{schema}" (the quoted schema), "{channel}" (its NOTIFY channel) and
--- "{job_columns}" (the 26 job columns in the order of taskward.jobs.Job's fields) are filled in
--- once at load. "{where}" and "{order_by}" are built by Python from a fixed whitelist, never
+-- "{job_columns}" (the 27 job columns in the order of taskward.jobs.Job's fields, the table's
+-- order too) are filled in once at load. "{where}" and "{order_by}" are built by Python from a fixed whitelist, never
 -- from user input; values always go through %(name)s parameters. JSON goes in as text cast to
 -- json, so what is stored is exactly what the producer encoded.
 
@@ -34,8 +34,17 @@ SELECT 1;
 
 -- == produce ===================================================================================
 
+-- Every insert stores the job's partition key (migration 0008): the producer's
+-- (%(partition_key)s), else the one the rule of the job's queue reads from its arguments
+-- (taskward_key_of), else NULL. The rule is read in the insert's own statement, so the limits
+-- table's lock is held until the insert's transaction ends: a rule set or changed meanwhile
+-- (set_queue_limits locks the table ACCESS EXCLUSIVE, then re-keys the queue's waiting jobs)
+-- waits for the insert to commit and re-keys its job, or is committed before the insert's
+-- snapshot is taken. A queue without a row costs one probe of that small table's key. Each
+-- insert returns the stored key as its last column.
+
 -- The bulk insert inside a caller's transaction. The batch travels as one JSON array of rows
--- (rows.insert_rows): dumping one string costs the client a fraction of dumping 13
+-- (rows.insert_rows): dumping one string costs the client a fraction of dumping 14
 -- parameter arrays, and jsonb parses it once; a row leaves out trailing defaults, which ->>
 -- reads as NULL. Ids come from the identity in the order of the rows, so the caller sorts the
 -- returned ids to pair them with its jobs. Notifies each queue given pending jobs (see
@@ -44,7 +53,7 @@ SELECT 1;
 WITH job AS (
     INSERT INTO {schema}.taskward_jobs (
         task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-        unique_key, tags, meta, depends_on, timeout
+        unique_key, tags, meta, depends_on, timeout, partition_key
     )
     SELECT r->>0, r->>1, (r->>2)::json, COALESCE(r->>3, '{}')::json, r->>4,
            (r->>5)::smallint, (r->>6)::integer, (r->>7)::timestamptz, %(now)s, r->>8,
@@ -53,22 +62,45 @@ WITH job AS (
            COALESCE(r->>10, '{}')::json,
            CASE WHEN r->11 IS NULL THEN ARRAY[]::bigint[]
                 ELSE ARRAY(SELECT jsonb_array_elements_text(r->11)::bigint) END,
-           (r->>12)::double precision
+           (r->>12)::double precision,
+           COALESCE(r->>13, (
+               SELECT {schema}.taskward_key_of(
+                   l.partition_kwarg, l.partition_arg, (r->>2)::json,
+                   COALESCE(r->>3, '{}')::json
+               )
+               FROM {schema}.taskward_queue_limits AS l WHERE l.queue = r->>1
+           ))
     FROM jsonb_array_elements(%(rows)s::jsonb) AS r
-    RETURNING id, queue, state
+    RETURNING id, queue, state, partition_key
 ), woke AS (
     SELECT pg_notify('{channel}', queue)
     FROM (SELECT DISTINCT queue FROM job WHERE state = 'pending') AS due
 )
-SELECT id, (SELECT count(*) FROM woke) FROM job;
+SELECT id, (SELECT count(*) FROM woke), partition_key FROM job;
 
 -- A bulk insert outside a caller's transaction is one transaction: bulk_floor, copy_jobs,
 -- bulk_ids, COMMIT; then notify_queues. COPY has no RETURNING, so its rows take their ids from the identity, in
 -- row order (the server draws them while the client still writes), and bulk_ids finds them
 -- after: above the floor drawn here, up to the session's last id. (Reserving the ids before
 -- the COPY, by nextval over generate_series, kept the client waiting 35 ms per 10,000 jobs.)
+-- With the floor, the rule of every partitioned queue ("kwarg:name" or "arg:N", as
+-- taskward.limits.PartitionBy prints it): the client keys the copied rows by them (COPY
+-- computes nothing). Read in the bulk's transaction, so the limits table's lock is held until
+-- its commit, as an insert statement's is (see the head of this section).
 -- name: bulk_floor
-SELECT nextval(pg_get_serial_sequence('{schema}.taskward_jobs', 'id'));
+SELECT nextval(pg_get_serial_sequence('{schema}.taskward_jobs', 'id')),
+       ARRAY(
+           SELECT l.queue FROM {schema}.taskward_queue_limits AS l
+           WHERE l.partition_kwarg IS NOT NULL OR l.partition_arg IS NOT NULL
+           ORDER BY l.queue
+       ),
+       ARRAY(
+           SELECT CASE WHEN l.partition_kwarg IS NOT NULL THEN 'kwarg:' || l.partition_kwarg
+                       ELSE 'arg:' || l.partition_arg END
+           FROM {schema}.taskward_queue_limits AS l
+           WHERE l.partition_kwarg IS NOT NULL OR l.partition_arg IS NOT NULL
+           ORDER BY l.queue
+       );
 
 -- COPY parses rows at about twice the speed of an INSERT … SELECT, and streams, so the server
 -- stores rows while the client still writes. Rows come from rows.copy_rows, in this
@@ -76,7 +108,7 @@ SELECT nextval(pg_get_serial_sequence('{schema}.taskward_jobs', 'id'));
 -- name: copy_jobs
 COPY {schema}.taskward_jobs (
     task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-    unique_key, tags, meta, depends_on, timeout
+    unique_key, tags, meta, depends_on, timeout, partition_key
 ) FROM STDIN;
 
 -- The ids the COPY drew: when the last one is floor + n, no other session drew one meanwhile
@@ -104,29 +136,44 @@ FROM span;
 WITH job AS (
     INSERT INTO {schema}.taskward_jobs (
         task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-        unique_key, tags, meta, depends_on, timeout
+        unique_key, tags, meta, depends_on, timeout, partition_key
     ) VALUES (
         %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json, %(state)s, %(priority)s,
         %(max_attempts)s, %(scheduled_at)s, %(now)s, %(unique_key)s, %(tags)s::text[],
-        %(meta)s::json, %(depends_on)s::bigint[], %(timeout)s
+        %(meta)s::json, %(depends_on)s::bigint[], %(timeout)s,
+        COALESCE(%(partition_key)s::text, (
+            SELECT {schema}.taskward_key_of(
+                l.partition_kwarg, l.partition_arg, %(args)s::json, %(kwargs)s::json
+            )
+            FROM {schema}.taskward_queue_limits AS l WHERE l.queue = %(queue)s
+        ))
     )
-    RETURNING id, queue, state
+    RETURNING id, queue, state, partition_key
 )
-SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
+SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END, partition_key
+FROM job;
 
 -- insert_job for the common job (no unique key, tags, meta, dependencies or timeout): fewer
 -- parameters to encode and bind on the producer's hot path.
 -- name: insert_job_basic
 WITH job AS (
     INSERT INTO {schema}.taskward_jobs (
-        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at
+        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+        partition_key
     ) VALUES (
         %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json, %(state)s, %(priority)s,
-        %(max_attempts)s, %(scheduled_at)s, %(now)s
+        %(max_attempts)s, %(scheduled_at)s, %(now)s,
+        COALESCE(%(partition_key)s::text, (
+            SELECT {schema}.taskward_key_of(
+                l.partition_kwarg, l.partition_arg, %(args)s::json, %(kwargs)s::json
+            )
+            FROM {schema}.taskward_queue_limits AS l WHERE l.queue = %(queue)s
+        ))
     )
-    RETURNING id, queue, state
+    RETURNING id, queue, state, partition_key
 )
-SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FROM job;
+SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END, partition_key
+FROM job;
 
 -- insert_job_basic plus whether a live idle worker offers a slot of the queue (a crashed
 -- worker's offer stays, but counts no more once its heartbeat is older than its lease): a
@@ -135,12 +182,19 @@ SELECT id, CASE WHEN state = 'pending' THEN pg_notify('{channel}', queue) END FR
 -- name: insert_job_probe
 WITH job AS (
     INSERT INTO {schema}.taskward_jobs (
-        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at
+        task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+        partition_key
     ) VALUES (
         %(task)s, %(queue)s, %(args)s::json, %(kwargs)s::json, %(state)s, %(priority)s,
-        %(max_attempts)s, %(scheduled_at)s, %(now)s
+        %(max_attempts)s, %(scheduled_at)s, %(now)s,
+        COALESCE(%(partition_key)s::text, (
+            SELECT {schema}.taskward_key_of(
+                l.partition_kwarg, l.partition_arg, %(args)s::json, %(kwargs)s::json
+            )
+            FROM {schema}.taskward_queue_limits AS l WHERE l.queue = %(queue)s
+        ))
     )
-    RETURNING id, queue
+    RETURNING id, queue, partition_key
 )
 SELECT id, NULL::text, NULL::timestamptz,
        EXISTS (
@@ -150,20 +204,23 @@ SELECT id, NULL::text, NULL::timestamptz,
            WHERE o.queue = %(queue)s
                AND w.heartbeat_at >= %(now)s::timestamptz - make_interval(secs => o.lease_seconds)
        ),
-       pg_notify('{channel}', queue)
+       pg_notify('{channel}', queue),
+       partition_key
 FROM job;
 
 -- insert_job_basic for a due job that an idle worker may take at once (migration 0005's
--- function: it takes a standing offer, if any, and stores the job running for that worker,
--- whose listener gets it in the NOTIFY; else inserts it pending and notifies its queue).
+-- function, keyed since 0008: it takes a standing offer, if any, and stores the job running for
+-- that worker, whose listener gets it in the NOTIFY; else inserts it pending and notifies its
+-- queue).
 -- Only outside a caller's transaction (an offer held until someone else's commit would stall
 -- the worker taking it back) and for payloads that fit a NOTIFY. Used once an insert saw a
 -- standing offer of the queue (the fourth column: one was taken, so more may stand).
 -- name: insert_job_dispatch
-SELECT o_id, o_worker, o_lease, o_worker IS NOT NULL
+SELECT o_id, o_worker, o_lease, o_worker IS NOT NULL, o_key
 FROM {schema}.taskward_insert_dispatch(
     %(task)s::text, %(queue)s::text, %(args)s::json, %(kwargs)s::json, %(priority)s::integer,
-    %(max_attempts)s::integer, %(scheduled_at)s::timestamptz, %(now)s::timestamptz
+    %(max_attempts)s::integer, %(scheduled_at)s::timestamptz, %(now)s::timestamptz,
+    %(partition_key)s::text
 );
 
 -- The jobs dispatched to a worker that it never received (a NOTIFY lost with its LISTEN
@@ -237,9 +294,11 @@ SELECT EXISTS (SELECT 1 FROM {schema}.taskward_queue_limits WHERE queue = %(queu
 -- transaction ends. For a queue whose last claim found only a global limit, fetch_jobs_limited
 -- follows in the same round trip; otherwise the caller reads the row first (a flush, not a
 -- sync: the row stays locked), applies taskward.limits.allowance to the hold and the rate, and
--- sends fetch_jobs_rated (or nothing) before the sync.
+-- sends fetch_jobs_rated (or nothing) before the sync; a row with a partition rule (migration
+-- 0008) sends claim_by_key instead.
 -- name: fetch_limit_lock
-SELECT global_limit, rate_count, rate_period_ms, rate_window, rate_window_used, held_until
+SELECT global_limit, rate_count, rate_period_ms, rate_window, rate_window_used, held_until,
+       partition_kwarg IS NOT NULL OR partition_arg IS NOT NULL
 FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s FOR UPDATE;
 
 -- Then the claim, capped at the limit minus the queue's running jobs. The count must not read
@@ -254,8 +313,9 @@ FROM {schema}.taskward_queue_limits WHERE queue = %(queue)s FOR UPDATE;
 -- that index's predicate, and estimates as well (from migration 0004's statistics).
 -- The limit comes from the row, read in this statement's snapshot (the row we hold, as the
 -- lock read it), so the claim goes out with the lock, before the caller has seen the row. A
--- row that has more than a global limit (a rate, a hold in force at %(now)s), none, or no row,
--- caps the claim at 0 (GREATEST skips the NULL), and the caller claims the general way.
+-- row that has more than a global limit (a rate, a hold in force at %(now)s, a partition rule),
+-- none, or no row, caps the claim at 0 (GREATEST skips the NULL), and the caller claims the
+-- general way.
 -- name: fetch_jobs_limited
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
 UPDATE {schema}.taskward_jobs
@@ -270,6 +330,7 @@ WHERE (SELECT setting FROM async_commit) = 'off' AND id = ANY(ARRAY(
         SELECT l.global_limit FROM {schema}.taskward_queue_limits AS l
         WHERE l.queue = %(queue)s AND l.rate_count IS NULL
             AND (l.held_until IS NULL OR l.held_until <= %(now)s)
+            AND l.partition_kwarg IS NULL AND l.partition_arg IS NULL
     ) - (
         SELECT count(*) FROM {schema}.taskward_jobs
         WHERE queue = %(queue)s AND state BETWEEN 'running' AND 'running'
@@ -322,7 +383,20 @@ SELECT * FROM claimed;
 -- read; a later hold creates a row again under lock_queue_limits.
 -- name: delete_ended_hold
 DELETE FROM {schema}.taskward_queue_limits
-WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL;
+WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL
+    AND partition_kwarg IS NULL AND partition_arg IS NULL;
+
+-- The claim of a partitioned queue (migration 0008's function says how): one statement, one
+-- round trip, that takes the queue's row lock itself. Rows: the claimed jobs in turn order
+-- (the 27 job columns, then two NULLs), then one row of NULL job columns with the time a hold
+-- or a rate window held the claim back until, and what the queue's row held ('none': no rule,
+-- nothing done). (o_job).* lists the table's columns, in JOB_COLUMNS' order.
+-- name: claim_by_key
+SELECT (c.o_job).*, c.o_retry_at, c.o_found
+FROM {schema}.taskward_claim_by_key(
+    %(queue)s::text, %(limit)s::integer, %(worker_id)s::text, %(now)s::timestamptz,
+    %(lease_until)s::timestamptz, %(now_ms)s::bigint, %(lag_ms)s::bigint, %(extra)s::integer
+) AS c;
 
 -- name: extend_leases
 UPDATE {schema}.taskward_jobs SET lease_until = %(lease_until)s
@@ -552,28 +626,39 @@ WITH resumed AS (
 )
 SELECT pg_notify('{channel}', queue) FROM resumed;
 
--- == queue limits and holds (migrations 0006, 0007) ============================================
+-- == queue limits and holds (migrations 0006, 0007, 0008) ======================================
 
--- A row with a limit; one with only a hold is no limit (Backend.queue_limits).
+-- A row with a limit or a partition rule; one with only a hold is no limit
+-- (Backend.queue_limits).
 -- name: list_queue_limits
-SELECT queue, global_limit, rate_count, rate_period_ms FROM {schema}.taskward_queue_limits
-WHERE global_limit IS NOT NULL OR rate_count IS NOT NULL
+SELECT queue, global_limit, rate_count, rate_period_ms, partition_kwarg, partition_arg
+FROM {schema}.taskward_queue_limits
+WHERE global_limit IS NOT NULL OR rate_count IS NOT NULL OR partition_kwarg IS NOT NULL
+    OR partition_arg IS NOT NULL
 ORDER BY queue;
 
 -- name: list_queue_flow
-SELECT queue, global_limit, rate_count, rate_period_ms, rate_window, rate_window_used, held_until
+SELECT queue, global_limit, rate_count, rate_period_ms, partition_kwarg, partition_arg,
+       rate_window, rate_window_used, held_until
 FROM {schema}.taskward_queue_limits
 ORDER BY queue;
 
 -- A change of the limits of a queue that has a row: claims of the queue take turns on it, so the
 -- next one reads the new limits. The hold and the rate window stay. Wakes the queue's workers
--- (a raised limit has room for them).
+-- (a raised limit has room for them). Not when it sets or changes a partition rule (no row
+-- updated): that is done under the table's lock, re-keying the waiting jobs (re_key_jobs). A
+-- rule cleared here needs neither: no key is needed any more, and an insert that read the old
+-- rule only stores a key that nothing reads.
 -- name: update_queue_limit
 WITH saved AS (
     UPDATE {schema}.taskward_queue_limits
     SET global_limit = %(global_limit)s, rate_count = %(rate_count)s,
-        rate_period_ms = %(rate_period_ms)s, updated_at = now()
+        rate_period_ms = %(rate_period_ms)s, partition_kwarg = %(partition_kwarg)s::text,
+        partition_arg = %(partition_arg)s::integer, updated_at = now()
     WHERE queue = %(queue)s
+        AND (%(partition_kwarg)s::text IS NULL AND %(partition_arg)s::integer IS NULL
+             OR partition_kwarg IS NOT DISTINCT FROM %(partition_kwarg)s::text
+                AND partition_arg IS NOT DISTINCT FROM %(partition_arg)s::integer)
     RETURNING queue
 )
 SELECT pg_notify('{channel}', queue) FROM saved;
@@ -595,15 +680,39 @@ SET LOCAL lock_timeout = '100ms';
 -- name: create_queue_limit
 WITH saved AS (
     INSERT INTO {schema}.taskward_queue_limits AS l (
-        queue, global_limit, rate_count, rate_period_ms, updated_at
+        queue, global_limit, rate_count, rate_period_ms, partition_kwarg, partition_arg,
+        updated_at
     )
-    VALUES (%(queue)s, %(global_limit)s, %(rate_count)s, %(rate_period_ms)s, now())
+    VALUES (
+        %(queue)s, %(global_limit)s, %(rate_count)s, %(rate_period_ms)s,
+        %(partition_kwarg)s::text, %(partition_arg)s::integer, now()
+    )
     ON CONFLICT (queue) DO UPDATE
         SET global_limit = excluded.global_limit, rate_count = excluded.rate_count,
-            rate_period_ms = excluded.rate_period_ms, updated_at = excluded.updated_at
+            rate_period_ms = excluded.rate_period_ms, partition_kwarg = excluded.partition_kwarg,
+            partition_arg = excluded.partition_arg, updated_at = excluded.updated_at
     RETURNING l.queue
 )
 SELECT pg_notify('{channel}', queue) FROM saved;
+
+-- A partition rule set or changed (after lock_queue_limits, before create_queue_limit stores
+-- it, in one transaction): every waiting job of the queue gets its key by the new rule,
+-- producers' keys included (the rule is the queue's). No insert is in flight (each holds the
+-- table's lock until its commit, and those that come wait for ours), no claim either. A rule
+-- the row already has changes nothing. Reads every waiting job of the queue: rules change
+-- rarely.
+-- name: re_key_jobs
+UPDATE {schema}.taskward_jobs AS j
+SET partition_key = {schema}.taskward_key_of(
+    %(partition_kwarg)s::text, %(partition_arg)s::integer, j.args, j.kwargs
+)
+WHERE j.queue = %(queue)s AND j.state IN ('scheduled', 'pending', 'retryable')
+    AND NOT EXISTS (
+        SELECT 1 FROM {schema}.taskward_queue_limits AS l
+        WHERE l.queue = %(queue)s
+            AND l.partition_kwarg IS NOT DISTINCT FROM %(partition_kwarg)s::text
+            AND l.partition_arg IS NOT DISTINCT FROM %(partition_arg)s::integer
+    );
 
 -- No limit, first step (clear_queue_limits, then delete_empty_queue_row, one transaction): the
 -- limits go, the hold and the window stay; this row lock makes a hold_queue that comes
@@ -611,16 +720,18 @@ SELECT pg_notify('{channel}', queue) FROM saved;
 -- name: clear_queue_limits
 WITH cleared AS (
     UPDATE {schema}.taskward_queue_limits
-    SET global_limit = NULL, rate_count = NULL, rate_period_ms = NULL, updated_at = now()
+    SET global_limit = NULL, rate_count = NULL, rate_period_ms = NULL, partition_kwarg = NULL,
+        partition_arg = NULL, updated_at = now()
     WHERE queue = %(queue)s
     RETURNING queue
 )
 SELECT pg_notify('{channel}', queue) FROM cleared;
 
--- A row with no limit and no hold goes: claims of its queue go back to fetch_jobs.
+-- A row with no limit, no rule and no hold goes: claims of its queue go back to fetch_jobs.
 -- name: delete_empty_queue_row
 DELETE FROM {schema}.taskward_queue_limits
-WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL AND held_until IS NULL;
+WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL AND held_until IS NULL
+    AND partition_kwarg IS NULL AND partition_arg IS NULL;
 
 -- A hold of a queue that has a row: only grows (GREATEST skips a NULL). No wake-up: a longer
 -- hold lets no job start. No row updated: the caller creates one (create_queue_hold).
@@ -646,6 +757,67 @@ WITH released AS (
     RETURNING queue
 )
 SELECT pg_notify('{channel}', queue) FROM released;
+
+-- A hold of one key (migration 0008's taskward_partitions), created on demand; only grows. No
+-- table lock: a key's row is no limit that other claims must see from their first statement
+-- (the partitioned claim reads it under the queue's row lock).
+-- name: hold_key
+INSERT INTO {schema}.taskward_partitions AS p (queue, partition_key, held_until)
+VALUES (%(queue)s, %(key)s, %(until)s)
+ON CONFLICT (queue, partition_key) DO UPDATE
+    SET held_until = GREATEST(p.held_until, excluded.held_until);
+
+-- A key's hold released: the queue's workers on every host wake and claim again.
+-- name: release_key_hold
+WITH released AS (
+    UPDATE {schema}.taskward_partitions
+    SET held_until = NULL
+    WHERE queue = %(queue)s AND partition_key = %(key)s
+    RETURNING queue
+)
+SELECT pg_notify('{channel}', queue) FROM released;
+
+-- One key of a queue: the queue's limits (no row: none), the key's hold and rate window (no
+-- row: none), and the ids of its running jobs (the running-by-key index of 0008).
+-- name: partition_flow
+SELECT l.global_limit, l.rate_count, l.rate_period_ms, l.partition_kwarg, l.partition_arg,
+       p.held_until, p.rate_window, COALESCE(p.rate_window_used, 0),
+       ARRAY(
+           SELECT j.id FROM {schema}.taskward_jobs AS j
+           WHERE j.queue = %(queue)s AND j.partition_key = %(key)s
+               AND j.state BETWEEN 'running' AND 'running'
+           ORDER BY j.id
+           LIMIT %(shown)s
+       )
+FROM (SELECT 1) AS one
+LEFT JOIN {schema}.taskward_queue_limits AS l ON l.queue = %(queue)s
+LEFT JOIN {schema}.taskward_partitions AS p
+    ON p.queue = %(queue)s AND p.partition_key = %(key)s;
+
+-- Keys whose hold ended and whose rate window closed a day ago, by the database's clock
+-- (the claims judge them by the workers' clocks; a day is far beyond any lag): a missing row is
+-- the same state. Without this a queue partitioned by, say, a user id would keep a row per user
+-- for ever. At most %(limit)s rows per statement; the conditions are checked again on the row
+-- deleted (a claim or a hold may have written it meanwhile; see prune_state).
+-- name: prune_partitions
+DELETE FROM {schema}.taskward_partitions AS p
+WHERE (p.queue, p.partition_key) IN (
+    SELECT s.queue, s.partition_key
+    FROM {schema}.taskward_partitions AS s
+    WHERE (s.held_until IS NULL OR s.held_until < now() - interval '1 day')
+        AND (s.rate_window IS NULL OR NOT EXISTS (
+            SELECT 1 FROM {schema}.taskward_queue_limits AS l
+            WHERE l.queue = s.queue AND (s.rate_window + 1) * l.rate_period_ms
+                >= (extract(epoch FROM now() - interval '1 day') * 1000)::bigint
+        ))
+    LIMIT %(limit)s
+)
+    AND (p.held_until IS NULL OR p.held_until < now() - interval '1 day')
+    AND (p.rate_window IS NULL OR NOT EXISTS (
+        SELECT 1 FROM {schema}.taskward_queue_limits AS l
+        WHERE l.queue = p.queue AND (p.rate_window + 1) * l.rate_period_ms
+            >= (extract(epoch FROM now() - interval '1 day') * 1000)::bigint
+    ));
 
 -- == schedules =================================================================================
 

@@ -1,10 +1,10 @@
 """Rows ↔ domain values for the PostgreSQL backend.
 
 psycopg already decodes ``timestamptz`` to aware datetimes, ``json`` to Python values and arrays
-to lists; this module puts the 26 job columns (``{job_columns}`` in ``queries.sql``, in the order
-of :class:`~taskward.jobs.Job`'s fields) into a :class:`Job`, turns batches of new jobs into COPY
-lines or one JSON array of rows, and batches of outcomes into the column arrays that one
-``unnest`` statement writes.
+to lists; this module puts the 27 job columns (``{job_columns}`` in ``queries.sql``, in the order
+of :class:`~taskward.jobs.Job`'s fields, which is also the table's) into a :class:`Job`, turns
+batches of new jobs into COPY lines or one JSON array of rows, and batches of outcomes into the
+column arrays that one ``unnest`` statement writes.
 
 Text headed for PostgreSQL is made storable first: PostgreSQL text cannot hold NUL characters
 and UTF-8 cannot hold lone surrogates, and one such error message must never poison a batch.
@@ -31,9 +31,11 @@ from taskward.jobs import (
     Schedule,
     WorkerInfo,
 )
+from taskward.limits import PartitionBy
 
 __all__ = [
     "JOB_COLUMNS",
+    "batch_keys",
     "batches",
     "claim_order",
     "copy_rows",
@@ -57,7 +59,7 @@ JOB_COLUMNS: Final = (
     "id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at, "
     "inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by, "
     "lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout, "
-    "cancel_requested"
+    "cancel_requested, partition_key"
 )
 _STATES: Final = {state.value: state for state in JobState}
 _JOB_COLUMN_NAMES: Final = tuple(name.strip() for name in JOB_COLUMNS.split(","))
@@ -90,7 +92,7 @@ def _error_json(error: ErrorRecord) -> str:
 
 
 def job_from_row(row: Row) -> Job:
-    """Build a :class:`Job` from the 26 job columns."""
+    """Build a :class:`Job` from the 27 job columns (more may follow; they are not read)."""
     errors = row[17]
     return build_job(
         (
@@ -120,13 +122,13 @@ def job_from_row(row: Row) -> Job:
             tuple(row[23]),
             row[24],
             row[25],
-            row[26] if len(row) > 26 else None,  # partition_key (issue 21)
+            row[26],
         )
     )
 
 
 def job_from_json(text: str) -> Job:
-    """Build a :class:`Job` from ``row_to_json`` of the 26 job columns (a dispatched job).
+    """Build a :class:`Job` from ``row_to_json`` of the 27 job columns (a dispatched job).
 
     JSON carries timestamps as ISO 8601 text (the session is UTC), arrays as lists, and the
     json columns as the values themselves, so each column gets what the binary row has.
@@ -161,7 +163,7 @@ def batches(jobs: Sequence[NewJob]) -> Iterator[NewJobBatch]:
         args, kwargs = _payload(new)
         payload = EncodedPayload(
             args=new.args, kwargs=new.kwargs, args_json=args, kwargs_json=kwargs,
-            size=len(args.encode()) + len(kwargs.encode()),
+            size=len(args.encode()) + len(kwargs.encode()), partition_key=new.partition_key,
         )  # fmt: skip
         if template is None or not _alike(template, new):
             if template is not None:
@@ -176,9 +178,11 @@ def _alike(a: NewJob, b: NewJob) -> bool:
     """Whether ``b`` may share the fields of ``a``'s batch: the very same objects, and no meta.
 
     Identity, not equality: ``1 == 1.0 == True``, and a time equals itself in another zone,
-    but each job must be stored and returned with its own value.
+    but each job must be stored and returned with its own value. Keys given by the producer
+    travel with each payload: a batch's jobs either all have one, or none has (the template's
+    own key then never stands for a job's).
     """
-    if a.meta or b.meta:
+    if a.meta or b.meta or (a.partition_key is None) != (b.partition_key is None):
         return False
     return all(x is y for x, y in zip(_shared(a), _shared(b), strict=True))
 
@@ -209,7 +213,10 @@ def insert_params(new: NewJob, now: Any) -> dict[str, Any]:
 
 
 def _basic_params(new: NewJob, now: Any) -> dict[str, Any]:
-    """Parameters of ``insert_job_basic``: the columns every job sets."""
+    """Parameters of ``insert_job_basic``: the columns every job sets, and the producer's key.
+
+    ``partition_key`` None: the statement reads the key by the rule of the job's queue.
+    """
     args, kwargs = _payload(new)
     return {
         "task": new.task,
@@ -221,6 +228,7 @@ def _basic_params(new: NewJob, now: Any) -> dict[str, Any]:
         "max_attempts": new.max_attempts,
         "scheduled_at": new.scheduled_at,
         "now": now,
+        "partition_key": new.partition_key,
     }
 
 
@@ -261,6 +269,7 @@ def insert_rows(jobs: Sequence[NewJob]) -> str:
             dumps(new.meta) if new.meta else "{}",
             list(new.depends_on),
             new.timeout,
+            new.partition_key,
         )
         if tail != _ROW_DEFAULTS:
             row.extend(tail)
@@ -268,8 +277,11 @@ def insert_rows(jobs: Sequence[NewJob]) -> str:
     return dumps(out)
 
 
-def copy_rows(batch: NewJobBatch, now: datetime) -> str:
-    """The lines ``copy_jobs`` reads (COPY text format) for ``batch`` (ids: the identity's)."""
+def copy_rows(batch: NewJobBatch, now: datetime, keys: Sequence[str | None] | None = None) -> str:
+    """The lines ``copy_jobs`` reads (COPY text format) for ``batch`` (ids: the identity's).
+
+    ``keys``: each job's partition key, as :func:`batch_keys` gives them (None: no job has one).
+    """
     t = batch.template
     # Every field but the arguments is the template's: formatted once per batch.
     head = f"{_copy(t.task)}\t{_copy(t.queue)}"
@@ -280,13 +292,40 @@ def copy_rows(batch: NewJobBatch, now: datetime) -> str:
         f"{_copy(_array_literal(t.tags)) if t.tags else '{}'}\t"
         f"{_copy(dumps(t.meta)) if t.meta else '{}'}\t"
         f"{{{','.join(map(str, t.depends_on))}}}\t"
-        f"{_COPY_NULL if t.timeout is None else repr(float(t.timeout))}\n"
+        f"{_COPY_NULL if t.timeout is None else repr(float(t.timeout))}\t"
     )
+    if keys is None:
+        return "".join([
+            f"{head}\t{_copy(p.args_json)}\t"
+            f"{'{}' if p.kwargs_json == '{}' else _copy(p.kwargs_json)}\t{tail}{_COPY_NULL}\n"
+            for p in batch.payloads
+        ])  # fmt: skip
     return "".join([
         f"{head}\t{_copy(p.args_json)}\t"
         f"{'{}' if p.kwargs_json == '{}' else _copy(p.kwargs_json)}\t{tail}"
-        for p in batch.payloads
+        f"{_COPY_NULL if key is None else _copy(key)}\n"
+        for p, key in zip(batch.payloads, keys, strict=True)
     ])  # fmt: skip
+
+
+def batch_keys(batch: NewJobBatch, rule: PartitionBy | None = None) -> list[str | None] | None:
+    """The partition key of each job of ``batch``; None when none of them has one.
+
+    A job's key is its producer's (the payload's, else the template's), else, with ``rule``
+    (its queue's partition rule), what the rule reads from its arguments.
+    """
+    template_key = batch.template.partition_key
+    if rule is None and template_key is None:
+        if all(p.partition_key is None for p in batch.payloads):
+            return None
+        return [p.partition_key for p in batch.payloads]
+    keys: list[str | None] = []
+    for p in batch.payloads:
+        key = p.partition_key if p.partition_key is not None else template_key
+        if key is None and rule is not None:
+            key = rule.key_of(p.args, p.kwargs)
+        keys.append(key)
+    return keys
 
 
 _COPY_NULL: Final = "\\N"
@@ -305,8 +344,9 @@ def _array_literal(items: Sequence[str]) -> str:
     return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
 
 
-# insert_rows' tail columns at their defaults (unique_key, tags, meta, depends_on, timeout).
-_ROW_DEFAULTS: Final[tuple[Any, ...]] = (None, [], "{}", [], None)
+# insert_rows' tail columns at their defaults (unique_key, tags, meta, depends_on, timeout,
+# partition_key).
+_ROW_DEFAULTS: Final[tuple[Any, ...]] = (None, [], "{}", [], None, None)
 
 
 def update_arrays(

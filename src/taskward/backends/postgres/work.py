@@ -14,6 +14,10 @@
   (one round trip); others read the row before the claim (two). The backend remembers what
   it found per queue (:class:`Seen`) and claims those queues this way first, until the row is
   gone.
+- Partitioned claim (a row with a ``partition_by`` rule, migration 0008): one statement calls
+  ``taskward_claim_by_key``, which locks the row itself, walks the keys with pending jobs from
+  the queue's cursor, applies the limits to each key and claims the keys' jobs in turns (one
+  round trip; two the first time, when the general claim finds the rule).
 - Ack: the outcomes of a batch are written by one ``UPDATE … FROM unnest(arrays)``, fenced
   on the job's state, attempt and owner, returning the ids written; a queue with a global
   limit that had a job finish is then notified (a slot came free), when this backend knows
@@ -27,7 +31,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -38,10 +42,17 @@ from taskward.backends.postgres.connections import Connections
 from taskward.backends.postgres.control import ControlConnection
 from taskward.errors import BackendUnavailable
 from taskward.jobs import FINISHED_STATES, Job, JobState, JobUpdate, LeaseReport, WorkerInfo
-from taskward.limits import Allowance, QueueFlow, QueueLimits, Rate, allowance
+from taskward.limits import (
+    CLOCK_LAG_TOLERATED,
+    MAX_KEYS_PER_CLAIM_EXTRA,
+    Allowance,
+    QueueFlow,
+    QueueLimits,
+    Rate,
+    allowance,
+)
 
 __all__ = [
-    "CLOCK_LAG_TOLERATED",
     "HOLD_ROW_KEPT",
     "HeldBack",
     "Seen",
@@ -59,9 +70,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 PRUNE_BATCH: Final = 10_000
-CLOCK_LAG_TOLERATED: Final = timedelta(seconds=10)
-"""How far a claim's clock may be behind the rate window a queue's row counts (see
-``_allowance``) before that window is taken for the work of a wrong clock and overwritten."""
 HeldBack = Callable[[str, datetime, datetime], None]
 """Told (queue, the claim's now, when it may claim again) when time held a claim back."""
 
@@ -76,11 +84,30 @@ class Seen(enum.Enum):
     """A global limit, and a rate or a hold in force (or not known yet)."""
     NO_GLOBAL_LIMIT = "no global limit"
     """A rate or a hold, no global limit: a finish frees no slot (no wake-up)."""
+    PARTITIONED = "partitioned"
+    """A partition rule, no global limit: claimed by ``claim_by_key`` in one round trip."""
+    PARTITIONED_GLOBAL = "partitioned, global limit"
+    """A partition rule and a global limit (per key): as :attr:`PARTITIONED`, and a finish
+    frees a slot of its key."""
 
     @property
     def has_global_limit(self) -> bool:
         """True when a finish in the queue frees a slot its workers may wait for."""
-        return self is not Seen.NO_GLOBAL_LIMIT
+        return self is not Seen.NO_GLOBAL_LIMIT and self is not Seen.PARTITIONED
+
+    @property
+    def partitioned(self) -> bool:
+        """True when the queue is claimed by key."""
+        return self is Seen.PARTITIONED or self is Seen.PARTITIONED_GLOBAL
+
+
+# What taskward_claim_by_key says the queue's row held ('none': no rule, it claimed nothing).
+_FOUND: Final = {
+    "partitioned": Seen.PARTITIONED,
+    "partitioned, global limit": Seen.PARTITIONED_GLOBAL,
+}
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 
 
 HOLD_ROW_KEPT: Final = timedelta(minutes=5)
@@ -143,7 +170,8 @@ async def _fetch(
     runs at once, and runs first for that queue from then on, until it finds the row gone.
     ``held_back(queue, now, until)``: called when a hold or a full rate window held the claim
     back, to wake this process's waiters of the queue when it ends (the listener's
-    :class:`~taskward.backends.waiters.WakeTimers`).
+    :class:`~taskward.backends.waiters.WakeTimers`). A partitioned queue's jobs come in the
+    order its keys took turns; others in claim order.
     """
     if limit <= 0:
         return []
@@ -161,7 +189,8 @@ async def _fetch(
         if not claimed and (await connections.fetchall("queue_is_limited", params))[0][0]:
             limited.setdefault(queue, Seen.GLOBAL_AND_MORE)
             claimed = await _fetch_limited(connections, params, limited, held_back)
-    claimed.sort(key=rows.claim_order)
+        else:
+            claimed.sort(key=rows.claim_order)
     return [rows.job_from_row(row) for row in claimed]
 
 
@@ -179,12 +208,20 @@ async def _fetch_limited(
     limit, so claims from any number of processes never exceed the limits together. A queue
     last seen with only a global limit is claimed in one round trip (:func:`_claim_global`);
     the claim it sends claims nothing if the row has changed since, and the general claim
-    (:func:`_claim_flow`) follows.
+    (:func:`_claim_flow`) follows. So is a queue last seen partitioned (:func:`_claim_by_key`).
+    Returns the claimed rows in the order the jobs are handed out.
     """
-    if limited.get(params["queue"]) is Seen.GLOBAL_LIMIT:
+    seen = limited.get(params["queue"])
+    if seen is Seen.GLOBAL_LIMIT:
         claimed, row = await _claim_global(connections, params)
         if claimed or (row is not None and _seen(row, params["now"]) is Seen.GLOBAL_LIMIT):
+            claimed.sort(key=rows.claim_order)
             return claimed
+    elif seen is not None and seen.partitioned:
+        found = await connections.fetchall("claim_by_key", _by_key_params(params))
+        by_key = _claimed_by_key(found, params, limited, held_back)
+        if by_key is not None:
+            return by_key
     return await _claim_flow(connections, params, limited, held_back)
 
 
@@ -218,15 +255,17 @@ async def _claim_flow(
 
     One pipeline, so one implicit transaction up to its sync: the row is read by a flush
     (the first round trip; the row stays locked), the hold and the rate cap the claim here
-    (:func:`_allowance`, at the claim's ``now``), and the claim, which writes the rate
-    window's count too, goes out with the sync (the second). A row cleared meanwhile: the
-    plain claim, in the same transaction; so too once the row holds nothing but a hold that
-    ended :data:`HOLD_ROW_KEPT` ago (deleted here).
+    (:func:`taskward.limits.allowance`, at the claim's ``now``), and the claim, which writes
+    the rate window's count too, goes out with the sync (the second). A row with a partition
+    rule: the partitioned claim (``claim_by_key``) instead, in the same transaction. A row
+    cleared meanwhile: the plain claim, in the same transaction; so too once the row holds
+    nothing but a hold that ended :data:`HOLD_ROW_KEPT` ago (deleted here).
     """
     q = connections.q
     queue: str = params["queue"]
     now: datetime = params["now"]
     allowed = Allowance(0)
+    by_key = False
     async with connections.connection() as conn:
         lock, claim = conn.cursor(), conn.cursor()
         async with conn.pipeline():
@@ -238,12 +277,20 @@ async def _claim_flow(
             if row is None:
                 limited.pop(queue, None)
                 await claim.execute(q["fetch_jobs"], params)
+            elif row[6]:  # a partition rule
+                by_key = True
+                await claim.execute(q["claim_by_key"], _by_key_params(params))
             else:
                 limited[queue] = _seen(row, now)
-                global_limit, rate_count, period_ms, window, used, held_until = row
+                global_limit, rate_count, period_ms, window, used, held_until, _ = row
                 rate = None if rate_count is None else Rate.of_ms(rate_count, period_ms)
-                wanted = params["limit"]
-                allowed = _allowance(rate, window, used, held_until, wanted=wanted, now=now)
+                flow = QueueFlow(
+                    limits=QueueLimits(rate_limit=rate),
+                    held_until=held_until,
+                    window=window,
+                    window_used=used,
+                )
+                allowed = allowance(flow, wanted=params["limit"], running=0, now=now)
                 if allowed.count > 0 and rate is None and global_limit is not None:
                     await claim.execute(q["fetch_jobs_limited"], params)
                 elif allowed.count > 0:
@@ -257,16 +304,57 @@ async def _claim_flow(
                     }
                     await claim.execute(q["fetch_jobs_rated"], counted)
         claimed: list[Any] = await claim.fetchall() if claim.pgresult is not None else []
+    if by_key:
+        # The row was locked by this transaction: it had a rule, and the claim found it.
+        return _claimed_by_key(claimed, params, limited, held_back) or []
     # Time held the claim back only if it took all that time allowed (else the global limit
     # or the pending jobs ran out first, and a finish or an insert wakes the waiters).
     if allowed.retry_at is not None and len(claimed) >= allowed.count:
         held_back(queue, now, allowed.retry_at)
+    claimed.sort(key=rows.claim_order)
+    return claimed
+
+
+def _by_key_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``claim_by_key``: the claim's, and what its function needs besides.
+
+    The claim's clock in epoch milliseconds (rate windows count from the epoch), and the
+    core's constants, so that each has one copy.
+    """
+    return {
+        **params,
+        "now_ms": (params["now"] - _EPOCH) // _MS,
+        "lag_ms": CLOCK_LAG_TOLERATED // _MS,
+        "extra": MAX_KEYS_PER_CLAIM_EXTRA,
+    }
+
+
+def _claimed_by_key(
+    found: list[Any], params: dict[str, Any], limited: dict[str, Seen], held_back: HeldBack
+) -> list[Any] | None:
+    """The jobs ``claim_by_key`` claimed, in turn order; None if the queue has no rule now.
+
+    Its last row carries no job: the time held the claim back until (a hold, a full or
+    newer rate window of some key: this process's waiters of the queue wake then), and what
+    the queue's row held, remembered in ``limited``.
+    """
+    *claimed, (*_, retry_at, what) = found
+    queue: str = params["queue"]
+    seen = _FOUND.get(what)
+    if seen is None:
+        limited[queue] = Seen.GLOBAL_AND_MORE  # the general claim reads the row next
+        return None
+    limited[queue] = seen
+    if retry_at is not None:
+        held_back(queue, params["now"], retry_at)
     return claimed
 
 
 def _seen(row: Sequence[Any], now: datetime) -> Seen:
     """What a locked row holds at ``now`` (see :class:`Seen`)."""
-    global_limit, rate_count, _, _, _, held_until = row
+    global_limit, rate_count, _, _, _, held_until, partitioned = row
+    if partitioned:
+        return Seen.PARTITIONED if global_limit is None else Seen.PARTITIONED_GLOBAL
     if global_limit is None:
         return Seen.NO_GLOBAL_LIMIT
     if rate_count is None and (held_until is None or held_until <= now):
@@ -275,42 +363,14 @@ def _seen(row: Sequence[Any], now: datetime) -> Seen:
 
 
 def _only_an_ended_hold(row: Sequence[Any], now: datetime) -> bool:
-    """True when a locked row has no limit, and no hold or one that ended long ago."""
-    global_limit, rate_count, _, _, _, held_until = row
+    """True when a locked row has no limit or rule, and no hold or one that ended long ago."""
+    global_limit, rate_count, _, _, _, held_until, partitioned = row
     return (
         global_limit is None
         and rate_count is None
+        and not partitioned
         and (held_until is None or held_until + HOLD_ROW_KEPT <= now)
     )
-
-
-def _allowance(
-    rate: Rate | None,
-    window: int | None,
-    used: int,
-    held_until: datetime | None,
-    *,
-    wanted: int,
-    now: datetime,
-) -> Allowance:
-    """What the hold and the rate allow a claim at ``now`` (the global limit is the SQL's).
-
-    :func:`taskward.limits.allowance`, and one more rule: a claim whose window is older than
-    the row's (its clock is behind a claim that counted a later window: it waited for the row
-    meanwhile, or its host's clock lags by up to :data:`CLOCK_LAG_TOLERATED`) takes nothing,
-    and tries again when its clock reaches the row's window: the starts of its own window are
-    no longer known, and counting them from 0 would let that window exceed the rate. A row's
-    window further ahead than that was counted by a clock that is wrong, and is overwritten
-    (the queue's claims would otherwise wait for it).
-    """
-    flow = QueueFlow(
-        limits=QueueLimits(rate_limit=rate), held_until=held_until, window=window, window_used=used
-    )
-    allowed = allowance(flow, wanted=wanted, running=0, now=now)
-    if allowed.count == 0 or rate is None or window is None or window <= rate.window_of(now):
-        return allowed
-    opens = rate.window_start(window)
-    return Allowance(0, opens) if opens - now <= CLOCK_LAG_TOLERATED else allowed
 
 
 async def finish(
@@ -442,8 +502,12 @@ async def finished_per_minute(
 async def prune(connections: Connections, *, before: Mapping[JobState, datetime]) -> int:
     """Delete finished jobs of each given state that finished before its cutoff.
 
-    Deletes in batches of 10,000 so that no transaction holds many row locks for long.
+    Deletes in batches of 10,000 so that no transaction holds many row locks for long. Then
+    the per-key rows of partitioned queues that are long over (``prune_partitions``); only
+    the jobs are counted.
     """
+    while await connections.execute("prune_partitions", {"limit": PRUNE_BATCH}) >= PRUNE_BATCH:
+        pass
     total = 0
     for state, cutoff in before.items():
         if state not in FINISHED_STATES:

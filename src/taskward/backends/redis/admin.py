@@ -1,9 +1,10 @@
 """Queue controls, limits, holds, schedules and the worker registry of the Redis backend.
 
 None of them changes a job's state, so each is a plain command or a MULTI/EXEC pipeline, except
-limits and holds: those are scripts (``limits.lua``, ``hold.lua``) because a hold only grows
-(compare and write in one step) and limits span two hashes whose types are checked before either
-is written. The keys are in docs/DESIGN.md ("Redis backend as built").
+setting limits and holds: those are scripts (``limits.lua``, ``hold.lua``), because a hold only
+grows and a raised limit is published, so the stored value is compared with the new one in the
+step that writes it, and a new partition rule re-keys the queue's waiting jobs in that step.
+The keys are in docs/DESIGN.md ("Redis backend as built").
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from taskward.backends.redis.client import Connections
 from taskward.backends.redis.errors import StoreError, translated
 from taskward.errors import InvalidOptions
 from taskward.jobs import Schedule, WorkerInfo
-from taskward.limits import QueueFlow, QueueLimits, Rate
+from taskward.limits import RUNNING_SHOWN, PartitionBy, QueueFlow, QueueLimits, Rate
 
 __all__ = [
     "delete_schedule",
     "hold_queue",
     "list_schedules",
     "list_workers",
+    "partition_flow",
     "pause_queue",
     "paused_queues",
     "queue_flow",
@@ -58,26 +60,53 @@ async def paused_queues(connections: Connections) -> set[str]:
 
 
 async def set_queue_limits(connections: Connections, queue: str, limits: QueueLimits) -> bool:
-    """Store ``queue``'s limits (``B:limits``, ``B:flow``), or clear them; True if raised or cleared.
+    """Store ``queue``'s limits in ``B:limits``, or clear them; True if raised or cleared.
 
-    The queue's hold is left alone. A raised or cleared limit is published on the wake channel
-    (by ``limits.lua``): a worker held back by the old one may claim now.
+    The queue's hold is left alone. A raised or cleared limit, or a changed partition rule, is
+    published on the wake channel (by ``limits.lua``): a worker held back by the old one may
+    claim now. A new or changed rule re-keys the queue's waiting jobs in the same script.
     """
-    rate = limits.rate_limit
+    rate, rule = limits.rate_limit, limits.partition_by
     raised = await connections.run(
         "limits",
         (
             queue,
             "" if limits.global_limit is None else str(int(limits.global_limit)),
             "" if rate is None else f"{rate.count}:{rate.period_ms}",
+            "" if rule is None else str(rule),
         ),
     )
     return bool(raised == 1)
 
 
-async def hold_queue(connections: Connections, queue: str, *, until: datetime | None) -> None:
-    """Hold back ``queue`` until ``until`` (the later hold wins); None releases it (published)."""
-    await connections.run("hold", (queue, "" if until is None else codec.us(until)))
+async def hold_queue(
+    connections: Connections, queue: str, *, until: datetime | None, key: str | None = None
+) -> None:
+    """Hold back ``queue`` (or only its ``key``) until ``until``, the later hold winning.
+
+    None releases it (published on the wake channel).
+    """
+    await connections.run(
+        "hold",
+        (queue, "" if until is None else codec.us(until), "" if key is None else "=" + key),
+    )
+
+
+async def partition_flow(connections: Connections, queue: str, key: str) -> QueueFlow:
+    """The queue's limits with ``key``'s own hold, rate window and running jobs (by id)."""
+    stored, state, running = await connections.run(
+        "partition_flow", (queue, key, RUNNING_SHOWN)
+    )
+    flow = _flow_of(queue, stored) if stored else None
+    held, _, window = state.partition("|")
+    index, _, used = window.partition(":")
+    return QueueFlow(
+        limits=QueueLimits() if flow is None else flow.limits,
+        held_until=codec.time_of(held) if held else None,
+        window=int(index) if index else None,
+        window_used=int(used) if used else 0,
+        running=tuple(int(i) for i in running),
+    )
 
 
 async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
@@ -87,90 +116,63 @@ async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
 
 
 async def queue_flow(connections: Connections) -> dict[str, QueueFlow]:
-    """Limits, hold and rate window of every queue with limits or a hold."""
-    flat_limits, flat_flow = await connections.run("flow", ())  # one snapshot of both hashes
-    globals_ = _pairs(flat_limits)
-    fields: dict[str, dict[str, str]] = {}
-    for name, value in _pairs(flat_flow).items():
-        kind, _, queue = name.partition(":")
-        if kind in _FLOW_FIELDS:
-            fields.setdefault(queue, {})[kind] = value
-    out: dict[str, QueueFlow] = {}
-    for queue in sorted({*globals_, *fields}):
-        stored = fields.get(queue, {})
-        limit = globals_.get(queue)
-        limits = QueueLimits(
-            global_limit=None if limit is None else _limit_of(queue, limit),
-            rate_limit=_rate_of(queue, stored["rate"]) if "rate" in stored else None,
-        )
-        held = stored.get("hold")
-        if limits.is_empty and held is None:
-            continue  # a window left without its rate: nothing to show
-        window, used = _window_of(queue, stored["window"]) if "window" in stored else (None, 0)
-        out[queue] = QueueFlow(
-            limits=limits,
-            held_until=None if held is None else _hold_of(queue, held),
-            window=window,
-            window_used=used,
-        )
-    return out
+    """Limits, hold and rate window of every queue with limits or a hold.
+
+    ``B:limits`` keeps them in one field per queue, read by one HGET in the claim script:
+    ``G`` (a global limit alone) or ``G|count:period_ms|held_until_us|window:used``, with
+    ``|rule`` appended for a partitioned queue (``str(PartitionBy)``), a part left empty when
+    unset.
+    """
+    client = await connections.ready()
+    with translated(connections.config):
+        stored = await client.hgetall(f"{connections.base}:limits")
+    flows = {queue: _flow_of(queue, value) for queue, value in sorted(stored.items())}
+    return {queue: flow for queue, flow in flows.items() if flow is not None}
 
 
-_FLOW_FIELDS = frozenset({"rate", "hold", "window"})
-_RATE_RE = re.compile(r"([0-9]+):([0-9]+)")
-_WINDOW_RE = re.compile(r"(-?[0-9]+):([0-9]+)")
-_HOLD_RE = re.compile(r"-?[0-9]+")
+_FLOW_RE = re.compile(
+    r"(?P<global>[0-9]*)\|(?:(?P<count>[0-9]+):(?P<period>[0-9]+))?"
+    r"\|(?P<held>-?[0-9]+)?\|(?:(?P<window>-?[0-9]+):(?P<used>[0-9]+))?"
+    r"(?:\|(?P<rule>[^|]+))?"
+)
 
 
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _bad(queue: str, what: str, value: str, expected: str) -> StoreError:
-    if what == "limit":
-        where, fix = "limits", "Set the queue's limits again"
-    elif what == "hold":
-        where, fix = "flow", "Release the queue's hold (hold_queue with until=None)"
-    elif what == "rate window":  # cleared with the rate
-        where, fix = "flow", "Clear the queue's limits, then set them again"
+def _flow_of(queue: str, value: str) -> QueueFlow | None:
+    """One queue's flow from its ``B:limits`` field (as ``parse_flow`` in common.lua reads it)."""
+    if value.isascii() and value.isdigit():  # a global limit alone
+        global_, count, period, held, window, used, rule = (value, *(None,) * 6)
     else:
-        where, fix = "flow", "Set the queue's limits again"
-    return StoreError(
-        f"the {what} of queue {queue!r} in the store's {where} hash is {value!r}, not "
-        f"{expected}: something other than taskward wrote it. {fix}"
+        match = _FLOW_RE.fullmatch(value)
+        if match is None:
+            raise _bad(queue, value)
+        global_, count, period, held, window, used, rule = match.group(
+            "global", "count", "period", "held", "window", "used", "rule"
+        )
+    try:  # a global limit of 0, a rate out of range, a time out of range, a bad rule
+        limits = QueueLimits(
+            global_limit=int(global_) if global_ else None,
+            rate_limit=None if count is None else Rate.of_ms(int(count), int(period or 0)),
+            partition_by=PartitionBy.parse(rule) if rule else None,
+        )
+        held_until = None if held is None else codec.time_of(held)
+    except (InvalidOptions, OverflowError):
+        raise _bad(queue, value) from None
+    if limits.is_empty and held_until is None:
+        return None
+    return QueueFlow(
+        limits=limits,
+        held_until=held_until,
+        window=None if window is None else int(window),
+        window_used=0 if used is None else int(used),
     )
 
 
-def _limit_of(queue: str, value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise _bad(queue, "limit", value, "a whole number")
-    return int(value)
-
-
-def _rate_of(queue: str, value: str) -> Rate:
-    match = _RATE_RE.fullmatch(value)
-    if match is None:
-        raise _bad(queue, "rate", value, "count:period_ms")
-    try:
-        return Rate.of_ms(int(match[1]), int(match[2]))
-    except InvalidOptions:
-        raise _bad(queue, "rate", value, "a valid count:period_ms") from None
-
-
-def _window_of(queue: str, value: str) -> tuple[int, int]:
-    match = _WINDOW_RE.fullmatch(value)
-    if match is None:
-        raise _bad(queue, "rate window", value, "window:used")
-    return int(match[1]), int(match[2])
-
-
-def _hold_of(queue: str, value: str) -> datetime:
-    if _HOLD_RE.fullmatch(value) is None:
-        raise _bad(queue, "hold", value, "a time in microseconds")
-    try:
-        return codec.time_of(value)
-    except OverflowError:
-        raise _bad(queue, "hold", value, "a time taskward can hold") from None
+def _bad(queue: str, value: str) -> StoreError:
+    return StoreError(
+        f"the limits of queue {queue!r} in the store's limits hash are {value!r}, not a global "
+        "limit (a whole number) or global|count:period_ms|held_until|window:used[|rule]: "
+        "something other than taskward wrote it. Set the queue's limits again"
+    )
 
 
 async def save_schedule(connections: Connections, schedule: Schedule) -> None:

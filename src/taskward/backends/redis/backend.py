@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from taskward.backends.base import Capability
@@ -44,7 +44,7 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import QueueFlow, QueueLimits
+from taskward.limits import CLOCK_LAG_TOLERATED, MAX_KEYS_PER_CLAIM_EXTRA, QueueFlow, QueueLimits
 
 __all__ = ["RedisBackend"]
 
@@ -55,6 +55,7 @@ BATCH: Final = 1000  # jobs per promotion or prune script, for the same reason
 # server: beyond this many, the listing is refused rather than stall every worker.
 SCAN_LIMIT: Final = 100_000
 _STATES: Final = {state.value: state for state in JobState}
+_LAG_MS: Final = str(CLOCK_LAG_TOLERATED // timedelta(milliseconds=1))
 NO_TRANSACTION: Final = (
     "the redis backend cannot join a SQL transaction: enqueue after your commit, "
     "or keep jobs in PostgreSQL to enqueue transactionally"
@@ -186,13 +187,22 @@ class RedisBackend:
     ) -> list[Job]:
         """Claim up to ``limit`` pending jobs of ``queue`` in priority, then schedule order.
 
-        Its limits and hold are applied in the claim script (``fetch.lua``); when a hold or a
-        full rate window held it back, this process's waiters of the queue wake when it ends.
+        Its limits and hold are applied in the claim script (``fetch.lua``), which also claims
+        a partitioned queue key by key; when a hold or a full rate window held it back, this
+        process's waiters of the queue wake when it ends.
         """
         self._listener.note_fetch(queue)
         retry_at, *rows = await self._connections.run(
             "fetch",
-            (queue, limit, worker_id, codec.us(now), codec.us(lease_until)),
+            (
+                queue,
+                limit,
+                worker_id,
+                codec.us(now),
+                codec.us(lease_until),
+                MAX_KEYS_PER_CLAIM_EXTRA,
+                _LAG_MS,
+            ),
         )
         if retry_at:  # a hold or a full rate window held the claim back until then
             self._listener.hold_back(queue, now=now, until=codec.time_of(retry_at))
@@ -359,8 +369,9 @@ class RedisBackend:
     async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
         """Store ``queue``'s limits, or clear them; shared by every node.
 
-        Raising or clearing a limit wakes the queue's workers (here and everywhere): one held
-        back by the old limit may claim now. Lowering one wakes nobody.
+        A new or changed ``partition_by`` re-keys the queue's waiting jobs in the same script.
+        Raising or clearing a limit, or changing the rule, wakes the queue's workers (here and
+        everywhere): one held back by the old limit may claim now. Lowering one wakes nobody.
         """
         if await admin.set_queue_limits(self._connections, queue, limits):
             self._listener.wake(queue)
@@ -369,18 +380,25 @@ class RedisBackend:
         """Return the limits of every queue that has one."""
         return await admin.queue_limits(self._connections)
 
-    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
-        """Hold back ``queue`` on every node until ``until`` (the later hold wins).
+    async def hold_queue(
+        self, queue: str, *, until: datetime | None, key: str | None = None
+    ) -> None:
+        """Hold back ``queue`` (or only its ``key``) on every node until ``until``.
 
-        ``until=None`` releases it and wakes the queue's workers (here and everywhere).
+        The later hold wins. ``until=None`` releases it and wakes the queue's workers (here and
+        everywhere).
         """
-        await admin.hold_queue(self._connections, queue, until=until)
+        await admin.hold_queue(self._connections, queue, until=until, key=key)
         if until is None:
             self._listener.wake(queue)
 
     async def queue_flow(self) -> dict[str, QueueFlow]:
         """Limits, hold and current rate window of every queue with limits or a hold."""
         return await admin.queue_flow(self._connections)
+
+    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
+        """The queue's limits with ``key``'s own hold, rate window and running jobs."""
+        return await admin.partition_flow(self._connections, queue, key)
 
     # -- schedules -------------------------------------------------------------------------
     async def save_schedule(self, schedule: Schedule) -> None:
@@ -424,10 +442,13 @@ def _insert_args(chunk: Sequence[NewJob], now: datetime) -> list[str]:
 
 
 def _inserted(chunk: Sequence[NewJob], replies: Sequence[Any], now: datetime) -> list[Inserted]:
+    """The jobs ``insert.lua`` stored (or found): "id", "id:key" (the rule's key) or a duplicate."""
     out = []
     for new, reply in zip(chunk, replies, strict=True):
         if isinstance(reply, list):
             out.append(Inserted(job=codec.job_from_flat(reply[1]), duplicate=True))
-        else:
-            out.append(Inserted(job=codec.job_from_new(new, int(reply), now)))
+            continue
+        job_id, keyed, key = str(reply).partition(":")
+        job = codec.job_from_new(new, int(job_id), now, key if keyed else None)
+        out.append(Inserted(job=job))
     return out

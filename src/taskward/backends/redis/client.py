@@ -49,7 +49,7 @@ SCRIPT_NAMES: Final = (
     "lease",
     "limits",
     "hold",
-    "flow",
+    "partition_flow",
 )
 CONNECT_TIMEOUT: Final = 5.0
 SOCKET_TIMEOUT: Final = 30.0
@@ -61,7 +61,7 @@ FIXED_KEYS: Final = {
     "queues": "set",
     "paused": "set",
     "limits": "hash",
-    "flow": "hash",
+    "cursors": "hash",
     "unique": "hash",
     "leases": "hash",
     "workers": "hash",

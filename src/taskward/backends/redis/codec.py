@@ -35,7 +35,7 @@ __all__ = [
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US: Final = timedelta(microseconds=1)
-INSERT_WIDTH: Final = 14
+INSERT_WIDTH: Final = 15
 _STATES: Final = {state.value: state for state in JobState}
 _encoder: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -109,6 +109,7 @@ def job_from_fields(fields: dict[str, Any]) -> Job:
             tuple(_json(fields, "depends_on", ())),
             None if timeout is None else float(timeout),
             fields.get("cancel_requested") == "1",
+            fields.get("partition_key"),
         )
     )
 
@@ -131,6 +132,8 @@ def insert_args(new: NewJob) -> list[str]:
         dumps(new.meta) if new.meta else "",
         dumps(list(new.depends_on)) if new.depends_on else "",
         "" if new.timeout is None else repr(float(new.timeout)),
+        # The producer's key, marked: '' is a key too. None: the store reads it by the rule.
+        "" if new.partition_key is None else "=" + new.partition_key,
     ]
 
 

@@ -4,9 +4,9 @@ Every script that makes a job pending (insert, promotion, retry, a snooze) publi
 queue on ``{prefix}:wake``; so do resuming a queue, raising or clearing its limits, releasing
 its hold, and a job leaving ``running`` in a queue with a global limit. Nothing is published
 when a hold ends or a rate window opens: a fetch held back by one arms a timer of this process
-instead. The subscription opens on the first wait, so a producer-only process (a web app) never opens it; it reconnects with backoff, and
-polling covers the gaps. Inserts made through this backend wake this process's waiters
-directly, without the round trip through the server.
+instead. The subscription opens on the first wait, so a producer-only process (a web app)
+never opens it; it reconnects with backoff, and polling covers the gaps. Inserts made through
+this backend wake this process's waiters directly, without the round trip through the server.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ class Listener(Waiters):
             return
         pipe = client.pipeline(transaction=False)
         for queue in queues:
-            pipe.zcard(f"{self._connections.base}:pending:{queue}")
+            # The queue's pending index: a partitioned queue keeps its jobs in sets per key.
+            pipe.zcard(f"{self._connections.base}:ix:{queue}:pending")
         for queue, count in zip(queues, await pipe.execute(), strict=True):
             if count:
                 self.wake(queue)

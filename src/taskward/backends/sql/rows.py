@@ -1,7 +1,7 @@
 """Rows ↔ domain values that every SQL dialect shares: building jobs fast, listing order.
 
 The dialect modules (``backends.sqlite.rows``, ``backends.postgres.rows``) decode their own
-column types and hand the 26 values, in the order of :class:`~taskward.jobs.Job`'s fields, to
+column types and hand the 27 values, in the order of :class:`~taskward.jobs.Job`'s fields, to
 :data:`build_job`.
 """
 
@@ -78,19 +78,36 @@ def _job_evolver() -> Callable[..., Job]:
 evolve_job: Final = _job_evolver()
 
 
-def job_from_new(new: NewJob, job_id: int, now: datetime) -> Job:
-    """The job that :func:`insert_params` stores, built without reading it back."""
+def job_from_new(new: NewJob, job_id: int, now: datetime, partition_key: str | None = None) -> Job:
+    """The job that :func:`insert_params` stores, built without reading it back.
+
+    ``partition_key``: the key the store gave it (default: the one the producer gave).
+    """
     middle, end = _stored_fields(new, now)
-    return build_job((job_id, new.task, new.queue, new.args, new.kwargs, *middle, new.meta, *end))
+    key = new.partition_key if partition_key is None else partition_key
+    return build_job(
+        (job_id, new.task, new.queue, new.args, new.kwargs, *middle, new.meta, *end, key)
+    )
 
 
-def jobs_from_batch(batch: NewJobBatch, ids: Sequence[int], now: datetime) -> list[Job]:
-    """The jobs that storing ``batch`` with these ids makes (as :func:`job_from_new`)."""
+def jobs_from_batch(
+    batch: NewJobBatch,
+    ids: Sequence[int],
+    now: datetime,
+    keys: Sequence[str | None] | None = None,
+) -> list[Job]:
+    """The jobs that storing ``batch`` with these ids makes (as :func:`job_from_new`).
+
+    ``keys``: the partition key the store gave each job (default: the producer's, if any).
+    """
     t = batch.template
     middle, end = _stored_fields(t, now)
+    given = (
+        keys if keys is not None else [p.partition_key or t.partition_key for p in batch.payloads]
+    )
     return [
-        build_job((job_id, t.task, t.queue, p.args, p.kwargs, *middle, _own(t.meta), *end))
-        for p, job_id in zip(batch.payloads, ids, strict=True)
+        build_job((job_id, t.task, t.queue, p.args, p.kwargs, *middle, _own(t.meta), *end, key))
+        for p, job_id, key in zip(batch.payloads, ids, given, strict=True)
     ]
 
 

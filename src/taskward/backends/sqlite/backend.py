@@ -363,7 +363,8 @@ class SqliteBackend(BlockingInserts):
     async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
         """Store ``queue``'s limits for every process; empty limits clear them.
 
-        Wakes the queue's waiters: a raised (or cleared) limit may let them claim.
+        A new or changed ``partition_by`` keys the queue's waiting jobs by it in the same
+        transaction. Wakes the queue's waiters: a raised (or cleared) limit may let them claim.
         """
         await self._call(self._store.set_queue_limits, queue, limits)
         self._waiters.jobs_ready([queue])
@@ -372,15 +373,24 @@ class SqliteBackend(BlockingInserts):
         """Return the limits of every queue that has one (a hold is not a limit)."""
         return await self._call(self._store.queue_limits)
 
-    async def hold_queue(self, queue: str, *, until: datetime | None) -> None:
-        """Let no job of ``queue`` start before ``until``, in every process; None releases.
+    async def hold_queue(
+        self, queue: str, *, until: datetime | None, key: str | None = None
+    ) -> None:
+        """Let no job of ``queue`` (or of its ``key``) start before ``until``; None releases.
 
-        A hold only grows (the later of the stored and the new time wins). A release wakes
-        the queue's waiters, here and in other processes.
+        In every process. A hold only grows (the later of the stored and the new time wins).
+        A release wakes the queue's waiters, here and in other processes.
         """
-        await self._call(self._store.hold_queue, queue, until)
+        await self._call(self._store.hold_queue, queue, until, key)
         if until is None:
             self._waiters.jobs_ready([queue])
+
+    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
+        """The queue's limits with ``key``'s hold, rate window and running jobs.
+
+        ``running``: at most ``RUNNING_SHOWN`` ids of the key's running jobs, ascending.
+        """
+        return await self._call(self._store.partition_flow, queue, key)
 
     async def queue_flow(self) -> dict[str, QueueFlow]:
         """Limits, hold and rate window of every queue with limits or a hold.

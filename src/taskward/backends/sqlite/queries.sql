@@ -1,7 +1,7 @@
 -- Every statement the SQLite backend runs, as named blocks (see taskward.backends.sql).
 --
 -- Conventions: times are REAL unix epoch seconds; JSON values are TEXT. A job is always read
--- with the same 26 columns in the order of taskward.jobs.Job's fields (rows.job_from_row
+-- with the same 27 columns in the order of taskward.jobs.Job's fields (rows.job_from_row
 -- decodes them by position). "{name}" marks a small piece that Python fills in from a fixed
 -- whitelist (a PRAGMA level, a WHERE made of the filter_* blocks, an ORDER BY of a known column),
 -- never from user input; values always go through "?" parameters.
@@ -79,17 +79,23 @@ SELECT 'last_job_id', COALESCE(MAX(id), 0) FROM taskward_jobs WHERE true
 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
 
 -- One job in one statement, committing on its own: the id comes from the same expression as
--- last_job_id, computed under the write lock the statement takes before it reads.
+-- last_job_id, computed under the write lock the statement takes before it reads. The job's
+-- key is ?15 (the producer's, or NULL). A job without a key is not stored in a queue that has
+-- a partition rule (no row: one primary-key probe of taskward_queue_limits): the store then
+-- inserts it in a transaction that reads the rule (insert_rules) and computes its key.
+-- Parameters: task, queue, … timeout as insert_job_row without its id, then the key.
 -- name: insert_job_next_id
 INSERT INTO taskward_jobs (
     id, task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-    unique_key, tags, meta, depends_on, timeout
-) VALUES (
+    unique_key, tags, meta, depends_on, timeout, partition_key
+) SELECT
     1 + MAX(
         COALESCE((SELECT value FROM taskward_counters WHERE name = 'last_job_id'), 0),
         COALESCE((SELECT MAX(id) FROM taskward_jobs), 0)
     ),
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+WHERE ?15 IS NOT NULL OR NOT EXISTS (
+    SELECT 1 FROM taskward_queue_limits WHERE queue = ?2 AND partition_by IS NOT NULL
 );
 
 -- {rows}: insert_job_row once per job (one statement for many rows costs half as much per row
@@ -97,17 +103,25 @@ INSERT INTO taskward_jobs (
 -- name: insert_jobs
 INSERT INTO taskward_jobs (
     id, task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
-    unique_key, tags, meta, depends_on, timeout
+    unique_key, tags, meta, depends_on, timeout, partition_key
 ) VALUES {rows};
 
 -- name: insert_job_row
-(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- The partition rules of the queues of an insert (JSON array of names), read in the insert's
+-- own BEGIN IMMEDIATE transaction: no rule set after it can miss its jobs (the rule's
+-- set_queue_limits re-keys the waiting jobs under the same lock).
+-- name: insert_rules
+SELECT queue, partition_by FROM taskward_queue_limits
+WHERE queue IN (SELECT value FROM json_each(?)) AND partition_by IS NOT NULL;
 
 -- name: find_unique
 SELECT j.id, j.task, j.queue, j.args, j.kwargs, j.state, j.priority, j.attempt, j.max_attempts,
        j.scheduled_at, j.inserted_at, j.attempted_at, j.completed_at, j.cancelled_at,
        j.discarded_at, j.attempted_by, j.lease_until, j.errors, j.result, j.progress,
-       j.unique_key, j.tags, j.meta, j.depends_on, j.timeout, j.cancel_requested
+       j.unique_key, j.tags, j.meta, j.depends_on, j.timeout, j.cancel_requested,
+       j.partition_key
 FROM taskward_unique_keys AS u
 JOIN taskward_jobs AS j ON j.id = u.job_id
 WHERE u.unique_key = ?;
@@ -125,9 +139,10 @@ ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
 -- most a hold that has ended) max(global_limit - its running jobs, 0): counted in this
 -- statement, under the claim's BEGIN IMMEDIATE, so claims racing from several processes never
 -- exceed the limit. MAX(…, 0) matters: a negative LIMIT means no limit in SQLite. A queue with
--- a rate limit or a hold still in force claims nothing here (LIMIT 0): claim_flow, next in the
--- same transaction, finds its row by the same condition, and the store claims with the
--- arithmetic of taskward.limits.allowance (claim_jobs, count_window).
+-- a rate limit, a hold still in force or a partition rule claims nothing here (LIMIT 0):
+-- claim_flow, next in the same transaction, finds its row by the same condition, and the store
+-- claims by the arithmetic of taskward.limits.allowance (claim_jobs, then count_window; or key
+-- by key for a partitioned queue: walk_keys … claim_ids).
 -- name: fetch_jobs
 UPDATE taskward_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = ?1, attempted_by = ?2,
@@ -139,7 +154,8 @@ WHERE id IN (
         LIMIT COALESCE(
             (
                 SELECT CASE
-                    WHEN rate_count IS NOT NULL OR held_until > ?1 THEN 0
+                    WHEN rate_count IS NOT NULL OR held_until > ?1 OR partition_by IS NOT NULL
+                        THEN 0
                     WHEN global_limit IS NULL THEN ?5
                     ELSE MIN(?5, MAX(global_limit - (
                         SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
@@ -156,23 +172,19 @@ WHERE id IN (
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
           lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-          cancel_requested;
+          cancel_requested, partition_key;
 
--- Run after fetch_jobs in its transaction (so the data version read is the one of its commit:
--- no other connection commits while this one holds the write lock). Parameters: queue, now.
--- Returns the data version, then, for a queue that fetch_jobs left to the store (its row
--- matches the condition of fetch_jobs' LIMIT 0), the queue's name, whether it is paused and
--- its row (as rows.flow_from_row reads it); NULLs for every other queue, which pays for one
--- more primary-key probe in a statement the claim runs anyway.
+-- Run after fetch_jobs, in its transaction, when it claimed nothing (as it does for a queue it
+-- leaves to the store): the queue's row if it has a rate limit, a hold in force or a partition
+-- rule (the condition of fetch_jobs' LIMIT 0), and whether the queue is paused; no row
+-- otherwise. A claim that got a job skips it, so a queue without limits pays for it (one
+-- primary-key probe) only when it had nothing to hand out. Parameters: queue, now.
 -- name: claim_flow
-SELECT v.data_version, l.queue,
-       CASE WHEN l.queue IS NULL THEN NULL
-            ELSE EXISTS (SELECT 1 FROM taskward_paused_queues WHERE queue = ?1) END,
-       l.global_limit, l.rate_count, l.rate_period_ms, l.held_until, l.window_index,
-       l.window_used
-FROM pragma_data_version AS v
-LEFT JOIN taskward_queue_limits AS l
-    ON l.queue = ?1 AND (l.rate_count IS NOT NULL OR l.held_until > ?2);
+SELECT EXISTS (SELECT 1 FROM taskward_paused_queues WHERE queue = ?1),
+       global_limit, rate_count, rate_period_ms, partition_by, held_until, window_index,
+       window_used, partition_cursor
+FROM taskward_queue_limits
+WHERE queue = ?1 AND (rate_count IS NOT NULL OR held_until > ?2 OR partition_by IS NOT NULL);
 
 -- The claim of a queue with a rate limit or a hold, by the count the store computed (> 0).
 -- Parameters as fetch_jobs; the queue is known not to be paused (claim_flow, same transaction).
@@ -189,7 +201,7 @@ WHERE id IN (
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
           lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-          cancel_requested;
+          cancel_requested, partition_key;
 
 -- name: count_running
 SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
@@ -198,6 +210,84 @@ WHERE queue = ? AND state = 'running';
 -- The starts counted in the queue's current rate window. Parameters: window, used, queue.
 -- name: count_window
 UPDATE taskward_queue_limits SET window_index = ?, window_used = ? WHERE queue = ?;
+
+-- == the partitioned claim (partitions.py's claim_by_key) =======================================
+-- Run in the claim's BEGIN IMMEDIATE transaction: every step is a seek on
+-- taskward_jobs_partition (pending jobs with a key) or on a primary key, so a claim costs what
+-- it visits, whatever the backlog or the number of keys.
+
+-- Up to ?4 keys that have pending jobs, in key order: after ?3 ({start} is
+-- "partition_key > ?3"), or from the first key ({start} is "partition_key IS NOT NULL"), and
+-- none after ?5 (NULL: no bound). Each key comes with its first pending job in claim order
+-- (id, priority, scheduled_at), its state (hold, rate window: NULLs and 0 without a row) and,
+-- when ?2 (the queue has a global limit), its running jobs. Parameters: queue, count running,
+-- after, how many keys, last key.
+-- The recursion walks key to key: each step is one seek on taskward_jobs_partition to the first
+-- entry after the previous key (which is the next key's first job: the index orders a key's
+-- jobs in claim order), however many jobs each key holds; one statement for a whole walk.
+-- name: walk_keys
+WITH RECURSIVE walk (n, id, k) AS (
+    SELECT 1, j.id, j.partition_key FROM taskward_jobs AS j
+    WHERE j.id = (
+        SELECT id FROM taskward_jobs INDEXED BY taskward_jobs_partition
+        WHERE queue = ?1 AND state = 'pending' AND {start}
+        ORDER BY partition_key, priority, scheduled_at, id
+        LIMIT 1
+    )
+    UNION ALL
+    SELECT w.n + 1, j.id, j.partition_key FROM walk AS w
+    JOIN taskward_jobs AS j ON j.id = (
+        SELECT id FROM taskward_jobs INDEXED BY taskward_jobs_partition
+        WHERE queue = ?1 AND state = 'pending' AND partition_key > w.k
+        ORDER BY partition_key, priority, scheduled_at, id
+        LIMIT 1
+    )
+    WHERE w.n < ?4 AND (?5 IS NULL OR w.k < ?5)
+)
+SELECT w.k, j.id, j.priority, j.scheduled_at,
+       s.held_until, s.window_index, COALESCE(s.window_used, 0),
+       CASE WHEN ?2 THEN (
+           SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_partition_running
+           WHERE queue = ?1 AND partition_key = w.k AND state = 'running'
+       ) ELSE 0 END
+FROM walk AS w
+JOIN taskward_jobs AS j ON j.id = w.id
+LEFT JOIN taskward_partition_keys AS s ON s.queue = ?1 AND s.partition_key = w.k
+WHERE ?5 IS NULL OR w.k <= ?5
+ORDER BY w.n;
+
+-- The next ?6 pending jobs of one key after its job (priority ?3, scheduled_at ?4, id ?5), in
+-- claim order: for a key whose turns take more than the first job the walk brought.
+-- Parameters: queue, key, priority, scheduled_at, id, count.
+-- name: key_candidates_after
+SELECT id, priority, scheduled_at FROM taskward_jobs INDEXED BY taskward_jobs_partition
+WHERE queue = ?1 AND partition_key = ?2 AND state = 'pending'
+    AND (priority, scheduled_at, id) > (?3, ?4, ?5)
+ORDER BY priority, scheduled_at, id
+LIMIT ?6;
+
+-- Claim the jobs the store chose, by rowid (NOT INDEXED: else the planner seeks them through
+-- the state index). Parameters: now, worker_id, lease_until, ids (JSON array).
+-- name: claim_ids
+UPDATE taskward_jobs NOT INDEXED
+SET state = 'running', attempt = attempt + 1, attempted_at = ?1, attempted_by = ?2,
+    lease_until = ?3
+WHERE id IN (SELECT value FROM json_each(?4)) AND state = 'pending'
+RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+          inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+          lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+          cancel_requested, partition_key;
+
+-- The starts counted in a key's current rate window. Parameters: queue, key, window, used.
+-- name: count_key_window
+INSERT INTO taskward_partition_keys (queue, partition_key, window_index, window_used)
+VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (queue, partition_key) DO UPDATE SET
+    window_index = excluded.window_index, window_used = excluded.window_used;
+
+-- The last key a claim of the queue visited. Parameters: queue, key.
+-- name: move_partition_cursor
+UPDATE taskward_queue_limits SET partition_cursor = ?2 WHERE queue = ?1;
 
 -- Parameters: lease_until, job ids (JSON array), worker_id.
 -- name: extend_leases
@@ -230,7 +320,8 @@ UPDATE taskward_jobs SET progress = ?
 WHERE id = ? AND state = 'running' AND attempted_by = ?;
 
 -- Is any job of these queues (JSON array) pending in a queue that is not paused, nor full
--- (running jobs at or above its global_limit: a claim would get nothing)?
+-- (running jobs at or above its global_limit: a claim would get nothing)? The global limit of
+-- a partitioned queue is each key's: such a queue is never judged full here.
 -- name: any_pending_in
 SELECT EXISTS (
     SELECT 1 FROM taskward_jobs
@@ -238,7 +329,7 @@ SELECT EXISTS (
         AND queue NOT IN (SELECT queue FROM taskward_paused_queues)
         AND queue NOT IN (
             SELECT l.queue FROM taskward_queue_limits AS l
-            WHERE l.queue IN (SELECT value FROM json_each(?1))
+            WHERE l.queue IN (SELECT value FROM json_each(?1)) AND l.partition_by IS NULL
                 AND l.global_limit <= (
                     SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
                     WHERE queue = l.queue AND state = 'running'
@@ -252,7 +343,7 @@ SELECT EXISTS (
     WHERE state = 'pending' AND queue NOT IN (SELECT queue FROM taskward_paused_queues)
         AND queue NOT IN (
             SELECT l.queue FROM taskward_queue_limits AS l
-            WHERE l.global_limit <= (
+            WHERE l.partition_by IS NULL AND l.global_limit <= (
                 SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
                 WHERE queue = l.queue AND state = 'running'
             )
@@ -286,7 +377,7 @@ WHERE (state = 'scheduled' OR state = 'retryable') AND scheduled_at <= ?;
 SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
        inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
        lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-       cancel_requested
+       cancel_requested, partition_key
 FROM taskward_jobs INDEXED BY taskward_jobs_lease
 WHERE state = 'running' AND lease_until < ?
 ORDER BY id
@@ -314,7 +405,7 @@ WHERE (state = 'completed' OR state = 'failed' OR state = 'discarded' OR state =
 SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
        inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
        lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-       cancel_requested
+       cancel_requested, partition_key
 FROM taskward_jobs
 WHERE id = ?;
 
@@ -323,7 +414,7 @@ WHERE id = ?;
 SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
        inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
        lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-       cancel_requested
+       cancel_requested, partition_key
 FROM taskward_jobs
 WHERE {where}
 ORDER BY {order_by}
@@ -351,7 +442,7 @@ WHERE id = ?4 AND state IN ('scheduled', 'pending', 'retryable')
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
           lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-          cancel_requested;
+          cancel_requested, partition_key;
 
 -- name: request_cancel
 UPDATE taskward_jobs SET cancel_requested = 1
@@ -359,7 +450,7 @@ WHERE id = ? AND state = 'running'
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
           lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-          cancel_requested;
+          cancel_requested, partition_key;
 
 -- Parameters: now, id.
 -- name: retry_job
@@ -370,7 +461,7 @@ WHERE id = ?2 AND state IN ('failed', 'discarded', 'cancelled')
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
           lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
-          cancel_requested;
+          cancel_requested, partition_key;
 
 -- name: delete_job
 DELETE FROM taskward_jobs WHERE id = ? AND state <> 'running';
@@ -387,28 +478,46 @@ INSERT INTO taskward_paused_queues (queue) VALUES (?) ON CONFLICT (queue) DO NOT
 -- name: resume_queue
 DELETE FROM taskward_paused_queues WHERE queue = ?;
 
--- Parameters: queue, global_limit, rate_count, rate_period_ms (NULLs for no such limit).
--- updated_at: now as epoch seconds with milliseconds (julianday keeps them on every SQLite
--- version; unixepoch('subsec') needs 3.42). The hold is kept. So is the rate window while the
--- window's length stays the same (a changed count applies to the current window); a window of
--- another length numbers its windows differently, so its count starts again.
+-- Parameters: queue, global_limit, rate_count, rate_period_ms, partition_by (NULLs for no
+-- such limit). updated_at: now as epoch seconds with milliseconds (julianday keeps them on
+-- every SQLite version; unixepoch('subsec') needs 3.42). The hold is kept. So is the rate
+-- window while the window's length stays the same (a changed count applies to the current
+-- window); a window of another length numbers its windows differently, so its count starts
+-- again. So is the partition cursor while the rule stays the same (another rule, other keys).
 -- name: set_queue_limits
-INSERT INTO taskward_queue_limits (queue, global_limit, rate_count, rate_period_ms, updated_at)
-VALUES (?1, ?2, ?3, ?4, (julianday('now') - 2440587.5) * 86400.0)
+INSERT INTO taskward_queue_limits (
+    queue, global_limit, rate_count, rate_period_ms, partition_by, updated_at
+) VALUES (?1, ?2, ?3, ?4, ?5, (julianday('now') - 2440587.5) * 86400.0)
 ON CONFLICT (queue) DO UPDATE SET
     global_limit = excluded.global_limit,
     rate_count = excluded.rate_count,
     rate_period_ms = excluded.rate_period_ms,
     window_index = CASE WHEN rate_period_ms = excluded.rate_period_ms THEN window_index END,
     window_used = CASE WHEN rate_period_ms = excluded.rate_period_ms THEN window_used ELSE 0 END,
+    partition_by = excluded.partition_by,
+    partition_cursor = CASE WHEN partition_by = excluded.partition_by THEN partition_cursor END,
     updated_at = excluded.updated_at;
 
 -- Empty limits: the row keeps only its hold (drop_empty_queue_row deletes it if it has none).
 -- name: clear_queue_limits
 UPDATE taskward_queue_limits
 SET global_limit = NULL, rate_count = NULL, rate_period_ms = NULL, window_index = NULL,
-    window_used = 0, updated_at = (julianday('now') - 2440587.5) * 86400.0
+    window_used = 0, partition_by = NULL, partition_cursor = NULL,
+    updated_at = (julianday('now') - 2440587.5) * 86400.0
 WHERE queue = ?;
+
+-- The queue's partition rule as stored (no row: none). Parameter: queue.
+-- name: queue_rule
+SELECT partition_by FROM taskward_queue_limits WHERE queue = ?;
+
+-- The waiting jobs of a queue, to key by a new rule (rows.key_params). Parameter: queue.
+-- name: waiting_arguments
+SELECT id, args, kwargs FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
+WHERE queue = ? AND (state = 'scheduled' OR state = 'pending' OR state = 'retryable');
+
+-- Parameters: key, id.
+-- name: set_partition_key
+UPDATE taskward_jobs SET partition_key = ? WHERE id = ?;
 
 -- Parameters: queue, held_until. A hold only grows: the later of the stored and the new wins.
 -- name: hold_queue
@@ -426,18 +535,50 @@ WHERE queue = ?;
 -- A row with neither limits nor a hold goes: the queue is back on fetch_jobs' cheapest path.
 -- name: drop_empty_queue_row
 DELETE FROM taskward_queue_limits
-WHERE queue = ? AND global_limit IS NULL AND rate_count IS NULL AND held_until IS NULL;
+WHERE queue = ? AND global_limit IS NULL AND rate_count IS NULL AND partition_by IS NULL
+    AND held_until IS NULL;
 
 -- A hold is not a limit: a row with only a hold is not listed.
 -- name: list_queue_limits
-SELECT queue, global_limit, rate_count, rate_period_ms FROM taskward_queue_limits
-WHERE global_limit IS NOT NULL OR rate_count IS NOT NULL
+SELECT queue, global_limit, rate_count, rate_period_ms, partition_by FROM taskward_queue_limits
+WHERE global_limit IS NOT NULL OR rate_count IS NOT NULL OR partition_by IS NOT NULL
 ORDER BY queue;
 
 -- name: list_queue_flow
-SELECT queue, global_limit, rate_count, rate_period_ms, held_until, window_index, window_used
+SELECT queue, global_limit, rate_count, rate_period_ms, partition_by, held_until, window_index,
+       window_used
 FROM taskward_queue_limits
 ORDER BY queue;
+
+-- One key's hold, as hold_queue's. Parameters: queue, key, held_until.
+-- name: hold_key
+INSERT INTO taskward_partition_keys (queue, partition_key, held_until) VALUES (?1, ?2, ?3)
+ON CONFLICT (queue, partition_key) DO UPDATE SET
+    held_until = MAX(COALESCE(held_until, excluded.held_until), excluded.held_until);
+
+-- Parameters: queue, key.
+-- name: release_key_hold
+UPDATE taskward_partition_keys SET held_until = NULL WHERE queue = ? AND partition_key = ?;
+
+-- A key's row with neither a hold nor a rate window goes. Parameters: queue, key.
+-- name: drop_empty_key_row
+DELETE FROM taskward_partition_keys
+WHERE queue = ? AND partition_key = ? AND held_until IS NULL AND window_index IS NULL;
+
+-- The queue's limits (no row: none) and one key's state (no row: none). Parameters: queue, key.
+-- name: partition_flow
+SELECT l.global_limit, l.rate_count, l.rate_period_ms, l.partition_by,
+       k.held_until, k.window_index, COALESCE(k.window_used, 0)
+FROM (SELECT 1) AS one
+LEFT JOIN taskward_queue_limits AS l ON l.queue = ?1
+LEFT JOIN taskward_partition_keys AS k ON k.queue = ?1 AND k.partition_key = ?2;
+
+-- The ids of one key's running jobs, ascending. Parameters: queue, key, how many at most.
+-- name: key_running_ids
+SELECT id FROM taskward_jobs INDEXED BY taskward_jobs_partition_running
+WHERE queue = ? AND partition_key = ? AND state = 'running'
+ORDER BY id
+LIMIT ?;
 
 -- == schedules =================================================================================
 

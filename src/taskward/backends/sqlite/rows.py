@@ -1,6 +1,6 @@
 """Rows ↔ domain values for the SQLite backend: times as epoch seconds, JSON as text.
 
-A job row holds the 26 columns of ``queries.sql`` in the order of :class:`~taskward.jobs.Job`'s
+A job row holds the 27 columns of ``queries.sql`` in the order of :class:`~taskward.jobs.Job`'s
 fields. Decoding is on the hot path of ``fetch``, so the common empty JSON values skip the
 parser and states are looked up in a dict.
 """
@@ -22,8 +22,8 @@ from taskward.jobs import (
     Schedule,
     WorkerInfo,
 )
-from taskward.limits import QueueFlow, QueueLimits, Rate
-from taskward.serialize import load_args, load_kwargs
+from taskward.limits import PartitionBy, QueueFlow, QueueLimits, Rate
+from taskward.serialize import UnreadablePayload, load_args, load_kwargs
 
 __all__ = [
     "JOB_FIELDS",
@@ -35,6 +35,8 @@ __all__ = [
     "insert_params",
     "job_from_new",
     "job_from_row",
+    "key_flow",
+    "key_of_stored",
     "limits_from_row",
     "minute_time",
     "order_by",
@@ -96,7 +98,7 @@ def _errors(text: str) -> tuple[ErrorRecord, ...]:
 
 
 def job_from_row(row: Row) -> Job:
-    """Build a :class:`Job` from the 26 job columns."""
+    """Build a :class:`Job` from the 27 job columns."""
     return build_job(
         (
             row[0],
@@ -125,6 +127,7 @@ def job_from_row(row: Row) -> Job:
             tuple(_list(row[23])),
             row[24],
             bool(row[25]),
+            row[26],
         )
     )
 
@@ -135,28 +138,65 @@ def claim_order(row: Row) -> tuple[int, float, int]:
 
 
 def limits_from_row(row: Row) -> QueueLimits:
-    """Build :class:`QueueLimits` from ``global_limit, rate_count, rate_period_ms``."""
-    global_limit, rate_count, rate_period_ms = row
+    """Build :class:`QueueLimits` from ``global_limit, rate_count, rate_period_ms, partition_by``.
+
+    The rule is stored as its text (``str(PartitionBy)``).
+    """
+    global_limit, rate_count, rate_period_ms, rule = row
     rate = None if rate_count is None else Rate.of_ms(rate_count, rate_period_ms)
-    return QueueLimits(global_limit=global_limit, rate_limit=rate)
+    return QueueLimits(
+        global_limit=global_limit, rate_limit=rate, partition_by=PartitionBy.parse(rule)
+    )
 
 
 def flow_from_row(row: Row) -> QueueFlow:
     """Build :class:`QueueFlow` from a queue's row of ``taskward_queue_limits``.
 
     The columns: those of :func:`limits_from_row`, then ``held_until, window_index,
-    window_used``.
+    window_used`` (any after them are ignored).
     """
     return QueueFlow(
-        limits=limits_from_row(row[:3]),
-        held_until=_opt_time(row[3]),
-        window=row[4],
-        window_used=row[5],
+        limits=limits_from_row(row[:4]),
+        held_until=_opt_time(row[4]),
+        window=row[5],
+        window_used=row[6],
     )
 
 
-def insert_params(new: NewJob, job_id: int, now: float) -> tuple[Any, ...]:
-    """Parameters of ``insert_job`` for ``new`` stored as ``job_id`` at ``now`` (epoch)."""
+def key_flow(limits: QueueLimits, row: Row, *, running: tuple[int, ...] | None = None) -> QueueFlow:
+    """One key's :class:`QueueFlow`: its queue's ``limits`` with the key's own state.
+
+    ``row``: the key's ``held_until, window_index, window_used`` (NULL, NULL, 0 for a key
+    without a row in ``taskward_partition_keys``).
+    """
+    return QueueFlow(
+        limits=limits,
+        held_until=_opt_time(row[0]),
+        window=row[1],
+        window_used=row[2],
+        running=running,
+    )
+
+
+def key_of_stored(rule: PartitionBy, args: str, kwargs: str) -> str:
+    """The key ``rule`` reads from a job's stored ``args`` and ``kwargs`` columns.
+
+    Arguments that cannot be read (not JSON: the job will be discarded when it runs) count as
+    absent: the key is then ``""``, as for a job that lacks the argument.
+    """
+    values = _list(args)
+    named = _dict(kwargs)
+    return rule.key_of(
+        [] if isinstance(values, UnreadablePayload) else values,
+        {} if isinstance(named, UnreadablePayload) else named,
+    )
+
+
+def insert_params(new: NewJob, job_id: int, now: float, key: str | None = None) -> tuple[Any, ...]:
+    """Parameters of ``insert_job_row`` for ``new`` stored as ``job_id`` at ``now`` (epoch).
+
+    ``key``: the job's partition key (the producer's, or the one its queue's rule gave).
+    """
     return (
         job_id,
         new.task,
@@ -173,6 +213,7 @@ def insert_params(new: NewJob, job_id: int, now: float) -> tuple[Any, ...]:
         dumps(new.meta) if new.meta else "{}",
         dumps(list(new.depends_on)) if new.depends_on else "[]",
         new.timeout,
+        key,
     )
 
 

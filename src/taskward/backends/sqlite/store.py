@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from taskward.backends.sqlite import rows
 from taskward.backends.sqlite.controls import QueueControls
+from taskward.backends.sqlite.partitions import keys_at_insert
 from taskward.errors import JobNotFound
 from taskward.jobs import (
     FINISHED_STATES,
@@ -39,14 +40,14 @@ from taskward.jobs import (
 
 __all__ = ["INSERT_CHUNK_ROWS", "SqliteStore"]
 
-INSERT_CHUNK_ROWS: Final = 256  # x 15 parameters: far below SQLite's 32,766 variable limit
+INSERT_CHUNK_ROWS: Final = 256  # x 16 parameters: far below SQLite's 32,766 variable limit
 
 
 class SqliteStore(QueueControls):
     """The statements of every backend call on one SQLite connection (single thread only).
 
-    Pauses, limits and holds, and the claim of a rate-limited or held queue, are its base's
-    (:class:`~taskward.backends.sqlite.controls.QueueControls`).
+    Pauses, limits and holds, and the claim of a rate-limited, held or partitioned queue, are
+    its base's (:class:`~taskward.backends.sqlite.controls.QueueControls`).
     """
 
     def __init__(self, path: str, *, synchronous: str, any_thread: bool = False) -> None:
@@ -62,48 +63,71 @@ class SqliteStore(QueueControls):
 
     # -- produce ---------------------------------------------------------------------------
     def insert(self, jobs: Sequence[NewJob], now: datetime) -> list[Inserted]:
-        """Insert ``jobs`` in one transaction; unique clashes answer the existing job."""
+        """Insert ``jobs`` in one transaction; unique clashes answer the existing job.
+
+        A job without a key of its own gets the one its queue's partition rule reads from its
+        arguments, the rule being read in the insert's own write transaction
+        (:func:`~taskward.backends.sqlite.partitions.keys_at_insert`).
+        """
         now_ts = rows.epoch(now)
         if len(jobs) == 1 and jobs[0].unique_key is None:
-            return [self._insert_one(jobs[0], now, now_ts)]
+            one = self._insert_one(jobs[0], now, now_ts)
+            if one is not None:
+                return [one]
+            # Its queue has a partition rule: keyed in a transaction below.
         with self._write() as db:
+            keys = keys_at_insert(db, self.q, jobs)
             first_id = db.execute(self.q["last_job_id"]).fetchone()[0] + 1
             if any(new.unique_key is not None for new in jobs):
-                return self._insert_each(db, jobs, first_id, now)
-            params = [rows.insert_params(new, first_id + n, now_ts) for n, new in enumerate(jobs)]
+                return self._insert_each(db, jobs, keys, first_id, now)
+            params = [
+                rows.insert_params(new, first_id + n, now_ts, key)
+                for n, (new, key) in enumerate(zip(jobs, keys, strict=True))
+            ]
             self._insert_rows(db, params)
         # Built after the commit: the write lock is not held while making the Job values.
         return [
-            Inserted(job=rows.job_from_new(new, first_id + n, now)) for n, new in enumerate(jobs)
+            Inserted(job=rows.job_from_new(new, first_id + n, now, key))
+            for n, (new, key) in enumerate(zip(jobs, keys, strict=True))
         ]
 
-    def _insert_one(self, new: NewJob, now: datetime, now_ts: float) -> Inserted:
-        """Insert one plain job by one autocommitting statement.
+    def _insert_one(self, new: NewJob, now: datetime, now_ts: float) -> Inserted | None:
+        """Insert one plain job by one autocommitting statement; None if it needs a key.
 
         A writing statement takes the write lock before it reads (as BEGIN IMMEDIATE does),
         so its id expression cannot race another inserter; three statements fewer than the
-        transaction, and the same single fsync.
+        transaction, and the same single fsync. The statement stores nothing when the job has
+        no key of its own and its queue has a partition rule (the rule is read under that same
+        lock): the caller then inserts it keyed.
         """
-        params = rows.insert_params(new, 0, now_ts)[1:]
-        job_id = self._db().execute(self.q["insert_job_next_id"], params).lastrowid
+        params = rows.insert_params(new, 0, now_ts, new.partition_key)[1:]
+        cursor = self._db().execute(self.q["insert_job_next_id"], params)
+        if cursor.rowcount != 1:
+            return None
+        job_id = cursor.lastrowid
         assert job_id is not None
         return Inserted(job=rows.job_from_new(new, job_id, now))
 
     def _insert_each(
-        self, db: sqlite3.Connection, jobs: Sequence[NewJob], next_id: int, now: datetime
+        self,
+        db: sqlite3.Connection,
+        jobs: Sequence[NewJob],
+        keys: Sequence[str | None],
+        next_id: int,
+        now: datetime,
     ) -> list[Inserted]:
         """Insert one job at a time, so that a unique job sees those before it in the batch."""
         now_ts = rows.epoch(now)
         out: list[Inserted] = []
-        for new in jobs:
+        for new, key in zip(jobs, keys, strict=True):
             if new.unique_key is not None:
                 existing = self._find_unique(db, new, now)
                 if existing is not None:
                     out.append(Inserted(job=existing, duplicate=True))
                     continue
                 db.execute(self.q["remember_unique"], (new.unique_key, next_id))
-            self._insert_rows(db, [rows.insert_params(new, next_id, now_ts)])
-            out.append(Inserted(job=rows.job_from_new(new, next_id, now)))
+            self._insert_rows(db, [rows.insert_params(new, next_id, now_ts, key)])
+            out.append(Inserted(job=rows.job_from_new(new, next_id, now, key)))
             next_id += 1
         return out
 
@@ -136,20 +160,26 @@ class SqliteStore(QueueControls):
 
         A queue with no limits, or only a global limit, is claimed by one statement under the
         write lock (``fetch_jobs``: it counts the running jobs and claims). One with a rate
-        limit or a hold in force is claimed by the store in the same transaction
-        (:meth:`_claim_limited`). Also returns when a hold or a full rate window that held
-        the claim back ends (else None): the caller wakes the queue's waiters then.
+        limit, a hold in force or a partition rule gets nothing from it; an empty claim looks
+        for such a queue's row (``claim_flow``), and the store claims it in the same
+        transaction (:meth:`_claim_limited`). Also returns when a hold or a full rate window
+        that held the claim back ends (else None): the caller wakes the queue's waiters then.
         """
         now_ts = rows.epoch(now)
         params = (now_ts, worker_id, rows.epoch(lease_until), queue, limit)
         retry_at = None
+        in_order = False
         with self._write(durable=False) as db:
             claimed = db.execute(self.q["fetch_jobs"], params).fetchall()
-            version, limited, *found = db.execute(self.q["claim_flow"], (queue, now_ts)).fetchone()
-            if limited is not None:
-                claimed, retry_at = self._claim_limited(db, params, found, now)
+            if not claimed:  # maybe a queue that fetch_jobs leaves to the store
+                found = db.execute(self.q["claim_flow"], (queue, now_ts)).fetchone()
+                if found is not None:
+                    claimed, retry_at = self._claim_limited(db, params, found, now)
+                    in_order = True
+        version = db.execute(self.q["data_version"]).fetchone()[0]
         self.versions[queue] = self.last_version = version
-        claimed.sort(key=rows.claim_order)
+        if not in_order:  # RETURNING's order is unspecified
+            claimed.sort(key=rows.claim_order)
         return [rows.job_from_row(row) for row in claimed], retry_at
 
     def extend_leases(

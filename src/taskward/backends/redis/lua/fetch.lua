@@ -1,65 +1,169 @@
 -- Claim up to ARGV[3] pending jobs of queue ARGV[2] for worker ARGV[4] at ARGV[5], leased
--- until ARGV[6]: priority, then scheduled time, then id. Answers {retry_at, job, job...}:
--- retry_at is '' or, when a hold or a full rate window held the claim back, the time (us) it
--- ends, so the caller wakes its waiters then. A paused queue yields nothing.
--- The limits are applied here, in the claim's own script, so racing claims never exceed
--- them; the arithmetic is taskward.limits.allowance.
+-- until ARGV[6]: priority, then scheduled time, then id. ARGV[7]: how many keys a partitioned
+-- claim may visit beyond ARGV[3] (taskward.limits.MAX_KEYS_PER_CLAIM_EXTRA); ARGV[8]:
+-- taskward.limits.CLOCK_LAG_TOLERATED in ms. Answers {retry_at, job, job...}: retry_at is ''
+-- or, when a hold or a full rate window held the claim back, the time (us) it ends, so the
+-- caller wakes its waiters then. A paused queue yields nothing.
+-- The queue's limits and hold are applied here, in the claim's own script, so racing claims
+-- never exceed them; the arithmetic is taskward.limits.allowance (`allow` in common.lua).
 local queue, limit, worker, now, lease = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local extra, lag_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
 if redis.call('SISMEMBER', PAUSED, queue) == 1 then return {''} end
 limit = math.max(limit, 0)
-local global = redis.call('HGET', LIMITS, queue)
--- Rate limit, hold and rate window (B:flow) in one read: nils for a queue with none of them.
-local rate, held, stored_window = unpack(redis.call(
-  'HMGET', FLOW, 'rate:' .. queue, 'hold:' .. queue, 'window:' .. queue))
-if held and tonumber(now) < flow_number(held, queue, 'hold', '^%-?%d+$') then
-  return {held}
-end
--- A global limit (B:limits) leaves the limit minus the queue's running jobs.
-if global then
-  local cap = flow_number(global, queue, 'limit', '^%d+$')
-  limit = math.min(limit, math.max(cap - redis.call('ZCARD', ixkey(queue, 'running')), 0))
-  if limit <= 0 then return {''} end
-end
--- A rate limit leaves what the current window has not used; a stored window other than the
--- current one counts as empty (fixed windows from the epoch: index = floor(ms / period)).
-local retry_at = ''
-local window, used
-if rate then
-  local count, period = parse_rate(rate, queue)
-  -- Exact: now is below 2^53 us, and so are the products below.
-  window = math.floor(math.floor(tonumber(now) / 1000) / period)
-  used = 0
-  if stored_window then
-    local w, u = parse_window(stored_window, queue)
-    if w == window then used = u end
-  end
-  local left = math.max(count - used, 0)
-  if left < limit then
-    limit = left
-    retry_at = string.format('%d', (window + 1) * period * 1000)
-  end
-end
-local out = {retry_at}
-if limit <= 0 then return out end
-local popped = redis.call('ZPOPMIN', pkey(queue), limit)
-for i = 1, #popped, 2 do
-  local id = string.format('%d', tonumber(string.sub(popped[i], 17)))
+
+-- Claim the job of one popped pending member ("%016d%016d": scheduled time, id): running,
+-- leased to the worker. Answers its hash, or nil for a stale member (never while every move
+-- goes through index()).
+local function claim(member)
+  local id = string.format('%d', tonumber(string.sub(member, 17)))
   local key = jkey(id)
-  local state, task = unpack(redis.call('HMGET', key, 'state', 'task'))
-  if state == 'pending' then
-    redis.call('ZREM', ixkey(queue, 'pending'), id)
-    redis.call('ZREM', txkey(task, 'pending'), id)
-    redis.call('HINCRBY', key, 'attempt', 1)
-    redis.call('HSET', key, 'state', 'running', 'attempted_at', now, 'attempted_by', worker,
-               'lease_until', lease)
-    redis.call('ZADD', ixkey(queue, 'running'), id, id)
-    redis.call('ZADD', txkey(task, 'running'), id, id)
-    redis.call('ZADD', RUNNING, lease, id)
-    out[#out + 1] = redis.call('HGETALL', key)
+  local state, task, pkey_ = unpack(redis.call('HMGET', key, 'state', 'task', 'partition_key'))
+  if state ~= 'pending' then return nil end
+  redis.call('ZREM', ixkey(queue, 'pending'), id)
+  redis.call('ZREM', txkey(task, 'pending'), id)
+  redis.call('HINCRBY', key, 'attempt', 1)
+  redis.call('HSET', key, 'state', 'running', 'attempted_at', now, 'attempted_by', worker,
+             'lease_until', lease)
+  redis.call('ZADD', ixkey(queue, 'running'), id, id)
+  redis.call('ZADD', txkey(task, 'running'), id, id)
+  redis.call('ZADD', RUNNING, lease, id)
+  if pkey_ then redis.call('ZADD', krkey(queue, pkey_), id, id) end
+  return redis.call('HGETALL', key)
+end
+
+-- Pop up to `count` members of a pending set in claim order and claim their jobs onto `out`.
+local function claim_from(set, count, out)
+  if count <= 0 then return end
+  local popped = redis.call('ZPOPMIN', set, count)
+  for i = 1, #popped, 2 do
+    local job = claim(popped[i])
+    if job then out[#out + 1] = job end
   end
 end
--- Count the starts in the window (B:flow's type was checked by the read above).
-if window and #out > 1 then
-  redis.call('HSET', FLOW, 'window:' .. queue, string.format('%d:%d', window, used + #out - 1))
+
+local stored = redis.call('HGET', LIMITS, queue)  -- nil for a queue without limits or hold
+if not stored then  -- the common case: nothing more to read
+  local out = {''}
+  claim_from(pkey(queue), limit, out)
+  return out
+end
+local flow = parse_flow(stored)
+if flow == nil then
+  error('the limits of queue ' .. queue .. ' in ' .. LIMITS .. ' are not '
+        .. 'global|count:period_ms|held_until|window:used[|rule]: ' .. stored)
+end
+-- A hold of the queue holds every key of a partitioned one too.
+if flow.held and tonumber(now) < tonumber(flow.held) then return {flow.held} end
+
+if not flow.rule then
+  -- A global limit leaves the limit minus the queue's running jobs; a rate limit what the
+  -- current window has not used.
+  local running = 0
+  if flow.global then running = redis.call('ZCARD', ixkey(queue, 'running')) end
+  local count, retry_at, window, used = allow(flow, flow, limit, running, now, lag_ms)
+  local out = {retry_at}
+  claim_from(pkey(queue), count, out)
+  -- Count the starts in the window (B:limits's type was checked by the read above).
+  if window and #out > 1 then
+    flow.window, flow.used = window, used + #out - 1
+    redis.call('HSET', LIMITS, queue, flow_text(flow))
+  end
+  return out
+end
+
+-- == A partitioned queue: keys take turns (the last paragraph of Backend.fetch's docstring).
+-- Visit the keys with pending jobs in key order after the cursor, wrapping once; stop after
+-- `limit` keys that can give a job or `limit + extra` keys visited. Each visit costs an
+-- O(log n) probe of the queue's keys (in batches) and of the key's own state and sets: the
+-- claim costs what it visits and takes, whatever the backlog or the number of keys.
+local keys_set, states = keyskey(queue), kstatekey(queue)
+local picks = {}  -- the keys that can give jobs, in visiting order: {key, count, st, window, used}
+local visited, last, retry_at = 0, nil, nil
+local most = limit + extra
+
+local function visit(key)
+  visited = visited + 1
+  last = key
+  local st = parse_key_state(redis.call('HGET', states, key))
+  local running = 0
+  if flow.global then running = redis.call('ZCARD', krkey(queue, key)) end
+  local count, retry, window, used = allow(flow, st, limit, running, now, lag_ms)
+  if retry ~= '' and (retry_at == nil or tonumber(retry) < tonumber(retry_at)) then
+    retry_at = retry
+  end
+  if count > 0 then
+    local available = redis.call('ZCARD', kpkey(queue, key))
+    if available == 0 then
+      redis.call('ZREM', keys_set, key)  -- a key left without jobs (cannot happen)
+    else
+      picks[#picks + 1] = {key = key, count = math.min(count, available), st = st,
+                           window = window, used = used}
+    end
+  end
+end
+
+-- Visit the keys between `from` and `to` (ZRANGEBYLEX bounds) until the claim has enough.
+local function walk(from, to)
+  while #picks < limit and visited < most do
+    local want = math.min(most - visited, limit - #picks + 8)
+    local batch = redis.call('ZRANGEBYLEX', keys_set, from, to, 'LIMIT', 0, want)
+    for _, key in ipairs(batch) do
+      if #picks >= limit or visited >= most then return end
+      visit(key)
+    end
+    if #batch < want then return end
+    from = '(' .. batch[#batch]
+  end
+end
+
+if limit > 0 then
+  local cursor = redis.call('HGET', CURSORS, queue)
+  if cursor then
+    walk('(' .. cursor, '+')
+    walk('-', '[' .. cursor)
+  else
+    walk('-', '+')
+  end
+  if last then redis.call('HSET', CURSORS, queue, last) end
+end
+
+-- Take turns (taskward.limits.take_turns) on the counts alone, so each key's set is popped
+-- once, for exactly what it gives.
+local gives, taken, turn = {}, 0, 0
+for i = 1, #picks do gives[i] = 0 end
+local more = true
+while more and taken < limit do
+  more = false
+  turn = turn + 1
+  for i, pick in ipairs(picks) do
+    if taken >= limit then break end
+    if turn <= pick.count then
+      gives[i] = gives[i] + 1
+      taken = taken + 1
+      more = true
+    end
+  end
+end
+
+local claimed, depth = {}, 0
+for i, pick in ipairs(picks) do
+  local jobs = {}
+  local set = kpkey(queue, pick.key)
+  claim_from(set, gives[i], jobs)
+  if redis.call('EXISTS', set) == 0 then redis.call('ZREM', keys_set, pick.key) end
+  claimed[i] = jobs
+  depth = math.max(depth, #jobs)
+  if pick.window and #jobs > 0 then  -- count the key's starts in its window
+    pick.st.window, pick.st.used = pick.window, pick.used + #jobs
+    redis.call('HSET', states, pick.key, key_state_text(pick.st))
+  end
+end
+
+local out = {retry_at or ''}
+for t = 1, depth do
+  for i = 1, #picks do
+    local job = claimed[i][t]
+    if job then out[#out + 1] = job end
+  end
 end
 return out

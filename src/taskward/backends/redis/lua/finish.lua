@@ -5,14 +5,15 @@ local worker = ARGV[2]
 local n = tonumber(ARGV[3])
 local WIDTH = 9
 local FIELDS = {'state', 'attempt', 'attempted_by', 'lease_until', 'queue', 'task', 'priority',
-                'scheduled_at', 'errors'}
+                'scheduled_at', 'errors', 'partition_key'}
 -- First every fence and every key the writes will touch, then the writes: a foreign key
 -- refuses the whole batch before anything of it is written.
 local fenced = {}
 local seen = {}
--- Queue -> whether it has a global limit (B:limits), read here before any write (a foreign
--- B:limits fails the read): a job leaving `running` there frees a slot, so the queue is
--- published and a worker held back by the limit on another node claims at once.
+-- Queue -> whether it has a global limit (B:limits: a value that starts with its digits, see
+-- parse_flow), read here before any write (a foreign B:limits fails the read): a job leaving
+-- `running` there frees a slot, so the queue is published and a worker held back by the limit
+-- on another node claims at once. A rate limit or a hold alone gains nothing from a finish.
 local limited = {}
 for i = 0, n - 1 do
   local a = 4 + i * WIDTH
@@ -27,9 +28,12 @@ for i = 0, n - 1 do
     seen[id] = true  -- the same job twice in one batch: only its first outcome is written
     check_sets(h.queue, h.task, 'running')
     check_sets(h.queue, h.task, ARGV[a + 3])
+    check_key_sets(h.queue, 'running', h.partition_key)
+    check_key_sets(h.queue, ARGV[a + 3], h.partition_key)
     fenced[i] = h
     if limited[h.queue] == nil then
-      limited[h.queue] = redis.call('HEXISTS', LIMITS, h.queue) == 1
+      local stored = redis.call('HGET', LIMITS, h.queue)
+      limited[h.queue] = stored ~= false and string.match(stored, '^%d') ~= nil
     end
   end
 end

@@ -1,34 +1,92 @@
--- Store queue ARGV[2]'s limits: ARGV[3] its global limit (B:limits), ARGV[4] its rate limit as
--- "count:period_ms" (B:flow); '' clears that limit. Its hold is left alone. Answers 1, and
--- publishes the queue, when a limit was raised or cleared: a worker held back by the old one
--- may claim now (lowering one wakes nobody). A script: both hashes are read (and so their types
--- checked) before either is written, and the old values are compared with the new ones.
-local queue, global, rate = ARGV[2], ARGV[3], ARGV[4]
-local rate_field = 'rate:' .. queue
-local old_global = redis.call('HGET', LIMITS, queue)
-local old_rate = redis.call('HGET', FLOW, rate_field)
-if global == '' then
-  redis.call('HDEL', LIMITS, queue)
-else
-  redis.call('HSET', LIMITS, queue, global)
-end
-if rate == '' then
-  -- The window's count goes with the rate: a queue without one keeps no window.
-  redis.call('HDEL', FLOW, rate_field, 'window:' .. queue)
-else
-  redis.call('HSET', FLOW, rate_field, rate)
-end
-local raised = false
-if old_global then
-  raised = global == '' or not string.match(old_global, '^%d+$')
-    or tonumber(global) > tonumber(old_global)
-end
-if old_rate and not raised then
-  -- A larger count or another period (a new window index: an empty window) allows more.
-  local old_count, old_period = string.match(old_rate, '^(%d+):(%d+)$')
+-- Store queue ARGV[2]'s limits in its B:limits field (see parse_flow): ARGV[3] its global
+-- limit, ARGV[4] its rate limit as "count:period_ms", ARGV[5] its partition rule
+-- (str(PartitionBy)); '' clears that limit. Its hold is left alone (a stored value that cannot
+-- be read is replaced whole). Answers 1, and publishes the queue, when a limit was raised or
+-- cleared or the rule changed: a worker held back by the old one may claim now (lowering one
+-- wakes nobody). A script: the old value is read and compared in the step that writes the new
+-- one, and a new or changed rule re-keys the queue's waiting jobs in that same step, so no
+-- insert stores a job by the old rule after it (insert.lua reads the rule in its own script).
+local queue, global, rate, rule = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local stored = redis.call('HGET', LIMITS, queue)  -- fails first on a foreign B:limits
+local old = nil
+if stored then old = parse_flow(stored) end
+local flow = {}
+if old then flow.held = old.held end
+if global ~= '' then flow.global = tonumber(global) end
+if rate ~= '' then
   local count, period = string.match(rate, '^(%d+):(%d+)$')
-  raised = rate == '' or old_count == nil or tonumber(count) > tonumber(old_count)
-    or tonumber(period) ~= tonumber(old_period)
+  flow.count, flow.period = tonumber(count), tonumber(period)
+  -- The starts counted in the current window still count under the new rate.
+  if old and old.window then flow.window, flow.used = old.window, old.used end
+end
+if rule ~= '' then flow.rule = rule end
+local old_rule = old and old.rule or nil
+local CHUNK = 1000  -- job ids read per range of an index (bounds the script's memory)
+
+-- Every job id of `queue` in `state`, chunk by chunk, to `each` (the index does not change
+-- meanwhile: `each` moves jobs between pending sets and keys, never between states).
+local function each_job(state, each)
+  local set = ixkey(queue, state)
+  local start = 0
+  while true do
+    local ids = redis.call('ZRANGE', set, start, start + CHUNK - 1)
+    for _, id in ipairs(ids) do each(id) end
+    if #ids < CHUNK then return end
+    start = start + CHUNK
+  end
+end
+
+-- Move the queue's pending jobs to the sets of the new rule (per key) or, with none, back to
+-- B:pending:<queue>; with a rule, give every waiting job (scheduled, pending, retryable) its
+-- key by that rule. Running and finished jobs keep theirs.
+local function repartition(new_rule)
+  local keys_set = keyskey(queue)
+  must_be(pkey(queue), 'zset')
+  must_be(keys_set, 'zset')
+  must_be(CURSORS, 'hash')
+  if old_rule then
+    local start = 0
+    while true do
+      local keys = redis.call('ZRANGE', keys_set, start, start + CHUNK - 1)
+      for _, key in ipairs(keys) do redis.call('DEL', kpkey(queue, key)) end
+      if #keys < CHUNK then break end
+      start = start + CHUNK
+    end
+    redis.call('DEL', keys_set)
+  end
+  redis.call('DEL', pkey(queue))
+  redis.call('HDEL', CURSORS, queue)  -- the keys have changed: the next claim starts at the first
+  for state in pairs(WAITING) do
+    each_job(state, function(id)
+      local key = jkey(id)
+      local args, kwargs, priority, sched =
+        unpack(redis.call('HMGET', key, 'args', 'kwargs', 'priority', 'scheduled_at'))
+      if new_rule then
+        local pk = key_by_rule(new_rule, args or '[]', kwargs or '{}')
+        redis.call('HSET', key, 'partition_key', pk)
+        if state == 'pending' then
+          redis.call('ZADD', kpkey(queue, pk), priority, pmember(sched, id))
+          redis.call('ZADD', keys_set, 0, pk)
+        end
+      elseif state == 'pending' then
+        redis.call('ZADD', pkey(queue), priority, pmember(sched, id))
+      end
+    end)
+  end
+  rules[queue] = new_rule or false
+end
+
+if flow.rule ~= old_rule then repartition(flow.rule) end
+local text = flow_text(flow)
+if text then redis.call('HSET', LIMITS, queue, text) else redis.call('HDEL', LIMITS, queue) end
+local raised = flow.rule ~= old_rule
+if stored and not old then
+  raised = true  -- an unreadable value was replaced
+elseif old then
+  -- A larger count or another period (a new window index: an empty window) allows more.
+  raised = raised or (old.global ~= nil and (flow.global == nil or flow.global > old.global))
+    or (old.count ~= nil and (flow.count == nil or flow.count > old.count
+                              or flow.period ~= old.period))
 end
 if raised then redis.call('PUBLISH', WAKE, queue) end
 return raised and 1 or 0

@@ -13,6 +13,7 @@ for _, queue in ipairs(redis.call('SMEMBERS', QUEUES)) do
       redis.call('ZREM', key, id)  -- cannot happen while every move goes through index()
     else
       check_sets(h.queue, h.task, 'pending')
+      check_key_sets(h.queue, 'pending', h.partition_key)
       unindex(id, h)
       h.state = 'pending'
       redis.call('HSET', jkey(id), 'state', 'pending')
