@@ -95,7 +95,8 @@ async def test_a_new_rule_keys_every_waiting_job_of_the_queue(backend: Backend) 
         "acme",
         "initech",
     ]
-    assert (await backend.get(running.id)).partition_key is None  # running: left alone
+    # Running ones too: a retry brings them back to pending, where the claim needs a key.
+    assert (await backend.get(running.id)).partition_key == "umbrella"
     # A changed rule keys them again.
     await backend.set_queue_limits("q", QueueLimits(partition_by=PartitionBy(arg=0)))
     assert [(await backend.get(j.id)).partition_key for j in more] == ["0", "1"]

@@ -136,7 +136,7 @@ def _api_changes(app_endpoints: list[Endpoint]) -> list[Endpoint]:
 async def test_the_api_accepts_json_bodies_only(tw: TaskManager) -> None:
     app = make_app(tw)
     changes = _api_changes(list(endpoints(app)))
-    assert len(changes) == 8  # PUT /api/queues/{name}/limits is the eighth
+    assert len(changes) == 10  # the queue hold (POST and DELETE) are the ninth and tenth
     async with tw, client_for(app, authorization=BEARER) as admin:
         job_id = await failed_job(tw)
         refused = {

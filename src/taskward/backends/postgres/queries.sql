@@ -388,11 +388,11 @@ WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL
 
 -- The claim of a partitioned queue (migration 0008's function says how): one statement, one
 -- round trip, that takes the queue's row lock itself. Rows: the claimed jobs in turn order
--- (the 27 job columns, then two NULLs), then one row of NULL job columns with the time a hold
--- or a rate window held the claim back until, and what the queue's row held ('none': no rule,
--- nothing done). (o_job).* lists the table's columns, in JOB_COLUMNS' order.
+-- (the 27 job columns in JOB_COLUMNS' order, then two NULLs), then one row of NULL job
+-- columns with the time a hold or a rate window held the claim back until, and what the
+-- queue's row held ('none': no rule, nothing done).
 -- name: claim_by_key
-SELECT (c.o_job).*, c.o_retry_at, c.o_found
+SELECT *
 FROM {schema}.taskward_claim_by_key(
     %(queue)s::text, %(limit)s::integer, %(worker_id)s::text, %(now)s::timestamptz,
     %(lease_until)s::timestamptz, %(now_ms)s::bigint, %(lag_ms)s::bigint, %(extra)s::integer
@@ -706,7 +706,7 @@ UPDATE {schema}.taskward_jobs AS j
 SET partition_key = {schema}.taskward_key_of(
     %(partition_kwarg)s::text, %(partition_arg)s::integer, j.args, j.kwargs
 )
-WHERE j.queue = %(queue)s AND j.state IN ('scheduled', 'pending', 'retryable')
+WHERE j.queue = %(queue)s AND j.state IN ('scheduled', 'pending', 'retryable', 'running')
     AND NOT EXISTS (
         SELECT 1 FROM {schema}.taskward_queue_limits AS l
         WHERE l.queue = %(queue)s

@@ -94,9 +94,7 @@ async def hold_queue(
 
 async def partition_flow(connections: Connections, queue: str, key: str) -> QueueFlow:
     """The queue's limits with ``key``'s own hold, rate window and running jobs (by id)."""
-    stored, state, running = await connections.run(
-        "partition_flow", (queue, key, RUNNING_SHOWN)
-    )
+    stored, state, running = await connections.run("partition_flow", (queue, key, RUNNING_SHOWN))
     flow = _flow_of(queue, stored) if stored else None
     held, _, window = state.partition("|")
     index, _, used = window.partition(":")

@@ -216,7 +216,8 @@ $$;
 -- 4. Claim them, count each key's starts in its rate window, move the cursor to the last key
 --    visited. No FOR UPDATE SKIP LOCKED pass first (the plain claim needs one: its claims run
 --    side by side): claims of the queue take turns, so only an operator's write of one job
---    (a cancel) can hold a row; the UPDATE waits for it, then re-checks that the job is pending.
+--    (a cancel, a delete) can hold a row; the UPDATE waits for it, then re-checks that the job
+--    is pending.
 -- Returns the claimed jobs in turn order, then one row without a job: when the claim may
 -- succeed again if time held it back (a hold, a full or newer window; NULL otherwise), and what
 -- the row held: 'partitioned', 'partitioned, global limit', or 'none' (no row, or no rule:
@@ -224,7 +225,18 @@ $$;
 CREATE FUNCTION {schema}.taskward_claim_by_key(
     p_queue text, p_limit integer, p_worker text, p_now timestamptz,
     p_lease_until timestamptz, p_now_ms bigint, p_lag_ms bigint, p_extra integer
-) RETURNS TABLE (o_job {schema}.taskward_jobs, o_retry_at timestamptz, o_found text)
+) RETURNS TABLE (
+    -- taskward_jobs' columns, as they are (flat: a composite column cost a deforming of the
+    -- row per column read), then the two of the row without a job.
+    o_id bigint, o_task text, o_queue text, o_args json, o_kwargs json, o_state text,
+    o_priority smallint, o_attempt integer, o_max_attempts integer, o_scheduled_at timestamptz,
+    o_inserted_at timestamptz, o_attempted_at timestamptz, o_completed_at timestamptz,
+    o_cancelled_at timestamptz, o_discarded_at timestamptz, o_attempted_by text,
+    o_lease_until timestamptz, o_errors jsonb, o_result json, o_progress json,
+    o_unique_key text, o_tags text[], o_meta json, o_depends_on bigint[],
+    o_timeout double precision, o_cancel_requested boolean, o_partition_key text,
+    o_retry_at timestamptz, o_found text
+)
 -- Generic plans, made once per session: a custom plan of the walk costs more to make than to
 -- run, and each of these statements uses its indexes whatever the values. No sort where an
 -- index gives the order: before the table's first ANALYZE the planner, estimating one row a
@@ -244,6 +256,7 @@ DECLARE
     v_window bigint;
     v_lag_window bigint;
     v_states boolean;
+    v_limited boolean;
     v_retry timestamptz;
     -- The walk: where a pass starts (a key >= v_from), where the last one stops (v_bound).
     v_from text COLLATE "C";
@@ -307,6 +320,7 @@ BEGIN
     v_states := EXISTS (
         SELECT 1 FROM {schema}.taskward_partitions AS p WHERE p.queue = p_queue
     );
+    v_limited := v_global IS NOT NULL OR v_rate IS NOT NULL OR v_states;
 
     -- 2. The walk: after the cursor, then (wrapped) from the first key to the cursor. "After
     -- c" is ">= c || chr(1)": in "C" order nothing lies between (text holds no NUL).
@@ -364,10 +378,11 @@ BEGIN
             END IF;
             v_visited := v_visited + 1;
             v_last := v_key;
-            -- taskward.limits.allowance for this key.
+            -- taskward.limits.allowance for this key (nothing to do without per-key limits).
             v_allow := p_limit;
-            k_used := COALESCE(k_used, 0);
-            IF k_held IS NOT NULL AND p_now < k_held THEN
+            IF NOT v_limited THEN
+                NULL;
+            ELSIF k_held IS NOT NULL AND p_now < k_held THEN
                 v_allow := 0;
                 v_retry := LEAST(v_retry, k_held);
             ELSE
@@ -472,25 +487,28 @@ BEGIN
                 attempted_by = p_worker, lease_until = p_lease_until
             -- A range: by the primary key, not a whole scan of a pending jobs' index.
             WHERE j.id = ANY(v_ids) AND j.state BETWEEN 'pending' AND 'pending'
-            RETURNING j
+            RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.state, j.priority, j.attempt,
+                j.max_attempts, j.scheduled_at, j.inserted_at, j.attempted_at, j.completed_at,
+                j.cancelled_at, j.discarded_at, j.attempted_by, j.lease_until, j.errors,
+                j.result, j.progress, j.unique_key, j.tags, j.meta, j.depends_on, j.timeout,
+                j.cancel_requested, j.partition_key
         ), counted AS (
             INSERT INTO {schema}.taskward_partitions AS p (
                 queue, partition_key, rate_window, rate_window_used
             )
-            SELECT p_queue, (c.j).partition_key, v_window, count(*)
+            SELECT p_queue, c.partition_key, v_window, count(*)
             FROM claimed AS c
             WHERE v_window IS NOT NULL
-            GROUP BY (c.j).partition_key
+            GROUP BY c.partition_key
             ON CONFLICT (queue, partition_key) DO UPDATE
             SET rate_window = excluded.rate_window,
                 rate_window_used = CASE WHEN p.rate_window = excluded.rate_window
                                         THEN p.rate_window_used + excluded.rate_window_used
                                         ELSE excluded.rate_window_used END
         )
-        SELECT c.j, NULL::timestamptz, NULL::text
+        SELECT c.*, NULL::timestamptz, NULL::text
         FROM claimed AS c
-        JOIN unnest(v_ids) WITH ORDINALITY AS o (id, n) ON o.id = (c.j).id
-        ORDER BY o.n;
+        ORDER BY array_position(v_ids, c.id);  -- a join on the ids was a nested loop: n * n
     END IF;
     o_retry_at := v_retry;
     RETURN NEXT;

@@ -17,7 +17,7 @@ limit = math.max(limit, 0)
 local function claim(member)
   local id = string.format('%d', tonumber(string.sub(member, 17)))
   local key = jkey(id)
-  local state, task, pkey_ = unpack(redis.call('HMGET', key, 'state', 'task', 'partition_key'))
+  local state, task, pk = unpack(redis.call('HMGET', key, 'state', 'task', 'partition_key'))
   if state ~= 'pending' then return nil end
   redis.call('ZREM', ixkey(queue, 'pending'), id)
   redis.call('ZREM', txkey(task, 'pending'), id)
@@ -27,7 +27,7 @@ local function claim(member)
   redis.call('ZADD', ixkey(queue, 'running'), id, id)
   redis.call('ZADD', txkey(task, 'running'), id, id)
   redis.call('ZADD', RUNNING, lease, id)
-  if pkey_ then redis.call('ZADD', krkey(queue, pkey_), id, id) end
+  if pk then redis.call('ZADD', krkey(queue, pk), id, id) end
   return redis.call('HGETALL', key)
 end
 

@@ -37,8 +37,8 @@ local function each_job(state, each)
 end
 
 -- Move the queue's pending jobs to the sets of the new rule (per key) or, with none, back to
--- B:pending:<queue>; with a rule, give every waiting job (scheduled, pending, retryable) its
--- key by that rule. Running and finished jobs keep theirs.
+-- B:pending:<queue>; with a rule, give every waiting job (scheduled, pending, retryable) and
+-- every running one its key by that rule. Finished jobs keep theirs.
 local function repartition(new_rule)
   local keys_set = keyskey(queue)
   must_be(pkey(queue), 'zset')
@@ -71,6 +71,18 @@ local function repartition(new_rule)
       elseif state == 'pending' then
         redis.call('ZADD', pkey(queue), priority, pmember(sched, id))
       end
+    end)
+  end
+  if new_rule then
+    -- Running jobs too: a retry brings them back to pending, where the claim needs a key; and
+    -- they count against their key's global limit meanwhile.
+    each_job('running', function(id)
+      local key = jkey(id)
+      local args, kwargs, old = unpack(redis.call('HMGET', key, 'args', 'kwargs', 'partition_key'))
+      local pk = key_by_rule(new_rule, args or '[]', kwargs or '{}')
+      if old then redis.call('ZREM', krkey(queue, old), id) end
+      redis.call('ZADD', krkey(queue, pk), id, id)
+      redis.call('HSET', key, 'partition_key', pk)
     end)
   end
   rules[queue] = new_rule or false
