@@ -12,6 +12,7 @@ from __future__ import annotations
 from taskward.jobs import Job, JobState
 from taskward.limits import QueueFlow
 from taskward.reasons import Check, Inquiry, Reason, iso, span, time_text
+from taskward.tasks import shown_partition_key
 
 __all__ = ["HOLDERS_SHOWN", "QUEUE_CHECKS"]
 
@@ -63,7 +64,7 @@ def _key_limit(job: Job, limit: int, flow: QueueFlow) -> Reason | None:
     holders = list(flow.running or ())
     if len(holders) < limit:
         return None
-    key = job.partition_key or ""
+    key = shown_partition_key(job) or ""
     return Reason(
         code="partition_limit",
         text=(
@@ -124,7 +125,7 @@ async def _key_held(job: Job, inquiry: Inquiry) -> Reason | None:
     until = None if flow is None else flow.held_until
     if until is None or until <= inquiry.now:
         return None
-    key = job.partition_key or ""
+    key = shown_partition_key(job) or ""
     seconds = (until - inquiry.now).total_seconds()
     return Reason(
         code="partition_held",
@@ -152,7 +153,7 @@ async def _rate_limit(job: Job, inquiry: Inquiry) -> Reason | None:
         return None
     opens = rate.window_start(window + 1)
     partitioned = flow.limits.partition_by is not None
-    whose = f"partition key {job.partition_key or ''!r} of queue" if partitioned else "queue"
+    whose = f"partition key {shown_partition_key(job) or ''!r} of queue" if partitioned else "queue"
     return Reason(
         code="partition_rate" if partitioned else "rate_limit",
         text=(
@@ -162,7 +163,7 @@ async def _rate_limit(job: Job, inquiry: Inquiry) -> Reason | None:
         ),
         data={
             "queue": job.queue,
-            **({"key": job.partition_key or ""} if partitioned else {}),
+            **({"key": shown_partition_key(job) or ""} if partitioned else {}),
             "rate": str(rate),
             "count": rate.count,
             "seconds": rate.seconds,

@@ -293,7 +293,24 @@ def shown_job(job: Job) -> dict[str, Any]:
     args, kwargs = redact(job.args, job.kwargs, job.meta)
     shown = job.to_dict()
     del shown["unique_key"]
-    return {**shown, "args": args, "kwargs": kwargs, "unique": job.unique_key is not None}
+    return {
+        **shown,
+        "args": args,
+        "kwargs": kwargs,
+        "unique": job.unique_key is not None,
+        "partition_key": shown_partition_key(job),
+    }
+
+
+def shown_partition_key(job: Job) -> str | None:
+    """The job's partition key as people may see it (``"***"`` if its task has secrets).
+
+    A key is read from the arguments and may be one of them, so a job whose task marks any
+    argument sensitive shows none.
+    """
+    if job.partition_key is None or SENSITIVE_META_KEY not in job.meta:
+        return job.partition_key
+    return REDACTED
 
 
 def _redact_keys(value: Any, names: frozenset[str]) -> Any:

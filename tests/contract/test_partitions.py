@@ -18,7 +18,7 @@ import pytest
 from taskward.backends import Backend
 from taskward.jobs import Job, JobState
 from taskward.limits import RUNNING_SHOWN, PartitionBy, QueueFlow, QueueLimits, Rate
-from taskward.states import Completed
+from taskward.states import Completed, Discarded
 
 from .helpers import LEASE_SECONDS, NOW, WORKER, at, finish_with, new_job
 
@@ -100,6 +100,18 @@ async def test_a_new_rule_keys_every_waiting_job_of_the_queue(backend: Backend) 
     # A changed rule keys them again.
     await backend.set_queue_limits("q", QueueLimits(partition_by=PartitionBy(arg=0)))
     assert [(await backend.get(j.id)).partition_key for j in more] == ["0", "1"]
+
+
+async def test_a_job_retried_after_the_rule_was_set_is_claimed_by_its_key(
+    backend: Backend,
+) -> None:
+    [job] = await add(backend, "acme")
+    [claimed] = await fetch(backend, 10)
+    assert await finish_with(backend, claimed, Discarded(reason="no"), now=at(1))
+    await backend.set_queue_limits("q", BY_TENANT)
+    retried = await backend.retry(job.id, now=at(2))
+    assert retried.partition_key == "acme"
+    assert keys(await fetch(backend, 10, now=at(3))) == ["acme"]
 
 
 async def test_keys_take_turns_within_a_claim(backend: Backend) -> None:

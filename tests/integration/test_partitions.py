@@ -179,3 +179,27 @@ async def test_explain_a_key_at_its_limit_held_or_out_of_rate(tw: TaskManager) -
     assert why.codes == ("partition_rate",)
     assert why.reasons[0].data["key"] == "b"
     assert "partition key 'b' of queue rated is full" in why.reasons[0].text
+
+
+async def test_rate_limited_with_a_key_in_a_queue_not_partitioned_holds_the_queue(
+    tw: TaskManager,
+) -> None:
+    @tw.task(queue="api", partition_key=lambda tenant: tenant)
+    async def call(tenant: str) -> None:
+        raise RateLimited(retry_after=3600)
+
+    job = await call.enqueue("a")
+    assert job.partition_key == "a"
+    await tw.drain(["api"])
+    assert (await tw.queue_flow())["api"].held_until is not None  # a key's hold would hold none
+
+
+async def test_a_key_of_a_task_with_secrets_is_not_shown(tw: TaskManager) -> None:
+    @tw.task(queue="api", sensitive=("token",), partition_key=lambda token: token)
+    async def call(token: str) -> None:
+        return None
+
+    job = await call.enqueue("s3cr3t")
+    why = await tw.explain(job.id)
+    assert why.job["partition_key"] == "***"
+    assert "s3cr3t" not in str(why.to_dict())

@@ -290,9 +290,9 @@ class Backend(Protocol):
     async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
         """Store ``queue``'s limits, replacing any; empty limits clear them (every node).
 
-        A new or changed ``partition_by`` sets the key of every waiting and running job of the
-        queue by the new rule in the same transaction (or script), so no job that may wait again
-        lacks a key (a running one counts against its key's limit); no insert
+        A new or changed ``partition_by`` sets the key of every job of the queue by the new rule
+        in the same transaction (or script), so no job that may wait again (a retry brings a
+        finished one back) lacks a key, and a running one counts against its key; no insert
         running at the same time may store a job by the old rule after it.
         """
         ...

@@ -485,8 +485,9 @@ class MemoryBackend:
         rule = limits.partition_by
         if rule is not None and rule != self._limits.get(queue, QueueLimits()).partition_by:
             for job in list(self._jobs.values()):
-                # Running ones too: a retry brings them back to pending, where only a key is seen.
-                if job.queue == queue and (job.state in WAITING_STATES or job.state is S.RUNNING):
+                # Every state: a running or finished job may be retried into pending, where the
+                # partitioned claim sees only jobs with a key (by the rule in force).
+                if job.queue == queue:
                     key = rule.key_of(job.args, job.kwargs)
                     self._jobs[job.id] = evolve_job(job, partition_key=key)
         if limits.is_empty:

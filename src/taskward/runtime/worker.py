@@ -30,7 +30,7 @@ from taskward.runtime.logs import log_outcome, log_start
 from taskward.runtime.service import PeriodicService
 from taskward.runtime.settings import DrainResult, WorkerConfig
 from taskward.states import Cancelled, Outcome, Snoozed, next_update
-from taskward.tasks import Task
+from taskward.tasks import Task, shown_partition_key
 
 logger = logging.getLogger(__name__)
 FETCH_RETRY_SECONDS = 0.5
@@ -442,12 +442,25 @@ class Worker:
         policy = task.backoff if task is not None else self.default_policy
         update = next_update(job, outcome, self.clock.now(), policy)
         if isinstance(outcome, Snoozed) and outcome.hold_queue and update.scheduled_at:
-            key = None if outcome.whole_queue else job.partition_key
-            await self._hold_queue(job, update.scheduled_at, key)
+            await self._hold_queue(job, update.scheduled_at, await self._held_key(job, outcome))
         log_outcome(job, update, self.clock.monotonic() - started)
         self.result.add(update.state)
         emit_outcome(self.events, job, update, self.clock.monotonic() - started)
         return update
+
+    async def _held_key(self, job: Job, outcome: Snoozed) -> str | None:
+        """The key to hold for a RateLimited job: its own in a partitioned queue, else None.
+
+        A job may carry a key (its task computes one) in a queue that is not partitioned:
+        there a key's hold would hold nothing, so the whole queue is held.
+        """
+        if outcome.whole_queue or job.partition_key is None:
+            return None
+        try:
+            limits = (await self.backend.queue_limits()).get(job.queue)
+        except Exception:
+            return None  # cannot tell: holding the whole queue is the safe side
+        return job.partition_key if limits is not None and limits.partition_by else None
 
     async def _hold_queue(self, job: Job, until: datetime, key: str | None) -> None:
         """Hold back ``job``'s queue (or its ``key``) on every node until ``until``.
@@ -456,7 +469,8 @@ class Worker:
         starts a job of the queue in between. A hold that cannot be written is logged: the job
         is still snoozed.
         """
-        held = f"queue {job.queue!r}" if key is None else f"key {key!r} of queue {job.queue!r}"
+        shown = shown_partition_key(job)
+        held = f"queue {job.queue!r}" if key is None else f"key {shown!r} of queue {job.queue!r}"
         try:
             await self.backend.hold_queue(job.queue, until=until, key=key)
         except Exception:
@@ -480,7 +494,7 @@ class Worker:
                 name="queue.held",
                 at=self.clock.now(),
                 queue=job.queue,
-                data={"job_id": job.id, "until": until, "key": key},
+                data={"job_id": job.id, "until": until, "key": None if key is None else shown},
             )
         )
 

@@ -706,7 +706,7 @@ UPDATE {schema}.taskward_jobs AS j
 SET partition_key = {schema}.taskward_key_of(
     %(partition_kwarg)s::text, %(partition_arg)s::integer, j.args, j.kwargs
 )
-WHERE j.queue = %(queue)s AND j.state IN ('scheduled', 'pending', 'retryable', 'running')
+WHERE j.queue = %(queue)s
     AND NOT EXISTS (
         SELECT 1 FROM {schema}.taskward_queue_limits AS l
         WHERE l.queue = %(queue)s

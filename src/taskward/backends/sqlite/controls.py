@@ -70,7 +70,7 @@ class QueueControls(SqliteConnection):
             db.execute(self.q["set_queue_limits"], params)
 
     def _key_waiting_jobs(self, db: sqlite3.Connection, queue: str, rule: PartitionBy) -> None:
-        """Set the key of every scheduled, pending, retryable and running job of ``queue``.
+        """Set the key of every job of ``queue`` (a finished one may be retried into pending).
 
         Computed in Python from the stored arguments (the same :meth:`PartitionBy.key_of` as
         every insert), one pass over the queue's waiting jobs.

@@ -513,8 +513,7 @@ SELECT partition_by FROM taskward_queue_limits WHERE queue = ?;
 -- The waiting jobs of a queue, to key by a new rule (rows.key_params). Parameter: queue.
 -- name: waiting_arguments
 SELECT id, args, kwargs FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
-WHERE queue = ? AND (state = 'scheduled' OR state = 'pending' OR state = 'retryable'
-    OR state = 'running');
+WHERE queue = ?;
 
 -- Parameters: key, id.
 -- name: set_partition_key

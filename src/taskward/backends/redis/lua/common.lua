@@ -286,9 +286,8 @@ local function rule_of(queue)
 end
 
 -- True when the pending job `h` is kept in its key's set: its queue is partitioned and the job
--- has a key. A job without one (it ran when the rule was set) stays in B:pending:<queue>, which
--- the partitioned claim does not read, as every store leaves it. A queue that is not
--- partitioned, or a job without a key, costs nothing here.
+-- has a key (every job of a partitioned queue has one: insert.lua gives it, limits.lua gives
+-- one to every job of the queue when the rule is set). A job without a key costs nothing here.
 local function keyed(h)
   return h.partition_key ~= nil and rule_of(h.queue) ~= false
 end

@@ -80,11 +80,14 @@ local keys_set, states = keyskey(queue), kstatekey(queue)
 local picks = {}  -- the keys that can give jobs, in visiting order: {key, count, st, window, used}
 local visited, last, retry_at = 0, nil, nil
 local most = limit + extra
+-- No key of the queue has a hold or a rate window yet: no visit needs to look for one.
+local any_state = redis.call('EXISTS', states) == 1
 
 local function visit(key)
   visited = visited + 1
   last = key
-  local st = parse_key_state(redis.call('HGET', states, key))
+  local st = {}
+  if any_state then st = parse_key_state(redis.call('HGET', states, key)) end
   local running = 0
   if flow.global then running = redis.call('ZCARD', krkey(queue, key)) end
   local count, retry, window, used = allow(flow, st, limit, running, now, lag_ms)
@@ -97,7 +100,7 @@ local function visit(key)
       redis.call('ZREM', keys_set, key)  -- a key left without jobs (cannot happen)
     else
       picks[#picks + 1] = {key = key, count = math.min(count, available), st = st,
-                           window = window, used = used}
+                           window = window, used = used, available = available}
     end
   end
 end
@@ -150,7 +153,7 @@ for i, pick in ipairs(picks) do
   local jobs = {}
   local set = kpkey(queue, pick.key)
   claim_from(set, gives[i], jobs)
-  if redis.call('EXISTS', set) == 0 then redis.call('ZREM', keys_set, pick.key) end
+  if gives[i] >= pick.available then redis.call('ZREM', keys_set, pick.key) end  -- now empty
   claimed[i] = jobs
   depth = math.max(depth, #jobs)
   if pick.window and #jobs > 0 then  -- count the key's starts in its window

@@ -11,7 +11,6 @@ local BLOCKING = {scheduled = true, pending = true, running = true, retryable = 
 must_be(SEQ, 'string')
 must_be(UNIQUE, 'hash')
 must_be(QUEUES, 'set')
-must_be(LIMITS, 'hash')
 -- Each job's key: the producer's ('=' and the key), else its queue's rule's, else none.
 local keys, by_rule = {}, {}
 local checked, checked_keys = {}, {}  -- jobs of a bulk insert share sets: check each once

@@ -4,8 +4,8 @@
 -- be read is replaced whole). Answers 1, and publishes the queue, when a limit was raised or
 -- cleared or the rule changed: a worker held back by the old one may claim now (lowering one
 -- wakes nobody). A script: the old value is read and compared in the step that writes the new
--- one, and a new or changed rule re-keys the queue's waiting jobs in that same step, so no
--- insert stores a job by the old rule after it (insert.lua reads the rule in its own script).
+-- one, and a new or changed rule re-keys the queue's jobs in that same step, so no insert
+-- stores a job by the old rule after it (insert.lua reads the rule in its own script).
 local queue, global, rate, rule = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local stored = redis.call('HGET', LIMITS, queue)  -- fails first on a foreign B:limits
 local old = nil
@@ -37,8 +37,11 @@ local function each_job(state, each)
 end
 
 -- Move the queue's pending jobs to the sets of the new rule (per key) or, with none, back to
--- B:pending:<queue>; with a rule, give every waiting job (scheduled, pending, retryable) and
--- every running one its key by that rule. Finished jobs keep theirs.
+-- B:pending:<queue>. With a rule, every job of the queue gets its key by that rule: waiting
+-- ones, running ones (a retry brings them back to pending, where the claim sees only jobs with
+-- a key, and they count against their key's global limit meanwhile) and finished ones (an
+-- operator's retry brings them back), as taskward.backends.memory does. One pass over the
+-- queue's jobs, in this one script: no insert or claim sees the queue half re-keyed.
 local function repartition(new_rule)
   local keys_set = keyskey(queue)
   must_be(pkey(queue), 'zset')
@@ -56,34 +59,27 @@ local function repartition(new_rule)
   end
   redis.call('DEL', pkey(queue))
   redis.call('HDEL', CURSORS, queue)  -- the keys have changed: the next claim starts at the first
-  for state in pairs(WAITING) do
-    each_job(state, function(id)
-      local key = jkey(id)
-      local args, kwargs, priority, sched =
-        unpack(redis.call('HMGET', key, 'args', 'kwargs', 'priority', 'scheduled_at'))
-      if new_rule then
+  for _, state in ipairs(STATES) do
+    if new_rule or state == 'pending' then
+      each_job(state, function(id)
+        local key = jkey(id)
+        local args, kwargs, priority, sched, old = unpack(redis.call(
+          'HMGET', key, 'args', 'kwargs', 'priority', 'scheduled_at', 'partition_key'))
+        if not new_rule then  -- pending, the rule cleared: back to the queue's own set
+          redis.call('ZADD', pkey(queue), priority, pmember(sched, id))
+          return
+        end
         local pk = key_by_rule(new_rule, args or '[]', kwargs or '{}')
         redis.call('HSET', key, 'partition_key', pk)
         if state == 'pending' then
           redis.call('ZADD', kpkey(queue, pk), priority, pmember(sched, id))
           redis.call('ZADD', keys_set, 0, pk)
+        elseif state == 'running' then
+          if old then redis.call('ZREM', krkey(queue, old), id) end
+          redis.call('ZADD', krkey(queue, pk), id, id)
         end
-      elseif state == 'pending' then
-        redis.call('ZADD', pkey(queue), priority, pmember(sched, id))
-      end
-    end)
-  end
-  if new_rule then
-    -- Running jobs too: a retry brings them back to pending, where the claim needs a key; and
-    -- they count against their key's global limit meanwhile.
-    each_job('running', function(id)
-      local key = jkey(id)
-      local args, kwargs, old = unpack(redis.call('HMGET', key, 'args', 'kwargs', 'partition_key'))
-      local pk = key_by_rule(new_rule, args or '[]', kwargs or '{}')
-      if old then redis.call('ZREM', krkey(queue, old), id) end
-      redis.call('ZADD', krkey(queue, pk), id, id)
-      redis.call('HSET', key, 'partition_key', pk)
-    end)
+      end)
+    end
   end
   rules[queue] = new_rule or false
 end
