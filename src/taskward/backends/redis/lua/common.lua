@@ -311,12 +311,17 @@ local function check_sets(queue, task, state)
   elseif FINISHED[state] then must_be(donekey(state), 'zset') end
 end
 
--- The sets of the job's key (`key`, or nil) in state `state`, checked with must_be.
+-- The sets of the job's key (`key`, or nil) in state `state`, checked with must_be (the
+-- queue's set of keys once per script call).
+local keys_checked = {}
 local function check_key_sets(queue, state, key)
   if key == nil then return end
   if state == 'pending' and rule_of(queue) then
     must_be(kpkey(queue, key), 'zset')
-    must_be(keyskey(queue), 'zset')
+    if not keys_checked[queue] then
+      must_be(keyskey(queue), 'zset')
+      keys_checked[queue] = true
+    end
   elseif state == 'running' then
     must_be(krkey(queue, key), 'zset')
   end

@@ -46,7 +46,6 @@ local function repartition(new_rule)
   local keys_set = keyskey(queue)
   must_be(pkey(queue), 'zset')
   must_be(keys_set, 'zset')
-  must_be(CURSORS, 'hash')
   if old_rule then
     local start = 0
     while true do
@@ -58,7 +57,6 @@ local function repartition(new_rule)
     redis.call('DEL', keys_set)
   end
   redis.call('DEL', pkey(queue))
-  redis.call('HDEL', CURSORS, queue)  -- the keys have changed: the next claim starts at the first
   for _, state in ipairs(STATES) do
     if new_rule or state == 'pending' then
       each_job(state, function(id)
