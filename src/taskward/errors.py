@@ -29,6 +29,14 @@ class ScheduleNotFound(TaskwardError, LookupError):
         self.name = name
 
 
+class WorkflowNotFound(TaskwardError, LookupError):
+    """No workflow has the given id."""
+
+    def __init__(self, workflow_id: int) -> None:
+        super().__init__(f"no workflow with id {workflow_id}")
+        self.workflow_id = workflow_id
+
+
 class JobRunning(TaskwardError):
     """The job is running, so it cannot be deleted: cancel it first, then delete it."""
 

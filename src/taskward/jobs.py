@@ -34,6 +34,8 @@ representable date in every backend (Python's ``datetime`` ends at year 9999).
 class JobState(StrEnum):
     """Where a job is in its life. See the state machine in ``states.py``."""
 
+    BLOCKED = "blocked"
+    """A workflow step waiting for its dependencies to end (see ``taskward.graph``)."""
     SCHEDULED = "scheduled"
     """Waiting for its ``scheduled_at`` time."""
     PENDING = "pending"
@@ -52,7 +54,10 @@ class JobState(StrEnum):
     """Cancelled by an operator or by the job itself."""
 
 
-WAITING_STATES = frozenset({JobState.SCHEDULED, JobState.PENDING, JobState.RETRYABLE})
+WAITING_STATES = frozenset(
+    {JobState.BLOCKED, JobState.SCHEDULED, JobState.PENDING, JobState.RETRYABLE}
+)
+"""Not started yet, and cancellable without a worker's help."""
 FINISHED_STATES = frozenset(
     {JobState.COMPLETED, JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED}
 )
@@ -61,7 +66,14 @@ RETRIABLE_BY_OPERATOR = frozenset({JobState.FAILED, JobState.DISCARDED, JobState
 # A unique job counts as a duplicate of an earlier one in these states (Oban's default set):
 # a job that died or was cancelled does not block a fresh enqueue.
 UNIQUE_BLOCKING_STATES = frozenset(
-    {JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING, JobState.RETRYABLE, JobState.COMPLETED}
+    {
+        JobState.BLOCKED,
+        JobState.SCHEDULED,
+        JobState.PENDING,
+        JobState.RUNNING,
+        JobState.RETRYABLE,
+        JobState.COMPLETED,
+    }
 )
 
 
@@ -320,6 +332,9 @@ class JobUpdate:
     result: Any = None
     refund_attempt: bool = False
     lease_expired_before: datetime | None = None
+    dependents: bool = False
+    """The job is a workflow step others wait for: a final state must release or cancel them
+    in the same transaction (``taskward.graph``). False lets the store skip the lookup."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -342,6 +357,8 @@ class JobFilter:
     states: frozenset[JobState] | None = None
     queue: str | None = None
     task: str | None = None
+    workflow: int | None = None
+    """Only the steps of this workflow."""
     page: int = 1
     per_page: int = 50
     sort_by: str = "-id"

@@ -2,6 +2,9 @@
 
 ```mermaid
 stateDiagram-v2
+    blocked --> pending: its dependencies ended (released)
+    blocked --> scheduled: released, its own time is later
+    blocked --> cancelled: a dependency failed / cancel_task
     scheduled --> pending: due
     retryable --> pending: due
     pending --> running: fetched
@@ -17,6 +20,9 @@ stateDiagram-v2
     failed --> pending: retry_task
     discarded --> pending: retry_task
     cancelled --> pending: retry_task
+    failed --> blocked: retry_task, a dependency not done
+    discarded --> blocked: retry_task, a dependency not done
+    cancelled --> blocked: retry_task or a dependency retried
 ```
 
 Backends never choose a state: the worker turns a run into an :data:`Outcome`, then
@@ -32,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from taskward.backoff import RetryPolicy
+from taskward.graph import WORKFLOW_META_KEY
 from taskward.jobs import MAX_DELAY_SECONDS, ErrorRecord, Job, JobState, JobUpdate
 
 S = JobState
@@ -52,6 +59,12 @@ LEGAL_MOVES: frozenset[tuple[JobState, JobState]] = frozenset(
         (S.FAILED, S.PENDING),
         (S.DISCARDED, S.PENDING),
         (S.CANCELLED, S.PENDING),
+        (S.BLOCKED, S.PENDING),
+        (S.BLOCKED, S.SCHEDULED),
+        (S.BLOCKED, S.CANCELLED),
+        (S.FAILED, S.BLOCKED),
+        (S.DISCARDED, S.BLOCKED),
+        (S.CANCELLED, S.BLOCKED),
     }
 )
 
@@ -149,7 +162,11 @@ def next_update(job: Job, outcome: Outcome, now: datetime, policy: RetryPolicy) 
 
 
 def _update(job: Job, now: datetime, state: JobState, **fields: Any) -> JobUpdate:
-    return JobUpdate(job_id=job.id, attempt=job.attempt, at=now, state=state, **fields)
+    marker = job.meta.get(WORKFLOW_META_KEY) if job.meta else None
+    dependents = isinstance(marker, dict) and marker.get("dependents") is True
+    return JobUpdate(
+        job_id=job.id, attempt=job.attempt, at=now, state=state, dependents=dependents, **fields
+    )
 
 
 def _orphaned(job: Job, now: datetime, policy: RetryPolicy) -> JobUpdate:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from taskward.backends.memory import MemoryBackend
+from taskward.graph import NewStep, NewWorkflow, step_meta
 from taskward.backoff import ConstantBackoff, ExponentialBackoff
 from taskward.jobs import MAX_DELAY_SECONDS, ErrorRecord, Job, JobState, JobUpdate, NewJob
 from taskward.states import (
@@ -242,9 +243,15 @@ def test_is_legal_matches_the_table() -> None:
 
 
 def test_finished_states_have_no_way_out_but_operator_retry() -> None:
+    # A retried workflow step waits (blocked) while a dependency holds it back.
     for source in (S.COMPLETED, S.FAILED, S.DISCARDED, S.CANCELLED):
         targets = {t for s, t in LEGAL_MOVES if s is source}
-        assert targets == (set() if source is S.COMPLETED else {S.PENDING})
+        assert targets == (set() if source is S.COMPLETED else {S.PENDING, S.BLOCKED})
+
+
+def test_a_blocked_step_leaves_only_by_release_or_cancel() -> None:
+    targets = {t for s, t in LEGAL_MOVES if s is S.BLOCKED}
+    assert targets == {S.PENDING, S.SCHEDULED, S.CANCELLED}
 
 
 # -- walking the table through the memory backend --------------------------------------------
@@ -299,8 +306,66 @@ def finish(outcome: Outcome) -> Step:
     return step
 
 
+async def in_flow(
+    store: MemoryBackend, *, first: dict[str, Any], then: dict[str, Any], continues: bool = False
+) -> tuple[Job, Job]:
+    """Store a workflow of two steps, ``then`` waiting for ``first``; return both jobs."""
+    steps = []
+    for i, (name, fields) in enumerate((("first", first), ("then", then))):
+        meta = step_meta({}, workflow=0, name=name, passes="none", dependents=i == 0)
+        state = S.BLOCKED if i else S.PENDING
+        steps.append(
+            NewStep(
+                name=name,
+                job=new_job(queue=name, meta=meta, **{"state": state, **fields}),
+                depends_on=(0,) if i else (),
+                on_failure="continue" if continues else "cancel",
+            )
+        )
+    record = await store.insert_workflow(NewWorkflow(name=None, steps=tuple(steps)), now=NOW)
+    return record.steps[0].job, record.steps[1].job
+
+
+async def release(store: MemoryBackend, job: Job) -> None:
+    """Complete the one dependency of blocked ``job``."""
+    await finish(Completed())(store, await run_first(store, job))
+
+
+async def run_first(store: MemoryBackend, job: Job) -> Job:
+    first = await store.get(job.depends_on[0])
+    await fetch(store, first)
+    return await store.get(first.id)
+
+
+async def retry_after_dependency(store: MemoryBackend, job: Job) -> None:
+    """Retry ``job``'s failed dependency, then ``job``: it waits for the dependency again."""
+    await retry(store, await store.get(job.depends_on[0]))
+    await retry(store, job)
+
+
+async def reach_in_flow(store: MemoryBackend, state: JobState, **overrides: Any) -> Job:
+    """Drive the second step of a two-step workflow to ``state`` (its first one failed)."""
+    if state is S.BLOCKED:
+        return (await in_flow(store, first={}, then=overrides))[1]
+    continues = state is not S.CANCELLED
+    first, then = await in_flow(
+        store, first={"max_attempts": 1}, then={"max_attempts": 1}, continues=continues
+    )
+    await fetch(store, first)
+    await finish(Failed("E", "x"))(store, first)  # cancels ``then``, or releases it
+    if state is not S.CANCELLED:
+        await fetch(store, then)
+        outcome = Discarded("x") if state is S.DISCARDED else Failed("E", "x")
+        await finish(outcome)(store, then)
+    job = await store.get(then.id)
+    assert job.state is state
+    return job
+
+
 async def reach(store: MemoryBackend, state: JobState, **overrides: Any) -> Job:
     """Drive a fresh job to ``state`` by legal public operations only."""
+    if state is S.BLOCKED or overrides.pop("in_flow", False):
+        return await reach_in_flow(store, state, **overrides)
     routes: dict[JobState, list[Step]] = {
         S.SCHEDULED: [],
         S.PENDING: [],
@@ -340,6 +405,12 @@ EDGES: dict[tuple[JobState, JobState], tuple[dict[str, Any], Step]] = {
     (S.FAILED, S.PENDING): ({}, retry),
     (S.DISCARDED, S.PENDING): ({}, retry),
     (S.CANCELLED, S.PENDING): ({}, retry),
+    (S.BLOCKED, S.PENDING): ({}, release),
+    (S.BLOCKED, S.SCHEDULED): ({"scheduled_at": at(3600)}, release),
+    (S.BLOCKED, S.CANCELLED): ({}, cancel),
+    (S.FAILED, S.BLOCKED): ({"in_flow": True}, retry_after_dependency),
+    (S.DISCARDED, S.BLOCKED): ({"in_flow": True}, retry_after_dependency),
+    (S.CANCELLED, S.BLOCKED): ({"in_flow": True}, retry),
 }
 
 

@@ -3,7 +3,7 @@
 Backends *persist*; they never decide a state transition (``states.next_update`` does). Every
 method is async and keyword-only beyond its first argument; inputs and outputs are values from
 ``taskward.jobs``. ``tests/contract/`` is the executable form of this contract, and
-``memory.py`` is the reference implementation.
+``memory/`` is the reference implementation.
 
 Times are passed in by the caller (``now``) so that one injected clock rules the whole system.
 """
@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from taskward.graph import NewWorkflow, WorkflowRecord
 from taskward.jobs import (
     Inserted,
     Job,
@@ -51,6 +52,8 @@ class Capability(StrEnum):
     """The backend is a :class:`StreamInserter`: a bulk enqueue is stored while it is built."""
     DISPATCH = "dispatch"
     """The backend is a :class:`Dispatcher`: an idle worker can be handed a new job directly."""
+    WORKFLOWS = "workflows"
+    """``insert_workflow`` and the rest of the workflow methods work (``taskward.graph``)."""
 
 
 class BlockingInserter(Protocol):
@@ -210,6 +213,8 @@ class Backend(Protocol):
         """Write outcomes, each only if the job is still running at that attempt, owned by us.
 
         Returns one flag per update: False means the fence refused it (the lease was lost).
+        An update with ``dependents`` that ends its job releases or cancels the steps waiting
+        for it in the same transaction (``taskward.graph``).
         """
         ...
 
@@ -256,7 +261,10 @@ class Backend(Protocol):
         ...
 
     async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
-        """Cancel a waiting job; flag a running one ``cancel_requested``; others are unchanged."""
+        """Cancel a waiting job; flag a running one ``cancel_requested``; others are unchanged.
+
+        Cancelling a workflow step is an end its dependents see (``taskward.graph``).
+        """
         ...
 
     async def retry(self, job_id: int, *, now: datetime) -> Job:
@@ -264,11 +272,50 @@ class Backend(Protocol):
 
         Its attempt count is kept (the history stays true); if no attempt is left,
         ``max_attempts`` grows to allow exactly one more. Other states are returned unchanged.
+        A workflow step goes back to ``blocked`` instead while a dependency holds it back, and
+        its dependents cancelled because it ended wait again (``taskward.graph``).
         """
         ...
 
     async def delete(self, job_id: int) -> bool:
-        """Delete a job that is not running; return False if there was none."""
+        """Delete a job that is not running; return False if there was none.
+
+        A workflow step's dependents count it as ended, not completed (``taskward.graph``).
+        """
+        ...
+
+    # -- workflows (Capability.WORKFLOWS; the rules are taskward.graph's) ---------------------
+    async def insert_workflow(self, flow: NewWorkflow, *, now: datetime) -> WorkflowRecord:
+        """Store every step of ``flow`` in one transaction (none on error); return it.
+
+        Assigns the workflow's id, writes it into each step's ``meta`` marker
+        (``graph.WORKFLOW_META_KEY``), and each step's ``depends_on`` as job ids. A step with
+        dependencies is stored ``blocked``, waiting for all of them.
+        """
+        ...
+
+    async def get_workflow(self, workflow_id: int) -> WorkflowRecord:
+        """Return a workflow with its steps in insert order, or raise ``WorkflowNotFound``."""
+        ...
+
+    async def cancel_workflow(
+        self, workflow_id: int, *, reason: str, now: datetime
+    ) -> WorkflowRecord:
+        """Cancel every step that has not ended, except finalizers, as :meth:`cancel` does.
+
+        A running one is asked to stop. Returns the workflow as it stands after.
+        """
+        ...
+
+    async def release_blocked(self, *, now: datetime, limit: int) -> int:
+        """The safety net: recount blocked steps and release those nothing holds back.
+
+        Up to ``limit`` steps are recounted from their dependencies' states (a deleted one
+        counts as done).
+
+        Returns how many steps were released. Never cancels: a step retried while a
+        dependency is failed waits for that dependency's retry.
+        """
         ...
 
     async def stats(self) -> Stats:

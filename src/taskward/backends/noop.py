@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from taskward.backends.base import Capability
+from taskward.backends.unsupported import NoWorkflows
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
     Inserted,
@@ -32,7 +33,7 @@ from taskward.limits import QueueFlow, QueueLimits
 logger = logging.getLogger(__name__)
 
 
-class NoopBackend:
+class NoopBackend(NoWorkflows):
     """A store that stores nothing and says so."""
 
     def __init__(self, url: str = "noop://") -> None:

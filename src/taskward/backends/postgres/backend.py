@@ -57,6 +57,7 @@ from taskward.backends.postgres.control import ControlConnection
 from taskward.backends.postgres.dispatch import Offers
 from taskward.backends.postgres.inserts import Inserter
 from taskward.backends.postgres.listener import Listener
+from taskward.backends.unsupported import NoWorkflows
 from taskward.jobs import (
     Inserted,
     Job,
@@ -76,7 +77,7 @@ from taskward.limits import QueueFlow, QueueLimits
 __all__ = ["EXACT_COUNT_CAP", "PostgresBackend", "parse_postgres_url"]
 
 
-class PostgresBackend:
+class PostgresBackend(NoWorkflows):
     """Jobs in PostgreSQL tables, shared by every process and host that connects."""
 
     def __init__(self, url: str) -> None:

@@ -30,6 +30,7 @@ from taskward.backends.redis.client import FIXED_KEYS, Connections
 from taskward.backends.redis.config import RedisConfig
 from taskward.backends.redis.errors import StoreError, translated
 from taskward.backends.redis.listener import Listener
+from taskward.backends.unsupported import NoWorkflows
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
     Inserted,
@@ -62,7 +63,7 @@ NO_TRANSACTION: Final = (
 )
 
 
-class RedisBackend:
+class RedisBackend(NoWorkflows):
     """Jobs in Redis hashes and sorted sets, shared by every process that connects."""
 
     def __init__(self, url: str) -> None:

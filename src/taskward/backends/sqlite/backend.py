@@ -47,6 +47,7 @@ from taskward.backends.sqlite.connection import (
 )
 from taskward.backends.sqlite.store import SqliteStore
 from taskward.backends.sqlite.waiters import POLL_SECONDS, Waiters, newly_pending_queues
+from taskward.backends.unsupported import NoWorkflows
 from taskward.errors import BackendUnavailable, InvalidOptions
 from taskward.jobs import (
     Inserted,
@@ -91,7 +92,7 @@ def parse_sqlite_url(url: str) -> str:
     return os.path.abspath(path)
 
 
-class SqliteBackend(BlockingInserts):
+class SqliteBackend(BlockingInserts, NoWorkflows):
     """Jobs in one SQLite file, shared by every process on the machine that opens it.
 
     ``synchronous`` is SQLite's durability level: FULL (default) loses no acknowledged write

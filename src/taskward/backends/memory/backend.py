@@ -1,5 +1,7 @@
 """MemoryBackend: the reference implementation of the backend contract, in dicts.
 
+Its workflow half is in ``flows.py``.
+
 It is what the contract suite compares other backends with, and the store for tests
 (``memory://``). Nothing survives the process. One event loop drives it: all state changes happen
 between awaits, so each method is atomic without locks.
@@ -13,19 +15,20 @@ import heapq
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from taskward.backends.base import Capability
+from taskward.backends.memory.flows import MemoryWorkflows, cancelled
 from taskward.backends.sql.rows import evolve_job
 from taskward.backends.waiters import WakeTimers
 from taskward.errors import JobNotFound, NotSupported
+from taskward.graph import WORKFLOW_META_KEY
 from taskward.jobs import (
     FINISHED_STATES,
     RETRIABLE_BY_OPERATOR,
     UNIQUE_BLOCKING_STATES,
     WAITING_STATES,
-    ErrorRecord,
     Inserted,
     Job,
     JobFilter,
@@ -59,10 +62,11 @@ def _sorted(jobs: list[Job], field: str, descending: bool) -> list[Job]:
     return present + missing
 
 
-class MemoryBackend:
+class MemoryBackend(MemoryWorkflows):
     """An in-process, non-persistent store for tests and examples."""
 
     def __init__(self, url: str = "memory://") -> None:
+        super().__init__()
         self.url = url
         self._jobs: dict[int, Job] = {}
         self._next_id = 1
@@ -85,7 +89,7 @@ class MemoryBackend:
     @property
     def capabilities(self) -> frozenset[Capability]:
         """Memory keeps jobs readable but neither persistent nor shared between processes."""
-        return frozenset({Capability.STORES_JOBS})
+        return frozenset({Capability.STORES_JOBS, Capability.WORKFLOWS})
 
     async def open(self) -> None:
         """Nothing to connect."""
@@ -114,6 +118,14 @@ class MemoryBackend:
         existing = self._find_unique(new, now)
         if existing is not None:
             return Inserted(job=existing, duplicate=True)
+        job = self._new_job(new, now)
+        self._store(job)
+        if new.unique_key is not None:
+            self._unique[new.unique_key] = job.id
+        return Inserted(job=job)
+
+    def _new_job(self, new: NewJob, now: datetime) -> Job:
+        """The job ``new`` becomes, with the next id (not stored yet)."""
         job = Job(
             id=self._next_id,
             task=new.task,
@@ -135,10 +147,7 @@ class MemoryBackend:
             partition_key=self._key_for(new),
         )
         self._next_id += 1
-        self._store(job)
-        if new.unique_key is not None:
-            self._unique[new.unique_key] = job.id
-        return Inserted(job=job)
+        return job
 
     def _key_for(self, new: NewJob) -> str | None:
         if new.partition_key is not None:
@@ -318,6 +327,8 @@ class MemoryBackend:
         self._store(_apply(job, update))
         if job.queue in self._limits:
             self._wake()  # a slot of a limited queue came free
+        if update.dependents and update.state in FINISHED_STATES:
+            self._step_ended(job.id, update.state, update.at)
         return True
 
     async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
@@ -394,6 +405,7 @@ class MemoryBackend:
             and _finished_at(j) < before[j.state]
         ]
         for job_id in doomed:
+            self._forget_step(job_id, datetime.now(UTC), deleted=False)
             self._forget(job_id)
         return len(doomed)
 
@@ -426,11 +438,13 @@ class MemoryBackend:
         """Cancel a waiting job, or ask the worker of a running one to stop."""
         job = await self.get(job_id)
         if job.state in WAITING_STATES:
-            job = evolve_job(job, state=S.CANCELLED, cancelled_at=now)
-            job = evolve_job(job, errors=(*job.errors, _cancel_record(job, now, reason)))
+            job = cancelled(job, now, "Cancelled", reason)
+            self._jobs[job_id] = job
+            if job_id in self._steps:
+                self._step_ended(job_id, S.CANCELLED, now)
         elif job.state is S.RUNNING:
             job = evolve_job(job, cancel_requested=True)
-        self._jobs[job_id] = job
+            self._jobs[job_id] = job
         return job
 
     async def retry(self, job_id: int, *, now: datetime) -> Job:
@@ -447,7 +461,10 @@ class MemoryBackend:
                 discarded_at=None,
                 cancel_requested=False,
             )
-            self._store(job)
+            if job_id in self._steps:
+                job = self._step_retried(job, now)
+            else:
+                self._store(job)
             self._wake()
         return job
 
@@ -456,6 +473,7 @@ class MemoryBackend:
         job = self._jobs.get(job_id)
         if job is None or job.state is S.RUNNING:
             return False
+        self._forget_step(job_id, datetime.now(UTC), deleted=True)
         self._forget(job_id)
         return True
 
@@ -609,11 +627,13 @@ def _matches(job: Job, f: JobFilter) -> bool:
         (f.states is None or job.state in f.states)
         and (f.queue is None or job.queue == f.queue)
         and (f.task is None or job.task == f.task)
+        and (f.workflow is None or _workflow_of(job) == f.workflow)
     )
 
 
-def _cancel_record(job: Job, now: datetime, reason: str) -> ErrorRecord:
-    return ErrorRecord(attempt=job.attempt, at=now, kind="Cancelled", message=reason)
+def _workflow_of(job: Job) -> int | None:
+    marker = job.meta.get(WORKFLOW_META_KEY) if job.meta else None
+    return marker.get("id") if isinstance(marker, dict) else None
 
 
 def _claim_order(job: Job) -> tuple[int, datetime, int]:
