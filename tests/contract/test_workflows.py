@@ -103,7 +103,8 @@ async def test_a_workflow_is_stored_with_its_steps_blocked_on_their_dependencies
     store: Backend,
 ) -> None:
     record = await store_flow(store, step("a"), step("b"), step("c", [0, 1], dependents=False))
-    assert record.name == "wf" and record.state is WorkflowState.RUNNING
+    assert record.name == "wf"
+    assert record.state is WorkflowState.RUNNING
     assert [s.name for s in record.steps] == ["a", "b", "c"]
     a, b, c = (s.job for s in record.steps)
     assert (a.state, b.state, c.state) == (S.PENDING, S.PENDING, S.BLOCKED)
@@ -122,7 +123,8 @@ async def test_a_workflow_is_stored_with_its_steps_blocked_on_their_dependencies
         other.steps[0].job.id
     ]
     counts = (await store.stats()).counts["wf"]
-    assert counts[S.BLOCKED] == 1 and counts[S.PENDING] == 3
+    assert counts[S.BLOCKED] == 1
+    assert counts[S.PENDING] == 3
 
 
 async def test_a_blocked_step_is_never_claimed(store: Backend) -> None:
@@ -193,9 +195,11 @@ async def test_a_failed_dependency_cancels_its_dependents_down_the_graph(store: 
         "d": S.PENDING,
     }
     b = now.step("b").job
-    assert b.cancelled_at is not None and b.last_error is not None
+    assert b.cancelled_at is not None
+    assert b.last_error is not None
     assert b.last_error.kind == "DependencyFailed"
-    assert "'a'" in b.last_error.message and "failed" in b.last_error.message
+    assert "'a'" in b.last_error.message
+    assert "failed" in b.last_error.message
     assert "'b'" in (now.step("c").job.last_error or b.last_error).message
 
 
@@ -333,7 +337,8 @@ async def test_a_rescued_step_that_fails_ends_for_its_dependents(store: Backend)
     expired = await store.expired_leases(now=at(LEASE_SECONDS + 1), limit=10)
     assert [j.id for j in expired] == [job.id]
     update = next_update(expired[0], Orphaned(), at(LEASE_SECONDS + 1), POLICY)
-    assert update.state is S.FAILED and update.dependents
+    assert update.state is S.FAILED
+    assert update.dependents
     [ok] = await store.finish([update], worker_id=WORKER)
     assert ok
     assert await states(store, record) == {"a": S.FAILED, "b": S.CANCELLED}

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from taskward.backends.memory import MemoryBackend
-from taskward.graph import NewStep, NewWorkflow, step_meta
 from taskward.backoff import ConstantBackoff, ExponentialBackoff
+from taskward.graph import NewStep, NewWorkflow, step_meta
 from taskward.jobs import MAX_DELAY_SECONDS, ErrorRecord, Job, JobState, JobUpdate, NewJob
 from taskward.states import (
     LEGAL_MOVES,
