@@ -16,6 +16,7 @@ from taskward.aio import (
     schedule_with_delay,
 )
 from taskward.backends.base import Backend, Capability
+from taskward.canvas import Group, Step, Workflow, chain, group
 from taskward.clock import FrozenClock, SystemClock
 from taskward.errors import (
     BackendUnavailable,
@@ -35,8 +36,10 @@ from taskward.errors import (
     Snooze,
     TaskwardError,
     UnknownTask,
+    WorkflowNotFound,
 )
 from taskward.explain import Explanation, Reason
+from taskward.graph import StoredStep, WorkflowRecord, WorkflowState
 from taskward.jobs import ErrorRecord, Job, JobState, Page, Schedule
 from taskward.limits import QueueLimits, Rate
 from taskward.manager import TaskManager
@@ -55,6 +58,7 @@ __all__ = [
     "ErrorRecord",
     "Explanation",
     "FrozenClock",
+    "Group",
     "InvalidCron",
     "InvalidJob",
     "InvalidOptions",
@@ -75,6 +79,8 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Snooze",
+    "Step",
+    "StoredStep",
     "SystemClock",
     "Task",
     "TaskManager",
@@ -82,10 +88,16 @@ __all__ = [
     "TaskwardError",
     "UnknownTask",
     "Worker",
+    "Workflow",
+    "WorkflowNotFound",
+    "WorkflowRecord",
+    "WorkflowState",
     "cancel_background_tasks",
+    "chain",
     "drain_background_tasks",
     "fire_and_forget",
     "get_task_failure_counts",
+    "group",
     "reset_task_failure_counts",
     "safe_create_task",
     "safe_gather",

@@ -43,6 +43,7 @@ from taskward.runtime.settings import DrainResult
 from taskward.runtime.worker import Worker
 from taskward.settings import Settings
 from taskward.tasks import Task, TaskOptions, qualified_name
+from taskward.workflow_ops import WorkflowOperations
 
 if TYPE_CHECKING:
     from taskward.sync import SyncTaskManager
@@ -56,7 +57,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskManager(Operations):
+class TaskManager(Operations, WorkflowOperations):
     """The entry point: register tasks, enqueue jobs, inspect them, run workers."""
 
     def __init__(

@@ -220,7 +220,7 @@ class Operations:
         """Move a failed, discarded or cancelled job back to pending; return the job."""
         job = await (await self._backend()).retry(job_id, now=self.clock.now())
         logger.info("job %s retried by an operator (now %s)", job_id, job.state)
-        if job.state is JobState.PENDING:
+        if job.state in (JobState.PENDING, JobState.BLOCKED):
             self._emit("job.retried", job, by="operator")
         return job
 

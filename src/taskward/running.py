@@ -21,7 +21,7 @@ from taskward.backoff import RetryPolicy
 from taskward.errors import BackendUnavailable, InvalidOptions
 from taskward.jobs import NewJob, Schedule, validate_queue_name
 from taskward.observe.events import EventBus
-from taskward.runtime.maintenance import Leadership, Pruner, Rescuer, Stager
+from taskward.runtime.maintenance import Leadership, Pruner, Releaser, Rescuer, Stager
 from taskward.runtime.scheduler import CronScheduler
 from taskward.runtime.service import PeriodicService
 from taskward.runtime.settings import WorkerConfig
@@ -85,6 +85,7 @@ def maintenance_services(
             failed_days=settings.retention_failed_days,
         ),
         CronScheduler(backend, clock, make_job=make_job, leadership=leadership, events=events),
+        Releaser(backend, clock, 60, leadership=leadership),
     ]
 
 

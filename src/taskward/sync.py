@@ -48,6 +48,9 @@ TWINS = (
     "hold_queue",
     "queue_flow",
     "partition_flow",
+    "enqueue_workflow",
+    "get_workflow",
+    "cancel_workflow",
     "drain",
     "run_worker",
 )

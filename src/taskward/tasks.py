@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from taskward.backoff import RetryPolicy
 from taskward.errors import InvalidOptions
@@ -23,6 +23,9 @@ from taskward.jobs import (
     validate_queue_name,
     validate_seconds,
 )
+
+if TYPE_CHECKING:
+    from taskward.canvas import Step
 
 REDACTED = "***"
 """What a sensitive value is shown as in the API, the dashboard, the CLI and the logs."""
@@ -188,6 +191,12 @@ class Task(Generic[P, R]):
     async def enqueue_many(self, calls: Iterable[Any], **options: Any) -> list[Job]:
         """Enqueue many jobs in bulk; each call is an args list or an ``(args, kwargs)`` pair."""
         return await self._manager().enqueue_many(self, calls, **options)
+
+    def s(self, *args: Any, **kwargs: Any) -> Step:
+        """A step of a workflow calling this task with these arguments (``taskward.canvas``)."""
+        from taskward.canvas import Step  # a sibling that imports this module for typing
+
+        return Step(self, args, kwargs)
 
     async def schedule(self, at: datetime | float, *args: Any, **kwargs: Any) -> Job:
         """Enqueue a job to run at ``at`` (a datetime, or seconds from now)."""

@@ -1,4 +1,7 @@
-"""Maintenance services: Stager (due → pending), Rescuer (expired leases), Pruner (old jobs).
+"""Maintenance services: Stager, Rescuer, Pruner and Releaser.
+
+Stager: due jobs → pending. Rescuer: expired leases. Pruner: old jobs. Releaser: the
+workflow safety net.
 
 Rescuer and Pruner only act while their worker holds the leader lease; that saves work, it is
 not needed for safety (every write they make is fenced or idempotent).
@@ -11,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskward.backends.base import Backend
+from taskward.backends.base import Backend, Capability
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobState
@@ -158,6 +161,35 @@ class Pruner(PeriodicService):
         )
         if deleted:
             logger.info("pruned %d old job(s)", deleted)
+
+
+class Releaser(PeriodicService):
+    """Recounts blocked workflow steps and releases those nothing holds back.
+
+    The release normally happens in the transaction that ends a step's last dependency; this
+    is the net under it (a dependency deleted after it ended, a store edited by hand).
+    """
+
+    name = "releaser"
+    batch = 1000
+
+    def __init__(
+        self, backend: Backend, clock: Clock, interval: float, *, leadership: Leadership | None
+    ) -> None:
+        super().__init__(interval)
+        self.backend = backend
+        self.clock = clock
+        self.leadership = leadership
+
+    async def run_once(self) -> None:
+        """Release what the recount frees."""
+        if Capability.WORKFLOWS not in self.backend.capabilities:
+            return
+        if self.leadership is not None and not await self.leadership.is_leader():
+            return
+        released = await self.backend.release_blocked(now=self.clock.now(), limit=self.batch)
+        if released:
+            logger.warning("released %d blocked workflow step(s) the sweep found free", released)
 
 
 def cutoffs(clock: Clock, completed_days: float, failed_days: float) -> dict[JobState, Any]:

@@ -26,10 +26,11 @@ from taskward.observe.events import Event, EventBus, emit_outcome, emit_started
 from taskward.runtime.acker import Acker
 from taskward.runtime.context import JobContext
 from taskward.runtime.executor import JobThread, execute
+from taskward.runtime.inputs import with_inputs
 from taskward.runtime.logs import log_outcome, log_start
 from taskward.runtime.service import PeriodicService
 from taskward.runtime.settings import DrainResult, WorkerConfig
-from taskward.states import Cancelled, Outcome, Snoozed, next_update
+from taskward.states import Cancelled, Failed, Outcome, Snoozed, next_update
 from taskward.tasks import Task, shown_partition_key
 
 logger = logging.getLogger(__name__)
@@ -432,13 +433,19 @@ class Worker:
         log_start(job)
         emit_started(self.events, job, self.clock)
         started = self.clock.monotonic()
-        outcome = await execute(
-            job,
-            task,
-            ctx,
-            default_timeout=self.config.default_timeout,
-            threads=self._threads if threads is None else threads,
-        )
+        outcome: Outcome
+        try:
+            given = await with_inputs(self.backend, job) if task is not None else job
+        except Exception as exc:  # the store could not be read: a later attempt may
+            outcome = Failed(kind=type(exc).__name__, message=f"reading the step's inputs: {exc}")
+        else:
+            outcome = await execute(
+                given,
+                task,
+                ctx,
+                default_timeout=self.config.default_timeout,
+                threads=self._threads if threads is None else threads,
+            )
         policy = task.backoff if task is not None else self.default_policy
         update = next_update(job, outcome, self.clock.now(), policy)
         if isinstance(outcome, Snoozed) and outcome.hold_queue and update.scheduled_at:

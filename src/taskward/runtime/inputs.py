@@ -1,0 +1,44 @@
+"""What a workflow step receives besides its stored arguments: results of its dependencies.
+
+Read from the store when the step starts (``graph.PassResult``): its one dependency's result,
+the list of its dependencies' results in order, or (a finalizer) the workflow's outcome. The
+value is prepended to the job's arguments for this run only; nothing is written back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from taskward.backends.base import Backend
+from taskward.errors import JobNotFound
+from taskward.graph import WORKFLOW_META_KEY
+from taskward.jobs import Job
+
+__all__ = ["with_inputs"]
+
+
+async def with_inputs(backend: Backend, job: Job) -> Job:
+    """``job`` with what its step receives prepended to its args (itself when nothing)."""
+    marker = job.meta.get(WORKFLOW_META_KEY) if job.meta else None
+    if not isinstance(marker, dict):
+        return job
+    mode = marker.get("pass")
+    if mode in (None, "none"):
+        return job
+    value: Any
+    if mode == "one" and job.depends_on:
+        try:
+            value = (await backend.get(job.depends_on[0])).result
+        except JobNotFound:
+            value = None  # pruned since: its result is gone
+    elif mode in ("all", "outcome"):
+        record = await backend.get_workflow(int(marker["id"]))
+        if mode == "outcome":
+            value = record.outcome()
+        else:
+            results = {s.job.id: s.job.result for s in record.steps}
+            value = [results.get(d) for d in job.depends_on]
+    else:
+        return job
+    return replace(job, args=[value, *job.args])
