@@ -20,13 +20,17 @@ reads, the words) in :mod:`taskward.reasons`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from taskward.backends.base import Backend
 from taskward.blocks import QUEUE_CHECKS
+from taskward.errors import NotSupported, WorkflowNotFound
+from taskward.graph import WORKFLOW_META_KEY
 from taskward.jobs import Job, JobState
+from taskward.limits import RUNNING_SHOWN
 from taskward.reasons import (
     Check,
     Explanation,
@@ -67,6 +71,8 @@ async def explain_job(
     inquiry = Inquiry(backend, now=now, alive_since=alive_since)
     if job.state is JobState.RUNNING:
         reasons = [_running(job, now)]
+    elif job.state is JobState.BLOCKED:
+        reasons = [await _blocked(job, backend)]
     elif job.is_finished:
         reasons = [_finished(job)]
     else:
@@ -124,6 +130,26 @@ def _not_due(job: Job, now: datetime) -> Reason | None:
         return Reason(code="backoff", text=text, data=data)
     text = f"scheduled to run at {when}" if seconds > 0 else f"due since {when}{late}"
     return Reason(code="scheduled", text=text, data=data)
+
+
+async def _blocked(job: Job, backend: Backend) -> Reason:
+    """``blocked``: a workflow step waits for the dependencies that have not ended well."""
+    marker = job.meta.get(WORKFLOW_META_KEY)
+    workflow = marker.get("id") if isinstance(marker, dict) else None
+    steps: dict[int, Job] = {}
+    if isinstance(workflow, int):
+        with contextlib.suppress(WorkflowNotFound, NotSupported):
+            steps = {s.job.id: s.job for s in (await backend.get_workflow(workflow)).steps}
+    waiting: list[dict[str, Any]] = []
+    for dep_id in job.depends_on:
+        dep = steps.get(dep_id)  # not a step of it any more: gone, which counts as ended
+        if dep is not None and dep.state is not JobState.COMPLETED:
+            waiting.append({"job_id": dep.id, "task": dep.task, "state": dep.state.value})
+    listed = ", ".join(f"job {w['job_id']} ({w['task']}, {w['state']})" for w in waiting[:5])
+    more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+    text = f"a step of workflow {workflow} waiting for {listed or 'its dependencies'}{more}"
+    data = {"workflow_id": workflow, "waiting_for": waiting[:RUNNING_SHOWN]}
+    return Reason(code="blocked", text=text, data=data)
 
 
 def _running(job: Job, now: datetime) -> Reason:

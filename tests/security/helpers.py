@@ -29,7 +29,7 @@ OPEN_ROUTES = {
 }
 """Routes that answer without credentials, each with the reason. Any other route must not."""
 
-PATH_VALUES = {"job_id": "1", "name": "default", "action": "retry"}
+PATH_VALUES = {"job_id": "1", "workflow_id": "1", "name": "default", "action": "retry"}
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from security.helpers import (
     failing_manager,
     make_app,
 )
-from taskward import JobState, TaskManager
+from taskward import JobState, Step, TaskManager
 from taskward.serialize import MAX_DEPTH
 from taskward.web import AdminAuth, create_app
 from taskward.web.guard import MAX_BODY_BYTES
@@ -76,9 +76,14 @@ async def test_credentials_open_every_read(tw: TaskManager) -> None:
     app = make_app(tw)
     async with tw, client_for(app, authorization=BEARER) as admin:
         job_id = await failed_job(tw)
+        flow = await tw.enqueue_workflow(Step("boom"))
         for endpoint in _guarded(list(endpoints(app))):
             if not endpoint.changes:
-                answer = await admin.get(endpoint.url.replace("/1", f"/{job_id}"))
+                if "{workflow_id}" in endpoint.path:
+                    url = endpoint.url.replace("/1", f"/{flow.id}")
+                else:
+                    url = endpoint.url.replace("/1", f"/{job_id}")
+                answer = await admin.get(url)
                 assert answer.status_code == 200, (endpoint, answer.text)
 
 
@@ -136,7 +141,7 @@ def _api_changes(app_endpoints: list[Endpoint]) -> list[Endpoint]:
 async def test_the_api_accepts_json_bodies_only(tw: TaskManager) -> None:
     app = make_app(tw)
     changes = _api_changes(list(endpoints(app)))
-    assert len(changes) == 10  # the queue hold (POST and DELETE) are the ninth and tenth
+    assert len(changes) == 11  # the queue hold (POST, DELETE), then the workflow cancel
     async with tw, client_for(app, authorization=BEARER) as admin:
         job_id = await failed_job(tw)
         refused = {

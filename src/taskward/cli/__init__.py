@@ -14,7 +14,8 @@ drive the operator's terminal.
 This package only assembles the command: :mod:`~taskward.cli.core` (the apps, shared options,
 consoles, exit codes), :mod:`~taskward.cli.output` (inert printing, the statistics table),
 and the command modules, which register on ``app`` when imported: :mod:`~taskward.cli.worker`,
-:mod:`~taskward.cli.jobs`, :mod:`~taskward.cli.why`, :mod:`~taskward.cli.queues`,
+:mod:`~taskward.cli.jobs`, :mod:`~taskward.cli.why`, :mod:`~taskward.cli.workflows`,
+:mod:`~taskward.cli.queues`,
 :mod:`~taskward.cli.schedules` and :mod:`~taskward.cli.launchers`.
 """
 
@@ -24,6 +25,7 @@ and the command modules, which register on ``app`` when imported: :mod:`~taskwar
 from taskward.cli import worker  # noqa: F401
 from taskward.cli import jobs  # noqa: F401
 from taskward.cli import why  # noqa: F401
+from taskward.cli import workflows  # noqa: F401
 from taskward.cli import queues  # noqa: F401
 from taskward.cli import schedules  # noqa: F401
 from taskward.cli import launchers  # noqa: F401

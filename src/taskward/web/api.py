@@ -28,6 +28,7 @@ from taskward.errors import (
     JobRunning,
     ScheduleNotFound,
     TaskwardError,
+    WorkflowNotFound,
 )
 from taskward.explain import Explanation
 from taskward.jobs import Job
@@ -56,6 +57,7 @@ from taskward.web.models import (
     TimelineOut,
     TimingsOut,
     WorkerOut,
+    WorkflowOut,
 )
 from taskward.web.queries import (
     BULK_LIMIT,
@@ -174,12 +176,12 @@ class Admin:
 async def edge_errors() -> AsyncIterator[None]:
     """Turn taskward errors into HTTP answers.
 
-    404 for a missing job or schedule, 409 for a running job that cannot be deleted, 503 when
-    the store cannot be reached, 400 for bad input.
+    404 for a missing job, schedule or workflow, 409 for a running job that cannot be
+    deleted, 503 when the store cannot be reached, 400 for bad input.
     """
     try:
         yield
-    except (JobNotFound, ScheduleNotFound) as exc:
+    except (JobNotFound, ScheduleNotFound, WorkflowNotFound) as exc:
         raise HTTPException(404, str(exc)) from exc
     except JobRunning as exc:
         raise HTTPException(409, str(exc)) from exc
@@ -268,7 +270,25 @@ def create_admin_router(
     _limit_routes(router, admin)  # before /queues/{name}: "limits" is not a queue
     _queue_routes(router, admin)
     _info_routes(router, admin)
+    _workflow_routes(router, admin)
     return router
+
+
+def _workflow_routes(router: APIRouter, admin: Admin) -> None:
+    tw = admin.manager
+
+    @router.get("/workflows/{workflow_id}", dependencies=[Depends(admin.access.read)])
+    async def workflow(workflow_id: JobId) -> WorkflowOut:
+        """A workflow's state and each step's job, state and dependencies."""
+        async with edge_errors():
+            return WorkflowOut.of(await tw.get_workflow(workflow_id))
+
+    @router.post("/workflows/{workflow_id}/cancel", dependencies=[Depends(admin.access.write)])
+    async def cancel_workflow(workflow_id: JobId) -> WorkflowOut:
+        """Cancel every step not ended (running ones are asked to stop); finalizers run."""
+        async with edge_errors():
+            record = await tw.cancel_workflow(workflow_id, reason="cancelled in the admin API")
+            return WorkflowOut.of(record)
 
 
 def _job_reads(router: APIRouter, admin: Admin) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from taskward.graph import WorkflowRecord
 from taskward.jobs import Job
 from taskward.observe.history import HistoryEntry
 from taskward.web.queries import JobListing, Timeline, shown_arguments
@@ -359,3 +360,31 @@ class EventOut(BaseModel):
     queue: str | None
     task: str | None
     data: dict[str, Any]
+
+
+class WorkflowStepOut(BaseModel):
+    """One step of a workflow: its name, job, state and the steps it waits for."""
+
+    name: str
+    job_id: int
+    task: str
+    queue: str
+    state: str
+    depends_on: list[str]
+    on_failure: str
+    finalizer: bool
+
+
+class WorkflowOut(BaseModel):
+    """A workflow: its id, name, overall state and steps (no arguments: see each job)."""
+
+    id: int
+    name: str | None
+    state: str
+    inserted_at: datetime
+    steps: list[WorkflowStepOut]
+
+    @classmethod
+    def of(cls, record: WorkflowRecord) -> WorkflowOut:
+        """The API's view of a stored workflow."""
+        return cls.model_validate(record.to_dict())
