@@ -202,3 +202,24 @@ def test_python_dash_m_runs_the_cli(env: dict[str, str]) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["queues"] == {}
+
+
+def test_workflow_shows_and_cancels_a_workflow(env: dict[str, str]) -> None:
+    from taskward import chain
+
+    manager = TaskManager(env["url"])
+    try:
+        step = manager.task(name="support.add")(lambda a, b=0: a + b)
+        record = manager.sync.enqueue_workflow(chain(step.s(1), step.s(2)), name="pair")
+    finally:
+        manager.sync.shutdown()
+    code, out = invoke("workflow", str(record.id))
+    assert code == 0, out
+    assert f"workflow {record.id} (pair): running, 2 step(s)" in out
+    assert "add.2: job 2 (support.add) blocked, after add" in out
+    code, out = invoke("workflow", str(record.id), "--cancel", "--json")
+    assert code == 0, out
+    assert [s["state"] for s in json.loads(out)["steps"]] == ["cancelled", "cancelled"]
+    code, out = invoke("workflow", "999")
+    assert code == 1
+    assert "error: no workflow with id 999" in out
