@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskward.backends.base import Backend
+from taskward.backends.base import Backend, Capability
 from taskward.building import JobBuilder, TaskRef
 from taskward.clock import Clock
 from taskward.cron import CronExpression
-from taskward.errors import InvalidOptions, JobRunning, ScheduleNotFound
+from taskward.errors import InvalidOptions, JobRunning, NotSupported, ScheduleNotFound
 from taskward.explain import Explanation, explain_job
 from taskward.jobs import (
     Job,
@@ -150,18 +150,23 @@ class Operations:
         page: int = 1,
         per_page: int = 50,
         sort_by: str = "-id",
+        workflow: int | None = None,
     ) -> Page[Job]:
-        """Return one page of jobs, filtered by state(s), queue and task."""
+        """Return one page of jobs, filtered by state(s), queue, task and workflow."""
         task_name = None if task is None else self.builder.task_name(task)
         flt = JobFilter(
             states=_states(state),
             queue=queue,
             task=task_name,
+            workflow=workflow,
             page=page,
             per_page=per_page,
             sort_by=sort_by,
         )
-        return await (await self._backend()).list_jobs(flt)
+        backend = await self._backend()
+        if workflow is not None and Capability.WORKFLOWS not in backend.capabilities:
+            raise NotSupported(f"{backend.url} keeps no workflows")
+        return await backend.list_jobs(flt)
 
     async def get_statistics(self) -> dict[str, Any]:
         """Return counts by queue and state, which of them are estimates, and the workers.

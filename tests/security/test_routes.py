@@ -95,6 +95,7 @@ async def test_every_change_needs_the_csrf_token_with_basic_auth(tw: TaskManager
         "/dashboard/jobs/{job_id}/{action}",
         "/dashboard/queues/{name}/{action}",
         "/dashboard/dead/retry",
+        "/dashboard/workflows/{workflow_id}/cancel",
     }
     async with tw, client_for(app, authorization=BASIC) as browser:
         job_id = await failed_job(tw)

@@ -199,9 +199,11 @@ def job_query(
     page: int = 1,
     per_page: int = 25,
     sort_by: str = "-id",
+    workflow: int | None = None,
 ) -> JobQuery:
     """Build a JobQuery from request parameters (raises TaskwardError on bad input)."""
     return JobQuery(
+        workflow=workflow,
         states=parse_states(state),
         queue=queue or None,
         task=task or None,
@@ -305,6 +307,7 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=500)] = 25,
         sort_by: str = "-id",
+        workflow: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> JobListOut:
         """List jobs, newest first, filtered; ``q`` searches the newest 5,000 matches.
 
@@ -312,7 +315,7 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
         run, and stops after a few seconds (``search_timed_out``: the matches are partial).
         """
         async with edge_errors():
-            query = job_query(state, queue, task, q, page, per_page, sort_by)
+            query = job_query(state, queue, task, q, page, per_page, sort_by, workflow)
             return JobListOut.of(await admin.list_jobs(request, query))
 
     @router.get("/jobs/{job_id}", dependencies=reader)

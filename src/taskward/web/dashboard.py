@@ -19,7 +19,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from taskward.errors import InvalidOptions, JobNotFound, JobRunning, TaskwardError
+from taskward.errors import (
+    InvalidOptions,
+    JobNotFound,
+    JobRunning,
+    TaskwardError,
+    WorkflowNotFound,
+)
+from taskward.graph import WORKFLOW_META_KEY
 from taskward.jobs import JobState
 from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
 from taskward.web.guard import GuardedRoute
@@ -28,6 +35,7 @@ from taskward.web.queries import (
     queue_overview,
     shown_arguments,
 )
+from taskward.web.workflow_view import draw
 
 __all__ = ["create_dashboard_router"]
 
@@ -118,6 +126,7 @@ def create_dashboard_router(admin: Admin) -> APIRouter:
     _overview_routes(router, pages)
     _job_list_routes(router, pages)
     _job_routes(router, pages)
+    _workflow_routes(router, pages)
     _action_routes(router, admin)
     _static_route(router)
     return router
@@ -188,11 +197,16 @@ async def _jobs_context(admin: Admin, request: Request, *, dead: bool) -> dict[s
         page = int(params.get("page", "1") or 1)
         if not 1 <= page <= MAX_PAGE:
             raise ValueError(f"page must be between 1 and {MAX_PAGE}")
-        query = job_query(state, params.get("queue"), params.get("task"), params.get("q"), page)
+        workflow = int(params["workflow"]) if params.get("workflow") else None
+        query = job_query(
+            state, params.get("queue"), params.get("task"), params.get("q"), page, workflow=workflow
+        )
         listing = await admin.list_jobs(request, query)
     except (TaskwardError, ValueError) as exc:
         raise HTTPException(400, str(exc)) from exc
-    kept = {k: v for k, v in params.items() if k in ("state", "queue", "task", "q") and v}
+    kept = {
+        k: v for k, v in params.items() if k in ("state", "queue", "task", "q", "workflow") and v
+    }
     list_url = request.url_for("dashboard_dead" if dead else "dashboard_jobs").path
     fragment = request.url_for("dashboard_dead_fragment" if dead else "dashboard_jobs_fragment")
 
@@ -250,9 +264,12 @@ async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
             why = await admin.manager.explain(job_id)
         except TaskwardError:  # deleted since, or the store is away: the page goes without it
             why = None
+    marker = job.meta.get(WORKFLOW_META_KEY)
+    step_of = marker if isinstance(marker, dict) and isinstance(marker.get("id"), int) else None
     return {
         "job": job,
         "why": why,
+        "workflow": step_of,
         "detail": job_detail(admin, job),
         "args_json": _pretty({"args": shown.args, "kwargs": shown.kwargs}),
         "payload_error": shown.problem,
@@ -273,6 +290,32 @@ def _job_routes(router: APIRouter, pages: _Pages) -> None:
     @router.get("/fragments/jobs/{job_id}", name="dashboard_job_fragment", dependencies=reader)
     async def job_fragment(request: Request, job_id: JobId) -> HTMLResponse:
         return pages.render(request, "_job.html", **await _job_context(pages.admin, job_id))
+
+
+def _workflow_routes(router: APIRouter, pages: _Pages) -> None:
+    admin = pages.admin
+    reader, writer = [Depends(admin.access.read)], [Depends(admin.access.write)]
+
+    @router.get("/workflows/{workflow_id}", name="dashboard_workflow", dependencies=reader)
+    async def workflow(request: Request, workflow_id: JobId) -> HTMLResponse:
+        try:
+            record = await admin.manager.get_workflow(workflow_id)
+        except WorkflowNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except TaskwardError as exc:  # a store that keeps no workflows
+            raise HTTPException(400, str(exc)) from exc
+        return pages.render(request, "workflow.html", nav="jobs", wf=record, drawing=draw(record))
+
+    @router.post(
+        "/workflows/{workflow_id}/cancel", name="dashboard_workflow_cancel", dependencies=writer
+    )
+    async def cancel(request: Request, workflow_id: JobId) -> RedirectResponse:
+        try:
+            await admin.manager.cancel_workflow(workflow_id, reason="cancelled in the dashboard")
+        except WorkflowNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        message = f"workflow {workflow_id} cancelled; a finalizer still runs"
+        return _back(admin, request, "dashboard_workflow", message, workflow_id=workflow_id)
 
 
 def _back(admin: Admin, request: Request, name: str, flash: str, **params: Any) -> RedirectResponse:

@@ -70,6 +70,7 @@ class JobQuery:
     page: int = 1
     per_page: int = 25
     sort_by: str = "-id"
+    workflow: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +157,7 @@ async def list_jobs(
             page=query.page,
             per_page=query.per_page,
             sort_by=query.sort_by,
+            workflow=query.workflow,
         )
         return JobListing(
             items=page.items,
@@ -242,6 +244,7 @@ async def _pages(
             page=page,
             per_page=SCAN_PAGE,
             sort_by=query.sort_by,
+            workflow=query.workflow,
         )
         items = list(batch.items[: limit - seen])
         if items:
