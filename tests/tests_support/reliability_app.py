@@ -85,6 +85,14 @@ def record(n: int) -> int:
     return n
 
 
+def collect(results: list[int]) -> int:
+    """A chord's callback: append ``callback gen pid count total in_order`` (its witness)."""
+    gen = os.environ.get("REL_GEN", "0")
+    in_order = int(results == list(range(len(results))))
+    log_line(f"callback {gen} {os.getpid()} {len(results)} {sum(results)} {in_order}")
+    return len(results)
+
+
 class FaultyBackend:
     """Delegates to a real backend; crashes or fails at the seams named by the environment."""
 
