@@ -218,6 +218,8 @@ def validate_new_workflow(flow: NewWorkflow) -> None:
         names.add(step.name)
         if any(not 0 <= d < index for d in step.depends_on):
             raise InvalidOptions(f"step {step.name!r} depends on a step that does not come first")
+        if len(set(step.depends_on)) != len(step.depends_on):
+            raise InvalidOptions(f"step {step.name!r} lists a dependency twice")
         blocked = step.job.state is JobState.BLOCKED
         if blocked != bool(step.depends_on):
             raise InvalidOptions(f"step {step.name!r}: blocked exactly when it has dependencies")

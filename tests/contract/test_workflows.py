@@ -359,8 +359,16 @@ async def test_a_fenced_out_end_releases_nothing(store: Backend) -> None:
         (step("a", [1]), step("b")),
         (step("a", [0]),),
         (step("a"), step("b", [0], state=S.PENDING)),
+        (step("a"), step("b", [0, 0])),
     ],
-    ids=["empty", "duplicate-name", "forward-edge", "self-edge", "released-too-early"],
+    ids=[
+        "empty",
+        "duplicate-name",
+        "forward-edge",
+        "self-edge",
+        "released-too-early",
+        "duplicate-edge",
+    ],
 )
 async def test_a_bad_workflow_is_refused_and_nothing_is_stored(
     store: Backend, steps: tuple[NewStep, ...]

@@ -278,7 +278,7 @@ async def test_in_memory_database_works_but_is_not_persistent() -> None:
         await store.migrate()
         [inserted] = await store.insert([new_job()], now=NOW)
         assert await store.get(inserted.job.id) == inserted.job
-        assert store.capabilities == {Capability.STORES_JOBS}
+        assert store.capabilities == {Capability.STORES_JOBS, Capability.WORKFLOWS}
     finally:
         await store.close()
 

@@ -18,7 +18,8 @@ Files: a new database file is created 0600 (less the umask) before SQLite opens 
 gives its ``-wal`` and ``-shm`` files the same mode; an existing file keeps its mode.
 
 Wake-ups (:mod:`~taskward.backends.sqlite.waiters`): jobs this instance inserts, promotes,
-retries or resumes, a queue limit it sets, a hold it releases, and a job it finishes in a queue
+retries or resumes, workflow steps it releases (ending their last dependency, or the sweep), a
+queue limit it sets, a hold it releases, and a job it finishes in a queue
 with a global limit (a slot came free) wake its own waiters at once, and other processes'
 waiters through a :class:`~taskward.backends.sqlite.wake.WakeChannel` (one Unix datagram per
 waiting process, sub-millisecond). A claim held back by a hold or a full rate window wakes
@@ -47,8 +48,8 @@ from taskward.backends.sqlite.connection import (
 )
 from taskward.backends.sqlite.store import SqliteStore
 from taskward.backends.sqlite.waiters import POLL_SECONDS, Waiters, newly_pending_queues
-from taskward.backends.unsupported import NoWorkflows
 from taskward.errors import BackendUnavailable, InvalidOptions
+from taskward.graph import NewWorkflow, WorkflowRecord
 from taskward.jobs import (
     Inserted,
     Job,
@@ -92,7 +93,7 @@ def parse_sqlite_url(url: str) -> str:
     return os.path.abspath(path)
 
 
-class SqliteBackend(BlockingInserts, NoWorkflows):
+class SqliteBackend(BlockingInserts):
     """Jobs in one SQLite file, shared by every process on the machine that opens it.
 
     ``synchronous`` is SQLite's durability level: FULL (default) loses no acknowledged write
@@ -120,15 +121,19 @@ class SqliteBackend(BlockingInserts, NoWorkflows):
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        """Persistent and shared between processes (except ``sqlite:///:memory:``)."""
+        """Persistent, shared between processes, with workflows.
+
+        A private in-memory database (``sqlite:///:memory:``) keeps jobs and workflows only.
+        """
         if self.path == MEMORY_PATH:
-            return frozenset({Capability.STORES_JOBS})
+            return frozenset({Capability.STORES_JOBS, Capability.WORKFLOWS})
         return frozenset(
             {
                 Capability.PERSISTENT,
                 Capability.MULTI_PROCESS,
                 Capability.STORES_JOBS,
                 Capability.BLOCKING_INSERT,
+                Capability.WORKFLOWS,
             }
         )
 
@@ -269,6 +274,8 @@ class SqliteBackend(BlockingInserts, NoWorkflows):
 
         A job that leaves a queue with a global limit frees a slot: that queue's waiters (here
         and in other processes) are woken, so a worker held back by the limit claims at once.
+        An update with ``dependents`` that ends its job releases or cancels the workflow steps
+        waiting for it in the same transaction; a released step wakes its queue's waiters too.
         """
         if not updates:
             return []
@@ -330,19 +337,62 @@ class SqliteBackend(BlockingInserts, NoWorkflows):
         return await self._call(self._store.list_jobs, filter)
 
     async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
-        """Cancel a waiting job, or ask the worker of a running one to stop."""
-        return await self._call(self._store.cancel, job_id, reason, now)
+        """Cancel a waiting job, or ask the worker of a running one to stop.
+
+        Cancelling a workflow step releases or cancels its dependents (same transaction); one
+        that became pending wakes its queue's waiters.
+        """
+        job, ready = await self._call(self._store.cancel, job_id, reason, now)
+        self._ready(ready)
+        return job
 
     async def retry(self, job_id: int, *, now: datetime) -> Job:
         """Make a failed, discarded or cancelled job pending again with a fresh attempt."""
         job, moved = await self._call(self._store.retry, job_id, now)
-        if moved:
+        if moved and job.state is not JobState.BLOCKED:
             self._waiters.jobs_ready([job.queue])
         return job
 
     async def delete(self, job_id: int) -> bool:
-        """Delete a job unless it is running; False if there was none."""
-        return await self._call(self._store.delete, job_id)
+        """Delete a job unless it is running; False if there was none.
+
+        A workflow step that had not ended is an end its dependents see (same transaction).
+        """
+        deleted, ready = await self._call(self._store.delete, job_id)
+        self._ready(ready)
+        return deleted
+
+    # -- workflows (taskward.graph; the store's flows.py) ----------------------------------
+    async def insert_workflow(self, flow: NewWorkflow, *, now: datetime) -> WorkflowRecord:
+        """Store every step of ``flow`` in one transaction (none on error); return it."""
+        record, ready = await self._call(self._store.insert_workflow, flow, now)
+        self._ready(ready)
+        return record
+
+    async def get_workflow(self, workflow_id: int) -> WorkflowRecord:
+        """Return a workflow with its steps in insert order, or raise ``WorkflowNotFound``."""
+        return await self._call(self._store.get_workflow, workflow_id)
+
+    async def cancel_workflow(
+        self, workflow_id: int, *, reason: str, now: datetime
+    ) -> WorkflowRecord:
+        """Cancel every step that has not ended, except finalizers; ask running ones to stop."""
+        record, ready = await self._call(self._store.cancel_workflow, workflow_id, reason, now)
+        self._ready(ready)
+        return record
+
+    async def release_blocked(self, *, now: datetime, limit: int) -> int:
+        """Recount up to ``limit`` blocked steps; release those nothing holds back."""
+        if limit <= 0:
+            return 0
+        released, ready = await self._call(self._store.release_blocked, now, limit)
+        self._ready(ready)
+        return released
+
+    def _ready(self, queues: set[str]) -> None:
+        """Wake the waiters of ``queues`` (here and elsewhere), where steps became pending."""
+        if queues:
+            self._waiters.jobs_ready(sorted(queues))
 
     async def stats(self) -> Stats:
         """Count jobs by queue and state; paused queues are listed even when empty."""

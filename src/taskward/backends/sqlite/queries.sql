@@ -432,13 +432,17 @@ queue = ?;
 -- name: filter_task
 task = ?;
 
+-- The steps of one workflow (its index, then rowid lookups).
+-- name: filter_workflow
+id IN (SELECT job_id FROM taskward_steps WHERE workflow_id = ?);
+
 -- Parameters: now, cancel error record's "at" (ISO 8601), reason, id.
 -- name: cancel_waiting
 UPDATE taskward_jobs
 SET state = 'cancelled', cancelled_at = ?1,
     errors = json_insert(errors, '$[#]', json_object(
         'attempt', attempt, 'at', ?2, 'kind', 'Cancelled', 'message', ?3, 'traceback', NULL))
-WHERE id = ?4 AND state IN ('scheduled', 'pending', 'retryable')
+WHERE id = ?4 AND state IN ('blocked', 'scheduled', 'pending', 'retryable')
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
           lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
@@ -579,6 +583,129 @@ SELECT id FROM taskward_jobs INDEXED BY taskward_jobs_partition_running
 WHERE queue = ? AND partition_key = ? AND state = 'running'
 ORDER BY id
 LIMIT ?;
+
+-- == workflows (flows.py; the rules are taskward.graph's) ======================================
+-- Every statement runs in the write (or read) transaction of the call that causes it: the
+-- finish, cancel, retry or delete that ends a step releases or cancels its dependents in the
+-- same transaction, so a step is released once, whichever process ends its last dependency.
+
+-- Parameters: name, inserted_at.
+-- name: insert_workflow
+INSERT INTO taskward_workflows (name, inserted_at) VALUES (?, ?);
+
+-- Parameters: job_id, workflow_id, name, on_failure, finalizer, waiting.
+-- name: insert_step
+INSERT INTO taskward_steps (job_id, workflow_id, name, on_failure, finalizer, waiting)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- Parameters: parent, child.
+-- name: insert_edge
+INSERT INTO taskward_edges (parent, child) VALUES (?, ?);
+
+-- name: get_workflow_row
+SELECT name, inserted_at FROM taskward_workflows WHERE id = ?;
+
+-- A workflow's steps still stored, in insert order: the step's columns, then the 27 job columns.
+-- name: workflow_steps
+SELECT s.name, s.on_failure, s.finalizer,
+       j.id, j.task, j.queue, j.args, j.kwargs, j.state, j.priority, j.attempt, j.max_attempts,
+       j.scheduled_at, j.inserted_at, j.attempted_at, j.completed_at, j.cancelled_at,
+       j.discarded_at, j.attempted_by, j.lease_until, j.errors, j.result, j.progress,
+       j.unique_key, j.tags, j.meta, j.depends_on, j.timeout, j.cancel_requested,
+       j.partition_key
+FROM taskward_steps AS s INDEXED BY taskward_steps_workflow
+JOIN taskward_jobs AS j ON j.id = s.job_id
+WHERE s.workflow_id = ?
+ORDER BY s.job_id;
+
+-- The steps of a workflow that cancel_workflow may cancel (not its finalizers), in order.
+-- name: workflow_cancellable
+SELECT job_id FROM taskward_steps INDEXED BY taskward_steps_workflow
+WHERE workflow_id = ? AND finalizer = 0
+ORDER BY job_id;
+
+-- The steps waiting for ?1, in edge order, with their policy.
+-- name: step_children
+SELECT e.child, s.on_failure FROM taskward_edges AS e INDEXED BY taskward_edges_parent
+JOIN taskward_steps AS s ON s.job_id = e.child
+WHERE e.parent = ?1
+ORDER BY e.rowid;
+
+-- name: step_name
+SELECT name FROM taskward_steps WHERE job_id = ?;
+
+-- A dependency of a blocked step ended as it needs: one fewer to wait for. No row when the
+-- step is not blocked. Parameter: the step's job id.
+-- name: count_down_step
+UPDATE taskward_steps SET waiting = waiting - 1
+WHERE job_id = ?1 AND EXISTS (SELECT 1 FROM taskward_jobs WHERE id = ?1 AND state = 'blocked')
+RETURNING waiting;
+
+-- Release a blocked step (graph.released_state): scheduled when its time is later than now.
+-- Parameters: now, id.
+-- name: release_step
+UPDATE taskward_jobs
+SET state = CASE WHEN scheduled_at > ?1 THEN 'scheduled' ELSE 'pending' END
+WHERE id = ?2 AND state = 'blocked'
+RETURNING queue, state;
+
+-- A dependency ended other than completed: cancel the blocked step (kind DependencyFailed).
+-- Parameters: now, the record's "at" (ISO 8601), message, id.
+-- name: cancel_step
+UPDATE taskward_jobs
+SET state = 'cancelled', cancelled_at = ?1,
+    errors = json_insert(errors, '$[#]', json_object(
+        'attempt', attempt, 'at', ?2, 'kind', 'DependencyFailed', 'message', ?3,
+        'traceback', NULL))
+WHERE id = ?4 AND state = 'blocked'
+RETURNING id;
+
+-- Parameters: propagated (0/1), id.
+-- name: mark_propagated
+UPDATE taskward_steps SET propagated = ? WHERE job_id = ?;
+
+-- A step's policy, its propagated flag and its state, and the states of its dependencies
+-- as a JSON array (null: deleted). No row when the job is not a step. Parameter: job id.
+-- name: step_recount
+SELECT s.on_failure, s.propagated, j.state, (
+    SELECT json_group_array(p.state) FROM json_each(j.depends_on) AS d
+    LEFT JOIN taskward_jobs AS p ON p.id = d.value
+)
+FROM taskward_steps AS s
+JOIN taskward_jobs AS j ON j.id = s.job_id
+WHERE s.job_id = ?;
+
+-- The step ids waiting for ?1 (edge order).
+-- name: step_child_ids
+SELECT child FROM taskward_edges INDEXED BY taskward_edges_parent WHERE parent = ? ORDER BY rowid;
+
+-- Parameters: waiting, propagated (0/1), id.
+-- name: store_step_waiting
+UPDATE taskward_steps SET waiting = ?, propagated = ? WHERE job_id = ?;
+
+-- Parameters: id.
+-- name: block_step
+UPDATE taskward_jobs SET state = 'blocked', cancelled_at = NULL WHERE id = ?;
+
+-- The sweep: up to ?1 blocked jobs by id, with the policy of their step (NULL: not a step)
+-- and the states of their dependencies as a JSON array (null: deleted).
+-- name: blocked_steps
+SELECT j.id, s.on_failure, (
+    SELECT json_group_array(p.state) FROM json_each(j.depends_on) AS d
+    LEFT JOIN taskward_jobs AS p ON p.id = d.value
+)
+FROM taskward_jobs AS j INDEXED BY taskward_jobs_state
+LEFT JOIN taskward_steps AS s ON s.job_id = j.id
+WHERE j.state = 'blocked'
+ORDER BY j.id
+LIMIT ?;
+
+-- Parameters: waiting, id.
+-- name: recount_step
+UPDATE taskward_steps SET waiting = ? WHERE job_id = ?;
+
+-- name: job_state
+SELECT state FROM taskward_jobs WHERE id = ?;
 
 -- == schedules =================================================================================
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any, Final
 
 from taskward.backends.sqlite import rows
 from taskward.backends.sqlite.controls import QueueControls
+from taskward.backends.sqlite.flows import StoreWorkflows
 from taskward.backends.sqlite.partitions import keys_at_insert
 from taskward.errors import JobNotFound
 from taskward.jobs import (
@@ -43,11 +44,12 @@ __all__ = ["INSERT_CHUNK_ROWS", "SqliteStore"]
 INSERT_CHUNK_ROWS: Final = 256  # x 16 parameters: far below SQLite's 32,766 variable limit
 
 
-class SqliteStore(QueueControls):
+class SqliteStore(QueueControls, StoreWorkflows):
     """The statements of every backend call on one SQLite connection (single thread only).
 
     Pauses, limits and holds, and the claim of a rate-limited, held or partitioned queue, are
-    its base's (:class:`~taskward.backends.sqlite.controls.QueueControls`).
+    its base's (:class:`~taskward.backends.sqlite.controls.QueueControls`); workflows and their
+    release rules are its other base's (:class:`~taskward.backends.sqlite.flows.StoreWorkflows`).
     """
 
     def __init__(self, path: str, *, synchronous: str, any_thread: bool = False) -> None:
@@ -197,7 +199,10 @@ class SqliteStore(QueueControls):
         """Write each outcome behind its fence; False where the fence refused it.
 
         Also returns the queues with a global limit that a written job left: a slot came free
-        there, so their waiters are worth waking (a finish gives no start back to a rate).
+        there, so their waiters are worth waking (a finish gives no start back to a rate), and
+        those where a workflow step became pending. A written update with ``dependents`` that
+        ends its job releases or cancels the steps waiting for it, in the same transaction
+        (only those updates look up edges).
         """
         sql = self.q["finish_job"]
         with self._write() as db:
@@ -207,7 +212,27 @@ class SqliteStore(QueueControls):
             ]
             ids = [update.job_id for update, ok in zip(updates, written, strict=True) if ok]
             freed = self._limited_queues(db, ids) if ids else []
+            if any(update.dependents for update in updates):
+                freed.extend(self._dependents_of(db, updates, written, freed))
         return written, freed
+
+    def _dependents_of(
+        self,
+        db: sqlite3.Connection,
+        updates: Sequence[JobUpdate],
+        written: list[bool],
+        freed: list[str],
+    ) -> list[str]:
+        """Release or cancel the steps waiting for each written update that ended a step.
+
+        Only updates with ``dependents`` look up edges. Returns the queues (not in ``freed``)
+        where a step became pending.
+        """
+        ready: set[str] = set()
+        for update, ok in zip(updates, written, strict=True):
+            if ok and update.dependents and update.state in FINISHED_STATES:
+                ready |= self._step_ended(db, update.job_id, update.state, update.at)
+        return sorted(ready.difference(freed))
 
     def _limited_queues(self, db: sqlite3.Connection, job_ids: list[int]) -> list[str]:
         """The queues of ``job_ids`` that have a global limit (one probe when none has)."""
@@ -317,30 +342,47 @@ class SqliteStore(QueueControls):
         if filter.task is not None:
             parts.append(self.q["filter_task"])
             params.append(filter.task)
+        if filter.workflow is not None:
+            parts.append(self.q["filter_workflow"])
+            params.append(filter.workflow)
         return " AND ".join(parts) or "1", params
 
-    def cancel(self, job_id: int, reason: str, now: datetime) -> Job:
-        """Cancel a waiting job, flag a running one; return the job as it is now."""
+    def cancel(self, job_id: int, reason: str, now: datetime) -> tuple[Job, set[str]]:
+        """Cancel a waiting job, flag a running one; return the job as it is now.
+
+        Cancelling a workflow step is an end its dependents see, in the same transaction: also
+        returns the queues where one of them became pending.
+        """
         with self._write() as db:
             params = (rows.epoch(now), now.isoformat(), reason, job_id)
             row = db.execute(self.q["cancel_waiting"], params).fetchone()
-            if row is None:
-                row = db.execute(self.q["request_cancel"], (job_id,)).fetchone()
-            return rows.job_from_row(row) if row is not None else self._get(db, job_id)
+            if row is not None:
+                return rows.job_from_row(row), self._step_ended(db, job_id, JobState.CANCELLED, now)
+            row = db.execute(self.q["request_cancel"], (job_id,)).fetchone()
+            return (rows.job_from_row(row) if row is not None else self._get(db, job_id)), set()
 
     def retry(self, job_id: int, now: datetime) -> tuple[Job, bool]:
-        """Make a failed, discarded or cancelled job pending; True if it moved."""
+        """Make a failed, discarded or cancelled job pending; True if it moved.
+
+        A workflow step goes ``blocked`` instead while a dependency holds it back, and the
+        dependents its end cancelled wait again (same transaction).
+        """
         with self._write() as db:
             row = db.execute(self.q["retry_job"], (rows.epoch(now), job_id)).fetchone()
             if row is None:
                 return self._get(db, job_id), False
-            return rows.job_from_row(row), True
+            return self._step_retried(db, rows.job_from_row(row)), True
 
-    def delete(self, job_id: int) -> bool:
-        """Delete a job that is not running."""
+    def delete(self, job_id: int) -> tuple[bool, set[str]]:
+        """Delete a job that is not running; True if there was one.
+
+        A workflow step that had not ended is an end for its dependents (same transaction):
+        also returns the queues where one of them became pending.
+        """
         with self._write() as db:
             db.execute(self.q["remember_last_job_id"])
-            return db.execute(self.q["delete_job"], (job_id,)).rowcount == 1
+            ready = self._step_deleted(db, job_id, datetime.now(UTC))
+            return db.execute(self.q["delete_job"], (job_id,)).rowcount == 1, ready
 
     def stats(self) -> Stats:
         """Counts by queue and state; paused queues appear even without jobs."""
