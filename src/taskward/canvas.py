@@ -91,6 +91,7 @@ class Workflow:
     def __init__(self, name: str | None = None) -> None:
         self.name = name
         self._nodes: dict[str, Node] = {}
+        self._next_suffix: dict[str, int] = {}  # base name -> the next ".n" to try
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name or ''} {len(self._nodes)} steps>"
@@ -153,9 +154,11 @@ class Workflow:
             raise InvalidOptions(f"a step name is a non-empty string, got {wanted!r}")
         if wanted not in self._nodes:
             return wanted
-        n = 2
+        # Remembered per base name: a 1,000-member group of one task must not rescan.
+        n = self._next_suffix.get(wanted, 2)
         while f"{wanted}.{n}" in self._nodes:
             n += 1
+        self._next_suffix[wanted] = n + 1
         return f"{wanted}.{n}"
 
 
