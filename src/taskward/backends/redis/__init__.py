@@ -4,6 +4,7 @@
 - ``config``: the URL and taskward's own parameters (``prefix``, ``pool_size``, ``cluster``).
 - ``client``: the async and sync clients and the scripts.
 - ``errors``: redis-py's errors as taskward's; ``checks``: the server checks at open.
+- ``flows``: workflows (insert, read, cancel, the sweep); their rules are ``lua/flows.lua``.
 - ``admin``: queue controls, limits, schedules and the worker registry (no job states).
 - ``listener``: the wake-up subscription and this process's waiters.
 - ``codec``: job hashes ↔ domain values, and the scripts' argument lists.

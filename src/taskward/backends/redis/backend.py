@@ -13,7 +13,8 @@ URL: ``redis://[:password@]host:port/db?prefix=myapp&pool_size=20`` (``rediss://
 own parameters are removed before connecting (``config``).
 
 Not offered: enqueue inside the caller's SQL transaction (Redis has none to join), and
-direct dispatch to idle workers (a claim is already one script call).
+direct dispatch to idle workers (a claim is already one script call). Workflows are in
+``flows`` (the Lua rules in ``lua/flows.lua``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from taskward.backends.redis import admin, codec
 from taskward.backends.redis.client import FIXED_KEYS, Connections
 from taskward.backends.redis.config import RedisConfig
 from taskward.backends.redis.errors import StoreError, translated
+from taskward.backends.redis.flows import RedisWorkflows, now_args
 from taskward.backends.redis.listener import Listener
-from taskward.backends.unsupported import NoWorkflows
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
     Inserted,
@@ -63,7 +64,7 @@ NO_TRANSACTION: Final = (
 )
 
 
-class RedisBackend(NoWorkflows):
+class RedisBackend(RedisWorkflows):
     """Jobs in Redis hashes and sorted sets, shared by every process that connects."""
 
     def __init__(self, url: str) -> None:
@@ -86,6 +87,7 @@ class RedisBackend(NoWorkflows):
                 Capability.STORES_JOBS,
                 Capability.NOTIFY,
                 Capability.BLOCKING_INSERT,
+                Capability.WORKFLOWS,
             }
         )
 
@@ -311,6 +313,7 @@ class RedisBackend(NoWorkflows):
             len(states),
             *states,
             SCAN_LIMIT,
+            "" if filter.workflow is None else str(int(filter.workflow)),
         ]
         total, rows = await self._connections.run("list", args)
         if int(total) < 0:
@@ -343,7 +346,7 @@ class RedisBackend(NoWorkflows):
 
     async def delete(self, job_id: int) -> bool:
         """Delete a job unless it is running; False if there was none (or it runs)."""
-        return bool(await self._connections.run("delete", (int(job_id),)) == 1)
+        return bool(await self._connections.run("delete", (int(job_id), *now_args())) == 1)
 
     async def stats(self) -> Stats:
         """Count jobs by queue and state from the index sizes; paused queues included."""

@@ -1,6 +1,7 @@
 """The connections of one Redis backend: async and sync clients, the scripts, and errors.
 
-Every state change is one Lua script from ``lua/`` (``common.lua`` is prepended to each), loaded
+Every state change is one Lua script from ``lua/`` (``common.lua`` is prepended to each, and
+``flows.lua``, the workflow rules, to those of :data:`FLOW_SCRIPTS`), loaded
 once per server and called by SHA; redis-py's script objects reload a script the server lost
 (``SCRIPT FLUSH``, a restart, a failover) and run it again. Redis errors become taskward's:
 an unreachable or restarting server is :class:`~taskward.errors.BackendUnavailable`, a key of
@@ -50,6 +51,23 @@ SCRIPT_NAMES: Final = (
     "limits",
     "hold",
     "partition_flow",
+    "workflow_insert",
+    "workflow",
+    "workflow_cancel",
+    "release",
+)
+# The scripts that apply the workflow rules: flows.lua comes after common.lua in each.
+FLOW_SCRIPTS: Final = frozenset(
+    {
+        "finish",
+        "cancel",
+        "retry",
+        "delete",
+        "workflow_insert",
+        "workflow",
+        "workflow_cancel",
+        "release",
+    }
 )
 CONNECT_TIMEOUT: Final = 5.0
 SOCKET_TIMEOUT: Final = 30.0
@@ -68,13 +86,14 @@ FIXED_KEYS: Final = {
     "beats": "zset",
     "schedules": "hash",
     "version": "string",
+    "wseq": "string",
 }
 
 
 def _source(name: str) -> str:
     folder = resources.files("taskward.backends.redis").joinpath("lua")
-    common = folder.joinpath("common.lua").read_text(encoding="utf-8")
-    return common + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    parts = ["common", "flows", name] if name in FLOW_SCRIPTS else ["common", name]
+    return "\n".join(folder.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 SOURCES: Final = {name: _source(name) for name in SCRIPT_NAMES}

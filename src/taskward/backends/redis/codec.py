@@ -138,7 +138,11 @@ def insert_args(new: NewJob) -> list[str]:
 
 
 def finish_args(update: JobUpdate) -> list[str]:
-    """The 9 fields of one outcome in ``finish.lua``'s argument list."""
+    """The 10 fields of one outcome in ``finish.lua``'s argument list.
+
+    The last is empty unless the job is a workflow step others wait for (``dependents``): then
+    the outcome's time as ISO JSON text, which a propagated cancel records.
+    """
     state = update.state
     expired = update.lease_expired_before
     return [
@@ -151,6 +155,7 @@ def finish_args(update: JobUpdate) -> list[str]:
         "" if update.error is None else dumps(update.error.to_dict()),
         dumps(update.result) if state is JobState.COMPLETED else "",
         us(update.at),
+        json.dumps(update.at.isoformat()) if update.dependents else "",
     ]
 
 

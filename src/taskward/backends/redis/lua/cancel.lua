@@ -1,5 +1,6 @@
 -- Cancel job ARGV[2] at ARGV[3] (ISO text ARGV[4]) for reason ARGV[5] (a JSON string): a
--- waiting job is cancelled, a running one flagged. Answers the job's hash ({} if none).
+-- waiting job is cancelled, a running one flagged; a workflow step's end reaches its
+-- dependents (flows.lua). Answers the job's hash ({} if none).
 local id, now, at_json, reason = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local h = load(id)
 if h == nil then return {} end
@@ -13,6 +14,11 @@ if WAITING[h.state] then
   redis.call('HSET', key, 'state', 'cancelled', 'cancelled_at', now,
              'errors', with_error(h.errors, record))
   index(id, h)
+  if h.wf_id then
+    local woken = {}
+    step_ended(id, 'cancelled', now, at_json, woken)
+    publish(woken)
+  end
 elseif h.state == 'running' then
   redis.call('HSET', key, 'cancel_requested', '1')
 end

@@ -11,8 +11,8 @@ local UNIQUE = B .. ':unique'
 local WAKE = B .. ':wake'
 local LIMITS = B .. ':limits'
 local FINISHED = {completed = true, failed = true, discarded = true, cancelled = true}
-local WAITING = {scheduled = true, pending = true, retryable = true}
-local STATES = {'scheduled', 'pending', 'running', 'retryable',
+local WAITING = {blocked = true, scheduled = true, pending = true, retryable = true}
+local STATES = {'blocked', 'scheduled', 'pending', 'running', 'retryable',
                 'completed', 'failed', 'discarded', 'cancelled'}
 
 local function jkey(id) return B .. ':job:' .. id end
@@ -21,6 +21,12 @@ local function txkey(task, state) return B .. ':tx:' .. task .. ':' .. state end
 local function laterkey(queue) return B .. ':later:' .. queue end
 local function pkey(queue) return B .. ':pending:' .. queue end
 local function donekey(state) return B .. ':done:' .. state end
+-- Workflows (taskward.graph; flows.lua has the rules): B:wseq the last workflow id, B:workflow:<id>
+-- its hash (name, inserted_at), B:wsteps:<id> its steps' job ids (score = id: insert order).
+-- A step's own fields live in its job hash, prefixed wf_ (see flows.lua).
+local WSEQ = B .. ':wseq'
+local function wkey(wid) return B .. ':workflow:' .. wid end
+local function wstepskey(wid) return B .. ':wsteps:' .. wid end
 
 -- Partitioned queues (see docs/DESIGN.md). Key text may hold any byte, so it comes last in a
 -- key's name, after the queue's name prefixed by its length: no (queue, key) pair spells the
@@ -388,6 +394,7 @@ end
 local function forget(id, h)
   unindex(id, h)
   redis.call('DEL', jkey(id))
+  if h.wf_id then redis.call('ZREM', wstepskey(h.wf_id), id) end
   if h.unique_key and redis.call('HGET', UNIQUE, h.unique_key) == id then
     redis.call('HDEL', UNIQUE, h.unique_key)
   end

@@ -1,9 +1,11 @@
--- Write outcomes for worker ARGV[2]: ARGV[3] count, then 9 fields per outcome (see
--- codec.finish_args). Each is written only if the job is still running at that attempt,
+-- Write outcomes for worker ARGV[2]: ARGV[3] count, then 10 fields per outcome (see
+-- codec.finish_args): the last is '' or, for a workflow step others wait for (JobUpdate
+-- .dependents), its time as ISO JSON text, and an end then releases or cancels its dependents
+-- (flows.lua); other outcomes never look them up. Each is written only if the job is still running at that attempt,
 -- leased to this worker (and, for a rescue, with its lease expired): 1 written, 0 refused.
 local worker = ARGV[2]
 local n = tonumber(ARGV[3])
-local WIDTH = 9
+local WIDTH = 10
 local FIELDS = {'state', 'attempt', 'attempted_by', 'lease_until', 'queue', 'task', 'priority',
                 'scheduled_at', 'errors', 'partition_key'}
 -- First every fence and every key the writes will touch, then the writes: a foreign key
@@ -44,8 +46,8 @@ local woken = {}
 for i = 0, n - 1 do
   local a = 4 + i * WIDTH
   local id = ARGV[a]
-  local state, refund, sched, err, result, at =
-    ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local state, refund, sched, err, result, at, dependents =
+    ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
   local h = fenced[i]
   if h then
     unindex(id, h)
@@ -86,6 +88,7 @@ for i = 0, n - 1 do
     redis.call('HDEL', key, 'lease_until', 'cancel_requested')
     index(id, h)
     if state == 'pending' or limited[h.queue] then woken[h.queue] = true end
+    if dependents ~= '' and FINISHED[state] then step_ended(id, state, at, dependents, woken) end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

@@ -1,7 +1,8 @@
 -- One page of jobs. ARGV[2] sort field, ARGV[3] '1' for descending, ARGV[4] offset,
 -- ARGV[5] page size, ARGV[6] '=' and the task ('' for any task), ARGV[7] number of queues, the queues,
 -- then the number of states and the states (0 queues or states: all of them), then the most
--- candidates an order other than by id may read. Answers {total, {job hash, ...}}, or
+-- candidates an order other than by id may read, then a workflow's id ('' for any: only its
+-- steps, each read as for an order other than by id). Answers {total, {job hash, ...}}, or
 -- {-1, candidates} when there are more candidates than that.
 local field, desc = ARGV[2], ARGV[3] == '1'
 local offset, size = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -12,13 +13,27 @@ for i = 1, nq do queues[i] = ARGV[7 + i] end
 local ns = tonumber(ARGV[8 + nq])
 local states = {}
 for i = 1, ns do states[i] = ARGV[8 + nq + i] end
+local wf = ARGV[10 + nq + ns] or ''
+local want_queues, want_states = nil, nil  -- a workflow's steps: what each must match
+if wf ~= '' then
+  if nq > 0 then
+    want_queues = {}
+    for _, queue in ipairs(queues) do want_queues[queue] = true end
+  end
+  if ns > 0 then
+    want_states = {}
+    for _, state in ipairs(states) do want_states[state] = true end
+  end
+end
 if nq == 0 then queues = redis.call('SMEMBERS', QUEUES) end
 if ns == 0 then states = STATES end
 -- The candidate sets: per queue and state, or per task and state when only the task is
 -- filtered (a queue and a task filter: the task's sets, each job's queue checked below).
 local sets = {}
-local by_task = has_task and nq <= 1
-if by_task then
+local by_task = has_task and nq <= 1 and wf == ''
+if wf ~= '' then
+  sets[1] = wstepskey(wf)
+elseif by_task then
   for _, state in ipairs(states) do sets[#sets + 1] = txkey(task, state) end
 else
   for _, queue in ipairs(queues) do
@@ -38,7 +53,7 @@ for _, state in ipairs(states) do later_only = later_only and LATER_ONLY[state] 
 
 local page = {}
 local total = 0
-if field == 'scheduled_at' and not desc and offset == 0 and not has_task and later_only
+if wf == '' and field == 'scheduled_at' and not desc and offset == 0 and not has_task and later_only
     and nq == 1 then
   -- The next due jobs of a queue (what a drain asks for): B:later:<queue> is ordered by due
   -- time already; a job's state is read only when one of the two states is asked for.
@@ -69,7 +84,7 @@ if field == 'scheduled_at' and not desc and offset == 0 and not has_task and lat
     return x[1] < y[1]
   end)
   for i = 1, math.min(#found, size) do page[#page + 1] = found[i][1] end
-elseif field == 'id' and want_queue == nil and (not has_task or by_task) then
+elseif wf == '' and field == 'id' and want_queue == nil and (not has_task or by_task) then
   -- The indexes are ordered by id: the first offset + size of each set, merged.
   local need = offset + size
   local ids = {}
@@ -98,8 +113,10 @@ else
   local rows = {}
   for _, set in ipairs(sets) do
     for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
-      local t, q, v = unpack(redis.call('HMGET', jkey(id), 'task', 'queue', field))
-      if (not has_task or t == task) and (want_queue == nil or q == want_queue) then
+      local t, q, v, st = unpack(redis.call('HMGET', jkey(id), 'task', 'queue', field, 'state'))
+      if t and (not has_task or t == task) and (want_queue == nil or q == want_queue)
+          and (want_queues == nil or want_queues[q]) and (want_states == nil or want_states[st])
+      then
         local value = nil  -- HMGET answers false for a missing field
         if v then value = tonumber(v) end
         rows[#rows + 1] = {tonumber(id), value}
