@@ -1,5 +1,6 @@
-"""Item 8: a Hypothesis state machine drives the public API (enqueue, schedule, cancel, retry,
-run a worker step, a worker dying mid-job, rescue, stage, prune) against a small reference
+"""Item 8: a Hypothesis state machine drives the public API (enqueue, schedule, a two-step
+workflow, cancel, retry, run a worker step, a worker dying mid-job, rescue, stage, prune)
+against a small reference
 model, on memory, SQLite, PostgreSQL and Redis. After every step each job's state, attempt and
 max_attempts equal the model's: only legal moves, attempts never above max_attempts, no job
 lost or invented. ``TASKWARD_LONG=1`` runs ten times as many examples.
@@ -28,14 +29,14 @@ from hypothesis.stateful import (
 )
 
 from reliability.harness import LONG
-from taskward import FrozenClock, JobState, TaskManager
+from taskward import FrozenClock, JobState, TaskManager, chain
 from taskward.runtime.maintenance import Rescuer, Stager
 from taskward.states import is_legal
 
 S = JobState
 LEASE = 30.0
 BACKOFF = 10.0
-WAITING = {S.SCHEDULED, S.PENDING, S.RETRYABLE}
+WAITING = {S.BLOCKED, S.SCHEDULED, S.PENDING, S.RETRYABLE}
 FINISHED = {S.COMPLETED, S.FAILED, S.DISCARDED, S.CANCELLED}
 
 
@@ -57,6 +58,12 @@ class Model:
     attempt: int = 0
     lease_until: datetime | None = None
     cancel_requested: bool = False
+    parent: int | None = None
+    """The step this one waits for (a two-step workflow), or None."""
+    child: int | None = None
+    """The step that waits for this one, or None."""
+    propagated: bool = False
+    """Cancelled because its parent ended other than completed."""
 
     def move(self, state: JobState) -> None:
         assert is_legal(self.state, state), f"the model itself moved {self.state} -> {state}"
@@ -97,6 +104,30 @@ class JobMachine(RuleBasedStateMachine):
         state = S.SCHEDULED if delay else S.PENDING
         when = now + timedelta(seconds=delay)
         self.model[job.id] = Model(fails, max_attempts, when, state)
+
+    @rule(fails=st.booleans(), max_attempts=st.integers(1, 3))
+    def enqueue_chain(self, fails: bool, max_attempts: int) -> None:
+        first = self.task.s(fails).set(max_attempts=max_attempts)
+        then = self.task.s(False).set(max_attempts=max_attempts)
+        record = self.do(self.tw.enqueue_workflow(chain(first, then)))
+        a, b = (s.job.id for s in record.steps)
+        now = self.clock.now()
+        self.model[a] = Model(fails, max_attempts, now, S.PENDING, child=b)
+        self.model[b] = Model(False, max_attempts, now, S.BLOCKED, parent=a)
+
+    def ended(self, job_id: int) -> None:
+        """``job_id`` reached a final state: release its waiting step, or cancel it."""
+        m = self.model[job_id]
+        child = self.model.get(m.child) if m.child is not None else None
+        if child is None or child.state is not S.BLOCKED:
+            return
+        if m.state is S.COMPLETED:
+            child.move(S.PENDING)
+        else:
+            child.move(S.CANCELLED)
+            child.propagated = True
+            assert m.child is not None
+            self.ended(m.child)
 
     # -- work --------------------------------------------------------------------------
     def claim(self, worker_id: str) -> Any:
@@ -152,6 +183,8 @@ class JobMachine(RuleBasedStateMachine):
             m.move(S.RETRYABLE)
             m.scheduled_at = self.clock.now() + timedelta(seconds=BACKOFF)
         m.cancel_requested = False
+        if m.state in FINISHED:
+            self.ended(job_id)
 
     # -- maintain ----------------------------------------------------------------------
     @rule(seconds=st.sampled_from([1, 11, 31, 3600]))
@@ -197,6 +230,7 @@ class JobMachine(RuleBasedStateMachine):
         m = self.model[job_id]
         if m.state in WAITING:
             m.move(S.CANCELLED)
+            self.ended(job_id)
         elif m.state is S.RUNNING:
             m.cancel_requested = True
 
@@ -208,10 +242,17 @@ class JobMachine(RuleBasedStateMachine):
         self.do(self.tw.retry_task(job_id))
         m = self.model[job_id]
         if m.state in (S.FAILED, S.DISCARDED, S.CANCELLED):
-            m.move(S.PENDING)
+            parent = self.model.get(m.parent) if m.parent is not None else None
+            waits = parent is not None and parent.state is not S.COMPLETED  # gone: done
+            m.move(S.BLOCKED if waits else S.PENDING)
             m.scheduled_at = self.clock.now()
             m.max_attempts = max(m.max_attempts, m.attempt + 1)
             m.cancel_requested = False
+            m.propagated = False
+            child = self.model.get(m.child) if m.child is not None else None
+            if child is not None and child.state is S.CANCELLED and child.propagated:
+                child.move(S.BLOCKED)  # its parent runs again: it waits again
+                child.propagated = False
 
     # -- the invariants ----------------------------------------------------------------
     @invariant()

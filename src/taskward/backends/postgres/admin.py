@@ -1,4 +1,4 @@
-"""Operators' statements: jobs (look up, list, count, act on one), queues, schedules, workers.
+"""Operators' statements: jobs (look up, list, count), queues, schedules, workers.
 
 Listings count matches exactly up to ``EXACT_COUNT_CAP``, then take the planner's estimate;
 statistics count each queue's jobs of one finished state exactly up to ``STATS_EXACT_CAP``
@@ -32,8 +32,6 @@ from taskward.limits import RUNNING_SHOWN, PartitionBy, QueueFlow, QueueLimits, 
 __all__ = [
     "EXACT_COUNT_CAP",
     "STATS_EXACT_CAP",
-    "cancel",
-    "delete",
     "delete_schedule",
     "get",
     "hold_queue",
@@ -47,7 +45,6 @@ __all__ = [
     "queue_limits",
     "remove_worker",
     "resume_queue",
-    "retry",
     "save_schedule",
     "set_queue_limits",
     "stats",
@@ -83,6 +80,9 @@ async def list_jobs(connections: Connections, filter: JobFilter) -> Page[Job]:
     if filter.task is not None:
         parts.append(q["filter_task"])
         params["task"] = filter.task
+    if filter.workflow is not None:
+        parts.append(q["filter_workflow"])
+        params["workflow"] = filter.workflow
     where = " AND ".join(parts) or "true"
     listing = q["list_jobs"].format(where=where, order_by=rows.order_by(filter))
     counting = q["count_jobs"].format(where=where)
@@ -116,33 +116,6 @@ async def list_jobs(connections: Connections, filter: JobFilter) -> Page[Job]:
         page_size=filter.per_page,
         total_is_estimate=estimated,
     )
-
-
-async def cancel(connections: Connections, job_id: int, *, reason: str, now: datetime) -> Job:
-    """Cancel a waiting job, or ask the worker of a running one to stop."""
-    q = connections.q
-    params = {"id": job_id, "now": now, "at": now.isoformat(), "reason": reason}
-
-    async def write(conn: AConn) -> list[Any]:
-        async with conn.transaction():
-            found = await (await conn.execute(q["cancel_waiting"], params)).fetchall()
-            if not found:
-                cursor = await conn.execute(q["request_cancel"], params)
-                found = await cursor.fetchall()
-            return found
-
-    found = await connections.run(write)
-    return rows.job_from_row(found[0]) if found else await get(connections, job_id)
-
-
-async def retry(connections: Connections, job_id: int, *, now: datetime) -> Job:
-    """Make a failed, discarded or cancelled job pending again."""
-    found = await connections.fetchall("retry_job", {"id": job_id, "now": now})
-    if not found:
-        return await get(connections, job_id)
-    job = rows.job_from_row(found[0])
-    await connections.execute("notify", {"queue": job.queue})
-    return job
 
 
 async def stats(connections: Connections) -> Stats:
@@ -190,11 +163,6 @@ async def stats(connections: Connections) -> Stats:
             estimated.add((queue, JobState(state)))
         counts.setdefault(queue, {})[JobState(state)] = count
     return Stats(counts=counts, paused=frozenset(paused), estimated=frozenset(estimated))
-
-
-async def delete(connections: Connections, job_id: int) -> bool:
-    """Delete a job unless it is running; False if there was none."""
-    return await connections.execute("delete_job", {"id": job_id}) == 1
 
 
 # -- queues ----------------------------------------------------------------------------------

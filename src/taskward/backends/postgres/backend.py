@@ -49,7 +49,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from taskward.backends.base import Capability
-from taskward.backends.postgres import admin, bulk, schema, work
+from taskward.backends.postgres import admin, bulk, flows, schema, work
 from taskward.backends.postgres.admin import EXACT_COUNT_CAP
 from taskward.backends.postgres.config import PostgresConfig, parse_postgres_url
 from taskward.backends.postgres.connections import Connections
@@ -57,7 +57,7 @@ from taskward.backends.postgres.control import ControlConnection
 from taskward.backends.postgres.dispatch import Offers
 from taskward.backends.postgres.inserts import Inserter
 from taskward.backends.postgres.listener import Listener
-from taskward.backends.unsupported import NoWorkflows
+from taskward.graph import NewWorkflow, WorkflowRecord
 from taskward.jobs import (
     Inserted,
     Job,
@@ -77,7 +77,7 @@ from taskward.limits import QueueFlow, QueueLimits
 __all__ = ["EXACT_COUNT_CAP", "PostgresBackend", "parse_postgres_url"]
 
 
-class PostgresBackend(NoWorkflows):
+class PostgresBackend:
     """Jobs in PostgreSQL tables, shared by every process and host that connects."""
 
     def __init__(self, url: str) -> None:
@@ -104,7 +104,7 @@ class PostgresBackend(NoWorkflows):
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        """Persistent, multi-process, transactional enqueue and LISTEN/NOTIFY wake-ups."""
+        """Persistent, multi-process, transactional enqueue, NOTIFY wake-ups and workflows."""
         return frozenset(
             {
                 Capability.PERSISTENT,
@@ -115,6 +115,7 @@ class PostgresBackend(NoWorkflows):
                 Capability.BLOCKING_INSERT,
                 Capability.STREAMED_INSERT,
                 Capability.DISPATCH,
+                Capability.WORKFLOWS,
             }
         )
 
@@ -295,15 +296,34 @@ class PostgresBackend(NoWorkflows):
 
     async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
         """Cancel a waiting job, or ask the worker of a running one to stop."""
-        return await admin.cancel(self._connections, job_id, reason=reason, now=now)
+        return await flows.cancel(self._connections, job_id, reason=reason, now=now)
 
     async def retry(self, job_id: int, *, now: datetime) -> Job:
         """Make a failed, discarded or cancelled job pending again."""
-        return await admin.retry(self._connections, job_id, now=now)
+        return await flows.retry(self._connections, job_id, now=now)
 
     async def delete(self, job_id: int) -> bool:
         """Delete a job unless it is running; False if there was none."""
-        return await admin.delete(self._connections, job_id)
+        return await flows.delete(self._connections, job_id)
+
+    # -- workflows (migration 0009; the rules are taskward.graph's, run in the database) ---
+    async def insert_workflow(self, flow: NewWorkflow, *, now: datetime) -> WorkflowRecord:
+        """Store every step of ``flow`` in one transaction (none on error); return it."""
+        return await flows.insert_workflow(self._connections, flow, now=now)
+
+    async def get_workflow(self, workflow_id: int) -> WorkflowRecord:
+        """Return a workflow with its steps in insert order, or raise ``WorkflowNotFound``."""
+        return await flows.get_workflow(self._connections, workflow_id)
+
+    async def cancel_workflow(
+        self, workflow_id: int, *, reason: str, now: datetime
+    ) -> WorkflowRecord:
+        """Cancel every step not ended but the finalizers; ask running ones to stop."""
+        return await flows.cancel_workflow(self._connections, workflow_id, reason=reason, now=now)
+
+    async def release_blocked(self, *, now: datetime, limit: int) -> int:
+        """Recount up to ``limit`` blocked steps and release those nothing holds back."""
+        return await flows.release_blocked(self._connections, now=now, limit=limit)
 
     async def stats(self) -> Stats:
         """Count jobs by queue and state; paused queues are listed even when empty."""

@@ -542,13 +542,19 @@ queue = %(queue)s;
 -- name: filter_task
 task = %(task)s;
 
+-- The steps of one workflow (migration 0009's index of a workflow's steps, then the key).
+-- name: filter_workflow
+id = ANY(ARRAY(
+    SELECT s.job_id FROM {schema}.taskward_steps AS s WHERE s.workflow_id = %(workflow)s
+));
+
 -- name: cancel_waiting
 UPDATE {schema}.taskward_jobs
 SET state = 'cancelled', cancelled_at = %(now)s,
     errors = errors || jsonb_build_array(jsonb_build_object(
         'attempt', attempt, 'at', %(at)s::text, 'kind', 'Cancelled',
         'message', %(reason)s::text, 'traceback', NULL))
-WHERE id = %(id)s AND state IN ('scheduled', 'pending', 'retryable')
+WHERE id = %(id)s AND state IN ('blocked', 'scheduled', 'pending', 'retryable')
 RETURNING {job_columns};
 
 -- name: request_cancel
@@ -896,3 +902,107 @@ SELECT id, hostname, pid, queues, started_at, heartbeat_at, running
 FROM {schema}.taskward_workers
 WHERE heartbeat_at >= %(alive_since)s
 ORDER BY id;
+
+-- == workflows (migration 0009; the rules are taskward.graph's) ================================
+
+-- A workflow's first statement: its row, and an id for each of its %(n)s steps (the client
+-- sorts them: the steps take them in insert order, and each step's depends_on names its
+-- dependencies' ids before they are stored).
+-- name: workflow_begin
+WITH wf AS (
+    INSERT INTO {schema}.taskward_workflows (name, inserted_at) VALUES (%(name)s, %(now)s)
+    RETURNING id
+)
+SELECT (SELECT id FROM wf),
+       ARRAY(
+           SELECT nextval(pg_get_serial_sequence('{schema}.taskward_jobs', 'id'))
+           FROM generate_series(1, %(n)s)
+       );
+
+-- Every step of a workflow: its job (ids given; the partition key as insert_jobs reads it), its
+-- row of taskward_steps (waiting for all its dependencies: each counted once, as it has one
+-- edge and taskward_waiting_for recounts it once), its edges; the queues given
+-- pending steps are notified. The rows come from flows.step_rows, one JSON array per step.
+-- name: insert_steps
+WITH job AS (
+    INSERT INTO {schema}.taskward_jobs (
+        id, task, queue, args, kwargs, state, priority, max_attempts, scheduled_at, inserted_at,
+        unique_key, tags, meta, depends_on, timeout, partition_key
+    )
+    SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::json, (r->>4)::json, r->>5,
+           (r->>6)::smallint, (r->>7)::integer, (r->>8)::timestamptz, %(now)s, r->>9,
+           ARRAY(SELECT jsonb_array_elements_text(r->10)), (r->>11)::json,
+           ARRAY(SELECT jsonb_array_elements_text(r->12)::bigint),
+           (r->>13)::double precision,
+           COALESCE(r->>14, (
+               SELECT {schema}.taskward_key_of(
+                   l.partition_kwarg, l.partition_arg, (r->>3)::json, (r->>4)::json
+               )
+               FROM {schema}.taskward_queue_limits AS l WHERE l.queue = r->>2
+           ))
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+    RETURNING id, queue, state
+), step AS (
+    INSERT INTO {schema}.taskward_steps (
+        job_id, workflow_id, name, quoted, on_failure, finalizer, waiting
+    )
+    SELECT (r->>0)::bigint, %(workflow)s, r->>15, r->>16, r->>17, (r->>18)::boolean,
+           (SELECT count(DISTINCT d) FROM jsonb_array_elements_text(r->12) AS d)
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+), edge AS (
+    INSERT INTO {schema}.taskward_edges (parent, child)
+    SELECT DISTINCT d.parent::bigint, (r->>0)::bigint
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r,
+         jsonb_array_elements_text(r->12) AS d (parent)
+), woke AS (
+    SELECT pg_notify('{channel}', queue)
+    FROM (SELECT DISTINCT queue FROM job WHERE state = 'pending') AS due
+)
+SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM woke);
+
+-- A workflow and its steps still stored, in insert order: one row per step (the workflow's
+-- name and time, the 27 job columns, the step's name, policy and finalizer flag); one row of
+-- NULL step columns when none is left; no row: no such workflow.
+-- name: get_workflow
+SELECT w.name, w.inserted_at, st.*
+FROM {schema}.taskward_workflows AS w
+LEFT JOIN LATERAL (
+    SELECT {job_columns}, s.name AS step_name, s.on_failure, s.finalizer
+    FROM {schema}.taskward_steps AS s
+    JOIN {schema}.taskward_jobs AS j ON j.id = s.job_id
+    WHERE s.workflow_id = w.id
+) AS st ON true
+WHERE w.id = %(id)s
+ORDER BY st.id;
+
+-- After finish_jobs, in its transaction (one pipeline), when some update of the batch ends a
+-- step others wait for: the rows that statement wrote (this transaction's row versions; a
+-- fenced-out update wrote none) are ended for their dependents.
+-- name: finish_steps_ended
+SELECT {schema}.taskward_steps_ended(
+    array_agg(j.id ORDER BY j.id), array_agg(j.state ORDER BY j.id),
+    array_agg(u.at ORDER BY j.id), array_agg(u.at_text ORDER BY j.id)
+)
+FROM unnest(%(ended)s::bigint[], %(ended_ats)s::timestamptz[], %(ended_texts)s::text[])
+    AS u (id, at, at_text)
+JOIN {schema}.taskward_jobs AS j ON j.id = u.id
+WHERE j.xmin::text::bigint = txid_current() %% 4294967296;
+
+-- A waiting job just cancelled (cancel_waiting, same transaction): an end its dependents see.
+-- name: step_cancelled
+SELECT {schema}.taskward_steps_ended(
+    ARRAY[%(id)s::bigint], ARRAY['cancelled'], ARRAY[%(now)s::timestamptz], ARRAY[%(at)s::text]
+);
+
+-- A job just retried (retry_job, same transaction): its state as a step (NULL: not a step).
+-- name: step_retried
+SELECT {schema}.taskward_step_retried(%(id)s);
+
+-- name: delete_step_or_job
+SELECT {schema}.taskward_delete_job(%(id)s, %(now)s, %(at)s);
+
+-- name: cancel_workflow
+SELECT {schema}.taskward_cancel_workflow(%(id)s, %(reason)s, %(now)s, %(at)s);
+
+-- name: release_blocked
+SELECT {schema}.taskward_release_blocked(%(now)s, %(limit)s);

@@ -37,7 +37,7 @@ from typing import Any, Final
 
 import psycopg
 
-from taskward.backends.postgres import rows
+from taskward.backends.postgres import flows, rows
 from taskward.backends.postgres.connections import Connections
 from taskward.backends.postgres.control import ControlConnection
 from taskward.errors import BackendUnavailable
@@ -435,6 +435,9 @@ async def _finish_batch(
     connections: Connections, updates: Sequence[JobUpdate], worker_id: str, *, drop_results: bool
 ) -> dict[int, str]:
     params = rows.update_arrays(updates, worker_id, drop_results=drop_results)
+    ending = flows.ends_steps(updates)
+    if ending:  # workflow steps others wait for: released or cancelled in the same transaction
+        return dict(await flows.finish_ending_steps(connections, params, ending))
     return dict(await connections.fetchall("finish_jobs", params))
 
 
