@@ -23,6 +23,8 @@ async def test_backend_satisfies_the_protocol(backend: Backend) -> None:
     # its tests on such a backend, so a storing backend that lost the flag would pass untested.
     keeps_jobs = backend.url.partition(":")[0] not in KEEPS_NO_JOBS
     assert (Capability.STORES_JOBS in backend.capabilities) is keeps_jobs
+    # Every store that keeps jobs keeps workflows too (test_workflows skips one without).
+    assert (Capability.WORKFLOWS in backend.capabilities) is keeps_jobs
 
 
 @pytest.mark.any_store
