@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from taskward.errors import InvalidOptions
-from taskward.graph import OnFailure, PassResult
+from taskward.graph import OnFailure, PassResult, check_name
 
 if TYPE_CHECKING:
     from taskward.tasks import Task
@@ -45,6 +45,16 @@ class Step:
     pass_result: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.on_failure not in ("cancel", "continue"):
+            raise InvalidOptions(
+                f"on_failure must be 'cancel' or 'continue', got {self.on_failure!r}"
+            )
+        if self.name is not None:
+            check_name("a step's name", self.name)
+        if not isinstance(self.task, str) and not hasattr(self.task, "name"):
+            raise InvalidOptions(f"a step runs a task (a Task or its name), got {self.task!r}")
+
     def set(
         self,
         *,
@@ -54,8 +64,6 @@ class Step:
         **options: Any,
     ) -> Step:
         """A copy with a name, a failure policy, result passing or job options changed."""
-        if on_failure not in (None, "cancel", "continue"):
-            raise InvalidOptions(f"on_failure must be 'cancel' or 'continue', got {on_failure!r}")
         return replace(
             self,
             name=self.name if name is None else name,
@@ -89,7 +97,7 @@ class Workflow:
     """
 
     def __init__(self, name: str | None = None) -> None:
-        self.name = name
+        self.name = None if name is None else check_name("a workflow's name", name)
         self._nodes: dict[str, Node] = {}
         self._next_suffix: dict[str, int] = {}  # base name -> the next ".n" to try
 
@@ -123,7 +131,9 @@ class Workflow:
         deps = tuple(_names(depends_on))
         if len(set(deps)) != len(deps):
             raise InvalidOptions(f"step {name or step.task_name!r} lists a dependency twice")
-        label = self._unique_name(name or step.name or _short(step.task_name))
+        if passes not in (None, "one", "all"):
+            raise InvalidOptions(f"passes is 'one' or 'all', got {passes!r}")
+        label = self._label(name or step.name, step)
         mode: PassResult = "none"
         if step.pass_result:
             mode = passes or ("one" if len(deps) == 1 else "all")
@@ -138,7 +148,7 @@ class Workflow:
         """
         if any(n.finalizer for n in self._nodes.values()):
             raise InvalidOptions("a workflow has one finalizer")
-        label = self._unique_name(name or step.name or _short(step.task_name))
+        label = self._label(name or step.name, step)
         mode: PassResult = "outcome" if step.pass_result else "none"
         self._nodes[label] = Node(
             step=replace(step, on_failure="continue"),
@@ -149,9 +159,20 @@ class Workflow:
         )
         return label
 
+    def _label(self, explicit: str | None, step: Step) -> str:
+        """The step's name: an explicit one as given, else its task's short name made unique.
+
+        An explicit name given twice is an error (``depends_on`` would be ambiguous); a
+        default one gets ``.2``, ``.3``...
+        """
+        if explicit is None:
+            return self._unique_name(_short(step.task_name))
+        check_name("a step's name", explicit)
+        if explicit in self._nodes:
+            raise InvalidOptions(f"two steps are called {explicit!r}")
+        return explicit
+
     def _unique_name(self, wanted: str) -> str:
-        if not isinstance(wanted, str) or not wanted:
-            raise InvalidOptions(f"a step name is a non-empty string, got {wanted!r}")
         if wanted not in self._nodes:
             return wanted
         # Remembered per base name: a 1,000-member group of one task must not rescan.

@@ -28,7 +28,7 @@ from typing import Any
 from taskward.backends.base import Backend
 from taskward.blocks import QUEUE_CHECKS
 from taskward.errors import NotSupported, WorkflowNotFound
-from taskward.graph import WORKFLOW_META_KEY
+from taskward.graph import WORKFLOW_META_KEY, OnFailure, counts_as_done
 from taskward.jobs import Job, JobState
 from taskward.limits import RUNNING_SHOWN
 from taskward.reasons import (
@@ -136,15 +136,18 @@ async def _blocked(job: Job, backend: Backend) -> Reason:
     """``blocked``: a workflow step waits for the dependencies that have not ended well."""
     marker = job.meta.get(WORKFLOW_META_KEY)
     workflow = marker.get("id") if isinstance(marker, dict) else None
-    steps: dict[int, Job] = {}
+    record = None
     if isinstance(workflow, int):
         with contextlib.suppress(WorkflowNotFound, NotSupported):
-            steps = {s.job.id: s.job for s in (await backend.get_workflow(workflow)).steps}
+            record = await backend.get_workflow(workflow)
+    steps = {s.job.id: s for s in record.steps} if record is not None else {}
+    own = steps.get(job.id)
+    on_failure: OnFailure = own.on_failure if own is not None else "cancel"
     waiting: list[dict[str, Any]] = []
     for dep_id in job.depends_on:
         dep = steps.get(dep_id)  # not a step of it any more: gone, which counts as ended
-        if dep is not None and dep.state is not JobState.COMPLETED:
-            waiting.append({"job_id": dep.id, "task": dep.task, "state": dep.state.value})
+        if dep is not None and not counts_as_done(dep.job.state, on_failure):
+            waiting.append({"job_id": dep_id, "task": dep.job.task, "state": dep.job.state.value})
     listed = ", ".join(f"job {w['job_id']} ({w['task']}, {w['state']})" for w in waiting[:5])
     more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
     text = f"a step of workflow {workflow} waiting for {listed or 'its dependencies'}{more}"

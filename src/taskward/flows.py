@@ -68,6 +68,11 @@ def _new_step(
         )
     except InvalidOptions as exc:
         raise InvalidOptions(f"step {node.name!r}: {exc}") from exc
+    if new.unique_window is not None:  # the task's own unique_for
+        raise InvalidOptions(
+            f"step {node.name!r}: task {new.task!r} is unique (unique_for); a workflow step "
+            "cannot be: a duplicate would leave its dependents waiting for another job"
+        )
     meta = step_meta(
         new.meta,
         workflow=0,  # the store writes the id it assigns

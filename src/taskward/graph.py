@@ -54,6 +54,9 @@ WORKFLOW_META_KEY: Final = "taskward.workflow"
 MAX_STEPS: Final = 100_000
 """Steps in one workflow: one transaction stores them all."""
 
+MAX_NAME_CHARS: Final = 200
+"""Characters in a workflow's or a step's name."""
+
 MAX_RESULTS_PASSED: Final = 10_000
 """Dependencies whose results one step may receive (a chord's callback): past it the step
 is refused at build time; store large results elsewhere and pass their keys."""
@@ -211,8 +214,15 @@ def validate_new_workflow(flow: NewWorkflow) -> None:
         raise InvalidOptions("a workflow needs at least one step")
     if len(flow.steps) > MAX_STEPS:
         raise InvalidOptions(f"a workflow has at most {MAX_STEPS:,} steps, got {len(flow.steps):,}")
+    if flow.name is not None:
+        check_name("a workflow's name", flow.name)
     names: set[str] = set()
     for index, step in enumerate(flow.steps):
+        check_name("a step's name", step.name)
+        if step.on_failure not in ("cancel", "continue"):
+            raise InvalidOptions(
+                f"step {step.name!r}: on_failure is 'cancel' or 'continue', got {step.on_failure!r}"
+            )
         if step.name in names:
             raise InvalidOptions(f"two steps are called {step.name!r}")
         names.add(step.name)
@@ -223,3 +233,12 @@ def validate_new_workflow(flow: NewWorkflow) -> None:
         blocked = step.job.state is JobState.BLOCKED
         if blocked != bool(step.depends_on):
             raise InvalidOptions(f"step {step.name!r}: blocked exactly when it has dependencies")
+
+
+def check_name(what: str, name: object) -> str:
+    """``name`` if it is a usable workflow or step name, else ``InvalidOptions``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidOptions(f"{what} is a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME_CHARS or "\x00" in name:
+        raise InvalidOptions(f"{what} has at most {MAX_NAME_CHARS} characters and no NUL")
+    return name

@@ -7,7 +7,7 @@ import logging
 from taskward.backends.base import Backend, Capability
 from taskward.building import JobBuilder
 from taskward.clock import Clock
-from taskward.errors import NotSupported
+from taskward.errors import NotSupported, WorkflowNotFound
 from taskward.flows import Flow, build_workflow
 from taskward.graph import WorkflowRecord
 from taskward.observe.events import Event, EventBus
@@ -56,8 +56,15 @@ class WorkflowOperations:
         return record
 
     async def get_workflow(self, workflow_id: int) -> WorkflowRecord:
-        """The workflow and each step's job as stored; raise ``WorkflowNotFound``."""
-        return await (await self._workflow_store()).get_workflow(workflow_id)
+        """The workflow and each step's job as stored; raise ``WorkflowNotFound``.
+
+        A workflow whose steps were all pruned (or deleted) is not found: its state would be
+        a guess.
+        """
+        record = await (await self._workflow_store()).get_workflow(workflow_id)
+        if not record.steps:
+            raise WorkflowNotFound(workflow_id)
+        return record
 
     async def cancel_workflow(
         self, workflow_id: int, *, reason: str = "workflow cancelled by an operator"

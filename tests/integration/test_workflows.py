@@ -7,11 +7,13 @@ results a step receives, validation before anything is stored, and the worker's 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from taskward import (
+    FrozenClock,
     InvalidOptions,
     JobState,
     NotSerializable,
@@ -184,6 +186,26 @@ async def test_bad_input_is_refused_before_anything_is_stored(tw: TaskManager, m
     with pytest.raises((InvalidOptions, NotSerializable)) as caught:
         await tw.enqueue_workflow(make(t))
     assert str(caught.value)
+    assert (await tw.list_tasks()).total_entries == 0
+
+
+async def test_a_workflow_whose_steps_were_pruned_is_not_found(tw: TaskManager) -> None:
+    t = tasks(tw, [])
+    handle = await tw.enqueue_workflow(chain(t["add"].s(1), t["add"].s(2)))
+    await tw.drain(["wf"])
+    tw.clock = FrozenClock(tw.clock.now() + timedelta(days=2))
+    await tw.cleanup_old_tasks(completed_days=1, failed_days=1)
+    with pytest.raises(WorkflowNotFound):
+        await tw.get_workflow(handle.id)
+
+
+async def test_a_unique_task_cannot_be_a_step(tw: TaskManager) -> None:
+    @tw.task(queue="wf", unique_for=60)
+    async def once(x: int) -> int:
+        return x
+
+    with pytest.raises(InvalidOptions, match="unique"):
+        await tw.enqueue_workflow(chain(once.s(1), once.s(2)))
     assert (await tw.list_tasks()).total_entries == 0
 
 

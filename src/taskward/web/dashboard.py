@@ -146,7 +146,12 @@ async def _overview_context(admin: Admin, request: Request) -> dict[str, Any]:
     jobs = request.url_for("dashboard_jobs").path
     dead = request.url_for("dashboard_dead").path
     totals = [
-        ("waiting", total("scheduled", "pending", "retryable"), "", f"{jobs}?state=waiting"),
+        (
+            "waiting",
+            total("blocked", "scheduled", "pending", "retryable"),
+            "",
+            f"{jobs}?state=waiting",
+        ),
         ("running", total("running"), "run", f"{jobs}?state=running"),
         ("completed", total("completed"), "ok", f"{jobs}?state=completed"),
         ("dead letters", total("failed", "discarded"), "bad", dead),
@@ -198,6 +203,8 @@ async def _jobs_context(admin: Admin, request: Request, *, dead: bool) -> dict[s
         if not 1 <= page <= MAX_PAGE:
             raise ValueError(f"page must be between 1 and {MAX_PAGE}")
         workflow = int(params["workflow"]) if params.get("workflow") else None
+        if workflow is not None and not 1 <= workflow <= 2**63 - 1:
+            raise ValueError(f"workflow must be between 1 and {2**63 - 1}")
         query = job_query(
             state, params.get("queue"), params.get("task"), params.get("q"), page, workflow=workflow
         )
