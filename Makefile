@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: demo test lint typecheck check install clean
+.PHONY: demo test test-processes test-rest lint typecheck check install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,21 @@ install: $(STAMP)
 demo: install  ## run the demo on the embedded SQLite default
 	$(BIN)/taskward demo
 
+# Every test, in two pytest processes at once (each starts its own servers on free ports):
+# the suites that spend their time waiting on worker processes and a browser beside the rest,
+# so the whole run fits a 2-core CI machine. Each prints its report when it ends.
+REQUIRE := TASKWARD_REQUIRE_PG=1 TASKWARD_REQUIRE_REDIS=1 TASKWARD_REQUIRE_BROWSER=1
+SPLIT := tests/reliability tests/browser
+
 test: install  ## lint, type-check and run every test
 	$(MAKE) --no-print-directory check
-	TASKWARD_REQUIRE_PG=1 TASKWARD_REQUIRE_REDIS=1 TASKWARD_REQUIRE_BROWSER=1 $(BIN)/pytest
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-processes test-rest
+
+test-processes: install
+	$(REQUIRE) $(BIN)/pytest $(SPLIT)
+
+test-rest: install
+	$(REQUIRE) $(BIN)/pytest $(addprefix --ignore=,$(SPLIT))
 
 lint: install
 	$(BIN)/ruff check src tests examples
