@@ -153,6 +153,8 @@ async def test_maintenance_calls_have_nothing_to_do(noop: NoopBackend) -> None:
     assert await noop.finished_per_minute(since=NOW - timedelta(days=1)) == []
     cutoffs = {state: at(10**6) for state in (S.COMPLETED, S.FAILED, S.DISCARDED, S.CANCELLED)}
     assert await noop.prune(before=cutoffs) == 0
+    assert await noop.release_blocked(now=NOW, limit=100) == (0, 0)
+    assert await noop.release_blocked(now=NOW, limit=100, after=UNKNOWN) == (0, 0)
 
 
 async def test_admin_calls_on_any_id_find_no_job(noop: NoopBackend) -> None:
@@ -168,6 +170,7 @@ async def test_admin_calls_on_any_id_find_no_job(noop: NoopBackend) -> None:
             await noop.retry(job_id, now=NOW)
         assert caught.value.job_id == job_id
         assert await noop.delete(job_id) is False
+    assert await noop.get_jobs([inserted.job.id, UNKNOWN]) == []
 
 
 async def test_listing_and_stats_are_empty(noop: NoopBackend) -> None:

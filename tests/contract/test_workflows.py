@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from taskward.backends import Backend, Capability
+from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.errors import InvalidOptions, WorkflowNotFound
 from taskward.graph import (
     WORKFLOW_META_KEY,
@@ -294,7 +295,7 @@ async def test_a_step_retried_before_its_dependency_waits_for_it(store: Backend)
     await run_step(store, record, "a", Failed("ValueError", "boom"))
     b = await store.retry(record.step("b").job.id, now=NOW)
     assert b.state is S.BLOCKED
-    assert await store.release_blocked(now=NOW, limit=100) == 0
+    assert await store.release_blocked(now=NOW, limit=100) == (0, 0)
     await store.retry(record.step("a").job.id, now=NOW)
     await run_step(store, record, "a", Completed("ok"))
     assert (await states(store, record))["b"] is S.PENDING
@@ -318,9 +319,51 @@ async def test_the_sweep_releases_a_step_whose_dependency_is_gone(store: Backend
     await store.retry(record.step("b").job.id, now=NOW)  # waits for a, which is failed
     assert await store.delete(record.step("a").job.id)  # ended already: nothing propagates
     assert (await store.get(record.step("b").job.id)).state is S.BLOCKED
-    assert await store.release_blocked(now=NOW, limit=100) == 1
+    assert await store.release_blocked(now=NOW, limit=100) == (1, 0)
     assert (await store.get(record.step("b").job.id)).state is S.PENDING
-    assert await store.release_blocked(now=NOW, limit=100) == 0
+    assert await store.release_blocked(now=NOW, limit=100) == (0, 0)
+
+
+async def test_the_sweep_resumes_from_its_cursor_and_reaches_every_blocked_step(
+    store: Backend,
+) -> None:
+    """With ``limit=1``, successive calls walk every blocked step by id, then start over: a
+    stuck step behind many that wait legitimately is released all the same."""
+    waiting = await store_flow(
+        store, step("a", queue="a"), *(step(f"w{i}", [0], queue="w") for i in range(4))
+    )
+    stuck = await store_flow(store, step("x", max_attempts=1), step("y", [0], queue="y"))
+    await run_step(store, stuck, "x", Failed("ValueError", "boom"))
+    await store.retry(stuck.step("y").job.id, now=NOW)  # waits for x, which is failed
+    assert await store.delete(stuck.step("x").job.id)  # ended already: nothing propagates
+    y = stuck.step("y").job.id
+    w = [s.job.id for s in waiting.steps[1:]]
+    calls = []
+    cursor = 0
+    for _ in range(5):
+        released, cursor = await store.release_blocked(now=NOW, limit=1, after=cursor)
+        calls.append((released, cursor))
+    assert calls == [(0, w[0]), (0, w[1]), (0, w[2]), (0, w[3]), (1, 0)]
+    assert (await store.get(y)).state is S.PENDING
+    assert (await states(store, waiting))["w3"] is S.BLOCKED
+    assert await store.release_blocked(now=NOW, limit=2) == (0, w[1])
+    assert await store.release_blocked(now=NOW, limit=2, after=w[1]) == (0, 0)
+    assert await store.release_blocked(now=NOW, limit=100, after=w[3]) == (0, 0)
+
+
+async def test_the_sweep_stops_after_its_budget_of_lookups(store: Backend) -> None:
+    """A step with many dependencies is recounted alone; the next call resumes after it."""
+    many = RELEASE_LOOKUPS
+    record = await store_flow(
+        store,
+        *(step(f"m{i}", queue="m") for i in range(many)),
+        step("fan", range(many), queue="fan"),
+        step("one", [0], queue="one"),
+    )
+    fan, one = record.step("fan").job.id, record.step("one").job.id
+    assert await store.release_blocked(now=NOW, limit=10) == (0, fan)
+    assert await store.release_blocked(now=NOW, limit=10, after=fan) == (0, 0)
+    assert (await store.get(one)).state is S.BLOCKED
 
 
 async def test_a_released_step_due_later_is_scheduled(store: Backend) -> None:

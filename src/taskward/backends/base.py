@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from taskward.graph import NewWorkflow, WorkflowRecord
 from taskward.jobs import (
@@ -31,6 +31,11 @@ from taskward.jobs import (
     WorkerInfo,
 )
 from taskward.limits import QueueFlow, QueueLimits
+
+RELEASE_LOOKUPS: Final = 10_000
+"""Dependency lookups one :meth:`Backend.release_blocked` call makes at most (past the first
+step it examines): it stops there and returns its cursor, so a step with many dependencies
+costs one bounded run, not one long transaction (or script)."""
 
 
 class Capability(StrEnum):
@@ -307,14 +312,28 @@ class Backend(Protocol):
         """
         ...
 
-    async def release_blocked(self, *, now: datetime, limit: int) -> int:
+    async def release_blocked(
+        self, *, now: datetime, limit: int, after: int = 0
+    ) -> tuple[int, int]:
         """The safety net: recount blocked steps and release those nothing holds back.
 
-        Up to ``limit`` steps are recounted from their dependencies' states (a deleted one
-        counts as done).
+        Walks the blocked steps by id, starting after job id ``after`` (0: from the start), and
+        recounts up to ``limit`` of them from their dependencies' states (a deleted one counts
+        as done); it stops early once it made :data:`RELEASE_LOOKUPS` dependency lookups (the
+        first step it examines is always recounted in full).
 
-        Returns how many steps were released. Never cancels: a step retried while a
-        dependency is failed waits for that dependency's retry.
+        Returns ``(released, cursor)``: how many steps were released, and the id of the last
+        job examined, to pass as ``after`` to the next call; 0 when the walk reached the end
+        (the next call starts over). Never cancels: a step retried while a dependency is
+        failed waits for that dependency's retry.
+        """
+        ...
+
+    async def get_jobs(self, job_ids: Sequence[int]) -> list[Job]:
+        """The stored jobs of these ids that exist, in the order given; missing ids are skipped.
+
+        One round trip (a few for SQLite's parameter limit). Callers pass at most
+        ``graph.MAX_RESULTS_PASSED`` ids (a step's dependencies, whose results it receives).
         """
         ...
 

@@ -107,6 +107,10 @@ class NoopBackend(NoWorkflows):
         """No job exists."""
         raise JobNotFound(job_id)
 
+    async def get_jobs(self, job_ids: Sequence[int]) -> list[Job]:
+        """No job exists."""
+        return []
+
     async def list_jobs(self, filter: JobFilter) -> Page[Job]:
         """An empty page."""
         return Page(items=[], total_entries=0, page_number=filter.page, page_size=filter.per_page)

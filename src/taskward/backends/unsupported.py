@@ -29,6 +29,8 @@ class NoWorkflows:
         """Refuse: no workflows here."""
         raise NotSupported(_WHY)
 
-    async def release_blocked(self, *, now: datetime, limit: int) -> int:
-        """Nothing is ever blocked here."""
-        return 0
+    async def release_blocked(
+        self, *, now: datetime, limit: int, after: int = 0
+    ) -> tuple[int, int]:
+        """Nothing is ever blocked here: nothing released, the walk at its end."""
+        return 0, 0

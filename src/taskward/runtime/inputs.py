@@ -1,7 +1,8 @@
 """What a workflow step receives besides its stored arguments: results of its dependencies.
 
 Read from the store when the step starts (``graph.PassResult``): its one dependency's result,
-the list of its dependencies' results in order, or (a finalizer) the workflow's outcome. The
+the list of its dependencies' results in order (read by id: ``Backend.get_jobs``), or (a
+finalizer) the workflow's outcome. The
 value is prepended to the job's arguments for this run only; nothing is written back.
 """
 
@@ -32,13 +33,12 @@ async def with_inputs(backend: Backend, job: Job) -> Job:
             value = (await backend.get(job.depends_on[0])).result
         except JobNotFound:
             value = None  # pruned since: its result is gone
-    elif mode in ("all", "outcome"):
-        record = await backend.get_workflow(int(marker["id"]))
-        if mode == "outcome":
-            value = record.outcome()
-        else:
-            results = {s.job.id: s.job.result for s in record.steps}
-            value = [results.get(d) for d in job.depends_on]
+    elif mode == "all":
+        # Only the dependencies, not the whole workflow (a chord's callback in a big one).
+        results = {d.id: d.result for d in await backend.get_jobs(job.depends_on)}
+        value = [results.get(d) for d in job.depends_on]  # pruned since: None
+    elif mode == "outcome":
+        value = (await backend.get_workflow(int(marker["id"]))).outcome()
     else:
         return job
     return replace(job, args=[value, *job.args])

@@ -167,11 +167,14 @@ class Releaser(PeriodicService):
     """Recounts blocked workflow steps and releases those nothing holds back.
 
     The release normally happens in the transaction that ends a step's last dependency; this
-    is the net under it (a dependency deleted after it ended, a store edited by hand).
+    is the net under it (a dependency deleted after it ended, a store edited by hand). Each run
+    recounts one small batch, resuming after the last step the previous run examined (the
+    backend's cursor), so every blocked step is reached in turn however many wait
+    legitimately, and no run costs more than a bounded number of dependency lookups.
     """
 
     name = "releaser"
-    batch = 1000
+    batch = 1000  # the backend stops earlier once RELEASE_LOOKUPS dependencies were read
 
     def __init__(
         self, backend: Backend, clock: Clock, interval: float, *, leadership: Leadership | None
@@ -180,14 +183,18 @@ class Releaser(PeriodicService):
         self.backend = backend
         self.clock = clock
         self.leadership = leadership
+        self.cursor = 0
+        """The last job id the previous run examined (0: start over)."""
 
     async def run_once(self) -> None:
-        """Release what the recount frees."""
+        """Release what the recount of the next batch frees."""
         if Capability.WORKFLOWS not in self.backend.capabilities:
             return
         if self.leadership is not None and not await self.leadership.is_leader():
             return
-        released = await self.backend.release_blocked(now=self.clock.now(), limit=self.batch)
+        released, self.cursor = await self.backend.release_blocked(
+            now=self.clock.now(), limit=self.batch, after=self.cursor
+        )
         if released:
             logger.warning("released %d blocked workflow step(s) the sweep found free", released)
 

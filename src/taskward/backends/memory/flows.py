@@ -6,9 +6,11 @@ The rules of ``taskward.graph`` run as written: the reference the SQL and Lua ve
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.backends.sql.rows import evolve_job
 from taskward.errors import WorkflowNotFound
 from taskward.graph import (
@@ -149,24 +151,42 @@ class MemoryWorkflows:
                 self._jobs[job_id] = evolve_job(job, cancel_requested=True)
         return await self.get_workflow(workflow_id)
 
-    async def release_blocked(self, *, now: datetime, limit: int) -> int:
-        """Recount blocked steps from their dependencies' states; release the free ones."""
+    async def release_blocked(
+        self, *, now: datetime, limit: int, after: int = 0
+    ) -> tuple[int, int]:
+        """Recount blocked steps after id ``after`` from their dependencies' states.
+
+        Up to ``limit`` of them, and no more once ``RELEASE_LOOKUPS`` dependencies were looked
+        up; the free ones are released. Returns (released, last id examined or 0 at the end).
+        """
+        if limit <= 0:
+            return 0, after
         released = 0
-        blocked = sorted(i for i, j in self._jobs.items() if j.state is S.BLOCKED)
-        for job_id in blocked[:limit]:
+        lookups = 0
+        blocked = sorted(i for i, j in self._jobs.items() if j.state is S.BLOCKED and i > after)
+        batch = blocked[:limit]
+        cursor = 0 if len(blocked) <= len(batch) else batch[-1]
+        for job_id in batch:
             step = self._steps.get(job_id)
-            if step is None:
-                continue
-            step.waiting = waiting_for(
-                [self._state_of(d) for d in step.depends_on], step.on_failure
-            )
-            if step.waiting == 0:
-                job = self._jobs[job_id]
-                self._store(evolve_job(job, state=released_state(job.scheduled_at, now)))
-                released += 1
+            if step is not None:
+                lookups += len(step.depends_on)
+                step.waiting = waiting_for(
+                    [self._state_of(d) for d in step.depends_on], step.on_failure
+                )
+                if step.waiting == 0:
+                    job = self._jobs[job_id]
+                    self._store(evolve_job(job, state=released_state(job.scheduled_at, now)))
+                    released += 1
+            if lookups >= RELEASE_LOOKUPS and job_id != batch[-1]:
+                cursor = job_id
+                break
         if released:
             self._wake()
-        return released
+        return released, cursor
+
+    async def get_jobs(self, job_ids: Sequence[int]) -> list[Job]:
+        """The stored jobs of these ids that exist, in the order given."""
+        return [self._jobs[i] for i in job_ids if i in self._jobs]
 
     # -- the rules (taskward.graph) --------------------------------------------------------
     def _state_of(self, job_id: int) -> JobState | None:

@@ -321,9 +321,15 @@ class PostgresBackend:
         """Cancel every step not ended but the finalizers; ask running ones to stop."""
         return await flows.cancel_workflow(self._connections, workflow_id, reason=reason, now=now)
 
-    async def release_blocked(self, *, now: datetime, limit: int) -> int:
-        """Recount up to ``limit`` blocked steps and release those nothing holds back."""
-        return await flows.release_blocked(self._connections, now=now, limit=limit)
+    async def release_blocked(
+        self, *, now: datetime, limit: int, after: int = 0
+    ) -> tuple[int, int]:
+        """Recount blocked steps after id ``after``; release those nothing holds back."""
+        return await flows.release_blocked(self._connections, now=now, limit=limit, after=after)
+
+    async def get_jobs(self, job_ids: Sequence[int]) -> list[Job]:
+        """The stored jobs of these ids that exist, in the order given."""
+        return await flows.get_jobs(self._connections, job_ids)
 
     async def stats(self) -> Stats:
         """Count jobs by queue and state; paused queues are listed even when empty."""

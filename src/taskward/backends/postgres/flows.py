@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.backends.postgres import admin, rows
 from taskward.backends.postgres.connections import AConn, Connections
 from taskward.backends.sql.rows import evolve_job
@@ -41,6 +42,7 @@ __all__ = [
     "delete",
     "ends_steps",
     "finish_ending_steps",
+    "get_jobs",
     "get_workflow",
     "insert_workflow",
     "release_blocked",
@@ -216,12 +218,29 @@ async def retry(connections: Connections, job_id: int, *, now: datetime) -> Job:
     return retried if retried is not None else await admin.get(connections, job_id)
 
 
-async def release_blocked(connections: Connections, *, now: datetime, limit: int) -> int:
-    """Recount up to ``limit`` blocked steps; release those nothing holds back (one statement)."""
+async def release_blocked(
+    connections: Connections, *, now: datetime, limit: int, after: int = 0
+) -> tuple[int, int]:
+    """Recount blocked steps after id ``after``; release those nothing holds back.
+
+    One statement: at most ``limit`` steps and ``RELEASE_LOOKUPS`` dependency lookups. Returns
+    (released, the last id examined or 0 at the end).
+    """
     if limit <= 0:
-        return 0
-    [(released,)] = await connections.fetchall("release_blocked", {"now": now, "limit": limit})
-    return int(released)
+        return 0, after
+    params = {"now": now, "limit": limit, "after": after, "budget": RELEASE_LOOKUPS}
+    [(released, cursor)] = await connections.fetchall("release_blocked", params)
+    return int(released), int(cursor)
+
+
+async def get_jobs(connections: Connections, job_ids: Sequence[int]) -> list[Job]:
+    """The stored jobs of these ids that exist, in the order given (one statement)."""
+    if not job_ids:
+        return []
+    ids = [int(i) for i in job_ids]
+    stored = await connections.fetchall("get_jobs", {"ids": ids})
+    found = {job.id: job for job in map(rows.job_from_row, stored)}
+    return [found[i] for i in ids if i in found]
 
 
 async def delete(connections: Connections, job_id: int) -> bool:

@@ -516,6 +516,10 @@ WHERE id = ANY(ARRAY(
 -- name: get_job
 SELECT {job_columns} FROM {schema}.taskward_jobs WHERE id = %(id)s;
 
+-- The jobs of some ids (get_jobs), in no order.
+-- name: get_jobs
+SELECT {job_columns} FROM {schema}.taskward_jobs WHERE id = ANY(%(ids)s::bigint[]);
+
 -- name: list_jobs
 SELECT {job_columns}
 FROM {schema}.taskward_jobs
@@ -1005,4 +1009,5 @@ SELECT {schema}.taskward_delete_job(%(id)s, %(now)s, %(at)s);
 SELECT {schema}.taskward_cancel_workflow(%(id)s, %(reason)s, %(now)s, %(at)s);
 
 -- name: release_blocked
-SELECT {schema}.taskward_release_blocked(%(now)s, %(limit)s);
+SELECT released, last_id
+FROM {schema}.taskward_release_blocked(%(now)s, %(limit)s, %(after)s, %(budget)s);

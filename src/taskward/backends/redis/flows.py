@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.backends.redis import codec
 from taskward.backends.redis.client import Connections
 from taskward.backends.redis.config import RedisConfig
@@ -34,7 +35,7 @@ from taskward.graph import (
     WorkflowRecord,
     validate_new_workflow,
 )
-from taskward.jobs import JobState, NewJob
+from taskward.jobs import Job, JobState, NewJob
 
 __all__ = ["RedisWorkflows", "now_args"]
 
@@ -85,11 +86,32 @@ class RedisWorkflows:
         )
         return _record(workflow_id, reply)
 
-    async def release_blocked(self, *, now: datetime, limit: int) -> int:
-        """Recount up to ``limit`` blocked steps from their dependencies; release the free ones."""
+    async def release_blocked(
+        self, *, now: datetime, limit: int, after: int = 0
+    ) -> tuple[int, int]:
+        """Recount blocked steps after id ``after`` from their dependencies; release the free.
+
+        One script: at most ``limit`` steps and ``RELEASE_LOOKUPS`` dependency lookups.
+        Returns (released, the last id examined or 0 at the end).
+        """
         if limit <= 0:
-            return 0
-        return int(await self._connections.run("release", (codec.us(now), int(limit))))
+            return 0, after
+        args = (codec.us(now), int(limit), int(after), RELEASE_LOOKUPS)
+        released, cursor = await self._connections.run("release", args)
+        return int(released), int(cursor)
+
+    async def get_jobs(self, job_ids: Sequence[int]) -> list[Job]:
+        """The stored jobs of these ids that exist, in the order given (one pipeline)."""
+        if not job_ids:
+            return []
+        client = await self._connections.ready()
+        base = self._connections.base
+        with translated(self.config):
+            pipe = client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hgetall(f"{base}:job:{int(job_id)}")
+            found = await pipe.execute()
+        return [codec.job_from_fields(flat) for flat in found if flat]
 
 
 def now_args(now: datetime | None = None) -> tuple[str, str]:

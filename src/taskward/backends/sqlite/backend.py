@@ -381,13 +381,21 @@ class SqliteBackend(BlockingInserts):
         self._ready(ready)
         return record
 
-    async def release_blocked(self, *, now: datetime, limit: int) -> int:
-        """Recount up to ``limit`` blocked steps; release those nothing holds back."""
+    async def release_blocked(
+        self, *, now: datetime, limit: int, after: int = 0
+    ) -> tuple[int, int]:
+        """Recount blocked steps after id ``after``; release those nothing holds back."""
         if limit <= 0:
-            return 0
-        released, ready = await self._call(self._store.release_blocked, now, limit)
+            return 0, after
+        released, cursor, ready = await self._call(self._store.release_blocked, now, limit, after)
         self._ready(ready)
-        return released
+        return released, cursor
+
+    async def get_jobs(self, job_ids: Sequence[int]) -> list[Job]:
+        """The stored jobs of these ids that exist, in the order given."""
+        if not job_ids:
+            return []
+        return await self._call(self._store.get_jobs, list(job_ids))
 
     def _ready(self, queues: set[str]) -> None:
         """Wake the waiters of ``queues`` (here and elsewhere), where steps became pending."""

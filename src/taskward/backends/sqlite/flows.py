@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.backends.sql.rows import evolve_job
 from taskward.backends.sqlite import rows
 from taskward.backends.sqlite.connection import SqliteConnection
@@ -164,28 +165,50 @@ class StoreWorkflows(SqliteConnection):
         # Read after the commit: the write lock is not held while reading back every step.
         return self.get_workflow(workflow_id), ready
 
-    def release_blocked(self, now: datetime, limit: int) -> tuple[int, set[str]]:
-        """Recount up to ``limit`` blocked steps from their dependencies; release the free ones.
+    def release_blocked(self, now: datetime, limit: int, after: int) -> tuple[int, int, set[str]]:
+        """Recount blocked steps after id ``after`` from their dependencies; release the free.
 
-        Returns how many were released and the queues where one became pending.
+        Up to ``limit`` steps, and no more once ``RELEASE_LOOKUPS`` dependencies were looked up
+        (their ids and dependency counts are read first, the states step by step). Returns how
+        many were released, the cursor (the last id examined, 0 at the end) and the queues
+        where one became pending.
         """
         released = 0
         ready: set[str] = set()
         now_ts = rows.epoch(now)
+        lookups = 0
         with self._write() as db:
-            found = db.execute(self.q["blocked_steps"], (limit,)).fetchall()
-            for job_id, on_failure, dependencies in found:
-                if on_failure is None:
-                    continue  # blocked, but not a step
-                waiting = waiting_for(_states(dependencies), on_failure)
-                db.execute(self.q["recount_step"], (waiting, job_id))
-                if waiting == 0:
-                    moved = db.execute(self.q["release_step"], (now_ts, job_id)).fetchone()
-                    if moved is not None:
-                        released += 1
-                        if moved[1] == S.PENDING:
-                            ready.add(moved[0])
-        return released, ready
+            # One more than the batch: whether the walk goes on after it.
+            found = db.execute(self.q["blocked_after"], (after, limit + 1)).fetchall()
+            cursor = found[limit - 1][0] if len(found) > limit else 0
+            found = found[:limit]
+            for job_id, dependencies in found:
+                lookups += dependencies
+                step = db.execute(self.q["step_recount"], (job_id,)).fetchone()
+                if step is not None and step[2] == S.BLOCKED:  # else: not a step
+                    waiting = waiting_for(_states(step[3]), step[0])
+                    db.execute(self.q["recount_step"], (waiting, job_id))
+                    if waiting == 0:
+                        moved = db.execute(self.q["release_step"], (now_ts, job_id)).fetchone()
+                        if moved is not None:
+                            released += 1
+                            if moved[1] == S.PENDING:
+                                ready.add(moved[0])
+                if lookups >= RELEASE_LOOKUPS and job_id != found[-1][0]:
+                    cursor = job_id
+                    break
+        return released, cursor, ready
+
+    def get_jobs(self, job_ids: Sequence[int]) -> list[Job]:
+        """The stored jobs of these ids that exist, in the order given (chunks of 500 ids)."""
+        found: dict[int, Job] = {}
+        with self._read() as db:
+            for start in range(0, len(job_ids), _CHUNK):
+                chunk = [int(i) for i in job_ids[start : start + _CHUNK]]
+                for row in db.execute(self.q["get_jobs"], (json.dumps(chunk),)):
+                    job = rows.job_from_row(row)
+                    found[job.id] = job
+        return [found[i] for i in job_ids if i in found]
 
     # -- the rules (taskward.graph), inside the caller's write transaction ----------------
     def _step_ended(
@@ -262,6 +285,8 @@ class StoreWorkflows(SqliteConnection):
 
 
 _ENDED_OR_RUNNING = FINISHED_STATES | {S.RUNNING}
+_CHUNK = 500
+"""Ids per statement of ``get_jobs`` (one JSON array parameter each)."""
 _META = 12
 """The position of ``meta`` in ``insert_job_row``'s parameters (``rows.insert_params``)."""
 _DEPENDS_ON = 13

@@ -409,6 +409,15 @@ SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, sc
 FROM taskward_jobs
 WHERE id = ?;
 
+-- The jobs of some ids (get_jobs; ?1: a JSON array of at most 500 ids), in no order.
+-- name: get_jobs
+SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+       inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+       lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+       cancel_requested, partition_key
+FROM taskward_jobs
+WHERE id IN (SELECT value FROM json_each(?1));
+
 -- {where}: filter_* blocks joined with AND (or "1"); {order_by}: a whitelisted column.
 -- name: list_jobs
 SELECT id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
@@ -687,18 +696,14 @@ UPDATE taskward_steps SET waiting = ?, propagated = ? WHERE job_id = ?;
 -- name: block_step
 UPDATE taskward_jobs SET state = 'blocked', cancelled_at = NULL WHERE id = ?;
 
--- The sweep: up to ?1 blocked jobs by id, with the policy of their step (NULL: not a step)
--- and the states of their dependencies as a JSON array (null: deleted).
--- name: blocked_steps
-SELECT j.id, s.on_failure, (
-    SELECT json_group_array(p.state) FROM json_each(j.depends_on) AS d
-    LEFT JOIN taskward_jobs AS p ON p.id = d.value
-)
-FROM taskward_jobs AS j INDEXED BY taskward_jobs_state
-LEFT JOIN taskward_steps AS s ON s.job_id = j.id
-WHERE j.state = 'blocked'
-ORDER BY j.id
-LIMIT ?;
+-- The sweep: the blocked jobs after id ?1, by id, at most ?2, each with its number of
+-- dependencies (the sweep's budget of lookups; step_recount reads their states).
+-- name: blocked_after
+SELECT id, json_array_length(depends_on)
+FROM taskward_jobs INDEXED BY taskward_jobs_state
+WHERE state = 'blocked' AND id > ?1
+ORDER BY id
+LIMIT ?2;
 
 -- Parameters: waiting, id.
 -- name: recount_step

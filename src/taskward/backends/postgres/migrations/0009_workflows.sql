@@ -144,7 +144,8 @@ END
 $$;
 
 -- How many of a step's dependencies still hold it back (graph.waiting_for): those that exist
--- and have not ended (any end, for 'continue') or not completed (for 'cancel').
+-- and have not ended (any end, for 'continue') or not completed (for 'cancel'). Read in the
+-- caller's snapshot, without locks: the sweep's count (see taskward_release_blocked).
 CREATE FUNCTION {schema}.taskward_waiting_for(p_depends_on bigint[], p_on_failure text)
 RETURNS integer
 LANGUAGE sql STABLE AS $$
@@ -156,49 +157,104 @@ LANGUAGE sql STABLE AS $$
                  ELSE d.state <> 'completed' END
 $$;
 
+-- The same count, each dependency read under a share lock taken in id order: the count of a
+-- retry (taskward_step_retried). A share lock waits for a transaction that wrote the row and
+-- then returns the row as that transaction committed it (or no row: deleted, which counts as
+-- done); and while it is held, no other transaction can end that dependency. So a
+-- concurrent end is never missed: it is counted here, or it waits for this transaction and
+-- then sees the step blocked, counting it (and decrements, or cancels, it). VOLATILE: FOR
+-- SHARE is refused in a STABLE function.
+CREATE FUNCTION {schema}.taskward_locked_waiting_for(p_depends_on bigint[], p_on_failure text)
+RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    SELECT count(*)::integer
+    FROM (
+        SELECT d.state
+        FROM {schema}.taskward_jobs AS d
+        WHERE d.id = ANY(p_depends_on)
+        ORDER BY d.id
+        FOR SHARE
+    ) AS d
+    WHERE CASE WHEN p_on_failure = 'continue'
+               THEN d.state NOT IN ('completed', 'failed', 'discarded', 'cancelled')
+               ELSE d.state <> 'completed' END
+$$;
+
 -- Step p_id was just retried (its job is pending): it waits again ('blocked') while a
 -- dependency holds it back; the steps its end cancelled wait again (blocked), recounted, and
 -- theirs, down the graph; blocked ones are recounted. Returns its state (NULL: not a step).
+--
+-- Why the recounts lock the dependencies (taskward_locked_waiting_for). The race it closes: C
+-- waits for A and B (on_failure 'cancel'); A failed, so C was cancelled. An operator retries A
+-- (this transaction, T1) while B's worker finishes B (T2). Counting in T1's snapshot, T1 sees
+-- B still running (T2 has not committed) and makes C wait for 2; T2, in its own snapshot,
+-- sees C still cancelled and skips its decrement; both commit: B completed, C waits for 1 too
+-- many and never runs. With the share lock T1 waits for T2 (which holds B's row since its
+-- UPDATE) and counts B completed; and when T1 takes the lock first, T2's UPDATE of B waits
+-- for T1's commit, then its decrement sees C blocked and applies (the same holds for a
+-- failed B: T2 then cancels C, as if the retry came first).
+--
+-- Deadlocks: a step's dependencies are locked (in id order) before the step's own rows. A
+-- finish takes its job's row, then the rows of the steps that wait for it (higher ids); a
+-- recount that waits for the finish's row holds no step waiting for that job (it locks the
+-- dependencies of each step before the step). PostgreSQL still detects a cycle among larger
+-- batches and aborts one side (the caller sees an error and may retry).
 CREATE FUNCTION {schema}.taskward_step_retried(p_id bigint) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_step record;
+    v_now record;
     v_waiting integer;
     v_state text;
     v_parents bigint[] := ARRAY[p_id];
     v_i integer := 1;
     v_child record;
 BEGIN
-    UPDATE {schema}.taskward_steps AS s
-    SET propagated = false,
-        waiting = {schema}.taskward_waiting_for(j.depends_on, s.on_failure)
-    FROM {schema}.taskward_jobs AS j
-    WHERE s.job_id = p_id AND j.id = p_id
-    RETURNING s.waiting, j.state INTO v_waiting, v_state;
+    SELECT j.state, j.depends_on, s.on_failure INTO v_step
+    FROM {schema}.taskward_steps AS s
+    JOIN {schema}.taskward_jobs AS j ON j.id = s.job_id
+    WHERE s.job_id = p_id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    v_waiting := {schema}.taskward_locked_waiting_for(v_step.depends_on, v_step.on_failure);
+    UPDATE {schema}.taskward_steps SET propagated = false, waiting = v_waiting
+    WHERE job_id = p_id;
+    v_state := v_step.state;
     IF v_waiting > 0 THEN
         UPDATE {schema}.taskward_jobs SET state = 'blocked' WHERE id = p_id;
         v_state := 'blocked';
     END IF;
     WHILE v_i <= cardinality(v_parents) LOOP
+        -- The candidates, by this snapshot: a step that is neither blocked nor cancelled here
+        -- cannot become either but by a transaction that waits for this one (its own recount
+        -- locks the job retried here).
         FOR v_child IN
-            SELECT s.job_id, s.propagated, j.state, j.depends_on, s.on_failure
+            SELECT s.job_id, j.depends_on, s.on_failure
             FROM {schema}.taskward_edges AS e
             JOIN {schema}.taskward_steps AS s ON s.job_id = e.child
             JOIN {schema}.taskward_jobs AS j ON j.id = e.child
-            WHERE e.parent = v_parents[v_i]
+            WHERE e.parent = v_parents[v_i] AND j.state IN ('blocked', 'cancelled')
             ORDER BY e.child
-            FOR NO KEY UPDATE OF j, s
         LOOP
-            IF v_child.state = 'blocked' THEN
-                UPDATE {schema}.taskward_steps
-                SET waiting = {schema}.taskward_waiting_for(v_child.depends_on, v_child.on_failure)
+            -- Its dependencies first (share locks, by id), then the step's own rows, read as
+            -- they stand once locked.
+            v_waiting := {schema}.taskward_locked_waiting_for(
+                v_child.depends_on, v_child.on_failure
+            );
+            SELECT j.state, s.propagated INTO v_now
+            FROM {schema}.taskward_jobs AS j
+            JOIN {schema}.taskward_steps AS s ON s.job_id = j.id
+            WHERE j.id = v_child.job_id
+            FOR NO KEY UPDATE OF j, s;
+            IF NOT FOUND THEN
+                CONTINUE;
+            END IF;
+            IF v_now.state = 'blocked' THEN
+                UPDATE {schema}.taskward_steps SET waiting = v_waiting
                 WHERE job_id = v_child.job_id;
-            ELSIF v_child.state = 'cancelled' AND v_child.propagated THEN
-                UPDATE {schema}.taskward_steps
-                SET waiting = {schema}.taskward_waiting_for(v_child.depends_on, v_child.on_failure),
-                    propagated = false
+            ELSIF v_now.state = 'cancelled' AND v_now.propagated THEN
+                UPDATE {schema}.taskward_steps SET waiting = v_waiting, propagated = false
                 WHERE job_id = v_child.job_id;
                 UPDATE {schema}.taskward_jobs SET state = 'blocked', cancelled_at = NULL
                 WHERE id = v_child.job_id;
@@ -271,39 +327,64 @@ BEGIN
 END
 $$;
 
--- The sweep: up to p_limit blocked steps (by id) recounted from their dependencies' states (a
--- deleted one counts as done); those that wait for nothing are released (as in
--- taskward_steps_ended). Never cancels. Steps another transaction holds are left for the next
--- sweep. Returns how many were released.
-CREATE FUNCTION {schema}.taskward_release_blocked(p_now timestamptz, p_limit integer)
-RETURNS integer
+-- The sweep: the blocked steps after job p_after, by id, at most p_limit of them, recounted
+-- from their dependencies' states (a deleted one counts as done); those that wait for nothing
+-- are released (as in taskward_steps_ended). Never cancels. It stops early once it looked up
+-- p_budget dependencies (past its first step). Steps another transaction holds are left for the
+-- next pass. Returns how many were released and the last id examined (0: the walk reached its
+-- end; the next sweep starts over).
+--
+-- The count is read in the snapshot, without locking the dependencies (unlike a retry's): the
+-- sweep holds the step's rows, and a finish of a dependency (which holds that dependency's
+-- row) sees the step blocked and waits for the sweep on the step's row before decrementing
+-- the recounted value; locking the dependency here would make that wait a deadlock.
+CREATE FUNCTION {schema}.taskward_release_blocked(
+    p_now timestamptz, p_limit integer, p_after bigint, p_budget integer,
+    OUT released integer, OUT last_id bigint
+)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_step record;
     v_waiting integer;
-    v_released integer := 0;
+    v_seen integer := 0;
+    v_lookups bigint := 0;
 BEGIN
+    released := 0;
+    last_id := 0;
     FOR v_step IN
         SELECT j.id, j.depends_on, j.queue, j.scheduled_at, s.on_failure
         FROM {schema}.taskward_jobs AS j
         JOIN {schema}.taskward_steps AS s ON s.job_id = j.id
-        WHERE j.state = 'blocked'
+        WHERE j.state = 'blocked' AND j.id > p_after
         ORDER BY j.id
         LIMIT p_limit
         FOR NO KEY UPDATE OF j, s SKIP LOCKED
     LOOP
+        v_seen := v_seen + 1;
+        last_id := v_step.id;
+        v_lookups := v_lookups + cardinality(v_step.depends_on);
         v_waiting := {schema}.taskward_waiting_for(v_step.depends_on, v_step.on_failure);
         UPDATE {schema}.taskward_steps SET waiting = v_waiting WHERE job_id = v_step.id;
         IF v_waiting = 0 THEN
             UPDATE {schema}.taskward_jobs
             SET state = CASE WHEN scheduled_at > p_now THEN 'scheduled' ELSE 'pending' END
             WHERE id = v_step.id;
-            v_released := v_released + 1;
+            released := released + 1;
             IF v_step.scheduled_at <= p_now THEN
                 PERFORM pg_notify('{channel}', v_step.queue);
             END IF;
         END IF;
+        IF v_lookups >= p_budget AND v_seen < p_limit THEN
+            RETURN;  -- the budget is spent: the next sweep resumes after this step
+        END IF;
     END LOOP;
-    RETURN v_released;
+    -- The end of the walk: a short batch, or no blocked step after a full one.
+    IF v_seen < p_limit OR NOT EXISTS (
+        SELECT 1 FROM {schema}.taskward_jobs AS j
+        JOIN {schema}.taskward_steps AS s ON s.job_id = j.id
+        WHERE j.state = 'blocked' AND j.id > last_id
+    ) THEN
+        last_id := 0;
+    END IF;
 END
 $$;
