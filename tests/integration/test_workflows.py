@@ -24,7 +24,7 @@ from taskward import (
     chain,
     group,
 )
-from taskward.graph import MAX_RESULTS_PASSED
+from taskward.graph import MAX_RESULTS_PASSED, MAX_STEPS
 
 S = JobState
 
@@ -64,6 +64,33 @@ async def test_a_chain_passes_each_result_to_the_next_step(tw: TaskManager) -> N
     assert done.state is WorkflowState.COMPLETED
     assert [s.job.result for s in done.steps] == [3, 13, 113]
     assert log == [("add", 1, 2), ("add", 3, 10), ("add", 13, 100)]
+
+
+async def test_a_chain_of_200_steps_runs_in_order(tw: TaskManager) -> None:
+    order: list[int] = []
+
+    @tw.task(queue="wf")
+    async def step(previous: int | None, n: int) -> int:
+        assert previous == (None if n == 0 else n - 1)  # the previous step's result
+        order.append(n)
+        return n
+
+    first = step.s(None, 0)
+    flow = chain(first, *(step.s(n) for n in range(1, 200)), pass_result=True)
+    handle = await tw.enqueue_workflow(flow)
+    await tw.drain(["wf"])
+    assert order == list(range(200))
+    assert (await tw.get_workflow(handle.id)).state is WorkflowState.COMPLETED
+
+
+async def test_a_group_past_the_step_limit_is_refused_before_anything_is_stored(
+    tw: TaskManager,
+) -> None:
+    t = tasks(tw, [])
+    members = group(t["add"].s(i) for i in range(MAX_STEPS))  # + the callback: one too many
+    with pytest.raises(InvalidOptions, match="at most 100,000 steps"):
+        await tw.enqueue_workflow(members.then(t["total"].s()))
+    assert (await tw.list_tasks()).total_entries == 0
 
 
 async def test_a_chord_runs_its_callback_once_with_every_result_in_order(tw: TaskManager) -> None:
