@@ -145,3 +145,26 @@ async def list_all(backend: Backend, **filters: Any) -> Page[Job]:
 def pretend_running(job: Job) -> Job:
     """Return ``job`` as a confused worker might believe it is: running (to build an update)."""
     return replace(job, state=S.RUNNING, attempt=max(job.attempt, 1))
+
+
+async def fetch(
+    backend: Backend,
+    limit: int = 10,
+    *,
+    now: datetime = NOW,
+    worker: str = WORKER,
+    queue: str = "q",
+) -> list[Job]:
+    """Claim up to ``limit`` jobs of ``queue`` as ``worker`` at ``now``."""
+    return await backend.fetch(
+        queue=queue,
+        limit=limit,
+        worker_id=worker,
+        now=now,
+        lease_until=now + timedelta(seconds=LEASE_SECONDS),
+    )
+
+
+async def fill(backend: Backend, n: int, queue: str = "q") -> None:
+    """Insert ``n`` pending jobs into ``queue`` (``args`` number them)."""
+    await backend.insert([new_job(queue=queue, args=[i]) for i in range(n)], now=NOW)

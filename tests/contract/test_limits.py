@@ -14,29 +14,13 @@ import pytest
 
 from taskward.backends import Backend
 from taskward.errors import NotSupported
-from taskward.jobs import Job, JobState, JobUpdate
+from taskward.jobs import JobState, JobUpdate
 from taskward.limits import QueueLimits
 from taskward.states import Completed
 
-from .helpers import LEASE_SECONDS, NOW, WORKER, at, finish_with, new_job
+from .helpers import LEASE_SECONDS, NOW, at, fetch, fill, finish_with
 
 S = JobState
-
-
-async def fetch(
-    backend: Backend, limit: int = 10, *, worker: str = WORKER, queue: str = "q"
-) -> list[Job]:
-    return await backend.fetch(
-        queue=queue,
-        limit=limit,
-        worker_id=worker,
-        now=NOW,
-        lease_until=NOW + timedelta(seconds=LEASE_SECONDS),
-    )
-
-
-async def fill(backend: Backend, n: int, queue: str = "q") -> None:
-    await backend.insert([new_job(queue=queue, args=[i]) for i in range(n)], now=NOW)
 
 
 @pytest.mark.any_store

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,27 +19,10 @@ from taskward.jobs import Job, JobState
 from taskward.limits import RUNNING_SHOWN, PartitionBy, QueueFlow, QueueLimits, Rate
 from taskward.states import Completed, Discarded
 
-from .helpers import LEASE_SECONDS, NOW, WORKER, at, finish_with, new_job
+from .helpers import NOW, at, fetch, finish_with, new_job
 
 S = JobState
 BY_TENANT = QueueLimits(partition_by=PartitionBy(kwarg="tenant"))
-
-
-async def fetch(
-    backend: Backend,
-    limit: int = 10,
-    *,
-    now: datetime = NOW,
-    worker: str = WORKER,
-    queue: str = "q",
-) -> list[Job]:
-    return await backend.fetch(
-        queue=queue,
-        limit=limit,
-        worker_id=worker,
-        now=now,
-        lease_until=now + timedelta(seconds=LEASE_SECONDS),
-    )
 
 
 async def add(backend: Backend, tenant: Any, n: int = 1, **overrides: Any) -> list[Job]:

@@ -16,35 +16,14 @@ import pytest
 
 from taskward.backends import Backend
 from taskward.errors import NotSupported
-from taskward.jobs import Job, JobState
+from taskward.jobs import JobState
 from taskward.limits import QueueFlow, QueueLimits, Rate
 from taskward.states import Completed
 
-from .helpers import LEASE_SECONDS, NOW, WORKER, at, finish_with, new_job
+from .helpers import NOW, at, fetch, fill, finish_with, new_job
 
 S = JobState
 THREE_PER_SECOND = QueueLimits(rate_limit=Rate(3, 1.0))
-
-
-async def fetch(
-    backend: Backend,
-    limit: int = 10,
-    *,
-    now: datetime = NOW,
-    worker: str = WORKER,
-    queue: str = "q",
-) -> list[Job]:
-    return await backend.fetch(
-        queue=queue,
-        limit=limit,
-        worker_id=worker,
-        now=now,
-        lease_until=now + timedelta(seconds=LEASE_SECONDS),
-    )
-
-
-async def fill(backend: Backend, n: int, queue: str = "q") -> None:
-    await backend.insert([new_job(queue=queue, args=[i]) for i in range(n)], now=NOW)
 
 
 async def test_rate_limits_are_stored_with_global_limits_and_cleared(backend: Backend) -> None:
