@@ -496,7 +496,8 @@ DELETE FROM taskward_paused_queues WHERE queue = ?;
 -- every SQLite version; unixepoch('subsec') needs 3.42). The hold is kept. So is the rate
 -- window while the window's length stays the same (a changed count applies to the current
 -- window); a window of another length numbers its windows differently, so its count starts
--- again. So is the partition cursor while the rule stays the same (another rule, other keys).
+-- again. The partition cursor is kept, whatever the rule (as every store keeps it: any key is
+-- a place to start, and the claim wraps around).
 -- name: set_queue_limits
 INSERT INTO taskward_queue_limits (
     queue, global_limit, rate_count, rate_period_ms, partition_by, updated_at
@@ -508,7 +509,6 @@ ON CONFLICT (queue) DO UPDATE SET
     window_index = CASE WHEN rate_period_ms = excluded.rate_period_ms THEN window_index END,
     window_used = CASE WHEN rate_period_ms = excluded.rate_period_ms THEN window_used ELSE 0 END,
     partition_by = excluded.partition_by,
-    partition_cursor = CASE WHEN partition_by = excluded.partition_by THEN partition_cursor END,
     updated_at = excluded.updated_at;
 
 -- Empty limits: the row keeps only its hold (drop_empty_queue_row deletes it if it has none).
