@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -22,16 +22,17 @@ from taskward.backends.base import Backend, Capability, Dispatcher
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.jobs import Job, JobUpdate, WorkerInfo
-from taskward.observe.events import Event, EventBus, emit_outcome, emit_started
+from taskward.observe.events import EventBus, emit_outcome, emit_started
 from taskward.runtime.acker import Acker
 from taskward.runtime.context import JobContext
 from taskward.runtime.executor import JobThread, execute
+from taskward.runtime.holds import held_key, hold_queue
 from taskward.runtime.inputs import with_inputs
 from taskward.runtime.logs import log_outcome, log_start
 from taskward.runtime.service import PeriodicService
 from taskward.runtime.settings import DrainResult, WorkerConfig
 from taskward.states import Cancelled, Failed, Outcome, Snoozed, next_update
-from taskward.tasks import Task, shown_partition_key
+from taskward.tasks import Task
 
 logger = logging.getLogger(__name__)
 FETCH_RETRY_SECONDS = 0.5
@@ -449,61 +450,12 @@ class Worker:
         policy = task.backoff if task is not None else self.default_policy
         update = next_update(job, outcome, self.clock.now(), policy)
         if isinstance(outcome, Snoozed) and outcome.hold_queue and update.scheduled_at:
-            await self._hold_queue(job, update.scheduled_at, await self._held_key(job, outcome))
+            key = await held_key(self.backend, job, whole_queue=outcome.whole_queue)
+            await hold_queue(self.backend, self.events, self.clock, job, update.scheduled_at, key)
         log_outcome(job, update, self.clock.monotonic() - started)
         self.result.add(update.state)
         emit_outcome(self.events, job, update, self.clock.monotonic() - started)
         return update
-
-    async def _held_key(self, job: Job, outcome: Snoozed) -> str | None:
-        """The key to hold for a RateLimited job: its own in a partitioned queue, else None.
-
-        A job may carry a key (its task computes one) in a queue that is not partitioned:
-        there a key's hold would hold nothing, so the whole queue is held.
-        """
-        if outcome.whole_queue or job.partition_key is None:
-            return None
-        try:
-            limits = (await self.backend.queue_limits()).get(job.queue)
-        except Exception:
-            return None  # cannot tell: holding the whole queue is the safe side
-        return job.partition_key if limits is not None and limits.partition_by else None
-
-    async def _hold_queue(self, job: Job, until: datetime, key: str | None) -> None:
-        """Hold back ``job``'s queue (or its ``key``) on every node until ``until``.
-
-        The job raised RateLimited. Written before the job's outcome, so no other worker
-        starts a job of the queue in between. A hold that cannot be written is logged: the job
-        is still snoozed.
-        """
-        shown = shown_partition_key(job)
-        held = f"queue {job.queue!r}" if key is None else f"key {shown!r} of queue {job.queue!r}"
-        try:
-            await self.backend.hold_queue(job.queue, until=until, key=key)
-        except Exception:
-            logger.warning(
-                "job %s: rate limited, but holding back %s failed; only the job waits",
-                job.id,
-                held,
-                exc_info=True,
-                extra={"job_id": job.id},
-            )
-            return
-        logger.warning(
-            "job %s: rate limited upstream; %s held back on every node until %s",
-            job.id,
-            held,
-            until.isoformat(),
-            extra={"job_id": job.id},
-        )
-        self.events.emit(
-            Event(
-                name="queue.held",
-                at=self.clock.now(),
-                queue=job.queue,
-                data={"job_id": job.id, "until": until, "key": None if key is None else shown},
-            )
-        )
 
     async def _ack_loop(self) -> None:
         while not self._acks_closed:
