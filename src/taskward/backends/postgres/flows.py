@@ -25,7 +25,7 @@ import psycopg
 from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.backends.postgres import admin, rows
 from taskward.backends.postgres.connections import AConn, Connections
-from taskward.backends.sql.rows import evolve_job
+from taskward.backends.sql.rows import evolve_job, job_from_new
 from taskward.errors import InvalidJob, WorkflowNotFound
 from taskward.graph import (
     WORKFLOW_META_KEY,
@@ -47,7 +47,7 @@ __all__ = [
     "insert_workflow",
     "release_blocked",
     "retry",
-    "step_rows",
+    "step_params",
 ]
 
 
@@ -56,14 +56,16 @@ async def insert_workflow(
 ) -> WorkflowRecord:
     """Store every step of ``flow`` in one transaction (validated first: none on error).
 
-    Two round trips: the workflow's row and its steps' ids (``workflow_begin``), then every
-    job, step row and edge in one statement (``insert_steps``), and the record read back in the
-    same transaction.
+    Two statements: the workflow's row and its steps' ids (``workflow_begin``), then every job,
+    step row and edge, set-based (``insert_steps``). The record is built from what was stored
+    (each job as the store wrote it: the ids drawn, ``now``, the partition keys the statement
+    returns), without reading it back.
     """
     validate_new_workflow(flow)
     q = connections.q
+    news = [step.job for step in flow.steps]
 
-    async def write(conn: AConn) -> tuple[int, list[Any]]:
+    async def write(conn: AConn) -> tuple[int, list[int], list[dict[str, Any]], dict[int, str]]:
         async with conn.transaction():
             cursor = await conn.execute(
                 q["workflow_begin"], {"name": flow.name, "now": now, "n": len(flow.steps)}
@@ -71,39 +73,62 @@ async def insert_workflow(
             row = await cursor.fetchone()
             assert row is not None
             workflow_id, ids = row[0], sorted(row[1])
-            steps = step_rows(flow, workflow_id, ids)
-            params = {"rows": steps, "now": now, "workflow": workflow_id}
-            await conn.execute(q["insert_steps"], params)
-            found = await (await conn.execute(q["get_workflow"], {"id": workflow_id})).fetchall()
-            return workflow_id, found
+            metas = [_marked(new.meta, workflow_id) for new in news]
+            params = step_params(flow, workflow_id, ids, metas, now)
+            cursor = await conn.execute(q["insert_steps"], params)
+            keyed = await cursor.fetchone()
+            assert keyed is not None
+            return workflow_id, ids, metas, dict(zip(keyed[0], keyed[1], strict=True))
 
     try:
-        workflow_id, found = await connections.run(write)
+        workflow_id, ids, metas, keys = await connections.run(write)
     except (psycopg.DataError, UnicodeEncodeError) as exc:
         raise InvalidJob(f"PostgreSQL cannot store this workflow: {exc}") from exc
-    return _record(workflow_id, found)
+    stored = []
+    for step, new, job_id, meta in zip(flow.steps, news, ids, metas, strict=True):
+        job = job_from_new(new, job_id, now, keys.get(job_id))
+        depends_on = tuple(ids[d] for d in step.depends_on)
+        stored.append(
+            StoredStep(
+                name=step.name,
+                job=evolve_job(job, meta=meta, depends_on=depends_on),
+                depends_on=tuple(flow.steps[d].name for d in step.depends_on),
+                on_failure=step.on_failure,
+                finalizer=step.finalizer,
+            )
+        )
+    return WorkflowRecord(id=workflow_id, name=flow.name, inserted_at=now, steps=tuple(stored))
 
 
-def step_rows(flow: NewWorkflow, workflow_id: int, ids: Sequence[int]) -> str:
-    """The ``rows`` parameter of ``insert_steps``: one JSON array per step, in its columns.
+def step_params(
+    flow: NewWorkflow,
+    workflow_id: int,
+    ids: Sequence[int],
+    metas: Sequence[dict[str, Any]],
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of ``insert_steps``.
 
-    Each job's meta gets the workflow's id in its marker; ``depends_on`` becomes job ids.
+    The jobs travel as one JSON array of rows (as ``insert_jobs``'s, an id first; each meta
+    with the workflow's id in its marker, each ``depends_on`` as job ids), the step rows as
+    another (its job's id first); the edges as two arrays (parents, children), in the text
+    form of PostgreSQL's arrays.
     """
-    out = []
-    for step, job_id in zip(flow.steps, ids, strict=True):
+    jobs = []
+    parents: list[int] = []
+    children: list[int] = []
+    for step, job_id, meta in zip(flow.steps, ids, metas, strict=True):
         new = step.job
-        meta = copy.deepcopy(new.meta)
-        marker = dict(meta.get(WORKFLOW_META_KEY, {}))
-        meta[WORKFLOW_META_KEY] = {**marker, "id": workflow_id}
-        args = new.args_json if new.args_json is not None else rows.dumps(new.args)
-        kwargs = new.kwargs_json if new.kwargs_json is not None else rows.dumps(new.kwargs)
-        out.append(
+        depends_on = [ids[d] for d in step.depends_on]
+        parents.extend(depends_on)
+        children.extend([job_id] * len(depends_on))
+        jobs.append(
             [
                 job_id,
                 new.task,
                 new.queue,
-                args,
-                kwargs,
+                new.args_json if new.args_json is not None else rows.dumps(new.args),
+                new.kwargs_json if new.kwargs_json is not None else rows.dumps(new.kwargs),
                 new.state.value,
                 new.priority,
                 new.max_attempts,
@@ -111,16 +136,49 @@ def step_rows(flow: NewWorkflow, workflow_id: int, ids: Sequence[int]) -> str:
                 new.unique_key,
                 list(new.tags),
                 rows.dumps(meta),
-                [ids[d] for d in step.depends_on],
+                depends_on,
                 new.timeout,
                 new.partition_key,
-                step.name,
-                rows.storable_text(repr(step.name)),
-                step.on_failure,
-                step.finalizer,
             ]
         )
-    return rows.dumps(out)
+    steps = [
+        [
+            job_id,
+            step.name,
+            rows.storable_text(repr(step.name)),
+            step.on_failure,
+            step.finalizer,
+            len(step.depends_on),
+        ]
+        for step, job_id in zip(flow.steps, ids, strict=True)
+    ]
+    return {
+        "rows": rows.dumps(jobs),
+        "steps": rows.dumps(steps),
+        "now": now,
+        "workflow": workflow_id,
+        "parents": _int_array(parents),
+        "children": _int_array(children),
+    }
+
+
+def _int_array(values: Sequence[int]) -> str:
+    """``values`` as the text of a PostgreSQL array: a fraction of the cost of a list param."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _marked(meta: dict[str, Any], workflow_id: int) -> dict[str, Any]:
+    """A step's own meta with the workflow's id in its marker (``graph.WORKFLOW_META_KEY``).
+
+    A copy: the common meta, the marker alone (whose values are scalars), is rebuilt; any other
+    is copied deeply.
+    """
+    marker = meta.get(WORKFLOW_META_KEY)
+    if isinstance(marker, dict) and len(meta) == 1:
+        return {WORKFLOW_META_KEY: {**marker, "id": workflow_id}}
+    own = copy.deepcopy(meta)
+    own[WORKFLOW_META_KEY] = {**dict(own.get(WORKFLOW_META_KEY, {})), "id": workflow_id}
+    return own
 
 
 async def get_workflow(connections: Connections, workflow_id: int) -> WorkflowRecord:

@@ -923,10 +923,11 @@ SELECT (SELECT id FROM wf),
            FROM generate_series(1, %(n)s)
        );
 
--- Every step of a workflow: its job (ids given; the partition key as insert_jobs reads it), its
--- row of taskward_steps (waiting for all its dependencies: each counted once, as it has one
--- edge and taskward_waiting_for recounts it once), its edges; the queues given
--- pending steps are notified. The rows come from flows.step_rows, one JSON array per step.
+-- Every step of a workflow, set-based: the jobs (ids given; the partition key as insert_jobs
+-- reads it) from one JSON array of rows (flows.step_params), their rows of taskward_steps
+-- from another (each waiting for all its dependencies: the client counts them, each listed
+-- once), the edges from two arrays; the queues given pending steps are notified. Returns the
+-- jobs that got a partition key and their keys (the client builds the rest of each job).
 -- name: insert_steps
 WITH job AS (
     INSERT INTO {schema}.taskward_jobs (
@@ -945,24 +946,25 @@ WITH job AS (
                FROM {schema}.taskward_queue_limits AS l WHERE l.queue = r->>2
            ))
     FROM jsonb_array_elements(%(rows)s::jsonb) AS r
-    RETURNING id, queue, state
+    RETURNING id, queue, state, partition_key
 ), step AS (
     INSERT INTO {schema}.taskward_steps (
         job_id, workflow_id, name, quoted, on_failure, finalizer, waiting
     )
-    SELECT (r->>0)::bigint, %(workflow)s, r->>15, r->>16, r->>17, (r->>18)::boolean,
-           (SELECT count(DISTINCT d) FROM jsonb_array_elements_text(r->12) AS d)
-    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+    SELECT (r->>0)::bigint, %(workflow)s, r->>1, r->>2, r->>3, (r->>4)::boolean,
+           (r->>5)::integer
+    FROM jsonb_array_elements(%(steps)s::jsonb) AS r
 ), edge AS (
     INSERT INTO {schema}.taskward_edges (parent, child)
-    SELECT DISTINCT d.parent::bigint, (r->>0)::bigint
-    FROM jsonb_array_elements(%(rows)s::jsonb) AS r,
-         jsonb_array_elements_text(r->12) AS d (parent)
+    SELECT u.parent, u.child
+    FROM unnest(%(parents)s::bigint[], %(children)s::bigint[]) AS u (parent, child)
 ), woke AS (
     SELECT pg_notify('{channel}', queue)
     FROM (SELECT DISTINCT queue FROM job WHERE state = 'pending') AS due
 )
-SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM woke);
+SELECT ARRAY(SELECT id FROM job WHERE partition_key IS NOT NULL ORDER BY id),
+       ARRAY(SELECT partition_key FROM job WHERE partition_key IS NOT NULL ORDER BY id),
+       (SELECT count(*) FROM woke);
 
 -- A workflow and its steps still stored, in insert order: one row per step (the workflow's
 -- name and time, the 27 job columns, the step's name, policy and finalizer flag); one row of
