@@ -19,8 +19,8 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -290,6 +290,8 @@ class QueueFlow:
     many jobs started in it (a window that has passed counts as empty). For one key of a
     partitioned queue (``Backend.partition_flow``) these are the key's own, and ``running``
     lists the ids of the key's running jobs (at most :data:`RUNNING_SHOWN`); None otherwise.
+    ``waits``: how many claims a limit turned away while the queue had due jobs left, by
+    reason (:data:`WAIT_REASONS`), since its limits row was made (``queue_flow`` only).
     """
 
     limits: QueueLimits = QueueLimits()
@@ -297,10 +299,16 @@ class QueueFlow:
     window: int | None = None
     window_used: int = 0
     running: tuple[int, ...] | None = None
+    waits: Mapping[str, int] = field(default_factory=dict)
 
     def used_in(self, window: int) -> int:
         """How many jobs started in window number ``window`` (0 for any other window)."""
         return self.window_used if self.window == window else 0
+
+
+WAIT_REASONS: Final = ("held", "global_limit", "rate_limit")
+"""Why a claim was turned away (``QueueFlow.waits``); a key's hold, limit or window of a
+partitioned queue counts under the same three."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,10 +317,12 @@ class Allowance:
 
     ``retry_at`` is set when a hold or a full rate window capped the claim below what it
     asked: the time the hold ends or the next window opens, so a waiting worker wakes then.
+    ``reason``: which of :data:`WAIT_REASONS` capped it below what it asked (None: nothing).
     """
 
     count: int
     retry_at: datetime | None = None
+    reason: str | None = None
 
 
 CLOCK_LAG_TOLERATED = timedelta(seconds=10)
@@ -331,11 +341,13 @@ def allowance(flow: QueueFlow, *, wanted: int, running: int, now: datetime) -> A
     left of the current window.
     """
     if flow.held_until is not None and now < flow.held_until:
-        return Allowance(0, flow.held_until)
+        return Allowance(0, flow.held_until, "held")
     count = max(wanted, 0)
+    reason = None
     limits = flow.limits
-    if limits.global_limit is not None:
-        count = min(count, max(limits.global_limit - running, 0))
+    if limits.global_limit is not None and limits.global_limit - running < count:
+        count = max(limits.global_limit - running, 0)
+        reason = "global_limit"
     rate = limits.rate_limit
     if rate is not None:
         window = rate.window_of(now)
@@ -343,11 +355,11 @@ def allowance(flow: QueueFlow, *, wanted: int, running: int, now: datetime) -> A
         if stored is not None and window < stored <= rate.window_of(now + CLOCK_LAG_TOLERATED):
             # A claim that waited for its turn behind a claim with a later clock: counting it in
             # its own, older window would reset the newer one's count. It waits for that window.
-            return Allowance(0, rate.window_start(stored))
+            return Allowance(0, rate.window_start(stored), "rate_limit")
         left = max(rate.count - flow.used_in(window), 0)
         if left < count:
-            return Allowance(left, rate.window_start(window + 1))
-    return Allowance(count)
+            return Allowance(left, rate.window_start(window + 1), "rate_limit")
+    return Allowance(count, None, reason)
 
 
 def take_turns(picks: Sequence[Sequence[T]], wanted: int) -> list[T]:

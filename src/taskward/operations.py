@@ -177,7 +177,8 @@ class Operations:
         PostgreSQL estimates a queue's jobs in one finished state past 10,000 of them.
         ``limits``: the queues that have limits (:meth:`configure_queue`) or a hold, each
         ``{"global_limit": N|None, "rate_limit": "100/s"|None, "rate_used": starts in the
-        current window|None, "rate_full": bool, "held_until": ISO time|None}``.
+        current window|None, "rate_full": bool, "held_until": ISO time|None, "waits":
+        {reason: claims a limit turned away while jobs were due}}``.
         """
         backend = await self._backend()
         stats = await backend.stats()
@@ -375,6 +376,7 @@ def _limits_now(flows: Mapping[str, QueueFlow], now: datetime) -> dict[str, dict
             "rate_used": used,
             "rate_full": rate is not None and used is not None and used >= rate.count,
             "held_until": None if held is None else held.isoformat(),
+            "waits": {r: n for r, n in sorted(flow.waits.items()) if n},
         }
     return out
 

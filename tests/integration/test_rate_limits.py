@@ -165,6 +165,7 @@ async def test_statistics_show_rates_and_holds(tw: TaskManager) -> None:
         "rate_used": 1,
         "rate_full": True,
         "held_until": None,
+        "waits": {},  # one job, claimed: none waited
     }
     assert limits["held"]["global_limit"] is None
     assert limits["held"]["held_until"] is not None

@@ -128,8 +128,13 @@ def test_allowance_without_limits_is_what_was_wanted() -> None:
 
 
 def test_allowance_caps_at_the_global_limit() -> None:
-    assert allowance(flow(global_limit=5), wanted=10, running=3, now=T0) == Allowance(2)
-    assert allowance(flow(global_limit=5), wanted=10, running=9, now=T0) == Allowance(0)
+    assert allowance(flow(global_limit=5), wanted=10, running=3, now=T0) == Allowance(
+        2, None, "global_limit"
+    )
+    assert allowance(flow(global_limit=5), wanted=10, running=9, now=T0) == Allowance(
+        0, None, "global_limit"
+    )
+    assert allowance(flow(global_limit=5), wanted=2, running=3, now=T0) == Allowance(2)
 
 
 def test_allowance_caps_at_what_is_left_of_the_window_and_says_when_the_next_opens() -> None:
@@ -137,29 +142,29 @@ def test_allowance_caps_at_what_is_left_of_the_window_and_says_when_the_next_ope
     window = rate.window_of(T0)
     opens = T0 + timedelta(seconds=1)
     used_two = flow(rate_limit=rate, window=window, window_used=2)
-    assert allowance(used_two, wanted=10, running=0, now=T0) == Allowance(1, opens)
+    assert allowance(used_two, wanted=10, running=0, now=T0) == Allowance(1, opens, "rate_limit")
     assert allowance(used_two, wanted=1, running=0, now=T0) == Allowance(1)
     full = flow(rate_limit=rate, window=window, window_used=3)
-    assert allowance(full, wanted=1, running=0, now=T0) == Allowance(0, opens)
+    assert allowance(full, wanted=1, running=0, now=T0) == Allowance(0, opens, "rate_limit")
     # A window that has passed counts as empty.
     later = T0 + timedelta(seconds=1)
     assert allowance(full, wanted=10, running=0, now=later) == Allowance(
-        3, later + timedelta(seconds=1)
+        3, later + timedelta(seconds=1), "rate_limit"
     )
 
 
 def test_allowance_of_both_limits_takes_the_lower() -> None:
     rate = Rate(3, 1.0)
     both = flow(global_limit=2, rate_limit=rate)
-    assert allowance(both, wanted=10, running=0, now=T0) == Allowance(2)
-    assert allowance(both, wanted=10, running=2, now=T0) == Allowance(0)
+    assert allowance(both, wanted=10, running=0, now=T0) == Allowance(2, None, "global_limit")
+    assert allowance(both, wanted=10, running=2, now=T0) == Allowance(0, None, "global_limit")
 
 
 def test_a_hold_allows_nothing_until_it_ends() -> None:
     until = T0 + timedelta(seconds=30)
     held = flow(held_until=until, global_limit=5)
-    assert allowance(held, wanted=10, running=0, now=T0) == Allowance(0, until)
-    assert allowance(held, wanted=10, running=0, now=until) == Allowance(5)
+    assert allowance(held, wanted=10, running=0, now=T0) == Allowance(0, until, "held")
+    assert allowance(held, wanted=10, running=0, now=until) == Allowance(5, None, "global_limit")
 
 
 def test_rate_limited_is_a_snooze_that_holds_the_queue() -> None:
@@ -177,7 +182,11 @@ def test_a_claim_behind_a_newer_window_waits_for_it() -> None:
     rate = Rate(3, 1.0)
     newer = flow(rate_limit=rate, window=rate.window_of(T0) + 1, window_used=3)
     # Its clock is behind the claim that stored the window: it takes nothing until then.
-    assert allowance(newer, wanted=5, running=0, now=T0) == Allowance(0, T0 + timedelta(seconds=1))
+    assert allowance(newer, wanted=5, running=0, now=T0) == Allowance(
+        0, T0 + timedelta(seconds=1), "rate_limit"
+    )
     # A window far in the future came from a wrong clock: this claim's own window counts.
     wrong = flow(rate_limit=rate, window=rate.window_of(T0) + 3600, window_used=3)
-    assert allowance(wrong, wanted=5, running=0, now=T0) == Allowance(3, T0 + timedelta(seconds=1))
+    assert allowance(wrong, wanted=5, running=0, now=T0) == Allowance(
+        3, T0 + timedelta(seconds=1), "rate_limit"
+    )

@@ -854,9 +854,10 @@ def job_statements(store: sqlite_store.SqliteStore) -> list[str]:
 def test_a_claim_without_a_rate_or_a_hold_in_force_is_one_statement(
     store: sqlite_store.SqliteStore,
 ) -> None:
-    """A global limit, or a hold that has ended, keeps the claim on fetch_jobs alone."""
+    """A global limit that does not cap the claim, or a hold that has ended, keeps the claim on
+    fetch_jobs alone."""
     store.insert([new_job(queue=q) for q in ("free", "limited", "limited")], NOW)
-    store.set_queue_limits("limited", QueueLimits(global_limit=5))
+    store.set_queue_limits("limited", QueueLimits(global_limit=10))
     store.hold_queue("limited", NOW)  # ends at the claim's now: no longer in force
     traced = job_statements(store)
     for queue, count in (("free", 1), ("limited", 2)):
@@ -864,6 +865,29 @@ def test_a_claim_without_a_rate_or_a_hold_in_force_is_one_statement(
         jobs, retry_at = store.fetch(queue, 10, "w", NOW, LEASE)
         assert (len(jobs), retry_at) == (count, None)
         assert [s.split()[:2] for s in traced if "taskward_" in s] == [["UPDATE", "taskward_jobs"]]
+
+
+def test_only_a_capped_claim_counts_its_wait(store: sqlite_store.SqliteStore) -> None:
+    """A global limit that capped the claim: one UPDATE of the queue's row more (it looks for a
+    pending job left), and no claim_flow; a capped claim that emptied the queue counts nothing."""
+    store.insert([new_job(queue="q") for _ in range(4)], NOW)
+    store.set_queue_limits("q", QueueLimits(global_limit=3))
+    traced = job_statements(store)
+    assert len(store.fetch("q", 2, "w", NOW, LEASE)[0]) == 2  # not capped: all it asked
+    assert [s.split()[:2] for s in traced if "taskward_" in s] == [["UPDATE", "taskward_jobs"]]
+    for claimed, waits in ((1, 1), (0, 2)):
+        traced.clear()
+        assert len(store.fetch("q", 10, "w", NOW, LEASE)[0]) == claimed
+        assert [s.split()[:2] for s in traced if "taskward_" in s] == [
+            ["UPDATE", "taskward_jobs"],
+            ["UPDATE", "taskward_queue_limits"],
+        ]
+        assert store.queue_flow()["q"].waits == {"global_limit": waits}
+    store.set_queue_limits("q", QueueLimits(global_limit=5))
+    assert len(store.fetch("q", 10, "w", NOW, LEASE)[0]) == 1  # capped, but the queue ran out
+    assert store.queue_flow()["q"].waits == {"global_limit": 2}
+    store.set_queue_limits("q", QueueLimits())
+    assert store.queue_flow() == {}  # the counts go with the row
 
 
 def test_an_empty_claim_looks_for_a_rate_or_a_hold(store: sqlite_store.SqliteStore) -> None:
@@ -1185,6 +1209,7 @@ def parameter_count(sql: str) -> int:
 
 def test_every_query_compiles_against_the_schema() -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
+    sqlite_connection.register_functions(conn, lambda n: n)
     migrate_sqlite(conn)
     queries = load_queries(SQLITE_SQL)
     fill = {
@@ -1218,6 +1243,7 @@ def test_every_query_compiles_against_the_schema() -> None:
 )
 def test_hot_queries_use_their_index(query: str, params: tuple[Any, ...], index: str) -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
+    sqlite_connection.register_functions(conn, lambda n: n)
     migrate_sqlite(conn)
     plan = conn.execute(f"EXPLAIN QUERY PLAN {load_queries(SQLITE_SQL)[query]}", params).fetchall()
     assert index in " ".join(row[-1] for row in plan)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 
@@ -91,7 +93,29 @@ def limits(
         "rate_limit": rate_limit,
         "partition_by": None,
         "held_until": None,
+        "waits": {},
     }
+
+
+async def test_the_limits_say_how_often_they_held_jobs_back(
+    tw: TaskManager, api: httpx.AsyncClient
+) -> None:
+    await tw.configure_queue("emails", global_limit=1)
+    for n in range(3):
+        await tw.enqueue_task("tests_support.jobs:add", args=[n], queue="emails")
+    now = tw.clock.now()
+    for worker in ("w1", "w2"):
+        await tw.backend.fetch(
+            queue="emails",
+            limit=5,
+            worker_id=worker,
+            now=now,
+            lease_until=now + timedelta(seconds=60),
+        )
+    [row] = (await api.get("/api/queues/limits")).json()
+    assert row["waits"] == {"global_limit": 2}
+    page = (await api.get("/dashboard/fragments/overview")).text
+    assert "held back 2× by global limit" in page  # noqa: RUF001 (the page writes a times sign)
 
 
 async def test_hold_and_release_a_queue(tw: TaskManager, api: httpx.AsyncClient) -> None:

@@ -158,8 +158,12 @@ async def test_global_limits_are_gauges_and_say_when_full(tw: TaskManager) -> No
             "rate_used": None,
             "rate_full": False,
             "held_until": None,
+            "waits": {"global_limit": 1},  # the claim left one job waiting
         }
     }
+    assert 'taskward_queue_limit_waits_total{queue="emails",reason="global_limit"} 1.0' in (
+        _render(registry)
+    )
     # A full rate window and a hold say so too.
     await tw.configure_queue("sms", rate_limit="1/h")
     await tw.enqueue_task("tests_support.jobs:add", args=[1], queue="sms")

@@ -156,6 +156,7 @@ def queue_limits(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt 
                     "running": counts.get(queue, {}).get(JobState.RUNNING.value, 0),
                     "started_in_window": started,
                     "held_until": None if held is None else held.isoformat(),
+                    "waits": {r: n for r, n in sorted(flow.waits.items()) if n},
                 }
             )
         return rows
@@ -169,7 +170,7 @@ def queue_limits(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt 
         return
     table = Table(title="queue limits")
     columns = ("queue", "partition by", "global limit", "running", "rate limit", "started")
-    for col in (*columns, "held until"):
+    for col in (*columns, "held until", "held back"):
         table.add_column(col, justify="right" if col in columns[2:] else "left")
     for row in rows:
         table.add_row(
@@ -180,6 +181,7 @@ def queue_limits(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt 
             row["rate_limit"] or "-",
             _number(row["started_in_window"]),
             row["held_until"] or "-",
+            ", ".join(f"{n:,} by {r.replace('_', ' ')}" for r, n in row["waits"].items()) or "-",
         )
     core.console.print(table)
 

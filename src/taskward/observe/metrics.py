@@ -168,7 +168,7 @@ class StatsCollector:
         yield from self._families(self._stats or {})
 
     def _families(self, stats: Mapping[str, Any]) -> Iterator[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         jobs = GaugeMetricFamily(
             "taskward_queue_jobs",
@@ -204,6 +204,13 @@ class StatsCollector:
             "rate_limit (the window is full), held (a job raised RateLimited).",
             labels=["queue", "reason"],
         )
+        waits = CounterMetricFamily(
+            "taskward_queue_limit_waits",
+            "Claims of the queue a limit turned away while its jobs were due, by reason "
+            "(held, global_limit, rate_limit); kept by the store since the queue's limits "
+            "were set.",
+            labels=["queue", "reason"],
+        )
         slots: dict[str, int] = {}
         for node in stats.get("workers", {}).get("nodes", []):
             for queue, concurrency in node["queues"].items():
@@ -224,6 +231,8 @@ class StatsCollector:
                     rate_limit.add_metric([queue, f"{parsed.seconds:g}"], parsed.count)
                 limited.add_metric([queue, "rate_limit"], 1 if limit.get("rate_full") else 0)
             limited.add_metric([queue, "held"], 1 if limit.get("held_until") else 0)
+            for reason, count in sorted(limit.get("waits", {}).items()):
+                waits.add_metric([queue, reason], count)
         for queue in sorted(set(queues) | set(slots) | paused_set):
             counts = queues.get(queue, {})
             for state, count in sorted(counts.items()):
@@ -232,7 +241,7 @@ class StatsCollector:
             active.add_metric([queue], running)
             available.add_metric([queue], max(0, slots.get(queue, 0) - running))
             paused.add_metric([queue], 1 if queue in paused_set else 0)
-        yield from (jobs, active, available, paused, global_limit, rate_limit, limited)
+        yield from (jobs, active, available, paused, global_limit, rate_limit, limited, waits)
 
 
 class JobMetrics:
@@ -245,7 +254,9 @@ class JobMetrics:
     ``taskward_workers_active{queue}``, ``taskward_workers_available{queue}``,
     ``taskward_queue_paused{queue}``, ``taskward_queue_global_limit{queue}``,
     ``taskward_queue_rate_limit{queue,window_seconds}`` and
-    ``taskward_queue_limited{queue,reason}`` (1 while a limit holds jobs back). Labels are bounded:
+    ``taskward_queue_limited{queue,reason}`` (1 while a limit holds jobs back),
+    ``taskward_queue_limit_waits_total{queue,reason}`` (claims a limit turned away while jobs
+    were due, counted by the store). Labels are bounded:
     queue, task and state names only.
     """
 

@@ -15,7 +15,7 @@ request is ever executed: jobs are only retried, cancelled or deleted by id.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
@@ -239,9 +239,12 @@ def explanation_out(explanation: Explanation) -> ExplanationOut:
 
 
 def limits_out(
-    queue: str, limits: QueueLimits, held_until: datetime | None = None
+    queue: str,
+    limits: QueueLimits,
+    held_until: datetime | None = None,
+    waits: Mapping[str, int] | None = None,
 ) -> QueueLimitsOut:
-    """A queue's stored limits (and hold) as the API shows them."""
+    """A queue's stored limits (and hold, and how often they held jobs back) for the API."""
     rate, rule = limits.rate_limit, limits.partition_by
     return QueueLimitsOut(
         queue=queue,
@@ -249,6 +252,7 @@ def limits_out(
         rate_limit=None if rate is None else str(rate),
         partition_by=None if rule is None else str(rule),
         held_until=held_until,
+        waits={r: n for r, n in sorted((waits or {}).items()) if n},
     )
 
 
@@ -418,7 +422,7 @@ def _limit_routes(router: APIRouter, admin: Admin) -> None:
             flow = flows[name]
             held = flow.held_until if flow.held_until and flow.held_until > now else None
             if not flow.limits.is_empty or held is not None:
-                out.append(limits_out(name, flow.limits, held))
+                out.append(limits_out(name, flow.limits, held, flow.waits))
         return out
 
     @router.put("/queues/{name}/limits", dependencies=writer)

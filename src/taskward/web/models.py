@@ -316,6 +316,11 @@ class QueueLimitsOut(BaseModel):
     held_until: datetime | None = Field(
         default=None, description="no job of the queue starts before then (RateLimited)"
     )
+    waits: dict[str, int] = Field(
+        default_factory=dict,
+        description="how many claims a limit turned away while jobs were due, by reason "
+        "(held, global_limit, rate_limit), since the queue's limits were first set",
+    )
 
 
 class QueueLimitsIn(BaseModel):

@@ -358,7 +358,8 @@ async def queue_overview(
     """Per queue: counts, estimates, paused, live workers, concurrency, limits, hold.
 
     ``global_limit``, ``rate_limit`` (text, ``"100/s"``), ``rate_used`` (starts in the current
-    window) and ``held_until`` are None for a queue without one; ``rate_full`` is a bool.
+    window) and ``held_until`` are None for a queue without one; ``rate_full`` is a bool;
+    ``waits`` counts, by reason, the claims a limit turned away while jobs were due.
 
     ``stats``: a ``get_statistics()`` result the caller already has (one query fewer).
     """
@@ -386,6 +387,7 @@ async def queue_overview(
             "rate_used": limits.get(name, {}).get("rate_used"),
             "rate_full": bool(limits.get(name, {}).get("rate_full")),
             "held_until": limits.get(name, {}).get("held_until"),
+            "waits": limits.get(name, {}).get("waits", {}),
         }
         for name in names
     ]

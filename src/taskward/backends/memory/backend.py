@@ -81,6 +81,7 @@ class MemoryBackend(MemoryWorkflows):
         self._cursors: dict[str, str] = {}  # partitioned queue -> the last key a claim visited
         self._key_holds: dict[tuple[str, str], datetime] = {}
         self._key_windows: dict[tuple[str, str], tuple[int, int]] = {}
+        self._waits: dict[str, Counter[str]] = {}  # queue -> claims turned away, by reason
         self._schedules: dict[str, Schedule] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._workers: dict[str, WorkerInfo] = {}
@@ -183,6 +184,7 @@ class MemoryBackend(MemoryWorkflows):
         flow = self._flow_of(queue)
         if flow is not None and flow.limits.partition_by is not None:
             return self._fetch_by_key(queue, flow, limit, worker_id, now, lease_until)
+        reason = None
         if flow is not None:
             running = sum(
                 1 for j in self._jobs.values() if j.queue == queue and j.state is S.RUNNING
@@ -191,6 +193,7 @@ class MemoryBackend(MemoryWorkflows):
             limit = allowed.count
             if allowed.retry_at is not None:
                 self._timers.wake_at(queue, now=now, at=allowed.retry_at)
+            reason = allowed.reason
         heap = self._pending.get(queue, [])
         claimed: list[Job] = []
         while heap and len(claimed) < limit:
@@ -202,7 +205,17 @@ class MemoryBackend(MemoryWorkflows):
         if flow is not None and flow.limits.rate_limit is not None and claimed:
             window = flow.limits.rate_limit.window_of(now)
             self._windows[queue] = (window, flow.used_in(window) + len(claimed))
+        if reason is not None and self._has_pending(queue):
+            self._note_waits(queue, {reason})  # a limit left jobs waiting
         return claimed
+
+    def _has_pending(self, queue: str) -> bool:
+        """True when ``queue`` has a pending job (stale heap entries skipped)."""
+        for entry in self._pending.get(queue, ()):
+            job = self._jobs.get(entry[2])
+            if job is not None and job.state is S.PENDING and entry == _heap_entry(job):
+                return True
+        return False
 
     def _claim(self, job: Job, worker_id: str, now: datetime, lease_until: datetime) -> Job:
         job = evolve_job(
@@ -226,15 +239,18 @@ class MemoryBackend(MemoryWorkflows):
         lease_until: datetime,
     ) -> list[Job]:
         """The claim of a partitioned queue (see ``Backend.fetch``); a scan, as memory may."""
+        pending, running = self._by_key(queue)
         if flow.held_until is not None and now < flow.held_until:
             self._timers.wake_at(queue, now=now, at=flow.held_until)
+            if pending:
+                self._note_waits(queue, {"held"})
             return []
-        pending, running = self._by_key(queue)
         cursor = self._cursors.get(queue)
         keys = sorted(pending)
         if cursor is not None:
             keys = [k for k in keys if k > cursor] + [k for k in keys if k <= cursor]
         picks: list[list[Job]] = []
+        cut: dict[str, str] = {}  # key -> the reason its own limits capped its claim
         retry_at: datetime | None = None
         for visited, key in enumerate(keys):
             if len(picks) >= wanted or visited >= wanted + MAX_KEYS_PER_CLAIM_EXTRA:
@@ -248,6 +264,8 @@ class MemoryBackend(MemoryWorkflows):
             )
             if allowed.retry_at is not None:
                 retry_at = min(retry_at or allowed.retry_at, allowed.retry_at)
+            if allowed.reason is not None:
+                cut[key] = allowed.reason
             if allowed.count > 0:
                 jobs = sorted(pending[key], key=_claim_order)[: allowed.count]
                 picks.append(jobs)
@@ -255,7 +273,15 @@ class MemoryBackend(MemoryWorkflows):
             self._timers.wake_at(queue, now=now, at=retry_at)
         claimed = [self._claim(j, worker_id, now, lease_until) for j in take_turns(picks, wanted)]
         self._count_starts(queue, flow.limits, claimed, now)
+        taken = Counter(j.partition_key for j in claimed)
+        # A key whose own limits capped it, with jobs left: one wait per reason per claim.
+        self._note_waits(queue, {r for k, r in cut.items() if len(pending[k]) > taken[k]})
         return claimed
+
+    def _note_waits(self, queue: str, reasons: set[str]) -> None:
+        """Count one claim of ``queue`` turned away for each of ``reasons``."""
+        for reason in reasons:
+            self._waits.setdefault(queue, Counter())[reason] += 1
 
     def _count_starts(
         self, queue: str, limits: QueueLimits, claimed: list[Job], now: datetime
@@ -297,7 +323,11 @@ class MemoryBackend(MemoryWorkflows):
             return None
         window, used = self._windows.get(queue, (None, 0))
         return QueueFlow(
-            limits=limits or QueueLimits(), held_until=held_until, window=window, window_used=used
+            limits=limits or QueueLimits(),
+            held_until=held_until,
+            window=window,
+            window_used=used,
+            waits=dict(self._waits.get(queue, {})),
         )
 
     async def extend_leases(
@@ -510,6 +540,8 @@ class MemoryBackend(MemoryWorkflows):
                     self._jobs[job.id] = evolve_job(job, partition_key=key)
         if limits.is_empty:
             self._limits.pop(queue, None)
+            if queue not in self._holds:
+                self._waits.pop(queue, None)  # as a store drops the queue's row
         else:
             self._limits[queue] = limits
         self._wake()  # a raised limit may let waiting workers claim
@@ -526,6 +558,8 @@ class MemoryBackend(MemoryWorkflows):
         name: Any = queue if key is None else (queue, key)
         if until is None:
             holds.pop(name, None)
+            if key is None and queue not in self._limits:
+                self._waits.pop(queue, None)  # as a store drops the queue's row
             self._wake()
             return
         held = holds.get(name)

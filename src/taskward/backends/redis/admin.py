@@ -10,6 +10,7 @@ The keys are in docs/DESIGN.md ("Redis backend as built").
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 
 from taskward.backends.redis import codec
@@ -17,7 +18,14 @@ from taskward.backends.redis.client import Connections
 from taskward.backends.redis.errors import StoreError, translated
 from taskward.errors import InvalidOptions
 from taskward.jobs import Schedule, WorkerInfo
-from taskward.limits import RUNNING_SHOWN, PartitionBy, QueueFlow, QueueLimits, Rate
+from taskward.limits import (
+    RUNNING_SHOWN,
+    WAIT_REASONS,
+    PartitionBy,
+    QueueFlow,
+    QueueLimits,
+    Rate,
+)
 
 __all__ = [
     "delete_schedule",
@@ -114,18 +122,33 @@ async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
 
 
 async def queue_flow(connections: Connections) -> dict[str, QueueFlow]:
-    """Limits, hold and rate window of every queue with limits or a hold.
+    """Limits, hold, rate window and waits of every queue with limits or a hold.
 
     ``B:limits`` keeps them in one field per queue, read by one HGET in the claim script:
     ``G`` (a global limit alone) or ``G|count:period_ms|held_until_us|window:used``, with
     ``|rule`` appended for a partitioned queue (``str(PartitionBy)``), a part left empty when
-    unset.
+    unset. ``B:waits`` counts the claims a limit turned away, in fields ``<queue>|<reason>``
+    (``fetch.lua`` writes them, and drops them with the queue's ``B:limits`` field).
     """
     client = await connections.ready()
+    base = connections.base
     with translated(connections.config):
-        stored = await client.hgetall(f"{connections.base}:limits")
+        # Not MULTI: a server at maxmemory refuses a transaction, and reads must go on.
+        pipe = client.pipeline(transaction=False)
+        pipe.hgetall(f"{base}:limits")
+        pipe.hgetall(f"{base}:waits")
+        stored, counted = await pipe.execute()
+    waits: dict[str, dict[str, int]] = {}
+    for name, count in counted.items():
+        queue, _, reason = name.rpartition("|")
+        if reason in WAIT_REASONS and count.lstrip("-").isdigit():
+            waits.setdefault(queue, {})[reason] = int(count)
     flows = {queue: _flow_of(queue, value) for queue, value in sorted(stored.items())}
-    return {queue: flow for queue, flow in flows.items() if flow is not None}
+    return {
+        queue: replace(flow, waits=waits.get(queue, {}))
+        for queue, flow in flows.items()
+        if flow is not None
+    }
 
 
 _FLOW_RE = re.compile(

@@ -79,6 +79,7 @@ FIXED_KEYS: Final = {
     "queues": "set",
     "paused": "set",
     "limits": "hash",
+    "waits": "hash",
     "cursors": "hash",
     "unique": "hash",
     "leases": "hash",

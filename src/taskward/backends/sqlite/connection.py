@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ __all__ = [
     "create_private_file",
     "forked_message",
     "refuse_caller_transaction",
+    "register_functions",
     "unavailable",
 ]
 
@@ -54,6 +55,7 @@ class SqliteConnection:
             else None
         )
         self._own_sync = self.q["set_synchronous"].format(level=synchronous)
+        self._capped: int | None = None  # what taskward_capped last passed through
 
     def open(self) -> None:
         """Open the connection if needed (idempotent)."""
@@ -82,6 +84,7 @@ class SqliteConnection:
             check_same_thread=not self.any_thread,
         )
         try:
+            register_functions(conn, self._note_capped)
             conn.execute(self.q["set_busy_timeout"].format(milliseconds=BUSY_TIMEOUT_MS))
             if self.path != MEMORY_PATH:
                 conn.execute(self.q["set_journal_mode_wal"])
@@ -90,6 +93,16 @@ class SqliteConnection:
             conn.close()
             raise
         return conn
+
+    def _note_capped(self, count: int) -> int:
+        """``taskward_capped``: remember that a global limit capped the claim at ``count``."""
+        self._capped = count
+        return count
+
+    def take_capped(self) -> int | None:
+        """The count a global limit capped ``fetch_jobs`` at since the last call, else None."""
+        capped, self._capped = self._capped, None
+        return capped
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -144,6 +157,16 @@ class SqliteConnection:
         finally:
             if db.in_transaction:
                 db.execute(self.q["commit"])
+
+
+def register_functions(conn: sqlite3.Connection, capped: Callable[[int], int]) -> None:
+    """Give ``conn`` the functions taskward's statements call.
+
+    ``taskward_capped(n)``: ``fetch_jobs`` passes the count a global limit allowed through it
+    when the limit capped the claim below what it asked, and only then; it must return ``n``.
+    ``capped`` is called with it (the store remembers it, to count the wait).
+    """
+    conn.create_function("taskward_capped", 1, capped)
 
 
 def create_private_file(path: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -111,9 +112,12 @@ class QueueControls(SqliteConnection):
         return rows.key_flow(rows.limits_from_row(row[:4]), row[4:], running=running)
 
     def queue_flow(self) -> dict[str, QueueFlow]:
-        """Limits, hold and rate window of every queue with limits or a hold, by name."""
+        """Limits, hold, rate window and waits of every queue with limits or a hold, by name."""
         cursor = self._db().execute(self.q["list_queue_flow"])
-        return {row[0]: rows.flow_from_row(row[1:]) for row in cursor}
+        return {
+            row[0]: replace(rows.flow_from_row(row[1:8]), waits=rows.waits_from_row(row[8:11]))
+            for row in cursor
+        }
 
     def _claim_limited(
         self, db: sqlite3.Connection, params: tuple[Any, ...], found: Sequence[Any], now: datetime
@@ -125,8 +129,10 @@ class QueueControls(SqliteConnection):
         :func:`rows.flow_from_row` reads it, then the partition cursor. The count is
         :func:`~taskward.limits.allowance`'s; the starts are counted in the current window
         before the commit, so racing claims from other processes (which wait for the write
-        lock) see them. Returns the claimed rows in claim order (a partitioned queue's in
-        take-turns order) and the allowance's ``retry_at``.
+        lock) see them. A claim that the allowance capped counts a wait by its reason
+        (``count_wait``, which looks for a pending job left); no other claim writes one.
+        Returns the claimed rows in claim order (a partitioned queue's in take-turns order) and
+        the allowance's ``retry_at``.
         """
         paused, *stored = found
         if paused:
@@ -141,6 +147,8 @@ class QueueControls(SqliteConnection):
             running = db.execute(self.q["count_running"], (queue,)).fetchone()[0]
         allowed = allowance(flow, wanted=wanted, running=running, now=now)
         if allowed.count <= 0:
+            if allowed.reason is not None:
+                db.execute(self.q["count_wait"], (queue, allowed.reason))
             return [], allowed.retry_at
         claimed = db.execute(self.q["claim_jobs"], (*params[:4], allowed.count)).fetchall()
         rate = flow.limits.rate_limit
@@ -148,5 +156,8 @@ class QueueControls(SqliteConnection):
             window = rate.window_of(now)
             used = flow.used_in(window) + len(claimed)
             db.execute(self.q["count_window"], (window, used, queue))
+        if allowed.reason is not None and len(claimed) == allowed.count:
+            # Capped below what it asked; fewer than allowed means the queue ran out.
+            db.execute(self.q["count_wait"], (queue, allowed.reason))
         claimed.sort(key=rows.claim_order)
         return claimed, allowed.retry_at

@@ -38,6 +38,7 @@ from taskward.backends.sqlite import rows
 from taskward.jobs import NewJob
 from taskward.limits import (
     MAX_KEYS_PER_CLAIM_EXTRA,
+    WAIT_REASONS,
     PartitionBy,
     QueueFlow,
     QueueLimits,
@@ -90,12 +91,14 @@ def claim_by_key(
     """
     queue, wanted = params[3], params[4]
     if flow.held_until is not None and now < flow.held_until:
+        db.execute(q["count_wait"], (queue, "held"))  # counted if a job waits
         return [], flow.held_until
     walk = _walk(db, q, queue, wanted, flow.limits, cursor, now)
     last = next(reversed(walk.flows), None)
     if last is not None and last != cursor:
         db.execute(q["move_partition_cursor"], (queue, last))
     if not walk.giving:
+        _count_waits(db, q, queue, walk.cut)
         return [], walk.retry_at
     chosen = take_turns(_candidates(db, q, queue, walk.giving, wanted), wanted)
     ids = [row[0] for row in chosen]
@@ -108,11 +111,39 @@ def claim_by_key(
         for key, n in Counter(row[26] for row in ordered).items():
             used = walk.flows[key].used_in(window) + n
             db.execute(q["count_key_window"], (queue, key, window, used))
+    _count_waits(db, q, queue, walk.cut)
     return ordered, walk.retry_at
+
+
+def _count_waits(
+    db: sqlite3.Connection, q: Mapping[str, str], queue: str, cut: Mapping[str, _Cut]
+) -> None:
+    """Count one wait per reason for which a capped key still has pending jobs (none: nothing).
+
+    A key allowed nothing surely has (the walk visits keys with pending jobs only); one allowed
+    some is looked at after the claim (``count_key_waits``, one seek per such key).
+    """
+    if not cut:
+        return
+    params: list[Any] = [queue]
+    for reason in WAIT_REASONS:
+        found = cut.get(reason)
+        params += [False, "[]"] if found is None else [found.sure, json.dumps(found.keys)]
+    db.execute(q["count_key_waits"], params)
 
 
 _FROM_START: Final = {False: "partition_key > ?3", True: "partition_key IS NOT NULL"}
 """``walk_keys``' ``{start}``: after a key, or from the first one."""
+
+
+@dataclass
+class _Cut:
+    """The keys that one reason capped in a claim."""
+
+    sure: bool = False
+    """A key it capped was allowed nothing: its pending jobs (it has some) all wait."""
+    keys: list[str] = field(default_factory=list)
+    """The keys it capped that were allowed some: they wait if jobs are left after the claim."""
 
 
 @dataclass
@@ -126,6 +157,8 @@ class _Walk:
     first job (id, priority, scheduled_at)."""
     retry_at: datetime | None = None
     """The earliest end of a hold or of a full rate window that held a key back."""
+    cut: dict[str, _Cut] = field(default_factory=dict)
+    """The keys whose own allowance capped them, by reason (empty when none was)."""
 
     def visit(self, row: Row, limits: QueueLimits, wanted: int, now: datetime) -> None:
         """Judge one key of ``walk_keys`` by :func:`~taskward.limits.allowance`."""
@@ -135,6 +168,12 @@ class _Walk:
         if allowed.retry_at is not None:
             at = allowed.retry_at
             self.retry_at = at if self.retry_at is None else min(self.retry_at, at)
+        if allowed.reason is not None:
+            cut = self.cut.setdefault(allowed.reason, _Cut())
+            if allowed.count > 0:
+                cut.keys.append(key)
+            else:
+                cut.sure = True
         if allowed.count > 0:
             self.giving.append((key, allowed.count, row[1:4]))
 

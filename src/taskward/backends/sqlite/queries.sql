@@ -143,6 +143,10 @@ ON CONFLICT (unique_key) DO UPDATE SET job_id = excluded.job_id;
 -- claim_flow, next in the same transaction, finds its row by the same condition, and the store
 -- claims by the arithmetic of taskward.limits.allowance (claim_jobs, then count_window; or key
 -- by key for a partitioned queue: walk_keys … claim_ids).
+-- A global limit that caps the claim below ?5 passes the LIMIT through taskward_capped (a
+-- function of the store's connection: it returns its argument and tells the store that the
+-- limit capped this claim, which then counts the wait: count_wait). Only a capped claim calls
+-- it, and the running jobs are counted once (one aggregate, used twice).
 -- name: fetch_jobs
 UPDATE taskward_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = ?1, attempted_by = ?2,
@@ -157,13 +161,17 @@ WHERE id IN (
                     WHEN rate_count IS NOT NULL OR held_until > ?1 OR partition_by IS NOT NULL
                         THEN 0
                     WHEN global_limit IS NULL THEN ?5
-                    ELSE MIN(?5, MAX(global_limit - (
-                        SELECT COUNT(*) FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
+                    ELSE (
+                        SELECT CASE
+                            WHEN l.global_limit - COUNT(*) >= ?5 THEN ?5
+                            ELSE taskward_capped(MAX(l.global_limit - COUNT(*), 0))
+                        END
+                        FROM taskward_jobs INDEXED BY taskward_jobs_queue_state
                         WHERE queue = ?4 AND state = 'running'
-                    ), 0))
+                    )
                 END
-                FROM taskward_queue_limits
-                WHERE queue = ?4
+                FROM taskward_queue_limits AS l
+                WHERE l.queue = ?4
             ),
             ?5
         )
@@ -288,6 +296,52 @@ ON CONFLICT (queue, partition_key) DO UPDATE SET
 -- The last key a claim of the queue visited. Parameters: queue, key.
 -- name: move_partition_cursor
 UPDATE taskward_queue_limits SET partition_cursor = ?2 WHERE queue = ?1;
+
+-- A claim that a limit capped below what it asked (allowance's reason ?2: 'held',
+-- 'global_limit' or 'rate_limit') counts one wait if the queue still has a pending job after it
+-- (one seek on the claim index) and is not paused. Run only by such a claim, in its own
+-- transaction (migration 0006). Parameters: queue, reason.
+-- name: count_wait
+UPDATE taskward_queue_limits
+SET waits_held = waits_held + (?2 = 'held'),
+    waits_global_limit = waits_global_limit + (?2 = 'global_limit'),
+    waits_rate_limit = waits_rate_limit + (?2 = 'rate_limit')
+WHERE queue = ?1
+    AND EXISTS (
+        SELECT 1 FROM taskward_jobs INDEXED BY taskward_jobs_claim
+        WHERE queue = ?1 AND state = 'pending'
+    )
+    AND NOT EXISTS (SELECT 1 FROM taskward_paused_queues WHERE queue = ?1);
+
+-- A partitioned claim in which some keys' own limits capped them: one wait per reason when a
+-- key capped for it still has pending jobs after the claim. For each reason (held, then
+-- global_limit, then rate_limit): 1 when a key of it surely has (none of its jobs was taken),
+-- else 0; and a JSON array of the keys to look at (one seek each on the partition index).
+-- Parameters: queue, held sure, held keys, global sure, global keys, rate sure, rate keys.
+-- name: count_key_waits
+UPDATE taskward_queue_limits
+SET waits_held = waits_held + (?2 OR EXISTS (
+        SELECT 1 FROM json_each(?3) AS k
+        WHERE EXISTS (
+            SELECT 1 FROM taskward_jobs INDEXED BY taskward_jobs_partition
+            WHERE queue = ?1 AND partition_key = k.value AND state = 'pending'
+        )
+    )),
+    waits_global_limit = waits_global_limit + (?4 OR EXISTS (
+        SELECT 1 FROM json_each(?5) AS k
+        WHERE EXISTS (
+            SELECT 1 FROM taskward_jobs INDEXED BY taskward_jobs_partition
+            WHERE queue = ?1 AND partition_key = k.value AND state = 'pending'
+        )
+    )),
+    waits_rate_limit = waits_rate_limit + (?6 OR EXISTS (
+        SELECT 1 FROM json_each(?7) AS k
+        WHERE EXISTS (
+            SELECT 1 FROM taskward_jobs INDEXED BY taskward_jobs_partition
+            WHERE queue = ?1 AND partition_key = k.value AND state = 'pending'
+        )
+    ))
+WHERE queue = ?1;
 
 -- Parameters: lease_until, job ids (JSON array), worker_id.
 -- name: extend_leases
@@ -559,7 +613,7 @@ ORDER BY queue;
 
 -- name: list_queue_flow
 SELECT queue, global_limit, rate_count, rate_period_ms, partition_by, held_until, window_index,
-       window_used
+       window_used, waits_held, waits_global_limit, waits_rate_limit
 FROM taskward_queue_limits
 ORDER BY queue;
 

@@ -22,7 +22,7 @@ from taskward.jobs import (
     Schedule,
     WorkerInfo,
 )
-from taskward.limits import PartitionBy, QueueFlow, QueueLimits, Rate
+from taskward.limits import WAIT_REASONS, PartitionBy, QueueFlow, QueueLimits, Rate
 from taskward.serialize import UnreadablePayload, load_args, load_kwargs
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "schedule_from_row",
     "schedule_params",
     "update_params",
+    "waits_from_row",
     "worker_from_row",
     "worker_params",
 ]
@@ -161,6 +162,14 @@ def flow_from_row(row: Row) -> QueueFlow:
         window=row[5],
         window_used=row[6],
     )
+
+
+def waits_from_row(row: Row) -> dict[str, int]:
+    """A queue's waits by reason from ``waits_held, waits_global_limit, waits_rate_limit``.
+
+    Only the reasons counted at least once appear.
+    """
+    return {reason: n for reason, n in zip(WAIT_REASONS, row, strict=True) if n}
 
 
 def key_flow(limits: QueueLimits, row: Row, *, running: tuple[int, ...] | None = None) -> QueueFlow:

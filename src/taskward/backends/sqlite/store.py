@@ -166,14 +166,23 @@ class SqliteStore(QueueControls, StoreWorkflows):
         for such a queue's row (``claim_flow``), and the store claims it in the same
         transaction (:meth:`_claim_limited`). Also returns when a hold or a full rate window
         that held the claim back ends (else None): the caller wakes the queue's waiters then.
+
+        A claim that a limit capped below what it asked counts a wait in the queue's row if a
+        pending job is left (``count_wait``; ``fetch_jobs`` says a global limit capped it by
+        calling ``taskward_capped``). A claim that no limit capped runs nothing more.
         """
         now_ts = rows.epoch(now)
         params = (now_ts, worker_id, rows.epoch(lease_until), queue, limit)
         retry_at = None
         in_order = False
+        self.take_capped()  # forget an earlier statement's
         with self._write(durable=False) as db:
             claimed = db.execute(self.q["fetch_jobs"], params).fetchall()
-            if not claimed:  # maybe a queue that fetch_jobs leaves to the store
+            capped = self.take_capped()
+            if capped is not None:  # a global limit (alone) capped it: claim_flow has no row
+                if len(claimed) == capped:  # fewer: the queue ran out (or it is paused)
+                    db.execute(self.q["count_wait"], (queue, "global_limit"))
+            elif not claimed:  # maybe a queue that fetch_jobs leaves to the store
                 found = db.execute(self.q["claim_flow"], (queue, now_ts)).fetchone()
                 if found is not None:
                     claimed, retry_at = self._claim_limited(db, params, found, now)

@@ -10,6 +10,11 @@ local PAUSED = B .. ':paused'
 local UNIQUE = B .. ':unique'
 local WAKE = B .. ':wake'
 local LIMITS = B .. ':limits'
+-- How often a limit turned a claim away while its queue had due jobs left (QueueFlow.waits):
+-- field "<queue>|<reason>" (taskward.limits.WAIT_REASONS) -> count, dropped with the queue's
+-- B:limits field. Written only by claims a limit capped.
+local WAITS = B .. ':waits'
+local WAIT_REASONS = {'held', 'global_limit', 'rate_limit'}
 local FINISHED = {completed = true, failed = true, discarded = true, cancelled = true}
 local WAITING = {blocked = true, scheduled = true, pending = true, retryable = true}
 local STATES = {'blocked', 'scheduled', 'pending', 'running', 'retryable',
@@ -149,13 +154,18 @@ end
 -- How many of `wanted` jobs a claim at `now` may take: taskward.limits.allowance, for the
 -- limits of `limits` (global, count, period) and the hold and window of `st` (a queue's flow,
 -- or one key's state), with `running` jobs of it. Answers the count, the time ('' or us) a
--- hold or a full window held it back until, and (with a rate) the window of `now` and the
--- starts already counted in it. `lag_ms`: taskward.limits.CLOCK_LAG_TOLERATED.
+-- hold or a full window held it back until, (with a rate) the window of `now` and the starts
+-- already counted in it, and the reason ('held', 'global_limit', 'rate_limit') that capped the
+-- count below `wanted`, or nil. `lag_ms`: taskward.limits.CLOCK_LAG_TOLERATED.
 local function allow(limits, st, wanted, running, now, lag_ms)
-  if st.held and tonumber(now) < tonumber(st.held) then return 0, st.held end
+  if st.held and tonumber(now) < tonumber(st.held) then return 0, st.held, nil, nil, 'held' end
   local count = math.max(wanted, 0)
-  if limits.global then count = math.min(count, math.max(limits.global - running, 0)) end
-  if not limits.count then return count, '' end
+  local reason = nil
+  if limits.global and limits.global - running < count then
+    count = math.max(limits.global - running, 0)
+    reason = 'global_limit'
+  end
+  if not limits.count then return count, '', nil, nil, reason end
   -- Fixed windows from the epoch: index = floor(ms / period). Exact: now is below 2^53 us,
   -- and so are the products below.
   local ms = math.floor(tonumber(now) / 1000)
@@ -164,14 +174,27 @@ local function allow(limits, st, wanted, running, now, lag_ms)
   if stored and window < stored and stored <= math.floor((ms + lag_ms) / limits.period) then
     -- A claim that waited behind one with a later clock waits for that window, rather than
     -- reset its count by counting in an older one.
-    return 0, string.format('%d', stored * limits.period * 1000)
+    return 0, string.format('%d', stored * limits.period * 1000), nil, nil, 'rate_limit'
   end
   local used = stored == window and st.used or 0
   local left = math.max(limits.count - used, 0)
   if left < count then
-    return left, string.format('%d', (window + 1) * limits.period * 1000), window, used
+    return left, string.format('%d', (window + 1) * limits.period * 1000), window, used,
+      'rate_limit'
   end
-  return count, '', window, used
+  return count, '', window, used, reason
+end
+
+-- Count one claim of `queue` turned away for `reason` (see WAITS).
+local function note_wait(queue, reason)
+  redis.call('HINCRBY', WAITS, queue .. '|' .. reason, 1)
+end
+
+-- Forget the waits of `queue` (its B:limits field is gone).
+local function drop_waits(queue)
+  local fields = {}
+  for i, reason in ipairs(WAIT_REASONS) do fields[i] = queue .. '|' .. reason end
+  redis.call('HDEL', WAITS, unpack(fields))
 end
 
 -- == A job's partition key, read by its queue's rule from its stored arguments =============

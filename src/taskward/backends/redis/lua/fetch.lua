@@ -6,6 +6,8 @@
 -- caller wakes its waiters then. A paused queue yields nothing.
 -- The queue's limits and hold are applied here, in the claim's own script, so racing claims
 -- never exceed them; the arithmetic is taskward.limits.allowance (`allow` in common.lua).
+-- A claim a limit capped while the queue keeps pending jobs after it counts once per reason
+-- in B:waits (note_wait), before any job is claimed; a claim no limit capped does nothing more.
 local queue, limit, worker, now, lease = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local extra, lag_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
 if redis.call('SISMEMBER', PAUSED, queue) == 1 then return {''} end
@@ -53,14 +55,21 @@ if flow == nil then
         .. 'global|count:period_ms|held_until|window:used[|rule]: ' .. stored)
 end
 -- A hold of the queue holds every key of a partitioned one too.
-if flow.held and tonumber(now) < tonumber(flow.held) then return {flow.held} end
+if flow.held and tonumber(now) < tonumber(flow.held) then
+  if redis.call('EXISTS', flow.rule and keyskey(queue) or pkey(queue)) == 1 then
+    note_wait(queue, 'held')  -- jobs wait for the hold to end
+  end
+  return {flow.held}
+end
 
 if not flow.rule then
   -- A global limit leaves the limit minus the queue's running jobs; a rate limit what the
   -- current window has not used.
   local running = 0
   if flow.global then running = redis.call('ZCARD', ixkey(queue, 'running')) end
-  local count, retry_at, window, used = allow(flow, flow, limit, running, now, lag_ms)
+  local count, retry_at, window, used, reason = allow(flow, flow, limit, running, now, lag_ms)
+  -- Capped, and jobs are left after the claim pops `count` (every member is a pending job).
+  if reason and redis.call('ZCARD', pkey(queue)) > count then note_wait(queue, reason) end
   local out = {retry_at}
   claim_from(pkey(queue), count, out)
   -- Count the starts in the window (B:limits's type was checked by the read above).
@@ -78,6 +87,7 @@ end
 -- claim costs what it visits and takes, whatever the backlog or the number of keys.
 local keys_set, states = keyskey(queue), kstatekey(queue)
 local picks = {}  -- the keys that can give jobs, in visiting order: {key, count, st, window, used}
+local waited = {}  -- reason -> true: a key its own limits capped keeps pending jobs
 local visited, last, retry_at = 0, nil, nil
 local most = limit + extra
 -- No key of the queue has a hold or a rate window yet: no visit needs to look for one.
@@ -90,7 +100,7 @@ local function visit(key)
   if any_state then st = parse_key_state(redis.call('HGET', states, key)) end
   local running = 0
   if flow.global then running = redis.call('ZCARD', krkey(queue, key)) end
-  local count, retry, window, used = allow(flow, st, limit, running, now, lag_ms)
+  local count, retry, window, used, reason = allow(flow, st, limit, running, now, lag_ms)
   if retry ~= '' and (retry_at == nil or tonumber(retry) < tonumber(retry_at)) then
     retry_at = retry
   end
@@ -100,8 +110,11 @@ local function visit(key)
       redis.call('ZREM', keys_set, key)  -- a key left without jobs (cannot happen)
     else
       picks[#picks + 1] = {key = key, count = math.min(count, available), st = st,
-                           window = window, used = used, available = available}
+                           window = window, used = used, available = available,
+                           reason = reason}
     end
+  elseif reason and redis.call('EXISTS', kpkey(queue, key)) == 1 then
+    waited[reason] = true  -- capped at nothing, with jobs waiting
   end
 end
 
@@ -146,6 +159,14 @@ while more and taken < limit do
       more = true
     end
   end
+end
+
+-- A capped key that does not give all its pending jobs waits (before any job is claimed).
+for i, pick in ipairs(picks) do
+  if pick.reason and gives[i] < pick.available then waited[pick.reason] = true end
+end
+for _, reason in ipairs(WAIT_REASONS) do
+  if waited[reason] then note_wait(queue, reason) end
 end
 
 local claimed, depth = {}, 0

@@ -43,7 +43,12 @@ else
   changed = held(flow)
   if changed then
     local text = flow_text(flow)
-    if text then redis.call('HSET', LIMITS, queue, text) else redis.call('HDEL', LIMITS, queue) end
+    if text then
+      redis.call('HSET', LIMITS, queue, text)
+    else
+      redis.call('HDEL', LIMITS, queue)
+      drop_waits(queue)  -- the waits live with the queue's limits
+    end
   end
 end
 if changed and until_us == '' then redis.call('PUBLISH', WAKE, queue) end

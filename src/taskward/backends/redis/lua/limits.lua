@@ -84,7 +84,12 @@ end
 
 if flow.rule ~= old_rule then repartition(flow.rule) end
 local text = flow_text(flow)
-if text then redis.call('HSET', LIMITS, queue, text) else redis.call('HDEL', LIMITS, queue) end
+if text then
+  redis.call('HSET', LIMITS, queue, text)
+else
+  redis.call('HDEL', LIMITS, queue)
+  drop_waits(queue)  -- the waits live with the queue's limits
+end
 local raised = flow.rule ~= old_rule
 if stored and not old then
   raised = true  -- an unreadable value was replaced
