@@ -359,6 +359,7 @@ def test_cli_queue_configure_and_limits(cli_url: str) -> None:
         "partition_by": None,
         "started_in_window": None,
         "held_until": None,
+        "waits": {},
     }
     assert json.loads(out) == [
         {"queue": "emails", "global_limit": 5, "running": 0, **none},
@@ -367,6 +368,23 @@ def test_cli_queue_configure_and_limits(cli_url: str) -> None:
     code, out = invoke("queue", "limits")
     assert "emails" in out
     assert "5" in out
+    manager = TaskManager(cli_url)
+    try:  # two jobs, a limit of one: the second claim is turned away while a job waits
+        for n in range(2):
+            manager.sync.enqueue_task("tests_support.jobs:add", args=[n], queue="sms")
+        now = manager.clock.now()
+        for worker in ("w1", "w2"):
+            manager.run_sync(
+                manager.backend.fetch(
+                    queue="sms", limit=1, worker_id=worker, now=now, lease_until=now
+                )
+            )
+    finally:
+        manager.sync.shutdown()
+    code, out = invoke("queue", "limits", "--json")
+    assert json.loads(out)[1]["waits"] == {"global_limit": 1}
+    code, out = invoke("queue", "limits")
+    assert "1 by global limit" in out
     code, out = invoke("queue", "configure", "emails", "--no-global-limit")
     assert (code, out.strip()) == (0, "queue emails: no global limit; no rate limit")
     manager = TaskManager(cli_url)
