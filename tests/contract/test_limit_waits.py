@@ -85,6 +85,28 @@ async def test_a_keys_own_limit_counts_for_its_queue(backend: Backend) -> None:
     assert await waits(backend) == {"global_limit": 2, "held": 1}
 
 
+async def test_a_partitioned_claim_that_got_all_it_asked_counts_nothing(
+    backend: Backend,
+) -> None:
+    by_tenant = QueueLimits(global_limit=1, partition_by=PartitionBy(kwarg="tenant"))
+    await backend.set_queue_limits("q", by_tenant)
+    jobs = [new_job(queue="q", args=[i], kwargs={"tenant": t}) for t in "abc" for i in range(2)]
+    await backend.insert(jobs, now=NOW)
+    assert len(await fetch(backend, 2)) == 2  # two keys gave one each: all it asked
+    assert await waits(backend) == {}
+
+
+async def test_clearing_the_limits_drops_their_counts(backend: Backend) -> None:
+    await backend.set_queue_limits("q", QueueLimits(global_limit=1))
+    await backend.hold_queue("q", until=at(60))
+    await fill(backend, 2)
+    await fetch(backend, 10)
+    assert await waits(backend) == {"held": 1}
+    await backend.set_queue_limits("q", QueueLimits())  # the hold keeps the queue's row
+    await backend.set_queue_limits("q", QueueLimits(global_limit=1))
+    assert await waits(backend) == {}
+
+
 async def test_a_paused_queue_is_not_limited(backend: Backend) -> None:
     await backend.set_queue_limits("q", QueueLimits(global_limit=1))
     await fill(backend, 3)

@@ -239,25 +239,49 @@ class MemoryBackend(MemoryWorkflows):
         lease_until: datetime,
     ) -> list[Job]:
         """The claim of a partitioned queue (see ``Backend.fetch``); a scan, as memory may."""
-        pending, running = self._by_key(queue)
         if flow.held_until is not None and now < flow.held_until:
             self._timers.wake_at(queue, now=now, at=flow.held_until)
-            if pending:
+            if self._has_pending(queue):
                 self._note_waits(queue, {"held"})
             return []
+        pending, running = self._by_key(queue)
+        picks, cut = self._walk_keys(queue, flow.limits, pending, running, wanted, now)
+        claimed = [self._claim(j, worker_id, now, lease_until) for j in take_turns(picks, wanted)]
+        self._count_starts(queue, flow.limits, claimed, now)
+        taken = Counter(j.partition_key for j in claimed)
+        # A key whose own limits capped it, with jobs left, while the claim got less than it
+        # asked: one wait per reason per claim.
+        if len(claimed) < wanted:
+            self._note_waits(queue, {r for k, r in cut.items() if len(pending[k]) > taken[k]})
+        return claimed
+
+    def _walk_keys(
+        self,
+        queue: str,
+        limits: QueueLimits,
+        pending: dict[str, list[Job]],
+        running: Counter[str],
+        wanted: int,
+        now: datetime,
+    ) -> tuple[list[list[Job]], dict[str, str]]:
+        """Visit the keys from the cursor: each key's candidates, and the keys its limits cut.
+
+        The cut maps a key to the reason its own allowance capped it; the waiting workers of
+        the queue wake when the earliest hold or window that held a key back ends.
+        """
         cursor = self._cursors.get(queue)
         keys = sorted(pending)
         if cursor is not None:
             keys = [k for k in keys if k > cursor] + [k for k in keys if k <= cursor]
         picks: list[list[Job]] = []
-        cut: dict[str, str] = {}  # key -> the reason its own limits capped its claim
+        cut: dict[str, str] = {}
         retry_at: datetime | None = None
         for visited, key in enumerate(keys):
             if len(picks) >= wanted or visited >= wanted + MAX_KEYS_PER_CLAIM_EXTRA:
                 break
             self._cursors[queue] = key
             allowed = allowance(
-                self._key_flow(queue, key, flow.limits),
+                self._key_flow(queue, key, limits),
                 wanted=wanted,
                 running=running.get(key, 0),
                 now=now,
@@ -267,16 +291,10 @@ class MemoryBackend(MemoryWorkflows):
             if allowed.reason is not None:
                 cut[key] = allowed.reason
             if allowed.count > 0:
-                jobs = sorted(pending[key], key=_claim_order)[: allowed.count]
-                picks.append(jobs)
+                picks.append(sorted(pending[key], key=_claim_order)[: allowed.count])
         if retry_at is not None:
             self._timers.wake_at(queue, now=now, at=retry_at)
-        claimed = [self._claim(j, worker_id, now, lease_until) for j in take_turns(picks, wanted)]
-        self._count_starts(queue, flow.limits, claimed, now)
-        taken = Counter(j.partition_key for j in claimed)
-        # A key whose own limits capped it, with jobs left: one wait per reason per claim.
-        self._note_waits(queue, {r for k, r in cut.items() if len(pending[k]) > taken[k]})
-        return claimed
+        return picks, cut
 
     def _note_waits(self, queue: str, reasons: set[str]) -> None:
         """Count one claim of ``queue`` turned away for each of ``reasons``."""
@@ -540,8 +558,7 @@ class MemoryBackend(MemoryWorkflows):
                     self._jobs[job.id] = evolve_job(job, partition_key=key)
         if limits.is_empty:
             self._limits.pop(queue, None)
-            if queue not in self._holds:
-                self._waits.pop(queue, None)  # as a store drops the queue's row
+            self._waits.pop(queue, None)  # counted since the limits were set: they are gone
         else:
             self._limits[queue] = limits
         self._wake()  # a raised limit may let waiting workers claim

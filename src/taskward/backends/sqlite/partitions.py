@@ -111,7 +111,8 @@ def claim_by_key(
         for key, n in Counter(row[26] for row in ordered).items():
             used = walk.flows[key].used_in(window) + n
             db.execute(q["count_key_window"], (queue, key, window, used))
-    _count_waits(db, q, queue, walk.cut)
+    if len(ordered) < wanted:  # a claim that got all it asked turned nobody away
+        _count_waits(db, q, queue, walk.cut)
     return ordered, walk.retry_at
 
 

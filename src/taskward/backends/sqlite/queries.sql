@@ -570,6 +570,7 @@ ON CONFLICT (queue) DO UPDATE SET
 UPDATE taskward_queue_limits
 SET global_limit = NULL, rate_count = NULL, rate_period_ms = NULL, window_index = NULL,
     window_used = 0, partition_by = NULL, partition_cursor = NULL,
+    waits_held = 0, waits_global_limit = 0, waits_rate_limit = 0,
     updated_at = (julianday('now') - 2440587.5) * 86400.0
 WHERE queue = ?;
 

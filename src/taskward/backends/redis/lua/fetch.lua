@@ -161,12 +161,15 @@ while more and taken < limit do
   end
 end
 
--- A capped key that does not give all its pending jobs waits (before any job is claimed).
+-- A capped key that does not give all its pending jobs waits (before any job is claimed),
+-- unless the claim got all it asked from the other keys: then nobody was turned away.
 for i, pick in ipairs(picks) do
   if pick.reason and gives[i] < pick.available then waited[pick.reason] = true end
 end
-for _, reason in ipairs(WAIT_REASONS) do
-  if waited[reason] then note_wait(queue, reason) end
+if taken < limit then
+  for _, reason in ipairs(WAIT_REASONS) do
+    if waited[reason] then note_wait(queue, reason) end
+  end
 end
 
 local claimed, depth = {}, 0

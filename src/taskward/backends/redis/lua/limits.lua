@@ -88,7 +88,9 @@ if text then
   redis.call('HSET', LIMITS, queue, text)
 else
   redis.call('HDEL', LIMITS, queue)
-  drop_waits(queue)  -- the waits live with the queue's limits
+end
+if flow.global == nil and flow.count == nil and not flow.rule then
+  drop_waits(queue)  -- counted since the limits were set: cleared, they are gone (a hold stays)
 end
 local raised = flow.rule ~= old_rule
 if stored and not old then
