@@ -159,3 +159,35 @@ async def test_an_end_after_a_retry_in_flight_counts_down_the_revived_step(
         await t1.commit()
     await done
     await c_waits_for_a_alone(backend, record)
+
+
+async def test_a_cancel_and_a_finish_of_a_shared_dependency_do_not_deadlock(
+    backend: PostgresBackend, pg_url: str
+) -> None:
+    """C waits for A; D for A and C. An operator cancels C (T3, its job row locked first, as
+    cancel does) while A's worker finishes A: each locks a step's job row before its steps
+    row, in id order, so the finish waits for C and never holds D while it waits."""
+    flow = NewWorkflow(name="race", steps=(step("a"), step("c", (0,)), step("d", (0, 1))))
+    record = await backend.insert_workflow(flow, now=NOW)
+    a = await claim(backend, "a")
+    c, d = record.step("c").job.id, record.step("d").job.id
+    conninfo = parse_postgres_url(pg_url)[0]
+    fill = backend.config.fill
+    async with await psycopg.AsyncConnection.connect(conninfo) as t3:
+        await t3.execute(
+            fill("UPDATE {schema}.taskward_jobs SET state = 'cancelled' WHERE id = %s"), [c]
+        )
+        done = asyncio.create_task(finish(backend, a, Completed("a")))
+        await wait_until_blocked_by(t3, done)
+        assert not done.done(), "the finish of A did not wait for the cancel of C"
+        await t3.execute(
+            fill(
+                "SELECT {schema}.taskward_steps_ended("
+                "%s::bigint[], %s::text[], %s::timestamptz[], %s::text[])"
+            ),
+            [[c], ["cancelled"], [NOW], [NOW.isoformat()]],
+        )  # would deadlock if the finish held D's row while it waited for C's
+        await t3.commit()
+    await done
+    assert (await backend.get(a.id)).state is S.COMPLETED
+    assert (await backend.get(d)).state is S.CANCELLED  # C's end cancelled it first

@@ -85,9 +85,13 @@ DECLARE
     v_changed integer := 0;
 BEGIN
     WHILE cardinality(v_ids) > 0 LOOP
-        -- The row lock, in id order: concurrent ends of their dependencies take turns here.
+        -- The row locks, in id order, each step's job row with its steps row: concurrent ends
+        -- of their dependencies take turns here. The job row too, as a cancel locks it first
+        -- (then the steps rows of what waits for it): a round that held a steps row while it
+        -- waited for a job row a cancel holds would deadlock with that cancel's next round.
         PERFORM 1
         FROM {schema}.taskward_steps AS s
+        JOIN {schema}.taskward_jobs AS sj ON sj.id = s.job_id
         WHERE s.job_id IN (
             SELECT e.child
             FROM {schema}.taskward_edges AS e
@@ -95,7 +99,7 @@ BEGIN
             WHERE e.parent = ANY(v_ids) AND j.state = 'blocked'
         )
         ORDER BY s.job_id
-        FOR NO KEY UPDATE OF s;
+        FOR NO KEY UPDATE OF sj, s;
         IF NOT FOUND THEN
             EXIT;
         END IF;
