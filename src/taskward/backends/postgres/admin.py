@@ -9,6 +9,7 @@ for their own transaction.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,7 +28,14 @@ from taskward.jobs import (
     Stats,
     WorkerInfo,
 )
-from taskward.limits import RUNNING_SHOWN, PartitionBy, QueueFlow, QueueLimits, Rate
+from taskward.limits import (
+    RUNNING_SHOWN,
+    WAIT_REASONS,
+    PartitionBy,
+    QueueFlow,
+    QueueLimits,
+    Rate,
+)
 
 __all__ = [
     "EXACT_COUNT_CAP",
@@ -294,19 +302,21 @@ async def queue_limits(connections: Connections) -> dict[str, QueueLimits]:
 
 
 async def queue_flow(connections: Connections) -> dict[str, QueueFlow]:
-    """Limits, hold and rate window of every queue that has a row (a hold, or a limit)."""
+    """Limits, hold, rate window and waits of every queue that has a row (a hold, or a limit)."""
     found = await connections.fetchall("list_queue_flow")
-    return {
-        queue: QueueFlow(
-            limits=_limits(global_limit, rate_count, period_ms, kwarg, arg),
-            held_until=held_until,
-            window=window,
-            window_used=used,
-        )
-        for queue, global_limit, rate_count, period_ms, kwarg, arg, window, used, held_until in (
-            found
-        )
-    }
+    return {queue: _flow(stored) for queue, *stored in found}
+
+
+def _flow(stored: Sequence[Any]) -> QueueFlow:
+    """A queue's flow from its row of ``list_queue_flow`` (after the queue's name)."""
+    global_limit, rate_count, period_ms, kwarg, arg, window, used, held_until, *counts = stored
+    return QueueFlow(
+        limits=_limits(global_limit, rate_count, period_ms, kwarg, arg),
+        held_until=held_until,
+        window=window,
+        window_used=used,
+        waits={reason: n for reason, n in zip(WAIT_REASONS, counts, strict=True) if n > 0},
+    )
 
 
 async def partition_flow(connections: Connections, queue: str, key: str) -> QueueFlow:

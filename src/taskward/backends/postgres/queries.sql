@@ -386,6 +386,35 @@ DELETE FROM {schema}.taskward_queue_limits
 WHERE queue = %(queue)s AND global_limit IS NULL AND rate_count IS NULL
     AND partition_kwarg IS NULL AND partition_arg IS NULL;
 
+-- One claim of a queue turned away by a limit (migration 0010): counted under %(reason)s when
+-- the queue still has a pending job after the claim and is not paused. Run only when a limit
+-- capped the claim: in its transaction after it, when the hold or the rate window capped it
+-- (%(global_limit)s: the row's, or NULL; a claim whose jobs the global limit then capped to the
+-- full limit counts under global_limit instead, as taskward.limits.allowance says); or after
+-- it, when a claim under a global limit took fewer jobs than it asked (%(reason)s
+-- 'global_limit', %(global_limit)s NULL: nothing else capped it). No wait for the WAL flush,
+-- as the claims.
+-- name: count_wait
+WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
+UPDATE {schema}.taskward_queue_limits AS l
+SET waits_held = l.waits_held + (w.reason = 'held')::integer,
+    waits_global_limit = l.waits_global_limit + (w.reason = 'global_limit')::integer,
+    waits_rate_limit = l.waits_rate_limit + (w.reason = 'rate_limit')::integer
+FROM (
+    SELECT CASE WHEN %(reason)s::text <> 'held' AND %(global_limit)s::integer <= (
+                    SELECT count(*) FROM {schema}.taskward_jobs
+                    WHERE queue = %(queue)s AND state BETWEEN 'running' AND 'running'
+                ) THEN 'global_limit'
+                ELSE %(reason)s::text END AS reason
+) AS w
+WHERE (SELECT setting FROM async_commit) = 'off' AND l.queue = %(queue)s
+    AND (  -- a pending job: the first of the claim index (no plan prefers a scan to find it)
+        SELECT 1 FROM {schema}.taskward_jobs WHERE queue = %(queue)s AND state = 'pending'
+        ORDER BY priority, scheduled_at, id
+        LIMIT 1
+    ) IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM {schema}.taskward_paused_queues WHERE queue = %(queue)s);
+
 -- The claim of a partitioned queue (migration 0008's function says how): one statement, one
 -- round trip, that takes the queue's row lock itself. Rows: the claimed jobs in turn order
 -- (the 27 job columns in JOB_COLUMNS' order, then two NULLs), then one row of NULL job
@@ -649,7 +678,8 @@ ORDER BY queue;
 
 -- name: list_queue_flow
 SELECT queue, global_limit, rate_count, rate_period_ms, partition_kwarg, partition_arg,
-       rate_window, rate_window_used, held_until
+       rate_window, rate_window_used, held_until, waits_held, waits_global_limit,
+       waits_rate_limit
 FROM {schema}.taskward_queue_limits
 ORDER BY queue;
 
@@ -731,7 +761,9 @@ WHERE j.queue = %(queue)s
 WITH cleared AS (
     UPDATE {schema}.taskward_queue_limits
     SET global_limit = NULL, rate_count = NULL, rate_period_ms = NULL, partition_kwarg = NULL,
-        partition_arg = NULL, updated_at = now()
+        partition_arg = NULL, updated_at = now(),
+        -- counted under the limits cleared (migration 0010): gone with them
+        waits_held = 0, waits_global_limit = 0, waits_rate_limit = 0
     WHERE queue = %(queue)s
     RETURNING queue
 )

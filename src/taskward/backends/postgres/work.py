@@ -18,6 +18,7 @@
   ``taskward_claim_by_key``, which locks the row itself, walks the keys with pending jobs from
   the queue's cursor, applies the limits to each key and claims the keys' jobs in turns (one
   round trip; two the first time, when the general claim finds the rule).
+- Waits (``QueueFlow.waits``): only a claim a limit capped counts one (:mod:`.waits`).
 - Ack: the outcomes of a batch are written by one ``UPDATE … FROM unnest(arrays)``, fenced
   on the job's state, attempt and owner, returning the ids written; a queue with a global
   limit that had a job finish is then notified (a slot came free), when this backend knows
@@ -37,7 +38,7 @@ from typing import Any, Final
 
 import psycopg
 
-from taskward.backends.postgres import flows, rows
+from taskward.backends.postgres import flows, rows, waits
 from taskward.backends.postgres.connections import Connections
 from taskward.backends.postgres.control import ControlConnection
 from taskward.errors import BackendUnavailable
@@ -242,6 +243,9 @@ async def _claim_global(
             await claim.execute(q["fetch_jobs_limited"], params)
         row = await lock.fetchone()
         claimed: list[Any] = await claim.fetchall()
+        if row is not None and _seen(row, params["now"]) is Seen.GLOBAL_LIMIT:  # it could claim
+            asked, queue = params["limit"], params["queue"]
+            await waits.count_global_limit(conn, q, queue, asked=asked, claimed=len(claimed))
         return claimed, row
 
 
@@ -266,6 +270,7 @@ async def _claim_flow(
     now: datetime = params["now"]
     allowed = Allowance(0)
     by_key = False
+    under_global = 0  # fewer claimed than this, with jobs left: the global limit capped it
     async with connections.connection() as conn:
         lock, claim = conn.cursor(), conn.cursor()
         async with conn.pipeline():
@@ -303,7 +308,10 @@ async def _claim_flow(
                         "used": used if current is not None and window == current else 0,
                     }
                     await claim.execute(q["fetch_jobs_rated"], counted)
+                under_global = await waits.count_capped(conn, q, queue, allowed, global_limit)
         claimed: list[Any] = await claim.fetchall() if claim.pgresult is not None else []
+        if under_global:
+            await waits.count_global_limit(conn, q, queue, asked=under_global, claimed=len(claimed))
     if by_key:
         # The row was locked by this transaction: it had a rule, and the claim found it.
         return _claimed_by_key(claimed, params, limited, held_back) or []
