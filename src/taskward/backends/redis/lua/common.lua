@@ -422,3 +422,77 @@ local function forget(id, h)
     redis.call('HDEL', UNIQUE, h.unique_key)
   end
 end
+
+-- The jobs of an insert (insert.lua, workflow_insert.lua): n of them, job i's 15 fields
+-- (codec.insert_args) at ARGV[first + i * width]. Each one's partition key: the producer's
+-- ('=' and the key), else its queue's rule's (by_rule[i]: the answer says so), else none;
+-- the sets each job will join are checked, once per kind, before anything is written.
+local function insert_keys(first, width, n)
+  local keys, by_rule = {}, {}
+  local checked, checked_keys = {}, {}  -- jobs of one insert share sets: check each once
+  for i = 0, n - 1 do
+    local a = first + i * width
+    local queue, state, given = ARGV[a + 1], ARGV[a + 4], ARGV[a + 14]
+    local key = nil
+    if given ~= '' then
+      key = string.sub(given, 2)
+    else
+      local rule = rule_of(queue)
+      if rule then
+        key = key_by_rule(rule, ARGV[a + 2], ARGV[a + 3])
+        by_rule[i] = true
+      end
+    end
+    keys[i] = key
+    local sets = queue .. '\0' .. ARGV[a] .. '\0' .. state
+    if not checked[sets] then
+      check_sets(queue, ARGV[a], state)
+      checked[sets] = true
+    end
+    if key ~= nil then
+      local key_sets = queue .. '\0' .. state .. '\0' .. key
+      if not checked_keys[key_sets] then
+        check_key_sets(queue, state, key)
+        checked_keys[key_sets] = true
+      end
+    end
+  end
+  return keys, by_rule
+end
+
+-- Refuse an insert if a hash its next n jobs will take exists (ids come in order from SEQ).
+local function check_new_ids(n)
+  local next_id = tonumber(redis.call('GET', SEQ) or '0')
+  for i = 1, n do
+    local key = jkey(string.format('%d', next_id + i))
+    if redis.call('EXISTS', key) == 1 then
+      error('WRONGTYPE the key ' .. key .. ' exists already, not written by this insert')
+    end
+  end
+end
+
+-- Store new job `id` from its insert fields at ARGV[a] (see insert_keys), its partition
+-- `key` (or nil) and `more` fields (name -> value; '' left out), and index it. Returns the
+-- job as index() reads it.
+local function store_new_job(a, id, now, key, more)
+  local h = {id = id, task = ARGV[a], queue = ARGV[a + 1], state = ARGV[a + 4],
+             priority = ARGV[a + 5], scheduled_at = ARGV[a + 7], inserted_at = now}
+  local fields = {'id', id, 'task', h.task, 'queue', h.queue, 'args', ARGV[a + 2],
+                  'kwargs', ARGV[a + 3], 'state', h.state, 'priority', h.priority,
+                  'attempt', '0', 'max_attempts', ARGV[a + 6], 'scheduled_at', h.scheduled_at,
+                  'inserted_at', now}
+  for name, value in pairs(more) do
+    if value ~= '' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = value
+    end
+  end
+  if key ~= nil then  -- '' is a key too (the rule's argument is missing or null)
+    h.partition_key = key
+    fields[#fields + 1] = 'partition_key'
+    fields[#fields + 1] = key
+  end
+  redis.call('HSET', jkey(id), unpack(fields))
+  index(id, h)
+  return h
+end

@@ -12,36 +12,8 @@ must_be(QUEUES, 'set')
 if redis.call('EXISTS', wkey(wid)) == 1 or redis.call('EXISTS', wstepskey(wid)) == 1 then
   error('WRONGTYPE the key ' .. wkey(wid) .. ' exists already, not written by this insert')
 end
-local keys, by_rule = {}, {}
-local checked = {}
-for i = 0, n - 1 do
-  local a = 6 + i * WIDTH
-  local queue, state, given = ARGV[a + 1], ARGV[a + 4], ARGV[a + 14]
-  local key = nil
-  if given ~= '' then
-    key = string.sub(given, 2)
-  else
-    local rule = rule_of(queue)
-    if rule then
-      key = key_by_rule(rule, ARGV[a + 2], ARGV[a + 3])
-      by_rule[i] = true
-    end
-  end
-  keys[i] = key
-  local sets = queue .. '\0' .. ARGV[a] .. '\0' .. state .. '\0' .. (key or '')
-  if not checked[sets] then
-    check_sets(queue, ARGV[a], state)
-    check_key_sets(queue, state, key)
-    checked[sets] = true
-  end
-end
-local next_id = tonumber(redis.call('GET', SEQ) or '0')
-for i = 1, n do
-  local key = jkey(string.format('%d', next_id + i))
-  if redis.call('EXISTS', key) == 1 then
-    error('WRONGTYPE the key ' .. key .. ' exists already, not written by this insert')
-  end
-end
+local keys, by_rule = insert_keys(6, WIDTH, n)
+check_new_ids(n)
 local ids = {}
 local out = {}
 local children = {}
@@ -62,38 +34,19 @@ for i = 0, n - 1 do
     end
     list[#list + 1] = id
   end
-  local h = {id = id, task = ARGV[a], queue = ARGV[a + 1], state = ARGV[a + 4],
-             priority = ARGV[a + 5], scheduled_at = ARGV[a + 7], inserted_at = now}
-  local fields = {'id', id, 'task', h.task, 'queue', h.queue, 'args', ARGV[a + 2],
-                  'kwargs', ARGV[a + 3], 'state', h.state, 'priority', h.priority,
-                  'attempt', '0', 'max_attempts', ARGV[a + 6], 'scheduled_at', h.scheduled_at,
-                  'inserted_at', now, 'wf_id', wid, 'wf_name', ARGV[a + 15],
-                  'wf_label', ARGV[a + 16], 'wf_on_failure', ARGV[a + 17],
-                  'wf_waiting', string.format('%d', #deps)}
-  local optional = {unique_key = ARGV[a + 8], tags = ARGV[a + 10], meta = ARGV[a + 11],
-                    timeout = ARGV[a + 13], wf_finalizer = ARGV[a + 18]}
-  if #deps > 0 then optional.depends_on = '[' .. table.concat(deps, ',') .. ']' end
-  for field, value in pairs(optional) do
-    if value ~= '' then
-      fields[#fields + 1] = field
-      fields[#fields + 1] = value
-    end
-  end
-  local key = keys[i]
-  if key ~= nil then
-    h.partition_key = key
-    fields[#fields + 1] = 'partition_key'
-    fields[#fields + 1] = key
-  end
-  redis.call('HSET', jkey(id), unpack(fields))
-  index(id, h)
+  local more = {unique_key = ARGV[a + 8], tags = ARGV[a + 10], meta = ARGV[a + 11],
+                timeout = ARGV[a + 13], wf_id = wid, wf_name = ARGV[a + 15],
+                wf_label = ARGV[a + 16], wf_on_failure = ARGV[a + 17],
+                wf_waiting = string.format('%d', #deps), wf_finalizer = ARGV[a + 18]}
+  if #deps > 0 then more.depends_on = '[' .. table.concat(deps, ',') .. ']' end
+  local h = store_new_job(a, id, now, keys[i], more)
   redis.call('ZADD', wstepskey(wid), id, id)
   if not known_queues[h.queue] then
     redis.call('SADD', QUEUES, h.queue)
     known_queues[h.queue] = true
   end
   if h.state == 'pending' then woken[h.queue] = true end
-  if by_rule[i] then out[#out + 1] = id .. ':' .. key else out[#out + 1] = id end
+  if by_rule[i] then out[#out + 1] = id .. ':' .. keys[i] else out[#out + 1] = id end
 end
 for parent, list in pairs(children) do
   redis.call('HSET', jkey(parent), 'wf_children', table.concat(list, ','))
