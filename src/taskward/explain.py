@@ -28,7 +28,7 @@ from typing import Any
 from taskward.backends.base import Backend
 from taskward.blocks import QUEUE_CHECKS
 from taskward.errors import NotSupported, WorkflowNotFound
-from taskward.graph import WORKFLOW_META_KEY, OnFailure, counts_as_done
+from taskward.graph import OnFailure, counts_as_done, workflow_of
 from taskward.jobs import Job, JobState
 from taskward.limits import RUNNING_SHOWN
 from taskward.reasons import (
@@ -134,10 +134,9 @@ def _not_due(job: Job, now: datetime) -> Reason | None:
 
 async def _blocked(job: Job, backend: Backend) -> Reason:
     """``blocked``: a workflow step waits for the dependencies that have not ended well."""
-    marker = job.meta.get(WORKFLOW_META_KEY)
-    workflow = marker.get("id") if isinstance(marker, dict) else None
+    workflow = workflow_of(job.meta)
     record = None
-    if isinstance(workflow, int):
+    if workflow is not None:
         with contextlib.suppress(WorkflowNotFound, NotSupported):
             record = await backend.get_workflow(workflow)
     steps = {s.job.id: s for s in record.steps} if record is not None else {}

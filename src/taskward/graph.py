@@ -20,6 +20,7 @@ workflow spares it, so it runs once everything else has ended, whatever the outc
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -198,6 +199,33 @@ def dependency_failed_message(name: str, job_id: int, state: JobState | None) ->
     """The reason a propagated cancel records on the step it cancels."""
     how = "was deleted" if state is None else f"ended {state.value}"
     return f"dependency {name!r} (job {job_id}) {how}"
+
+
+def step_marker(meta: Any) -> dict[str, Any] | None:
+    """The workflow marker in a job's ``meta`` (:data:`WORKFLOW_META_KEY`); None: not a step."""
+    marker = meta.get(WORKFLOW_META_KEY) if isinstance(meta, dict) else None
+    return marker if isinstance(marker, dict) else None
+
+
+def workflow_of(meta: Any) -> int | None:
+    """The id of the workflow a job's ``meta`` marks it a step of (None: not a step)."""
+    marker = step_marker(meta)
+    workflow = marker.get("id") if marker is not None else None
+    return workflow if isinstance(workflow, int) else None
+
+
+def marked_meta(meta: dict[str, Any], workflow_id: int) -> dict[str, Any]:
+    """A copy of a step's ``meta`` with the workflow's id in its marker: what the store writes.
+
+    The common meta, the marker alone (whose values are scalars), is rebuilt; any other is
+    copied deeply, so the stored meta shares nothing with the caller's.
+    """
+    marker = meta.get(WORKFLOW_META_KEY)
+    if isinstance(marker, dict) and len(meta) == 1:
+        return {WORKFLOW_META_KEY: {**marker, "id": workflow_id}}
+    own = copy.deepcopy(meta)
+    own[WORKFLOW_META_KEY] = {**dict(own.get(WORKFLOW_META_KEY, {})), "id": workflow_id}
+    return own
 
 
 def step_meta(

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from taskward.backoff import RetryPolicy
-from taskward.graph import WORKFLOW_META_KEY
+from taskward.graph import step_marker
 from taskward.jobs import MAX_DELAY_SECONDS, ErrorRecord, Job, JobState, JobUpdate
 
 S = JobState
@@ -162,8 +162,8 @@ def next_update(job: Job, outcome: Outcome, now: datetime, policy: RetryPolicy) 
 
 
 def _update(job: Job, now: datetime, state: JobState, **fields: Any) -> JobUpdate:
-    marker = job.meta.get(WORKFLOW_META_KEY) if job.meta else None
-    dependents = isinstance(marker, dict) and marker.get("dependents") is True
+    marker = step_marker(job.meta)
+    dependents = marker is not None and marker.get("dependents") is True
     return JobUpdate(
         job_id=job.id, attempt=job.attempt, at=now, state=state, dependents=dependents, **fields
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from taskward.backends.base import Backend
 from taskward.errors import JobNotFound
-from taskward.graph import WORKFLOW_META_KEY
+from taskward.graph import step_marker
 from taskward.jobs import Job
 
 __all__ = ["with_inputs"]
@@ -21,8 +21,8 @@ __all__ = ["with_inputs"]
 
 async def with_inputs(backend: Backend, job: Job) -> Job:
     """``job`` with what its step receives prepended to its args (itself when nothing)."""
-    marker = job.meta.get(WORKFLOW_META_KEY) if job.meta else None
-    if not isinstance(marker, dict):
+    marker = step_marker(job.meta)
+    if marker is None:
         return job
     mode = marker.get("pass")
     if mode in (None, "none"):

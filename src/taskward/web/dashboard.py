@@ -26,7 +26,7 @@ from taskward.errors import (
     TaskwardError,
     WorkflowNotFound,
 )
-from taskward.graph import WORKFLOW_META_KEY
+from taskward.graph import step_marker, workflow_of
 from taskward.jobs import JobState
 from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
 from taskward.web.guard import GuardedRoute
@@ -271,8 +271,7 @@ async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
             why = await admin.manager.explain(job_id)
         except TaskwardError:  # deleted since, or the store is away: the page goes without it
             why = None
-    marker = job.meta.get(WORKFLOW_META_KEY)
-    step_of = marker if isinstance(marker, dict) and isinstance(marker.get("id"), int) else None
+    step_of = step_marker(job.meta) if workflow_of(job.meta) is not None else None
     return {
         "job": job,
         "why": why,

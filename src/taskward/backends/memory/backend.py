@@ -22,7 +22,7 @@ from taskward.backends.memory.limits import MemoryFlow
 from taskward.backends.sql.rows import evolve_job
 from taskward.backends.waiters import WakeTimers
 from taskward.errors import JobNotFound, NotSupported
-from taskward.graph import WORKFLOW_META_KEY
+from taskward.graph import workflow_of
 from taskward.jobs import (
     FINISHED_STATES,
     RETRIABLE_BY_OPERATOR,
@@ -496,10 +496,5 @@ def _matches(job: Job, f: JobFilter) -> bool:
         (f.states is None or job.state in f.states)
         and (f.queue is None or job.queue == f.queue)
         and (f.task is None or job.task == f.task)
-        and (f.workflow is None or _workflow_of(job) == f.workflow)
+        and (f.workflow is None or workflow_of(job.meta) == f.workflow)
     )
-
-
-def _workflow_of(job: Job) -> int | None:
-    marker = job.meta.get(WORKFLOW_META_KEY) if job.meta else None
-    return marker.get("id") if isinstance(marker, dict) else None

@@ -5,7 +5,6 @@ The rules of ``taskward.graph`` run as written: the reference the SQL and Lua ve
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,12 +13,12 @@ from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.backends.sql.rows import evolve_job
 from taskward.errors import WorkflowNotFound
 from taskward.graph import (
-    WORKFLOW_META_KEY,
     NewWorkflow,
     OnFailure,
     StoredStep,
     WorkflowRecord,
     dependency_failed_message,
+    marked_meta,
     released_state,
     validate_new_workflow,
     waiting_for,
@@ -89,9 +88,7 @@ class MemoryWorkflows:
         ids: list[int] = []
         for step in flow.steps:
             depends_on = tuple(ids[d] for d in step.depends_on)
-            meta = copy.deepcopy(step.job.meta)
-            marker = dict(meta.get(WORKFLOW_META_KEY, {}))
-            meta[WORKFLOW_META_KEY] = {**marker, "id": workflow_id}
+            meta = marked_meta(step.job.meta, workflow_id)
             job = evolve_job(self._new_job(step.job, now), meta=meta, depends_on=depends_on)
             self._store(job)
             ids.append(job.id)

@@ -15,7 +15,6 @@ reference they follow. Each rule runs in the transaction of the write that cause
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,10 +27,11 @@ from taskward.backends.postgres.connections import AConn, Connections
 from taskward.backends.sql.rows import evolve_job, job_from_new
 from taskward.errors import InvalidJob, WorkflowNotFound
 from taskward.graph import (
-    WORKFLOW_META_KEY,
     NewWorkflow,
     StoredStep,
     WorkflowRecord,
+    marked_meta,
+    step_marker,
     validate_new_workflow,
 )
 from taskward.jobs import FINISHED_STATES, Job, JobState, JobUpdate
@@ -73,7 +73,7 @@ async def insert_workflow(
             row = await cursor.fetchone()
             assert row is not None
             workflow_id, ids = row[0], sorted(row[1])
-            metas = [_marked(new.meta, workflow_id) for new in news]
+            metas = [marked_meta(new.meta, workflow_id) for new in news]
             params = step_params(flow, workflow_id, ids, metas, now)
             cursor = await conn.execute(q["insert_steps"], params)
             keyed = await cursor.fetchone()
@@ -167,20 +167,6 @@ def _int_array(values: Sequence[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def _marked(meta: dict[str, Any], workflow_id: int) -> dict[str, Any]:
-    """A step's own meta with the workflow's id in its marker (``graph.WORKFLOW_META_KEY``).
-
-    A copy: the common meta, the marker alone (whose values are scalars), is rebuilt; any other
-    is copied deeply.
-    """
-    marker = meta.get(WORKFLOW_META_KEY)
-    if isinstance(marker, dict) and len(meta) == 1:
-        return {WORKFLOW_META_KEY: {**marker, "id": workflow_id}}
-    own = copy.deepcopy(meta)
-    own[WORKFLOW_META_KEY] = {**dict(own.get(WORKFLOW_META_KEY, {})), "id": workflow_id}
-    return own
-
-
 async def get_workflow(connections: Connections, workflow_id: int) -> WorkflowRecord:
     """The workflow and its steps still stored, in insert order; ``WorkflowNotFound``."""
     return _record(workflow_id, await connections.fetchall("get_workflow", {"id": workflow_id}))
@@ -240,7 +226,7 @@ async def cancel(connections: Connections, job_id: int, *, reason: str, now: dat
         async with conn.transaction():
             found = await (await conn.execute(q["cancel_waiting"], params)).fetchall()
             if found:
-                if _is_step(found[0][22]):  # a step's end: its dependents see it
+                if step_marker(found[0][22]) is not None:  # a step's end: its dependents see it
                     await _ended(conn, connections, found[0][0], now)
             else:
                 cursor = await conn.execute(q["request_cancel"], params)
@@ -266,7 +252,11 @@ async def retry(connections: Connections, job_id: int, *, now: datetime) -> Job:
             if not found:
                 return None
             job = rows.job_from_row(found[0])
-            state = await _retried(conn, connections, job.id) if _is_step(job.meta) else None
+            state = (
+                await _retried(conn, connections, job.id)
+                if step_marker(job.meta) is not None
+                else None
+            )
             if state is not None and state is not job.state:
                 job = evolve_job(job, state=state)
             await conn.execute(q["notify"], {"queue": job.queue})
@@ -349,8 +339,3 @@ async def _retried(conn: AConn, connections: Connections, job_id: int) -> JobSta
     cursor = await conn.execute(connections.q["step_retried"], {"id": job_id})
     row = await cursor.fetchone()
     return None if row is None or row[0] is None else JobState(row[0])
-
-
-def _is_step(meta: Any) -> bool:
-    """Whether a job's meta carries the workflow marker, which the store writes into each step."""
-    return isinstance(meta, dict) and WORKFLOW_META_KEY in meta

@@ -13,7 +13,6 @@ fields live in its job hash, prefixed ``wf_`` (see ``flows.lua``), and go with t
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -28,11 +27,11 @@ from taskward.backends.redis.errors import translated
 from taskward.backends.redis.listener import Listener
 from taskward.errors import WorkflowNotFound
 from taskward.graph import (
-    WORKFLOW_META_KEY,
     NewStep,
     NewWorkflow,
     StoredStep,
     WorkflowRecord,
+    marked_meta,
     validate_new_workflow,
 )
 from taskward.jobs import Job, JobState, NewJob
@@ -122,9 +121,7 @@ def now_args(now: datetime | None = None) -> tuple[str, str]:
 
 def _step_job(step: NewStep, workflow_id: int, depends_on: tuple[int, ...] = ()) -> NewJob:
     """The step's job as stored: the workflow's id in its marker, its dependencies' ids."""
-    meta = copy.deepcopy(step.job.meta)
-    marker = dict(meta.get(WORKFLOW_META_KEY, {}))
-    meta[WORKFLOW_META_KEY] = {**marker, "id": workflow_id}
+    meta = marked_meta(step.job.meta, workflow_id)
     return replace(step.job, meta=meta, depends_on=depends_on)
 
 

@@ -27,11 +27,11 @@ from taskward.backends.sqlite.connection import SqliteConnection
 from taskward.backends.sqlite.partitions import keys_at_insert
 from taskward.errors import WorkflowNotFound
 from taskward.graph import (
-    WORKFLOW_META_KEY,
     NewWorkflow,
     StoredStep,
     WorkflowRecord,
     dependency_failed_message,
+    marked_meta,
     validate_new_workflow,
     waiting_for,
 )
@@ -65,7 +65,7 @@ class StoreWorkflows(SqliteConnection):
             assert workflow_id is not None
             first_id = db.execute(self.q["last_job_id"]).fetchone()[0] + 1
             ids = [first_id + n for n in range(len(news))]
-            metas = [_marked(new.meta, workflow_id) for new in news]
+            metas = [marked_meta(new.meta, workflow_id) for new in news]
             depends = [tuple(ids[d] for d in step.depends_on) for step in flow.steps]
             keys = keys_at_insert(db, self.q, news)
             params = []
@@ -290,12 +290,6 @@ _CHUNK = 500
 _META = 12
 """The position of ``meta`` in ``insert_job_row``'s parameters (``rows.insert_params``)."""
 _DEPENDS_ON = 13
-
-
-def _marked(meta: dict[str, Any], workflow_id: int) -> dict[str, Any]:
-    """A step's meta with the workflow's id in its marker (``graph.WORKFLOW_META_KEY``)."""
-    marker = meta.get(WORKFLOW_META_KEY)
-    return {**meta, WORKFLOW_META_KEY: {**(marker or {}), "id": workflow_id}}
 
 
 def _states(dependencies: str) -> list[JobState | None]:
