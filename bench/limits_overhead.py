@@ -4,8 +4,9 @@ Usage: python bench/limits_overhead.py [sqlite | redis://… | postgresql://…]
 
 Drains N no-op jobs with one in-process worker of 50 slots, alternately on a queue without a
 limit and on a queue whose limit never binds (KIND ``global``: ``global_limit=10,000``;
-``rate``: ``rate_limit="1000000/s"``); prints the median drain rate of each and their ratio. Each round uses a fresh store (a new SQLite file, a new Redis prefix
-or PostgreSQL schema), so neither side inherits the other's leftovers.
+``rate``: ``rate_limit="1000000/s"``); prints the median drain rate of each and their ratio.
+Each round uses a fresh store (a new SQLite file, a new Redis prefix or PostgreSQL schema), so
+neither side inherits the other's leftovers.
 """
 
 from __future__ import annotations
@@ -15,22 +16,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from fresh_store import fresh
 
 from taskward import TaskManager
 
 
 async def noop_job(i: int) -> None:
     """A no-op job."""
-
-
-def fresh(url: str, folder: Path) -> str:
-    if url == "sqlite":
-        return f"sqlite:///{folder}/{uuid.uuid4().hex}.db"
-    sep = "&" if "?" in url else "?"
-    key = "prefix" if url.startswith(("redis", "rediss", "unix")) else "schema"
-    return f"{url}{sep}{key}=b_{uuid.uuid4().hex[:12]}"
 
 
 LIMITS = {"global": {"global_limit": 10_000}, "rate": {"rate_limit": "1000000/s"}}

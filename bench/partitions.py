@@ -18,22 +18,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from fresh_store import fresh
 
 from taskward import TaskManager
 
 
 async def noop_job(i: int, tenant: str = "") -> None:
     """A no-op job."""
-
-
-def fresh(url: str, folder: Path) -> str:
-    if url == "sqlite":
-        return f"sqlite:///{folder}/{uuid.uuid4().hex}.db"
-    sep = "&" if "?" in url else "?"
-    key = "prefix" if url.startswith(("redis", "rediss", "unix")) else "schema"
-    return f"{url}{sep}{key}=b_{uuid.uuid4().hex[:12]}"
 
 
 def server_cpu(names: tuple[str, ...] = ("postgres", "redis-server")) -> float:

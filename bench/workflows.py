@@ -15,9 +15,10 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from fresh_store import fresh
 
 from taskward import TaskManager, WorkflowState, group
 
@@ -30,14 +31,6 @@ async def noop_job(i: int) -> int:
 async def collect(results: list[Any]) -> int:
     """The chord's callback."""
     return len(results)
-
-
-def fresh(url: str, folder: Path) -> str:
-    if url == "sqlite":
-        return f"sqlite:///{folder}/{uuid.uuid4().hex}.db"
-    sep = "&" if "?" in url else "?"
-    key = "prefix" if url.startswith(("redis", "rediss", "unix")) else "schema"
-    return f"{url}{sep}{key}=b_{uuid.uuid4().hex[:12]}"
 
 
 async def timed(url: str, n: int, *, as_workflow: bool) -> tuple[float, float]:
