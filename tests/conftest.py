@@ -124,3 +124,7 @@ def redis_cluster() -> Iterator[RedisCluster]:
 def redis_cluster_url(redis_cluster: RedisCluster) -> str:
     """A fresh, empty taskward store on the cluster: a new prefix (so a new slot) per test."""
     return redis_cluster.url(prefix=f"t_{uuid.uuid4().hex[:16]}")
+
+
+# The Django test project runs under Django's own test runner (tests/django runs it).
+collect_ignore = ["django_project"]

@@ -47,6 +47,7 @@ from taskward.runtime.context import JobContext
 from taskward.runtime.settings import DrainResult
 from taskward.runtime.worker import Worker
 from taskward.tasks import Task
+from taskward.version import __version__ as __version__
 
 __all__ = [
     "Backend",

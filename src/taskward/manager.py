@@ -330,6 +330,18 @@ class TaskManager(Operations, WorkflowOperations):
                 self._emit_enqueued([inserted])
         return inserted.job
 
+    @property
+    def opened(self) -> bool:
+        """True once :meth:`open` (or a sync producer's first call) connected the backend."""
+        return self._opened
+
+    def open_blocking(self) -> None:
+        """Open from sync code: on SQLite and PostgreSQL, migrate from the calling thread."""
+        if Capability.BLOCKING_INSERT in self.backend.capabilities:
+            self._open_blocking(cast(BlockingInserter, self.backend))
+        else:
+            self.run_sync(self.open())
+
     def _open_blocking(self, inserter: BlockingInserter) -> None:
         """Open for a sync producer: migrate from this thread, start no loop nor async pool.
 

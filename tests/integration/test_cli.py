@@ -106,6 +106,7 @@ def test_stats_retry_cancel_and_cleanup(env: dict[str, str]) -> None:
 
 
 def test_stats_mark_estimated_counts(env: dict[str, str]) -> None:
+    assert invoke("migrate")[0] == 0  # stats only reads: it never creates the store
     code, out = invoke("stats", "--json")
     assert code == 0
     assert json.loads(out)["estimated"] == {}  # SQLite: always exact
@@ -127,9 +128,10 @@ def test_stats_mark_estimated_counts(env: dict[str, str]) -> None:
 
 
 def test_pause_resume_and_cron(env: dict[str, str]) -> None:
-    assert invoke("pause", "emails")[0] == 0
+    # No task, job or setting uses "emails" yet: --force pauses it ahead of its first job.
+    assert invoke("pause", "emails", "--force")[0] == 0
     assert json.loads(invoke("stats", "--json")[1])["paused"] == ["emails"]
-    assert invoke("resume", "emails")[0] == 0
+    assert invoke("resume", "emails")[0] == 0  # a paused queue is known
     code, out = invoke("cron", "list", "--json")
     assert code == 0
     assert json.loads(out) == []
@@ -141,7 +143,9 @@ def test_pause_resume_and_cron(env: dict[str, str]) -> None:
 def test_cron_cancel_of_a_schedule(env: dict[str, str]) -> None:
     async def save() -> None:
         async with TaskManager(env["url"]) as tw:
-            await tw.schedule_recurring_task("nightly", "tests_support.jobs:add", cron="0 3 * * *")
+            await tw.schedule_recurring_task(
+                "nightly", "tests_support.jobs:add", cron="0 3 * * *", args=[1]
+            )
 
     asyncio.run(save())
     assert [s["name"] for s in json.loads(invoke("cron", "list", "--json")[1])] == ["nightly"]
@@ -152,6 +156,7 @@ def test_cron_cancel_of_a_schedule(env: dict[str, str]) -> None:
 
 
 def test_errors_are_clear_and_exit_nonzero(env: dict[str, str]) -> None:
+    invoke("migrate")
     code, out = invoke("status", "42")
     assert code == 1
     assert "job 42 not found" in out
@@ -180,7 +185,10 @@ def test_bulk_enqueue_from_jsonl(env: dict[str, str], tmp_path: Path) -> None:
 def test_migrate_and_audit_subcommands(env: dict[str, str], tmp_path: Path) -> None:
     code, out = invoke("migrate")
     assert code == 0
-    assert "up to date" in out
+    assert out.startswith("applied ")
+    code, out = invoke("migrate")
+    assert code == 0
+    assert "up to date (version " in out
     bad = tmp_path / "bad.py"
     bad.write_text("import asyncio\n\nasync def f():\n    asyncio.create_task(g())\n")
     code, out = invoke("audit", str(bad), "--format", "json")
@@ -192,6 +200,7 @@ def test_migrate_and_audit_subcommands(env: dict[str, str], tmp_path: Path) -> N
 
 
 def test_python_dash_m_runs_the_cli(env: dict[str, str]) -> None:
+    invoke("migrate")
     proc = subprocess.run(
         [sys.executable, "-m", "taskward", "stats", "--json"],
         capture_output=True,

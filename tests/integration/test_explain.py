@@ -287,6 +287,8 @@ def cli_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path}/cli.db"
     monkeypatch.setenv("TASKWARD_URL", url)
     monkeypatch.delenv("TASKWARD_APP", raising=False)
+    # The read-only commands (why, queue limits) refuse a store that does not exist.
+    assert invoke("migrate")[0] == 0
     return url
 
 

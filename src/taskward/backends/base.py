@@ -11,6 +11,7 @@ Times are passed in by the caller (``now``) so that one injected clock rules the
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol, runtime_checkable
@@ -59,6 +60,21 @@ class Capability(StrEnum):
     """The backend is a :class:`Dispatcher`: an idle worker can be handed a new job directly."""
     WORKFLOWS = "workflows"
     """``insert_workflow`` and the rest of the workflow methods work (``taskward.graph``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationReport:
+    """What one :meth:`Backend.migrate` call did: the migrations it applied, and where it left.
+
+    The CLI prints it (``taskward migrate``): "applied 6 migrations" on a new store, "up to
+    date (version 6)" on one that had them all.
+    """
+
+    applied: tuple[int, ...] = ()
+    """The versions this call applied, in ascending order; empty when nothing was due."""
+    version: int | None = None
+    """The schema version the store is at now; None for a store without a schema (memory,
+    noop)."""
 
 
 class BlockingInserter(Protocol):
@@ -162,8 +178,8 @@ class Backend(Protocol):
         """Release connections (idempotent)."""
         ...
 
-    async def migrate(self) -> None:
-        """Create or upgrade the schema to the current version (idempotent)."""
+    async def migrate(self) -> MigrationReport:
+        """Create or upgrade the schema to the current version (idempotent); say what it did."""
         ...
 
     # -- produce ---------------------------------------------------------------------------

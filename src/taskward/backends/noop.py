@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from taskward.backends.base import Capability
+from taskward.backends.base import Capability, MigrationReport
 from taskward.backends.unsupported import NoWorkflows
 from taskward.errors import JobNotFound, NotSupported
 from taskward.jobs import (
@@ -52,8 +52,9 @@ class NoopBackend(NoWorkflows):
     async def close(self) -> None:
         """Nothing to release."""
 
-    async def migrate(self) -> None:
-        """No schema."""
+    async def migrate(self) -> MigrationReport:
+        """No schema: nothing to apply, no version."""
+        return MigrationReport()
 
     async def insert(
         self, jobs: Sequence[NewJob], *, now: datetime, connection: Any = None

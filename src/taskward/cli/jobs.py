@@ -1,7 +1,10 @@
-"""The job and queue commands: each a thin function over one TaskManager call.
+"""The job commands: each a thin function over one TaskManager call.
 
-Owns enqueue, jobs, status, retry, cancel, stats, pause, resume, cleanup and migrate; how a
-list of jobs is shown (a table, or JSON with ``--json``); and reading ``enqueue --from-file``.
+Owns enqueue, jobs, status, retry, cancel, stats, cleanup and migrate; how a list of jobs is
+shown (a table, or JSON with ``--json``); and reading ``enqueue --from-file``. Only enqueue
+and migrate create a store that does not exist yet; the others refuse a missing SQLite file
+(``must_exist``). Retry and cancel refuse a job they cannot change instead of printing it
+unchanged.
 """
 
 from __future__ import annotations
@@ -14,18 +17,22 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from taskward.backends.base import MigrationReport
 from taskward.cli import core
 from taskward.cli.core import (
     AppOpt,
+    JobIdArg,
     JsonOpt,
     UrlOpt,
     app,
+    fail,
     load_manager,
     print_json,
     print_line,
     run,
+    usage_error,
 )
-from taskward.jobs import Job
+from taskward.jobs import FINISHED_STATES, RETRIABLE_BY_OPERATOR, Job
 from taskward.manager import TaskManager
 from taskward.tasks import shown_job
 from taskward.terminal import display_url, plain, stats_table
@@ -33,24 +40,49 @@ from taskward.terminal import display_url, plain, stats_table
 
 @app.command()
 def enqueue(
-    task: Annotated[str, typer.Argument(help="Registered task name or module:function.")],
-    args: Annotated[str, typer.Option(help="JSON list of positional args.")] = "[]",
-    kwargs: Annotated[str, typer.Option(help="JSON object of keyword args.")] = "{}",
-    queue: Annotated[str | None, typer.Option()] = None,
-    priority: Annotated[int | None, typer.Option()] = None,
-    delay: Annotated[float | None, typer.Option(help="Seconds from now.")] = None,
+    task: Annotated[
+        str,
+        typer.Argument(metavar="TASK", help="Registered task name, or module:function."),
+    ],
+    args: Annotated[
+        str, typer.Option(metavar="JSON", help="The positional arguments, as a JSON list.")
+    ] = "[]",
+    kwargs: Annotated[
+        str, typer.Option(metavar="JSON", help="The keyword arguments, as a JSON object.")
+    ] = "{}",
+    queue: Annotated[
+        str | None,
+        typer.Option(metavar="QUEUE", help="Queue to put the job on (default: the task's)."),
+    ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(metavar="0-9", help="0 runs first, 9 last (default: the task's, else 5)."),
+    ] = None,
+    delay: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Run no sooner than this from now.")
+    ] = None,
     from_file: Annotated[
-        Path | None, typer.Option("--from-file", help="JSONL: one {args, kwargs} per line.")
+        Path | None,
+        typer.Option(
+            "--from-file",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help='JSON lines, one {"args": [...], "kwargs": {...}} per job, enqueued in bulk.',
+        ),
     ] = None,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """Enqueue one job (or many from a JSONL file, in bulk)."""
+    """Enqueue one job (or many from a JSONL file, in bulk); creates the store if needed.
+
+    Example: taskward enqueue tasks:add --args '[2, 3]' --app tasks
+    """
     manager = load_manager(app_path, url)
     try:
         parsed_args, parsed_kwargs = json.loads(args), json.loads(kwargs)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--args/--kwargs must be JSON: {exc}") from None
+        usage_error(f"--args/--kwargs must be JSON: {exc}")
     opts: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
     if from_file is not None:
         calls = _read_jsonl(from_file)
@@ -74,7 +106,7 @@ def _read_jsonl(path: Path) -> list[Any]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise typer.BadParameter(f"{path}:{n}: not JSON: {exc}") from None
+            usage_error(f"{path}:{n}: not JSON: {exc}")
         calls.append(
             (item.get("args", []), item.get("kwargs", {})) if isinstance(item, dict) else item
         )
@@ -83,18 +115,44 @@ def _read_jsonl(path: Path) -> list[Any]:
 
 @app.command()
 def jobs(
-    state: Annotated[list[str] | None, typer.Option("--state", "-s")] = None,
-    queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
-    task: Annotated[str | None, typer.Option("--task", "-t")] = None,
-    page: int = 1,
-    per_page: int = 20,
-    sort_by: str = "-id",
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state",
+            "-s",
+            metavar="STATE",
+            help="Only jobs in this state (repeat for several): blocked, scheduled, pending, "
+            "running, retryable, completed, failed, discarded or cancelled.",
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", "-q", metavar="QUEUE", help="Only jobs of this queue.")
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", "-t", metavar="TASK", help="Only jobs of this task (its registered name)."
+        ),
+    ] = None,
+    page: Annotated[int, typer.Option(metavar="N", help="Which page to show, from 1.")] = 1,
+    per_page: Annotated[int, typer.Option(metavar="N", help="Jobs per page.")] = 20,
+    sort_by: Annotated[
+        str,
+        typer.Option(
+            metavar="FIELD",
+            help="Order by id, inserted_at, scheduled_at, attempted_at, completed_at, priority "
+            "or attempt; a leading - sorts descending.",
+        ),
+    ] = "-id",
     as_json: JsonOpt = False,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """List jobs with filters and pagination."""
-    manager = load_manager(app_path, url)
+    """List jobs with filters and pagination, newest first.
+
+    Example: taskward jobs --state failed --queue emails
+    """
+    manager = load_manager(app_path, url, must_exist=True)
     result = run(
         manager,
         lambda m: m.list_tasks(
@@ -113,10 +171,13 @@ def jobs(
 
 @app.command()
 def status(
-    job_id: int, as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None
+    job_id: JobIdArg, as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None
 ) -> None:
-    """Show one job with its errors."""
-    job = run(load_manager(app_path, url), lambda m: m.get_task_status(job_id))
+    """Show one job with its errors (and its result once completed).
+
+    Example: taskward status 42 --json
+    """
+    job = run(load_manager(app_path, url, must_exist=True), lambda m: m.get_task_status(job_id))
     if as_json:
         print_json(shown_job(job))
         return
@@ -132,29 +193,67 @@ def status(
 
 
 @app.command()
-def retry(job_id: int, app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """Move a failed, discarded or cancelled job back to pending."""
-    job = run(load_manager(app_path, url), lambda m: m.retry_task(job_id))
+def retry(job_id: JobIdArg, app_path: AppOpt = None, url: UrlOpt = None) -> None:
+    """Move a failed, discarded or cancelled job back to pending.
+
+    Any other job is refused (exit 1): it is still waiting, running, or it completed.
+
+    Example: taskward retry 42
+    """
+
+    async def work(m: TaskManager) -> tuple[Job, bool]:
+        job = await m.get_task_status(job_id)
+        # Checked here: the store answers a job it cannot retry unchanged, which would
+        # otherwise print as a success.
+        if job.state not in RETRIABLE_BY_OPERATOR:
+            return job, False
+        return await m.retry_task(job_id), True
+
+    job, retried = run(load_manager(app_path, url, must_exist=True), work)
+    if not retried:
+        fail(
+            f"job {job.id} is {job.state.value}: only a failed, discarded or cancelled job can "
+            "be retried"
+        )
     core.console.print(f"job {job.id}: {job.state.value}")
 
 
 @app.command()
 def cancel(
-    job_id: int,
-    reason: str = "cancelled from the CLI",
+    job_id: JobIdArg,
+    reason: Annotated[
+        str, typer.Option(metavar="TEXT", help="Why, recorded on the job.")
+    ] = "cancelled from the CLI",
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """Cancel a waiting job, or ask the worker running it to stop."""
-    job = run(load_manager(app_path, url), lambda m: m.cancel_task(job_id, reason=reason))
+    """Cancel a waiting job, or ask the worker running it to stop.
+
+    A job that has finished is refused (exit 1): there is nothing left to cancel.
+
+    Example: taskward cancel 42 --reason "sent by hand"
+    """
+
+    async def work(m: TaskManager) -> tuple[Job, bool]:
+        job = await m.get_task_status(job_id)
+        if job.state in FINISHED_STATES:
+            return job, False
+        return await m.cancel_task(job_id, reason=reason), True
+
+    job, cancelled = run(load_manager(app_path, url, must_exist=True), work)
+    if not cancelled:
+        fail(f"job {job.id} has already finished ({job.state.value}): nothing to cancel")
     note = " (cancel requested)" if job.cancel_requested else ""
     core.console.print(f"job {job.id}: {job.state.value}{note}")
 
 
 @app.command()
 def stats(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """Show job counts per queue and state, and live workers."""
-    data = run(load_manager(app_path, url), lambda m: m.get_statistics())
+    """Show job counts per queue and state, and live workers.
+
+    Example: taskward stats --json
+    """
+    data = run(load_manager(app_path, url, must_exist=True), lambda m: m.get_statistics())
     if as_json:
         print_json(data)
         return
@@ -162,29 +261,32 @@ def stats(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None)
 
 
 @app.command()
-def pause(queue: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """Pause a queue on every worker."""
-    run(load_manager(app_path, url), lambda m: m.pause_queue(queue))
-    print_line("queue {} paused", queue)
-
-
-@app.command()
-def resume(queue: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """Resume a paused queue."""
-    run(load_manager(app_path, url), lambda m: m.resume_queue(queue))
-    print_line("queue {} resumed", queue)
-
-
-@app.command()
 def cleanup(
-    completed_days: float | None = None,
-    failed_days: float | None = None,
+    completed_days: Annotated[
+        float | None,
+        typer.Option(
+            metavar="DAYS",
+            help="Delete completed jobs finished longer ago than this (default: the "
+            "manager's retention_completed_days, 7).",
+        ),
+    ] = None,
+    failed_days: Annotated[
+        float | None,
+        typer.Option(
+            metavar="DAYS",
+            help="Delete failed, discarded and cancelled jobs finished longer ago than this "
+            "(default: the manager's retention_failed_days, 30).",
+        ),
+    ] = None,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """Delete finished jobs past their retention."""
+    """Delete finished jobs past their retention.
+
+    Example: taskward cleanup --completed-days 1
+    """
     n = run(
-        load_manager(app_path, url),
+        load_manager(app_path, url, must_exist=True),
         lambda m: m.cleanup_old_tasks(completed_days=completed_days, failed_days=failed_days),
     )
     core.console.print(f"deleted {n} job(s)")
@@ -192,15 +294,37 @@ def cleanup(
 
 @app.command()
 def migrate(app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """Create or upgrade the backend's schema."""
+    """Create or upgrade the backend's schema, and say which migrations it applied.
+
+    Example: taskward migrate --url postgresql://app@db.internal/jobs
+    """
     manager = load_manager(app_path, url)
 
-    async def work(m: TaskManager) -> None:
+    async def work(m: TaskManager) -> MigrationReport:
+        # The backend itself, not m.open(): that would migrate first (migrate_on_start),
+        # leaving nothing for this call to report.
         await m.backend.open()
-        await m.backend.migrate()
+        try:
+            return await m.backend.migrate()
+        finally:
+            await m.backend.close()
 
-    run(manager, work)
-    print_line("schema of {} is up to date", display_url(manager.backend.url))
+    report = run(manager, work)
+    where = display_url(manager.backend.url)
+    if report.applied:
+        n, versions = len(report.applied), ", ".join(f"{v:04d}" for v in report.applied)
+        print_line(
+            "applied {} migration{} to {}: {} (now at version {})",
+            n,
+            "" if n == 1 else "s",
+            where,
+            versions,
+            report.version,
+        )
+    elif report.version is None:
+        print_line("{} keeps no schema: nothing to migrate", where)
+    else:
+        print_line("schema of {} is up to date (version {})", where, report.version)
 
 
 def _print_jobs(jobs: list[Job], as_json: bool, footer: str = "") -> None:

@@ -25,7 +25,10 @@ from taskward.terminal import display_url
     }
 )
 def audit(ctx: typer.Context) -> None:
-    """Find bare asyncio.create_task / ensure_future calls (see `taskward audit --help`)."""
+    """Find bare asyncio.create_task / ensure_future calls (see `taskward audit --help`).
+
+    Example: taskward audit src/
+    """
     from taskward.audit import main as audit_main
 
     raise typer.Exit(audit_main(ctx.args))
@@ -36,34 +39,43 @@ def dashboard(
     ctx: typer.Context,
     app_path: AppOpt = None,
     url: UrlOpt = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port.")] = 8000,
     token: Annotated[
         str | None,
         typer.Option(
             envvar="TASKWARD_ADMIN_TOKEN",
+            metavar="TOKEN",
             help="Bearer token for the admin API. Prefer TASKWARD_ADMIN_TOKEN: a value given "
             "here is visible to other users of the machine (ps, /proc).",
         ),
     ] = None,
     user: Annotated[
-        str, typer.Option(envvar="TASKWARD_ADMIN_USER", help="Basic-auth user name.")
+        str,
+        typer.Option(envvar="TASKWARD_ADMIN_USER", metavar="NAME", help="Basic-auth user name."),
     ] = "admin",
     password: Annotated[
         str | None,
         typer.Option(
             envvar="TASKWARD_ADMIN_PASSWORD",
+            metavar="PASSWORD",
             help="Basic-auth password (dashboard buttons). Prefer TASKWARD_ADMIN_PASSWORD: a "
             "value given here is visible to other users of the machine (ps, /proc).",
         ),
     ] = None,
     read_only: Annotated[bool, typer.Option(help="Refuse every change.")] = False,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…")] = "INFO",
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="DEBUG, INFO, WARNING…")] = "INFO",
 ) -> None:
     """Serve the dashboard, admin API, /metrics and /health (needs the web extra).
 
     Without --token or --password everything is read-only. Give them in the environment
     (TASKWARD_ADMIN_TOKEN, TASKWARD_ADMIN_PASSWORD): a command line is public on the machine.
+    Like the worker, it creates a SQLite store that does not exist yet (either may start
+    first).
+
+    Example: TASKWARD_ADMIN_PASSWORD=s3cret taskward dashboard --app tasks --port 8000
     """
     _warn_secrets_on_command_line(ctx, "token", "password")
     import uvicorn
@@ -111,9 +123,14 @@ def _warn_secrets_on_command_line(ctx: typer.Context, *names: str) -> None:
 
 @app.command()
 def demo(
-    url: Annotated[str, typer.Option(help="Where the demo's jobs live.")] = "sqlite:///./demo.db",
+    url: Annotated[
+        str, typer.Option(metavar="URL", help="Where the demo's jobs live.")
+    ] = "sqlite:///./demo.db",
 ) -> None:
-    """Run the demo: a realistic mix of jobs on SQLite, with a live view."""
+    """Run the demo: a realistic mix of jobs on SQLite, with a live view.
+
+    Example: taskward demo
+    """
     from taskward.demo import run_demo
 
     raise typer.Exit(run_demo(url))

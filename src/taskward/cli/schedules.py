@@ -1,11 +1,15 @@
 """``taskward cron``: list and cancel recurring schedules.
 
-Owns the ``cron list`` and ``cron cancel`` commands (registered on ``cron_app``) and how a
-schedule's next fire time is shown when its stored cron or time zone cannot fire.
+Owns the ``cron list`` and ``cron cancel`` commands (registered on ``cron_app``; both refuse
+a SQLite store that does not exist) and how a schedule's next fire time is shown when its
+stored cron or time zone cannot fire.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from rich.table import Table
 
 from taskward.cli import core
@@ -27,8 +31,11 @@ from taskward.terminal import plain
 
 @cron_app.command("list")
 def cron_list(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """List recurring schedules with their next fire time."""
-    manager = load_manager(app_path, url)
+    """List recurring schedules with their next fire time.
+
+    Example: taskward cron list --json
+    """
+    manager = load_manager(app_path, url, must_exist=True)
     schedules = run(manager, lambda m: m.list_recurring_tasks())
     rows = [
         {"name": s.name, "task": s.task, "cron": s.cron, "timezone": s.timezone,
@@ -60,8 +67,17 @@ def _next_fire(manager: TaskManager, schedule: Schedule) -> str | None:
 
 
 @cron_app.command("cancel")
-def cron_cancel(name: str, app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """Delete a recurring schedule."""
-    # A missing schedule raises ScheduleNotFound, which run() prints as one error line, exit 1.
-    run(load_manager(app_path, url), lambda m: m.cancel_recurring_task(name))
+def cron_cancel(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The schedule's name (taskward cron list).")
+    ],
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Delete a recurring schedule.
+
+    Example: taskward cron cancel nightly-report
+    """
+    # A missing schedule raises ScheduleNotFound: one error line, exit 1 (TaskwardGroup).
+    run(load_manager(app_path, url, must_exist=True), lambda m: m.cancel_recurring_task(name))
     print_line("recurring schedule {} cancelled", name)

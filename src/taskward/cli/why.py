@@ -7,12 +7,9 @@ a worker id): it is printed as inert text.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from taskward.cli.core import (
     AppOpt,
+    JobIdArg,
     JsonOpt,
     UrlOpt,
     app,
@@ -25,13 +22,16 @@ from taskward.cli.core import (
 
 @app.command()
 def why(
-    job_id: Annotated[int, typer.Argument(help="The job's id.", min=1, max=2**63 - 1)],
+    job_id: JobIdArg,
     as_json: JsonOpt = False,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """Say why a job is not running right now (or where it runs, or how it finished)."""
-    explanation = run(load_manager(app_path, url), lambda m: m.explain(job_id))
+    """Say why a job is not running right now (or where it runs, or how it finished).
+
+    Example: taskward why 42
+    """
+    explanation = run(load_manager(app_path, url, must_exist=True), lambda m: m.explain(job_id))
     if as_json:
         print_json(explanation.to_dict())
         return

@@ -14,6 +14,7 @@ from taskward.cli.core import (
     JsonOpt,
     UrlOpt,
     app,
+    id_in_range,
     load_manager,
     print_json,
     print_line,
@@ -23,7 +24,12 @@ from taskward.cli.core import (
 
 @app.command()
 def workflow(
-    workflow_id: Annotated[int, typer.Argument(help="The workflow's id.", min=1, max=2**63 - 1)],
+    workflow_id: Annotated[
+        int,
+        typer.Argument(
+            metavar="ID", help="The workflow's id (its steps' jobs carry it).", callback=id_in_range
+        ),
+    ],
     cancel: Annotated[
         bool,
         typer.Option("--cancel", help="Cancel every step not ended first (finalizers still run)."),
@@ -32,8 +38,11 @@ def workflow(
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
-    """Show a workflow: its state, and each step's job, state and dependencies."""
-    manager = load_manager(app_path, url)
+    """Show a workflow: its state, and each step's job, state and dependencies.
+
+    Example: taskward workflow 7 --json
+    """
+    manager = load_manager(app_path, url, must_exist=True)
     if cancel:
         record = run(manager, lambda m: m.cancel_workflow(workflow_id))
     else:

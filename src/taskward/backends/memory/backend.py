@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from taskward.backends.base import Capability
+from taskward.backends.base import Capability, MigrationReport
 from taskward.backends.memory.flows import MemoryWorkflows, cancelled
 from taskward.backends.memory.limits import MemoryFlow
 from taskward.backends.sql.rows import evolve_job
@@ -89,8 +89,9 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
         self._timers.cancel()
         self._wake()
 
-    async def migrate(self) -> None:
-        """No schema."""
+    async def migrate(self) -> MigrationReport:
+        """No schema: nothing to apply, no version."""
+        return MigrationReport()
 
     # -- produce ---------------------------------------------------------------------------
     async def insert(

@@ -74,6 +74,26 @@ async def get(connections: Connections, job_id: int) -> Job:
     return rows.job_from_row(found[0])
 
 
+def get_blocking(connections: Connections, conn: psycopg.Connection[Any], job_id: int) -> Job:
+    """:func:`get` through a caller's sync connection (inside its transaction, if one is open)."""
+    from psycopg.types.json import JsonbLoader, JsonLoader
+
+    cursor = conn.cursor()
+    # The caller may load json as text (Django's connections do): this cursor reads it with
+    # psycopg's own loaders, as the backend's connections do; the caller's stay untouched.
+    cursor.adapters.register_loader("jsonb", JsonbLoader)
+    cursor.adapters.register_loader("json", JsonLoader)
+    try:
+        found = cursor.execute(connections.q["get_job"], {"id": job_id}).fetchall()
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise BackendUnavailable(f"PostgreSQL: {exc}") from exc
+    finally:
+        cursor.close()
+    if not found:
+        raise JobNotFound(job_id)
+    return rows.job_from_row(found[0])
+
+
 async def list_jobs(connections: Connections, filter: JobFilter) -> Page[Job]:
     """Return one page of jobs matching ``filter``, with the total count."""
     q = connections.q

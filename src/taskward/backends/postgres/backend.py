@@ -48,7 +48,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from taskward.backends.base import Capability
+from taskward.backends.base import Capability, MigrationReport
 from taskward.backends.postgres import admin, bulk, flows, schema, work
 from taskward.backends.postgres.admin import EXACT_COUNT_CAP
 from taskward.backends.postgres.config import PostgresConfig, parse_postgres_url
@@ -150,9 +150,9 @@ class PostgresBackend:
         if cancelled is not None:
             raise cancelled
 
-    async def migrate(self) -> None:
-        """Apply pending migrations in one transaction, under an advisory lock."""
-        await schema.migrate(self._connections)
+    async def migrate(self) -> MigrationReport:
+        """Apply pending migrations in one transaction, under an advisory lock; say which."""
+        return await schema.migrate(self._connections)
 
     def migrate_blocking(self) -> None:
         """:meth:`migrate` from the calling thread, on the sync pool (sync producers)."""
@@ -289,6 +289,22 @@ class PostgresBackend:
     async def get(self, job_id: int) -> Job:
         """Return one job; raise ``JobNotFound``."""
         return await admin.get(self._connections, job_id)
+
+    def close_blocking(self) -> None:
+        """Close the connections sync producers opened (reopened by the next sync call).
+
+        For a caller whose sync calls go through its own connection from now on (Django's
+        backend, when the store is the Django database): it then leaves no idle session.
+        """
+        self._connections.close_sync_pool()
+
+    def get_blocking(self, job_id: int, *, connection: Any) -> Job:
+        """Return one job read through ``connection``, a caller's sync psycopg ``Connection``.
+
+        Inside the caller's open transaction, its own uncommitted jobs are visible (Django's
+        ``get_result`` after an enqueue in the same ``atomic()`` block). Raise ``JobNotFound``.
+        """
+        return admin.get_blocking(self._connections, connection, job_id)
 
     async def list_jobs(self, filter: JobFilter) -> Page[Job]:
         """Return one page of jobs matching ``filter``, with the total count."""

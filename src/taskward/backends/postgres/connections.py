@@ -249,6 +249,18 @@ class Connections:
                 self.sync_pool, self._sync_pid = pool, os.getpid()
             return pool
 
+    def close_sync_pool(self) -> None:
+        """Close the sync pool from the calling thread, if this process opened one.
+
+        A later sync call opens it again. For a caller that does its sync work on its own
+        connections from now on and must leave none of ours idle (a test database about to be
+        dropped).
+        """
+        with self._sync_lock:
+            pool, self.sync_pool = self.sync_pool, None
+        if pool is not None and self._sync_pid == os.getpid():
+            pool.close()
+
     async def close(self) -> None:
         """Close both pools (idempotent); a forked child leaves its parent's sync pool."""
         pool, self.pool = self.pool, None

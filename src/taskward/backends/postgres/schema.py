@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolClosed, PoolTimeout
 
+from taskward.backends.base import MigrationReport
 from taskward.backends.postgres.config import POSTGRES_SQL
 from taskward.backends.postgres.connections import (
     AConn,
@@ -21,19 +22,19 @@ from taskward.backends.postgres.connections import (
     drive_sync,
     unavailable,
 )
-from taskward.backends.sql.migrate import load_migrations
+from taskward.backends.sql.migrate import load_migrations, migration_report
 
 __all__ = ["migrate", "migrate_blocking"]
 
 
-async def migrate(connections: Connections) -> None:
-    """Apply pending migrations in one transaction, under an advisory lock."""
+async def migrate(connections: Connections) -> MigrationReport:
+    """Apply pending migrations in one transaction, under an advisory lock; say which."""
 
-    async def apply(conn: AConn) -> None:
+    async def apply(conn: AConn) -> list[int]:
         async with conn.transaction():
-            await drive_async(conn, _migration_plan(connections))
+            return await drive_async(conn, _migration_plan(connections))
 
-    await connections.run(apply)
+    return migration_report(POSTGRES_SQL, await connections.run(apply))
 
 
 def migrate_blocking(connections: Connections) -> None:
@@ -45,15 +46,23 @@ def migrate_blocking(connections: Connections) -> None:
         raise unavailable(exc) from exc
 
 
-def _migration_plan(connections: Connections) -> Generator[tuple[Any, Any], list[Any], None]:
-    """The statements of :func:`migrate`: yields (sql, params), is sent each one's rows."""
+def _migration_plan(
+    connections: Connections,
+) -> Generator[tuple[Any, Any], list[Any], list[int]]:
+    """The statements of :func:`migrate`: yields (sql, params), is sent each one's rows.
+
+    Returns the versions it applied.
+    """
     q, config = connections.q, connections.config
     yield q["migration_lock"], {"schema": config.schema}
     yield q["create_schema"], None
     yield q["create_migrations_table"], None
     applied = {row[0] for row in (yield q["applied_migrations"], None)}
+    done: list[int] = []
     for migration in load_migrations(POSTGRES_SQL):
         if migration.version in applied:
             continue
         yield config.fill(migration.sql).encode(), None
         yield q["record_migration"], {"version": migration.version, "name": migration.name}
+        done.append(migration.version)
+    return done

@@ -25,7 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from taskward.backends.base import Capability
+from taskward.backends.base import Capability, MigrationReport
 from taskward.backends.redis import admin, codec
 from taskward.backends.redis.client import FIXED_KEYS, Connections
 from taskward.backends.redis.config import RedisConfig
@@ -117,11 +117,12 @@ class RedisBackend(RedisWorkflows):
         if cancelled is not None:
             raise cancelled
 
-    async def migrate(self) -> None:
+    async def migrate(self) -> MigrationReport:
         """Check that the store's fixed keys are ours, and record the layout version.
 
         Redis has no schema; what can go wrong is a key under our prefix written by
         something else (refused here with the key's name) or a store of a newer layout.
+        Recording the layout version on a new store counts as applying that version.
         """
         client = await self._client()
         with translated(self.config):
@@ -142,8 +143,11 @@ class RedisBackend(RedisWorkflows):
                     f"the store under {self.base} has layout version {version}; this taskward "
                     f"knows version {SCHEMA_VERSION}: upgrade taskward"
                 )
-            if version is None:
+            recorded = version is None and bool(
                 await client.set(f"{self.base}:version", SCHEMA_VERSION, nx=True)
+            )
+        layout = int(SCHEMA_VERSION)
+        return MigrationReport(applied=(layout,) if recorded else (), version=layout)
 
     def migrate_blocking(self) -> None:
         """Nothing to create: a sync producer's first insert checks the server."""

@@ -10,12 +10,15 @@ lock), so several processes starting at once apply each migration exactly once.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Final
 
-__all__ = ["Migration", "load_migrations"]
+from taskward.backends.base import MigrationReport
+
+__all__ = ["Migration", "load_migrations", "migration_report"]
 
 _FILE_NAME: Final = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
 
@@ -47,3 +50,15 @@ def load_migrations(package: str) -> tuple[Migration, ...]:
         sql = entry.read_text(encoding="utf-8")
         found[version] = Migration(version=version, name=match["name"], sql=sql)
     return tuple(found[v] for v in sorted(found))
+
+
+def migration_report(package: str, applied: Iterable[int]) -> MigrationReport:
+    """The report of a migration run on ``package``'s store that applied ``applied``.
+
+    A run that returned has applied every migration ``package`` holds (it raises otherwise),
+    so the store is at the newest version of them.
+    """
+    migrations = load_migrations(package)
+    return MigrationReport(
+        applied=tuple(sorted(applied)), version=migrations[-1].version if migrations else None
+    )

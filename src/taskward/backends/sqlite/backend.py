@@ -38,7 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final, TypeVar, TypeVarTuple
 
-from taskward.backends.base import Capability
+from taskward.backends.base import Capability, MigrationReport
+from taskward.backends.sql.migrate import migration_report
 from taskward.backends.sqlite.blocking import BlockingInserts
 from taskward.backends.sqlite.connection import (
     MEMORY_PATH,
@@ -46,6 +47,7 @@ from taskward.backends.sqlite.connection import (
     refuse_caller_transaction,
     unavailable,
 )
+from taskward.backends.sqlite.migrate import SQLITE_SQL
 from taskward.backends.sqlite.store import SqliteStore
 from taskward.backends.sqlite.waiters import POLL_SECONDS, Waiters, newly_pending_queues
 from taskward.errors import BackendUnavailable, InvalidOptions
@@ -214,9 +216,9 @@ class SqliteBackend(BlockingInserts):
         self._close_idle_stores()
         return executor, store
 
-    async def migrate(self) -> None:
+    async def migrate(self) -> MigrationReport:
         """Apply pending migrations (safe when several processes start at once)."""
-        await self._call(self._store.migrate)
+        return migration_report(SQLITE_SQL, await self._call(self._store.migrate))
 
     async def pragmas(self) -> dict[str, Any]:
         """The connection's ``journal_mode``, ``synchronous`` (0-3) and ``busy_timeout`` (ms)."""

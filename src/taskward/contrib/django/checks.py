@@ -1,0 +1,70 @@
+"""Django system checks of a taskward ``TASKS`` entry (``manage.py check`` runs them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskward.contrib.django.backend import TaskwardBackend
+
+__all__ = ["APP", "backend_checks"]
+
+APP = "taskward.contrib.django"
+
+
+def backend_checks(backend: TaskwardBackend) -> Iterator[Any]:
+    """Problems with a backend's configuration, as Django check messages."""
+    from django.apps import apps
+    from django.conf import settings
+    from django.core import checks
+
+    where = f"TASKS[{backend.alias!r}]"
+    if not apps.is_installed(APP):
+        yield checks.Warning(
+            f"{where} uses taskward but {APP!r} is not in INSTALLED_APPS",
+            hint=f"Add {APP!r} to INSTALLED_APPS: it provides `manage.py taskward_worker` and "
+            "imports each app's tasks module at start-up.",
+            id="taskward.W001",
+        )
+    alias = backend.config.database
+    if alias not in settings.DATABASES:
+        yield checks.Error(
+            f"{where}['OPTIONS']['database'] is {alias!r}, which is not in DATABASES",
+            id="taskward.E001",
+        )
+        return
+    yield from _transaction_checks(backend, where, alias)
+
+
+def _transaction_checks(backend: TaskwardBackend, where: str, alias: str) -> Iterator[Any]:
+    from django.conf import settings
+    from django.core import checks
+
+    from taskward.contrib.django.options import POSTGRES_ENGINES, postgres_url
+    from taskward.contrib.django.transactions import same_database
+    from taskward.contrib.django.transactions import where as located
+
+    database = settings.DATABASES[alias]
+    if database.get("ENGINE") not in POSTGRES_ENGINES:
+        return  # SQLite, MySQL…: no transaction to join (documented), nothing to warn about
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        yield checks.Warning(
+            f"{where}: database {alias!r} uses psycopg2, so an enqueue inside atomic() cannot "
+            "join its transaction: the job is committed at once",
+            hint="Install psycopg 3 (pip install 'taskward[postgres]'); Django prefers it.",
+            id="taskward.W002",
+        )
+        return
+    url = backend.url
+    ours = located(url) if url else None
+    theirs = located(postgres_url(database) or "")
+    if ours is None or theirs is None or not same_database(ours, theirs):
+        yield checks.Info(
+            f"{where}: the store is not database {alias!r}, so an enqueue inside atomic() is "
+            "committed at once, whatever the transaction does",
+            hint="Leave OPTIONS['url'] unset to keep the jobs in that database.",
+            id="taskward.I001",
+        )

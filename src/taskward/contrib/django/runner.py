@@ -1,0 +1,128 @@
+"""What a taskward worker runs for a Django task: Django's signals, context and connections.
+
+Each Django ``Task`` is registered with taskward as a small function built here. It builds the
+``TaskResult`` of the running attempt from the job (the same mapping as ``get_result``), sends
+``task_started``, hands a ``TaskContext`` to a task declared with ``takes_context=True``, and
+sends ``task_finished`` with the status ``get_result`` will report next: SUCCESSFUL, FAILED
+when no attempt is left, or READY when taskward will retry. A sync task closes the thread's
+stale database connections before and after it runs, as Django's request cycle does around a
+request; an async task does the same in the thread where Django's async ORM runs its queries.
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from taskward.contrib.django.compat import (
+    AnyTask,
+    TaskContext,
+    TaskError,
+    TaskResultStatus,
+    normalize_json,
+    set_field,
+    task_finished,
+    task_started,
+)
+from taskward.contrib.django.results import task_result
+from taskward.errors import JobSignal, Snooze
+from taskward.runtime.context import JobContext
+
+__all__ = ["make_runner"]
+
+
+def make_runner(task: AnyTask, *, backend: str, sender: type) -> Callable[..., Any]:
+    """The function a taskward worker calls for jobs of ``task`` (async if ``task`` is)."""
+    run = _Run(task, backend=backend, sender=sender)
+    if inspect.iscoroutinefunction(task.func):
+
+        async def run_async(ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
+            from asgiref.sync import sync_to_async
+            from django.db import close_old_connections
+
+            # The async ORM works in asgiref's one thread-sensitive thread: close that
+            # thread's stale connections around the task, as Django's ASGI handler does
+            # around a request.
+            await sync_to_async(close_old_connections)()
+            try:
+                call_args, result = run.start(ctx, args)
+                try:
+                    value = normalize_json(await task.func(*call_args, **kwargs))
+                except BaseException as exc:
+                    run.failed(ctx, result, exc)
+                    raise
+                run.succeeded(result, value)
+                return value
+            finally:
+                await sync_to_async(close_old_connections)()
+
+        runner: Callable[..., Any] = run_async
+    else:
+
+        def run_sync(ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
+            from django.db import close_old_connections
+
+            close_old_connections()
+            try:
+                call_args, result = run.start(ctx, args)
+                try:
+                    value = normalize_json(task.func(*call_args, **kwargs))
+                except BaseException as exc:
+                    run.failed(ctx, result, exc)
+                    raise
+                run.succeeded(result, value)
+                return value
+            finally:
+                close_old_connections()
+
+        runner = run_sync
+    runner.__name__ = getattr(task.func, "__name__", "task")
+    runner.__qualname__ = getattr(task.func, "__qualname__", runner.__name__)
+    runner.__module__ = getattr(task.func, "__module__", __name__)
+    runner.__doc__ = task.func.__doc__
+    return runner
+
+
+class _Run:
+    """The signal-sending half of a runner, shared by its sync and async forms."""
+
+    def __init__(self, task: AnyTask, *, backend: str, sender: type) -> None:
+        self.task = task
+        self.backend = backend
+        self.sender = sender
+
+    def start(self, ctx: JobContext, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+        """The arguments to call the function with, and the attempt's result (signalled)."""
+        result = task_result(self.task, ctx.job, backend=self.backend)
+        set_field(result, "status", TaskResultStatus.RUNNING)
+        task_started.send(sender=self.sender, task_result=result)
+        if self.task.takes_context:
+            return (TaskContext(task_result=result), *args), result
+        return args, result
+
+    def succeeded(self, result: Any, value: Any) -> None:
+        """Record the return value and send ``task_finished``."""
+        set_field(result, "_return_value", value)
+        set_field(result, "finished_at", datetime.now(UTC))
+        set_field(result, "status", TaskResultStatus.SUCCESSFUL)
+        task_finished.send(sender=self.sender, task_result=result)
+
+    def failed(self, ctx: JobContext, result: Any, exc: BaseException) -> None:
+        """Record the error and send ``task_finished`` (READY when taskward will retry)."""
+        if isinstance(exc, Snooze):  # rescheduled, not failed (RateLimited is one too)
+            return
+        error_type = type(exc)
+        result.errors.append(
+            TaskError(
+                exception_class_path=f"{error_type.__module__}.{error_type.__qualname__}",
+                traceback="".join(traceback.format_exception(exc)),
+            )
+        )
+        # Cancel and Discard end the job at once; other errors when no attempt is left.
+        final = isinstance(exc, JobSignal) or ctx.job.attempt >= ctx.job.max_attempts
+        set_field(result, "status", TaskResultStatus.FAILED if final else TaskResultStatus.READY)
+        set_field(result, "finished_at", datetime.now(UTC) if final else None)
+        task_finished.send(sender=self.sender, task_result=result)

@@ -1,0 +1,1 @@
+"""The shop's tests, run by Django's own test runner (python manage.py test)."""
