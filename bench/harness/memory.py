@@ -28,7 +28,7 @@ SAMPLE_EVERY = 0.25
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (the launcher's worker children), from /proc."""
+    """Every process below ``pid`` (a supervisor's worker children), from /proc."""
     out: list[int] = []
     todo = [pid]
     while todo:
@@ -54,9 +54,12 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
-def worker_rss(launcher: int) -> float | None:
-    """RSS of the taskward worker process (the launcher's child running ``taskward worker``)."""
-    for pid in descendants(launcher):
+def worker_rss(started: int) -> float | None:
+    """RSS of the taskward worker process: the process started, or its supervised child.
+
+    One process (``--processes 1``) runs the worker itself; a supervisor has it as a child.
+    """
+    for pid in descendants(started) or [started]:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:

@@ -11,7 +11,7 @@ Two completion modes:
   uncapped figures.
 
 Worker: the ``taskward worker`` CLI, ``--log-level WARNING`` (its default INFO logs two lines
-per job), one CLI process per worker process, started by ``systems._launch``.
+per job), ``--processes P``: above one process, the CLI's own supervisor starts them.
 """
 
 from __future__ import annotations
@@ -66,11 +66,10 @@ def build(url: str, mode: str) -> tuple[TaskManager, Any]:
 
 
 def worker_argv(app: str, procs: int) -> list[str]:
-    cli = [
+    return [
         sys.executable, "-m", "taskward", "worker", "--app", app, "-q",
-        f"default={CONCURRENCY}", "--log-level", "WARNING",
+        f"default={CONCURRENCY}", "--log-level", "WARNING", "--processes", str(procs),
     ]  # fmt: skip
-    return [sys.executable, "-m", "systems._launch", str(procs), "--", *cli]
 
 
 def config(backend: str, procs: int, mode: str) -> str:
@@ -85,7 +84,7 @@ def config(backend: str, procs: int, mode: str) -> str:
     )
     loop = os.environ.get("TASKWARD_LOOP", "auto")
     return (
-        f"`taskward worker -q default={CONCURRENCY} --log-level WARNING` x {procs} procs "
+        f"`taskward worker -q default={CONCURRENCY} --log-level WARNING --processes {procs}` "
         f"(concurrency {CONCURRENCY} each, --loop {loop}), defaults "
         f"otherwise ({backend}); {how}"
     )

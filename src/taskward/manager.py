@@ -39,6 +39,7 @@ from taskward.operations import Operations
 from taskward.registry import TaskRegistry
 from taskward.running import maintenance_services, open_for, stop_on_signals, worker_config
 from taskward.runtime.drain import drain as drain_jobs
+from taskward.runtime.served import tasks_by_queue
 from taskward.runtime.settings import DrainResult
 from taskward.runtime.worker import Worker
 from taskward.settings import Settings
@@ -432,7 +433,7 @@ class TaskManager(Operations, WorkflowOperations):
     def make_worker(self, queues: Mapping[str, int] | None = None, **config: Any) -> Worker:
         """Build a worker for ``queues`` ({name: concurrency}); default ``{default_queue: 10}``."""
         self.registry.load_task_modules()  # a broken task module is reported now, once
-        return Worker(
+        worker = Worker(
             self.backend,
             resolve=self._lookup,
             clock=self.clock,
@@ -440,6 +441,9 @@ class TaskManager(Operations, WorkflowOperations):
             default_policy=self.default_policy,
             events=self.events,
         )
+        # Logged at start, with a warning for the queues of registered tasks not served.
+        worker.tasks_by_queue = tasks_by_queue(self.registry, self.settings.default_queue)
+        return worker
 
     def _emit_enqueued(self, inserted: Sequence[Inserted], new: Sequence[Job] = ()) -> None:
         """Emit ``job.enqueued`` for the inserts that stored a new job, and for ``new``."""

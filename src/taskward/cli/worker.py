@@ -1,21 +1,35 @@
-"""``taskward worker``: run a worker in this process, on the event loop the operator chose.
+"""``taskward worker``: run a worker, or a supervisor of several worker processes.
 
-Owns the command, its ``--queue NAME=CONCURRENCY`` parsing and the ``--loop`` choice
-(:func:`loop_factory`: uvloop where installed, or asyncio's own loop).
+Owns the command, its ``--queue NAME=CONCURRENCY`` parsing, the ``--loop`` choice
+(:func:`loop_factory`: uvloop where installed, or asyncio's own loop) and the choice between
+one plain worker in this process (the default) and :class:`~taskward.runtime.supervisor.
+Supervisor` (``--processes`` above 1, or a recycling option). The supervisor starts each child
+by running this same command line again (``sys.orig_argv``), marked by
+``TASKWARD_SUPERVISED_CHILD``: the child runs one plain worker, whatever ``--processes`` says.
+
+Exit codes: 0 stopped cleanly; 1 an error (one ``error:`` line), including children that kept
+failing at start-up or did not stop cleanly; 2 a usage error; 75 (only a supervised child)
+stopped to be recycled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
-from collections.abc import Callable
-from typing import Annotated, cast
+from collections.abc import Callable, Mapping
+from typing import Annotated, NoReturn, cast
 
 import typer
 
 from taskward.cli import core
-from taskward.cli.core import AppOpt, UrlOpt, app, load_manager, run
+from taskward.cli.core import AppOpt, UrlOpt, app, load_manager, print_line, run, usage_error
+from taskward.manager import TaskManager
+from taskward.runtime.recycle import RecycleLimits, Recycler, current_rss, parse_size
+from taskward.runtime.supervised import RECYCLE_EXIT, ChildLink, supervised_index
+from taskward.runtime.supervisor import Supervisor, SupervisorError
 
 LOOPS = ("auto", "asyncio", "uvloop")
 
@@ -39,19 +53,126 @@ def worker(
             help="Event loop: auto (uvloop if installed), asyncio or uvloop.",
         ),
     ] = "auto",
+    processes: Annotated[
+        str,
+        typer.Option(
+            help="Worker processes: a number, or auto (one per CPU). Above 1, this process "
+            "supervises them: restarts the ones that die, forwards SIGINT/SIGTERM."
+        ),
+    ] = "1",
+    max_jobs_per_process: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K",
+            help="Replace a worker process after it ran K jobs (it finishes its running jobs "
+            "first). Supervises even one process.",
+        ),
+    ] = None,
+    max_memory_per_process: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SIZE",
+            help="Replace a worker process once its resident memory reaches SIZE: bytes, or "
+            "500MB, 1.5GiB, 512M (KB/MB/GB: powers of 1000; K/M/G, KiB/MiB/GiB: of 1024).",
+        ),
+    ] = None,
 ) -> None:
-    """Run a worker until SIGINT/SIGTERM (graceful: running jobs finish or are released)."""
+    """Run a worker until SIGINT/SIGTERM (graceful: running jobs finish or are released).
+
+    With --processes N (or a --max-*-per-process option) this process supervises N worker
+    processes: a child that dies is restarted (0.5 s doubling to 30 s), a recycled one is
+    replaced at once; the first SIGINT/SIGTERM stops them gracefully, a second kills them.
+    """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     factory = loop_factory(loop.lower())
-    manager = load_manager(app_path, url)
     queues = _parse_queues(queue or []) or None
+    limits = _recycle_limits(max_jobs_per_process, max_memory_per_process)
+    count = _process_count(processes)
+    child = supervised_index()
+    if child is None and (count > 1 or limits.active):
+        if burst:
+            usage_error("--burst runs in this process: drop --processes and --max-*-per-process")
+        _supervise(count)
+    manager = load_manager(app_path, url)
     if burst:
         result = run(manager, lambda m: m.drain(list(queues) if queues else None), factory)
         core.console.print(f"burst done: {result.counts}")
         return
-    run(manager, lambda m: m.run_worker(queues, wait_for_backend=wait_for_backend), factory)
+    recycle = limits if child is not None and limits.active else None
+    recycled = run(manager, lambda m: _run_worker(m, queues, wait_for_backend, recycle), factory)
+    if recycled:
+        raise typer.Exit(RECYCLE_EXIT)
+
+
+async def _run_worker(
+    manager: TaskManager,
+    queues: Mapping[str, int] | None,
+    wait_for_backend: float,
+    recycle: RecycleLimits | None,
+) -> bool:
+    """Run one worker until it stops; True if it stopped to be recycled."""
+    worker = manager.make_worker(queues)
+    if recycle is not None:
+        worker.recycler = Recycler(recycle)
+        _warn_if_too_small(recycle)
+    link = ChildLink.from_env()
+    watch = asyncio.ensure_future(link.serve(worker.started, worker.stop)) if link else None
+    try:
+        await manager.run_worker(worker=worker, wait_for_backend=wait_for_backend)
+    finally:
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+        if link is not None:
+            link.close()
+    return worker.recycled is not None
+
+
+def _supervise(processes: int) -> NoReturn:
+    """Run the supervisor of ``processes`` children (this command line, re-run); exit."""
+    if sys.platform == "win32":
+        usage_error("--processes and --max-*-per-process need a POSIX system")
+    # The interpreter as this process runs it, then the operator's own arguments: works for
+    # `python -m taskward`, the `taskward` script and a management command forwarding here.
+    command = [sys.executable, *sys.orig_argv[1:]]
+    try:
+        Supervisor(command, processes).run()
+    except SupervisorError as exc:
+        print_line("[red]error:[/red] {}", exc, to=core.err)
+        raise typer.Exit(1) from None
+    raise typer.Exit(0)
+
+
+def _process_count(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    with contextlib.suppress(ValueError):
+        if (count := int(text)) >= 1:
+            return count
+    usage_error(f"--processes {text!r}: use a number of processes (1 or more) or auto")
+
+
+def _recycle_limits(max_jobs: int | None, max_memory: str | None) -> RecycleLimits:
+    if max_jobs is not None and max_jobs < 1:
+        usage_error(f"--max-jobs-per-process {max_jobs}: use 1 or more")
+    try:
+        max_rss = parse_size(max_memory) if max_memory is not None else None
+    except ValueError as exc:
+        usage_error(f"--max-memory-per-process: {exc}")
+    return RecycleLimits(max_jobs=max_jobs, max_rss=max_rss)
+
+
+def _warn_if_too_small(limits: RecycleLimits) -> None:
+    rss = current_rss()
+    if limits.max_rss is not None and rss is not None and rss >= limits.max_rss:
+        logging.getLogger("taskward.worker").warning(
+            "--max-memory-per-process %d bytes is below this process's size at start (%d "
+            "bytes): it is replaced after every job",
+            limits.max_rss,
+            rss,
+        )
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

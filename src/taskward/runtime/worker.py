@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
@@ -29,6 +29,8 @@ from taskward.runtime.executor import JobThread, execute
 from taskward.runtime.holds import held_key, hold_queue
 from taskward.runtime.inputs import with_inputs
 from taskward.runtime.logs import log_outcome, log_start
+from taskward.runtime.recycle import Recycler
+from taskward.runtime.served import log_served_queues
 from taskward.runtime.service import PeriodicService
 from taskward.runtime.settings import DrainResult, WorkerConfig
 from taskward.states import Cancelled, Failed, Outcome, Snoozed, next_update
@@ -97,9 +99,31 @@ class Worker:
         )
         self._started_at = clock.now()
         self.result = DrainResult()
+        self.started = asyncio.Event()
+        """Set once :meth:`run` has started its queue loops (a supervised child's readiness)."""
+        self.tasks_by_queue: Mapping[str, Sequence[str]] = {}
+        """The app's registered task names by queue, for the start-up log (set by who wires
+        the worker: queues of tasks this worker does not serve are warned about)."""
+        self.recycler: Recycler | None = None
+        """Counts jobs against recycling limits; None: this worker never recycles."""
+        self.recycled: str | None = None
+        """Why this worker stopped to be recycled, if it did."""
 
-    def stop(self) -> None:
-        """Ask the worker to stop fetching and shut down gracefully."""
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the worker to stop fetching and shut down gracefully (``reason`` is logged)."""
+        if not self._stopping.is_set():
+            # Logged at once: the shutdown may wait for running jobs for a long while.
+            if self._runs:
+                logger.info(
+                    "worker %s: %s; claiming no more jobs, waiting up to %gs for %d running "
+                    "job(s) before releasing them",
+                    self.id,
+                    reason,
+                    self.config.shutdown_timeout,
+                    len(self._runs),
+                )
+            else:
+                logger.info("worker %s: %s; no job is running", self.id, reason)
         self._stopping.set()
         self._interrupt_waits()
 
@@ -122,6 +146,7 @@ class Worker:
     async def run(self) -> None:
         """Work until :meth:`stop`; then finish or release running jobs."""
         logger.info("worker %s started on queues %s", self.id, dict(self.config.queues))
+        log_served_queues(self.id, self.config.queues, self.tasks_by_queue)
         heartbeat = HeartbeatService(self)
         for service in [heartbeat, *self.services]:
             service.start()
@@ -130,6 +155,7 @@ class Worker:
             asyncio.create_task(self._queue_loop(q, n), name=f"taskward-fetch-{q}")
             for q, n in self.config.queues.items()
         ]
+        self.started.set()
         try:
             await self._stopping.wait()
         finally:
@@ -172,6 +198,13 @@ class Worker:
         _, late = await asyncio.wait(list(self._runs), timeout=timeout)
         if not late:
             return
+        logger.warning(
+            "worker %s: %d job(s) still running after the %gs shutdown timeout: cancelling them "
+            "(each is released, or left leased while its thread cannot be stopped)",
+            self.id,
+            len(late),
+            timeout,
+        )
         try:
             # One last look for cancel requests: a job an operator cancelled is cancelled,
             # never released to run again.
@@ -202,18 +235,33 @@ class Worker:
         if queue in self._unsettled and (settling is None or settling.done()):
             await self._settle(queue)  # an offer left by an error: settle it before claiming
         free = self._free(queue, concurrency)
-        if free <= 0:
+        if free <= 0 or (self.recycler is not None and self.recycler.exhausted):
             self._slot_freed.clear()
             await self._slot_freed.wait()
             return
         if self._backlog[queue] and free < concurrency // 2:
             free = await self._gather_slots(queue, concurrency)
-        jobs = await self.fetch(queue, free)
+        jobs = await self._claim(queue, free)
         self._backlog[queue] = len(jobs) == free
         for job in jobs:
             self.start_job(job)
         if len(jobs) < free and not self._stopping.is_set():
             await self._idle(queue)
+
+    async def _claim(self, queue: str, free: int) -> list[Job]:
+        """Claim up to ``free`` jobs of ``queue``, and no more than the job budget leaves."""
+        if self.recycler is None:
+            return await self.fetch(queue, free)
+        granted = self.recycler.reserve(free)
+        jobs: list[Job] = []
+        try:
+            if granted:
+                jobs = await self.fetch(queue, granted)
+            return jobs
+        finally:
+            self.recycler.release(granted)  # the jobs it brought count as started instead
+            if len(jobs) < granted:
+                self._slot_freed.set()  # budget back: a loop waiting for it may claim
 
     def _free(self, queue: str, concurrency: int) -> int:
         """Slots of ``queue`` a claim may fill: an offer being settled may bring a job."""
@@ -230,7 +278,8 @@ class Worker:
         settling = self._settling.pop(queue, None)
         if settling is not None:
             await asyncio.wait({settling})  # one offer at a time; a failed one stays unsettled
-        if self._dispatcher is not None and queue not in self._unsettled:
+        spent = self.recycler is not None and self.recycler.exhausted
+        if self._dispatcher is not None and queue not in self._unsettled and not spent:
             self._taken[queue].clear()
             self._unsettled.add(queue)  # before the offer: it may commit, then fail to answer
             offered = await self._dispatcher.offer(
@@ -358,6 +407,8 @@ class Worker:
     def start_job(self, job: Job) -> asyncio.Task[None]:
         """Run a claimed job in its own task, holding a slot of its queue until it ends."""
         self._busy[job.queue] = self._busy.get(job.queue, 0) + 1
+        if self.recycler is not None:
+            self.recycler.job_started()
         ctx = self.context_for(job)
         thread = JobThread(self._threads)
         task = asyncio.create_task(self._run_job(job, ctx, thread), name=f"taskward-job-{job.id}")
@@ -405,6 +456,14 @@ class Worker:
                 exc_info=exc,
                 extra={"job_id": job.id},
             )
+        if self.recycler is not None:
+            self._recycle_if(self.recycler.job_ended())
+
+    def _recycle_if(self, reason: str | None) -> None:
+        """Stop to be recycled, for ``reason``, unless there is none or a stop came first."""
+        if reason is not None and not self._stopping.is_set():
+            self.recycled = reason
+            self.stop(f"recycling: {reason}")
 
     def _interrupted_outcome(self, job: Job, ctx: JobContext, thread: JobThread) -> Outcome | None:
         """The outcome of a job whose task was cancelled: None leaves it running, leased."""
@@ -492,6 +551,8 @@ class Worker:
                     ctx.request_cancel()
                     task.cancel()
         await self.backend.record_worker(self.info())
+        if self.recycler is not None:  # memory may grow while no job ends (a long job)
+            self._recycle_if(self.recycler.memory_reached())
 
     def info(self) -> WorkerInfo:
         """Return the liveness record of this worker."""

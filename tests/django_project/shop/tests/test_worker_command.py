@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.management import CommandError, call_command
 from django.test import TransactionTestCase
 
 from shop.models import Order
@@ -24,6 +25,12 @@ class WorkerCommandTests(TransactionTestCase):
             self.assertEqual(result.status, TaskResultStatus.SUCCESSFUL)
             self.assertEqual(len(result.worker_ids), 1)
         self.assertEqual(Order.objects.filter(confirmed=True).count(), 5)
+
+    def test_supervision_is_refused_through_call_command(self) -> None:
+        # A supervisor re-runs its own command line: from call_command, the caller's program.
+        for option in ("--processes", "--max-jobs-per-process"):
+            with self.assertRaisesMessage(CommandError, f"{option} works from a shell only"):
+                call_command("taskward_worker", "--burst", option, "2")
 
     def test_help_shows_the_worker_options(self) -> None:
         shown = manage("taskward_worker", "--help")

@@ -10,6 +10,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from taskward.contrib.django.forward import django_args, forward
 
+_SUPERVISION_OPTIONS = frozenset(
+    {"--processes", "--max-jobs-per-process", "--max-memory-per-process"}
+)
+
 
 class ForwardingCommand(BaseCommand):  # type: ignore[misc]
     """A management command whose arguments, in order, are a taskward command line."""
@@ -53,6 +57,15 @@ class ForwardingCommand(BaseCommand):  # type: ignore[misc]
     def handle(self, *args: Any, **options: Any) -> None:
         """Run from ``call_command``; a non-zero exit status becomes ``CommandError``."""
         argv = [*options.get("taskward_args", []), *args]
+        supervising = [a for a in argv if a.split("=", 1)[0] in _SUPERVISION_OPTIONS]
+        if supervising:
+            # A supervisor re-runs its own command line for each child: here that would be
+            # the program that called call_command, not a worker.
+            raise CommandError(
+                f"{supervising[0].split('=', 1)[0]} works from a shell only "
+                f"(manage.py {'_'.join(('taskward', *self.command))} …), "
+                "not through call_command"
+            )
         prog = " ".join(("taskward", *self.command))
         code = forward(argv, prog, standalone=False, stderr=self.stderr, named=self.command)
         if code:
