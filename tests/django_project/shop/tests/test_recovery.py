@@ -16,7 +16,7 @@ from pathlib import Path
 from django.db import connection
 from django.test import TransactionTestCase
 
-from shop.tasks import hangs_on_first_attempt
+from shop.tasks import add, hangs_on_first_attempt
 from shop.tests.helpers import PROJECT
 from taskward.contrib.django.compat import TaskResultStatus
 
@@ -80,3 +80,38 @@ class KilledWorkerTests(TransactionTestCase):
         self.assertEqual(result.return_value, 2)
         self.assertEqual(result.attempts, 2)
         self.assertEqual(second.returncode, 0, second.stderr.read() if second.stderr else "")
+
+
+class SupervisedWorkerTests(TransactionTestCase):
+    def test_manage_py_worker_with_two_processes(self) -> None:
+        results = [add.enqueue(n, n) for n in range(20)]
+        env = {
+            **os.environ,
+            "TASKWARD_DJANGO_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+            "TASKWARD_POLL_INTERVAL": "0.1",
+        }
+        supervisor = subprocess.Popen(
+            [sys.executable, str(PROJECT / "manage.py"), "taskward_worker", "--processes", "2"],
+            cwd=PROJECT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def all_done() -> bool:
+                for result in results:
+                    result.refresh()
+                return all(r.status == TaskResultStatus.SUCCESSFUL for r in results)
+
+            self.assertTrue(wait_for(all_done, 60), "the children did not run the jobs")
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            try:
+                _, errors = supervisor.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
+                _, errors = supervisor.communicate()
+        self.assertEqual(supervisor.returncode, 0, errors)
+        self.assertEqual([r.return_value for r in results], [n + n for n in range(20)])
