@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
+
+from asgiref.sync import sync_to_async
 
 from taskward.contrib.django.compat import (
     AnyTask,
@@ -31,9 +31,15 @@ from taskward.contrib.django.compat import (
     task_enqueued,
 )
 from taskward.contrib.django.options import BackendOptions, postgres_url
-from taskward.contrib.django.results import PRIORITY_META_KEY, job_priority, task_result
+from taskward.contrib.django.results import (
+    PRIORITY_META_KEY,
+    RUN_AFTER_META_KEY,
+    job_priority,
+    task_result,
+)
 from taskward.contrib.django.runner import make_runner
-from taskward.contrib.django.transactions import django_connection
+from taskward.contrib.django.state import lock, register_task, shared_state, tasks_of
+from taskward.contrib.django.transactions import django_connection, shares_database
 from taskward.errors import JobNotFound, TaskwardError
 from taskward.jobs import Job
 from taskward.manager import TaskManager
@@ -67,12 +73,7 @@ class TaskwardBackend(BaseTaskBackend):
             from django.core.exceptions import ImproperlyConfigured
 
             raise ImproperlyConfigured(f"TASKS[{alias!r}]['OPTIONS']: {exc}") from exc
-        self._tasks: dict[str, AnyTask] = {}  # taskward name -> the Task as decorated
-        self._lock = threading.Lock()
-        self._manager: TaskManager | None = None
-        self._loop_managers: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[TaskManager, AsyncIterator[None]]
-        ] = weakref.WeakKeyDictionary()
+        self._shared = shared_state(alias, params)
 
     # -- tasks ---------------------------------------------------------------------------
     def validate_task(self, task: AnyTask) -> None:
@@ -84,22 +85,12 @@ class TaskwardBackend(BaseTaskBackend):
             super().validate_task(_replace(task, run_after=None))
         else:
             super().validate_task(task)
-        name = task_name(task)
-        with self._lock:
-            known = self._tasks.get(name)
-            if known is not None and known.func is task.func:
-                return
-            self._tasks[name] = task
-            managers = [m for m in (self._manager,) if m is not None]
-            managers += [m for m, _ in self._loop_managers.values()]
-        for manager in managers:
-            self._register(manager, task)
+        register_task(self.alias, task_name(task), task, self._register)
 
     @property
     def tasks(self) -> dict[str, AnyTask]:
-        """The Django tasks this process registered, by taskward name (module path)."""
-        with self._lock:
-            return dict(self._tasks)
+        """The Django tasks of this alias registered in this process, by taskward name."""
+        return tasks_of(self.alias)
 
     # -- managers ------------------------------------------------------------------------
     @property
@@ -117,10 +108,10 @@ class TaskwardBackend(BaseTaskBackend):
     @property
     def manager(self) -> TaskManager:
         """The process's manager for sync calls (``enqueue``, ``get_result``)."""
-        with self._lock:
-            if self._manager is None:
-                self._manager = self._new_manager()
-            return self._manager
+        with lock():
+            if self._shared.manager is None:
+                self._shared.manager = self._new_manager()
+            return self._shared.manager
 
     def new_manager(self) -> TaskManager:
         """A new manager for one command (``taskward_worker``, ``taskward …``), closed after it.
@@ -128,8 +119,7 @@ class TaskwardBackend(BaseTaskBackend):
         Not :attr:`manager`: that one's connections serve this process's sync calls, and a
         worker opens its own on its own event loop.
         """
-        with self._lock:
-            return self._new_manager()
+        return self._new_manager()
 
     def _new_manager(self) -> TaskManager:
         settings = {k: v for k, v in self.config.settings.items() if k != "url"}
@@ -139,7 +129,7 @@ class TaskwardBackend(BaseTaskBackend):
             from django.core.exceptions import ImproperlyConfigured
 
             raise ImproperlyConfigured(f"TASKS[{self.alias!r}]: {exc}") from exc
-        for task in self._tasks.values():
+        for task in tasks_of(self.alias).values():
             self._register(manager, task)
         return manager
 
@@ -156,12 +146,12 @@ class TaskwardBackend(BaseTaskBackend):
         test's ``async_to_sync`` and a worker each run their own loop.
         """
         loop = asyncio.get_running_loop()
-        with self._lock:
-            entry = self._loop_managers.get(loop)
+        with lock():
+            entry = self._shared.loop_managers.get(loop)
             if entry is None:
                 manager = self._new_manager()
                 closer = _close_with_loop(manager)
-                self._loop_managers[loop] = (manager, closer)
+                self._shared.loop_managers[loop] = (manager, closer)
             else:
                 manager, closer = entry
         if entry is None:
@@ -187,8 +177,15 @@ class TaskwardBackend(BaseTaskBackend):
         return self._enqueued(task, job)
 
     async def aenqueue(self, task: AnyTask, args: Any, kwargs: Any) -> Any:
-        """Async :meth:`enqueue`, on the running loop's own connections (never a thread)."""
+        """Async :meth:`enqueue`: natively async, on the running loop's own connections.
+
+        When the store is the Django database, through Django's connection instead, as
+        Django's async ORM reaches it (in its thread-sensitive thread): the job then shares
+        the connection, and the transaction, of the ORM calls around it.
+        """
         self.validate_task(task)
+        if shares_database(self.config.database, self.manager):
+            return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
         options = self._job_options(task)
         manager = await self.loop_manager()
         job = await manager.enqueue_task(
@@ -205,6 +202,7 @@ class TaskwardBackend(BaseTaskBackend):
         run_after: Any = task.run_after
         if isinstance(run_after, timedelta):
             options["delay"] = run_after.total_seconds()
+            options["meta"][RUN_AFTER_META_KEY] = run_after.total_seconds()
         elif isinstance(run_after, datetime):
             from django.utils import timezone
 
@@ -212,6 +210,7 @@ class TaskwardBackend(BaseTaskBackend):
             options["at"] = (
                 run_after if timezone.is_aware(run_after) else (timezone.make_aware(run_after))
             )
+            options["meta"][RUN_AFTER_META_KEY] = run_after.isoformat()
         return options
 
     def _enqueued(self, task: AnyTask, job: Job) -> Any:
@@ -240,7 +239,9 @@ class TaskwardBackend(BaseTaskBackend):
         return self._result(result_id, job)
 
     async def aget_result(self, result_id: str) -> Any:
-        """Async :meth:`get_result`, on the running loop's own connections."""
+        """Async :meth:`get_result`, on the running loop's own connections (or Django's)."""
+        if shares_database(self.config.database, self.manager):
+            return await sync_to_async(self.get_result, thread_sensitive=True)(result_id)
         job_id = _job_id(result_id)
         manager = await self.loop_manager()
         try:
@@ -250,8 +251,7 @@ class TaskwardBackend(BaseTaskBackend):
         return self._result(result_id, job)
 
     def _result(self, result_id: str, job: Job) -> Any:
-        with self._lock:
-            task = self._tasks.get(job.task)
+        task = tasks_of(self.alias).get(job.task)
         if task is None:
             # The job is not a run of a Django task this process imported: Task objects are
             # never rebuilt from a name read from the store.
@@ -264,6 +264,7 @@ class TaskwardBackend(BaseTaskBackend):
         # A queue that left QUEUES since: report the task as decorated.
         with contextlib.suppress(InvalidTask, TypeError, ValueError):
             task = task.using(queue_name=job.queue, priority=stored)
+            task = _with_run_after(task, job.meta.get(RUN_AFTER_META_KEY))
         return task_result(task, job, backend=self.alias)
 
     # -- checks --------------------------------------------------------------------------
@@ -297,6 +298,15 @@ def _job_id(result_id: Any) -> int:
     if job_id <= 0:
         raise TaskResultDoesNotExist(result_id)
     return job_id
+
+
+def _with_run_after(task: AnyTask, stored: Any) -> AnyTask:
+    """``task`` with the ``run_after`` it was enqueued with (a time, or seconds of a delay)."""
+    if isinstance(stored, str):
+        return task.using(run_after=datetime.fromisoformat(stored))
+    if isinstance(stored, int | float) and not isinstance(stored, bool):
+        return _replace(task, run_after=timedelta(seconds=stored))
+    return task
 
 
 def _replace(task: AnyTask, **changes: Any) -> AnyTask:

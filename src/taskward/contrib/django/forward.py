@@ -62,7 +62,8 @@ def forward(
     try:
         command.main(args=rest, prog_name=prog, standalone_mode=False)
     except SystemExit as exc:
-        return int(exc.code or 0)
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
 
 

@@ -25,6 +25,8 @@ from taskward.jobs import MAX_PRIORITY, MIN_PRIORITY, ErrorRecord, Job, JobState
 
 __all__ = [
     "PRIORITY_META_KEY",
+    "RUN_AFTER_META_KEY",
+    "TaskExit",
     "error_class_path",
     "job_priority",
     "status_of",
@@ -34,6 +36,9 @@ __all__ = [
 PRIORITY_META_KEY = "django.priority"
 """Where a job keeps the priority Django gave it (taskward's 0-9 scale cannot hold 201
 values, and ``get_result`` hands the original back)."""
+
+RUN_AFTER_META_KEY = "django.run_after"
+"""The ``run_after`` a job was enqueued with: an ISO time, or the seconds of a ``timedelta``."""
 
 _STATUS = {
     JobState.BLOCKED: TaskResultStatus.READY,
@@ -78,6 +83,13 @@ def finished_at(job: Job) -> datetime | None:
     return None
 
 
+class TaskExit(Exception):
+    """A task raised ``SystemExit``: its job fails with this error; the worker runs on."""
+
+
+_TASK_EXIT = f"{TaskExit.__module__}.{TaskExit.__qualname__}"
+
+
 def error_class_path(record: ErrorRecord) -> str:
     """The dotted path of the exception an attempt raised, as Django's ``TaskError`` wants.
 
@@ -87,6 +99,8 @@ def error_class_path(record: ErrorRecord) -> str:
     if record.traceback:
         last = record.traceback.rstrip().rsplit("\n", 1)[-1]
         name = last.split(":", 1)[0].strip()
+        if name == _TASK_EXIT:
+            return "builtins.SystemExit"  # what the task raised (see TaskExit)
         if name and " " not in name:
             if "." in name:
                 return name

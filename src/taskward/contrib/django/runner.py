@@ -11,6 +11,7 @@ request; an async task does the same in the thread where Django's async ORM runs
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import traceback
 from collections.abc import Callable
@@ -27,11 +28,24 @@ from taskward.contrib.django.compat import (
     task_finished,
     task_started,
 )
-from taskward.contrib.django.results import task_result
+from taskward.contrib.django.results import TaskExit, task_result
 from taskward.errors import JobSignal, Snooze
 from taskward.runtime.context import JobContext
 
-__all__ = ["make_runner"]
+__all__ = ["TaskExit", "make_runner"]
+
+
+async def _close_old_connections_async() -> None:
+    """Close stale connections of the thread where Django's async ORM runs its queries.
+
+    As Django's ASGI handler does around a request. Skipped when the worker itself runs in
+    that thread (``sync_to_async(call_command)(…)``), where asgiref cannot hop to it.
+    """
+    from asgiref.sync import sync_to_async
+    from django.db import close_old_connections
+
+    with contextlib.suppress(RuntimeError):
+        await sync_to_async(close_old_connections)()
 
 
 def make_runner(task: AnyTask, *, backend: str, sender: type) -> Callable[..., Any]:
@@ -40,24 +54,20 @@ def make_runner(task: AnyTask, *, backend: str, sender: type) -> Callable[..., A
     if inspect.iscoroutinefunction(task.func):
 
         async def run_async(ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
-            from asgiref.sync import sync_to_async
-            from django.db import close_old_connections
-
-            # The async ORM works in asgiref's one thread-sensitive thread: close that
-            # thread's stale connections around the task, as Django's ASGI handler does
-            # around a request.
-            await sync_to_async(close_old_connections)()
+            await _close_old_connections_async()
             try:
                 call_args, result = run.start(ctx, args)
                 try:
                     value = normalize_json(await task.func(*call_args, **kwargs))
                 except BaseException as exc:
-                    run.failed(ctx, result, exc)
-                    raise
+                    raising = run.failed(ctx, result, exc)
+                    if raising is exc:
+                        raise
+                    raise raising from exc
                 run.succeeded(result, value)
                 return value
             finally:
-                await sync_to_async(close_old_connections)()
+                await _close_old_connections_async()
 
         runner: Callable[..., Any] = run_async
     else:
@@ -71,8 +81,10 @@ def make_runner(task: AnyTask, *, backend: str, sender: type) -> Callable[..., A
                 try:
                     value = normalize_json(task.func(*call_args, **kwargs))
                 except BaseException as exc:
-                    run.failed(ctx, result, exc)
-                    raise
+                    raising = run.failed(ctx, result, exc)
+                    if raising is exc:
+                        raise
+                    raise raising from exc
                 run.succeeded(result, value)
                 return value
             finally:
@@ -110,10 +122,15 @@ class _Run:
         set_field(result, "status", TaskResultStatus.SUCCESSFUL)
         task_finished.send(sender=self.sender, task_result=result)
 
-    def failed(self, ctx: JobContext, result: Any, exc: BaseException) -> None:
-        """Record the error and send ``task_finished`` (READY when taskward will retry)."""
+    def failed(self, ctx: JobContext, result: Any, exc: BaseException) -> BaseException:
+        """Record the error, send ``task_finished``; return what the job should raise.
+
+        ``task_finished`` says READY when taskward will retry. The job raises ``exc``, or for
+        a ``SystemExit`` a ``TaskExit`` carrying it: a task's exit fails the task, as in
+        Django's own backends, and never stops the worker.
+        """
         if isinstance(exc, Snooze):  # rescheduled, not failed (RateLimited is one too)
-            return
+            return exc
         error_type = type(exc)
         result.errors.append(
             TaskError(
@@ -126,3 +143,6 @@ class _Run:
         set_field(result, "status", TaskResultStatus.FAILED if final else TaskResultStatus.READY)
         set_field(result, "finished_at", datetime.now(UTC) if final else None)
         task_finished.send(sender=self.sender, task_result=result)
+        if isinstance(exc, SystemExit):
+            return TaskExit(f"the task raised SystemExit({exc.code!r})")
+        return exc

@@ -10,13 +10,13 @@ A web process then opens no connection besides Django's, which Django closes as 
 Three things must hold: the store accepts a caller's connection (PostgreSQL); Django's
 connection is psycopg 3 (``psycopg.Connection``; psycopg2's cannot be handed to taskward);
 and both point at the same database (host, port and name, compared without a round trip).
-Never from async code, where Django's connections may not be used: there taskward's own
-connections serve.
+From async code, ``aenqueue`` and ``aget_result`` then use Django's connection as Django's own
+async ORM does (``sync_to_async`` in its thread-sensitive thread), and the sync calls raise
+Django's ``SynchronousOnlyOperation``, as ORM calls there do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import getpass
 from typing import Any
@@ -24,36 +24,47 @@ from typing import Any
 from taskward.backends.base import Capability
 from taskward.manager import TaskManager
 
-__all__ = ["django_connection", "same_database", "where"]
+__all__ = ["django_connection", "same_database", "shares_database", "where"]
 
 _LOCAL = frozenset({"", "localhost", "127.0.0.1", "::1"})
 
 
-def django_connection(alias: str, manager: TaskManager) -> Any:
-    """Django's psycopg connection for ``alias`` when it reaches the store, else None."""
+def shares_database(alias: str, manager: TaskManager) -> bool:
+    """True when the store is Django database ``alias`` (PostgreSQL), read from the settings.
+
+    Decided without connecting, so that async code can ask too.
+    """
     if Capability.TRANSACTIONAL_ENQUEUE not in manager.backend.capabilities:
+        return False
+    from django.db import connections
+
+    from taskward.contrib.django.options import postgres_url
+
+    theirs = postgres_url(connections[alias].settings_dict)
+    ours = where(manager.backend.url)
+    there = where(theirs) if theirs else None
+    return ours is not None and there is not None and same_database(ours, there)
+
+
+def django_connection(alias: str, manager: TaskManager) -> Any:
+    """Django's psycopg connection for ``alias`` when it is the store, else None.
+
+    Connects Django's connection if needed; from async code that raises Django's
+    ``SynchronousOnlyOperation``, as any ORM call there does.
+    """
+    if not shares_database(alias, manager):
         return None
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return None  # async code: Django refuses its connections there (SynchronousOnly)
     from django.db import connections
 
     connection = connections[alias]
-    if connection.vendor != "postgresql":
-        return None
-    store = where(manager.backend.url)
-    if store is None:
-        return None
     connection.ensure_connection()
     raw = connection.connection
     import psycopg
 
     if not isinstance(raw, psycopg.Connection):
-        return None
-    if not same_database(store, (raw.info.host, raw.info.port, raw.info.dbname)):
+        return None  # psycopg2: its connection cannot be handed to taskward
+    store = where(manager.backend.url)
+    if store is None or not same_database(store, (raw.info.host, raw.info.port, raw.info.dbname)):
         return None
     return raw
 
