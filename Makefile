@@ -7,6 +7,23 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
 .PHONY: demo test test-processes test-rest lint typecheck check install clean
 
+# The Django backend is tested on Django 6 (`django.tasks`, Python >= 3.12) from a second
+# environment, beside Django 5.2 + the django-tasks backport in .venv (Python 3.11). The
+# interpreter: pyenv's 3.12, else python3.12 on PATH, else PY312=/path/to/python3.12.
+PY312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 \
+	$(HOME)/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12))
+DJ6 := .venv-django6
+DJ6_STAMP := $(DJ6)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
+
+$(DJ6_STAMP): pyproject.toml
+	@test -n "$(PY312)" || { echo "make test: no Python 3.12 for the Django 6 tests: install \
+	one (pyenv install 3.12, or apt-get install python3.12) or set PY312=/path/to/python3.12"; \
+	exit 1; }
+	test -x $(DJ6)/bin/python || $(PY312) -m venv $(DJ6)
+	$(DJ6)/bin/python -m pip install --quiet --upgrade pip
+	$(DJ6)/bin/pip install --quiet -e '.[postgres]' 'django>=6,<7'
+	rm -f $(DJ6)/.installed-* && touch $@
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -23,17 +40,20 @@ demo: install  ## run the demo on the embedded SQLite default
 # Every test, in two pytest processes at once (each starts its own servers on free ports):
 # the suites that spend their time waiting on worker processes and a browser beside the rest,
 # so the whole run fits a 2-core CI machine. Each prints its report when it ends.
-REQUIRE := TASKWARD_REQUIRE_PG=1 TASKWARD_REQUIRE_REDIS=1 TASKWARD_REQUIRE_BROWSER=1
+REQUIRE := TASKWARD_REQUIRE_PG=1 TASKWARD_REQUIRE_REDIS=1 TASKWARD_REQUIRE_BROWSER=1 \
+	TASKWARD_REQUIRE_DJANGO6=1 TASKWARD_DJANGO6_PYTHON=$(CURDIR)/$(DJ6)/bin/python
 SPLIT := tests/reliability tests/browser
 
-test: install  ## lint, type-check and run every test
+# First the system packages the suites need (one line naming any missing, and how to install).
+test:  ## check the system packages, lint, type-check and run every test
+	@bash .ci/check-system
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-processes test-rest
 
 test-processes: install
 	$(REQUIRE) $(BIN)/pytest $(SPLIT)
 
-test-rest: install
+test-rest: install $(DJ6_STAMP)
 	$(REQUIRE) $(BIN)/pytest $(addprefix --ignore=,$(SPLIT))
 
 lint: install
@@ -47,7 +67,7 @@ typecheck: install
 check: lint typecheck
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo.db*
+	rm -rf $(VENV) $(DJ6) .pytest_cache .mypy_cache .ruff_cache demo.db*
 
 # Side-by-side benchmark with the peers (issue 5); NOT part of `make test` or CI.
 # Creates bench/.venv (peers + taskward editable) and bench/.venv312 (oban), installs
