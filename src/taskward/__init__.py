@@ -16,6 +16,7 @@ from taskward.aio import (
     schedule_with_delay,
 )
 from taskward.backends.base import Backend, Capability
+from taskward.backoff import RetryPolicy
 from taskward.canvas import Group, Step, Workflow, chain, group
 from taskward.clock import FrozenClock, SystemClock
 from taskward.errors import (
@@ -77,6 +78,7 @@ __all__ = [
     "Rate",
     "RateLimited",
     "Reason",
+    "RetryPolicy",
     "Schedule",
     "ScheduleNotFound",
     "Snooze",

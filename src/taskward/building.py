@@ -3,7 +3,8 @@
 Everything here runs before anything is written: bad input raises a ``TaskwardError`` and the
 store is never touched. :class:`JobBuilder` resolves what a producer names (a Task, a function,
 a registered name or ``"module:function"``), validates every option once per task (a template
-a bulk enqueue shares), encodes the arguments and derives the unique key. The manager wires
+a bulk enqueue shares), checks the arguments against the task function's parameters (where
+this process has the function), encodes them and derives the unique key. The manager wires
 it to the backend; the cron scheduler builds each fire time's job with ``schedule_job``.
 """
 
@@ -22,6 +23,7 @@ from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
 from taskward.errors import InvalidOptions, UnknownTask
 from taskward.jobs import (
+    EncodedPayload,
     JobState,
     NewJob,
     NewJobBatch,
@@ -32,6 +34,7 @@ from taskward.jobs import (
     validate_seconds,
     validate_tags,
 )
+from taskward.parameters import Parameters
 from taskward.registry import TaskRegistry
 from taskward.runtime.scheduler import cron_unique_key
 from taskward.serialize import dumps, encode_payload, loads
@@ -83,6 +86,9 @@ class JobBuilder:
         it, and plain functions made into tasks are bound to it."""
         # build_job's validated template per task, for calls without per-job options
         self._key_functions: dict[str, Callable[..., Any]] = {}  # task name -> partition_key
+        # task name -> what its jobs' arguments must fit; kept like _key_functions, since a
+        # template (and so a bulk enqueue's calls) knows its task by name only
+        self._parameters: dict[str, Parameters] = {}
         self._default_templates: weakref.WeakKeyDictionary[
             Task[Any, Any], tuple[TaskOptions, Settings, NewJob]
         ] = weakref.WeakKeyDictionary()
@@ -133,11 +139,18 @@ class JobBuilder:
         ref: TaskRef,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        received: int = 0,
+        /,
         **options: Any,
     ) -> NewJob:
-        """Validate a job and return it ready to insert; raise before anything is written."""
+        """Validate a job and return it ready to insert; raise before anything is written.
+
+        ``received``: how many values the worker will put before ``args`` (a workflow step
+        that receives its dependencies' result: 1), for the check of the arguments.
+        Positional only, so that an option of that name is refused as unknown, like any other.
+        """
         if options or self.owner.meta_providers:
-            return self.with_payload(self.template(ref, options), args, kwargs)
+            return self.with_payload(self.template(ref, options), args, kwargs, received=received)
         # The common call (no per-job options): the task's validated template is reused, and
         # only the schedule (now) changes. A bulk enqueue shares one template the same way.
         task = self.resolve_task(ref)
@@ -146,7 +159,9 @@ class JobBuilder:
         if cached is None or cached[0] is not task.options or cached[1] is not self.owner.settings:
             cached = (task.options, self.owner.settings, self.template(task, {}))
             self._default_templates[task] = cached
-        return self.with_payload(cached[2], args, kwargs, due=self.owner.clock.now())
+        return self.with_payload(
+            cached[2], args, kwargs, due=self.owner.clock.now(), received=received
+        )
 
     def keys_by_job(self, template: NewJob) -> bool:
         """True when each job of ``template`` gets its own partition key from the producer."""
@@ -171,6 +186,10 @@ class JobBuilder:
             self._key_functions[task.name] = opts.partition_key
         else:
             self._key_functions.pop(task.name, None)
+        if task.parameters is not None:
+            self._parameters[task.name] = task.parameters
+        else:
+            self._parameters.pop(task.name, None)
         return NewJob(
             task=task.name,
             queue=queue,
@@ -201,11 +220,14 @@ class JobBuilder:
         args: Sequence[Any],
         kwargs: Mapping[str, Any] | None,
         due: datetime | None = None,
+        *,
+        received: int = 0,
     ) -> NewJob:
         """Return ``template`` carrying these validated, encoded arguments (due now: ``due``)."""
         payload = encode_payload(
             args, kwargs or {}, max_bytes=self.owner.settings.max_payload_bytes
         )
+        self._check_arguments(template.task, payload, received)
         unique_key = None
         if template.unique_window is not None:
             unique_key = _unique_key(template.task, template.queue, payload.args, payload.kwargs)
@@ -274,7 +296,18 @@ class JobBuilder:
             encode_payload(args, kwargs or {}, max_bytes=max_bytes)
             for args, kwargs in map(split_call, calls)
         ]
+        for payload in payloads:
+            self._check_arguments(template.task, payload, 0)
         return NewJobBatch(template=template, payloads=payloads)
+
+    def _check_arguments(self, task: str, payload: EncodedPayload, received: int) -> None:
+        """Refuse arguments the task's function cannot take (``InvalidJob``), where known.
+
+        Checked on the encoded payload, so on what the worker will call the function with.
+        """
+        parameters = self._parameters.get(task)
+        if parameters is not None:
+            parameters.check(task, payload.args, payload.kwargs, received=received)
 
 
 def _partition_key(value: Any) -> str | None:

@@ -62,9 +62,10 @@ def _new_step(
         raise InvalidOptions(f"step {node.name!r} receives one result but waits for none")
     if "unique_for" in node.step.options:
         raise InvalidOptions(f"step {node.name!r}: a workflow step cannot be unique")
+    received = 0 if node.passes == "none" else 1  # a result, or a finalizer's outcome
     try:
         new = builder.build_job(
-            node.step.task, node.step.args, node.step.kwargs, **node.step.options
+            node.step.task, node.step.args, node.step.kwargs, received, **node.step.options
         )
     except InvalidOptions as exc:
         raise InvalidOptions(f"step {node.name!r}: {exc}") from exc

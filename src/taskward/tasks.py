@@ -1,9 +1,11 @@
-"""Tasks: a registered function plus its default job options, and what marks its secrets.
+"""Tasks: a registered function, its default job options, its parameters and its secrets.
 
 A :class:`Task` is what ``@manager.task()`` returns. Calling it runs the function inline;
-``enqueue`` makes a durable job of it. Its ``sensitive=`` names become a marker stored in each
-job's meta, from which :func:`redact` shows the job's arguments to people. Which tasks a
-worker may run is :mod:`taskward.registry`'s concern.
+``enqueue`` makes a durable job of it. Its :class:`~taskward.parameters.Parameters` check a
+job's arguments at enqueue, so a call the function cannot take is refused before it is stored
+(not failed by a worker, attempt after attempt). Its ``sensitive=`` names become a marker
+stored in each job's meta, from which :func:`redact` shows the job's arguments to people.
+Which tasks a worker may run is :mod:`taskward.registry`'s concern.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from taskward.jobs import (
     validate_queue_name,
     validate_seconds,
 )
+from taskward.parameters import Parameters
 
 if TYPE_CHECKING:
     from taskward.canvas import Step
@@ -137,8 +140,11 @@ class Task(Generic[P, R]):
         self.backoff = backoff
         self.manager = manager
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.takes_context = _takes_context(fn)
-        self.sensitive_marker = _sensitive_marker(fn, options.sensitive, self.takes_context)
+        signature = _signature(fn)  # read once: the three below all follow from it
+        self.takes_context = _takes_context(signature)
+        self.parameters = Parameters.of(signature, takes_context=self.takes_context)
+        """What a job's arguments are checked against at enqueue (None: anything is taken)."""
+        self.sensitive_marker = _sensitive_marker(signature, options.sensitive, self.takes_context)
         """What enqueue records in ``meta[SENSITIVE_META_KEY]``, or None (nothing sensitive)."""
         self.template_only = False
         """True for a name enqueued without its code registered here: never run by this process."""
@@ -193,9 +199,16 @@ class Task(Generic[P, R]):
         return await self._manager().enqueue_many(self, calls, **options)
 
     def s(self, *args: Any, **kwargs: Any) -> Step:
-        """A step of a workflow calling this task with these arguments (``taskward.canvas``)."""
+        """A step of a workflow calling this task with these arguments (``taskward.canvas``).
+
+        Arguments the function can never take (one too many, an unknown keyword) are refused
+        here; a missing one only when the workflow is enqueued, since a ``pass_result`` step
+        receives its first argument from its dependencies.
+        """
         from taskward.canvas import Step  # a sibling that imports this module for typing
 
+        if self.parameters is not None:
+            self.parameters.check(self.name, args, kwargs, partial=True)
         return Step(self, args, kwargs)
 
     async def schedule(self, at: datetime | float, *args: Any, **kwargs: Any) -> Job:
@@ -203,12 +216,17 @@ class Task(Generic[P, R]):
         return await self._manager().schedule_task(self, at=at, args=args, kwargs=kwargs)
 
 
-def _takes_context(fn: Callable[..., Any]) -> bool:
-    """True when the first parameter is annotated ``JobContext``."""
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    """The function's signature, or None where Python cannot tell (some builtins)."""
     try:
-        params = list(inspect.signature(fn).parameters.values())
+        return inspect.signature(fn)
     except (TypeError, ValueError):
-        return False
+        return None
+
+
+def _takes_context(signature: inspect.Signature | None) -> bool:
+    """True when the first parameter is annotated ``JobContext``."""
+    params = list(signature.parameters.values()) if signature is not None else []
     if not params:
         return False
     annotation = params[0].annotation
@@ -218,7 +236,7 @@ def _takes_context(fn: Callable[..., Any]) -> bool:
 
 
 def _sensitive_marker(
-    fn: Callable[..., Any], names: tuple[str, ...], takes_context: bool
+    signature: inspect.Signature | None, names: tuple[str, ...], takes_context: bool
 ) -> dict[str, Any] | None:
     """Where the sensitive values sit in a job's arguments (stored in its meta at enqueue).
 
@@ -230,12 +248,11 @@ def _sensitive_marker(
     """
     if not names:
         return None
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
+    if signature is None:
         # No signature to find the named parameters in (a builtin, a C function): hide every
         # argument rather than show one that was marked.
         return hide_all(names)
+    params = list(signature.parameters.values())
     if takes_context and params:
         params = params[1:]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -148,7 +148,7 @@ async def test_explain_a_key_at_its_limit_held_or_out_of_rate(tw: TaskManager) -
     a1 = await tw.enqueue_task("tests_support.jobs:add", args=[1, 1], kwargs={}, queue="api")
     assert a1.partition_key == ""  # the job lacks the kwarg: the empty key
     jobs = [
-        await tw.enqueue_task("tests_support.jobs:add", kwargs={"tenant": "a"}, queue="api")
+        await tw.enqueue_task("tests_support.jobs:keep", kwargs={"tenant": "a"}, queue="api")
         for _ in range(2)
     ]
     claimed = await claim(tw, "api")
@@ -170,7 +170,7 @@ async def test_explain_a_key_at_its_limit_held_or_out_of_rate(tw: TaskManager) -
     await tw.configure_queue("rated", partition_by="tenant", rate_limit="1/h")
     await live_worker(tw, api=10, rated=10)
     rated = [
-        await tw.enqueue_task("tests_support.jobs:add", kwargs={"tenant": "b"}, queue="rated")
+        await tw.enqueue_task("tests_support.jobs:keep", kwargs={"tenant": "b"}, queue="rated")
         for _ in range(2)
     ]
     [started] = await claim(tw, "rated")

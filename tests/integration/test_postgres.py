@@ -31,6 +31,7 @@ from tests_support.servers import PostgresServer, private_postgres
 
 pytestmark = pytest.mark.postgres
 ADD = "tests_support.jobs:add"
+KEEP = "tests_support.jobs:keep"  # takes any arguments: for what the store keeps
 
 
 def new_job(queue: str = "default", unique_key: str | None = None) -> NewJob:
@@ -192,10 +193,10 @@ async def test_bulk_insert_stores_awkward_text_exactly(
     options = {"tags": AWKWARD_TEXT, "meta": {"who": "tab\t\\"}, "timeout": 2.5}
     if in_transaction:
         async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
-            jobs = await tw.enqueue_many(ADD, awkward_calls(), connection=conn, **options)
+            jobs = await tw.enqueue_many(KEEP, awkward_calls(), connection=conn, **options)
             await conn.commit()
     else:
-        jobs = await tw.enqueue_many(ADD, awkward_calls(), **options)
+        jobs = await tw.enqueue_many(KEEP, awkward_calls(), **options)
     stored = [await tw.get_task_status(job.id) for job in jobs]
     assert_stored_as_given(jobs, stored)
     assert stored[0].args == ["tab\there", {"k": "tab\there"}, 1e300, [1.5, None, True]]
@@ -883,25 +884,27 @@ async def test_every_insert_path_stores_the_key_the_rule_reads(
 
     async def one(value: Any) -> list[Job]:
         kwargs = {"tenant": value}
-        jobs = [await tw.enqueue_task(ADD, args=[1], kwargs=kwargs, queue="api")]
-        jobs.append(await tw.enqueue_task(ADD, args=[2], kwargs=kwargs, queue="api", tags=["t"]))
-        jobs.append(await tw.enqueue_task(ADD, args=[3], kwargs=kwargs, queue="api", unique_for=60))
-        jobs += await tw.enqueue_many(ADD, [([4], kwargs), ([5], kwargs)], queue="api")
+        jobs = [await tw.enqueue_task(KEEP, args=[1], kwargs=kwargs, queue="api")]
+        jobs.append(await tw.enqueue_task(KEEP, args=[2], kwargs=kwargs, queue="api", tags=["t"]))
+        jobs.append(
+            await tw.enqueue_task(KEEP, args=[3], kwargs=kwargs, queue="api", unique_for=60)
+        )
+        jobs += await tw.enqueue_many(KEEP, [([4], kwargs), ([5], kwargs)], queue="api")
         async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
             jobs.append(
-                await tw.enqueue_task(ADD, args=[6], kwargs=kwargs, queue="api", connection=conn)
+                await tw.enqueue_task(KEEP, args=[6], kwargs=kwargs, queue="api", connection=conn)
             )
             jobs += await tw.enqueue_many(
-                ADD, [([7], kwargs), ([8], kwargs)], queue="api", connection=conn
+                KEEP, [([7], kwargs), ([8], kwargs)], queue="api", connection=conn
             )
             await conn.commit()
 
         def in_thread() -> list[Job]:
-            made = [tw.sync.enqueue_task(ADD, args=[9], kwargs=kwargs, queue="api")]
+            made = [tw.sync.enqueue_task(KEEP, args=[9], kwargs=kwargs, queue="api")]
             with psycopg.connect(libpq_url(pg_url)) as conn:
                 made.append(
                     tw.sync.enqueue_task(
-                        ADD, args=[10], kwargs=kwargs, queue="api", connection=conn
+                        KEEP, args=[10], kwargs=kwargs, queue="api", connection=conn
                     )
                 )
                 conn.commit()
@@ -928,13 +931,13 @@ async def test_every_insert_path_stores_the_key_the_rule_reads(
 async def test_a_producers_key_wins_on_every_insert_path(tw: TaskManager, pg_url: str) -> None:
     await tw.configure_queue("api", partition_by="tenant")
     kwargs = {"tenant": "by-rule"}
-    given = [await tw.enqueue_task(ADD, kwargs=kwargs, queue="api", partition_key="k1")]
+    given = [await tw.enqueue_task(KEEP, kwargs=kwargs, queue="api", partition_key="k1")]
     given += await tw.enqueue_many(
-        ADD, [([1], kwargs), ([2], kwargs)], queue="api", partition_key=""
+        KEEP, [([1], kwargs), ([2], kwargs)], queue="api", partition_key=""
     )
     async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
         given += await tw.enqueue_many(
-            ADD, [([3], kwargs)], queue="api", connection=conn, partition_key="k3"
+            KEEP, [([3], kwargs)], queue="api", connection=conn, partition_key="k3"
         )
         await conn.commit()
     stored = [(await tw.get_task_status(j.id)).partition_key for j in given]
@@ -976,7 +979,7 @@ async def test_a_new_rule_waits_for_an_insert_in_flight_and_keys_its_job(
     """The insert read the queue's rule (none) inside a caller's transaction still open; the
     rule set meanwhile waits for its commit, then keys the job: no job is left without a key."""
     async with await psycopg.AsyncConnection.connect(libpq_url(pg_url)) as conn:
-        job = await tw.enqueue_task(ADD, kwargs={"tenant": "acme"}, queue="api", connection=conn)
+        job = await tw.enqueue_task(KEEP, kwargs={"tenant": "acme"}, queue="api", connection=conn)
         assert job.partition_key is None
         setting = asyncio.create_task(tw.configure_queue("api", partition_by="tenant"))
         await asyncio.sleep(0.3)
@@ -984,7 +987,7 @@ async def test_a_new_rule_waits_for_an_insert_in_flight_and_keys_its_job(
         await conn.commit()
     await setting
     assert (await tw.get_task_status(job.id)).partition_key == "acme"
-    later = await tw.enqueue_task(ADD, kwargs={"tenant": "initech"}, queue="api")
+    later = await tw.enqueue_task(KEEP, kwargs={"tenant": "initech"}, queue="api")
     assert later.partition_key == "initech"
 
 
@@ -1028,7 +1031,7 @@ async def test_the_partitioned_claims_statements_use_their_indexes(
     await tw.configure_queue("api", partition_by="tenant", global_limit=100, rate_limit="1000/s")
     await tw.hold_queue("api", seconds=1, key="t9")  # a row of taskward_partitions
     calls = [([n], {"tenant": f"t{n % 10}"}) for n in range(3000)]
-    await tw.enqueue_many(ADD, calls, queue="api")
+    await tw.enqueue_many(KEEP, calls, queue="api")
     now = datetime.now(UTC)
     with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
         if analyzed:

@@ -522,8 +522,8 @@ async def test_maxmemory_reached_is_a_clear_error_and_nothing_is_lost() -> None:
         async with manager(url) as tw:
             with pytest.raises(StoreError) as full:  # noqa: PT012 - enqueue until it is full
                 for n in range(10_000):
-                    job = await tw.enqueue_task("echo", args=[n, payload])
-                    acknowledged[job.id] = [n, payload]
+                    job = await tw.enqueue_task("echo", args=[[n, payload]])  # echo takes one value
+                    acknowledged[job.id] = [[n, payload]]
             assert len(acknowledged) > 10  # the server took some before it filled up
             message = str(full.value)
             assert "maxmemory" in message
@@ -531,9 +531,9 @@ async def test_maxmemory_reached_is_a_clear_error_and_nothing_is_lost() -> None:
             assert "nothing was written" in message
             # A batch is refused whole too (the OOM check comes before a script's first write).
             with pytest.raises(StoreError, match="maxmemory"):
-                await tw.enqueue_many("echo", [[n, payload] for n in range(50)])
+                await tw.enqueue_many("echo", [[[n, payload]] for n in range(50)])
             with pytest.raises(StoreError, match="maxmemory"):
-                await asyncio.to_thread(tw.enqueue_task_blocking, "echo", args=[-1, payload])
+                await asyncio.to_thread(tw.enqueue_task_blocking, "echo", args=[[-1, payload]])
             # Everything acknowledged is there, intact; the refused writes left nothing.
             for job_id, args in acknowledged.items():
                 stored = await tw.get_task_status(job_id)

@@ -227,7 +227,9 @@ async def test_cron_inserts_each_fire_time_once(manager_url: str) -> None:
 async def test_cron_skips_slots_missed_long_ago(manager_url: str) -> None:
     clock = FrozenClock(datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC))
     async with TaskManager(manager_url, clock=clock) as tw:
-        await tw.schedule_recurring_task("minutely", "tests_support.jobs:add", cron="* * * * *")
+        await tw.schedule_recurring_task(
+            "minutely", "tests_support.jobs:add", cron="* * * * *", args=[1]
+        )
         scheduler = CronScheduler(tw.backend, clock, make_job=tw.schedule_job, max_lateness=60)
         await scheduler.run_once()
         assert (await tw.list_tasks()).total_entries == 1  # 12:00 only, not a day of backlog

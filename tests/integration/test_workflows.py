@@ -175,7 +175,7 @@ async def test_cancelling_a_workflow_cancels_what_has_not_run(tw: TaskManager) -
     log: list[Any] = []
     t = tasks(tw, log)
     flow = chain(t["add"].s(1), t["add"].s(2))
-    flow.finally_(t["cleanup"].s())
+    flow.finally_(t["cleanup"].s().set(pass_result=True))
     handle = await tw.enqueue_workflow(flow)
     after = await tw.cancel_workflow(handle.id)
     assert [s.job.state for s in after.steps] == [S.CANCELLED, S.CANCELLED, S.PENDING]

@@ -104,7 +104,9 @@ async def test_three_schedulers_insert_each_slot_once_across_dst_and_failover(
 ) -> None:
     tw = managers[0]
     for name, cron in SCHEDULES.items():
-        await tw.schedule_recurring_task(name, "tests_support.jobs:add", cron=cron, timezone=ZONE)
+        await tw.schedule_recurring_task(
+            name, "tests_support.jobs:add", cron=cron, timezone=ZONE, args=[1]
+        )
     clock.set(SPRING)
     cluster = Cluster(managers, clock)
     want = expected(SPRING + timedelta(seconds=TICK - LATENESS), SPRING + timedelta(hours=24))

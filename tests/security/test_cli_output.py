@@ -140,7 +140,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
             await tw.enqueue_task("evil.give", args=[EVIL], tags=[EVIL])
             await tw.drain(timeout=30)
             await tw.enqueue_task("evil.give", args=[EVIL], delay=3600)
-            await tw.schedule_recurring_task(EVIL, "evil.give", cron="0 * * * *")
+            await tw.schedule_recurring_task(EVIL, "evil.give", cron="0 * * * *", args=[EVIL])
             now = datetime.now(UTC)
             worker = WorkerInfo(
                 id=EVIL, hostname=EVIL, pid=1, queues={"default": 1}, started_at=now,

@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from taskward import TaskManager
 
@@ -21,6 +22,14 @@ manager = TaskManager(
 def add(a: int, b: int = 0) -> int:
     """Return a + b."""
     return a + b
+
+
+def keep(*args: Any, **kwargs: Any) -> None:
+    """Take any arguments and do nothing: for tests of what a store keeps, whatever the call.
+
+    A producer refuses arguments its task cannot take, so a test storing arbitrary values
+    needs a task that takes them all.
+    """
 
 
 @manager.task(name="support.record", max_attempts=5, backoff=0.1)

@@ -25,7 +25,7 @@ from taskward.observe.metrics import (
 )
 from taskward.web.api import Admin, create_admin_router
 from taskward.web.auth import AdminAuth
-from taskward.web.dashboard import create_dashboard_router
+from taskward.web.dashboard import create_dashboard_router, create_not_found_handler
 from taskward.web.headers import DOCS_CONTENT_SECURITY_POLICY, SecurityHeadersMiddleware
 from taskward.web.health import create_health_router
 
@@ -117,6 +117,8 @@ def create_app(
     app.include_router(create_metrics_router(admin, registry))
     app.include_router(create_admin_router(admin))
     app.include_router(create_dashboard_router(admin))
+    # An address below /dashboard that no route serves answers the dashboard's 404 page.
+    app.add_exception_handler(404, create_not_found_handler(admin))
 
     @app.get("/", include_in_schema=False)
     async def home(request: Request) -> RedirectResponse:

@@ -4,20 +4,25 @@ Everything is rendered on the server with autoescaping on (job args and error te
 untrusted), htmx and the page script are served from the package (no CDN, nothing inline, so
 the strict Content-Security-Policy of :mod:`taskward.web.headers` holds), and each button is
 a plain form POST carrying the CSRF token the server computed for the signed-in user (see
-:mod:`taskward.web.auth`), so the pages also work without JavaScript.
+:mod:`taskward.web.auth`), so the pages also work without JavaScript. Something that does not
+exist (a job, a workflow, a page) answers a 404 page in the same style, never the API's JSON.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskward.errors import (
     InvalidOptions,
@@ -30,6 +35,7 @@ from taskward.graph import step_marker, workflow_of
 from taskward.jobs import JobState
 from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
 from taskward.web.guard import GuardedRoute
+from taskward.web.headers import RouteHandler
 from taskward.web.queries import (
     JobQuery,
     queue_overview,
@@ -37,7 +43,7 @@ from taskward.web.queries import (
 )
 from taskward.web.workflow_view import draw
 
-__all__ = ["create_dashboard_router"]
+__all__ = ["create_dashboard_router", "create_not_found_handler"]
 
 STATIC_TYPES = {
     "htmx.min.js": "text/javascript; charset=utf-8",
@@ -93,7 +99,10 @@ class _Pages:
         self.admin = admin
         self.env = env
 
-    def render(self, request: Request, template: str, **context: Any) -> HTMLResponse:
+    def render(
+        self, request: Request, template: str, *, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """The page ``template`` for this request's viewer (its buttons, token and message)."""
         access = self.admin.access
         # Computed from the credentials, never copied from the request's cookie.
         csrf = access.csrf_token(request)
@@ -113,16 +122,93 @@ class _Pages:
             nav=context.pop("nav", ""),
             **context,
         )
-        response = HTMLResponse(html, headers={"cache-control": "no-store"})
+        response = HTMLResponse(
+            html, status_code=status_code, headers={"cache-control": "no-store"}
+        )
         if csrf is not None:
             access.set_csrf_cookie(request, response, csrf)
         return response
+
+    def not_found(self, request: Request, message: str) -> HTMLResponse:
+        """The 404 page: what was not found, and a link back to where one can look."""
+        route = getattr(request.scope.get("route"), "name", None) or ""
+        if "job" in route or "workflow" in route:
+            back, back_label = "dashboard_jobs", "the job list"
+        else:
+            back, back_label = "dashboard", "the overview"
+        return self.render(
+            request,
+            "404.html",
+            status_code=404,
+            message=message,
+            back=back,
+            back_label=back_label,
+        )
+
+    def pages_for_errors(self, handler: RouteHandler) -> RouteHandler:
+        """Wrap a dashboard route so that a 404 answers the page, not the API's JSON.
+
+        A path id that no store could hold (``/dashboard/jobs/abc``) is a 404 too: on the
+        dashboard, path parameters are the only input FastAPI validates (forms and query
+        strings are read by the routes), so a validation error means "no such thing".
+        """
+
+        async def with_pages(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if exc.status_code != 404:
+                    raise
+                message = str(exc.detail) if exc.detail != "Not Found" else NO_PAGE
+            except RequestValidationError:
+                if request.method not in ("GET", "HEAD"):
+                    raise
+                message = "nothing has that id: ids are whole numbers from 1"
+            return self.not_found(request, message)
+
+        return with_pages
+
+
+NO_PAGE = "there is no dashboard page at this address"
+
+
+def _page_route(pages: _Pages) -> type[GuardedRoute]:
+    """The route class of one dashboard router: guarded, and answering 404s with a page."""
+
+    class PageRoute(GuardedRoute):
+        def answer_errors(self, handler: RouteHandler) -> RouteHandler:
+            return pages.pages_for_errors(handler)
+
+    return PageRoute
+
+
+def create_not_found_handler(
+    admin: Admin,
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The app's 404 handler: the dashboard's page below ``/dashboard``, JSON elsewhere.
+
+    The dashboard's routes answer their own 404s (an unknown job); this one answers an
+    address no route serves (``/dashboard/nope``). ``create_app`` installs it; an application
+    mounting the routers itself may too: ``app.add_exception_handler(404, handler)``.
+    """
+    pages = _Pages(admin, _environment())
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, StarletteHTTPException):  # installed for the status 404 only
+            raise exc
+        dashboard = request.url_for("dashboard").path  # with the prefix the app is mounted at
+        path = request.scope.get("path", "")
+        if path == dashboard or path.startswith(dashboard + "/"):
+            return pages.not_found(request, NO_PAGE)
+        return await http_exception_handler(request, exc)
+
+    return not_found
 
 
 def create_dashboard_router(admin: Admin) -> APIRouter:
     """Build the dashboard routes under ``/dashboard`` for ``admin`` (see :class:`Admin`)."""
     pages = _Pages(admin, _environment())
-    router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=GuardedRoute)
+    router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=_page_route(pages))
     _overview_routes(router, pages)
     _job_list_routes(router, pages)
     _job_routes(router, pages)

@@ -19,7 +19,7 @@ from starlette.types import Message
 
 from taskward.errors import NotSerializable
 from taskward.serialize import dumps
-from taskward.web.headers import secured
+from taskward.web.headers import RouteHandler, secured
 
 __all__ = ["MAX_BODY_BYTES", "GuardedRoute", "JsonRoute"]
 
@@ -78,7 +78,15 @@ class GuardedRoute(APIRoute):
                 check_json(body, request.headers.get("content-type", ""))
             return await handler(_replay(request, body))
 
-        return secured(guarded)
+        return secured(self.answer_errors(guarded))
+
+    def answer_errors(self, handler: RouteHandler) -> RouteHandler:
+        """Turn some of the handler's errors into answers of the route's own (here: none).
+
+        Inside the security headers, so whatever a subclass answers carries them too. The
+        dashboard answers a 404 with an HTML page rather than the API's JSON.
+        """
+        return handler
 
 
 class JsonRoute(GuardedRoute):
