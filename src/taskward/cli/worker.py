@@ -39,25 +39,36 @@ def worker(
     app_path: AppOpt = None,
     url: UrlOpt = None,
     queue: Annotated[
-        list[str] | None, typer.Option("--queue", "-q", help="NAME=CONCURRENCY (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            "-q",
+            metavar="NAME[=N]",
+            help="A queue to serve and its concurrency (default 10); repeatable.",
+        ),
     ] = None,
     burst: Annotated[bool, typer.Option(help="Run until no job is due, then exit.")] = False,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…")] = "INFO",
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="DEBUG, INFO, WARNING…")] = "INFO",
     wait_for_backend: Annotated[
-        float, typer.Option(help="Seconds to keep retrying an unreachable store at start-up.")
+        float,
+        typer.Option(
+            metavar="SECONDS", help="Seconds to keep retrying an unreachable store at start-up."
+        ),
     ] = 60.0,
     loop: Annotated[
         str,
         typer.Option(
             envvar="TASKWARD_LOOP",
+            metavar="auto|asyncio|uvloop",
             help="Event loop: auto (uvloop if installed), asyncio or uvloop.",
         ),
     ] = "auto",
     processes: Annotated[
         str,
         typer.Option(
+            metavar="N|auto",
             help="Worker processes: a number, or auto (one per CPU). Above 1, this process "
-            "supervises them: restarts the ones that die, forwards SIGINT/SIGTERM."
+            "supervises them: restarts the ones that die, forwards SIGINT/SIGTERM.",
         ),
     ] = "1",
     max_jobs_per_process: Annotated[
@@ -82,6 +93,8 @@ def worker(
     With --processes N (or a --max-*-per-process option) this process supervises N worker
     processes: a child that dies is restarted (0.5 s doubling to 30 s), a recycled one is
     replaced at once; the first SIGINT/SIGTERM stops them gracefully, a second kills them.
+
+    Example: taskward worker --app myapp.tasks:tw --processes 2 -q default=10 -q emails=5
     """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
