@@ -21,7 +21,7 @@ from tests_support.servers import PostgresServer
 
 PROJECT = Path(__file__).resolve().parents[1] / "django_project"
 # Fewer tests than this means discovery went wrong (a module failed to import, say).
-MIN_TESTS = 14
+MIN_TESTS = 80
 
 
 def django6_python() -> str:
@@ -62,8 +62,7 @@ def pg_env(server: PostgresServer) -> dict[str, str]:
 
 @pytest.mark.timeout(900)
 def test_django5_backport_on_sqlite(tmp_path: Path) -> None:
-    report = run_suite(sys.executable, {"TASKWARD_DJANGO_DB": "sqlite"}, tmp_path)
-    assert "django_tasks" in report or "ok" in report
+    run_suite(sys.executable, {"TASKWARD_DJANGO_DB": "sqlite"}, tmp_path)
 
 
 @pytest.mark.timeout(900)

@@ -110,7 +110,14 @@ def worker(
         _supervise(count)
     manager = load_manager(app_path, url)
     if burst:
-        result = run(manager, lambda m: m.drain(list(queues) if queues else None), factory)
+        # One worker drains them all: at the largest concurrency asked (-q emails=1 runs one
+        # job at a time, strictly in priority order).
+        concurrency = max(queues.values()) if queues else None
+        result = run(
+            manager,
+            lambda m: m.drain(list(queues) if queues else None, concurrency=concurrency),
+            factory,
+        )
         core.console.print(f"burst done: {result.counts}")
         return
     recycle = limits if child is not None and limits.active else None

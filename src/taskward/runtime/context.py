@@ -16,6 +16,9 @@ class JobContext:
         self.job = job
         self._report = report
         self._cancelled = False  # a flag nobody awaits: an asyncio.Event per job cost more
+        self.timed_out = False
+        """True once the attempt's timeout fired: a sync job's thread may still run on, but
+        its outcome is already the timeout (wrappers must not report another)."""
         self._loop = asyncio.get_running_loop()
 
     @property

@@ -129,6 +129,7 @@ async def _call(
             return await awaitable
     except TimeoutError:
         # A sync job's thread cannot be killed: it runs on, but its outcome is the timeout.
+        ctx.timed_out = True
         raise JobTimeout(f"job {job.id} timed out after {timeout:g}s") from None
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
+from psycopg.types.datetime import TimestamptzLoader
 
 from taskward.backends.postgres import rows
 from taskward.backends.postgres.connections import AConn, Connections
@@ -74,15 +75,24 @@ async def get(connections: Connections, job_id: int) -> Job:
     return rows.job_from_row(found[0])
 
 
+class _UtcTimestampLoader(TimestamptzLoader):
+    """``timestamptz`` as an aware UTC datetime, whatever the session's time zone."""
+
+    def load(self, data: Any) -> datetime:
+        return super().load(data).astimezone(UTC)
+
+
 def get_blocking(connections: Connections, conn: psycopg.Connection[Any], job_id: int) -> Job:
     """:func:`get` through a caller's sync connection (inside its transaction, if one is open)."""
     from psycopg.types.json import JsonbLoader, JsonLoader
 
     cursor = conn.cursor()
-    # The caller may load json as text (Django's connections do): this cursor reads it with
-    # psycopg's own loaders, as the backend's connections do; the caller's stay untouched.
+    # The caller may load json as text and times naive in its own zone (Django's connections
+    # do, with USE_TZ = False): this cursor reads them as the backend's connections do (JSON
+    # values, aware UTC times); the caller's connection stays untouched.
     cursor.adapters.register_loader("jsonb", JsonbLoader)
     cursor.adapters.register_loader("json", JsonLoader)
+    cursor.adapters.register_loader("timestamptz", _UtcTimestampLoader)
     try:
         found = cursor.execute(connections.q["get_job"], {"id": job_id}).fetchall()
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:

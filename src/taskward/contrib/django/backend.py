@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,11 +35,17 @@ from taskward.contrib.django.results import (
     PRIORITY_META_KEY,
     RUN_AFTER_META_KEY,
     job_priority,
+    replace_unchecked,
+    task_as_enqueued,
     task_result,
 )
 from taskward.contrib.django.runner import make_runner
-from taskward.contrib.django.state import lock, register_task, shared_state, tasks_of
-from taskward.contrib.django.transactions import django_connection, shares_database
+from taskward.contrib.django.state import forget_loop, lock, register_task, shared_state, tasks
+from taskward.contrib.django.transactions import (
+    database_errors,
+    django_connection,
+    shares_database,
+)
 from taskward.errors import JobNotFound, TaskwardError
 from taskward.jobs import Job
 from taskward.manager import TaskManager
@@ -82,15 +88,15 @@ class TaskwardBackend(BaseTaskBackend):
         if isinstance(run_after, timedelta):
             if run_after < timedelta(0):
                 raise InvalidTask("run_after must not be a negative timedelta.")
-            super().validate_task(_replace(task, run_after=None))
+            super().validate_task(replace_unchecked(task, run_after=None))
         else:
             super().validate_task(task)
-        register_task(self.alias, task_name(task), task, self._register)
+        register_task(task_name(task), task, _register)
 
     @property
     def tasks(self) -> dict[str, AnyTask]:
-        """The Django tasks of this alias registered in this process, by taskward name."""
-        return tasks_of(self.alias)
+        """The Django tasks registered in this process, by taskward name (every alias)."""
+        return tasks()
 
     # -- managers ------------------------------------------------------------------------
     @property
@@ -103,7 +109,16 @@ class TaskwardBackend(BaseTaskBackend):
 
         # Read when the first manager is built, not at import: Django's test runner renames
         # the database (test_…) after the task modules were imported.
-        return postgres_url(connections[self.config.database].settings_dict, self.config.schema)
+        return postgres_url(connections[self.config.database], self.config.schema)
+
+    @property
+    def explicit_url(self) -> bool:
+        """True when ``OPTIONS`` names the store: it is then never the Django database."""
+        return bool(self.config.settings.get("url"))
+
+    def shares_database(self) -> bool:
+        """True when the store is the Django database (see ``transactions``)."""
+        return shares_database(self.config.database, self.explicit_url, self.manager)
 
     @property
     def manager(self) -> TaskManager:
@@ -129,15 +144,9 @@ class TaskwardBackend(BaseTaskBackend):
             from django.core.exceptions import ImproperlyConfigured
 
             raise ImproperlyConfigured(f"TASKS[{self.alias!r}]: {exc}") from exc
-        for task in tasks_of(self.alias).values():
-            self._register(manager, task)
+        for task in tasks().values():
+            _register(manager, task, self.alias)
         return manager
-
-    def _register(self, manager: TaskManager, task: AnyTask) -> None:
-        name = task_name(task)
-        if name not in manager.registry:
-            runner = make_runner(task, backend=self.alias, sender=type(self))
-            manager.task(name=name)(runner)
 
     async def loop_manager(self) -> TaskManager:
         """The manager of the running event loop (opened here; closed when the loop ends).
@@ -150,7 +159,7 @@ class TaskwardBackend(BaseTaskBackend):
             entry = self._shared.loop_managers.get(loop)
             if entry is None:
                 manager = self._new_manager()
-                closer = _close_with_loop(manager)
+                closer = _close_with_loop(manager, lambda: forget_loop(self._shared, loop))
                 self._shared.loop_managers[loop] = (manager, closer)
             else:
                 manager, closer = entry
@@ -168,11 +177,20 @@ class TaskwardBackend(BaseTaskBackend):
         self.validate_task(task)
         options = self._job_options(task)
         manager = self.manager
-        connection = django_connection(self.config.database, manager)
-        job = manager.enqueue_task_blocking(
-            task_name(task), args=list(args), kwargs=dict(kwargs), connection=connection, **options
-        )
-        if connection is not None:
+        connection = django_connection(self.config.database, self.explicit_url, manager)
+        if connection is None:
+            job = manager.enqueue_task_blocking(
+                task_name(task), args=list(args), kwargs=dict(kwargs), **options
+            )
+        else:
+            with database_errors(self.config.database):
+                job = manager.enqueue_task_blocking(
+                    task_name(task),
+                    args=list(args),
+                    kwargs=dict(kwargs),
+                    connection=connection,
+                    **options,
+                )
             _leave_no_session(manager)
         return self._enqueued(task, job)
 
@@ -184,7 +202,7 @@ class TaskwardBackend(BaseTaskBackend):
         the connection, and the transaction, of the ORM calls around it.
         """
         self.validate_task(task)
-        if shares_database(self.config.database, self.manager):
+        if self.shares_database():
             return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
         options = self._job_options(task)
         manager = await self.loop_manager()
@@ -196,7 +214,7 @@ class TaskwardBackend(BaseTaskBackend):
     def _job_options(self, task: AnyTask) -> dict[str, Any]:
         options: dict[str, Any] = {
             "queue": task.queue_name,
-            "priority": job_priority(task.priority),
+            "priority": job_priority(int(task.priority)),
             "meta": {PRIORITY_META_KEY: task.priority},
         }
         run_after: Any = task.run_after
@@ -223,15 +241,16 @@ class TaskwardBackend(BaseTaskBackend):
         """The ``TaskResult`` of job ``result_id``; ``TaskResultDoesNotExist`` if none."""
         job_id = _job_id(result_id)
         manager = self.manager
-        connection = django_connection(self.config.database, manager)
+        connection = django_connection(self.config.database, self.explicit_url, manager)
         try:
             if connection is not None:
                 if not manager.opened:
                     manager.open_blocking()  # migrates a new store
                     _leave_no_session(manager)
-                job = cast("PostgresBackend", manager.backend).get_blocking(
-                    job_id, connection=connection
-                )
+                with database_errors(self.config.database):
+                    job = cast("PostgresBackend", manager.backend).get_blocking(
+                        job_id, connection=connection
+                    )
             else:
                 job = manager.sync.get_task_status(job_id)
         except JobNotFound:
@@ -240,7 +259,7 @@ class TaskwardBackend(BaseTaskBackend):
 
     async def aget_result(self, result_id: str) -> Any:
         """Async :meth:`get_result`, on the running loop's own connections (or Django's)."""
-        if shares_database(self.config.database, self.manager):
+        if self.shares_database():
             return await sync_to_async(self.get_result, thread_sensitive=True)(result_id)
         job_id = _job_id(result_id)
         manager = await self.loop_manager()
@@ -251,7 +270,7 @@ class TaskwardBackend(BaseTaskBackend):
         return self._result(result_id, job)
 
     def _result(self, result_id: str, job: Job) -> Any:
-        task = tasks_of(self.alias).get(job.task)
+        task = tasks().get(job.task)
         if task is None:
             # The job is not a run of a Django task this process imported: Task objects are
             # never rebuilt from a name read from the store.
@@ -260,12 +279,7 @@ class TaskwardBackend(BaseTaskBackend):
                 "its module, e.g. from an app's tasks.py, which taskward.contrib.django "
                 "imports at start-up)"
             )
-        stored = job.meta.get(PRIORITY_META_KEY, task.priority)
-        # A queue that left QUEUES since: report the task as decorated.
-        with contextlib.suppress(InvalidTask, TypeError, ValueError):
-            task = task.using(queue_name=job.queue, priority=stored)
-            task = _with_run_after(task, job.meta.get(RUN_AFTER_META_KEY))
-        return task_result(task, job, backend=self.alias)
+        return task_result(task_as_enqueued(task, job, self.alias), job, backend=self.alias)
 
     # -- checks --------------------------------------------------------------------------
     def check(self, **kwargs: Any) -> Iterable[Any]:
@@ -290,38 +304,26 @@ def task_name(task: AnyTask) -> str:
     return str(task.module_path)
 
 
+def _register(manager: TaskManager, task: AnyTask, alias: str) -> None:
+    """Register ``task`` with ``manager`` (of ``alias``), wrapped by its runner."""
+    name = task_name(task)
+    if name not in manager.registry:
+        runner = make_runner(task, backend=alias, sender=TaskwardBackend)
+        manager.task(name=name)(runner)
+
+
+_MAX_ID = 2**63 - 1  # the stores' job ids are 64-bit
+
+
 def _job_id(result_id: Any) -> int:
-    try:
-        job_id = int(str(result_id))
-    except ValueError:
-        raise TaskResultDoesNotExist(result_id) from None
-    if job_id <= 0:
+    """The job id a result id names; ``TaskResultDoesNotExist`` for anything else."""
+    text = str(result_id)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) <= _MAX_ID:
         raise TaskResultDoesNotExist(result_id)
-    return job_id
+    return int(text)
 
 
-def _with_run_after(task: AnyTask, stored: Any) -> AnyTask:
-    """``task`` with the ``run_after`` it was enqueued with (a time, or seconds of a delay)."""
-    if isinstance(stored, str):
-        return task.using(run_after=datetime.fromisoformat(stored))
-    if isinstance(stored, int | float) and not isinstance(stored, bool):
-        return _replace(task, run_after=timedelta(seconds=stored))
-    return task
-
-
-def _replace(task: AnyTask, **changes: Any) -> AnyTask:
-    """A copy of ``task`` with ``changes``, built without Django's validation (no recursion)."""
-    from dataclasses import fields
-
-    values = {f.name: getattr(task, f.name) for f in fields(task) if f.init}
-    values.update(changes)
-    copy = object.__new__(type(task))
-    for name, value in values.items():
-        object.__setattr__(copy, name, value)
-    return copy
-
-
-async def _close_with_loop(manager: TaskManager) -> AsyncIterator[None]:
+async def _close_with_loop(manager: TaskManager, forget: Callable[[], None]) -> AsyncIterator[None]:
     """Suspend until the event loop shuts its async generators down, then close ``manager``.
 
     asyncio has no "loop closing" callback, but ``asyncio.run`` (and asgiref's
@@ -331,6 +333,7 @@ async def _close_with_loop(manager: TaskManager) -> AsyncIterator[None]:
     try:
         yield  # suspended here until the loop finalizes the generator (never resumed)
     finally:
+        forget()
         # The loop is going away: nothing is left to report a failed close to.
         with contextlib.suppress(Exception):
             await manager.close()

@@ -41,13 +41,18 @@ def _transaction_checks(backend: TaskwardBackend, where: str, alias: str) -> Ite
     from django.conf import settings
     from django.core import checks
 
-    from taskward.contrib.django.options import POSTGRES_ENGINES, postgres_url
-    from taskward.contrib.django.transactions import same_database
-    from taskward.contrib.django.transactions import where as located
+    from taskward.contrib.django.options import POSTGRES_ENGINES
 
-    database = settings.DATABASES[alias]
-    if database.get("ENGINE") not in POSTGRES_ENGINES:
+    if settings.DATABASES[alias].get("ENGINE") not in POSTGRES_ENGINES:
         return  # SQLite, MySQL…: no transaction to join (documented), nothing to warn about
+    if backend.explicit_url:
+        yield checks.Info(
+            f"{where}: OPTIONS['url'] names the store, so it is not database {alias!r}: an "
+            "enqueue inside atomic() is committed at once, whatever the transaction does",
+            hint="Leave OPTIONS['url'] unset to keep the jobs in that database.",
+            id="taskward.I001",
+        )
+        return
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -56,15 +61,4 @@ def _transaction_checks(backend: TaskwardBackend, where: str, alias: str) -> Ite
             "join its transaction: the job is committed at once",
             hint="Install psycopg 3 (pip install 'taskward[postgres]'); Django prefers it.",
             id="taskward.W002",
-        )
-        return
-    url = backend.url
-    ours = located(url) if url else None
-    theirs = located(postgres_url(database) or "")
-    if ours is None or theirs is None or not same_database(ours, theirs):
-        yield checks.Info(
-            f"{where}: the store is not database {alias!r}, so an enqueue inside atomic() is "
-            "committed at once, whatever the transaction does",
-            hint="Leave OPTIONS['url'] unset to keep the jobs in that database.",
-            id="taskward.I001",
         )

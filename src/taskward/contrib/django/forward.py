@@ -2,23 +2,20 @@
 
 Both hand their command line to taskward's own CLI (one set of options, one ``--help``),
 with ``--app`` pointing at the manager of a ``TASKS`` alias (``--backend ALIAS``, default
-``default``) for every command that takes one. ``manage.py`` has set Django up, and
-``taskward.contrib.django`` imported each app's tasks module, before the command runs. A
-worker without ``-q`` serves the alias's ``QUEUES``.
+``default``) for every command that takes one (unless ``--app`` or ``--url`` is given).
+``manage.py`` has set Django up, and ``taskward.contrib.django`` imported each app's tasks
+module, before the command runs. A worker without ``-q`` serves the alias's ``QUEUES``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from taskward.contrib.django.worker import BACKEND_ENV, backend_for
-from taskward.errors import TaskwardError
+from taskward.contrib.django.worker import app_path, backend_for
+from taskward.errors import InvalidOptions, TaskwardError
 
-__all__ = ["APP_PATH", "django_args", "forward"]
-
-APP_PATH = "taskward.contrib.django.worker:manager"
+__all__ = ["django_args", "forward"]
 # Handled by manage.py itself before the command runs; never forwarded to taskward.
 _DJANGO_VALUED = ("--settings", "--pythonpath")
 _DJANGO_FLAGS = ("--traceback", "--no-color", "--force-color")
@@ -40,15 +37,13 @@ def forward(
     (``call_command``).
     """
     import typer
-    from django.core.exceptions import ImproperlyConfigured
 
     from taskward.cli import app
 
     alias, rest = _pop_backend(django_args(args))
-    os.environ[BACKEND_ENV] = alias  # the --app attribute reads it; children inherit it
     try:
         rest = _with_app([*named, *rest], alias)
-    except (ImproperlyConfigured, TaskwardError) as exc:
+    except TaskwardError as exc:
         stderr.write(f"error: {exc}\n")
         if standalone:
             raise SystemExit(1) from None
@@ -60,11 +55,13 @@ def forward(
         command.main(args=rest, prog_name=prog, standalone_mode=True)
         return 0
     try:
-        command.main(args=rest, prog_name=prog, standalone_mode=False)
+        # As a program, so that click reports every error as the CLI does, then exits.
+        command.main(args=rest, prog_name=prog, standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    else:
+        code = 0
+    return code if isinstance(code, int) else (0 if code is None else 1)
 
 
 def django_args(argv: Sequence[str]) -> list[str]:
@@ -99,20 +96,29 @@ def _with_app(args: list[str], alias: str) -> list[str]:
         return [*path, *rest]
     names = {param.name for param in group.params}
     extra: list[str] = []
-    if "app_path" in names and not _has(rest, "--app"):
-        extra = ["--app", APP_PATH]
-    if path == ["worker"] and not _has(rest, "--queue", "-q"):
-        for queue in sorted(backend_for(alias).queues) or ["default"]:
-            extra += ["-q", queue]
-    elif "app_path" in names:
-        backend_for(alias)  # a clear error now for an alias that is not taskward's
+    if "app_path" in names and not _has(rest, "--app", "--url", "-a"):
+        extra = ["--app", app_path(alias)]
+        backend = backend_for(alias)  # a clear error now for an alias that is not taskward's
+        if path == ["worker"] and not _has(rest, "--queue", "-q"):
+            if not backend.queues:
+                raise InvalidOptions(
+                    f"TASKS[{alias!r}]['QUEUES'] is empty (any queue): name the queues this "
+                    "worker serves with -q NAME"
+                )
+            for queue in sorted(backend.queues):
+                extra += ["-q", queue]
     return [*path, *extra, *rest]
 
 
 def _has(args: list[str], *names: str) -> bool:
-    return any(a in names or a.startswith(tuple(f"{n}=" for n in names)) for a in args) or (
-        "-q" in names and any(a.startswith("-q") for a in args)
-    )
+    """True when ``args`` gives one of the options ``names`` (``-qNAME`` included)."""
+    for arg in args:
+        for name in names:
+            if arg == name or arg.startswith(f"{name}="):
+                return True
+            if len(name) == 2 and arg.startswith(name):  # -qNAME: a short option glued on
+                return True
+    return False
 
 
 def _pop_backend(args: list[str]) -> tuple[str, list[str]]:

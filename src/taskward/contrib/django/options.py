@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from taskward.backends.postgres.config import SCHEMA_RE
 from taskward.errors import InvalidOptions
 from taskward.settings import Settings
 
@@ -23,23 +24,8 @@ __all__ = ["POSTGRES_ENGINES", "BackendOptions", "postgres_url"]
 POSTGRES_ENGINES = frozenset(
     {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
 )
-# libpq parameters of a Django database's OPTIONS that also make sense to taskward's pool;
-# Django's own keys (pool, isolation_level, server_side_binding…) are not libpq's.
-_LIBPQ_OPTIONS = frozenset(
-    {
-        "sslmode",
-        "sslrootcert",
-        "sslcert",
-        "sslkey",
-        "sslpassword",
-        "connect_timeout",
-        "application_name",
-        "options",
-        "target_session_attrs",
-        "service",
-        "passfile",
-    }
-)
+# What Django's get_connection_params() returns that is not a libpq keyword.
+_NOT_LIBPQ = frozenset({"cursor_factory", "context", "prepare_threshold", "autocommit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,30 +47,35 @@ class BackendOptions:
         schema = rest.pop("schema", None)
         if not isinstance(database, str) or not database:
             raise InvalidOptions(f"OPTIONS['database'] must be a database alias, got {database!r}")
-        if schema is not None and not isinstance(schema, str):
-            raise InvalidOptions(f"OPTIONS['schema'] must be a string, got {schema!r}")
+        if schema is not None and (not isinstance(schema, str) or not SCHEMA_RE.fullmatch(schema)):
+            raise InvalidOptions(
+                f"OPTIONS['schema'] must be 1-48 characters from [a-z0-9_], not starting with a "
+                f"digit, got {schema!r}"
+            )
         Settings.load(env={}, **rest)  # every other key is a taskward setting: check them now
         return cls(database=database, schema=schema, settings=rest)
 
 
-def postgres_url(settings_dict: Mapping[str, Any], schema: str | None = None) -> str | None:
-    """A ``postgresql://`` URL for a Django database's settings, or None if not PostgreSQL."""
-    if settings_dict.get("ENGINE") not in POSTGRES_ENGINES:
+def postgres_url(connection: Any, schema: str | None = None) -> str | None:
+    """A ``postgresql://`` URL reaching the database of Django ``connection``, or None.
+
+    Built from Django's own ``get_connection_params()``, so it names the server exactly as
+    Django's connections do: every libpq keyword of the database's settings and ``OPTIONS``
+    (TLS and authentication included), host lists and IPv6 addresses in the query, and
+    libpq's environment defaults (``PGHOST``, ``PGPORT``…) left to libpq on both sides.
+    """
+    if connection.settings_dict.get("ENGINE") not in POSTGRES_ENGINES:
         return None
-    user = quote(str(settings_dict.get("USER") or ""), safe="")
-    password = quote(str(settings_dict.get("PASSWORD") or ""), safe="")
-    host = str(settings_dict.get("HOST") or "")
-    port = str(settings_dict.get("PORT") or "")
-    name = quote(str(settings_dict.get("NAME") or ""), safe="")
-    query: dict[str, str] = {}
-    if host.startswith("/"):  # a Unix socket directory goes in the query, not the netloc
-        query["host"] = host
-        host = ""
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    netloc = f"{auth}{host}" + (f":{port}" if port else "")
-    for key, value in (settings_dict.get("OPTIONS") or {}).items():
-        if key in _LIBPQ_OPTIONS and isinstance(value, str | int):
-            query[key] = str(value)
+    params = dict(connection.get_connection_params())
+    user = quote(str(params.pop("user", "") or ""), safe="")
+    password = quote(str(params.pop("password", "") or ""), safe="")
+    name = quote(str(params.pop("dbname", "") or ""), safe="")
+    query = {
+        key: str(value)
+        for key, value in params.items()
+        if key not in _NOT_LIBPQ and isinstance(value, str | int) and value != ""
+    }
     if schema:
         query["schema"] = schema
-    return f"postgresql://{netloc}/{name}" + (f"?{urlencode(query)}" if query else "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    return f"postgresql://{auth}/{name}" + (f"?{urlencode(query)}" if query else "")

@@ -8,14 +8,18 @@ always agree.
 from __future__ import annotations
 
 import builtins
-from datetime import datetime
+from dataclasses import fields
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
 
 from taskward import errors
 from taskward.contrib.django.compat import (
     TASK_MAX_PRIORITY,
     TASK_MIN_PRIORITY,
     AnyTask,
+    InvalidTask,
     TaskError,
     TaskResult,
     TaskResultStatus,
@@ -29,7 +33,9 @@ __all__ = [
     "TaskExit",
     "error_class_path",
     "job_priority",
+    "replace_unchecked",
     "status_of",
+    "task_as_enqueued",
     "task_result",
 ]
 
@@ -66,7 +72,7 @@ def job_priority(priority: int) -> int:
     the order they became due.
     """
     step = (TASK_MAX_PRIORITY - TASK_MIN_PRIORITY) // 10  # 20
-    mapped = (MIN_PRIORITY + MAX_PRIORITY + 1) // 2 - priority // step
+    mapped = (MIN_PRIORITY + MAX_PRIORITY + 1) // 2 - int(priority) // step
     return max(MIN_PRIORITY, min(MAX_PRIORITY, mapped))
 
 
@@ -88,6 +94,14 @@ class TaskExit(Exception):
 
 
 _TASK_EXIT = f"{TaskExit.__module__}.{TaskExit.__qualname__}"
+# Ends taskward records without a traceback, by the exception that chose them: a dotted path
+# Django's TaskError.exception_class can import.
+_KINDS = {
+    "Discarded": "taskward.errors.Discard",
+    "Cancelled": "taskward.errors.Cancel",
+    "Timeout": "taskward.runtime.executor.JobTimeout",
+    "DependencyFailed": "taskward.errors.Cancel",
+}
 
 
 def error_class_path(record: ErrorRecord) -> str:
@@ -109,7 +123,43 @@ def error_class_path(record: ErrorRecord) -> str:
             return name
     if isinstance(getattr(errors, record.kind, None), type):
         return f"taskward.errors.{record.kind}"
-    return record.kind
+    return _KINDS.get(record.kind, "builtins.Exception")
+
+
+def task_as_enqueued(task: AnyTask, job: Job, alias: str) -> AnyTask:
+    """``task`` (as decorated) with the options ``job`` was enqueued with.
+
+    Its queue, the priority Django gave, its ``run_after`` and the alias: what
+    ``task.using(...)`` made at enqueue. As decorated when the job's options no longer
+    validate (a queue that left ``QUEUES`` since).
+    """
+    stored = job.meta.get(PRIORITY_META_KEY, task.priority)
+    try:
+        return _with_run_after(
+            task.using(queue_name=job.queue, priority=stored, backend=alias),
+            job.meta.get(RUN_AFTER_META_KEY),
+        )
+    except (InvalidTask, TypeError, ValueError, LookupError, ImproperlyConfigured):
+        return task
+
+
+def _with_run_after(task: AnyTask, stored: Any) -> AnyTask:
+    """``task`` with the ``run_after`` it was enqueued with (a time, or seconds of a delay)."""
+    if isinstance(stored, str):
+        return task.using(run_after=datetime.fromisoformat(stored))
+    if isinstance(stored, int | float) and not isinstance(stored, bool):
+        return replace_unchecked(task, run_after=timedelta(seconds=stored))
+    return task
+
+
+def replace_unchecked(task: AnyTask, **changes: Any) -> AnyTask:
+    """A copy of ``task`` with ``changes``, built without Django's validation (no recursion)."""
+    values = {f.name: getattr(task, f.name) for f in fields(task) if f.init}
+    values.update(changes)
+    copy = object.__new__(type(task))
+    for name, value in values.items():
+        object.__setattr__(copy, name, value)
+    return copy
 
 
 def task_result(task: AnyTask, job: Job, *, backend: str) -> Any:

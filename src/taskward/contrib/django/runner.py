@@ -11,6 +11,7 @@ request; an async task does the same in the thread where Django's async ORM runs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import traceback
@@ -28,8 +29,8 @@ from taskward.contrib.django.compat import (
     task_finished,
     task_started,
 )
-from taskward.contrib.django.results import TaskExit, task_result
-from taskward.errors import JobSignal, Snooze
+from taskward.contrib.django.results import TaskExit, task_as_enqueued, task_result
+from taskward.errors import Discard, JobSignal, Snooze
 from taskward.runtime.context import JobContext
 
 __all__ = ["TaskExit", "make_runner"]
@@ -58,14 +59,13 @@ def make_runner(task: AnyTask, *, backend: str, sender: type) -> Callable[..., A
             try:
                 call_args, result = run.start(ctx, args)
                 try:
-                    value = normalize_json(await task.func(*call_args, **kwargs))
+                    value = await task.func(*call_args, **kwargs)
                 except BaseException as exc:
                     raising = run.failed(ctx, result, exc)
                     if raising is exc:
                         raise
                     raise raising from exc
-                run.succeeded(result, value)
-                return value
+                return run.returned(ctx, result, value)
             finally:
                 await _close_old_connections_async()
 
@@ -79,14 +79,13 @@ def make_runner(task: AnyTask, *, backend: str, sender: type) -> Callable[..., A
             try:
                 call_args, result = run.start(ctx, args)
                 try:
-                    value = normalize_json(task.func(*call_args, **kwargs))
+                    value = task.func(*call_args, **kwargs)
                 except BaseException as exc:
                     raising = run.failed(ctx, result, exc)
                     if raising is exc:
                         raise
                     raise raising from exc
-                run.succeeded(result, value)
-                return value
+                return run.returned(ctx, result, value)
             finally:
                 close_old_connections()
 
@@ -107,13 +106,33 @@ class _Run:
         self.sender = sender
 
     def start(self, ctx: JobContext, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
-        """The arguments to call the function with, and the attempt's result (signalled)."""
-        result = task_result(self.task, ctx.job, backend=self.backend)
+        """The arguments to call the function with, and the attempt's result (signalled).
+
+        The result is ``get_result``'s for the job: the task with the options it was enqueued
+        with (queue, priority, ``run_after``, alias).
+        """
+        task = task_as_enqueued(self.task, ctx.job, self.backend)
+        result = task_result(task, ctx.job, backend=self.backend)
         set_field(result, "status", TaskResultStatus.RUNNING)
         task_started.send(sender=self.sender, task_result=result)
         if self.task.takes_context:
             return (TaskContext(task_result=result), *args), result
         return args, result
+
+    def returned(self, ctx: JobContext, result: Any, value: Any) -> Any:
+        """The return value as stored (JSON, as Django normalises it); ``task_finished``.
+
+        A value that JSON cannot hold discards the job: the task did its work, and running it
+        again would do it twice.
+        """
+        try:
+            value = normalize_json(value)
+        except (TypeError, ValueError) as exc:
+            problem = Discard(f"the task's return value cannot be stored as JSON: {exc}")
+            raise self.failed(ctx, result, problem) from exc
+        if not ctx.timed_out:
+            self.succeeded(result, value)
+        return value
 
     def succeeded(self, result: Any, value: Any) -> None:
         """Record the return value and send ``task_finished``."""
@@ -131,6 +150,10 @@ class _Run:
         """
         if isinstance(exc, Snooze):  # rescheduled, not failed (RateLimited is one too)
             return exc
+        if ctx.timed_out:  # the worker already recorded the timeout as this attempt's end
+            return exc
+        if isinstance(exc, asyncio.CancelledError) and not ctx.cancelled:
+            return exc  # the worker is stopping: the job goes back, nothing finished
         error_type = type(exc)
         result.errors.append(
             TaskError(
@@ -138,8 +161,12 @@ class _Run:
                 traceback="".join(traceback.format_exception(exc)),
             )
         )
-        # Cancel and Discard end the job at once; other errors when no attempt is left.
-        final = isinstance(exc, JobSignal) or ctx.job.attempt >= ctx.job.max_attempts
+        # Cancel and Discard end the job at once, as an operator's cancel; other errors when
+        # no attempt is left.
+        final = (
+            isinstance(exc, JobSignal | asyncio.CancelledError)
+            or ctx.job.attempt >= ctx.job.max_attempts
+        )
         set_field(result, "status", TaskResultStatus.FAILED if final else TaskResultStatus.READY)
         set_field(result, "finished_at", datetime.now(UTC) if final else None)
         task_finished.send(sender=self.sender, task_result=result)

@@ -1,9 +1,11 @@
-"""What every backend object of one ``TASKS`` alias shares: its tasks and its managers.
+"""What the backend objects of the process share: the tasks, and each alias's managers.
 
 Django builds a backend object per thread (``task_backends`` is a connection handler, with
 thread-local connections) and a new one after ``override_settings(TASKS=…)``. A ``@task``
-registers with the object of the thread that imported its module, so the tasks are kept per
-alias, here, for every object of that alias; the managers (and their connections) are kept
+registers with the object of the thread that imported its module, and may be enqueued on
+another alias (``task.using(backend="other")``): so every task is kept here, for every alias,
+and registered with every taskward manager of the process. Only imported code runs still: a
+task is here because its module was imported. The managers (and their connections) are kept
 per alias and configuration, so a threaded server opens them once, not once per thread.
 """
 
@@ -20,10 +22,10 @@ from typing import Any
 from taskward.contrib.django.compat import AnyTask
 from taskward.manager import TaskManager
 
-__all__ = ["Shared", "lock", "register_task", "shared_state", "tasks_of"]
+__all__ = ["Shared", "forget_loop", "lock", "register_task", "shared_state", "tasks"]
 
 _LOCK = threading.RLock()
-_TASKS: dict[str, dict[str, AnyTask]] = {}  # alias -> taskward name -> the Task as decorated
+_TASKS: dict[str, AnyTask] = {}  # taskward name -> the Task as decorated
 _STATES: dict[tuple[str, str], Shared] = {}  # (alias, configuration) -> what it shares
 
 LoopEntry = tuple[TaskManager, AsyncIterator[None]]
@@ -56,25 +58,29 @@ def shared_state(alias: str, params: Any) -> Shared:
 
 
 def register_task(
-    alias: str, name: str, task: AnyTask, register: Callable[[TaskManager, AnyTask], None]
+    name: str, task: AnyTask, register: Callable[[TaskManager, AnyTask, str], None]
 ) -> None:
-    """Record ``task`` for ``alias`` and register it with every manager of that alias."""
+    """Record ``task`` and register it with every manager: ``register(manager, task, alias)``."""
     with _LOCK:
-        known = _TASKS.setdefault(alias, {}).get(name)
+        known = _TASKS.get(name)
         if known is not None and known.func is task.func:
             return
-        _TASKS[alias][name] = task
-        managers = [
-            m for state in _STATES.values() if state.alias == alias for m in state.managers()
-        ]
-    for manager in managers:
-        register(manager, task)
+        _TASKS[name] = task
+        managers = [(m, state.alias) for state in _STATES.values() for m in state.managers()]
+    for manager, alias in managers:
+        register(manager, task, alias)
 
 
-def tasks_of(alias: str) -> dict[str, AnyTask]:
-    """The tasks registered for ``alias``, by taskward name."""
+def tasks() -> dict[str, AnyTask]:
+    """Every Django task registered in this process, by taskward name."""
     with _LOCK:
-        return dict(_TASKS.get(alias, {}))
+        return dict(_TASKS)
+
+
+def forget_loop(state: Shared, loop: asyncio.AbstractEventLoop) -> None:
+    """Drop the manager of ``loop`` (its entry holds the loop: it would never go away)."""
+    with _LOCK:
+        state.loop_managers.pop(loop, None)
 
 
 def lock() -> threading.RLock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -23,6 +25,14 @@ def on_postgres() -> bool:
 def burst(*args: str) -> None:
     """Run every due job in this process, as ``manage.py taskward_worker --burst`` would."""
     call_command("taskward_worker", "--burst", "--log-level", "WARNING", *args)
+
+
+def burst_counts(*args: str) -> str:
+    """Run a burst worker; return what it counted (``"{'completed': 1}"``), as printed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        burst(*args)
+    return out.getvalue().strip().rsplit("burst done: ", 1)[-1]
 
 
 def manage(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -3,13 +3,23 @@ the transaction; with SQLite (a separate store) it is committed at once, as docu
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.test import TransactionTestCase
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import TransactionTestCase, override_settings
 
 from shop.models import Order
 from shop.tasks import add, send_confirmation
-from shop.tests.helpers import burst, on_postgres
-from taskward.contrib.django.compat import TaskResultDoesNotExist, TaskResultStatus
+from shop.tests.helpers import burst, burst_counts, on_postgres
+from taskward.contrib.django.backend import TaskwardBackend
+from taskward.contrib.django.compat import (
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_backends,
+)
+
+TASKS = settings.TASKS
 
 
 class AtomicEnqueueTests(TransactionTestCase):
@@ -45,14 +55,47 @@ class AtomicEnqueueTests(TransactionTestCase):
             self.assertTrue(failed.errors[0].exception_class_path.endswith("DoesNotExist"))
 
     def test_invisible_to_workers_until_commit(self) -> None:
+        burst()  # nothing else due
         with transaction.atomic():
             result = add.enqueue(20, 22)
             if on_postgres():
-                # A worker's connection does not see the uncommitted job, so it runs nothing.
-                burst()
-                self.assertEqual(add.get_result(result.id).status, TaskResultStatus.READY)
-        burst()
+                # A worker's connection does not see the uncommitted job: it runs nothing.
+                self.assertEqual(burst_counts(), "{}")
+        self.assertEqual(burst_counts(), "{'completed': 1}")
         self.assertEqual(add.get_result(result.id).return_value, 42)
+
+    def test_an_explicit_url_is_another_store_even_for_the_same_database(self) -> None:
+        # OPTIONS['url'] names the store: it is never Django's database, so an enqueue
+        # commits at once, whatever the transaction does (manage.py check says so: I001).
+        url = task_backends["default"].url
+        explicit = {"BACKEND": TASKS["default"]["BACKEND"], "OPTIONS": {"url": url}}
+        with override_settings(TASKS={**TASKS, "explicit": explicit}):
+            backend = task_backends["explicit"]
+            self.assertIsInstance(backend, TaskwardBackend)
+            self.assertFalse(backend.shares_database())
+            self.assertEqual(task_backends["default"].shares_database(), on_postgres())
+            try:
+                with transaction.atomic():
+                    result = add.using(backend="explicit").enqueue(1, 2)
+                    raise RuntimeError("roll back")
+            except RuntimeError:
+                pass
+            self.assertEqual(backend.get_result(result.id).status, TaskResultStatus.READY)
+            backend.manager.sync.shutdown()
+
+    def test_result_times_are_utc_whatever_the_session_zone(self) -> None:
+        if not on_postgres():
+            self.skipTest("read through Django's connection on PostgreSQL only")
+        result = add.enqueue(1, 1)
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'America/New_York'")
+        try:
+            read = add.get_result(result.id)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'UTC'")
+        self.assertEqual(read.enqueued_at.utcoffset(), timedelta(0))
+        self.assertEqual(read.enqueued_at, result.enqueued_at)
 
     def test_a_savepoint_rolled_back_inside_a_committed_transaction(self) -> None:
         with transaction.atomic():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, override_settings
 
 from shop.models import Order
 from shop.tasks import add, always_fails, flaky, send_confirmation
@@ -40,9 +42,9 @@ class WorkerCommandTests(TransactionTestCase):
 
     def test_an_alias_that_is_not_taskward_is_one_error_line(self) -> None:
         refused = manage("taskward_worker", "--burst", "--backend", "nosuch")
-        self.assertNotEqual(refused.returncode, 0)
-        self.assertNotIn("Traceback", refused.stderr)
-        self.assertIn("nosuch", refused.stderr)
+        self.assertEqual(refused.returncode, 1)
+        (line,) = refused.stderr.strip().splitlines()
+        self.assertTrue(line.startswith("error: ") and "nosuch" in line, line)
 
     def test_the_alias_queues_are_served_by_default(self) -> None:
         order = Order.objects.create(email="q@example.com")
@@ -97,3 +99,31 @@ class TaskwardCommandTests(TransactionTestCase):
         self.assertEqual(
             refused.stderr.strip().splitlines(), ["error: The connection 'nosuch' doesn't exist."]
         )
+
+
+class CallCommandTests(TransactionTestCase):
+    def test_a_failing_command_raises_command_error(self) -> None:
+        with self.assertRaises(CommandError) as raised:  # no such job: an error, status 1
+            call_command("taskward", "status", "999999999")
+        self.assertEqual(raised.exception.returncode, 1)
+        with self.assertRaises(CommandError) as raised:  # not an id: a usage error, status 2
+            call_command("taskward", "status", "abc")
+        self.assertEqual(raised.exception.returncode, 2)
+
+    def test_a_task_enqueued_on_another_alias_runs_there(self) -> None:
+        # add is decorated for "default"; its worker on "retrying" runs it all the same.
+        result = add.using(backend="retrying", queue_name="retries").enqueue(20, 22)
+        self.assertEqual(result.backend, "retrying")
+        burst("--backend", "retrying")
+        result.refresh()
+        self.assertEqual(result.status, TaskResultStatus.SUCCESSFUL)
+        self.assertEqual(result.return_value, 42)
+        self.assertEqual(result.task.backend, "retrying")
+
+    def test_a_worker_for_any_queue_must_name_its_queues(self) -> None:
+        tasks = {**settings.TASKS, "open": {**settings.TASKS["default"], "QUEUES": []}}
+        with override_settings(TASKS=tasks):
+            errors = io.StringIO()
+            with self.assertRaises(CommandError):
+                call_command("taskward_worker", "--burst", "--backend", "open", stderr=errors)
+        self.assertIn("QUEUES'] is empty", errors.getvalue())
