@@ -12,6 +12,7 @@ import itertools
 import logging
 import operator
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -22,6 +23,7 @@ from taskward.backends.base import Backend, BlockingInserter, Capability, Stream
 from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, policy_from
 from taskward.building import JobBuilder, TaskRef, split_call
 from taskward.clock import Clock, SystemClock
+from taskward.commits import BlockingGroupCommit, GroupCommit
 from taskward.errors import (
     InvalidOptions,
     NotSupported,
@@ -93,6 +95,11 @@ class TaskManager(Operations, WorkflowOperations):
         self._unknown_logged: set[str] = set()
         self._opened = False
         self._blocking_open_lock = threading.Lock()
+        # Enqueues arriving while a commit is in flight share the next (taskward.commits).
+        self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._blocking_group: BlockingGroupCommit | None = None
         self._open_lock: asyncio.Lock | None = None
         self.events = EventBus()
         """Hooks on job, queue and cron events (see :meth:`on`)."""
@@ -290,7 +297,10 @@ class TaskManager(Operations, WorkflowOperations):
         backend = await self._backend()
         if connection is not None and Capability.TRANSACTIONAL_ENQUEUE not in backend.capabilities:
             raise NotSupported(f"{backend.url} cannot enqueue inside the caller's transaction")
-        (inserted,) = await backend.insert([new], now=self.clock.now(), connection=connection)
+        if connection is None and new.unique_key is None and _commits(backend):
+            inserted = await self._group_commit(backend).insert(new)
+        else:
+            (inserted,) = await backend.insert([new], now=self.clock.now(), connection=connection)
         _log_enqueued(inserted.job, inserted.duplicate)
         self._emit_enqueued([inserted])
         return inserted.job
@@ -320,7 +330,12 @@ class TaskManager(Operations, WorkflowOperations):
         inserter = cast(BlockingInserter, backend)
         if not self._opened:
             self._open_blocking(inserter)
-        (inserted,) = inserter.insert_blocking([new], now=self.clock.now(), connection=connection)
+        if connection is None and new.unique_key is None:
+            inserted = self._blocking_group_commit(inserter).insert(new)
+        else:
+            (inserted,) = inserter.insert_blocking(
+                [new], now=self.clock.now(), connection=connection
+            )
         _log_enqueued(inserted.job, inserted.duplicate)
         if self.events.wants("job.enqueued"):
             # On the portal's loop, as the async twin did: hooks never run in (or block) the
@@ -330,6 +345,28 @@ class TaskManager(Operations, WorkflowOperations):
             except PortalClosed:  # after shutdown(): the job is stored, so never raise now
                 self._emit_enqueued([inserted])
         return inserted.job
+
+    def _group_commit(self, backend: Backend) -> GroupCommit:
+        """The group commit of the running loop (its futures belong to that loop)."""
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(loop)
+        if group is None:
+            group = self._groups[loop] = GroupCommit(
+                lambda jobs: backend.insert(jobs, now=self.clock.now())
+            )
+        return group
+
+    def _blocking_group_commit(self, inserter: BlockingInserter) -> BlockingGroupCommit:
+        """The group commit of sync producers (every thread of this process)."""
+        group = self._blocking_group
+        if group is None:
+            with self._blocking_open_lock:
+                group = self._blocking_group
+                if group is None:
+                    group = self._blocking_group = BlockingGroupCommit(
+                        lambda jobs: inserter.insert_blocking(jobs, now=self.clock.now())
+                    )
+        return group
 
     @property
     def opened(self) -> bool:
@@ -502,6 +539,11 @@ class TaskManager(Operations, WorkflowOperations):
             return await drain_jobs(
                 worker, queues=names, batch=batch, with_scheduled=with_scheduled
             )
+
+
+def _commits(backend: Backend) -> bool:
+    """True for stores where a commit is worth sharing (durable ones: SQLite, PostgreSQL)."""
+    return Capability.BLOCKING_INSERT in backend.capabilities
 
 
 def _log_enqueued(job: Job, duplicate: bool) -> None:

@@ -22,6 +22,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from taskward import TaskManager
 
@@ -95,6 +96,50 @@ async def produce(url: str, ledger: str, first: int, batch: int, count: int, pau
                 await asyncio.sleep(pause)
 
 
+async def produce_concurrently(url: str, ledger: str, first: int, producers: int) -> None:
+    """``producers`` coroutines and as many threads, each enqueuing one job at a time.
+
+    Their enqueues share commits (taskward.commits); each acknowledged job gets its own
+    ledger line as soon as its own call returned. Producer ``p`` numbers its jobs
+    ``first + p``, ``first + p + 2 * producers``…, so no number is used twice.
+    """
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    stride = 2 * producers
+    async with TaskManager(url) as tw:
+        append(ledger, f"open {time.monotonic():.6f}")
+
+        def record(n: int, enqueue: Any) -> Any:
+            return enqueue(TASK, args=[n], max_attempts=25)
+
+        async def coroutine(p: int) -> None:
+            n = first + p
+            while not stop.is_set():
+                try:
+                    job = await record(n, tw.enqueue_task)
+                except Exception as exc:
+                    append(ledger, f"fail {time.monotonic():.6f} {n} 1 {type(exc).__name__}")
+                else:
+                    append(ledger, f"ack {time.monotonic():.6f} {n}:{job.id}")
+                n += stride
+
+        def thread(p: int) -> None:
+            n = first + producers + p
+            while not stop.is_set():
+                try:
+                    job = record(n, tw.enqueue_task_blocking)
+                except Exception as exc:
+                    append(ledger, f"fail {time.monotonic():.6f} {n} 1 {type(exc).__name__}")
+                else:
+                    append(ledger, f"ack {time.monotonic():.6f} {n}:{job.id}")
+                n += stride
+
+        await asyncio.gather(
+            *(coroutine(p) for p in range(producers)),
+            *(asyncio.to_thread(thread, p) for p in range(producers)),
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
@@ -103,7 +148,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between calls")
+    parser.add_argument(
+        "--concurrent", type=int, default=0, help="N coroutines + N threads, one job per call"
+    )
     args = parser.parse_args()
+    if args.concurrent:
+        asyncio.run(produce_concurrently(args.url, args.ledger, args.first, args.concurrent))
+        return
     asyncio.run(produce(args.url, args.ledger, args.first, args.batch, args.count, args.pause))
 
 
