@@ -10,7 +10,7 @@ append instead of the Redis mark (harness.common).
 
 Environment: RUNS (3), BENCH_N (10000), BENCH_LAT_N (200), SCALE (1: drain with 1/2/4 worker
 processes on PostgreSQL), MILLION (1: the 1,000,000-row listing; MILLION_ROWS), PHASE_TIMEOUT
-(240 s per driver process), OUT (results/raw.jsonl, replaced), PHASES ("enqueue bulk
+(240 s per driver process), OUT (results/raw.jsonl, replaced), PHASES ("enqueue concurrent bulk
 latency"; enqueue includes the drain), BENCH_TW_CONCURRENCY (50: taskward's slots per process),
 MEMORY (1: the worker's RSS while draining MEMORY_N = 100,000 jobs, SQLite and PostgreSQL).
 """
@@ -63,9 +63,9 @@ CLASSES = {
 }  # fmt: skip
 # Systems measured in some phases only (their module's ONLY_PHASES).
 ONLY_PHASES = {
-    "taskward-sqlite-async": {"enqueue"},
-    "taskward-postgres-async": {"enqueue"},
-    "taskward-redis-async": {"enqueue"},
+    "taskward-sqlite-async": {"enqueue", "concurrent"},
+    "taskward-postgres-async": {"enqueue", "concurrent"},
+    "taskward-redis-async": {"enqueue", "concurrent"},
 }
 SCALE_SYSTEMS = ["taskward-postgres", "taskward-postgres-own", "bare-postgres"]
 SCALE_PROCS = [1, 2, 4]
@@ -147,7 +147,7 @@ def main() -> int:
     systems = list(dict.fromkeys(named)) or TASKWARD + PEERS
     runs = int(os.environ.get("RUNS", "3"))
     # the enqueue phase also times the drain of what it enqueued
-    PHASES = os.environ.get("PHASES", "enqueue bulk latency").split()
+    PHASES = os.environ.get("PHASES", "enqueue concurrent bulk latency").split()
     out = Path(os.environ.get("OUT", BENCH / "results" / "raw.jsonl")).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)

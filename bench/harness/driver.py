@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -109,6 +110,34 @@ class Producer:
         for i in range(n):
             enqueue(i, 0.0)
         return time.perf_counter() - t0
+
+    def concurrently(self, n: int, producers: int) -> float:
+        """``n`` enqueues from ``producers`` at once: asyncio tasks on one loop for an async
+        API, threads for a sync one (a web server's requests); each call one job."""
+        share = [range(p, n, producers) for p in range(producers)]
+        if self.is_async:
+            enq = self.mod.aenqueue
+
+            async def go() -> float:
+                async def producer(numbers: range) -> None:
+                    for i in numbers:
+                        await enq(i, 0.0)
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(producer(numbers) for numbers in share))
+                return time.perf_counter() - t0
+
+            return float(self._run(go()))
+        enqueue = self.mod.enqueue
+
+        def producer(numbers: range) -> None:
+            for i in numbers:
+                enqueue(i, 0.0)
+
+        with ThreadPoolExecutor(producers) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(producer, share))
+            return time.perf_counter() - t0
 
     def in_bulk(self, n: int) -> float:
         t0 = time.perf_counter()
@@ -281,6 +310,18 @@ def phase_enqueue(mod: ModuleType, res: dict[str, Any], tag: str, procs: int | N
     timed_drain(mod, res, tag, procs)
 
 
+PRODUCERS = int(os.environ.get("BENCH_PRODUCERS", "64"))
+
+
+def phase_concurrent(mod: ModuleType, res: dict[str, Any], tag: str, procs: int | None) -> None:
+    """N jobs from PRODUCERS concurrent producers in one process (then drained, untimed)."""
+    mod.reset()
+    with Producer(mod) as prod:
+        secs = prod.concurrently(N, PRODUCERS)
+        kind = "async tasks" if prod.is_async else "threads"
+    res.update(concurrent_s=secs, concurrent_rate=N / secs, producers=PRODUCERS, producer=kind)
+
+
 def phase_bulk(mod: ModuleType, res: dict[str, Any], tag: str, procs: int | None) -> None:
     prod = Producer(mod)
     if prod.bulk is None:
@@ -327,6 +368,7 @@ def phase_latency(mod: ModuleType, res: dict[str, Any], tag: str, procs: int | N
 
 PHASES = {
     "enqueue": phase_enqueue,
+    "concurrent": phase_concurrent,
     "bulk": phase_bulk,
     "latency": phase_latency,
     "scale": phase_scale,

@@ -126,13 +126,26 @@ class Parameters:
             return  # the quick check is never the one to refuse a call Python takes
         # Names and counts only: the values may be secrets (``sensitive=``).
         shown = self.signature.replace(
-            parameters=[p.replace(annotation=_EMPTY) for p in self.signature.parameters.values()],
+            parameters=[
+                p.replace(annotation=_EMPTY, default=_EMPTY if p.default is _EMPTY else _HIDDEN)
+                for p in self.signature.parameters.values()
+            ],
             return_annotation=_EMPTY,
         )
         raise InvalidJob(
             f"task {task!r} takes {shown}, which cannot be called with "
             f"{_described(args, kwargs, received)}: {reason}. Nothing was stored."
         )
+
+
+class _Hidden:
+    """A default value as the refusal shows it: never the value (it may be a secret)."""
+
+    def __repr__(self) -> str:
+        return "…"
+
+
+_HIDDEN = _Hidden()
 
 
 def _described(args: Sequence[Any], kwargs: Mapping[str, Any], received: int) -> str:

@@ -142,7 +142,10 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         signature = _signature(fn)  # read once: the three below all follow from it
         self.takes_context = _takes_context(signature)
-        self.parameters = Parameters.of(signature, takes_context=self.takes_context)
+        # The check needs the signature the worker calls: a decorator's wrapper (which may
+        # supply or take arguments of its own) is not its wrapped function; it is not checked.
+        called = signature if _signature(fn, follow_wrapped=False) == signature else None
+        self.parameters = Parameters.of(called, takes_context=self.takes_context)
         """What a job's arguments are checked against at enqueue (None: anything is taken)."""
         self.sensitive_marker = _sensitive_marker(signature, options.sensitive, self.takes_context)
         """What enqueue records in ``meta[SENSITIVE_META_KEY]``, or None (nothing sensitive)."""
@@ -216,10 +219,10 @@ class Task(Generic[P, R]):
         return await self._manager().schedule_task(self, at=at, args=args, kwargs=kwargs)
 
 
-def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+def _signature(fn: Callable[..., Any], *, follow_wrapped: bool = True) -> inspect.Signature | None:
     """The function's signature, or None where Python cannot tell (some builtins)."""
     try:
-        return inspect.signature(fn)
+        return inspect.signature(fn, follow_wrapped=follow_wrapped)
     except (TypeError, ValueError):
         return None
 

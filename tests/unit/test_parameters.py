@@ -100,7 +100,7 @@ def test_a_refusal_says_what_the_function_takes_and_never_a_value() -> None:
         login.parameters.check("login", ["ada", "hunter2", True], {"remember": True})
     message = str(refused.value)
     assert message == (
-        "task 'login' takes (user, password, *, remember=False), which cannot be called with "
+        "task 'login' takes (user, password, *, remember=…), which cannot be called with "
         "3 positional arguments and the keyword argument(s) remember: too many positional "
         "arguments. Nothing was stored."
     )

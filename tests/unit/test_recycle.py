@@ -81,6 +81,15 @@ def test_the_memory_limit_reads_the_resident_set() -> None:
     assert Recycler(RecycleLimits(max_rss=1), rss=lambda: None).memory_reached() is None
 
 
+def test_memory_never_recycles_a_process_before_a_job_ended() -> None:
+    # A limit below what the process needs to start would otherwise replace every new
+    # process at once, in a storm that runs nothing.
+    recycler = Recycler(RecycleLimits(max_rss=10), rss=lambda: 10**9)
+    assert recycler.memory_reached() is None
+    assert recycler.job_ended() == "its resident set is 953.7 MiB (limit 0.0 MiB)"
+    assert recycler.memory_reached() is not None
+
+
 def test_the_resident_set_of_this_process_is_read() -> None:
     rss = current_rss()
     assert rss is not None

@@ -167,7 +167,9 @@ def _supervise(processes: int) -> NoReturn:
 
 def _process_count(text: str) -> int:
     if text.strip().lower() == "auto":
-        return os.cpu_count() or 1
+        # The CPUs this process may run on (taskset, cpusets), not the machine's count.
+        affinity = getattr(os, "sched_getaffinity", None)
+        return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
     with contextlib.suppress(ValueError):
         if (count := int(text)) >= 1:
             return count

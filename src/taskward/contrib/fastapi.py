@@ -79,19 +79,23 @@ def taskward_lifespan(
     async def run(app: Any) -> AsyncIterator[Any]:
         await manager.open()
         try:
-            async with _worker_beside(manager, queues):
-                if lifespan is None:
+            # The worker runs inside the app's own lifespan: it starts once the app's
+            # resources are up, and stops (its running jobs finished) before they go.
+            if lifespan is None:
+                async with _worker_beside(manager, queues):
                     yield None
-                else:
-                    async with lifespan(app) as state:
-                        yield state
-            # After the worker: its jobs may have started background tasks too.
-            if not await drain_background_tasks(timeout=drain_timeout):
-                logger.warning(
-                    "background tasks still running after %ss were cancelled", drain_timeout
-                )
+            else:
+                async with lifespan(app) as state, _worker_beside(manager, queues):
+                    yield state
         finally:
-            await manager.close()
+            try:
+                # After the worker: its jobs may have started background tasks too.
+                if not await drain_background_tasks(timeout=drain_timeout):
+                    logger.warning(
+                        "background tasks still running after %ss were cancelled", drain_timeout
+                    )
+            finally:
+                await manager.close()
 
     return run
 

@@ -147,9 +147,13 @@ class Recycler:
         return self.memory_reached()
 
     def memory_reached(self) -> str | None:
-        """Why the worker should recycle if its resident set reached the limit, else None."""
+        """Why the worker should recycle if its resident set reached the limit, else None.
+
+        Never before a job ended: a limit below what the process needs to start would
+        otherwise replace every process at once, in a storm that runs nothing.
+        """
         limit = self.limits.max_rss
-        if limit is None:
+        if limit is None or self.ended == 0:
             return None
         rss = self._rss()
         if rss is None or rss < limit:

@@ -59,6 +59,10 @@ class ChildLink:
     def from_env(cls) -> ChildLink | None:
         """The link the supervisor passed to this process, if any (and still open)."""
         index, raw = supervised_index(), os.environ.get(LINK_ENV)
+        # Read once, then gone: a process this worker starts (a job running `taskward
+        # worker`, say) must not take itself for a supervised child, nor this descriptor.
+        os.environ.pop(LINK_ENV, None)
+        os.environ.pop(CHILD_ENV, None)
         if index is None or raw is None:
             return None
         try:

@@ -111,6 +111,16 @@ class Worker:
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask the worker to stop fetching and shut down gracefully (``reason`` is logged)."""
+        if self._stopping.is_set() and self.recycled is not None and self._runs:
+            # A stop while a recycle waits for its jobs: the operator's; they may be released.
+            logger.info(
+                "worker %s: %s while recycling; waiting up to %gs for %d running job(s)",
+                self.id,
+                reason,
+                self.config.shutdown_timeout,
+                len(self._runs),
+            )
+            self.recycled = None
         if not self._stopping.is_set():
             # Logged at once: the shutdown may wait for running jobs for a long while.
             if self._runs:
@@ -193,6 +203,12 @@ class Worker:
         logger.info("worker %s stopped", self.id)
 
     async def _finish_running(self, timeout: float) -> None:
+        # A recycle lets every running job end by itself ("finishes its running jobs first"):
+        # cut short and released, a job that grows past a memory limit would be run again by
+        # the next process, and again, never spending an attempt. A stop asked meanwhile (an
+        # operator's SIGTERM) ends this wait; the shutdown timeout applies from then on.
+        while self._runs and self.recycled is not None:
+            await asyncio.wait(list(self._runs), timeout=0.5)
         if not self._runs:
             return
         _, late = await asyncio.wait(list(self._runs), timeout=timeout)

@@ -83,6 +83,7 @@ class PostgresBackend:
     def __init__(self, url: str) -> None:
         self.url = url
         self.config = PostgresConfig.from_url(url)
+        _check_conninfo(self.config.conninfo)
         self._connections = Connections(self.config)
         self.q = self._connections.q  # every statement, by name, filled in for the schema
         self._control = ControlConnection(self._connections)
@@ -445,3 +446,22 @@ class PostgresBackend:
     async def list_workers(self, *, alive_since: datetime) -> list[WorkerInfo]:
         """Return workers that heartbeated at or after ``alive_since``, by id."""
         return await admin.list_workers(self._connections, alive_since=alive_since)
+
+
+def _check_conninfo(conninfo: str) -> None:
+    """Refuse a URL libpq cannot parse now, with one clear error, not at the first connect.
+
+    libpq's own message is left out: it may quote the URL, password included.
+    """
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    from taskward.errors import InvalidOptions
+
+    try:
+        conninfo_to_dict(conninfo)
+    except ProgrammingError:
+        raise InvalidOptions(
+            "invalid PostgreSQL URL: libpq cannot parse it (check the percent-encoding of "
+            "the user and password, and the query parameters' names)"
+        ) from None
