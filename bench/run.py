@@ -39,7 +39,7 @@ import servers  # noqa: E402
 PEERS = [
     "celery", "rq", "dramatiq", "huey", "arq", "saq", "bare-redis",
     "huey-sqlite", "bare-sqlite", "bare-sqlite-full",
-    "saq-pg", "procrastinate", "pgqueuer", "oban", "bare-postgres",
+    "saq-pg", "procrastinate", "pgqueuer", "pgqueuer-2", "oban", "bare-postgres",
 ]  # fmt: skip
 TASKWARD = [
     "taskward-memory", "taskward-memory-own", "taskward-sqlite", "taskward-sqlite-own",
@@ -58,7 +58,7 @@ CLASSES = {
     ],
     "postgres": [
         "taskward-postgres", "taskward-postgres-own", "taskward-postgres-async",
-        "saq-pg", "procrastinate", "pgqueuer", "oban", "bare-postgres",
+        "saq-pg", "procrastinate", "pgqueuer", "pgqueuer-2", "oban", "bare-postgres",
     ],
 }  # fmt: skip
 # Systems measured in some phases only (their module's ONLY_PHASES).
