@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import operator
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -99,7 +100,7 @@ class TaskManager(Operations, WorkflowOperations):
         self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = (
             weakref.WeakKeyDictionary()
         )
-        self._blocking_group: BlockingGroupCommit | None = None
+        self._blocking_group: tuple[int, BlockingGroupCommit] | None = None
         self._open_lock: asyncio.Lock | None = None
         self.events = EventBus()
         """Hooks on job, queue and cron events (see :meth:`on`)."""
@@ -358,15 +359,21 @@ class TaskManager(Operations, WorkflowOperations):
 
     def _blocking_group_commit(self, inserter: BlockingInserter) -> BlockingGroupCommit:
         """The group commit of sync producers (every thread of this process)."""
+        pid = os.getpid()
         group = self._blocking_group
-        if group is None:
+        if group is None or group[0] != pid:
             with self._blocking_open_lock:
                 group = self._blocking_group
-                if group is None:
-                    group = self._blocking_group = BlockingGroupCommit(
-                        lambda jobs: inserter.insert_blocking(jobs, now=self.clock.now())
+                # A forked child starts a group of its own: the parent's may have been busy
+                # (its leader is not in this process) when the fork happened.
+                if group is None or group[0] != pid:
+                    group = self._blocking_group = (
+                        pid,
+                        BlockingGroupCommit(
+                            lambda jobs: inserter.insert_blocking(jobs, now=self.clock.now())
+                        ),
                     )
-        return group
+        return group[1]
 
     @property
     def opened(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -197,3 +198,59 @@ def test_threads_errors_reach_every_waiter(down: bool) -> None:
         assert all(isinstance(r, BackendUnavailable) for r in results)
     else:
         assert all(isinstance(r, Inserted) for r in results)
+
+
+def test_a_waiting_thread_interrupted_leaves_the_queue_and_nothing_hangs() -> None:
+    # Ctrl-C, or a SIGTERM handler raising SystemExit, reaches the main thread while it waits
+    # for a commit: its job was never sent, and every later enqueue must still go through.
+    store = Store(delay=0.5)
+    group = BlockingGroupCommit(store.insert_blocking)
+    leader = threading.Thread(target=group.insert, args=(new(0),))
+    leader.start()
+    time.sleep(0.1)  # the leader's commit is in flight
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise RuntimeError("interrupted")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            group.insert(new(1))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    leader.join(5)
+    assert group.insert(new(2)).job.args == [2]  # not stuck behind the one that left
+    assert store.calls == [[0], [2]]
+
+
+def test_every_caller_gets_an_exception_of_its_own() -> None:
+    store = Store(delay=0.02)
+    store.down = True
+    results = run_threads(BlockingGroupCommit(store.insert_blocking), 8)
+    errors = [r for r in results if isinstance(r, BackendUnavailable)]
+    assert len(errors) == 8
+    assert len({id(e) for e in errors}) == 8  # no traceback holds another request's frames
+
+
+async def test_only_a_refused_value_splits_a_batch() -> None:
+    # Any other failure is the batch's as a whole: retrying job by job would risk storing
+    # twice what a commit stored before the error.
+    store = Store()
+    group = GroupCommit(store.insert)
+    first = asyncio.ensure_future(group.insert(new(0)))
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(group.insert(new(n))) for n in range(1, 5)]
+    original = store._insert
+
+    def broken(jobs: Sequence[NewJob]) -> list[Inserted]:
+        if len(jobs) > 1:
+            raise RuntimeError("the store said something odd")
+        return original(jobs)
+
+    store._insert = broken  # type: ignore[method-assign]
+    await first
+    outcomes = await asyncio.gather(*rest, return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert store.attempts == 1  # the first alone; the batch failed once, not job by job
