@@ -7,11 +7,13 @@ in ``tmp_path``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -29,7 +31,10 @@ from taskward.cli import app
 
 runner = CliRunner()
 
-NO_STORE = "(set --url or TASKWARD_URL, or run from the folder that has it)"
+NO_STORE = (
+    "(set --url or TASKWARD_URL, or run from the folder that has it; `taskward migrate` "
+    "creates one)"
+)
 
 
 @pytest.fixture
@@ -405,3 +410,26 @@ def test_init_writes_tasks_py_whose_printed_commands_run_a_job(tmp_path: Path) -
     again = taskward("init", cwd=tmp_path)
     assert_one_error_line(again.returncode, again.stderr, "tasks.py exists already")
     assert (tmp_path / "tasks.py").read_text() == written
+
+
+def test_a_read_only_command_never_adds_tables_to_another_database(here: Path) -> None:
+    other = here / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as con:
+        con.execute("CREATE TABLE users (name TEXT)")
+        con.commit()
+    code, _, stderr = invoke("stats", "--url", f"sqlite:///{other}")
+    assert_one_error_line(code, stderr, f"error: no store at {other} {NO_STORE}")
+    with contextlib.closing(sqlite3.connect(other)) as con:
+        tables = [name for (name,) in con.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["users"]
+
+
+def test_a_read_only_command_refuses_a_postgres_schema_without_a_store(pg_url: str) -> None:
+    code, _, stderr = invoke("jobs", "--url", pg_url)
+    assert code == 1
+    assert stderr.startswith("error: no store at postgresql://")
+    assert "taskward migrate" in stderr
+    code, _, _ = invoke("migrate", "--url", pg_url)
+    assert code == 0
+    code, _, _ = invoke("jobs", "--url", pg_url)
+    assert code == 0

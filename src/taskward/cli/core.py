@@ -18,6 +18,7 @@ terminal) reaches every command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import sys
@@ -260,22 +261,61 @@ def _only_manager(module: ModuleType) -> TaskManager:
 
 
 def require_store(manager: TaskManager) -> None:
-    """Refuse (exit 1) when ``manager``'s store is a SQLite file that does not exist.
+    """Refuse (exit 1) when ``manager``'s store holds no taskward tables yet.
 
-    Opening it would create it: a command run from the wrong folder would then report an
-    empty store, and leave a stray ``taskward.db`` behind. Other stores are never created
-    by opening them, so only SQLite is checked.
+    Opening it would create them (the manager migrates on open): a command run from the
+    wrong folder would report an empty store and leave a stray ``taskward.db`` behind, and a
+    wrong URL would put taskward's tables into another application's database. A store that
+    has them is opened as usual (and upgraded, if this taskward is newer). SQLite and
+    PostgreSQL are checked; a Redis store is a set of keys, created by nothing but writes.
     """
     from taskward.backends.sqlite import SqliteBackend
+    from taskward.terminal import display_url
 
     backend = manager.backend
-    if not isinstance(backend, SqliteBackend):
+    if isinstance(backend, SqliteBackend) and Capability.PERSISTENT in backend.capabilities:
+        where = backend.path
+        exists = os.path.exists(where) and _sqlite_has_jobs(where)
+    elif backend.url.lower().startswith(("postgresql:", "postgres:")):  # psycopg is there
+        where = display_url(backend.url)
+        exists = _postgres_has_jobs(backend)
+    else:
         return
-    if Capability.PERSISTENT in backend.capabilities and not os.path.exists(backend.path):
+    if not exists:
         fail(
-            f"no store at {backend.path} (set --url or TASKWARD_URL, or run from the folder "
-            "that has it)"
+            f"no store at {where} (set --url or TASKWARD_URL, or run from the folder that has "
+            "it; `taskward migrate` creates one)"
         )
+
+
+def _sqlite_has_jobs(path: str) -> bool:
+    """True when the SQLite file at ``path`` has taskward's jobs table (read-only look)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        ) as con:
+            found = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taskward_jobs'"
+            ).fetchone()
+    except sqlite3.DatabaseError:
+        return True  # not readable this way (locked, encrypted…): let the open report it
+    return found is not None
+
+
+def _postgres_has_jobs(backend: Any) -> bool:
+    """True when the PostgreSQL store's schema has taskward's jobs table."""
+    import psycopg
+
+    try:
+        with psycopg.connect(backend.config.conninfo, connect_timeout=10) as con:
+            row = con.execute(
+                "SELECT to_regclass(%s)", (f"{backend.config.schema}.taskward_jobs",)
+            ).fetchone()
+    except psycopg.Error:
+        return True  # unreachable now: the open reports it, as one line
+    return row is not None and row[0] is not None
 
 
 def run(
