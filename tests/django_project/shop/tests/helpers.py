@@ -24,15 +24,20 @@ def on_postgres() -> bool:
 
 def burst(*args: str) -> None:
     """Run every due job in this process, as ``manage.py taskward_worker --burst`` would."""
-    call_command("taskward_worker", "--burst", "--log-level", "WARNING", *args)
+    _burst_output(*args)
+
+
+def _burst_output(*args: str) -> str:
+    """Run a burst worker; return what it printed (its summary line), kept off the test log."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        call_command("taskward_worker", "--burst", "--log-level", "WARNING", *args)
+    return out.getvalue()
 
 
 def burst_counts(*args: str) -> str:
     """Run a burst worker; return what it counted (``"{'completed': 1}"``), as printed."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        burst(*args)
-    return out.getvalue().strip().rsplit("burst done: ", 1)[-1]
+    return _burst_output(*args).strip().rsplit("burst done: ", 1)[-1]
 
 
 def manage(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -51,7 +56,7 @@ def manage(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
-def run_until_finished(result: Any, *args: str, within: float = 20.0) -> None:
+def run_until_finished(result: Any, *args: str, within: float = 20.0, pause: float = 0.2) -> None:
     """Run burst workers until ``result`` is finished (retries wait out their backoff)."""
     deadline = time.monotonic() + within
     while True:
@@ -59,4 +64,4 @@ def run_until_finished(result: Any, *args: str, within: float = 20.0) -> None:
         result.refresh()
         if result.is_finished or time.monotonic() > deadline:
             return
-        time.sleep(0.2)
+        time.sleep(pause)

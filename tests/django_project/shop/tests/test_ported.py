@@ -13,10 +13,8 @@ here look only at their own results.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
-import io
 import os
 import shutil
 import tempfile
@@ -31,12 +29,12 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
-from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.test import SimpleTestCase, TransactionTestCase, modify_settings, override_settings
 from django.utils import timezone
 
 from shop import ported_tasks as t
+from shop.tests.helpers import burst, run_until_finished
 from taskward.contrib.django.backend import TaskwardBackend
 from taskward.contrib.django.compat import (
     DEFAULT_TASK_QUEUE_NAME,
@@ -73,12 +71,6 @@ PRIORITY_MESSAGE = (
 )
 
 
-def burst(*args: str) -> None:
-    """Run every due job in this process (the worker's summary line is not shown)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        call_command("taskward_worker", "--burst", "--log-level", "WARNING", *args)
-
-
 async def aburst(*args: str) -> None:
     """:func:`burst` from async code, in a thread of its own.
 
@@ -87,17 +79,6 @@ async def aburst(*args: str) -> None:
     submit work to that same thread (RuntimeError, the task fails).
     """
     await sync_to_async(burst, thread_sensitive=False)(*args)
-
-
-def run_until_finished(result: Any, *args: str, within: float = 10.0) -> None:
-    """Burst until ``result`` is finished: a retry waits out taskward's backoff (about 1 s)."""
-    deadline = time.monotonic() + within
-    while True:
-        burst(*args)
-        result.refresh()
-        if result.is_finished or time.monotonic() > deadline:
-            return
-        time.sleep(0.1)
 
 
 def gone() -> None:
@@ -798,7 +779,7 @@ class WorkerTests(TransactionTestCase):
         with self.assertRaisesMessage(ValueError, "Task has not finished yet"):
             _ = result.return_value
         (first_worker,) = result.worker_ids
-        run_until_finished(result, "--backend", "retrying")
+        run_until_finished(result, "--backend", "retrying", within=10.0, pause=0.1)
         self.assertEqual(result.status, SUCCESSFUL)
         self.assertEqual(
             result.return_value,
