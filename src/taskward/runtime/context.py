@@ -32,6 +32,25 @@ class JobContext:
         return self.job.attempt
 
     @property
+    def fence_token(self) -> int:
+        """A number to store beside this run's own writes, so a stale run's write is refused.
+
+        Store it with each write the job makes to its own tables, and write only where the
+        stored token is not greater (``... WHERE stored.fence_token <= new.fence_token``). A
+        run that lost its lease (a paused or partitioned worker whose job was rescued and
+        claimed again) holds a smaller token than every run claimed after its rescue, so its
+        late writes change nothing.
+
+        It is the claim's attempt number. Every claim adds one; only a snooze (or a release at
+        shutdown) gives one back, and that write is fenced to the latest claim's own run, so
+        it happens only once that run has ended. Hence a run that may still be executing
+        always holds a smaller token than any later claim; two runs share a token only when
+        the first one had finished before the second was claimed. See
+        ``examples/fenced_writes.py``.
+        """
+        return self.job.attempt
+
+    @property
     def cancelled(self) -> bool:
         """True once an operator asked to cancel this job (a sync job should check it)."""
         return self._cancelled
