@@ -39,19 +39,23 @@ CREATE TABLE IF NOT EXISTS invoice_totals (
     invoice_id bigint PRIMARY KEY,
     total numeric NOT NULL,
     written_by text NOT NULL,
+    job_id bigint NOT NULL,
     fence_token bigint NOT NULL
 );
 """
 
-# The whole pattern is this WHERE: an existing row is replaced only by a run whose token is at
-# least the stored one. A run holding an older token updates nothing (rowcount 0).
+# The whole pattern is this WHERE: an existing row is replaced only by a run of a later job, or
+# by a run of the same job whose token is at least the stored one. A run holding an older
+# token updates nothing (rowcount 0). Tokens count the runs of one job, so they are compared
+# together with the job id (ids only grow): a new job for the invoice wins over any run of
+# an older one, whatever their tokens.
 FENCED_UPSERT = """
-INSERT INTO invoice_totals AS stored (invoice_id, total, written_by, fence_token)
-VALUES (%(invoice_id)s, %(total)s, %(written_by)s, %(token)s)
+INSERT INTO invoice_totals AS stored (invoice_id, total, written_by, job_id, fence_token)
+VALUES (%(invoice_id)s, %(total)s, %(written_by)s, %(job_id)s, %(token)s)
 ON CONFLICT (invoice_id) DO UPDATE
     SET total = excluded.total, written_by = excluded.written_by,
-        fence_token = excluded.fence_token
-    WHERE stored.fence_token <= excluded.fence_token
+        job_id = excluded.job_id, fence_token = excluded.fence_token
+    WHERE (stored.job_id, stored.fence_token) <= (excluded.job_id, excluded.fence_token)
 """
 
 
@@ -64,11 +68,18 @@ async def write_total(
     invoice_id: int,
     total: Decimal,
     *,
+    job_id: int,
     token: int,
     written_by: str,
 ) -> bool:
-    """Store ``total`` unless a run with a greater token already did; True if written."""
-    params = {"invoice_id": invoice_id, "total": total, "written_by": written_by, "token": token}
+    """Store ``total`` unless a later run already did; True if written."""
+    params = {
+        "invoice_id": invoice_id,
+        "total": total,
+        "written_by": written_by,
+        "job_id": job_id,
+        "token": token,
+    }
     cursor = await conn.execute(FENCED_UPSERT, params)
     return cursor.rowcount == 1
 
@@ -88,7 +99,8 @@ async def total_invoice(ctx: JobContext, invoice_id: int) -> str:
         # Stands for slow work (a report, a call to a partner): where a pause hurts most.
         await asyncio.sleep(float(os.environ.get("WORK_SECONDS", "0")))
         written_by = f"pid {os.getpid()} attempt {ctx.attempt}"
-        if not await write_total(conn, invoice_id, total, token=token, written_by=written_by):
+        fenced = {"job_id": ctx.job_id, "token": token, "written_by": written_by}
+        if not await write_total(conn, invoice_id, total, **fenced):
             print(f"job {ctx.job_id}: write with token {token} refused", flush=True)
             raise StaleRun(f"invoice {invoice_id}: a newer run (token > {token}) has written")
     print(f"job {ctx.job_id}: wrote total {total} with token {token}", flush=True)
@@ -117,9 +129,11 @@ async def demo() -> None:
         print(f"job {job.id}: {done.state.value}, total {done.result}")
     async with await psycopg.AsyncConnection.connect(URL, autocommit=True) as conn:
         # A run claimed before this one (a zombie) holds a smaller token: refused.
-        stale = await write_total(conn, 1, Decimal("0"), token=0, written_by="a zombie")
+        stale = await write_total(
+            conn, 1, Decimal("0"), job_id=job.id, token=0, written_by="a zombie"
+        )
         cursor = await conn.execute(
-            "SELECT total, written_by, fence_token FROM invoice_totals WHERE invoice_id = 1"
+            "SELECT total, written_by, job_id, fence_token FROM invoice_totals WHERE invoice_id = 1"
         )
         print(f"stale write accepted: {stale}; stored row: {await cursor.fetchone()}")
 

@@ -26,6 +26,9 @@ from taskward.errors import (
     InvalidCron,
     InvalidJob,
     InvalidOptions,
+    JobCancelled,
+    JobDiscarded,
+    JobFailed,
     JobNotFound,
     JobRunning,
     NotSerializable,
@@ -37,10 +40,18 @@ from taskward.errors import (
     Snooze,
     TaskwardError,
     UnknownTask,
+    WaitTimeout,
     WorkflowNotFound,
 )
 from taskward.explain import Explanation, Reason
 from taskward.graph import StoredStep, WorkflowRecord, WorkflowState
+from taskward.health import (
+    HealthLimits,
+    HealthReport,
+    HealthThresholds,
+    HealthVerdict,
+    QueueThresholds,
+)
 from taskward.jobs import ErrorRecord, Job, JobState, Page, Schedule
 from taskward.limits import QueueLimits, Rate
 from taskward.manager import TaskManager
@@ -61,11 +72,18 @@ __all__ = [
     "Explanation",
     "FrozenClock",
     "Group",
+    "HealthLimits",
+    "HealthReport",
+    "HealthThresholds",
+    "HealthVerdict",
     "InvalidCron",
     "InvalidJob",
     "InvalidOptions",
     "Job",
+    "JobCancelled",
     "JobContext",
+    "JobDiscarded",
+    "JobFailed",
     "JobNotFound",
     "JobRunning",
     "JobState",
@@ -75,6 +93,7 @@ __all__ = [
     "PayloadTooLarge",
     "PortalClosed",
     "QueueLimits",
+    "QueueThresholds",
     "Rate",
     "RateLimited",
     "Reason",
@@ -90,6 +109,7 @@ __all__ = [
     "TaskSupervisor",
     "TaskwardError",
     "UnknownTask",
+    "WaitTimeout",
     "Worker",
     "Workflow",
     "WorkflowNotFound",

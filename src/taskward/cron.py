@@ -32,13 +32,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice, takewhile
 from types import MappingProxyType
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from taskward.errors import InvalidCron
+from taskward.errors import InvalidCron, InvalidOptions
+from taskward.jobs import MAX_DELAY_SECONDS, CatchUp, Overlap
 
-__all__ = ["ALIASES", "CronExpression"]
+__all__ = ["ALIASES", "MAX_CATCH_UP", "CronExpression", "CronPolicy"]
+
+MAX_CATCH_UP = 1000
+"""The largest ``max_catch_up``: a burst bigger than this is a backlog, not a catch-up."""
 
 ALIASES: Mapping[str, str] = MappingProxyType(
     {
@@ -160,6 +165,74 @@ class CronExpression:
                 continue
             last = fire
             yield fire
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CronPolicy:
+    """A schedule's validated catch-up and overlap options (see :class:`~taskward.jobs.Schedule`).
+
+    Build one with :meth:`parse`, which raises :class:`~taskward.errors.InvalidOptions` saying
+    what was wrong and what is accepted.
+    """
+
+    catch_up: CatchUp = CatchUp.SKIP
+    max_catch_up: int = 10
+    catch_up_within: float | None = None
+    overlap: Overlap = Overlap.ALLOW
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        catch_up: str = "skip",
+        max_catch_up: int = 10,
+        catch_up_within: float | None = None,
+        overlap: str = "allow",
+    ) -> CronPolicy:
+        """Validate the four options and return them typed."""
+        return cls(
+            catch_up=_choice("catch_up", catch_up, CatchUp),
+            max_catch_up=_max_catch_up(max_catch_up),
+            catch_up_within=_within(catch_up_within),
+            overlap=_choice("overlap", overlap, Overlap),
+        )
+
+
+_Choice = TypeVar("_Choice", CatchUp, Overlap)
+
+
+def _choice(name: str, value: object, kind: type[_Choice]) -> _Choice:
+    allowed = ", ".join(repr(str(member)) for member in kind)
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise InvalidOptions(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _max_catch_up(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CATCH_UP:
+        raise InvalidOptions(
+            f"max_catch_up must be an integer from 1 to {MAX_CATCH_UP}, got {value!r}"
+        )
+    return value
+
+
+def _within(value: object) -> float | None:
+    if value is None:
+        return None
+    # NaN fails both comparisons; bool is an int but no number of seconds.
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 < value <= MAX_DELAY_SECONDS
+    ):
+        return float(value)
+    raise InvalidOptions(
+        "catch_up_within must be a number of seconds above 0 (at most 100 years), or None "
+        f"for no limit, got {value!r}"
+    )
 
 
 def _require_aware(value: datetime, name: str) -> None:

@@ -7,6 +7,10 @@ one base class. Errors about bad input are raised *before* anything is written.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskward.jobs import ErrorRecord, Job
 
 
 class TaskwardError(Exception):
@@ -82,6 +86,74 @@ class BackendUnavailable(TaskwardError, ConnectionError):
 
 class PortalClosed(TaskwardError, RuntimeError):
     """``manager.sync`` was shut down: its blocking calls are refused, or were cancelled."""
+
+
+class JobFailed(TaskwardError):
+    """The awaited job ended ``failed`` (no attempt left, or an error that allows no retry).
+
+    ``job`` is the job as stored; ``error`` its last :class:`~taskward.jobs.ErrorRecord`
+    (kind, message, traceback), or None if it has none. Raised by ``wait_for`` and
+    ``job.wait()``; the job is not changed.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.error: ErrorRecord | None = job.errors[-1] if job.errors else None
+        reason = f"{self.error.kind}: {self.error.message}" if self.error else "no error recorded"
+        super().__init__(f"job {job.id} ({job.task}) ended {job.state.value}: {reason}")
+
+    def __reduce__(self) -> tuple[type[JobFailed], tuple[Job]]:
+        # Rebuilt from the job, not the message (a process pool pickles what a call raised).
+        return (type(self), (_plain(self.job),))
+
+
+class JobDiscarded(JobFailed):
+    """The awaited job ended ``discarded`` (a dead letter: the job or its policy gave up)."""
+
+
+class JobCancelled(TaskwardError):
+    """The awaited job ended ``cancelled`` (by an operator, the job itself, or its workflow).
+
+    ``job`` is the job as stored; ``error`` its last error record (the cancel's reason).
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.error: ErrorRecord | None = job.errors[-1] if job.errors else None
+        reason = f": {self.error.message}" if self.error else ""
+        super().__init__(f"job {job.id} ({job.task}) was cancelled{reason}")
+
+    def __reduce__(self) -> tuple[type[JobCancelled], tuple[Job]]:
+        # Rebuilt from the job, not the message (a process pool pickles what a call raised).
+        return (type(self), (_plain(self.job),))
+
+
+class WaitTimeout(TaskwardError, TimeoutError):
+    """The awaited job had not ended within the timeout; it is left as it was.
+
+    Both a :class:`TaskwardError` and the builtin :class:`TimeoutError`.
+    """
+
+    def __init__(self, job_id: int, timeout: float) -> None:
+        super().__init__(f"job {job_id} has not ended within {timeout:g} s (it was not changed)")
+        self.job_id = job_id
+        self.timeout = timeout
+
+    def __reduce__(self) -> tuple[type[WaitTimeout], tuple[int, float]]:
+        # Rebuilt from its two values, not the message (so it survives a pickle round trip).
+        return (type(self), (self.job_id, self.timeout))
+
+
+def _plain(job: Job) -> Job:
+    """``job`` as a plain :class:`~taskward.jobs.Job` (a BoundJob's manager is left out).
+
+    A pickle must never carry the manager: it holds connections and locks.
+    """
+    from taskward.jobs import Job  # at call time: jobs.py imports this module
+
+    if type(job) is Job:
+        return job
+    return Job(**{name: getattr(job, name) for name in job.__dataclass_fields__})
 
 
 class JobSignal(Exception):

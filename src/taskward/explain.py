@@ -21,6 +21,7 @@ reads, the words) in :mod:`taskward.reasons`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -61,13 +62,22 @@ AHEAD_SCAN = 1000
 
 
 async def explain_job(
-    backend: Backend, job_id: int, *, now: datetime, alive_since: datetime
+    backend: Backend,
+    job_id: int,
+    *,
+    now: datetime,
+    alive_since: datetime,
+    view: Callable[[Job], Job] | None = None,
 ) -> Explanation:
     """Explain job ``job_id`` at ``now``; raise ``JobNotFound``.
 
     ``alive_since``: workers that heartbeat since then count as live (``no_worker``).
+    ``view``: the job as people may see it (encrypted values opened or shown as
+    ``"encrypted"``), applied before any reason quotes it.
     """
     job = await backend.get(job_id)
+    if view is not None:
+        job = view(job)
     inquiry = Inquiry(backend, now=now, alive_since=alive_since)
     if job.state is JobState.RUNNING:
         reasons = [_running(job, now)]

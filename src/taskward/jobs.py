@@ -6,15 +6,16 @@ and are changed with :func:`dataclasses.replace`. The same fields exist in every
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from taskward.errors import InvalidOptions
+from taskward.errors import InvalidOptions, NotSupported
 
 T = TypeVar("T")
 
@@ -227,6 +228,20 @@ class Job:
         """True once the job reached a final state (it may still be retried by an operator)."""
         return self.state in FINISHED_STATES
 
+    async def wait(self, *, timeout: float | None = None) -> Any:
+        """Wait until this job ends; return its result (``TaskManager.wait_for``'s rules).
+
+        Works on the job an enqueue returned (``await task.enqueue(...)``,
+        ``task.enqueue_sync(...)``, ``manager.enqueue_task``): it knows its manager. Raises
+        ``JobFailed``/``JobDiscarded``/``JobCancelled`` when it ends otherwise, ``WaitTimeout``
+        (a ``TimeoutError``) after ``timeout`` seconds (None: no limit), leaving the job as it was.
+        """
+        return await _outcomes_of(self).wait_for(self.id, timeout=timeout)
+
+    def wait_sync(self, *, timeout: float | None = None) -> Any:
+        """Blocking twin of :meth:`wait`, for sync code (``manager.sync.wait_for``)."""
+        return _outcomes_of(self).wait_for_blocking(self.id, timeout=timeout)
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-compatible dict of every field (datetimes as ISO 8601)."""
         out: dict[str, Any] = {}
@@ -240,6 +255,71 @@ class Job:
                 value = list(value)
             out[name] = value
         return out
+
+
+class OutcomeSource(Protocol):
+    """What :meth:`Job.wait` needs from its manager (``TaskManager`` implements it)."""
+
+    async def wait_for(self, job_id: int, *, timeout: float | None = None) -> Any:
+        """Wait until job ``job_id`` ends; return its result."""
+        ...
+
+    def wait_for_blocking(self, job_id: int, *, timeout: float | None = None) -> Any:
+        """:meth:`wait_for` from sync code, blocking the calling thread."""
+        ...
+
+
+class BoundJob(Job):
+    """A :class:`Job` as an enqueue returned it: the same values, and the manager to wait on.
+
+    Not a dataclass of its own: the back-reference is a slot, not a field, so ``to_dict``,
+    ``dataclasses.fields`` and ``replace`` see a Job's fields only (``replace`` gives an
+    unbound copy). It compares equal to a plain :class:`Job` with the same values (and hashes
+    the same), and its ``repr`` is a Job's.
+    """
+
+    __slots__ = ("_outcomes",)
+
+    @classmethod
+    def bind(cls, job: Job, outcomes: OutcomeSource) -> BoundJob:
+        """``job``'s values with ``outcomes`` (the manager) to wait on."""
+        bound = object.__new__(cls)
+        for name in job.__dataclass_fields__:
+            object.__setattr__(bound, name, getattr(job, name))
+        object.__setattr__(bound, "_outcomes", outcomes)
+        return bound
+
+    def __eq__(self, other: object) -> bool:
+        # A plain Job's own __eq__ refuses another class; Python then asks this one (a
+        # subclass), so equality holds both ways.
+        if not isinstance(other, Job):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__dataclass_fields__)
+
+    __hash__ = Job.__hash__
+
+    def __repr__(self) -> str:
+        text = Job.__repr__(self)
+        return "Job" + text[len(type(self).__qualname__) :]
+
+    def __copy__(self) -> BoundJob:
+        return self  # immutable: a copy would be the same values
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Job:
+        # Never deep-copy the manager: a deep copy is a plain Job of copied values.
+        values = {n: copy.deepcopy(getattr(self, n), memo) for n in self.__dataclass_fields__}
+        return Job(**values)
+
+
+def _outcomes_of(job: Job) -> OutcomeSource:
+    """The manager ``job`` was enqueued through, or a clear error for a job read back."""
+    outcomes: OutcomeSource | None = getattr(job, "_outcomes", None)
+    if outcomes is None:
+        raise NotSupported(
+            f"job {job.id} does not know its TaskManager (only an enqueue's result does): "
+            "use await manager.wait_for(job.id) or manager.sync.wait_for(job.id)"
+        )
+    return outcomes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -415,6 +495,39 @@ class Page(Generic[T]):
         return max(1, -(-self.total_entries // self.page_size))
 
 
+class CatchUp(StrEnum):
+    """A schedule's policy for fire times missed while no scheduler ran (issue 25)."""
+
+    SKIP = "skip"
+    """Record the missed times as skipped (one summary row); the next normal fire runs."""
+    LATEST = "latest"
+    """Insert only the most recent missed time (``caught_up``); skip the others."""
+    ALL = "all"
+    """Insert each missed time (``caught_up``), at most ``max_catch_up``; skip the older rest."""
+
+
+class Overlap(StrEnum):
+    """A schedule's policy for a fire time that comes while its previous job has not ended."""
+
+    ALLOW = "allow"
+    """Insert the new job anyway."""
+    SKIP = "skip"
+    """Insert nothing; record the fire time as skipped."""
+    CANCEL_RUNNING = "cancel_running"
+    """Request the cancel of the previous job (as an operator would), then insert the new one."""
+
+
+class CronOutcome(StrEnum):
+    """What a scheduler did with one fire time of a schedule."""
+
+    INSERTED = "inserted"
+    """A job was inserted at its fire time."""
+    CAUGHT_UP = "caught_up"
+    """A job was inserted late, for a fire time missed while no scheduler ran."""
+    SKIPPED = "skipped"
+    """No job: missed (``count`` may summarise many times) or the previous run still running."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Schedule:
     """A durable recurring job definition: insert ``task`` at every fire time of ``cron``."""
@@ -429,6 +542,38 @@ class Schedule:
     priority: int | None = None
     max_attempts: int | None = None
     created_at: datetime | None = None
+    catch_up: CatchUp = CatchUp.SKIP
+    """What to do with fire times missed while no scheduler ran (see :class:`CatchUp`)."""
+    max_catch_up: int = 10
+    """With ``catch_up="all"``: at most this many missed fire times are inserted (the newest)."""
+    catch_up_within: float | None = None
+    """Only missed fire times younger than this many seconds are caught up (None: any age)."""
+    overlap: Overlap = Overlap.ALLOW
+    """What to do at a fire time while the previous run has not ended (see :class:`Overlap`)."""
+    last_fire_at: datetime | None = None
+    """The newest fire time a scheduler handled (kept by the store; ``save_schedule`` keeps it)."""
+    last_job_id: int | None = None
+    """The job the schedule inserted last (kept by the store; ``save_schedule`` keeps it)."""
+
+
+CRON_HISTORY_KEEP = 100
+"""How many fire records a store keeps per schedule (the newest; older ones are trimmed)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CronFire:
+    """One record of a schedule's fire history: a planned time and what became of it.
+
+    A summary of many skipped times is one record: ``planned_at`` is the newest of them,
+    ``count`` how many, and ``reason`` names the first and the last.
+    """
+
+    planned_at: datetime
+    outcome: CronOutcome
+    job_id: int | None = None
+    reason: str = ""
+    count: int = 1
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -457,3 +602,56 @@ class Stats:
     counts: dict[str, dict[JobState, int]]
     paused: frozenset[str] = frozenset()
     estimated: frozenset[tuple[str, JobState]] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEdit:
+    """What an operator's retry changes, written in the same atomic step as the retry.
+
+    Built and validated by the manager (``TaskManager.retry_task`` with changes); a backend
+    only stores it (``Backend.retry(..., edit=)``). ``None`` leaves a field as stored.
+    ``args_json``/``kwargs_json`` are the encoded new arguments (given together with ``args``/
+    ``kwargs``). ``partition_key``: the key the task's key function gave for the new
+    arguments (the producer's, as ``NewJob.partition_key``); without one, a store whose job
+    changes arguments or queue re-reads the key by the (new) queue's rule, and keeps the job's
+    key when that queue has none. ``replay``: the history record appended to the job's
+    ``meta["taskward.replays"]`` (see ``taskward.edits``); already redacted.
+    """
+
+    replay: dict[str, Any]
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    args_json: str | None = None
+    kwargs_json: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+    partition_key: str | None = None
+
+    @property
+    def rekeys(self) -> bool:
+        """True when the job's partition key must follow its new arguments or queue."""
+        return self.args is not None or self.kwargs is not None or self.queue is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reseal:
+    """Sealed values of one job written again with the current key (key rotation).
+
+    Written only if the job still has the ``state``, ``attempt`` and number of errors it had
+    when it was read: every write that changes its arguments, result or errors changes one of
+    them, so a rotation never overwrites a newer value (it retries the job next pass).
+    ``None`` keeps a field. ``result`` is the new envelope (a JSON string value); ``kwargs``
+    the sealed job's one stored kwarg; ``errors`` the whole list (``taskward.sealing``).
+    """
+
+    job_id: int
+    state: JobState
+    attempt: int
+    errors_count: int
+    envelope: str | None = None
+    """The arguments' envelope as read (``kwargs["taskward.sealed"]``), part of the fence:
+    an operator's replay with new arguments seals them anew, so an edit followed by a cancel
+    (which may bring state, attempt and error count back) still changes it."""
+    kwargs: dict[str, Any] | None = None
+    result: str | None = None
+    errors: tuple[ErrorRecord, ...] | None = None

@@ -25,12 +25,16 @@ from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, polic
 from taskward.building import JobBuilder, TaskRef, split_call
 from taskward.clock import Clock, SystemClock
 from taskward.commits import BlockingGroupCommit, GroupCommit
+from taskward.encryption import KeyRing
 from taskward.errors import (
     InvalidOptions,
     NotSupported,
     PortalClosed,
 )
+from taskward.health import HealthThresholds
+from taskward.health_ops import HealthOperations, check_thresholds
 from taskward.jobs import (
+    BoundJob,
     Inserted,
     Job,
     NewJob,
@@ -39,6 +43,7 @@ from taskward.jobs import (
 )
 from taskward.observe.events import EVENT_NAMES, Event, EventBus, EventRecorder, Hook
 from taskward.operations import Operations
+from taskward.outcome_ops import OutcomeOperations
 from taskward.registry import TaskRegistry
 from taskward.running import maintenance_services, open_for, stop_on_signals, worker_config
 from taskward.runtime.drain import drain as drain_jobs
@@ -61,7 +66,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskManager(Operations, WorkflowOperations):
+class TaskManager(Operations, WorkflowOperations, HealthOperations, OutcomeOperations):
     """The entry point: register tasks, enqueue jobs, inspect them, run workers."""
 
     def __init__(
@@ -70,9 +75,12 @@ class TaskManager(Operations, WorkflowOperations):
         *,
         backend: Backend | None = None,
         clock: Clock | None = None,
+        health_thresholds: HealthThresholds | None = None,
         **settings: Any,
     ) -> None:
         self.settings = Settings.load(url=url, **settings)
+        self.health_thresholds = check_thresholds(health_thresholds)
+        """What ``health()`` judges against unless a call gives its own (None: the defaults)."""
         self.clock: Clock = clock or SystemClock()
         self._owns_backend = backend is None  # a backend passed in may be shared: never closed here
         self.backend: Backend = backend or open_backend(
@@ -90,6 +98,11 @@ class TaskManager(Operations, WorkflowOperations):
         self.meta_providers: list[Callable[[str, str], Mapping[str, Any]]] = []
         """Called as ``provide(task, queue)`` at each enqueue; what they return joins the
         job's meta (tracing puts its context there, see ``taskward.observe.otel``)."""
+        self.keyring: KeyRing | None = (
+            KeyRing(self.settings.encryption_keys) if self.settings.encryption_keys else None
+        )
+        """The encryption keys (``encryption_keys``): sealed jobs are sealed and opened with
+        them (``taskward.sealing``); None without keys."""
         self.builder = JobBuilder(registry=self.registry, owner=self)
         """Turns task references, arguments and options into validated jobs."""
         # Names a worker met without a task to run, each logged once (bounded, see _lookup).
@@ -141,6 +154,7 @@ class TaskManager(Operations, WorkflowOperations):
 
     async def close(self) -> None:
         """Release the backend (idempotent)."""
+        await self._close_outcome_watcher()  # every loop's outcome waiters: told, not hung
         if self._opened:
             await self.backend.close()
             self._opened = False
@@ -194,6 +208,7 @@ class TaskManager(Operations, WorkflowOperations):
         unique_for: float | None = None,
         sensitive: Sequence[str] = (),
         partition_key: Callable[..., str] | None = None,
+        encrypted: bool = False,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -210,6 +225,7 @@ class TaskManager(Operations, WorkflowOperations):
         unique_for: float | None = None,
         sensitive: Sequence[str] = (),
         partition_key: Callable[..., str] | None = None,
+        encrypted: bool = False,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@tw.task`` or ``@tw.task(queue="emails", …)``.
 
@@ -220,7 +236,9 @@ class TaskManager(Operations, WorkflowOperations):
         ``partition_key`` is a function called with each job's arguments at enqueue, as the
         task would be, returning the job's key in a partitioned queue (a ``str``); it wins
         over the queue's ``partition_by`` rule. A function that raises or returns something
-        else fails that enqueue with ``InvalidOptions``: nothing is stored.
+        else fails that enqueue with ``InvalidOptions``: nothing is stored. ``encrypted``
+        stores the jobs' arguments, results and error texts encrypted (the manager needs
+        ``encryption_keys``; see ``taskward.sealing``).
         """
         options = TaskOptions(
             queue=queue,
@@ -230,6 +248,7 @@ class TaskManager(Operations, WorkflowOperations):
             unique_for=unique_for,
             sensitive=(sensitive,) if isinstance(sensitive, str) else tuple(sensitive),
             partition_key=partition_key,
+            encrypted=encrypted,
         )
         policy = self.default_policy if backoff is None else policy_from(backoff)
 
@@ -304,7 +323,8 @@ class TaskManager(Operations, WorkflowOperations):
             (inserted,) = await backend.insert([new], now=self.clock.now(), connection=connection)
         _log_enqueued(inserted.job, inserted.duplicate)
         self._emit_enqueued([inserted])
-        return inserted.job
+        # job.wait() works on what we return; a sealed job comes back with its values opened
+        return BoundJob.bind(self.unsealed(inserted.job), self)
 
     def enqueue_task_blocking(
         self,
@@ -345,7 +365,8 @@ class TaskManager(Operations, WorkflowOperations):
                 self.sync.portal.call_soon(self._emit_enqueued, [inserted])
             except PortalClosed:  # after shutdown(): the job is stored, so never raise now
                 self._emit_enqueued([inserted])
-        return inserted.job
+        # job.wait_sync() works on what we return; a sealed job's values come back opened
+        return BoundJob.bind(self.unsealed(inserted.job), self)
 
     def _group_commit(self, backend: Backend) -> GroupCommit:
         """The group commit of the running loop (its futures belong to that loop)."""
@@ -409,6 +430,9 @@ class TaskManager(Operations, WorkflowOperations):
     ) -> list[Job]:
         """Enqueue many jobs of one task; bad input in any call stores none of them.
 
+        Returns the jobs as stored, in call order, each one a job to ``wait()`` on (as
+        :meth:`enqueue_task` returns).
+
         Each call is an args list/tuple, or an ``(args, kwargs)`` pair given as a 2-tuple whose
         second item is a dict. ``connection`` joins the caller's open transaction (PostgreSQL).
 
@@ -447,7 +471,8 @@ class TaskManager(Operations, WorkflowOperations):
             )
             self._emit_enqueued((), stored)
             logger.info("enqueued %d job(s) in bulk", len(stored))
-            return stored
+            # As enqueue_task's: job.wait() works, a sealed job's values come back opened.
+            return [BoundJob.bind(self.unsealed(job), self) for job in stored]
         new_jobs = [self.builder.with_payload(template, *split_call(call)) for call in calls]
         # Bad input anywhere: raised above, nothing opened, nothing stored.
         backend = await self._backend()
@@ -459,7 +484,7 @@ class TaskManager(Operations, WorkflowOperations):
             jobs.extend(i.job for i in inserted)
             self._emit_enqueued(inserted)
         logger.info("enqueued %d job(s) in bulk", len(jobs))
-        return jobs
+        return [BoundJob.bind(self.unsealed(job), self) for job in jobs]
 
     async def schedule_task(
         self,
@@ -484,6 +509,7 @@ class TaskManager(Operations, WorkflowOperations):
             config=worker_config(self.settings, queues, **config),
             default_policy=self.default_policy,
             events=self.events,
+            keyring=self.keyring,
         )
         # Logged at start, with a warning for the queues of registered tasks not served.
         worker.tasks_by_queue = tasks_by_queue(self.registry, self.settings.default_queue)
@@ -521,6 +547,8 @@ class TaskManager(Operations, WorkflowOperations):
                 make_job=self.schedule_job,
                 default_policy=self.default_policy,
                 events=self.events,
+                # overlap="cancel_running" asks for a cancel exactly as an operator does.
+                cancel_job=lambda job_id, reason: self.cancel_task(job_id, reason=reason),
             )
             await worker.run()
 

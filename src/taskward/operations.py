@@ -7,18 +7,30 @@ from the manager only what is declared at the top of the class.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from taskward.backends.base import Backend, Capability
 from taskward.building import JobBuilder, TaskRef
 from taskward.clock import Clock
-from taskward.cron import CronExpression
-from taskward.errors import InvalidOptions, JobRunning, NotSupported, ScheduleNotFound
+from taskward.cron import CronExpression, CronPolicy
+from taskward.edits import CHANGED, replays_of
+from taskward.encryption import KeyRing
+from taskward.errors import (
+    InvalidJob,
+    InvalidOptions,
+    JobRunning,
+    NotSupported,
+    ScheduleNotFound,
+)
 from taskward.explain import Explanation, explain_job
 from taskward.jobs import (
+    CRON_HISTORY_KEEP,
+    CronFire,
+    EncodedPayload,
     Job,
     JobFilter,
     JobState,
@@ -39,7 +51,18 @@ from taskward.limits import (
     validate_global_limit,
 )
 from taskward.observe.events import Event, EventBus
+from taskward.replays import (
+    MAX_BULK_REPLAY,
+    DeadLetterFilter,
+    ReplayReport,
+    build_edit,
+    not_retriable,
+    replay_dead_letters,
+)
+from taskward.rotation import RotationReport, rotate_keys
 from taskward.runtime.maintenance import cutoffs
+from taskward.sealing import is_sealed, masked, open_job, seal_payload, still_sealed
+from taskward.serialize import encode_payload
 from taskward.settings import Settings
 
 __all__ = ["Operations"]
@@ -54,6 +77,7 @@ class Operations:
     events: EventBus
     settings: Settings
     clock: Clock
+    keyring: KeyRing | None
 
     async def _backend(self) -> Backend:
         raise NotImplementedError
@@ -84,25 +108,52 @@ class Operations:
         queue: str | None = None,
         priority: int | None = None,
         max_attempts: int | None = None,
+        catch_up: str = "skip",
+        max_catch_up: int = 10,
+        catch_up_within: float | None = None,
+        overlap: str = "allow",
     ) -> Schedule:
-        """Create or replace the recurring schedule ``name``: ``task`` at every ``cron`` time."""
+        """Create or replace the recurring schedule ``name``: ``task`` at every ``cron`` time.
+
+        ``catch_up`` (``"skip"``, ``"latest"`` or ``"all"``, at most ``max_catch_up`` and only
+        fire times younger than ``catch_up_within`` seconds) says what happens to fire times
+        missed while no scheduler ran; ``overlap`` (``"allow"``, ``"skip"`` or
+        ``"cancel_running"``) what happens at a fire time while a job of the schedule's
+        previous round has not ended. Replacing a schedule keeps its fire history. The
+        schedule stores the arguments in clear, even for an encrypted task; each fire's job is
+        sealed like any other.
+        """
         if not name or len(name) > 200:
             raise InvalidOptions("a recurring schedule needs a name of 1-200 characters")
         CronExpression.parse(cron, timezone)
+        policy = CronPolicy.parse(
+            catch_up=catch_up,
+            max_catch_up=max_catch_up,
+            catch_up_within=catch_up_within,
+            overlap=overlap,
+        )
         probe = self.build_job(
             task, args, kwargs, queue=queue, priority=priority, max_attempts=max_attempts
         )
+        # The schedule keeps the clear, normalised arguments, not the probe's: the probe of an
+        # encrypted task is sealed (args [], kwargs {"taskward.sealed": ...}), which no fire
+        # could build a job from. Each fire's job is sealed by the builder, as any job.
+        payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
         schedule = Schedule(
             name=name,
             task=probe.task,
             cron=cron,
             timezone=timezone,
-            args=probe.args,
-            kwargs=probe.kwargs,
+            args=payload.args,
+            kwargs=payload.kwargs,
             queue=queue,
             priority=priority,
             max_attempts=max_attempts,
             created_at=self.clock.now(),
+            catch_up=policy.catch_up,
+            max_catch_up=policy.max_catch_up,
+            catch_up_within=policy.catch_up_within,
+            overlap=policy.overlap,
         )
         await (await self._backend()).save_schedule(schedule)
         logger.info("recurring schedule %r saved: %s %s (%s)", name, probe.task, cron, timezone)
@@ -117,6 +168,35 @@ class Operations:
         """Return every recurring schedule."""
         return await (await self._backend()).list_schedules()
 
+    async def cron_history(
+        self, name: str | Schedule, *, limit: int = CRON_HISTORY_KEEP
+    ) -> list[CronFire]:
+        """Return schedule ``name``'s fire history, newest planned time first.
+
+        Each record: the planned time, what happened (``inserted``, ``caught_up``,
+        ``skipped``), the job id if one was inserted, and why it was skipped. Raises
+        ``ScheduleNotFound`` for an unknown schedule and ``InvalidOptions`` for a ``limit``
+        outside 1-``CRON_HISTORY_KEEP``.
+
+        ``name`` may also be a :class:`~taskward.jobs.Schedule` just read from
+        :meth:`list_recurring_tasks`: its history is then read alone, without listing the
+        schedules to tell an unknown name from one without records (one listing per
+        schedule would make a page of N schedules cost N listings); one deleted meanwhile
+        has no records.
+        """
+        whole = isinstance(limit, int) and not isinstance(limit, bool)
+        if not whole or not 1 <= limit <= CRON_HISTORY_KEEP:
+            raise InvalidOptions(
+                f"limit must be an integer from 1 to {CRON_HISTORY_KEEP}, got {limit!r}"
+            )
+        listed = isinstance(name, Schedule)
+        key = name.name if isinstance(name, Schedule) else name
+        backend = await self._backend()
+        history = await backend.cron_history(key, limit=limit)
+        if not (history or listed) and key not in {s.name for s in await backend.list_schedules()}:
+            raise ScheduleNotFound(key)
+        return history
+
     def next_fire(self, schedule: Schedule, after: datetime | None = None) -> datetime:
         """Return the next fire time of ``schedule`` after ``after`` (default: now)."""
         cron = CronExpression.parse(schedule.cron, schedule.timezone)
@@ -125,7 +205,26 @@ class Operations:
     # -- admin -----------------------------------------------------------------------------
     async def get_task_status(self, job_id: int) -> Job:
         """Return the job ``job_id``; raise ``JobNotFound``."""
-        return await (await self._backend()).get(job_id)
+        return self.unsealed(await (await self._backend()).get(job_id))
+
+    async def rotate_encryption_keys(self, *, batch_size: int = 500) -> RotationReport:
+        """Seal every stored encrypted value again with the first of ``encryption_keys``.
+
+        Put the new key first and keep the old ones after it; run this until the report is
+        ``done`` (jobs that changed while it ran are left for the next pass); then drop the
+        old keys. Raises ``InvalidOptions`` without keys. See :mod:`taskward.rotation`.
+        """
+        if self.keyring is None:
+            raise InvalidOptions("rotating keys needs encryption_keys (the new key first)")
+        return await rotate_keys(await self._backend(), self.keyring, batch_size=batch_size)
+
+    def unsealed(self, job: Job) -> Job:
+        """``job`` with its encrypted values opened where this manager's keys open them.
+
+        A job that is not sealed comes back as is; a value no key opens stays sealed (shown
+        as ``"encrypted"``; see ``taskward.sealing``).
+        """
+        return open_job(self.keyring, job)
 
     async def explain(self, job_id: int) -> Explanation:
         """Why job ``job_id`` is not running right now: every reason, in words and as data.
@@ -139,7 +238,13 @@ class Operations:
         """
         now = self.clock.now()
         alive_since = now - timedelta(seconds=self.settings.lease_seconds * 2)
-        return await explain_job(await self._backend(), job_id, now=now, alive_since=alive_since)
+        return await explain_job(
+            await self._backend(),
+            job_id,
+            now=now,
+            alive_since=alive_since,
+            view=lambda job: masked(self.unsealed(job)),
+        )
 
     async def list_tasks(
         self,
@@ -166,7 +271,10 @@ class Operations:
         backend = await self._backend()
         if workflow is not None and Capability.WORKFLOWS not in backend.capabilities:
             raise NotSupported(f"{backend.url} keeps no workflows")
-        return await backend.list_jobs(flt)
+        found = await backend.list_jobs(flt)
+        if self.keyring is None:
+            return found
+        return dataclasses.replace(found, items=[self.unsealed(job) for job in found.items])
 
     async def get_statistics(self) -> dict[str, Any]:
         """Return counts by queue and state, which of them are estimates, and the workers.
@@ -222,13 +330,112 @@ class Operations:
             self._emit("job.cancelled", job, reason=reason, by="operator")
         return job
 
-    async def retry_task(self, job_id: int) -> Job:
-        """Move a failed, discarded or cancelled job back to pending; return the job."""
-        job = await (await self._backend()).retry(job_id, now=self.clock.now())
-        logger.info("job %s retried by an operator (now %s)", job_id, job.state)
+    async def retry_task(
+        self,
+        job_id: int,
+        *,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        note: str | None = None,
+        by: str | None = None,
+    ) -> Job:
+        """Move a failed, discarded or cancelled job back to pending; return the job.
+
+        With changes (new ``args``/``kwargs``, validated as at enqueue, another ``queue`` or
+        ``priority``) or a ``note`` (``by``: the operator, if known), the job must be in one of
+        those states (else ``InvalidJob``) and the changes are written with the retry, in one
+        atomic step, with a record of what they replaced in ``meta["taskward.replays"]``
+        (``taskward.replays``; ``"***"`` for a hidden value keeps it). Without any, a job in
+        another state is returned unchanged.
+        """
+        backend = await self._backend()
+        changes = (args, kwargs, queue, priority, note, by)
+        told: dict[str, Any] = {}  # what the event says of a replay: names, never values
+        if all(value is None for value in changes):
+            job = await backend.retry(job_id, now=self.clock.now())
+            logger.info("job %s retried by an operator (now %s)", job_id, job.state)
+        else:
+            now = self.clock.now()
+            stored = await backend.get(job_id)
+            edit = build_edit(
+                self._openable(stored, edits_arguments=args is not None or kwargs is not None),
+                self.builder.registry,
+                max_payload_bytes=self.settings.max_payload_bytes,
+                at=now,
+                args=args,
+                kwargs=kwargs,
+                queue=queue,
+                priority=priority,
+                note=note,
+                by=by,
+                seal=self._sealer(stored),
+            )
+            job = self.unsealed(await backend.retry(job_id, now=now, edit=edit))
+            if not any(r.get("id") == edit.replay["id"] for r in replays_of(job.meta)[-1:]):
+                raise InvalidJob(not_retriable(job))  # it changed state since it was read
+            changed = [n for n in CHANGED if getattr(edit, n) is not None]
+            # Names only: the values may be secrets.
+            logger.info(
+                "job %s retried by an operator with changes to %s (now %s)",
+                job_id,
+                ", ".join(changed) or "nothing",
+                job.state,
+            )
+            told = {"changed": changed, "note": edit.replay["note"]}
         if job.state in (JobState.PENDING, JobState.BLOCKED):
-            self._emit("job.retried", job, by="operator")
+            self._emit("job.retried", job, by="operator", **told)
         return job
+
+    def _openable(self, job: Job, *, edits_arguments: bool) -> Job:
+        """``job`` opened for an edit; ``InvalidJob`` if its arguments stay encrypted."""
+        opened = self.unsealed(job)
+        if edits_arguments and still_sealed(opened):
+            raise InvalidJob(
+                f"job {job.id}'s arguments are encrypted and this process holds no key that "
+                "opens them: they cannot be edited here (its queue, priority and note can)"
+            )
+        return opened
+
+    def _sealer(self, job: Job) -> Callable[[EncodedPayload], EncodedPayload] | None:
+        """How new arguments of ``job`` are stored: sealed again if it is encrypted at rest."""
+        keyring = self.keyring
+        if keyring is None or not is_sealed(job):
+            return None
+        return lambda payload: seal_payload(keyring, payload, job.task)
+
+    async def retry_dead_letters(
+        self,
+        flt: DeadLetterFilter | None = None,
+        *,
+        note: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        set_kwargs: Mapping[str, Any] | None = None,
+        by: str | None = None,
+        dry_run: bool = False,
+        limit: int = MAX_BULK_REPLAY,
+    ) -> ReplayReport:
+        """Replay every dead letter ``flt`` matches (failed ones by default), oldest first.
+
+        Each with the same ``note``, ``queue``/``priority`` change and ``set_kwargs`` merged
+        into its kwargs, validated per job: a job refused (bad arguments, or no longer dead)
+        is reported with the reason and left unchanged; the rest proceed. ``dry_run``: only
+        count (``matched``). At most ``limit`` (up to ``MAX_BULK_REPLAY``) jobs per call, the
+        oldest first (``capped``: more matched, or the 50,000 rows a replay reads were read).
+        """
+        return await replay_dead_letters(
+            self,
+            flt or DeadLetterFilter(),
+            note=note,
+            queue=queue,
+            priority=priority,
+            set_kwargs=set_kwargs,
+            by=by,
+            dry_run=dry_run,
+            limit=limit,
+        )
 
     async def delete_task(self, job_id: int) -> None:
         """Delete a job that is not running; raise ``JobNotFound`` or ``JobRunning``."""

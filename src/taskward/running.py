@@ -22,7 +22,7 @@ from taskward.errors import BackendUnavailable, InvalidOptions
 from taskward.jobs import NewJob, Schedule, validate_queue_name
 from taskward.observe.events import EventBus
 from taskward.runtime.maintenance import Leadership, Pruner, Releaser, Rescuer, Stager
-from taskward.runtime.scheduler import CronScheduler
+from taskward.runtime.scheduler import CancelJob, CronScheduler
 from taskward.runtime.service import PeriodicService
 from taskward.runtime.settings import WorkerConfig
 from taskward.runtime.worker import Worker
@@ -61,6 +61,7 @@ def maintenance_services(
     make_job: Callable[[Schedule, datetime], NewJob],
     default_policy: RetryPolicy,
     events: EventBus,
+    cancel_job: CancelJob | None = None,
 ) -> list[PeriodicService]:
     """The services a worker runs beside its queues; all but staging on the leader only."""
     backend, clock = worker.backend, worker.clock
@@ -84,7 +85,14 @@ def maintenance_services(
             completed_days=settings.retention_completed_days,
             failed_days=settings.retention_failed_days,
         ),
-        CronScheduler(backend, clock, make_job=make_job, leadership=leadership, events=events),
+        CronScheduler(
+            backend,
+            clock,
+            make_job=make_job,
+            leadership=leadership,
+            events=events,
+            cancel_job=cancel_job,
+        ),
         Releaser(backend, clock, 60, leadership=leadership),
     ]
 

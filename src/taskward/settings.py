@@ -10,7 +10,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from taskward.errors import InvalidOptions
@@ -59,6 +59,11 @@ class Settings:
     import_by_path: bool = False
     """Let workers import any ``module:function`` a job names. Off: only registered code runs
     (anyone who can write to the store would otherwise choose what every worker calls)."""
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
+    """Keys (base64 of 32 bytes) for encryption at rest: the first seals, every one opens
+    (rotation). Env: comma-separated. Never shown in a repr (``taskward.encryption``)."""
+    encrypt_all: bool = False
+    """Seal every job's payload, not only those of tasks marked ``encrypted=True``."""
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -76,17 +81,18 @@ class Settings:
             raise InvalidOptions(f"max_payload_bytes must be >= 1, got {self.max_payload_bytes}")
         if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise InvalidOptions("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
-        modules: Any = self.task_modules
-        if isinstance(modules, str):
-            modules = (modules,)
+        object.__setattr__(self, "task_modules", _module_names(self.task_modules))
+        keys: Any = self.encryption_keys
+        if isinstance(keys, str | bytes):
+            keys = (keys,)
         try:
-            modules = tuple(modules)
+            keys = tuple(keys)
         except TypeError:
-            raise InvalidOptions(f"task_modules must be module names, got {modules!r}") from None
-        for module in modules:
-            if not isinstance(module, str) or not _MODULE.fullmatch(module):
-                raise InvalidOptions(f"task_modules: {module!r} is not a module name")
-        object.__setattr__(self, "task_modules", modules)
+            # Never echo the value: it may hold keys.
+            raise InvalidOptions("encryption_keys must be a list of keys") from None
+        object.__setattr__(self, "encryption_keys", keys)
+        if self.encrypt_all and not keys:
+            raise InvalidOptions("encrypt_all needs encryption_keys")
         if not self.node_name:
             object.__setattr__(self, "node_name", f"{socket.gethostname()}-{os.getpid()}")
 
@@ -109,6 +115,20 @@ class Settings:
         if unknown:
             raise InvalidOptions(f"unknown settings: {', '.join(unknown)}")
         return cls(**values)
+
+
+def _module_names(modules: Any) -> tuple[str, ...]:
+    """``task_modules`` as a tuple of validated module names (one name may be given alone)."""
+    if isinstance(modules, str):
+        modules = (modules,)
+    try:
+        modules = tuple(modules)
+    except TypeError:
+        raise InvalidOptions(f"task_modules must be module names, got {modules!r}") from None
+    for module in modules:
+        if not isinstance(module, str) or not _MODULE.fullmatch(module):
+            raise InvalidOptions(f"task_modules: {module!r} is not a module name")
+    return tuple(modules)
 
 
 def _parse(name: str, raw: str, kind: object) -> Any:

@@ -33,14 +33,18 @@ TWINS = (
     "schedule_recurring_task",
     "cancel_recurring_task",
     "list_recurring_tasks",
+    "cron_history",
     "get_task_status",
     "explain",
     "list_tasks",
     "get_statistics",
+    "health",
     "cancel_task",
     "retry_task",
+    "retry_dead_letters",
     "delete_task",
     "cleanup_old_tasks",
+    "rotate_encryption_keys",
     "pause_queue",
     "resume_queue",
     "configure_queue",
@@ -53,6 +57,7 @@ TWINS = (
     "cancel_workflow",
     "drain",
     "run_worker",
+    "wait_for",
 )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from taskward.backoff import RetryPolicy
 from taskward.errors import InvalidOptions
+from taskward.graph import step_marker
 from taskward.jobs import (
     Job,
     validate_max_attempts,
@@ -26,6 +27,7 @@ from taskward.jobs import (
     validate_seconds,
 )
 from taskward.parameters import Parameters
+from taskward.sealing import ENCRYPTED_PLACEHOLDER, masked, still_sealed
 
 if TYPE_CHECKING:
     from taskward.canvas import Step
@@ -99,6 +101,9 @@ class TaskOptions:
     """Parameter names (and dict keys at any depth) whose values are shown as ``"***"``."""
     partition_key: Callable[..., str] | None = None
     """Called with a job's arguments at enqueue: the job's key in a partitioned queue."""
+    encrypted: bool = False
+    """Store this task's arguments, results and error texts encrypted (``taskward.sealing``);
+    the manager needs ``encryption_keys``."""
 
     def __post_init__(self) -> None:
         if self.partition_key is not None and not callable(self.partition_key):
@@ -286,10 +291,16 @@ def redact(args: Any, kwargs: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
     from ``rest`` on, the keyword args not in ``params`` when it is given (a sensitive
     ``**kwargs``), and every dict key in ``names`` at any depth. Jobs without the key are
     returned unchanged (the same objects).
+
+    The marker counts positions from the function's first parameter; a workflow step that
+    receives a value (``pass_result``, a finalizer: ``taskward.graph.step_marker``) gets it as
+    that first argument, so its stored args start one parameter later and are shifted here.
     """
     marker = meta.get(SENSITIVE_META_KEY)
     if not isinstance(marker, Mapping):
         return args, kwargs
+    step = step_marker(meta)
+    received = 1 if step is not None and step.get("pass", "none") != "none" else 0
     names = frozenset(n for n in marker.get("names", ()) if isinstance(n, str))
     positions = frozenset(p for p in marker.get("positions", ()) if isinstance(p, int))
     rest = marker.get("rest")
@@ -301,7 +312,7 @@ def redact(args: Any, kwargs: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
             REDACTED
             if index in positions or (rest is not None and index >= rest)
             else _redact_keys(item, names)
-            for index, item in enumerate(args)
+            for index, item in enumerate(args, start=received)
         ]
     if isinstance(kwargs, dict):
         kwargs = {
@@ -319,7 +330,10 @@ def shown_job(job: Job) -> dict[str, Any]:
     ``unique_key`` is left out (``unique`` says whether the job has one): it is a hash of the
     arguments, secrets included, so a short secret could be found from it by brute force.
     """
+    job = masked(job)
     args, kwargs = redact(job.args, job.kwargs, job.meta)
+    if still_sealed(job):
+        args, kwargs = ENCRYPTED_PLACEHOLDER, ENCRYPTED_PLACEHOLDER
     shown = job.to_dict()
     del shown["unique_key"]
     return {

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from taskward.backends.base import Backend, Capability
 from taskward.building import JobBuilder
 from taskward.clock import Clock
+from taskward.encryption import KeyRing
 from taskward.errors import NotSupported, WorkflowNotFound
 from taskward.flows import Flow, build_workflow
 from taskward.graph import WorkflowRecord
 from taskward.observe.events import Event, EventBus
+from taskward.sealing import open_job
 
 __all__ = ["WorkflowOperations"]
 
@@ -23,9 +26,17 @@ class WorkflowOperations:
     builder: JobBuilder
     events: EventBus
     clock: Clock
+    keyring: KeyRing | None
 
     async def _backend(self) -> Backend:
         raise NotImplementedError
+
+    def _unsealed_steps(self, record: WorkflowRecord) -> WorkflowRecord:
+        """``record`` with its steps' encrypted values opened where this manager's keys can."""
+        if self.keyring is None:
+            return record
+        steps = tuple(replace(s, job=open_job(self.keyring, s.job)) for s in record.steps)
+        return replace(record, steps=steps)
 
     async def _workflow_store(self) -> Backend:
         backend = await self._backend()
@@ -53,7 +64,7 @@ class WorkflowOperations:
             now = self.clock.now()
             for step in record.steps:
                 self.events.emit(Event.for_job("job.enqueued", step.job, now))
-        return record
+        return self._unsealed_steps(record)
 
     async def get_workflow(self, workflow_id: int) -> WorkflowRecord:
         """The workflow and each step's job as stored; raise ``WorkflowNotFound``.
@@ -64,7 +75,7 @@ class WorkflowOperations:
         record = await (await self._workflow_store()).get_workflow(workflow_id)
         if not record.steps:
             raise WorkflowNotFound(workflow_id)
-        return record
+        return self._unsealed_steps(record)
 
     async def cancel_workflow(
         self, workflow_id: int, *, reason: str = "workflow cancelled by an operator"
@@ -73,4 +84,4 @@ class WorkflowOperations:
         backend = await self._workflow_store()
         record = await backend.cancel_workflow(workflow_id, reason=reason, now=self.clock.now())
         logger.info("workflow %s cancelled: %s", workflow_id, reason)
-        return record
+        return self._unsealed_steps(record)

@@ -17,9 +17,13 @@ from enum import StrEnum
 from typing import Any, Final, Protocol, runtime_checkable
 
 from taskward.graph import NewWorkflow, WorkflowRecord
+from taskward.health.figures import HealthFigures, HealthQuery
 from taskward.jobs import (
+    CRON_HISTORY_KEEP,
+    CronFire,
     Inserted,
     Job,
+    JobEdit,
     JobFilter,
     JobState,
     JobUpdate,
@@ -27,6 +31,7 @@ from taskward.jobs import (
     NewJob,
     NewJobBatch,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -60,6 +65,9 @@ class Capability(StrEnum):
     """The backend is a :class:`Dispatcher`: an idle worker can be handed a new job directly."""
     WORKFLOWS = "workflows"
     """``insert_workflow`` and the rest of the workflow methods work (``taskward.graph``)."""
+    END_NOTICES = "end_notices"
+    """``wait_for_ends`` is woken by the store when a watched job ends (in any process the
+    store serves), not only by its caller's polling (``TaskManager.wait_for``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,6 +255,23 @@ class Backend(Protocol):
         """Return when new jobs may be available in ``queues``, or after ``timeout`` seconds."""
         ...
 
+    async def wait_for_ends(self, job_ids: Collection[int], *, timeout: float) -> None:
+        """Return when a job of ``job_ids`` may have ended, or after ``timeout`` seconds.
+
+        Ended: completed, failed, discarded, cancelled, or deleted. The caller (one per event
+        loop: the manager's outcome watcher, ``taskward.outcomes``) passes every id it waits
+        for on each call, then reads them (``get_jobs``). The store watches these ids from the
+        time this call returns: it returns at once when ``job_ids`` holds an id the previous
+        call did not (so the caller reads after the store watches it), and at once when an
+        end was noticed since the previous call returned (a notice that came while the caller
+        read is not lost). Ids left out are no longer watched; an empty call drops them all.
+        A return may be spurious (the caller reads again). Cancelling the call leaves nothing
+        behind but the watch of ids it was given, dropped by the next call.
+        With :attr:`Capability.END_NOTICES` the store wakes it when a watched job ends in any
+        process; without, it returns at ``timeout`` only (noop).
+        """
+        ...
+
     # -- maintain --------------------------------------------------------------------------
     async def promote_due(self, *, now: datetime) -> int:
         """Move scheduled and retryable jobs whose time has come to pending; return how many."""
@@ -262,6 +287,17 @@ class Backend(Protocol):
         A job's finish time is when it completed, was cancelled or was discarded (what
         ``prune`` goes by). Returns ``(minute start, state, count)`` rows with a count above
         zero, ordered by minute, then state name. One aggregate query: the dashboard's chart.
+        """
+        ...
+
+    async def health_figures(self, query: HealthQuery) -> HealthFigures:
+        """The figures of the health check at ``query.now`` (``taskward.health.figures``).
+
+        Per queue: due jobs (pending, and scheduled or retryable ones due by ``query.now``
+        that the Stager has not moved yet), the earliest due time among them, running jobs
+        and the stuck ones (``HealthQuery.is_stuck``, up to ``STUCK_IDS_SHOWN`` ids, longest
+        running first); per (queue, task): runs and failures that ended in each window; the
+        paused queues. Read-only, from the indexes the statistics and the prune use.
         """
         ...
 
@@ -288,13 +324,29 @@ class Backend(Protocol):
         """
         ...
 
-    async def retry(self, job_id: int, *, now: datetime) -> Job:
+    async def retry(self, job_id: int, *, now: datetime, edit: JobEdit | None = None) -> Job:
         """Move a failed, discarded or cancelled job back to pending.
 
         Its attempt count is kept (the history stays true); if no attempt is left,
         ``max_attempts`` grows to allow exactly one more. Other states are returned unchanged.
         A workflow step goes back to ``blocked`` instead while a dependency holds it back, and
         its dependents cancelled because it ended wait again (``taskward.graph``).
+
+        ``edit`` (validated by the manager): its arguments, queue and priority replace the
+        job's and its record is appended to ``meta["taskward.replays"]``
+        (``taskward.edits.replayed_meta``, made from the job as stored at that moment), in the
+        same atomic step as the retry: a job in another state keeps every field. A queue
+        change moves the job to the new queue's indexes; the partition key follows
+        (``taskward.edits.edited_job``); the unique key is kept.
+        """
+        ...
+
+    async def reseal(self, rewrites: Sequence[Reseal]) -> list[bool]:
+        """Write re-sealed values of jobs (key rotation); one flag per rewrite, in order.
+
+        Each is written only if its job still has the rewrite's ``state``, ``attempt`` and
+        number of errors (see :class:`~taskward.jobs.Reseal`); False otherwise, or for a job
+        that no longer exists. Nothing else of the job changes.
         """
         ...
 
@@ -422,6 +474,29 @@ class Backend(Protocol):
 
     async def list_schedules(self) -> list[Schedule]:
         """Return every recurring schedule, by name."""
+        ...
+
+    async def record_cron_fires(
+        self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
+    ) -> None:
+        """Append fire records to schedule ``name``'s history, in one atomic step.
+
+        A planned time already recorded for the schedule is left as it was (two schedulers
+        handling one slot record it once). The schedule's ``last_fire_at`` becomes the newest
+        ``planned_at`` (never moving back) and, if a record carries a job id and that newest
+        ``planned_at`` is not older than the stored ``last_fire_at`` (a stale scheduler's late
+        call moves nothing back), ``last_job_id`` that of the newest such record. Only the
+        newest ``keep`` records are kept. Nothing is written for a schedule that does not
+        exist. ``now`` is each record's ``recorded_at``.
+        """
+        ...
+
+    async def cron_history(self, name: str, *, limit: int = CRON_HISTORY_KEEP) -> list[CronFire]:
+        """Return up to ``limit`` fire records of schedule ``name``, newest planned time first.
+
+        Empty for a schedule without records or that does not exist; deleting a schedule
+        deletes its records.
+        """
         ...
 
     # -- coordination ----------------------------------------------------------------------

@@ -15,15 +15,20 @@ from typing import Any
 from taskward.backends.base import Capability, MigrationReport
 from taskward.backends.unsupported import NoWorkflows
 from taskward.errors import JobNotFound, NotSupported
+from taskward.health.figures import HealthFigures, HealthQuery
 from taskward.jobs import (
+    CRON_HISTORY_KEEP,
+    CronFire,
     Inserted,
     Job,
+    JobEdit,
     JobFilter,
     JobState,
     JobUpdate,
     LeaseReport,
     NewJob,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -88,6 +93,11 @@ class NoopBackend(NoWorkflows):
         """Sleep: nothing will ever arrive."""
         await asyncio.sleep(timeout)
 
+    async def wait_for_ends(self, job_ids: Collection[int], *, timeout: float) -> None:
+        """Sleep: no job is stored, so none ends (``wait_for`` itself raises NotSupported)."""
+        if job_ids:
+            await asyncio.sleep(timeout)
+
     async def promote_due(self, *, now: datetime) -> int:
         """Nothing is due."""
         return 0
@@ -99,6 +109,10 @@ class NoopBackend(NoWorkflows):
     async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
         """Nothing ever finishes."""
         return []
+
+    async def health_figures(self, query: HealthQuery) -> HealthFigures:
+        """Nothing waits, runs or ends: empty figures (a healthy, idle store)."""
+        return HealthFigures()
 
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Nothing to delete."""
@@ -120,13 +134,17 @@ class NoopBackend(NoWorkflows):
         """No job exists."""
         raise JobNotFound(job_id)
 
-    async def retry(self, job_id: int, *, now: datetime) -> Job:
-        """No job exists."""
+    async def retry(self, job_id: int, *, now: datetime, edit: JobEdit | None = None) -> Job:
+        """No job exists (with or without an edit)."""
         raise JobNotFound(job_id)
 
     async def delete(self, job_id: int) -> bool:
         """No job exists."""
         return False
+
+    async def reseal(self, rewrites: Sequence[Reseal]) -> list[bool]:
+        """No job exists: nothing is written."""
+        return [False] * len(rewrites)
 
     async def stats(self) -> Stats:
         """No counts."""
@@ -175,6 +193,15 @@ class NoopBackend(NoWorkflows):
 
     async def list_schedules(self) -> list[Schedule]:
         """No schedule exists."""
+        return []
+
+    async def record_cron_fires(
+        self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
+    ) -> None:
+        """Drop the records: no schedule exists."""
+
+    async def cron_history(self, name: str, *, limit: int = CRON_HISTORY_KEEP) -> list[CronFire]:
+        """No schedule exists, so no history."""
         return []
 
     async def acquire_lease(

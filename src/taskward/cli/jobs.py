@@ -9,6 +9,7 @@ unchanged.
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from taskward.cli.core import (
     run,
     usage_error,
 )
+from taskward.edits import CHANGED, replays_of
 from taskward.jobs import FINISHED_STATES, RETRIABLE_BY_OPERATOR, Job
 from taskward.manager import TaskManager
 from taskward.tasks import shown_job
@@ -190,16 +192,56 @@ def status(
             core.console.print(plain(e.traceback, lines=True), soft_wrap=True)
     if job.result is not None:
         print_line("result: {}", json.dumps(job.result))
+    for r in replays_of(job.meta):  # recorded already redacted (taskward.edits)
+        was = {k: v for k, v in r.items() if k in CHANGED or k.endswith("_omitted_bytes")}
+        print_line(
+            "[cyan]replayed[/cyan] {} from {} by {}: {}{}",
+            r.get("at"),
+            r.get("state"),
+            r.get("by") or "?",
+            r.get("note") or "(no note)",
+            f" (was {json.dumps(was)})" if was else "",
+        )
 
 
 @app.command()
-def retry(job_id: JobIdArg, app_path: AppOpt = None, url: UrlOpt = None) -> None:
-    """Move a failed, discarded or cancelled job back to pending.
+def retry(
+    job_id: JobIdArg,
+    args: Annotated[
+        str | None,
+        typer.Option(metavar="JSON", help="Replace the positional arguments (a JSON list)."),
+    ] = None,
+    kwargs: Annotated[
+        str | None,
+        typer.Option(metavar="JSON", help="Replace the keyword arguments (a JSON object)."),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option(metavar="QUEUE", help="Move the job to this queue.")
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option(metavar="0-9", help="Give the job this priority.")
+    ] = None,
+    note: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help="Why: kept in the job's history with what changed."),
+    ] = None,
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Move a failed, discarded or cancelled job back to pending, optionally edited.
 
-    Any other job is refused (exit 1): it is still waiting, running, or it completed.
+    New arguments are checked as at enqueue (against the task's signature with --app); the
+    values they replace, the note and the time stay in the job's history. A hidden
+    (sensitive) value given as "***" keeps the stored one. Any other job is refused (exit 1):
+    it is still waiting, running, or it completed. Bad JSON is a usage error (exit 2).
 
-    Example: taskward retry 42
+    Example: taskward retry 42 --kwargs '{"to": "ada@example.com"}' --note "typo"
     """
+    new_args, new_kwargs = (
+        json_option("--args", args, list),
+        json_option("--kwargs", kwargs, dict),
+    )
+    changes = (new_args, new_kwargs, queue, priority, note)
 
     async def work(m: TaskManager) -> tuple[Job, bool]:
         job = await m.get_task_status(job_id)
@@ -207,7 +249,18 @@ def retry(job_id: JobIdArg, app_path: AppOpt = None, url: UrlOpt = None) -> None
         # otherwise print as a success.
         if job.state not in RETRIABLE_BY_OPERATOR:
             return job, False
-        return await m.retry_task(job_id), True
+        if all(change is None for change in changes):
+            return await m.retry_task(job_id), True
+        edited = await m.retry_task(
+            job_id,
+            args=new_args,
+            kwargs=new_kwargs,
+            queue=queue,
+            priority=priority,
+            note=note,
+            by=operator_name(),
+        )
+        return edited, True
 
     job, retried = run(load_manager(app_path, url, must_exist=True), work)
     if not retried:
@@ -215,7 +268,28 @@ def retry(job_id: JobIdArg, app_path: AppOpt = None, url: UrlOpt = None) -> None
             f"job {job.id} is {job.state.value}: only a failed, discarded or cancelled job can "
             "be retried"
         )
-    core.console.print(f"job {job.id}: {job.state.value}")
+    print_line("job {}: {} on {}", job.id, job.state.value, job.queue)
+
+
+def operator_name() -> str | None:
+    """Who runs this command (the login name), for a replay's record; None if unknown."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment (a bare container)
+        return None
+
+
+def json_option(name: str, text: str | None, kind: type) -> Any:
+    """The value of a JSON option (None when not given); a usage error unless ``kind``."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        usage_error(f"{name} must be JSON: {exc}")
+    if not isinstance(value, kind):
+        usage_error(f"{name} must be a JSON {'list' if kind is list else 'object'}")
+    return value
 
 
 @app.command()

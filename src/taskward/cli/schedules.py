@@ -1,8 +1,8 @@
-"""``taskward cron``: list and cancel recurring schedules.
+"""``taskward cron``: list and cancel recurring schedules, and show a schedule's fire history.
 
-Owns the ``cron list`` and ``cron cancel`` commands (registered on ``cron_app``; both refuse
-a SQLite store that does not exist) and how a schedule's next fire time is shown when its
-stored cron or time zone cannot fire.
+Owns the ``cron list``, ``cron cancel`` and ``cron history`` commands (registered on
+``cron_app``; each refuses a SQLite store that does not exist) and how a schedule's next fire
+time is shown when its stored cron or time zone cannot fire.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from taskward.cli.core import (
     run,
 )
 from taskward.errors import TaskwardError
-from taskward.jobs import Schedule
+from taskward.jobs import CRON_HISTORY_KEEP, CronFire, Schedule
 from taskward.manager import TaskManager
 from taskward.terminal import plain
 
@@ -39,14 +39,14 @@ def cron_list(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = N
     schedules = run(manager, lambda m: m.list_recurring_tasks())
     rows = [
         {"name": s.name, "task": s.task, "cron": s.cron, "timezone": s.timezone,
-         "next": _next_fire(manager, s)}
+         "catch_up": str(s.catch_up), "overlap": str(s.overlap), "next": _next_fire(manager, s)}
         for s in schedules
     ]  # fmt: skip
     if as_json:
         print_json(rows)
         return
     table = Table(title="recurring schedules")
-    for col in ("name", "task", "cron", "timezone", "next"):
+    for col in ("name", "task", "cron", "timezone", "catch_up", "overlap", "next"):
         table.add_column(col)
     for row in rows:
         shown = {**row, "next": row["next"] or "never (invalid cron or time zone)"}
@@ -81,3 +81,57 @@ def cron_cancel(
     # A missing schedule raises ScheduleNotFound: one error line, exit 1 (TaskwardGroup).
     run(load_manager(app_path, url, must_exist=True), lambda m: m.cancel_recurring_task(name))
     print_line("recurring schedule {} cancelled", name)
+
+
+@cron_app.command("history")
+def cron_history(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The schedule's name (taskward cron list).")
+    ],
+    limit: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=CRON_HISTORY_KEEP,
+            help=f"Show the newest N records (1-{CRON_HISTORY_KEEP}).",
+        ),
+    ] = 20,
+    as_json: JsonOpt = False,
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Show what the schedulers did with each fire time of a schedule, newest first.
+
+    Each row: the planned time, the outcome (inserted, caught_up or skipped), the job id if
+    one was inserted, how many fire times a row stands for, and why it was skipped.
+
+    Example: taskward cron history nightly-report --limit 5
+    """
+    # A missing schedule raises ScheduleNotFound: one error line, exit 1 (TaskwardGroup).
+    manager = load_manager(app_path, url, must_exist=True)
+    records = run(manager, lambda m: m.cron_history(name, limit=limit))
+    rows = [_history_row(record) for record in records]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=plain(f"fire history of {name}"))
+    for col in ("planned", "outcome", "job", "count", "reason"):
+        table.add_column(col)
+    for row in rows:
+        job = "" if row["job_id"] is None else str(row["job_id"])
+        cells = (row["planned_at"], row["outcome"], job, str(row["count"]), row["reason"])
+        table.add_row(*(plain(cell) for cell in cells))
+    core.console.print(table)
+    if not rows:
+        print_line("no fire time handled yet")
+
+
+def _history_row(record: CronFire) -> dict[str, object]:
+    return {
+        "planned_at": record.planned_at.isoformat(),
+        "outcome": str(record.outcome),
+        "job_id": record.job_id,
+        "count": record.count,
+        "reason": record.reason,
+        "recorded_at": None if record.recorded_at is None else record.recorded_at.isoformat(),
+    }

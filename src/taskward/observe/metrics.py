@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from taskward.health import HealthReport, HealthThresholds
 from taskward.limits import parse_rate
 from taskward.observe.events import OUTCOME_EVENTS, Event, EventBus
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKGROUND_FAILURES_METRIC",
+    "HealthCollector",
     "JobMetrics",
     "StatsCollector",
     "exposition",
@@ -133,6 +135,10 @@ class Observed(Protocol):
 
     async def get_statistics(self) -> dict[str, Any]:
         """Counts by queue and state, paused queues, live workers."""
+        ...
+
+    async def health(self, thresholds: HealthThresholds | None = None) -> HealthReport:
+        """The SLO health report (``taskward.health``)."""
         ...
 
 
@@ -244,6 +250,127 @@ class StatsCollector:
         yield from (jobs, active, available, paused, global_limit, rate_limit, limited, waits)
 
 
+HEALTH_CHECK_TIMEOUT = 10.0
+"""Seconds the health check of one ``/metrics`` scrape may take (its gauges then stay)."""
+
+
+class HealthCollector:
+    """Scrape-time gauges of the SLO health report, cached ``max_age`` seconds.
+
+    The figures of ``GET /health/jobs`` and ``tw.health()``, refreshed as
+    :class:`StatsCollector` is: the async ``/metrics`` route calls :meth:`refresh` first.
+    ``taskward_health_verdict{queue}`` and ``taskward_health_overall_verdict`` are 0 (ok),
+    1 (degraded) or 2 (failing). A check that fails or takes longer than ``timeout`` seconds
+    never fails the scrape: the gauges of the last good report stay, and
+    ``taskward_health_check_up`` says 0 (1 after a good check). A failed check is not
+    repeated before ``max_age`` either, so a down store is not asked on every scrape.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Awaitable[HealthReport]],
+        max_age: float,
+        timeout: float = HEALTH_CHECK_TIMEOUT,
+    ) -> None:
+        self.snapshot = snapshot
+        self.max_age = max_age
+        self.timeout = timeout
+        self._report: HealthReport | None = None
+        self._up: bool | None = None
+        self._taken = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        """Judge the store again unless the last check is younger than ``max_age``."""
+        try:
+            async with asyncio.timeout(self.timeout):  # another scrape's check may be running
+                await self._lock.acquire()
+        except TimeoutError:
+            return  # that check is hung: scrape with the last gauges, it marks itself down
+        try:
+            if time.monotonic() - self._taken < self.max_age:
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    self._report = await self.snapshot()
+                self._up = True
+            except Exception as exc:  # a timeout too: the scrape's other metrics still count
+                self._up = False
+                logger.warning(
+                    "job health check for /metrics failed (%s): keeping the last gauges",
+                    type(exc).__name__ if isinstance(exc, TimeoutError) else exc,
+                )
+            self._taken = time.monotonic()
+        finally:
+            self._lock.release()
+
+    def describe(self) -> Iterator[Metric]:
+        """Yield the empty families (registering never queries the backend)."""
+        yield from self._families(None, None)
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the gauges of the last good report (none before the first) and the check's."""
+        yield from self._families(self._report, self._up)
+
+    def _families(self, report: HealthReport | None, up: bool | None) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        queue, task = ["queue"], ["queue", "task", "window"]
+        g = {
+            name: GaugeMetricFamily(name, text, labels=labels)
+            for name, text, labels in (
+                ("taskward_health_verdict", "0 ok, 1 degraded, 2 failing.", queue),
+                ("taskward_health_overall_verdict", "The worst queue's verdict.", []),
+                (
+                    "taskward_queue_oldest_due_age_seconds",
+                    "How long the oldest due job of the queue has waited (0 without one).",
+                    queue,
+                ),
+                ("taskward_queue_backlog", "Due jobs waiting in the queue.", queue),
+                (
+                    "taskward_queue_stuck_jobs",
+                    "Running jobs past their timeout plus a lease, or past stuck_after.",
+                    queue,
+                ),
+                ("taskward_queue_workers_alive", "Live workers serving the queue.", queue),
+                ("taskward_workers_alive", "Live workers (heartbeat within 2 leases).", []),
+                ("taskward_task_runs", "Jobs of the task that ended in the window.", task),
+                ("taskward_task_failures", "Runs that ended failed or discarded.", task),
+                ("taskward_task_failure_rate", "Failures / runs in the window.", task),
+                (
+                    "taskward_health_check_up",
+                    "1 if the last health check succeeded, 0 if it failed or timed out.",
+                    [],
+                ),
+            )
+        }
+        if report is not None:
+            _health_samples(report, g)
+        if up is not None:
+            g["taskward_health_check_up"].add_metric([], 1.0 if up else 0.0)
+        yield from g.values()
+
+
+def _health_samples(report: HealthReport, g: Mapping[str, Any]) -> None:
+    """Add the report's samples to the gauge families ``g`` (by metric name)."""
+    g["taskward_health_overall_verdict"].add_metric([], report.verdict.severity)
+    g["taskward_workers_alive"].add_metric([], report.workers_alive)
+    for queue in report.queues:
+        name = [queue.queue]
+        g["taskward_health_verdict"].add_metric(name, queue.verdict.severity)
+        g["taskward_queue_oldest_due_age_seconds"].add_metric(name, queue.oldest_due_age or 0.0)
+        g["taskward_queue_backlog"].add_metric(name, queue.backlog)
+        g["taskward_queue_stuck_jobs"].add_metric(name, queue.stuck)
+        g["taskward_queue_workers_alive"].add_metric(name, queue.workers)
+        for task in queue.tasks:
+            for window, ended in (("5m", task.last_5m), ("60m", task.last_60m)):
+                key = [queue.queue, task.task, window]
+                g["taskward_task_runs"].add_metric(key, ended.runs)
+                g["taskward_task_failures"].add_metric(key, ended.failures)
+                if ended.rate is not None:  # no runs: no rate, rather than a made-up 0
+                    g["taskward_task_failure_rate"].add_metric(key, ended.rate)
+
+
 class JobMetrics:
     """Counters and histograms of durable jobs, fed by events, plus the scrape-time gauges.
 
@@ -256,15 +383,23 @@ class JobMetrics:
     ``taskward_queue_rate_limit{queue,window_seconds}`` and
     ``taskward_queue_limited{queue,reason}`` (1 while a limit holds jobs back),
     ``taskward_queue_limit_waits_total{queue,reason}`` (claims a limit turned away while jobs
-    were due, counted by the store). Labels are bounded:
-    queue, task and state names only.
+    were due, counted by the store), and from :class:`HealthCollector` the SLO health
+    figures (``taskward_health_verdict{queue}``, ``taskward_queue_oldest_due_age_seconds``,
+    ``taskward_queue_backlog``, ``taskward_queue_stuck_jobs``, ``taskward_task_failure_rate
+    {queue,task,window}``…). Labels are bounded: queue, task and state names only.
     """
 
-    def __init__(self, registry: CollectorRegistry, stats: StatsCollector) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        stats: StatsCollector,
+        health: HealthCollector | None = None,
+    ) -> None:
         from prometheus_client import Counter, Histogram
 
         self.registry = registry
         self.stats = stats
+        self.health = health
         self.enqueued = Counter(
             "taskward_jobs_enqueued",
             "Jobs enqueued by this process.",
@@ -291,6 +426,8 @@ class JobMetrics:
             registry=registry,
         )
         registry.register(stats)
+        if health is not None:
+            registry.register(health)
 
     def attach(self, bus: EventBus) -> JobMetrics:
         """Subscribe to the events the metrics count; return self."""
@@ -303,6 +440,8 @@ class JobMetrics:
     async def refresh(self) -> None:
         """Refresh the scrape-time gauges (cached); call before rendering the registry."""
         await self.stats.refresh()
+        if self.health is not None:
+            await self.health.refresh()
 
     def _enqueued(self, event: Event) -> None:
         self.enqueued.labels(event.queue, event.task).inc()
@@ -337,7 +476,11 @@ def install_metrics(
     target = REGISTRY if registry is None else registry
     metrics = _job_metrics.get(target)
     if metrics is None:
-        metrics = JobMetrics(target, StatsCollector(manager.get_statistics, stats_max_age))
+        metrics = JobMetrics(
+            target,
+            StatsCollector(manager.get_statistics, stats_max_age),
+            HealthCollector(manager.health, stats_max_age),
+        )
         _job_metrics[target] = metrics
     return metrics.attach(manager.events)
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 from taskward.backends.base import Backend, Capability, Dispatcher
 from taskward.backoff import RetryPolicy
 from taskward.clock import Clock
+from taskward.encryption import EncryptionError, KeyRing
 from taskward.jobs import Job, JobUpdate, WorkerInfo
 from taskward.observe.events import EventBus, emit_outcome, emit_started
 from taskward.runtime.acker import Acker
@@ -33,6 +34,7 @@ from taskward.runtime.recycle import Recycler
 from taskward.runtime.served import log_served_queues
 from taskward.runtime.service import PeriodicService
 from taskward.runtime.settings import DrainResult, WorkerConfig
+from taskward.sealing import open_arguments, seal_update
 from taskward.states import Cancelled, Failed, Outcome, Snoozed, next_update
 from taskward.tasks import Task
 
@@ -60,8 +62,11 @@ class Worker:
         default_policy: RetryPolicy,
         services: list[PeriodicService] | None = None,
         events: EventBus | None = None,
+        keyring: KeyRing | None = None,
     ) -> None:
         self.backend = backend
+        self.keyring = keyring
+        """Opens sealed jobs' arguments and seals their outcomes (``taskward.sealing``)."""
         self.events = events if events is not None else EventBus()
         self.resolve = resolve
         self.clock = clock
@@ -506,31 +511,59 @@ class Worker:
         ``threads`` runs a sync job (default: the worker's pool).
         """
         task = self.resolve(job.task)
-        log_start(job)
-        emit_started(self.events, job, self.clock)
+        unreadable: Failed | None = None
+        try:
+            # Opened first, so the logs and hooks of this process see the run's clear values.
+            opened = open_arguments(self.keyring, job)
+        except (EncryptionError, ValueError) as exc:
+            # Never run a job with arguments it cannot read; no retry helps before the keys
+            # are fixed (an operator retries it then).
+            message = f"cannot open the job's encrypted arguments: {exc}"
+            unreadable = Failed(kind="EncryptionError", message=message, retry=False)
+            opened = job
+        log_start(opened)
+        emit_started(self.events, opened, self.clock)
         started = self.clock.monotonic()
         outcome: Outcome
-        try:
-            given = await with_inputs(self.backend, job) if task is not None else job
-        except Exception as exc:  # the store could not be read: a later attempt may
-            outcome = Failed(kind=type(exc).__name__, message=f"reading the step's inputs: {exc}")
+        if unreadable is not None:
+            outcome = unreadable
         else:
-            outcome = await execute(
-                given,
-                task,
-                ctx,
-                default_timeout=self.config.default_timeout,
-                threads=self._threads if threads is None else threads,
-            )
+            ctx.job = opened
+            try:
+                given = (
+                    await with_inputs(self.backend, opened, self.keyring)
+                    if task is not None
+                    else opened
+                )
+            except EncryptionError as exc:  # a dependency's result no key here opens
+                message = f"cannot open a dependency's encrypted result: {exc}"
+                outcome = Failed(kind="EncryptionError", message=message, retry=False)
+            except Exception as exc:  # the store could not be read: a later attempt may
+                message = f"reading the step's inputs: {exc}"
+                outcome = Failed(kind=type(exc).__name__, message=message)
+            else:
+                outcome = await execute(
+                    given,
+                    task,
+                    ctx,
+                    default_timeout=self.config.default_timeout,
+                    threads=self._threads if threads is None else threads,
+                )
         policy = task.backoff if task is not None else self.default_policy
         update = next_update(job, outcome, self.clock.now(), policy)
         if isinstance(outcome, Snoozed) and outcome.hold_queue and update.scheduled_at:
             key = await held_key(self.backend, job, whole_queue=outcome.whole_queue)
             await hold_queue(self.backend, self.events, self.clock, job, update.scheduled_at, key)
-        log_outcome(job, update, self.clock.monotonic() - started)
+        log_outcome(opened, update, self.clock.monotonic() - started)
         self.result.add(update.state)
-        emit_outcome(self.events, job, update, self.clock.monotonic() - started)
-        return update
+        emit_outcome(self.events, opened, update, self.clock.monotonic() - started)
+        if isinstance(outcome, Failed) and outcome.kind == "EncryptionError":
+            # It holds none of the job's values, and sealing it with keys that could not open
+            # the job would hide the reason from the operators who hold the right key.
+            return update
+        # Sealed only as it goes to the store: hooks and logs of this process see the clear
+        # outcome, as they saw the clear arguments.
+        return seal_update(self.keyring, job, update)
 
     async def _ack_loop(self) -> None:
         while not self._acks_closed:

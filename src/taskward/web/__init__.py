@@ -12,6 +12,7 @@ from taskward.web.auth import AdminAuth
 from taskward.web.dashboard import create_dashboard_router
 from taskward.web.headers import SecurityHeadersMiddleware
 from taskward.web.health import create_health_router, health_router
+from taskward.web.job_health import create_jobs_health_router
 
 __all__ = [
     "Admin",
@@ -21,6 +22,7 @@ __all__ = [
     "create_app",
     "create_dashboard_router",
     "create_health_router",
+    "create_jobs_health_router",
     "create_metrics_router",
     "health_router",
 ]

@@ -5,10 +5,12 @@ from taskward.web import AdminAuth, create_admin_router
 app.include_router(create_admin_router(tw, auth=AdminAuth(token=os.environ["ADMIN_TOKEN"])))
 ```
 
-Reads: ``GET /api/jobs``, ``/api/jobs/{id}``, ``/api/jobs/{id}/explain``, ``/api/queues``,
+Reads: ``GET /api/jobs``, ``/api/jobs/{id}``, ``/api/jobs/{id}/explain``,
+``/api/jobs/{id}/wait`` (a long poll until the job ends, at most 30 s), ``/api/queues``,
 ``/api/queues/limits``, ``/api/schedules``, ``/api/stats``, ``/api/events``. Changes (auth
 required, see :mod:`taskward.web.auth`): ``POST /api/jobs/{id}/retry|cancel``,
-``DELETE /api/jobs/{id}``, ``POST /api/jobs/bulk/retry|cancel``,
+``DELETE /api/jobs/{id}``, ``POST /api/jobs/bulk/retry|cancel`` (a retry may carry edits:
+:mod:`taskward.web.replays`),
 ``POST /api/queues/{name}/pause|resume``, ``PUT /api/queues/{name}/limits``. Nothing in a
 request is ever executed: jobs are only retried, cancelled or deleted by id.
 """
@@ -20,7 +22,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from taskward.errors import (
     BackendUnavailable,
@@ -28,18 +30,21 @@ from taskward.errors import (
     JobRunning,
     ScheduleNotFound,
     TaskwardError,
+    WaitTimeout,
     WorkflowNotFound,
 )
 from taskward.explain import Explanation
-from taskward.jobs import Job
+from taskward.jobs import CRON_HISTORY_KEEP, Job
 from taskward.limits import QueueLimits
 from taskward.manager import TaskManager
 from taskward.observe.history import job_history
+from taskward.sealing import masked
 from taskward.web.auth import Access, AdminAuth
 from taskward.web.guard import JsonRoute
 from taskward.web.models import (
     BulkIn,
     BulkOut,
+    CronFireOut,
     DeletedOut,
     EventOut,
     ExplanationOut,
@@ -72,6 +77,13 @@ from taskward.web.queries import (
     queue_overview,
     timeline,
 )
+from taskward.web.replays import (
+    BulkRetryIn,
+    RetryIn,
+    operator,
+    replay_bulk,
+    retry_one,
+)
 
 __all__ = [
     "MAX_JOB_ID",
@@ -94,6 +106,8 @@ JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id")]
 """A job id in a path: refused at the edge (422) when no store could hold it."""
 SEARCH_CONCURRENCY = 2
 """Free-text searches one Admin runs at once; one more is refused with 429."""
+MAX_WAIT_SECONDS = 30.0
+"""The longest ``GET /api/jobs/{id}/wait`` holds a request (proxies often cut at 60 s)."""
 
 
 class SearchSlots:
@@ -216,6 +230,7 @@ def job_query(
 
 def job_detail(admin: Admin, job: Job) -> JobDetailOut:
     """A job with timings and history (row plus this process's recent events)."""
+    job = masked(job)  # values no key here opens are shown as "encrypted", history included
     events = admin.manager.recent_events.recent(job_id=job.id, limit=200)
     history = job_history(job, events)
     finished = job.completed_at or job.cancelled_at or job.discarded_at
@@ -328,6 +343,32 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
         async with edge_errors():
             return job_detail(admin, await tw.get_task_status(job_id))
 
+    @router.get(
+        "/jobs/{job_id}/wait",
+        dependencies=reader,
+        responses={202: {"description": "not ended within the timeout: the job as it stands"}},
+    )
+    async def wait(
+        job_id: JobId,
+        response: Response,
+        timeout: Annotated[
+            float, Query(ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait, at most 30")
+        ] = MAX_WAIT_SECONDS,
+    ) -> JobOut:
+        """Long poll: answer once the job ends (200), or after ``timeout`` seconds (202).
+
+        200: the job ended (completed, failed, discarded or cancelled; its ``state``, result
+        and errors say how). 202: it has not ended yet; the body is the job as it stands, and
+        the client asks again. 404: no such job (or deleted while waiting). All waiting
+        requests of this process share one watcher of the store (``TaskManager.wait_for``).
+        """
+        async with edge_errors():
+            try:
+                return JobOut.of(await tw.wait_for_end(job_id, timeout=timeout))
+            except WaitTimeout:
+                response.status_code = 202
+                return JobOut.of(await tw.get_task_status(job_id))
+
     @router.get("/jobs/{job_id}/explain", dependencies=reader)
     async def explain(job_id: JobId) -> ExplanationOut:
         """Why the job is not running right now: every reason, in plain words and as data."""
@@ -339,9 +380,17 @@ def _job_changes(router: APIRouter, admin: Admin) -> None:
     tw = admin.manager
     writer = [Depends(admin.access.write)]
 
-    @router.post("/jobs/bulk/retry", dependencies=writer)
-    async def bulk_retry(body: BulkIn) -> BulkOut:
-        """Retry every matching dead letter (or failed/discarded/cancelled job), up to limit."""
+    # refused is None, so left out, unless the request was a replay.
+    @router.post("/jobs/bulk/retry", dependencies=writer, response_model_exclude_none=True)
+    async def bulk_retry(body: BulkRetryIn, request: Request) -> BulkOut:
+        """Retry every matching dead letter (or failed/discarded/cancelled job), up to limit.
+
+        With a replay field (note, set_kwargs, to_queue, priority, error_kind, since): replay
+        the matching dead letters, each checked on its own (``taskward.web.replays``).
+        """
+        if body.replays:
+            async with edge_errors():
+                return await replay_bulk(tw, body, operator(admin.access, request))
         return await _bulk(body, "retry")
 
     @router.post("/jobs/bulk/cancel", dependencies=writer)
@@ -356,10 +405,16 @@ def _job_changes(router: APIRouter, admin: Admin) -> None:
             return BulkOut(matched=result.matched, changed=result.changed)
 
     @router.post("/jobs/{job_id}/retry", dependencies=writer)
-    async def retry(job_id: JobId) -> JobOut:
-        """Move a failed, discarded or cancelled job back to pending."""
+    async def retry(job_id: JobId, request: Request, body: RetryIn | None = None) -> JobOut:
+        """Move a failed, discarded or cancelled job back to pending, with the body's changes.
+
+        The optional JSON body (``RetryIn``): new args, kwargs, queue, priority and a note,
+        validated as at enqueue (400 and nothing changed when bad, or when the job is in
+        another state); see ``taskward.web.replays``.
+        """
         async with edge_errors():
-            return JobOut.of(await tw.retry_task(job_id))
+            by = operator(admin.access, request)
+            return JobOut.of(await retry_one(tw, job_id, body, by))
 
     @router.post("/jobs/{job_id}/cancel", dependencies=writer)
     async def cancel(job_id: JobId) -> JobOut:
@@ -482,9 +537,37 @@ def _info_routes(router: APIRouter, admin: Admin) -> None:
                     timezone=s.timezone,
                     queue=s.queue,
                     next_run_at=next_run,
+                    catch_up=str(s.catch_up),
+                    max_catch_up=s.max_catch_up,
+                    catch_up_within=s.catch_up_within,
+                    overlap=str(s.overlap),
+                    last_fire_at=s.last_fire_at,
                 )
             )
         return out
+
+    # A path parameter: schedule names may hold "/" (any 1-200 characters).
+    @router.get("/schedules/{name:path}/history", dependencies=reader)
+    async def schedule_history(
+        name: str, limit: Annotated[int, Query(ge=1, le=CRON_HISTORY_KEEP)] = CRON_HISTORY_KEEP
+    ) -> list[CronFireOut]:
+        """The schedule's fire history, newest planned time first (404 for no such schedule).
+
+        ``name`` may contain ``/`` (``/api/schedules/reports/daily/history``).
+        """
+        async with edge_errors():
+            records = await tw.cron_history(name, limit=limit)
+        return [
+            CronFireOut(
+                planned_at=r.planned_at,
+                outcome=str(r.outcome),
+                job_id=r.job_id,
+                count=r.count,
+                reason=r.reason,
+                recorded_at=r.recorded_at,
+            )
+            for r in records
+        ]
 
     @router.get("/stats", dependencies=reader)
     async def stats() -> StatsOut:

@@ -28,6 +28,7 @@ from taskward.web.auth import AdminAuth
 from taskward.web.dashboard import create_dashboard_router, create_not_found_handler
 from taskward.web.headers import DOCS_CONTENT_SECURITY_POLICY, SecurityHeadersMiddleware
 from taskward.web.health import create_health_router
+from taskward.web.job_health import create_jobs_health_router
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -72,8 +73,15 @@ def create_app(
     registry: CollectorRegistry | None = None,
     title: str = "taskward",
     api_docs: bool = False,
+    public_health: bool = True,
 ) -> FastAPI:
-    """A FastAPI app serving /health, /health/tasks, /metrics, /api/… and /dashboard.
+    """A FastAPI app serving /health, /health/tasks, /health/jobs, /metrics, /api/… and /dashboard.
+
+    ``/health/jobs`` (:mod:`taskward.web.job_health`) is the store's SLO health for load
+    balancers and Kubernetes probes, judged against the manager's ``health_thresholds``. Like
+    ``/health`` it is readable without credentials (it holds counts, ages, job ids and names,
+    never a job's arguments); ``public_health=False`` puts it behind the read access of
+    ``auth`` instead.
 
     The app opens ``manager`` on startup and closes it on shutdown. Every response carries
     the security headers of :mod:`taskward.web.headers` (a strict Content-Security-Policy,
@@ -114,6 +122,8 @@ def create_app(
         policies=dict.fromkeys(docs_pages, DOCS_CONTENT_SECURITY_POLICY),
     )
     app.include_router(create_health_router(checks={"backend": backend_ok}))
+    guard = [] if public_health else [Depends(admin.access.read)]
+    app.include_router(create_jobs_health_router(manager, dependencies=guard))
     app.include_router(create_metrics_router(admin, registry))
     app.include_router(create_admin_router(admin))
     app.include_router(create_dashboard_router(admin))

@@ -32,15 +32,19 @@ from taskward.errors import (
     WorkflowNotFound,
 )
 from taskward.graph import step_marker, workflow_of
-from taskward.jobs import JobState
+from taskward.jobs import JobState, Schedule
+from taskward.manager import TaskManager
+from taskward.sealing import ENCRYPTED_PLACEHOLDER, masked
 from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
 from taskward.web.guard import GuardedRoute
 from taskward.web.headers import RouteHandler
 from taskward.web.queries import (
+    SEALED_PROBLEM,
     JobQuery,
     queue_overview,
     shown_arguments,
 )
+from taskward.web.replay_page import replay_context, replay_route
 from taskward.web.workflow_view import draw
 
 __all__ = ["create_dashboard_router", "create_not_found_handler"]
@@ -81,6 +85,8 @@ def _seconds(value: float | None) -> str:
 
 def _args_text(job: Any) -> str:
     shown = shown_arguments(job)
+    if shown.problem == SEALED_PROBLEM:
+        return f"({ENCRYPTED_PLACEHOLDER})"
     if shown.problem is not None:
         return "(unreadable stored arguments)"
     parts = [json.dumps(a, ensure_ascii=False) for a in shown.args]
@@ -214,6 +220,7 @@ def create_dashboard_router(admin: Admin) -> APIRouter:
     _job_routes(router, pages)
     _workflow_routes(router, pages)
     _action_routes(router, admin)
+    replay_route(router, admin, _back)
     _static_route(router)
     return router
 
@@ -277,7 +284,9 @@ def _overview_routes(router: APIRouter, pages: _Pages) -> None:
                 next_run: datetime | None = tw.next_fire(s)
             except TaskwardError:
                 next_run = None
-            rows.append(_schedule_row(s, next_run))
+            row = _schedule_row(s, next_run)
+            row.update(await _schedule_fires(tw, s))
+            rows.append(row)
         return pages.render(request, "schedules.html", nav="schedules", schedules=rows)
 
 
@@ -346,7 +355,7 @@ def _job_list_routes(router: APIRouter, pages: _Pages) -> None:
 
 async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
     try:
-        job = await admin.manager.get_task_status(job_id)
+        job = masked(await admin.manager.get_task_status(job_id))
     except JobNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     shown = shown_arguments(job)
@@ -368,6 +377,7 @@ async def _job_context(admin: Admin, job_id: int) -> dict[str, Any]:
         "result_json": _pretty(job.result),
         "progress_json": _pretty(job.progress),
         "meta_json": _pretty(job.meta),
+        **replay_context(job),
     }
 
 
@@ -476,6 +486,32 @@ def _static_route(router: APIRouter) -> None:
             raise HTTPException(404)
         body = resources.files("taskward.web").joinpath("static", name).read_bytes()
         return Response(body, media_type=media_type, headers={"cache-control": "max-age=3600"})
+
+
+SCHEDULE_FIRES_SHOWN = 10
+"""Fire records the schedules page shows per schedule (the API serves up to 100)."""
+
+
+async def _schedule_fires(tw: TaskManager, schedule: Schedule) -> dict[str, Any]:
+    """The schedule's policies and its newest fire records, for the schedules page."""
+    # Given the listed Schedule, not its name: the page listed them once already, and a
+    # schedule without history must not list them all again (N schedules, N listings).
+    # One deleted since the page listed it reads as no records.
+    fires = await tw.cron_history(schedule, limit=SCHEDULE_FIRES_SHOWN)
+    return {
+        "catch_up": str(schedule.catch_up),
+        "overlap": str(schedule.overlap),
+        "fires": [
+            {
+                "planned_at": f.planned_at,
+                "outcome": str(f.outcome),
+                "job_id": f.job_id,
+                "count": f.count,
+                "reason": f.reason,
+            }
+            for f in fires
+        ],
+    }
 
 
 def _schedule_row(schedule: Any, next_run: datetime | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from taskward.graph import WorkflowRecord
 from taskward.jobs import Job
 from taskward.observe.history import HistoryEntry
+from taskward.sealing import masked
 from taskward.web.queries import JobListing, Timeline, shown_arguments
 
 
@@ -47,6 +48,7 @@ class JobSummaryOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobSummaryOut:
         """Build from a Job."""
+        job = masked(job)
         last = job.last_error
         shown = shown_arguments(job)
         return cls(
@@ -105,6 +107,7 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         """Build from a Job (sensitive args as "***", an unreadable payload as its problem)."""
+        job = masked(job)  # values no key here opens are shown as "encrypted"
         shown = shown_arguments(job)
         stored = job.to_dict()
         # Dropped here, not only left out of the fields: a later field named like it, or a
@@ -210,6 +213,9 @@ class BulkOut(BaseModel):
 
     matched: int
     changed: list[int]
+    refused: dict[int, str] | None = Field(
+        default=None, description="a replay's refused jobs: id -> why it was left unchanged"
+    )
 
 
 class DeletedOut(BaseModel):
@@ -242,6 +248,27 @@ class ScheduleOut(BaseModel):
     timezone: str
     queue: str | None
     next_run_at: datetime | None
+    catch_up: str = "skip"
+    max_catch_up: int = 10
+    catch_up_within: float | None = None
+    overlap: str = "allow"
+    last_fire_at: datetime | None = None
+    """The newest fire time a scheduler handled (its history: ``/schedules/{name}/history``)."""
+
+
+class CronFireOut(BaseModel):
+    """One record of a schedule's fire history: a planned time and what became of it.
+
+    ``outcome``: ``inserted``, ``caught_up`` (inserted late, after missed fire times) or
+    ``skipped`` (``reason`` says why; ``count`` > 1 for a summary of missed fire times).
+    """
+
+    planned_at: datetime
+    outcome: str
+    job_id: int | None
+    count: int
+    reason: str
+    recorded_at: datetime | None
 
 
 class TimelineOut(BaseModel):

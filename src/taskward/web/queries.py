@@ -25,6 +25,7 @@ from typing import Any
 from taskward.errors import InvalidOptions
 from taskward.jobs import DEAD_STATES, RETRIABLE_BY_OPERATOR, WAITING_STATES, Job, JobState
 from taskward.manager import TaskManager
+from taskward.sealing import ENCRYPTED_PLACEHOLDER, masked, still_sealed
 from taskward.serialize import stored_payload_problem
 from taskward.tasks import redact
 
@@ -110,12 +111,18 @@ class ShownArguments:
     """Why the stored payload cannot run (not what taskward wrote), or None."""
 
 
+SEALED_PROBLEM = f"{ENCRYPTED_PLACEHOLDER}: this server holds no key that opens the arguments"
+"""``ShownArguments.problem`` of a job whose arguments stay encrypted here."""
+
+
 def shown_arguments(job: Job) -> ShownArguments:
     """Return the job's arguments with sensitive values as ``"***"``.
 
     Stored args that are not the JSON taskward wrote (a planted pickle, bytes) are never shown
     or decoded further: the result carries empty arguments and the problem instead.
     """
+    if still_sealed(job):  # encrypted at rest, and this server holds no key that opens it
+        return ShownArguments(args=[], kwargs={}, problem=SEALED_PROBLEM)
     problem = stored_payload_problem(job.args, job.kwargs)
     if problem is not None:
         return ShownArguments(args=[], kwargs={}, problem=problem)
@@ -160,7 +167,7 @@ async def list_jobs(
             workflow=query.workflow,
         )
         return JobListing(
-            items=page.items,
+            items=[masked(job) for job in page.items],
             total=page.total_entries,
             page=query.page,
             per_page=query.per_page,
@@ -169,7 +176,7 @@ async def list_jobs(
     scan = await search_jobs(manager, query, SEARCH_SCAN_LIMIT, seconds=seconds)
     start = (query.page - 1) * query.per_page
     return JobListing(
-        items=scan.matches[start : start + query.per_page],
+        items=[masked(job) for job in scan.matches[start : start + query.per_page]],
         total=len(scan.matches),
         page=query.page,
         per_page=query.per_page,

@@ -17,25 +17,33 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from taskward.backends.base import Capability, MigrationReport
+from taskward.backends.memory.cron_history import MemoryCronHistory
 from taskward.backends.memory.flows import MemoryWorkflows, cancelled
+from taskward.backends.memory.health import health_figures as memory_health
 from taskward.backends.memory.limits import MemoryFlow
 from taskward.backends.sql.rows import evolve_job
-from taskward.backends.waiters import WakeTimers
+from taskward.backends.waiters import EndWaits, WakeTimers
+from taskward.edits import edited_job
 from taskward.errors import JobNotFound, NotSupported
 from taskward.graph import workflow_of
+from taskward.health.figures import HealthFigures, HealthQuery
 from taskward.jobs import (
+    CRON_HISTORY_KEEP,
     FINISHED_STATES,
     RETRIABLE_BY_OPERATOR,
     UNIQUE_BLOCKING_STATES,
     WAITING_STATES,
+    CronFire,
     Inserted,
     Job,
+    JobEdit,
     JobFilter,
     JobState,
     JobUpdate,
     LeaseReport,
     NewJob,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -72,14 +80,16 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
         self._paused: set[str] = set()
         self._timers = WakeTimers(lambda _queue: self._wake())
         self._schedules: dict[str, Schedule] = {}
+        self._cron = MemoryCronHistory()
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._workers: dict[str, WorkerInfo] = {}
         self._waiters: set[asyncio.Future[None]] = set()
+        self._ends = EndWaits()  # wait_for_ends: told wherever a job ends (_store, _forget)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         """Memory keeps jobs readable but neither persistent nor shared between processes."""
-        return frozenset({Capability.STORES_JOBS, Capability.WORKFLOWS})
+        return frozenset({Capability.STORES_JOBS, Capability.WORKFLOWS, Capability.END_NOTICES})
 
     async def open(self) -> None:
         """Nothing to connect."""
@@ -88,6 +98,7 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
         """Wake waiters so that nobody sleeps on a closed store."""
         self._timers.cancel()
         self._wake()
+        self._ends.close()
 
     async def migrate(self) -> MigrationReport:
         """No schema: nothing to apply, no version."""
@@ -159,6 +170,8 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
 
     def _store(self, job: Job) -> None:
         self._jobs[job.id] = job
+        if job.state in FINISHED_STATES:
+            self._ends.ended((job.id,))  # finish, a propagated or a workflow's cancel
         if job.state is S.PENDING:
             heapq.heappush(self._pending.setdefault(job.queue, []), _heap_entry(job))
         elif job.state in (S.SCHEDULED, S.RETRYABLE):
@@ -269,6 +282,11 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
         finally:
             self._waiters.discard(future)
 
+    async def wait_for_ends(self, job_ids: Collection[int], *, timeout: float) -> None:
+        """Return when a watched job ended in this process, or after ``timeout`` seconds."""
+        self._ends.update(job_ids)
+        await self._ends.wait(job_ids, timeout=timeout)
+
     def _wake(self) -> None:
         for future in self._waiters:
             if not future.done():
@@ -314,6 +332,10 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
             key=lambda row: (row[0], row[1].value),
         )
 
+    async def health_figures(self, query: HealthQuery) -> HealthFigures:
+        """The health check's figures: one pass over the jobs (``memory/health.py``)."""
+        return memory_health(self._jobs.values(), frozenset(self._paused), query)
+
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs older than their state's cutoff."""
         doomed = [
@@ -330,6 +352,7 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
 
     def _forget(self, job_id: int) -> None:
         job = self._jobs.pop(job_id)
+        self._ends.ended((job_id,))  # deleted or pruned: its waiters learn it is gone
         if job.unique_key is not None and self._unique.get(job.unique_key) == job_id:
             del self._unique[job.unique_key]
 
@@ -359,6 +382,7 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
         if job.state in WAITING_STATES:
             job = cancelled(job, now, "Cancelled", reason)
             self._jobs[job_id] = job
+            self._ends.ended((job_id,))
             if job_id in self._steps:
                 self._step_ended(job_id, S.CANCELLED, now)
         elif job.state is S.RUNNING:
@@ -366,10 +390,15 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
             self._jobs[job_id] = job
         return job
 
-    async def retry(self, job_id: int, *, now: datetime) -> Job:
-        """Make a dead or cancelled job pending again with a fresh attempt budget."""
+    async def retry(self, job_id: int, *, now: datetime, edit: JobEdit | None = None) -> Job:
+        """Make a dead or cancelled job pending again with a fresh attempt budget.
+
+        With ``edit``, its changes and their record in the same step (``taskward.edits``).
+        """
         job = await self.get(job_id)
         if job.state in RETRIABLE_BY_OPERATOR:
+            if edit is not None:
+                job = self._edited(job, edit)
             job = evolve_job(
                 job,
                 state=S.PENDING,
@@ -386,6 +415,38 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
                 self._store(job)
             self._wake()
         return job
+
+    def _edited(self, job: Job, edit: JobEdit) -> Job:
+        """``job`` with ``edit`` applied; a queue change drops its entry from the old heap."""
+        queue = job.queue if edit.queue is None else edit.queue
+        edited = edited_job(job, edit, self._limits.get(queue, QueueLimits()).partition_by)
+        if edited.queue != job.queue:
+            # A cancelled job may still have its entry there (cancel leaves it, stale).
+            heap = [e for e in self._pending.get(job.queue, []) if e[2] != job.id]
+            heapq.heapify(heap)
+            self._pending[job.queue] = heap
+        return edited
+
+    async def reseal(self, rewrites: Sequence[Reseal]) -> list[bool]:
+        """Write re-sealed values of jobs still as they were read (key rotation)."""
+        flags = []
+        for r in rewrites:
+            job = self._jobs.get(r.job_id)
+            fence = (r.state, r.attempt, r.errors_count)
+            same = (
+                job is not None
+                and (job.state, job.attempt, len(job.errors)) == fence
+                and (r.envelope is None or job.kwargs.get("taskward.sealed") == r.envelope)
+            )
+            if job is not None and same:
+                self._jobs[r.job_id] = evolve_job(
+                    job,
+                    kwargs=job.kwargs if r.kwargs is None else dict(r.kwargs),
+                    result=job.result if r.result is None else r.result,
+                    errors=job.errors if r.errors is None else r.errors,
+                )
+            flags.append(same)
+        return flags
 
     async def delete(self, job_id: int) -> bool:
         """Delete a job unless it is running."""
@@ -423,12 +484,24 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
         self._schedules[schedule.name] = schedule
 
     async def delete_schedule(self, name: str) -> bool:
-        """Delete a schedule."""
+        """Delete a schedule (and its fire history)."""
+        self._cron.forget(name)
         return self._schedules.pop(name, None) is not None
 
     async def list_schedules(self) -> list[Schedule]:
-        """Return schedules sorted by name."""
-        return [self._schedules[n] for n in sorted(self._schedules)]
+        """Return schedules sorted by name, with their last fire time and job."""
+        return [self._cron.with_state(self._schedules[n]) for n in sorted(self._schedules)]
+
+    async def record_cron_fires(
+        self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
+    ) -> None:
+        """Append fire records (a recorded planned time is kept) and advance the state."""
+        if name in self._schedules:
+            self._cron.record(name, fires, now=now, keep=keep)
+
+    async def cron_history(self, name: str, *, limit: int = CRON_HISTORY_KEEP) -> list[CronFire]:
+        """Return the newest ``limit`` fire records of ``name``, newest first."""
+        return self._cron.history(name, limit)
 
     # -- coordination ----------------------------------------------------------------------
     async def acquire_lease(

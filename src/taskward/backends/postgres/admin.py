@@ -25,6 +25,7 @@ from taskward.jobs import (
     JobFilter,
     JobState,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -384,6 +385,15 @@ def _limits(
 async def save_schedule(connections: Connections, schedule: Schedule) -> None:
     """Create or replace a recurring schedule by name."""
     await connections.execute("save_schedule", rows.schedule_params(schedule))
+
+
+async def reseal(connections: Connections, rewrites: Sequence[Reseal]) -> list[bool]:
+    """Write re-sealed values of jobs still as they were read (key rotation), one statement."""
+    if not rewrites:
+        return []
+    found = await connections.fetchall("reseal_jobs", rows.reseal_arrays(rewrites))
+    written = {row[0] for row in found}
+    return [r.job_id in written for r in rewrites]
 
 
 async def delete_schedule(connections: Connections, name: str) -> bool:

@@ -49,18 +49,24 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from taskward.backends.base import Capability, MigrationReport
-from taskward.backends.postgres import admin, bulk, flows, schema, work
+from taskward.backends.postgres import admin, bulk, cron_history, flows, schema, work
 from taskward.backends.postgres.admin import EXACT_COUNT_CAP
 from taskward.backends.postgres.config import PostgresConfig, parse_postgres_url
 from taskward.backends.postgres.connections import Connections
 from taskward.backends.postgres.control import ControlConnection
 from taskward.backends.postgres.dispatch import Offers
+from taskward.backends.postgres.health import health_figures as postgres_health
 from taskward.backends.postgres.inserts import Inserter
 from taskward.backends.postgres.listener import Listener
+from taskward.backends.postgres.watches import Watches
 from taskward.graph import NewWorkflow, WorkflowRecord
+from taskward.health.figures import HealthFigures, HealthQuery
 from taskward.jobs import (
+    CRON_HISTORY_KEEP,
+    CronFire,
     Inserted,
     Job,
+    JobEdit,
     JobFilter,
     JobState,
     JobUpdate,
@@ -68,6 +74,7 @@ from taskward.jobs import (
     NewJob,
     NewJobBatch,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -89,6 +96,7 @@ class PostgresBackend:
         self._control = ControlConnection(self._connections)
         self._listener = Listener(self._connections)
         self._offers = Offers(self._connections, self._listener)
+        self._watches = Watches(self._connections, self._listener)  # wait_for_ends (0012)
         self._inserter = Inserter(self._connections, self._offers)
         # Queues whose last claim found a row of limits or a hold: claimed the limited way first.
         # What that row held: a global limit only is claimed in one round trip (work.Seen).
@@ -117,6 +125,7 @@ class PostgresBackend:
                 Capability.STREAMED_INSERT,
                 Capability.DISPATCH,
                 Capability.WORKFLOWS,
+                Capability.END_NOTICES,
             }
         )
 
@@ -239,6 +248,14 @@ class PostgresBackend:
         """
         await self._listener.wait(queues, timeout=timeout)
 
+    async def wait_for_ends(self, job_ids: Collection[int], *, timeout: float) -> None:
+        """Return on a NOTIFY that a watched job ended, or after ``timeout`` seconds.
+
+        The ids are stored in ``taskward_watches`` before it returns for new ones, so only
+        their ends cost a NOTIFY (``watches.py``).
+        """
+        await self._watches.wait(job_ids, timeout=timeout)
+
     @property
     def listening(self) -> bool:
         """True while the LISTEN connection is up (otherwise waits fall back to polling)."""
@@ -282,6 +299,10 @@ class PostgresBackend:
         """Count jobs finished since ``since`` per UTC minute and state (one index scan)."""
         return await work.finished_per_minute(self._connections, since=since)
 
+    async def health_figures(self, query: HealthQuery) -> HealthFigures:
+        """The health check's figures, from the partial indexes (``postgres/health.py``)."""
+        return await postgres_health(self._connections, query)
+
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs of each given state that finished before its cutoff."""
         return await work.prune(self._connections, before=before)
@@ -313,15 +334,25 @@ class PostgresBackend:
 
     async def cancel(self, job_id: int, *, reason: str, now: datetime) -> Job:
         """Cancel a waiting job, or ask the worker of a running one to stop."""
-        return await flows.cancel(self._connections, job_id, reason=reason, now=now)
+        job = await flows.cancel(self._connections, job_id, reason=reason, now=now)
+        if job.state is JobState.CANCELLED:
+            await self._watches.notify([job_id])  # its outcome waiters, if any
+        return job
 
-    async def retry(self, job_id: int, *, now: datetime) -> Job:
-        """Make a failed, discarded or cancelled job pending again."""
-        return await flows.retry(self._connections, job_id, now=now)
+    async def retry(self, job_id: int, *, now: datetime, edit: JobEdit | None = None) -> Job:
+        """Make a failed, discarded or cancelled job pending again (with ``edit``'s changes)."""
+        return await flows.retry(self._connections, job_id, now=now, edit=edit)
+
+    async def reseal(self, rewrites: Sequence[Reseal]) -> list[bool]:
+        """Write re-sealed values of jobs still as they were read (key rotation)."""
+        return await admin.reseal(self._connections, rewrites)
 
     async def delete(self, job_id: int) -> bool:
         """Delete a job unless it is running; False if there was none."""
-        return await flows.delete(self._connections, job_id)
+        deleted = await flows.delete(self._connections, job_id)
+        if deleted:
+            await self._watches.notify([job_id])  # its outcome waiters, if any
+        return deleted
 
     # -- workflows (migration 0009; the rules are taskward.graph's, run in the database) ---
     async def insert_workflow(self, flow: NewWorkflow, *, now: datetime) -> WorkflowRecord:
@@ -336,7 +367,10 @@ class PostgresBackend:
         self, workflow_id: int, *, reason: str, now: datetime
     ) -> WorkflowRecord:
         """Cancel every step not ended but the finalizers; ask running ones to stop."""
-        return await flows.cancel_workflow(self._connections, workflow_id, reason=reason, now=now)
+        record = await flows.cancel_workflow(self._connections, workflow_id, reason=reason, now=now)
+        cancelled = [s.job.id for s in record.steps if s.job.state is JobState.CANCELLED]
+        await self._watches.notify(cancelled)  # their outcome waiters, if any
+        return record
 
     async def release_blocked(
         self, *, now: datetime, limit: int, after: int = 0
@@ -426,6 +460,16 @@ class PostgresBackend:
     async def list_schedules(self) -> list[Schedule]:
         """Return every recurring schedule, by name."""
         return await admin.list_schedules(self._connections)
+
+    async def record_cron_fires(
+        self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
+    ) -> None:
+        """Append fire records and advance the schedule's state, in one transaction."""
+        await cron_history.record(self._connections, name, fires, now=now, keep=keep)
+
+    async def cron_history(self, name: str, *, limit: int = CRON_HISTORY_KEEP) -> list[CronFire]:
+        """Return the newest ``limit`` fire records of ``name``, newest first."""
+        return await cron_history.history(self._connections, name, limit=limit)
 
     # -- coordination ----------------------------------------------------------------------
     async def acquire_lease(

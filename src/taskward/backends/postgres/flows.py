@@ -24,6 +24,7 @@ import psycopg
 from taskward.backends.base import RELEASE_LOOKUPS
 from taskward.backends.postgres import admin, rows
 from taskward.backends.postgres.connections import AConn, Connections
+from taskward.backends.postgres.edits import retry_edited
 from taskward.backends.sql.rows import evolve_job, job_from_new
 from taskward.errors import InvalidJob, WorkflowNotFound
 from taskward.graph import (
@@ -34,7 +35,7 @@ from taskward.graph import (
     step_marker,
     validate_new_workflow,
 )
-from taskward.jobs import FINISHED_STATES, Job, JobState, JobUpdate
+from taskward.jobs import FINISHED_STATES, Job, JobEdit, JobState, JobUpdate
 
 __all__ = [
     "cancel",
@@ -237,18 +238,24 @@ async def cancel(connections: Connections, job_id: int, *, reason: str, now: dat
     return rows.job_from_row(found[0]) if found else await admin.get(connections, job_id)
 
 
-async def retry(connections: Connections, job_id: int, *, now: datetime) -> Job:
+async def retry(
+    connections: Connections, job_id: int, *, now: datetime, edit: JobEdit | None = None
+) -> Job:
     """Make a failed, discarded or cancelled job pending again (one transaction).
 
     A workflow step goes back to blocked instead while a dependency holds it back, and what
-    its end cancelled waits again (``taskward_step_retried``).
+    its end cancelled waits again (``taskward_step_retried``). ``edit``: its changes and
+    record in the same transaction (``backends.postgres.edits``).
     """
     q = connections.q
 
     async def write(conn: AConn) -> Job | None:
         async with conn.transaction():
-            cursor = await conn.execute(q["retry_job"], {"id": job_id, "now": now})
-            found = await cursor.fetchall()
+            if edit is not None:
+                found = await retry_edited(conn, q, job_id, now, edit)
+            else:
+                cursor = await conn.execute(q["retry_job"], {"id": job_id, "now": now})
+                found = await cursor.fetchall()
             if not found:
                 return None
             job = rows.job_from_row(found[0])

@@ -8,6 +8,10 @@ handed to that worker's receiver if it lives in this process. The connection ope
 first wait, reconnects with backoff, and polling covers the gaps. A claim held back by time (a
 hold, a full rate window) has no NOTIFY to wait for: a timer wakes the queue's waiters when it
 ends (:meth:`Listener.wake_at`).
+
+The same connection LISTENs on the schema's ``_ends`` channel: the ids of watched jobs that
+ended (``watches.py``), which wake this process's outcome waiters (:attr:`Listener.ends`).
+Every (re)connection wakes them too: an end notified while nobody listened is read then.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import psycopg
 
 from taskward.backends.postgres import rows
 from taskward.backends.postgres.connections import AConn, Connections, connect
-from taskward.backends.waiters import Waiters, WakeTimers
+from taskward.backends.waiters import EndWaits, Waiters, WakeTimers
 from taskward.jobs import Job
 
 __all__ = ["DISPATCH_PREFIX", "Listener"]
@@ -48,6 +52,8 @@ class Listener(Waiters):
         self._timers = WakeTimers(self.wake)
         # Queue -> loop time before which its claims are held back (a timer wakes them then).
         self._held_back: dict[str, float] = {}
+        self.ends = EndWaits()
+        """This process's outcome waiters (``Backend.wait_for_ends``) and the ends they heard."""
 
     def start(self) -> None:
         """Start the LISTEN connection, on the first wait (idempotent).
@@ -72,6 +78,7 @@ class Listener(Waiters):
                 await asyncio.gather(task, return_exceptions=True)
         finally:
             self.wake(None)
+            self.ends.close()
 
     async def wait(self, queues: Collection[str], *, timeout: float) -> None:
         """Start the connection if needed, then wait as :meth:`Waiters.wait` does."""
@@ -120,7 +127,10 @@ class Listener(Waiters):
             try:
                 async with conn:
                     await conn.execute(connections.q["listen"])
+                    await conn.execute(connections.q["listen_ends"])
                     self.listening = True
+                    # Ends notified while nobody listened: the outcome waiters read again.
+                    self.ends.ended(None)
                     delay = 0.05
                     pool = connections.pool
                     if reconnecting and pool is not None:
@@ -136,8 +146,11 @@ class Listener(Waiters):
                         # before it took effect sent its NOTIFY to nobody. Look once.
                         await self._wake_if_pending(conn)
                     reconnecting = True
+                    ends_channel = f"{connections.config.channel}_ends"
                     async for notice in conn.notifies():
-                        if notice.payload.startswith(DISPATCH_PREFIX):
+                        if notice.channel == ends_channel:
+                            self._ended(notice.payload)
+                        elif notice.payload.startswith(DISPATCH_PREFIX):
                             self.deliver(notice.payload[len(DISPATCH_PREFIX) :])
                         else:
                             self.wake(notice.payload)
@@ -149,6 +162,10 @@ class Listener(Waiters):
                 self.listening = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, LISTEN_RETRY_MAX)
+
+    def _ended(self, payload: str) -> None:
+        """A watched job ended (the payload is its id): wake the outcome waiters watching it."""
+        self.ends.ended([int(payload)] if payload.isdigit() else None)
 
     async def _wake_if_pending(self, conn: AConn) -> None:
         """Wake the current waiters of every queue that has a claimable job.

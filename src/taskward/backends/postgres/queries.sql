@@ -459,7 +459,28 @@ FROM unnest(
 WHERE j.id = u.id AND j.state = 'running' AND j.attempt = u.attempt
     AND j.attempted_by = %(worker_id)s
     AND (u.expired_before IS NULL OR j.lease_until < u.expired_before)
-RETURNING j.id, j.queue;
+RETURNING j.id, j.queue,
+    -- An outcome waiter watches this ended job (migration 0012): work.py notifies it. While
+    -- nobody waits, one probe of an empty primary key per row.
+    u.state IN ('completed', 'failed', 'discarded', 'cancelled') AND EXISTS (
+        SELECT 1 FROM {schema}.taskward_watches AS w WHERE w.job_id = j.id
+    );
+
+-- Key rotation: sealed values written again, each only while its job is as it was read
+-- (state, attempt, number of errors); a NULL keeps the stored value. Returns the ids written.
+-- name: reseal_jobs
+UPDATE {schema}.taskward_jobs AS j
+SET kwargs = COALESCE(r.kwargs::json, j.kwargs),
+    result = COALESCE(r.result::json, j.result),
+    errors = COALESCE(r.errors::jsonb, j.errors)
+FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(attempts)s::integer[],
+            %(counts)s::integer[], %(kwargs)s::text[], %(results)s::text[], %(errors)s::text[],
+            %(envelopes)s::text[])
+     AS r(id, state, attempt, errors_count, kwargs, result, errors, envelope)
+WHERE j.id = r.id AND j.state = r.state AND j.attempt = r.attempt
+    AND jsonb_array_length(j.errors) = r.errors_count
+    AND (r.envelope IS NULL OR j.kwargs ->> 'taskward.sealed' = r.envelope)
+RETURNING j.id;
 
 -- name: set_progress
 UPDATE {schema}.taskward_jobs SET progress = %(progress)s::json
@@ -599,6 +620,29 @@ RETURNING {job_columns};
 UPDATE {schema}.taskward_jobs
 SET state = 'pending', scheduled_at = %(now)s, max_attempts = GREATEST(max_attempts, attempt + 1),
     completed_at = NULL, cancelled_at = NULL, discarded_at = NULL, cancel_requested = false
+WHERE id = %(id)s AND state IN ('failed', 'discarded', 'cancelled')
+RETURNING {job_columns};
+
+-- A retry with an operator's edit (backends/postgres/edits.py): the job is locked and read,
+-- then retried with its new fields by retry_job_edited in the same transaction. The key is
+-- computed as at insert (see insert_job), from the new arguments and the new queue's rule;
+-- a job whose arguments and queue stay keeps its key (rekey false).
+-- name: lock_job_for_edit
+SELECT {job_columns} FROM {schema}.taskward_jobs WHERE id = %(id)s FOR UPDATE;
+
+-- name: retry_job_edited
+UPDATE {schema}.taskward_jobs AS j
+SET state = 'pending', scheduled_at = %(now)s, max_attempts = GREATEST(max_attempts, attempt + 1),
+    completed_at = NULL, cancelled_at = NULL, discarded_at = NULL, cancel_requested = false,
+    args = COALESCE(%(args)s::json, j.args), kwargs = COALESCE(%(kwargs)s::json, j.kwargs),
+    queue = %(queue)s, priority = %(priority)s, meta = %(meta)s::json,
+    partition_key = CASE WHEN NOT %(rekey)s THEN j.partition_key ELSE COALESCE(
+        %(partition_key)s::text,
+        (SELECT {schema}.taskward_key_of(
+             l.partition_kwarg, l.partition_arg,
+             COALESCE(%(args)s::json, j.args), COALESCE(%(kwargs)s::json, j.kwargs))
+         FROM {schema}.taskward_queue_limits AS l WHERE l.queue = %(queue)s),
+        j.partition_key) END
 WHERE id = %(id)s AND state IN ('failed', 'discarded', 'cancelled')
 RETURNING {job_columns};
 
@@ -863,26 +907,79 @@ WHERE (p.queue, p.partition_key) IN (
 
 -- == schedules =================================================================================
 
+-- The state columns (last_fire_at, last_job_id) are record_cron_fires's: a replace keeps them.
 -- name: save_schedule
 INSERT INTO {schema}.taskward_schedules (
-    name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
+    name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at,
+    catch_up, max_catch_up, catch_up_within, overlap
 ) VALUES (
     %(name)s, %(task)s, %(cron)s, %(timezone)s, %(args)s::json, %(kwargs)s::json, %(queue)s,
-    %(priority)s, %(max_attempts)s, %(created_at)s
+    %(priority)s, %(max_attempts)s, %(created_at)s, %(catch_up)s, %(max_catch_up)s,
+    %(catch_up_within)s, %(overlap)s
 )
 ON CONFLICT (name) DO UPDATE SET
     task = excluded.task, cron = excluded.cron, timezone = excluded.timezone,
     args = excluded.args, kwargs = excluded.kwargs, queue = excluded.queue,
     priority = excluded.priority, max_attempts = excluded.max_attempts,
-    created_at = excluded.created_at;
+    created_at = excluded.created_at, catch_up = excluded.catch_up,
+    max_catch_up = excluded.max_catch_up, catch_up_within = excluded.catch_up_within,
+    overlap = excluded.overlap;
 
 -- name: delete_schedule
 DELETE FROM {schema}.taskward_schedules WHERE name = %(name)s;
 
 -- name: list_schedules
-SELECT name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
+SELECT name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at,
+       catch_up, max_catch_up, catch_up_within, overlap, last_fire_at, last_job_id
 FROM {schema}.taskward_schedules
 ORDER BY name;
+
+-- == cron fire history (migration 0011) ========================================================
+
+-- Records of a schedule that exists (locked, so a concurrent delete waits or wins); a planned
+-- time already recorded keeps its first record. The state: the last fire time never moves
+-- back, the last job id changes only when one is given and this call's newest planned time is
+-- not older than the stored one (a stale scheduler's late record must not move it back; SET
+-- reads the row's old values).
+-- name: record_cron_fires
+WITH owner AS (
+    SELECT name FROM {schema}.taskward_schedules WHERE name = %(name)s FOR UPDATE
+), added AS (
+    INSERT INTO {schema}.taskward_cron_history (
+        schedule, planned_at, outcome, job_id, reason, count, recorded_at
+    )
+    SELECT owner.name, f.planned_at, f.outcome, f.job_id, f.reason, f.count, %(now)s
+    FROM owner, unnest(
+        %(planned_at)s::timestamptz[], %(outcome)s::text[], %(job_id)s::bigint[],
+        %(reason)s::text[], %(count)s::integer[]
+    ) AS f (planned_at, outcome, job_id, reason, count)
+    ON CONFLICT (schedule, planned_at) DO NOTHING
+)
+UPDATE {schema}.taskward_schedules s
+SET last_fire_at = greatest(s.last_fire_at, %(newest)s),
+    last_job_id = CASE
+        WHEN %(last_job_id)s::bigint IS NOT NULL
+             AND (s.last_fire_at IS NULL OR %(newest)s::timestamptz >= s.last_fire_at)
+        THEN %(last_job_id)s::bigint
+        ELSE s.last_job_id
+    END
+FROM owner
+WHERE s.name = owner.name;
+
+-- Keep the newest %(keep)s rows of the schedule (the subquery is NULL while there are fewer).
+-- name: trim_cron_history
+DELETE FROM {schema}.taskward_cron_history
+WHERE schedule = %(name)s AND planned_at < (
+    SELECT planned_at FROM {schema}.taskward_cron_history WHERE schedule = %(name)s
+    ORDER BY planned_at DESC OFFSET %(keep)s - 1 LIMIT 1
+);
+
+-- name: cron_history
+SELECT planned_at, outcome, job_id, reason, count, recorded_at
+FROM {schema}.taskward_cron_history
+WHERE schedule = %(name)s
+ORDER BY planned_at DESC
+LIMIT %(limit)s;
 
 -- == coordination ==============================================================================
 
@@ -1045,3 +1142,88 @@ SELECT {schema}.taskward_cancel_workflow(%(id)s, %(reason)s, %(now)s, %(at)s);
 -- name: release_blocked
 SELECT released, last_id
 FROM {schema}.taskward_release_blocked(%(now)s, %(limit)s, %(after)s, %(budget)s);
+
+-- == health (taskward.health.figures; backends/postgres/health.py) ============================
+-- Each statement reads one partial index's rows (claim, due, lease, prune), never the history.
+
+-- Pending jobs per queue and the earliest due: the claim index (pending rows only).
+-- name: health_pending
+SELECT queue, count(*), min(scheduled_at)
+FROM {schema}.taskward_jobs
+WHERE state = 'pending'
+GROUP BY queue;
+
+-- Scheduled and retryable jobs already due that the Stager has not moved yet: the due index
+-- (empty while the Stager keeps up).
+-- name: health_due_later
+SELECT queue, count(*), min(scheduled_at)
+FROM {schema}.taskward_jobs
+WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= %(now)s
+GROUP BY queue;
+
+-- Running jobs per queue and how many are stuck (HealthQuery.is_stuck): the lease index.
+-- name: health_running
+SELECT queue, count(*), count(*) FILTER (
+    WHERE lease_until < %(grace_cutoff)s
+        OR (timeout IS NOT NULL
+            AND attempted_at + timeout * interval '1 second' < %(grace_cutoff)s)
+        OR (timeout IS NULL AND attempted_at < %(started_cutoff)s))
+FROM {schema}.taskward_jobs
+WHERE state = 'running'
+GROUP BY queue;
+
+-- The stuck jobs, longest running first (the store keeps the first few of each queue).
+-- name: health_stuck
+SELECT queue, id
+FROM {schema}.taskward_jobs
+WHERE state = 'running'
+    AND (lease_until < %(grace_cutoff)s
+        OR (timeout IS NOT NULL
+            AND attempted_at + timeout * interval '1 second' < %(grace_cutoff)s)
+        OR (timeout IS NULL AND attempted_at < %(started_cutoff)s))
+ORDER BY COALESCE(attempted_at, inserted_at), id;
+
+-- Runs per queue and task that ended in the long window (and in the short one), and the failed
+-- ones: the prune index's range (its expression and predicate, as finished_per_minute), plus
+-- each row's queue and task. Cancelled jobs are in the range but are no run.
+-- name: health_ended
+SELECT queue, task,
+    count(*) FILTER (WHERE state <> 'cancelled'
+        AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= %(recent_since)s),
+    count(*) FILTER (WHERE state IN ('failed', 'discarded')
+        AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= %(recent_since)s),
+    count(*) FILTER (WHERE state <> 'cancelled'),
+    count(*) FILTER (WHERE state IN ('failed', 'discarded'))
+FROM {schema}.taskward_jobs
+WHERE state IN ('completed', 'failed', 'discarded', 'cancelled')
+    AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= %(since)s
+GROUP BY queue, task;
+
+-- == outcome watches (migration 0012; postgres/watches.py) ====================================
+
+-- name: listen_ends
+LISTEN "{channel}_ends";
+
+-- Watch these jobs for this watcher until now + seconds (a refresh moves `until` on).
+-- name: watch_jobs
+INSERT INTO {schema}.taskward_watches (job_id, watcher, until)
+SELECT id, %(watcher)s, now() + make_interval(secs => %(seconds)s)
+FROM unnest(%(ids)s::bigint[]) AS id
+ON CONFLICT (job_id, watcher) DO UPDATE SET until = EXCLUDED.until;
+
+-- name: unwatch_jobs
+DELETE FROM {schema}.taskward_watches
+WHERE watcher = %(watcher)s AND job_id = ANY(%(ids)s::bigint[]);
+
+-- Watches of processes that died without dropping them (run by each refresh).
+-- name: drop_expired_watches
+DELETE FROM {schema}.taskward_watches WHERE until < now();
+
+-- These jobs ended (finish_jobs said they are watched; a cancel, a delete): one NOTIFY per
+-- watched one, its id as the payload. Nothing is sent for a job nobody watches.
+-- name: notify_ends
+SELECT pg_notify('{channel}_ends', w.job_id::text)
+FROM (
+    SELECT DISTINCT job_id FROM {schema}.taskward_watches
+    WHERE job_id = ANY(%(ids)s::bigint[])
+) AS w;

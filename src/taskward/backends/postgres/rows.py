@@ -21,6 +21,7 @@ from typing import Any, Final
 from taskward import states
 from taskward.backends.sql.rows import build_job, order_by
 from taskward.jobs import (
+    CatchUp,
     EncodedPayload,
     ErrorRecord,
     Job,
@@ -28,6 +29,8 @@ from taskward.jobs import (
     JobUpdate,
     NewJob,
     NewJobBatch,
+    Overlap,
+    Reseal,
     Schedule,
     WorkerInfo,
 )
@@ -79,6 +82,23 @@ def storable_text(text: str) -> str:
     """``text`` as PostgreSQL text can hold it: lone surrogates and NUL characters escaped."""
     text = states.storable_text(text)
     return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
+def reseal_arrays(rewrites: Sequence[Reseal]) -> dict[str, list[Any]]:
+    """The column arrays of ``reseal_jobs`` (None keeps a stored value)."""
+    return {
+        "ids": [r.job_id for r in rewrites],
+        "states": [r.state.value for r in rewrites],
+        "attempts": [r.attempt for r in rewrites],
+        "counts": [r.errors_count for r in rewrites],
+        "kwargs": [None if r.kwargs is None else dumps(r.kwargs) for r in rewrites],
+        "results": [None if r.result is None else dumps(r.result) for r in rewrites],
+        "errors": [
+            None if r.errors is None else "[" + ",".join(map(_error_json, r.errors)) + "]"
+            for r in rewrites
+        ],
+        "envelopes": [r.envelope for r in rewrites],
+    }
 
 
 def _error_json(error: ErrorRecord) -> str:
@@ -418,6 +438,10 @@ def schedule_params(schedule: Schedule) -> dict[str, Any]:
         "priority": schedule.priority,
         "max_attempts": schedule.max_attempts,
         "created_at": schedule.created_at,
+        "catch_up": str(schedule.catch_up),
+        "max_catch_up": schedule.max_catch_up,
+        "catch_up_within": schedule.catch_up_within,
+        "overlap": str(schedule.overlap),
     }
 
 
@@ -434,6 +458,12 @@ def schedule_from_row(row: Row) -> Schedule:
         priority=row[7],
         max_attempts=row[8],
         created_at=row[9],
+        catch_up=CatchUp(row[10]),
+        max_catch_up=row[11],
+        catch_up_within=row[12],
+        overlap=Overlap(row[13]),
+        last_fire_at=row[14],
+        last_job_id=row[15],
     )
 
 

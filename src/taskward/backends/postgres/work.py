@@ -403,7 +403,10 @@ async def finish(
     if not updates:
         return []
     freed: dict[int, str] = {}
-    written = await _finish(connections, updates, worker_id, freed)
+    watched: set[int] = set()  # ended jobs an outcome waiter watches (migration 0012)
+    written = await _finish(connections, updates, worker_id, freed, watched)
+    if watched:
+        await notify_ends(connections, watched)
     rescue = any(u.lease_expired_before is not None for u in updates)
     wake = {
         queue
@@ -415,38 +418,64 @@ async def finish(
     return written
 
 
+async def notify_ends(connections: Connections, job_ids: Collection[int]) -> None:
+    """NOTIFY the ends of watched jobs, best-effort: never fail a change already committed.
+
+    The notice is a separate statement after the commit. If it fails, the change stands and
+    the caller must not report an error for it (``finish`` would make the Acker rewrite rows
+    that are refused and log a false "lease lost"; a cancel would say it failed); the outcome
+    watcher's fallback read (1 to 5 s) finds the end instead.
+    """
+    try:
+        await connections.fetchall("notify_ends", {"ids": sorted(job_ids)})
+    except Exception as exc:
+        logger.warning("could not notify the end of watched jobs %s: %s", sorted(job_ids), exc)
+
+
 async def _finish(
     connections: Connections,
     updates: Sequence[JobUpdate],
     worker_id: str,
     freed: dict[int, str],
+    watched: set[int],
 ) -> list[bool]:
-    """:func:`finish` without the wake-up; adds each job written to ``freed`` (id: queue)."""
+    """:func:`finish` without the wake-up; adds each job written to ``freed`` (id: queue).
+
+    Adds to ``watched`` the jobs it ended that an outcome waiter watches.
+    """
     if len({u.job_id for u in updates}) < len(updates):
-        return [(await _finish(connections, [u], worker_id, freed))[0] for u in updates]
+        return [(await _finish(connections, [u], worker_id, freed, watched))[0] for u in updates]
     try:
         written = await _finish_batch(connections, updates, worker_id, drop_results=False)
     except psycopg.DataError:
         if len(updates) > 1:
-            return [(await _finish(connections, [u], worker_id, freed))[0] for u in updates]
+            return [
+                (await _finish(connections, [u], worker_id, freed, watched))[0] for u in updates
+            ]
         logger.error(
             "job %s: the database refused its result; storing it without one",
             updates[0].job_id,
             exc_info=True,
         )
         written = await _finish_batch(connections, updates, worker_id, drop_results=True)
-    freed.update(written)
+    for job_id, (queue, is_watched) in written.items():
+        freed[job_id] = queue
+        if is_watched:
+            watched.add(job_id)
     return [u.job_id in written for u in updates]
 
 
 async def _finish_batch(
     connections: Connections, updates: Sequence[JobUpdate], worker_id: str, *, drop_results: bool
-) -> dict[int, str]:
+) -> dict[int, tuple[str, bool]]:
+    """The jobs written: id -> (queue, whether an outcome waiter watches its end)."""
     params = rows.update_arrays(updates, worker_id, drop_results=drop_results)
     ending = flows.ends_steps(updates)
     if ending:  # workflow steps others wait for: released or cancelled in the same transaction
-        return dict(await flows.finish_ending_steps(connections, params, ending))
-    return dict(await connections.fetchall("finish_jobs", params))
+        found = await flows.finish_ending_steps(connections, params, ending)
+    else:
+        found = await connections.fetchall("finish_jobs", params)
+    return {row[0]: (row[1], bool(row[2])) for row in found}
 
 
 async def set_progress(

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
-from taskward.backends.redis import codec
+from taskward.backends.redis import codec, cron_history
 from taskward.backends.redis.client import Connections
 from taskward.backends.redis.errors import StoreError, translated
 from taskward.errors import InvalidOptions
@@ -206,10 +206,8 @@ async def save_schedule(connections: Connections, schedule: Schedule) -> None:
 
 
 async def delete_schedule(connections: Connections, name: str) -> bool:
-    """Delete a recurring schedule; False if there was none."""
-    client = await connections.ready()
-    with translated(connections.config):
-        return bool(await client.hdel(f"{connections.base}:schedules", name))
+    """Delete a recurring schedule and its fire history; False if there was none."""
+    return await cron_history.forget(connections, name)
 
 
 async def list_schedules(connections: Connections) -> list[Schedule]:
@@ -217,7 +215,8 @@ async def list_schedules(connections: Connections) -> list[Schedule]:
     client = await connections.ready()
     with translated(connections.config):
         stored = await client.hgetall(f"{connections.base}:schedules")
-    return [codec.schedule_from_json(stored[name]) for name in sorted(stored)]
+    listed = [codec.schedule_from_json(stored[name]) for name in sorted(stored)]
+    return await cron_history.with_state(connections, listed)
 
 
 async def record_worker(connections: Connections, info: WorkerInfo) -> None:

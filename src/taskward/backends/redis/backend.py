@@ -26,22 +26,30 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from taskward.backends.base import Capability, MigrationReport
-from taskward.backends.redis import admin, codec
+from taskward.backends.redis import admin, codec, cron_history
 from taskward.backends.redis.client import FIXED_KEYS, Connections
 from taskward.backends.redis.config import RedisConfig
+from taskward.backends.redis.edits import retry_edited
 from taskward.backends.redis.errors import StoreError, translated
 from taskward.backends.redis.flows import RedisWorkflows, now_args
+from taskward.backends.redis.health import health_figures as redis_health
 from taskward.backends.redis.listener import Listener
+from taskward.backends.redis.watches import Watches
 from taskward.errors import JobNotFound, NotSupported
+from taskward.health.figures import HealthFigures, HealthQuery
 from taskward.jobs import (
+    CRON_HISTORY_KEEP,
+    CronFire,
     Inserted,
     Job,
+    JobEdit,
     JobFilter,
     JobState,
     JobUpdate,
     LeaseReport,
     NewJob,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -72,6 +80,7 @@ class RedisBackend(RedisWorkflows):
         self.config = RedisConfig.from_url(url)
         self._connections = Connections(self.config)
         self._listener = Listener(self._connections)
+        self._watches = Watches(self._connections, self._listener)  # wait_for_ends
         self.base = self.config.base
 
     def __repr__(self) -> str:
@@ -88,6 +97,7 @@ class RedisBackend(RedisWorkflows):
                 Capability.NOTIFY,
                 Capability.BLOCKING_INSERT,
                 Capability.WORKFLOWS,
+                Capability.END_NOTICES,
             }
         )
 
@@ -238,6 +248,23 @@ class RedisBackend(RedisWorkflows):
         flags = await self._connections.run("finish", args)
         return [flag == 1 for flag in flags]
 
+    async def reseal(self, rewrites: Sequence[Reseal]) -> list[bool]:
+        """Write re-sealed values of jobs still as they were read (key rotation).
+
+        One script call per 500 jobs, as an insert (each call holds the server briefly).
+        """
+        flags: list[bool] = []
+        for start in range(0, len(rewrites), 500):
+            args: list[Any] = []
+            for r in rewrites[start : start + 500]:
+                args += [r.job_id, r.state.value, r.attempt, r.errors_count, r.envelope or ""]
+                args.append("" if r.kwargs is None else codec.dumps(r.kwargs))
+                args.append("" if r.result is None else codec.dumps(r.result))
+                errors = r.errors
+                args.append("" if errors is None else codec.dumps([e.to_dict() for e in errors]))
+            flags += [flag == 1 for flag in await self._connections.run("reseal", args)]
+        return flags
+
     async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
         """Store progress of a running job this worker owns."""
         written = await self._connections.run(
@@ -249,6 +276,15 @@ class RedisBackend(RedisWorkflows):
         """Return on a wake-up for one of ``queues``, or after ``timeout`` seconds (polling)."""
         await self._client()
         await self._listener.wait(queues, timeout=timeout)
+
+    async def wait_for_ends(self, job_ids: Collection[int], *, timeout: float) -> None:
+        """Return on a message that a watched job ended, or after ``timeout`` seconds.
+
+        Each watched id has a set ``{prefix}:watch:<id>`` (``watches.py``): only the ends of
+        those jobs are published.
+        """
+        await self._client()
+        await self._watches.wait(job_ids, timeout=timeout)
 
     # -- maintain --------------------------------------------------------------------------
     async def promote_due(self, *, now: datetime) -> int:
@@ -273,6 +309,10 @@ class RedisBackend(RedisWorkflows):
             for i in range(0, len(flat), 3)
         ]
         return sorted(rows, key=lambda row: (row[0], row[1].value))
+
+    async def health_figures(self, query: HealthQuery) -> HealthFigures:
+        """The health check's figures: one script, then the ended jobs (``redis/health.py``)."""
+        return await redis_health(self._connections, query)
 
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs of each given state that finished before its cutoff."""
@@ -341,8 +381,10 @@ class RedisBackend(RedisWorkflows):
             raise JobNotFound(job_id)
         return codec.job_from_flat(flat)
 
-    async def retry(self, job_id: int, *, now: datetime) -> Job:
-        """Make a failed, discarded or cancelled job pending again."""
+    async def retry(self, job_id: int, *, now: datetime, edit: JobEdit | None = None) -> Job:
+        """Make a failed, discarded or cancelled job pending again (with ``edit``'s changes)."""
+        if edit is not None:
+            return await retry_edited(self._connections, self.base, job_id, now, edit)
         flat = await self._connections.run("retry", (int(job_id), codec.us(now)))
         if not flat:
             raise JobNotFound(job_id)
@@ -420,6 +462,16 @@ class RedisBackend(RedisWorkflows):
     async def list_schedules(self) -> list[Schedule]:
         """Return every recurring schedule, by name."""
         return await admin.list_schedules(self._connections)
+
+    async def record_cron_fires(
+        self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
+    ) -> None:
+        """Append fire records and advance the schedule's state, in one script."""
+        await cron_history.record(self._connections, name, fires, now=now, keep=keep)
+
+    async def cron_history(self, name: str, *, limit: int = CRON_HISTORY_KEEP) -> list[CronFire]:
+        """Return the newest ``limit`` fire records of ``name``, newest first."""
+        return await cron_history.history(self._connections, name, limit=limit)
 
     # -- coordination ----------------------------------------------------------------------
     async def acquire_lease(

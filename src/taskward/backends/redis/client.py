@@ -55,6 +55,10 @@ SCRIPT_NAMES: Final = (
     "workflow",
     "workflow_cancel",
     "release",
+    "cron_fires",
+    "health",
+    "health_ended",
+    "reseal",
 )
 # The scripts that apply the workflow rules: flows.lua comes after common.lua in each.
 FLOW_SCRIPTS: Final = frozenset(
@@ -86,6 +90,7 @@ FIXED_KEYS: Final = {
     "workers": "hash",
     "beats": "zset",
     "schedules": "hash",
+    "cronstate": "hash",
     "version": "string",
     "wseq": "string",
 }

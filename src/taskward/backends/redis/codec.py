@@ -15,7 +15,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from taskward.backends.sql.rows import build_job, job_from_new
-from taskward.jobs import ErrorRecord, Job, JobState, JobUpdate, NewJob, Schedule, WorkerInfo
+from taskward.jobs import (
+    CatchUp,
+    ErrorRecord,
+    Job,
+    JobEdit,
+    JobState,
+    JobUpdate,
+    NewJob,
+    Overlap,
+    Schedule,
+    WorkerInfo,
+)
 from taskward.serialize import load_args, load_kwargs
 
 __all__ = [
@@ -173,6 +184,10 @@ def schedule_json(schedule: Schedule) -> str:
             "priority": schedule.priority,
             "max_attempts": schedule.max_attempts,
             "created_at": None if schedule.created_at is None else us(schedule.created_at),
+            "catch_up": str(schedule.catch_up),
+            "max_catch_up": schedule.max_catch_up,
+            "catch_up_within": schedule.catch_up_within,
+            "overlap": str(schedule.overlap),
         }
     )
 
@@ -192,6 +207,11 @@ def schedule_from_json(text: str) -> Schedule:
         priority=data["priority"],
         max_attempts=data["max_attempts"],
         created_at=None if created is None else time_of(created),
+        # Absent in a schedule saved before issue 25: the defaults are the old behaviour.
+        catch_up=CatchUp(data.get("catch_up", "skip")),
+        max_catch_up=data.get("max_catch_up", 10),
+        catch_up_within=data.get("catch_up_within"),
+        overlap=Overlap(data.get("overlap", "allow")),
     )
 
 
@@ -222,3 +242,24 @@ def worker_from_json(text: str) -> WorkerInfo:
         heartbeat_at=time_of(data["heartbeat_at"]),
         running=data["running"],
     )
+
+
+def edit_args(edit: JobEdit, read_meta: str | None, meta: dict[str, Any]) -> list[str]:
+    """``retry.lua``'s arguments after the time for ``edit`` (ARGV[4] on; see the script).
+
+    ``read_meta``: the job's meta field as read (None: absent), which the script compares
+    with the stored one; ``meta``: the meta to store, its replay record appended.
+    """
+    args_json = edit.args_json if edit.args_json is not None else dumps(edit.args)
+    kwargs_json = edit.kwargs_json if edit.kwargs_json is not None else dumps(edit.kwargs)
+    return [
+        "1",
+        "" if read_meta is None else "=" + read_meta,
+        dumps(meta),
+        "" if edit.args is None else args_json,
+        "" if edit.kwargs is None else kwargs_json,
+        edit.queue or "",
+        "" if edit.priority is None else str(edit.priority),
+        "1" if edit.rekeys else "",
+        "" if edit.partition_key is None else "=" + edit.partition_key,
+    ]

@@ -7,6 +7,10 @@ when a hold ends or a rate window opens: a fetch held back by one arms a timer o
 instead. The subscription opens on the first wait, so a producer-only process (a web app)
 never opens it; it reconnects with backoff, and polling covers the gaps. Inserts made through
 this backend wake this process's waiters directly, without the round trip through the server.
+
+The same subscription takes ``{prefix}:ends``: the ids of watched jobs that ended
+(``watches.py``), which wake this process's outcome waiters (:attr:`Listener.ends`). Every
+(re)subscription wakes them too: an end published while nobody listened is read then.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Final
 import redis
 
 from taskward.backends.redis.client import Connections
-from taskward.backends.waiters import Waiters, WakeTimers
+from taskward.backends.waiters import EndWaits, Waiters, WakeTimers
 
 __all__ = ["Listener"]
 
@@ -41,6 +45,8 @@ class Listener(Waiters):
         self._timers = WakeTimers(self.wake)
         # Queues whose last fetch a hold or a full rate window held back: a timer wakes them.
         self._held_back: set[str] = set()
+        self.ends = EndWaits()
+        """This process's outcome waiters (``Backend.wait_for_ends``) and the ends they heard."""
 
     def note_fetch(self, queue: str) -> None:
         """As :meth:`Waiters.note_fetch`; the queue is no longer held back until told again."""
@@ -79,6 +85,7 @@ class Listener(Waiters):
                     await asyncio.gather(task, return_exceptions=True)
         finally:
             self.wake(None)
+            self.ends.close()
 
     async def wait(self, queues: Collection[str], *, timeout: float) -> None:
         """Start the connection if needed, then wait as :meth:`Waiters.wait` does."""
@@ -106,23 +113,25 @@ class Listener(Waiters):
             if count:
                 self.wake(queue)
 
-    async def _subscribe(self, pubsub: Any, channel: str) -> None:
-        """Subscribe and wait for the confirmation.
+    async def _subscribe(self, pubsub: Any, *channels: str) -> None:
+        """Subscribe and wait for the confirmation of each channel.
 
         SUBSCRIBE is only sent by ``subscribe``: the look for pending jobs that follows must
         come after the subscription took effect, or a job published in between is missed.
         """
-        await pubsub.subscribe(channel)
-        while True:
+        await pubsub.subscribe(*channels)
+        confirmed = 0
+        while confirmed < len(channels):
             reply = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
             if reply is None:
                 raise redis.TimeoutError("no confirmation of SUBSCRIBE")
             if reply.get("type") == "subscribe":
-                return
+                confirmed += 1
 
     async def _listen(self) -> None:
         """Keep one subscription open; reconnect with backoff; wake waiters on a message."""
         channel = f"{self._connections.base}:wake"
+        ends_channel = f"{self._connections.base}:ends"
         delay = 0.05
         reconnecting = False
         while True:
@@ -132,8 +141,9 @@ class Listener(Waiters):
                 if client is None:
                     raise redis.ConnectionError("the backend is closed")
                 pubsub = client.pubsub()
-                await self._subscribe(pubsub, channel)
+                await self._subscribe(pubsub, channel, ends_channel)
                 self.listening = True
+                self.ends.ended(None)  # ends published while nobody listened: read again
                 delay = 0.05
                 if reconnecting:
                     # Jobs may have been made pending while nobody listened: wake everyone.
@@ -145,7 +155,12 @@ class Listener(Waiters):
                 reconnecting = True
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
-                    if message is not None and message.get("type") == "message":
+                    if message is None or message.get("type") != "message":
+                        continue
+                    if str(message.get("channel")) == ends_channel:
+                        data = str(message["data"])
+                        self.ends.ended([int(data)] if data.isdigit() else None)
+                    else:
                         self.wake(str(message["data"]))
             except Exception as exc:
                 # Any error (a lost connection, a cluster reconfiguring): never let the

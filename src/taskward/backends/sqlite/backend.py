@@ -40,6 +40,7 @@ from typing import Any, Final, TypeVar, TypeVarTuple
 
 from taskward.backends.base import Capability, MigrationReport
 from taskward.backends.sql.migrate import migration_report
+from taskward.backends.sqlite import cron_history
 from taskward.backends.sqlite.blocking import BlockingInserts
 from taskward.backends.sqlite.connection import (
     MEMORY_PATH,
@@ -47,20 +48,27 @@ from taskward.backends.sqlite.connection import (
     refuse_caller_transaction,
     unavailable,
 )
+from taskward.backends.sqlite.ends import Ends
+from taskward.backends.sqlite.health import health_figures as sqlite_health
 from taskward.backends.sqlite.migrate import SQLITE_SQL
 from taskward.backends.sqlite.store import SqliteStore
 from taskward.backends.sqlite.waiters import POLL_SECONDS, Waiters, newly_pending_queues
 from taskward.errors import BackendUnavailable, InvalidOptions
 from taskward.graph import NewWorkflow, WorkflowRecord
+from taskward.health.figures import HealthFigures, HealthQuery
 from taskward.jobs import (
+    CRON_HISTORY_KEEP,
+    CronFire,
     Inserted,
     Job,
+    JobEdit,
     JobFilter,
     JobState,
     JobUpdate,
     LeaseReport,
     NewJob,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -73,6 +81,9 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 SYNCHRONOUS_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _PREFIX: Final = "sqlite:///"
+ENDS: Final = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED}
+)  # the states an outcome waiter is told of
 
 
 def parse_sqlite_url(url: str) -> str:
@@ -116,6 +127,7 @@ class SqliteBackend(BlockingInserts):
         self._executor: ThreadPoolExecutor | None = None
         self._store = SqliteStore(self.path, synchronous=level)
         self._waiters = Waiters(self.path, shared=self.path != MEMORY_PATH)
+        self._ends = Ends(self.path, shared=self.path != MEMORY_PATH)  # wait_for_ends
         self.poll_seconds = POLL_SECONDS
         """How often a waiter looks for commits of other processes (the fallback)."""
         self._connected_pid: int | None = None  # a process that has had a connection open
@@ -128,6 +140,7 @@ class SqliteBackend(BlockingInserts):
         A private in-memory database (``sqlite:///:memory:``) keeps jobs and workflows only.
         """
         if self.path == MEMORY_PATH:
+            # (Ends are noticed in this process all the same: it is the only one there is.)
             return frozenset({Capability.STORES_JOBS, Capability.WORKFLOWS})
         return frozenset(
             {
@@ -136,6 +149,7 @@ class SqliteBackend(BlockingInserts):
                 Capability.STORES_JOBS,
                 Capability.BLOCKING_INSERT,
                 Capability.WORKFLOWS,
+                Capability.END_NOTICES,
             }
         )
 
@@ -213,6 +227,7 @@ class SqliteBackend(BlockingInserts):
         executor, self._executor = self._executor, None
         store, self._store = self._store, SqliteStore(self.path, synchronous=self.synchronous)
         self._waiters.close()
+        self._ends.close()
         self._close_idle_stores()
         return executor, store
 
@@ -284,6 +299,9 @@ class SqliteBackend(BlockingInserts):
         written, freed = await self._call(self._store.finish, updates, worker_id)
         if freed:
             self._waiters.jobs_ready(freed)
+        self._ends.ended(
+            u.job_id for u, ok in zip(updates, written, strict=True) if ok and u.state in ENDS
+        )
         return written
 
     async def set_progress(self, job_id: int, progress: Any, *, worker_id: str) -> bool:
@@ -307,6 +325,14 @@ class SqliteBackend(BlockingInserts):
             names, timeout=timeout, poll_seconds=self.poll_seconds, poll=committed_elsewhere
         )
 
+    async def wait_for_ends(self, job_ids: Collection[int], *, timeout: float) -> None:
+        """Return when a watched job ended (here, or in a process that told us), or at timeout.
+
+        This process binds a socket in the ``ends`` folder while it watches jobs
+        (``sqlite/ends.py``); jobs ended without a notice are found by the caller's fallback read.
+        """
+        await self._ends.wait(job_ids, timeout=timeout)
+
     # -- maintain --------------------------------------------------------------------------
     async def promote_due(self, *, now: datetime) -> int:
         """Move due scheduled/retryable jobs to pending; return how many."""
@@ -322,6 +348,10 @@ class SqliteBackend(BlockingInserts):
     async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
         """Count jobs finished since ``since`` per UTC minute and state (index range scans)."""
         return await self._call(self._store.finished_per_minute, since)
+
+    async def health_figures(self, query: HealthQuery) -> HealthFigures:
+        """The health check's figures, in one read snapshot (``sqlite/health.py``)."""
+        return await self._call(sqlite_health, self._store, query)
 
     async def prune(self, *, before: Mapping[JobState, datetime]) -> int:
         """Delete finished jobs of each given state last changed before its cutoff."""
@@ -346,14 +376,23 @@ class SqliteBackend(BlockingInserts):
         """
         job, ready = await self._call(self._store.cancel, job_id, reason, now)
         self._ready(ready)
+        if job.state is JobState.CANCELLED:
+            self._ends.ended((job_id,))
         return job
 
-    async def retry(self, job_id: int, *, now: datetime) -> Job:
-        """Make a failed, discarded or cancelled job pending again with a fresh attempt."""
-        job, moved = await self._call(self._store.retry, job_id, now)
+    async def retry(self, job_id: int, *, now: datetime, edit: JobEdit | None = None) -> Job:
+        """Make a failed, discarded or cancelled job pending again with a fresh attempt.
+
+        With ``edit``, its changes and record in the same transaction.
+        """
+        job, moved = await self._call(self._store.retry, job_id, now, edit)
         if moved and job.state is not JobState.BLOCKED:
             self._waiters.jobs_ready([job.queue])
         return job
+
+    async def reseal(self, rewrites: Sequence[Reseal]) -> list[bool]:
+        """Write re-sealed values of jobs still as they were read (key rotation)."""
+        return await self._call(self._store.reseal, list(rewrites)) if rewrites else []
 
     async def delete(self, job_id: int) -> bool:
         """Delete a job unless it is running; False if there was none.
@@ -362,6 +401,8 @@ class SqliteBackend(BlockingInserts):
         """
         deleted, ready = await self._call(self._store.delete, job_id)
         self._ready(ready)
+        if deleted:
+            self._ends.ended((job_id,))
         return deleted
 
     # -- workflows (taskward.graph; the store's flows.py) ----------------------------------
@@ -381,6 +422,7 @@ class SqliteBackend(BlockingInserts):
         """Cancel every step that has not ended, except finalizers; ask running ones to stop."""
         record, ready = await self._call(self._store.cancel_workflow, workflow_id, reason, now)
         self._ready(ready)
+        self._ends.ended(s.job.id for s in record.steps if s.job.state in ENDS)
         return record
 
     async def release_blocked(
@@ -472,6 +514,16 @@ class SqliteBackend(BlockingInserts):
     async def list_schedules(self) -> list[Schedule]:
         """Return every recurring schedule, by name."""
         return await self._call(self._store.list_schedules)
+
+    async def record_cron_fires(
+        self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
+    ) -> None:
+        """Append fire records and advance the schedule's state, in one transaction."""
+        await self._call(cron_history.record, self._store, name, fires, now, keep)
+
+    async def cron_history(self, name: str, *, limit: int = CRON_HISTORY_KEEP) -> list[CronFire]:
+        """Return the newest ``limit`` fire records of ``name``, newest first."""
+        return await self._call(cron_history.history, self._store, name, limit)
 
     # -- coordination ----------------------------------------------------------------------
     async def acquire_lease(

@@ -369,6 +369,16 @@ SET state = ?5,
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
     AND (?4 IS NULL OR lease_until < ?4);
 
+-- Key rotation: sealed values written again, only while the job is as it was read (state,
+-- attempt, number of errors, and the arguments' envelope when given). Parameters: id, state,
+-- attempt, errors count, kwargs (JSON) or NULL, result (JSON) or NULL, errors (JSON array) or
+-- NULL (NULL keeps the stored value), the envelope as read or NULL.
+-- name: reseal_job
+UPDATE taskward_jobs
+SET kwargs = COALESCE(?5, kwargs), result = COALESCE(?6, result), errors = COALESCE(?7, errors)
+WHERE id = ?1 AND state = ?2 AND attempt = ?3 AND json_array_length(errors) = ?4
+    AND (?8 IS NULL OR json_extract(kwargs, '$."taskward.sealed"') = ?8);
+
 -- name: set_progress
 UPDATE taskward_jobs SET progress = ?
 WHERE id = ? AND state = 'running' AND attempted_by = ?;
@@ -524,6 +534,21 @@ RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts,
 UPDATE taskward_jobs
 SET state = 'pending', scheduled_at = ?1, max_attempts = MAX(max_attempts, attempt + 1),
     completed_at = NULL, cancelled_at = NULL, discarded_at = NULL, cancel_requested = 0
+WHERE id = ?2 AND state IN ('failed', 'discarded', 'cancelled')
+RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
+          inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
+          lease_until, errors, result, progress, unique_key, tags, meta, depends_on, timeout,
+          cancel_requested, partition_key;
+
+-- retry_job with an operator's edit (taskward.edits; read and written in one transaction).
+-- Parameters: now, id, args and kwargs (JSON text; NULL keeps them), queue, priority, meta,
+-- partition_key.
+-- name: retry_job_edited
+UPDATE taskward_jobs
+SET state = 'pending', scheduled_at = ?1, max_attempts = MAX(max_attempts, attempt + 1),
+    completed_at = NULL, cancelled_at = NULL, discarded_at = NULL, cancel_requested = 0,
+    args = COALESCE(?3, args), kwargs = COALESCE(?4, kwargs), queue = ?5, priority = ?6,
+    meta = ?7, partition_key = ?8
 WHERE id = ?2 AND state IN ('failed', 'discarded', 'cancelled')
 RETURNING id, task, queue, args, kwargs, state, priority, attempt, max_attempts, scheduled_at,
           inserted_at, attempted_at, completed_at, cancelled_at, discarded_at, attempted_by,
@@ -769,23 +794,69 @@ SELECT state FROM taskward_jobs WHERE id = ?;
 
 -- == schedules =================================================================================
 
+-- The state columns (last_fire_at, last_job_id) are record_cron_fires's: a replace keeps them.
 -- name: save_schedule
 INSERT INTO taskward_schedules (
-    name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at,
+    catch_up, max_catch_up, catch_up_within, overlap
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
     task = excluded.task, cron = excluded.cron, timezone = excluded.timezone,
     args = excluded.args, kwargs = excluded.kwargs, queue = excluded.queue,
     priority = excluded.priority, max_attempts = excluded.max_attempts,
-    created_at = excluded.created_at;
+    created_at = excluded.created_at, catch_up = excluded.catch_up,
+    max_catch_up = excluded.max_catch_up, catch_up_within = excluded.catch_up_within,
+    overlap = excluded.overlap;
 
 -- name: delete_schedule
 DELETE FROM taskward_schedules WHERE name = ?;
 
 -- name: list_schedules
-SELECT name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at
+SELECT name, task, cron, timezone, args, kwargs, queue, priority, max_attempts, created_at,
+       catch_up, max_catch_up, catch_up_within, overlap, last_fire_at, last_job_id
 FROM taskward_schedules
 ORDER BY name;
+
+-- == cron fire history (migration 0007) ========================================================
+
+-- name: schedule_exists
+SELECT 1 FROM taskward_schedules WHERE name = ?;
+
+-- A planned time already recorded keeps its first record. Parameters: schedule, planned_at,
+-- outcome, job_id, reason, count, recorded_at.
+-- name: record_cron_fire
+INSERT INTO taskward_cron_history (
+    schedule, planned_at, outcome, job_id, reason, count, recorded_at
+) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (schedule, planned_at) DO NOTHING;
+
+-- Keep the newest ?2 rows of schedule ?1 (the subquery is NULL while there are fewer).
+-- name: trim_cron_history
+DELETE FROM taskward_cron_history
+WHERE schedule = ?1 AND planned_at < (
+    SELECT planned_at FROM taskward_cron_history WHERE schedule = ?1
+    ORDER BY planned_at DESC LIMIT 1 OFFSET ?2 - 1
+);
+
+-- The last fire time never moves back; the last job id changes only when one is given and
+-- this call's newest planned time is not older than the stored one (a stale scheduler's late
+-- record must not move it back; SET reads the row's old values).
+-- Parameters: name, newest planned_at, job id or NULL.
+-- name: advance_cron_state
+UPDATE taskward_schedules
+SET last_fire_at = max(coalesce(last_fire_at, ?2), ?2),
+    last_job_id = CASE
+        WHEN ?3 IS NOT NULL AND (last_fire_at IS NULL OR ?2 >= last_fire_at) THEN ?3
+        ELSE last_job_id
+    END
+WHERE name = ?1;
+
+-- name: cron_history
+SELECT planned_at, outcome, job_id, reason, count, recorded_at
+FROM taskward_cron_history
+WHERE schedule = ?
+ORDER BY planned_at DESC
+LIMIT ?;
 
 -- == coordination ==============================================================================
 
@@ -812,3 +883,56 @@ SELECT id, hostname, pid, queues, started_at, heartbeat_at, running
 FROM taskward_workers
 WHERE heartbeat_at >= ?
 ORDER BY id;
+
+-- == health (taskward.health.figures; backends/sqlite/health.py) ===============================
+-- Read in one snapshot. Each statement reads one partial index's rows, never the whole table.
+
+-- Pending jobs per queue, the earliest due first: a covering scan of the claim index.
+-- name: health_pending
+SELECT queue, COUNT(*), MIN(scheduled_at)
+FROM taskward_jobs INDEXED BY taskward_jobs_claim
+WHERE state = 'pending'
+GROUP BY queue;
+
+-- Scheduled and retryable jobs already due that the Stager has not moved yet: a range of the
+-- promotion index (empty while the Stager keeps up). Parameter: now.
+-- name: health_due_later
+SELECT queue, COUNT(*), MIN(scheduled_at)
+FROM taskward_jobs INDEXED BY taskward_jobs_due
+WHERE (state = 'scheduled' OR state = 'retryable') AND scheduled_at <= ?1
+GROUP BY queue;
+
+-- Running jobs per queue and how many are stuck (HealthQuery.is_stuck: the lease ended before
+-- ?1, the timeout ended before ?1, or no timeout and started before ?2), by the lease index.
+-- name: health_running
+SELECT queue, COUNT(*),
+    SUM(lease_until < ?1 OR (timeout IS NOT NULL AND attempted_at + timeout < ?1)
+        OR (timeout IS NULL AND attempted_at < ?2))
+FROM taskward_jobs INDEXED BY taskward_jobs_lease
+WHERE state = 'running'
+GROUP BY queue;
+
+-- The stuck jobs, longest running first (the store keeps the first few of each queue).
+-- name: health_stuck
+SELECT queue, id
+FROM taskward_jobs INDEXED BY taskward_jobs_lease
+WHERE state = 'running'
+    AND (lease_until < ?1 OR (timeout IS NOT NULL AND attempted_at + timeout < ?1)
+        OR (timeout IS NULL AND attempted_at < ?2))
+ORDER BY COALESCE(attempted_at, inserted_at), id;
+
+-- Runs per queue and task that ended at or after ?2 (and at or after ?1: the short window), and
+-- the failed ones: a range of the prune index per final state (as finished_per_minute), plus a
+-- look-up of each row's queue and task.
+-- name: health_ended
+SELECT queue, task,
+    SUM(COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= ?1),
+    SUM(state <> 'completed'
+        AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= ?1),
+    COUNT(*),
+    SUM(state <> 'completed')
+FROM taskward_jobs INDEXED BY taskward_jobs_finished
+WHERE (state = 'completed' OR state = 'failed' OR state = 'discarded' OR state = 'cancelled')
+    AND state IN ('completed', 'failed', 'discarded')
+    AND COALESCE(completed_at, cancelled_at, discarded_at, inserted_at) >= ?2
+GROUP BY queue, task;

@@ -14,11 +14,14 @@ from typing import Any, Final
 
 from taskward.backends.sql.rows import JOB_FIELDS, build_job, job_from_new, order_by
 from taskward.jobs import (
+    CatchUp,
     ErrorRecord,
     Job,
     JobState,
     JobUpdate,
     NewJob,
+    Overlap,
+    Reseal,
     Schedule,
     WorkerInfo,
 )
@@ -246,6 +249,20 @@ def update_params(update: JobUpdate, worker_id: str) -> tuple[Any, ...]:
     )
 
 
+def reseal_params(r: Reseal) -> tuple[Any, ...]:
+    """Parameters of ``reseal_job``: the fence, then each value (None keeps the stored one)."""
+    return (
+        r.job_id,
+        r.state.value,
+        r.attempt,
+        r.errors_count,
+        None if r.kwargs is None else dumps(r.kwargs),
+        None if r.result is None else dumps(r.result),
+        None if r.errors is None else dumps([e.to_dict() for e in r.errors]),
+        r.envelope,
+    )
+
+
 def schedule_params(schedule: Schedule) -> tuple[Any, ...]:
     """Parameters of ``save_schedule``."""
     return (
@@ -259,6 +276,10 @@ def schedule_params(schedule: Schedule) -> tuple[Any, ...]:
         schedule.priority,
         schedule.max_attempts,
         _opt_epoch(schedule.created_at),
+        str(schedule.catch_up),
+        schedule.max_catch_up,
+        schedule.catch_up_within,
+        str(schedule.overlap),
     )
 
 
@@ -275,6 +296,12 @@ def schedule_from_row(row: Row) -> Schedule:
         priority=row[7],
         max_attempts=row[8],
         created_at=_opt_time(row[9]),
+        catch_up=CatchUp(row[10]),
+        max_catch_up=row[11],
+        catch_up_within=row[12],
+        overlap=Overlap(row[13]),
+        last_fire_at=_opt_time(row[14]),
+        last_job_id=row[15],
     )
 
 

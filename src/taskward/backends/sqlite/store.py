@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from taskward.backends.sqlite import rows
 from taskward.backends.sqlite.controls import QueueControls
+from taskward.backends.sqlite.edits import retry_edited
 from taskward.backends.sqlite.flows import StoreWorkflows
 from taskward.backends.sqlite.partitions import keys_at_insert
 from taskward.errors import JobNotFound
@@ -28,12 +29,14 @@ from taskward.jobs import (
     UNIQUE_BLOCKING_STATES,
     Inserted,
     Job,
+    JobEdit,
     JobFilter,
     JobState,
     JobUpdate,
     LeaseReport,
     NewJob,
     Page,
+    Reseal,
     Schedule,
     Stats,
     WorkerInfo,
@@ -370,17 +373,29 @@ class SqliteStore(QueueControls, StoreWorkflows):
             row = db.execute(self.q["request_cancel"], (job_id,)).fetchone()
             return (rows.job_from_row(row) if row is not None else self._get(db, job_id)), set()
 
-    def retry(self, job_id: int, now: datetime) -> tuple[Job, bool]:
+    def retry(self, job_id: int, now: datetime, edit: JobEdit | None = None) -> tuple[Job, bool]:
         """Make a failed, discarded or cancelled job pending; True if it moved.
 
         A workflow step goes ``blocked`` instead while a dependency holds it back, and the
-        dependents its end cancelled wait again (same transaction).
+        dependents its end cancelled wait again (same transaction). ``edit``: its changes and
+        record in the same transaction (``backends.sqlite.edits``).
         """
         with self._write() as db:
-            row = db.execute(self.q["retry_job"], (rows.epoch(now), job_id)).fetchone()
+            if edit is not None:
+                row = retry_edited(db, self.q, self._get(db, job_id), edit, now)
+            else:
+                row = db.execute(self.q["retry_job"], (rows.epoch(now), job_id)).fetchone()
             if row is None:
                 return self._get(db, job_id), False
             return self._step_retried(db, rows.job_from_row(row)), True
+
+    def reseal(self, rewrites: Sequence[Reseal]) -> list[bool]:
+        """Write re-sealed values of jobs still as they were read (one transaction)."""
+        with self._write() as db:
+            return [
+                db.execute(self.q["reseal_job"], rows.reseal_params(r)).rowcount == 1
+                for r in rewrites
+            ]
 
     def delete(self, job_id: int) -> tuple[bool, set[str]]:
         """Delete a job that is not running; True if there was one.

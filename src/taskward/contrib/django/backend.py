@@ -248,9 +248,10 @@ class TaskwardBackend(BaseTaskBackend):
                     manager.open_blocking()  # migrates a new store
                     _leave_no_session(manager)
                 with database_errors(self.config.database):
-                    job = cast("PostgresBackend", manager.backend).get_blocking(
+                    stored = cast("PostgresBackend", manager.backend).get_blocking(
                         job_id, connection=connection
                     )
+                job = manager.unsealed(stored)
             else:
                 job = manager.sync.get_task_status(job_id)
         except JobNotFound:

@@ -16,3 +16,71 @@
     }
   });
 })();
+/* The "Edit and retry" form of a job page (templates/_job.html, data-replay-form): its JSON
+   fields are parsed here before the form is sent, so a typo is shown at once instead of
+   after a round trip. The server parses them again (web/replay_page.py): this is a
+   convenience, never the check. Listeners on the document, so a page swapped in by htmx
+   needs no setup. */
+(function () {
+  "use strict";
+
+  function problem(field) {
+    var kind = field.getAttribute("data-json");
+    if (!field.value.trim()) {
+      return "";  // empty: the arguments stay as they are
+    }
+    var value;
+    try {
+      value = JSON.parse(field.value);
+    } catch (error) {
+      return field.name + " is not valid JSON: " + error.message;
+    }
+    var isList = Array.isArray(value);
+    if (kind === "list" && !isList) {
+      return field.name + " must be a JSON list, like [1, \"two\"]";
+    }
+    if (kind === "object" && (isList || value === null || typeof value !== "object")) {
+      return field.name + " must be a JSON object, like {\"key\": \"value\"}";
+    }
+    return "";
+  }
+
+  function check(form) {
+    var found = [];
+    var fields = form.querySelectorAll("[data-json]");
+    for (var i = 0; i < fields.length; i += 1) {
+      var message = problem(fields[i]);
+      fields[i].setAttribute("aria-invalid", message ? "true" : "false");
+      if (message) {
+        found.push(message);
+      }
+    }
+    var box = form.querySelector(".replay-error");
+    if (box) {
+      box.textContent = found.join("; ");  // text, never markup
+      box.hidden = found.length === 0;
+    }
+    return found.length === 0;
+  }
+
+  // Captured at the document, so this runs before any listener on the form itself (htmx's,
+  // were the form boosted): a refused form is stopped before anything can send it.
+  document.addEventListener(
+    "submit",
+    function (event) {
+      var form = event.target;
+      if (form && form.matches && form.matches("[data-replay-form]") && !check(form)) {
+        event.preventDefault();
+        event.stopPropagation();
+      }
+    },
+    true
+  );
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    var form = field && field.closest && field.closest("[data-replay-form]");
+    if (form && field.hasAttribute("data-json")) {
+      check(form);
+    }
+  });
+})();

@@ -9,6 +9,12 @@ local QUEUES = B .. ':queues'
 local PAUSED = B .. ':paused'
 local UNIQUE = B .. ':unique'
 local WAKE = B .. ':wake'
+-- Outcome watches (watches.py): B:watch:<id> exists while some process waits for job <id>'s
+-- outcome; an end of such a job is published on B:ends (its id). One EXISTS per ended job.
+local ENDS = B .. ':ends'
+local function notice_end(id)
+  if redis.call('EXISTS', B .. ':watch:' .. id) == 1 then redis.call('PUBLISH', ENDS, id) end
+end
 local LIMITS = B .. ':limits'
 -- How often a limit turned a claim away while its queue had due jobs left (QueueFlow.waits):
 -- field "<queue>|<reason>" (taskward.limits.WAIT_REASONS) -> count, dropped with the queue's
@@ -404,6 +410,7 @@ local function index(id, h)
     if h.partition_key then redis.call('ZADD', krkey(h.queue, h.partition_key), id, id) end
   elseif FINISHED[state] then
     redis.call('ZADD', donekey(state), finished_at(h), id)
+    notice_end(id)
   end
 end
 
@@ -416,6 +423,7 @@ end
 -- Forget a job entirely (delete, prune).
 local function forget(id, h)
   unindex(id, h)
+  notice_end(id)
   redis.call('DEL', jkey(id))
   if h.wf_id then redis.call('ZREM', wstepskey(h.wf_id), id) end
   if h.unique_key and redis.call('HGET', UNIQUE, h.unique_key) == id then
