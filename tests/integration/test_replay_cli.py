@@ -48,7 +48,7 @@ def test_retry_with_new_arguments_and_a_note(env: str) -> None:
     assert status(1)["state"] == "failed"
     code, out = invoke("retry", "1", "--args", "[1, 4]", "--note", "b was 0", *APP)
     assert code == 0, out
-    assert "job 1: pending on default" in out
+    assert out.strip().endswith("job 1: pending")
     burst()
     shown = status(1)
     assert (shown["state"], shown["result"], shown["args"]) == ("completed", 0.25, [1, 4])

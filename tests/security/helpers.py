@@ -23,6 +23,8 @@ BEARER = f"Bearer {TOKEN}"
 OPEN_ROUTES = {
     "/health": "liveness probe, documented as open",
     "/health/tasks": "liveness probe, documented as open",
+    "/health/jobs": "readiness probe: figures and verdicts, no job arguments or errors "
+    "(documented as open; create_app(public_health=False) closes it)",
     "/dashboard/static/{name}": "htmx and the stylesheet: no data",
     "/": "a redirect to the dashboard: no data",
     "/openapi.json": "the API's schema (the same for every install): no data",

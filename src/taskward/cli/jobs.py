@@ -268,7 +268,10 @@ def retry(
             f"job {job.id} is {job.state.value}: only a failed, discarded or cancelled job can "
             "be retried"
         )
-    print_line("job {}: {} on {}", job.id, job.state.value, job.queue)
+    if queue is None:
+        print_line("job {}: {}", job.id, job.state.value)
+    else:  # moved: say where it waits now
+        print_line("job {}: {} on {}", job.id, job.state.value, job.queue)
 
 
 def operator_name() -> str | None:

@@ -42,7 +42,7 @@ app.add_typer(keys_app, name="keys")
 def generate() -> None:
     """Print a new random key (base64 of 32 bytes) for encryption_keys.
 
-    Example: export TASKWARD_ENCRYPTION_KEYS="$(taskward keys generate),$OLD_KEY"
+    Example: taskward keys generate
     """
     typer.echo(generate_key())
 

@@ -93,6 +93,7 @@ def cron_history(
         typer.Option(
             min=1,
             max=CRON_HISTORY_KEEP,
+            metavar="N",
             help=f"Show the newest N records (1-{CRON_HISTORY_KEEP}).",
         ),
     ] = 20,
