@@ -101,6 +101,7 @@ async def test_every_change_needs_the_csrf_token_with_basic_auth(tw: TaskManager
         "/dashboard/dead/retry",
         "/dashboard/workflows/{workflow_id}/cancel",
         "/dashboard/replay/{job_id}",
+        "/dashboard/schedules/{name:path}/{action}",
     }
     async with tw, client_for(app, authorization=BASIC) as browser:
         job_id = await failed_job(tw)
@@ -147,7 +148,7 @@ def _api_changes(app_endpoints: list[Endpoint]) -> list[Endpoint]:
 async def test_the_api_accepts_json_bodies_only(tw: TaskManager) -> None:
     app = make_app(tw)
     changes = _api_changes(list(endpoints(app)))
-    assert len(changes) == 11  # the queue hold (POST, DELETE), then the workflow cancel
+    assert len(changes) == 13  # the queue hold (POST, DELETE), the workflow cancel, 2 schedule
     async with tw, client_for(app, authorization=BEARER) as admin:
         job_id = await failed_job(tw)
         refused = {

@@ -11,7 +11,8 @@ Reads: ``GET /api/jobs``, ``/api/jobs/{id}``, ``/api/jobs/{id}/explain``,
 required, see :mod:`taskward.web.auth`): ``POST /api/jobs/{id}/retry|cancel``,
 ``DELETE /api/jobs/{id}``, ``POST /api/jobs/bulk/retry|cancel`` (a retry may carry edits:
 :mod:`taskward.web.replays`),
-``POST /api/queues/{name}/pause|resume``, ``PUT /api/queues/{name}/limits``. Nothing in a
+``POST /api/queues/{name}/pause|resume``, ``PUT /api/queues/{name}/limits``,
+``POST /api/schedules/{name}/run``, ``DELETE /api/schedules/{name}``. Nothing in a
 request is ever executed: jobs are only retried, cancelled or deleted by id.
 """
 
@@ -34,10 +35,11 @@ from taskward.errors import (
     WorkflowNotFound,
 )
 from taskward.explain import Explanation
-from taskward.jobs import CRON_HISTORY_KEEP, Job
+from taskward.jobs import CRON_HISTORY_KEEP, Inserted, Job
 from taskward.limits import QueueLimits
 from taskward.manager import TaskManager
 from taskward.observe.history import job_history
+from taskward.schedule_ops import find_schedule, run_schedule_now
 from taskward.sealing import masked
 from taskward.web.auth import Access, AdminAuth
 from taskward.web.guard import JsonRoute
@@ -96,6 +98,7 @@ __all__ = [
     "explanation_out",
     "job_detail",
     "limits_out",
+    "run_schedule",
 ]
 
 MAX_JOB_ID = 2**63 - 1
@@ -291,6 +294,7 @@ def create_admin_router(
     _limit_routes(router, admin)  # before /queues/{name}: "limits" is not a queue
     _queue_routes(router, admin)
     _info_routes(router, admin)
+    _schedule_routes(router, admin)
     _workflow_routes(router, admin)
     return router
 
@@ -514,6 +518,45 @@ def _limit_routes(router: APIRouter, admin: Admin) -> None:
             await tw.hold_queue(name, seconds=None, key=key)
             stored = (await tw.queue_limits()).get(name, QueueLimits())
         return limits_out(name, stored)
+
+
+async def run_schedule(tw: TaskManager, name: str) -> Inserted:
+    """Insert schedule ``name``'s job now (``ScheduleNotFound`` if there is none).
+
+    The job a fire would insert, with the unique key of the current second's slot: a double
+    click makes one job. Nothing is written to the fire history (see
+    :mod:`taskward.schedule_ops`).
+    """
+    backend = (await tw.open()).backend
+    schedule = await find_schedule(backend, name)
+    inserted = await run_schedule_now(backend, schedule, tw.schedule_job, tw.clock.now())
+    return Inserted(job=tw.unsealed(inserted.job), duplicate=inserted.duplicate)
+
+
+def _schedule_routes(router: APIRouter, admin: Admin) -> None:
+    """Changes to one recurring schedule: run its job now, delete it (writers only)."""
+    tw = admin.manager
+    writer = [Depends(admin.access.write)]
+
+    @router.post("/schedules/{name:path}/run", dependencies=writer)
+    async def run_schedule_now_route(name: str) -> JobOut:
+        """Insert the schedule's job now, as a fire would (404 for no such schedule).
+
+        Calls within one second answer the same job (the slot's unique key); the fire
+        history is not written. ``name`` may contain ``/``.
+        """
+        async with edge_errors():
+            return JobOut.of((await run_schedule(tw, name)).job)
+
+    @router.delete("/schedules/{name:path}", dependencies=writer, status_code=204)
+    async def delete_schedule(name: str) -> Response:
+        """Delete the recurring schedule and its fire history (404 for no such schedule).
+
+        Jobs it inserted already are left as they are.
+        """
+        async with edge_errors():
+            await tw.cancel_recurring_task(name)
+        return Response(status_code=204)
 
 
 def _info_routes(router: APIRouter, admin: Admin) -> None:

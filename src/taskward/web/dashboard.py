@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
+from weakref import WeakKeyDictionary
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
@@ -25,19 +27,23 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskward.errors import (
+    BackendUnavailable,
     InvalidOptions,
     JobNotFound,
     JobRunning,
+    ScheduleNotFound,
     TaskwardError,
     WorkflowNotFound,
 )
 from taskward.graph import step_marker, workflow_of
+from taskward.health import HealthReason, HealthReport, HealthVerdict, QueueHealth
 from taskward.jobs import JobState, Schedule
 from taskward.manager import TaskManager
 from taskward.sealing import ENCRYPTED_PLACEHOLDER, masked
-from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query
+from taskward.web.api import MAX_PAGE, Admin, JobId, job_detail, job_query, run_schedule
 from taskward.web.guard import GuardedRoute
 from taskward.web.headers import RouteHandler
+from taskward.web.job_health import ReportCache
 from taskward.web.queries import (
     SEALED_PROBLEM,
     JobQuery,
@@ -220,40 +226,282 @@ def create_dashboard_router(admin: Admin) -> APIRouter:
     _job_routes(router, pages)
     _workflow_routes(router, pages)
     _action_routes(router, admin)
+    _schedule_action_routes(router, admin)
     replay_route(router, admin, _back)
     _static_route(router)
     return router
+
+
+OVERVIEW_HEALTH_MAX_AGE = 1.0
+"""Seconds the overview reuses a health report: a page polled every 2 s by several browsers
+costs the store about one check per second, as the probes of ``/health/jobs`` do."""
+
+_health_caches: WeakKeyDictionary[Admin, ReportCache] = WeakKeyDictionary()
+
+VERDICT_BADGES = {
+    HealthVerdict.OK: "s-completed",
+    HealthVerdict.DEGRADED: "s-retryable",
+    HealthVerdict.FAILING: "s-failed",
+}
+"""The badge colour of each verdict (the state badges' green, amber and red)."""
+STUCK_IDS_LINKED = 3
+"""Stuck jobs of a queue linked by id on the overview (all of them are counted)."""
+WAITING_STATES = ("blocked", "scheduled", "pending", "retryable")
+
+
+async def _overview_health(admin: Admin) -> tuple[HealthReport | None, str | None]:
+    """The manager's health report (one source with ``/health/jobs``), cached about 1 s.
+
+    A check that fails or takes too long leaves the overview up: it says why, once.
+    """
+    cache = _health_caches.get(admin)
+    if cache is None:
+        cache = _health_caches[admin] = ReportCache(admin.manager, OVERVIEW_HEALTH_MAX_AGE)
+    try:
+        return await cache.get(), None
+    except Exception as exc:  # the counts still show; the health cell says it is unknown
+        text = str(exc) if isinstance(exc, BackendUnavailable) else type(exc).__name__
+        return None, text
+
+
+def _number(value: int) -> str:
+    """``1,070``: thousands separators everywhere on the overview."""
+    return f"{value:,}"
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 worker``, ``3 workers``."""
+    return one if count == 1 else (many or one + "s")
+
+
+def _age(seconds: float | None) -> str:
+    """A waiting time in the largest unit that reads well: ``45 s``, ``3 min``, ``2 h``."""
+    if seconds is None:
+        return "—"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        hours, minutes = divmod(whole // 60, 60)
+        return f"{hours} h {minutes} min" if hours < 10 and minutes else f"{hours} h"
+    days, hours = divmod(whole // 3600, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _count(queue: dict[str, Any], *states: str) -> dict[str, Any]:
+    """A count of ``states`` in one queue: its value, text ("~" when estimated) and flag."""
+    n = sum(queue["counts"].get(s, 0) for s in states)
+    estimated = any(s in queue["estimated"] for s in states)
+    return {"n": n, "text": ("~" if estimated else "") + _number(n), "estimated": estimated}
+
+
+def _reason_text(reason: HealthReason) -> str:
+    """A reason without its queue (the row names it): ``oldest due job waited 412 s (...)``."""
+    message = reason.message
+    prefix = f"queue {reason.queue!r}"
+    if message.startswith(prefix):
+        message = message[len(prefix) :].lstrip(",: ")
+    return message
+
+
+def _reason_short(reason: HealthReason) -> str:
+    """A reason in a few words for the queue table (the full message is its tooltip)."""
+    value, limit = reason.value, reason.limit
+    match reason.threshold:
+        case "max_oldest_due_age":
+            return f"waited {_age(value)} (over {_age(limit)})"
+        case "max_backlog":
+            return f"backlog {value:,.0f} (over {limit:,.0f})"
+        case "max_stuck":
+            return f"{value:,.0f} stuck (over {limit:,.0f})"
+        case "max_failure_rate_5m" | "max_failure_rate_60m":
+            window = "5 min" if reason.threshold.endswith("5m") else "1 h"
+            return f"{reason.task}: {value:.0%} failed in {window} (over {limit:.0%})"
+        case "min_workers":
+            if value == 0:
+                return "no live worker while jobs wait"
+            return f"{value:,.0f} {_plural(int(value), 'worker')} (under {limit:,.0f})"
+    return _reason_text(reason)
+
+
+def _health_row(health: QueueHealth | None, checked: bool) -> dict[str, Any]:
+    """One queue's health figures as the overview shows them (``checked``: a report exists)."""
+    if health is None:  # nothing due, running or ended lately: ok, when the check ran
+        verdict = HealthVerdict.OK.value if checked else "unknown"
+        return {
+            "verdict": verdict,
+            "verdict_class": VERDICT_BADGES[HealthVerdict.OK] if checked else "",
+            "reasons": [],
+            "reasons_short": [],
+            "oldest_due_age": None,
+            "oldest_due": "—",
+            "backlog": 0,
+            "backlog_text": "0",
+            "stuck": 0,
+            "stuck_ids": [],
+            "failure_rate": None,
+            "failure_rate_text": "—",
+            "failure_title": "no run ended in the last hour",
+        }
+    runs = sum(t.last_60m.runs for t in health.tasks)
+    failures = sum(t.last_60m.failures for t in health.tasks)
+    rate = failures / runs if runs else None
+    title = (
+        f"{_number(failures)} of {_number(runs)} {_plural(runs, 'run')} failed in the last hour"
+        if runs
+        else "no run ended in the last hour"
+    )
+    return {
+        "verdict": health.verdict.value,
+        "verdict_class": VERDICT_BADGES[health.verdict],
+        "reasons": [_reason_text(r) for r in health.reasons],
+        "reasons_short": [_reason_short(r) for r in health.reasons],
+        "oldest_due_age": health.oldest_due_age,
+        "oldest_due": _age(health.oldest_due_age),
+        "backlog": health.backlog,
+        "backlog_text": _number(health.backlog),
+        "stuck": health.stuck,
+        "stuck_ids": list(health.stuck_ids[:STUCK_IDS_LINKED]),
+        "failure_rate": rate,
+        "failure_rate_text": "—" if rate is None else f"{rate:.0%}",
+        "failure_title": title,
+    }
+
+
+def _overview_rows(
+    queues: list[dict[str, Any]], report: HealthReport | None
+) -> list[dict[str, Any]]:
+    """Per queue: the stats' counts and limits with the health report's figures and verdict."""
+    by_name = {q["name"]: q for q in queues}
+    if report is not None:  # a queue only the report knows (no job counted yet) gets a row
+        for health in report.queues:
+            by_name.setdefault(
+                health.queue,
+                {
+                    "name": health.queue,
+                    "counts": {},
+                    "estimated": [],
+                    "paused": health.paused,
+                    "concurrency": 0,
+                    "workers": health.workers,
+                    "global_limit": None,
+                    "rate_limit": None,
+                    "rate_used": None,
+                    "rate_full": False,
+                    "held_until": None,
+                    "waits": {},
+                },
+            )
+    rows = []
+    for name in sorted(by_name):
+        queue = by_name[name]
+        judged = report.queue(name) if report is not None else None
+        rows.append(
+            {
+                **queue,
+                **_health_row(judged, report is not None),
+                "waiting": _count(queue, *WAITING_STATES),
+                "running": _count(queue, "running"),
+                "completed": _count(queue, "completed"),
+                "failed": _count(queue, "failed"),
+                "discarded": _count(queue, "discarded"),
+                "workers_text": f"{_number(queue['workers'])} "
+                + _plural(queue["workers"], "worker"),
+            }
+        )
+    return rows
+
+
+TASKS_SHOWN = 30
+"""Tasks the overview lists (most failures in the last hour first); the report has them all."""
+
+
+def _rate_text(failures: int, runs: int) -> str:
+    return f"{failures / runs:.0%}" if runs else "—"
+
+
+def _task_rows(report: HealthReport | None) -> list[dict[str, Any]]:
+    """Per (queue, task) with a run in the last hour: runs, failures and rates.
+
+    Over 5 and 60 minutes, as the health report counts them; ``flagged`` when a rate tripped
+    a threshold.
+    """
+    if report is None:
+        return []
+    flagged = {(r.queue, r.task) for r in report.reasons if r.task is not None}
+    rows: list[dict[str, Any]] = [
+        {
+            "queue": t.queue,
+            "task": t.task,
+            "runs": _number(t.last_60m.runs),
+            "failures": _number(t.last_60m.failures),
+            "rate": _rate_text(t.last_60m.failures, t.last_60m.runs),
+            "runs_5m": _number(t.last_5m.runs),
+            "failures_5m": _number(t.last_5m.failures),
+            "rate_5m": _rate_text(t.last_5m.failures, t.last_5m.runs),
+            "flagged": (t.queue, t.task) in flagged,
+            "order": (-t.last_60m.failures, -t.last_60m.runs, t.queue, t.task),
+        }
+        for q in report.queues
+        for t in q.tasks
+    ]
+    rows.sort(key=lambda row: row["order"])
+    return rows[:TASKS_SHOWN]
 
 
 async def _overview_context(admin: Admin, request: Request) -> dict[str, Any]:
     tw = admin.manager
     stats = await tw.get_statistics()
     queues = await queue_overview(tw, stats)
+    report, health_error = await _overview_health(admin)
 
     def total(*states: str) -> str:
         """The sum over every queue, "~" first when a part of it is an estimate."""
         n = sum(q["counts"].get(s, 0) for q in queues for s in states)
         estimated = any(s in q["estimated"] for q in queues for s in states)
-        return f"~{n}" if estimated else str(n)
+        return f"~{_number(n)}" if estimated else _number(n)
+
+    def dead_total() -> int:
+        return sum(q["counts"].get(s, 0) for q in queues for s in ("failed", "discarded"))
 
     jobs = request.url_for("dashboard_jobs").path
     dead = request.url_for("dashboard_dead").path
+    workers = stats["workers"]["total"]
+    if report is not None:
+        verdict = report.verdict.value
+        tone = {HealthVerdict.OK: "ok", HealthVerdict.FAILING: "bad"}.get(report.verdict, "")
+        verdict_class = f"v-{verdict} {tone}".strip()
+        verdict_title = "; ".join(r.message for r in report.reasons) or "every queue is ok"
+    else:
+        verdict, verdict_class = "unknown", "v-unknown"
+        verdict_title = f"the health check failed: {health_error}"
     totals = [
+        ("health", verdict, verdict_class, "#queues", verdict_title),
         (
             "waiting",
-            total("blocked", "scheduled", "pending", "retryable"),
+            total(*WAITING_STATES),
             "",
             f"{jobs}?state=waiting",
+            "",
         ),
-        ("running", total("running"), "run", f"{jobs}?state=running"),
-        ("completed", total("completed"), "ok", f"{jobs}?state=completed"),
-        ("dead letters", total("failed", "discarded"), "bad", dead),
-        ("workers", stats["workers"]["total"], "", "#workers"),
+        ("running", total("running"), "run", f"{jobs}?state=running", ""),
+        ("completed", total("completed"), "ok", f"{jobs}?state=completed", ""),
+        (
+            _plural(dead_total(), "dead letter"),
+            total("failed", "discarded"),
+            "bad",
+            dead,
+            "",
+        ),
+        (_plural(workers, "worker"), _number(workers), "", "#workers", ""),
     ]
     return {
-        "queues": queues,
+        "queues": _overview_rows(queues, report),
+        "tasks": _task_rows(report),
         "any_estimate": any(q["estimated"] for q in queues),
-        "states": STATE_NAMES,
+        "health_error": health_error,
         "totals": totals,
         "workers": stats["workers"]["nodes"],
         "timeline": await admin.timeline.get(),
@@ -280,12 +528,13 @@ def _overview_routes(router: APIRouter, pages: _Pages) -> None:
         tw = pages.admin.manager
         rows = []
         for s in await tw.list_recurring_tasks():
-            try:
-                next_run: datetime | None = tw.next_fire(s)
-            except TaskwardError:
-                next_run = None
-            row = _schedule_row(s, next_run)
+            row = _schedule_row(s, _next_runs(tw, s))
             row.update(await _schedule_fires(tw, s))
+            row["jobs_url"] = _schedule_jobs_url(request, tw, s)
+            for action in ("run", "delete"):  # the name quoted: it may hold "?", "#", "%"
+                quoted = quote(s.name, safe="/")
+                path = request.url_for("dashboard_schedule_action", name=quoted, action=action)
+                row[f"{action}_url"] = path.path
             rows.append(row)
         return pages.render(request, "schedules.html", nav="schedules", schedules=rows)
 
@@ -514,12 +763,85 @@ async def _schedule_fires(tw: TaskManager, schedule: Schedule) -> dict[str, Any]
     }
 
 
-def _schedule_row(schedule: Any, next_run: datetime | None) -> dict[str, Any]:
+SCHEDULE_NEXT_RUNS = 3
+"""Upcoming fire times the schedules page shows per schedule."""
+
+
+def _next_runs(tw: TaskManager, schedule: Schedule) -> list[datetime]:
+    """The schedule's next fire times (none if its cron or time zone no longer parses)."""
+    runs: list[datetime] = []
+    after: datetime | None = None
+    try:
+        for _ in range(SCHEDULE_NEXT_RUNS):
+            after = tw.next_fire(schedule, after)
+            runs.append(after)
+    except (TaskwardError, ValueError):
+        pass  # no (further) fire time: show what there is
+    return runs
+
+
+def _next_run(at: datetime, timezone: str) -> dict[str, Any]:
+    """One fire time in UTC and on the schedule's own clock, with its zone's UTC offset.
+
+    "—" on the schedule's clock for a zone this system does not know.
+    """
+    try:
+        local = at.astimezone(ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return {"utc": at, "local": "—", "offset": ""}
+    offset = local.strftime("%z")
+    return {
+        "utc": at,
+        "local": local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "offset": f"UTC{offset[:3]}:{offset[3:]}",
+    }
+
+
+def _schedule_jobs_url(request: Request, tw: TaskManager, schedule: Schedule) -> str:
+    """The jobs page filtered to the schedule's task and the queue its jobs go to."""
+    try:  # the queue a fire would use (the schedule's, else its task's, else the default)
+        queue = tw.schedule_job(schedule, tw.clock.now()).queue
+    except TaskwardError:
+        queue = schedule.queue or tw.settings.default_queue
+    query = urlencode({"task": schedule.task, "queue": queue})
+    return f"{request.url_for('dashboard_jobs').path}?{query}"
+
+
+def _schedule_row(schedule: Schedule, next_runs: list[datetime]) -> dict[str, Any]:
     return {
         "name": schedule.name,
         "task": schedule.task,
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "queue": schedule.queue,
-        "next_run_at": next_run,
+        "next_run_at": next_runs[0] if next_runs else None,
+        "next_runs": [_next_run(at, schedule.timezone) for at in next_runs],
     }
+
+
+def _schedule_action_routes(router: APIRouter, admin: Admin) -> None:
+    """Run a schedule's job now, or delete the schedule (forms with the CSRF token)."""
+    writer = [Depends(admin.access.write)]
+    tw = admin.manager
+
+    # The name is a path (it may hold "/"); the action is the last segment.
+    @router.post(
+        "/schedules/{name:path}/{action}", name="dashboard_schedule_action", dependencies=writer
+    )
+    async def schedule_action(request: Request, name: str, action: str) -> RedirectResponse:
+        try:
+            if action == "run":
+                inserted = await run_schedule(tw, name)
+                job = inserted.job
+                how = "already run this second: job" if inserted.duplicate else "run now: job"
+                message = f"schedule {name} {how} {job.id} ({job.state})"
+            elif action == "delete":
+                await tw.cancel_recurring_task(name)
+                message = f"schedule {name} deleted"
+            else:
+                raise HTTPException(404, f"unknown action {action!r}")
+        except ScheduleNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except TaskwardError as exc:  # e.g. arguments its task no longer takes
+            raise HTTPException(400, str(exc)) from exc
+        return _back(admin, request, "dashboard_schedules", message)

@@ -84,3 +84,30 @@
     }
   });
 })();
+/* The nav (templates/base.html, details.menu) is open on a wide screen and folds into a
+   "Menu" button on a narrow one. The page is rendered open, so it works without script;
+   here it is closed below the breakpoint on load, after each boosted navigation (htmx swaps
+   the body, menu included) and when the window crosses the breakpoint. */
+(function () {
+  "use strict";
+
+  var narrow = window.matchMedia("(max-width: 640px)");
+
+  function fit() {
+    var menus = document.querySelectorAll("details.menu");
+    for (var i = 0; i < menus.length; i += 1) {
+      menus[i].open = !narrow.matches;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", fit);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.querySelector && target.querySelector("details.menu")) {
+      fit();
+    }
+  });
+  if (narrow.addEventListener) {
+    narrow.addEventListener("change", fit);
+  }
+})();
