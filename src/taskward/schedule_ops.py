@@ -1,8 +1,11 @@
 """Schedule actions an operator takes by hand: run a recurring schedule's job now.
 
 "Run now" inserts the job a fire of the schedule would insert (the same builder: its task,
-arguments, queue, priority, attempts and the slot's unique key), for the current second. Two
-requests within one second therefore make one job: the second gets the first job back. The
+arguments, queue, priority and attempts), with a unique key of its own for the current
+second (``run-now:<name>:<second>``, never a fire's ``cron:…`` key, so a manual run at a fire
+time does not take the place of that fire). Two requests within one second make one job: the
+second gets the first job back. The task must be registered in this process (its options
+decide the job's queue and whether its arguments are sealed). The
 fire history is left alone: it records what schedulers did at planned times (and moves the
 schedule's ``last_fire_at``, which catch-up reads), and a manual run is no planned time. The
 job is told apart by its meta: ``schedule``, ``fire_at`` and ``run_now: true``.
@@ -43,13 +46,17 @@ async def run_schedule_now(
 ) -> Inserted:
     """Insert ``schedule``'s job for the second of ``now``; a duplicate answers the first.
 
-    ``make_job`` is the manager's ``schedule_job`` (the builder a scheduler's fire uses), so
-    the job has the slot's unique key for ``now`` without its microseconds: every request
+    ``make_job`` is the manager's ``schedule_job`` (the builder a scheduler's fire uses); the
+    job's unique key is the manual run's for ``now`` without its microseconds: every request
     within that second gets the same job (``Inserted.duplicate`` for all but the first).
     """
     at = now.replace(microsecond=0)
     new = make_job(schedule, at)
-    new = dataclasses.replace(new, meta={**new.meta, RUN_NOW_META: True})
+    new = dataclasses.replace(
+        new,
+        unique_key=f"run-now:{schedule.name}:{at.isoformat()}",
+        meta={**new.meta, RUN_NOW_META: True},
+    )
     (inserted,) = await backend.insert([new], now=now)
     logger.info(
         "schedule %r run now: job %s%s",

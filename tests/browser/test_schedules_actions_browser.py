@@ -54,7 +54,11 @@ async def test_schedules_page_actions(browser: Any, tmp_path: Path, screenshots:
     expect.set_options(timeout=15_000)
     url = f"sqlite:///{tmp_path}/jobs.db"
     fired = await fire(url)
-    web = TaskManager(url, clock=FrozenClock(datetime(2026, 3, 2, 10, 30, 0, tzinfo=UTC)))
+    web = TaskManager(
+        url,
+        clock=FrozenClock(datetime(2026, 3, 2, 10, 30, 0, tzinfo=UTC)),
+        task_modules=["tests_support.jobs"],
+    )
     app = create_app(web, auth=AdminAuth(username=USER, password=PASSWORD))
     with ServedApp(app) as served:
         context = await browser.new_context(

@@ -28,7 +28,10 @@ NAME = "reports/eu daily?#%"  # a slash and characters a URL must quote
 @pytest.fixture
 async def frozen(manager_url: str) -> AsyncIterator[tuple[TaskManager, FrozenClock]]:
     clock = FrozenClock(NOW)
-    async with TaskManager(manager_url, clock=clock) as manager:
+    # The web process knows the app's tasks (Run now refuses a task it does not know).
+    async with TaskManager(
+        manager_url, clock=clock, task_modules=["tests_support.jobs"]
+    ) as manager:
         await manager.schedule_recurring_task(
             NAME,
             "tests_support.jobs:add",
@@ -69,7 +72,9 @@ async def test_run_now_twice_in_one_second_makes_one_job(
         assert job["meta"]["fire_at"] == NOW.replace(microsecond=0).isoformat()
         assert len((await tw.list_tasks()).items) == 1
         stored = await tw.get_task_status(job["id"])
-        assert stored.unique_key == cron_unique_key(NAME, NOW.replace(microsecond=0))
+        # Its own key: never the fire's, so a manual run at a fire time leaves that fire be.
+        assert stored.unique_key == f"run-now:{NAME}:{NOW.replace(microsecond=0).isoformat()}"
+        assert stored.unique_key != cron_unique_key(NAME, NOW.replace(microsecond=0))
         # The next second is another slot: another job.
         clock.advance(1)
         third = await api.post(f"/api/schedules/{quoted(NAME)}/run")
@@ -152,8 +157,9 @@ async def test_dashboard_forms_run_and_delete(
         assert page.status_code == 200, page.text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token is not None
-        run = f"/dashboard/schedules/{quoted(NAME)}/run"
-        delete = f"/dashboard/schedules/{quoted(NAME)}/delete"
+        # Every character quoted, "/" too: a browser would drop a "." or ".." segment.
+        run = f"/dashboard/schedules/{quote(NAME, safe='')}/run"
+        delete = f"/dashboard/schedules/{quote(NAME, safe='')}/delete"
         assert f'action="{run}"' in page.text.replace("&amp;", "&")
         # Next runs on the schedule's clock (06:00 in Berlin is 05:00 UTC in March) and in UTC.
         assert "2026-03-03 06:00:00 CET" in page.text
@@ -177,3 +183,55 @@ async def test_dashboard_forms_run_and_delete(
         missing = await browser.post(run, data=data)
         assert missing.status_code == 404
         assert "no recurring schedule named" in missing.text
+
+
+async def test_run_now_at_a_fire_time_and_of_an_unknown_task(
+    manager_url: str, auth: AdminAuth
+) -> None:
+    fire = datetime(2026, 3, 2, 5, 0, 0, tzinfo=UTC)  # 06:00 in Berlin: the schedule's time
+    tw = TaskManager(manager_url, clock=FrozenClock(fire), task_modules=["tests_support.jobs"])
+    async with tw:
+        await tw.schedule_recurring_task(
+            "daily",
+            "tests_support.jobs:add",
+            cron="0 6 * * *",
+            timezone="Europe/Berlin",
+            args=[1, 1],
+        )
+        await tw.schedule_recurring_task("elsewhere", "nowhere.jobs:run", cron="0 6 * * *")
+        async with client_for(create_app(tw, auth=auth), authorization=BEARER) as api:
+            manual = await api.post("/api/schedules/daily/run")
+            assert manual.status_code == 200, manual.text
+            # The scheduler's own fire of 06:00 is a job of its own, not the manual one back.
+            (fired,) = await tw.backend.insert(
+                [tw.schedule_job((await tw.list_recurring_tasks())[0], fire)], now=fire
+            )
+            assert not fired.duplicate
+            assert fired.job.id != manual.json()["id"]
+            unknown = await api.post("/api/schedules/elsewhere/run")
+            assert unknown.status_code == 400
+            assert "not registered in this process" in unknown.json()["detail"]
+        assert len((await tw.list_tasks(task="nowhere.jobs:run")).items) == 0
+
+
+@pytest.mark.parametrize("manager_url", ["memory://"], indirect=True)
+async def test_a_dot_segment_in_a_name_never_reaches_another_schedule(
+    frozen: tuple[TaskManager, FrozenClock], auth: AdminAuth
+) -> None:
+    tw, _ = frozen
+    for name in ("a/../b", "b"):
+        await tw.schedule_recurring_task(
+            name, "tests_support.jobs:add", cron="0 6 * * *", args=[1, 2]
+        )
+    async with client_for(create_app(tw, auth=auth), authorization=BASIC) as browser:
+        page = await browser.get("/dashboard/schedules")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        action = "/dashboard/schedules/a%2F..%2Fb/delete"
+        assert f'action="{action}"' in page.text
+        done = await browser.post(
+            action, data={"csrf_token": token.group(1)}, follow_redirects=False
+        )
+        assert done.status_code == 303, done.text
+    names = {s.name for s in await tw.list_recurring_tasks()}
+    assert names == {NAME, "b"}

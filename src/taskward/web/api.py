@@ -29,6 +29,7 @@ from taskward.errors import (
     BackendUnavailable,
     JobNotFound,
     JobRunning,
+    NotSupported,
     ScheduleNotFound,
     TaskwardError,
     WaitTimeout,
@@ -529,6 +530,13 @@ async def run_schedule(tw: TaskManager, name: str) -> Inserted:
     """
     backend = (await tw.open()).backend
     schedule = await find_schedule(backend, name)
+    if tw.registry.runnable(schedule.task) is None:
+        # A stand-in would give the job default options (queue, timeout) and leave the
+        # arguments of an encrypted task unsealed: only the app's own tasks run by hand.
+        raise NotSupported(
+            f"task {schedule.task!r} is not registered in this process: run the dashboard "
+            "with the app (--app) to run its schedules now"
+        )
     inserted = await run_schedule_now(backend, schedule, tw.schedule_job, tw.clock.now())
     return Inserted(job=tw.unsealed(inserted.job), duplicate=inserted.duplicate)
 

@@ -235,6 +235,8 @@ def create_dashboard_router(admin: Admin) -> APIRouter:
 OVERVIEW_HEALTH_MAX_AGE = 1.0
 """Seconds the overview reuses a health report: a page polled every 2 s by several browsers
 costs the store about one check per second, as the probes of ``/health/jobs`` do."""
+OVERVIEW_HEALTH_TIMEOUT = 2.0
+"""Seconds the overview waits for the health check before it shows the counts without it."""
 
 _health_caches: WeakKeyDictionary[Admin, ReportCache] = WeakKeyDictionary()
 
@@ -256,7 +258,10 @@ async def _overview_health(admin: Admin) -> tuple[HealthReport | None, str | Non
     """
     cache = _health_caches.get(admin)
     if cache is None:
-        cache = _health_caches[admin] = ReportCache(admin.manager, OVERVIEW_HEALTH_MAX_AGE)
+        # A short bound: the page polls every 2 s, and a store that hangs must not hold it.
+        cache = _health_caches[admin] = ReportCache(
+            admin.manager, OVERVIEW_HEALTH_MAX_AGE, timeout=OVERVIEW_HEALTH_TIMEOUT
+        )
     try:
         return await cache.get(), None
     except Exception as exc:  # the counts still show; the health cell says it is unknown
@@ -532,7 +537,9 @@ def _overview_routes(router: APIRouter, pages: _Pages) -> None:
             row.update(await _schedule_fires(tw, s))
             row["jobs_url"] = _schedule_jobs_url(request, tw, s)
             for action in ("run", "delete"):  # the name quoted: it may hold "?", "#", "%"
-                quoted = quote(s.name, safe="/")
+                # Nothing kept safe: a "." or ".." segment would be removed by the browser,
+                # and the action would reach another schedule ("a/../b" → "b").
+                quoted = quote(s.name, safe="")
                 path = request.url_for("dashboard_schedule_action", name=quoted, action=action)
                 row[f"{action}_url"] = path.path
             rows.append(row)
@@ -842,6 +849,8 @@ def _schedule_action_routes(router: APIRouter, admin: Admin) -> None:
                 raise HTTPException(404, f"unknown action {action!r}")
         except ScheduleNotFound as exc:
             raise HTTPException(404, str(exc)) from exc
+        except BackendUnavailable as exc:  # the store is away: not the request's fault
+            raise HTTPException(503, str(exc)) from exc
         except TaskwardError as exc:  # e.g. arguments its task no longer takes
             raise HTTPException(400, str(exc)) from exc
         return _back(admin, request, "dashboard_schedules", message)

@@ -102,11 +102,14 @@
 
   document.addEventListener("DOMContentLoaded", fit);
   document.addEventListener("htmx:afterSettle", function (event) {
-    var target = event.detail && event.detail.target;
+    var target = (event.detail && event.detail.target) || event.target;
     if (target && target.querySelector && target.querySelector("details.menu")) {
       fit();
     }
   });
+  // Back and Forward restore a page as it was left (its menu open, if a link in it was
+  // followed on a narrow screen); the restore's settle names no target.
+  document.addEventListener("htmx:historyRestore", fit);
   if (narrow.addEventListener) {
     narrow.addEventListener("change", fit);
   }
