@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
+import subprocess
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,13 +24,43 @@ def only_job(url: str) -> Job:
     return job
 
 
+def _sqlite_write_locked(url: str) -> bool:
+    """True if another connection holds the SQLite file's write lock right now."""
+    conn = sqlite3.connect(urlsplit(url).path, timeout=0.2, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+def pause_outside_a_write(proc: subprocess.Popen[bytes], url: str) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no SQLite write lock.
+
+    The scenario is a worker paused mid-body. A pause that lands inside one of its loop's
+    short write transactions (a heartbeat) would keep SQLite's single write lock held until
+    SIGCONT, so nobody could rescue anything: that is a paused *database writer*, another
+    test. Other stores lock rows, not the file.
+    """
+    for _ in range(100):
+        proc.send_signal(signal.SIGSTOP)
+        if not url.startswith("sqlite") or not _sqlite_write_locked(url):
+            return
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError("the worker held the write lock at every try")
+
+
 def test_zombie_outcome_is_refused_after_rescue(workers: Workers, store_url: str) -> None:
     began = time.monotonic()
     (job_id,) = run(enqueue(store_url, 1))
     workers.base_env = {"REL_LEASE": "1", "REL_CONCURRENCY": "1"}
     (zombie,) = workers.start(1, REL_SLEEP="1.5")
     wait_until(lambda: workers.log().starts[0] == 1, 30, "the first run starts")
-    zombie.send_signal(signal.SIGSTOP)  # paused mid-body: no heartbeat, lease runs out
+    pause_outside_a_write(zombie, store_url)  # paused mid-body: no heartbeat, lease runs out
     try:
         workers.group, workers.generation = None, workers.generation + 1
         (rescuer,) = workers.start(1, REL_SLEEP="0")

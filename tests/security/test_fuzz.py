@@ -57,6 +57,8 @@ async def seed(url: str) -> None:
 
 
 def check_response(label: str, status: int, text: str) -> None:
+    if status == 503 and label.startswith("GET /health/jobs") and '"verdict"' in text:
+        return  # the readiness probe's documented answer (failing, or degraded with strict)
     assert status < 500, f"{label}: {status} {text[:300]}"
     shown = _without_job_tracebacks(text)
     assert not SQL_ERROR.search(shown), f"{label}: a database error leaked: {shown[:300]}"
