@@ -21,7 +21,9 @@ from taskward import FrozenClock, TaskManager
 from taskward.errors import BackendUnavailable
 from taskward.health import HealthReason, HealthVerdict
 from taskward.web import AdminAuth, create_app
-from taskward.web.dashboard import _age, _plural, _reason_short
+from taskward.web.formatting import age as _age
+from taskward.web.formatting import plural as _plural
+from taskward.web.overview_page import _reason_short
 from web.helpers import BASIC, client_for
 
 START = datetime(2026, 3, 1, 9, tzinfo=UTC)

@@ -25,10 +25,11 @@ from taskward.observe.metrics import (
 )
 from taskward.web.api import Admin, create_admin_router
 from taskward.web.auth import AdminAuth
-from taskward.web.dashboard import create_dashboard_router, create_not_found_handler
+from taskward.web.dashboard import create_dashboard_router
 from taskward.web.headers import DOCS_CONTENT_SECURITY_POLICY, SecurityHeadersMiddleware
 from taskward.web.health import create_health_router
 from taskward.web.job_health import create_jobs_health_router
+from taskward.web.pages import create_not_found_handler
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
