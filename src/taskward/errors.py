@@ -41,6 +41,19 @@ class WorkflowNotFound(TaskwardError, LookupError):
         self.workflow_id = workflow_id
 
 
+class ScheduleOverlap(TaskwardError):
+    """Run now refused: the schedule's ``overlap`` is ``skip`` and its previous run is active."""
+
+    def __init__(self, name: str, note: str) -> None:
+        super().__init__(f"schedule {name!r} not run now: overlap=skip and its {note}")
+        self.name = name
+        self.note = note
+
+    def __reduce__(self) -> tuple[type[ScheduleOverlap], tuple[str, str]]:
+        # Rebuilt from its two values, not the message (so it survives a pickle round trip).
+        return (type(self), (self.name, self.note))
+
+
 class JobRunning(TaskwardError):
     """The job is running, so it cannot be deleted: cancel it first, then delete it."""
 

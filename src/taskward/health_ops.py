@@ -42,10 +42,12 @@ class HealthOperations:
         """Judge the store's health now: per queue and overall ``ok``, ``degraded`` or ``failing``.
 
         Per queue: the age of the oldest due job, the backlog, running and stuck jobs, paused,
-        live workers; per task in it, runs and failures over the last 5 and 60 minutes; and the
-        reasons (each threshold that tripped). ``thresholds`` overrides the manager's for this
-        call. Workers count as alive as in :meth:`get_statistics` (a heartbeat within two
-        lease periods); a running job is stuck past its timeout plus one lease period.
+        live workers; per task in it, runs and failures over the last 5 and 60 minutes and the
+        p50 and p95 run time of its runs that completed in the last hour
+        (:mod:`taskward.health.run_times`); and the reasons (each threshold that tripped).
+        ``thresholds`` overrides the manager's for this call. Workers count as alive as in
+        :meth:`get_statistics` (a heartbeat within two lease periods); a running job is stuck
+        past its timeout plus one lease period.
         """
         chosen = check_thresholds(thresholds) or self.health_thresholds or HealthThresholds()
         backend = await self._backend()

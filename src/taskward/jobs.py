@@ -554,6 +554,9 @@ class Schedule:
     """The newest fire time a scheduler handled (kept by the store; ``save_schedule`` keeps it)."""
     last_job_id: int | None = None
     """The job the schedule inserted last (kept by the store; ``save_schedule`` keeps it)."""
+    paused: bool = False
+    """An operator paused it: no scheduler fires it (kept by the store; ``save_schedule`` keeps
+    it, so a pause survives the app saving its schedules again at start)."""
 
 
 CRON_HISTORY_KEEP = 100

@@ -61,6 +61,7 @@ from taskward.replays import (
 )
 from taskward.rotation import RotationReport, rotate_keys
 from taskward.runtime.maintenance import cutoffs
+from taskward.schedule_ops import set_schedule_paused
 from taskward.sealing import is_sealed, masked, open_job, seal_payload, still_sealed
 from taskward.serialize import encode_payload
 from taskward.settings import Settings
@@ -119,9 +120,11 @@ class Operations:
         fire times younger than ``catch_up_within`` seconds) says what happens to fire times
         missed while no scheduler ran; ``overlap`` (``"allow"``, ``"skip"`` or
         ``"cancel_running"``) what happens at a fire time while a job of the schedule's
-        previous round has not ended. Replacing a schedule keeps its fire history. The
-        schedule stores the arguments in clear, even for an encrypted task; each fire's job is
-        sealed like any other.
+        previous round has not ended. Replacing a schedule keeps its fire history and an
+        operator's pause (:meth:`pause_schedule`), so an app that saves its schedules at every
+        start does not undo either; the value returned is the definition saved, without that
+        state (:meth:`list_recurring_tasks` reads it). The schedule stores the arguments in
+        clear, even for an encrypted task; each fire's job is sealed like any other.
         """
         if not name or len(name) > 200:
             raise InvalidOptions("a recurring schedule needs a name of 1-200 characters")
@@ -163,6 +166,38 @@ class Operations:
         """Delete the recurring schedule ``name``; raise ``ScheduleNotFound`` if there is none."""
         if not await (await self._backend()).delete_schedule(name):
             raise ScheduleNotFound(name)
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Stop schedule ``name`` from firing until :meth:`resume_schedule`; return it.
+
+        The pause is stored with the schedule and survives the app saving its schedules
+        again at start (:meth:`schedule_recurring_task` keeps it). Raises
+        ``ScheduleNotFound``. Its job can still be run by hand (the dashboard's "Run now").
+        """
+        schedule, changed = await set_schedule_paused(
+            await self._backend(), name, True, now=self.clock.now()
+        )
+        if changed:
+            self._schedule_event("cron.paused", schedule)
+        return schedule
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Let schedule ``name`` fire again from its next fire time; return it.
+
+        The fire times that passed while it was paused are not caught up: they are recorded
+        in its fire history as one skipped summary (reason "paused"). Raises
+        ``ScheduleNotFound``.
+        """
+        schedule, changed = await set_schedule_paused(
+            await self._backend(), name, False, now=self.clock.now()
+        )
+        if changed:
+            self._schedule_event("cron.resumed", schedule)
+        return schedule
+
+    def _schedule_event(self, name: str, schedule: Schedule) -> None:
+        at = self.clock.now()
+        self.events.emit(Event(name=name, at=at, data={"schedule": schedule.name}))
 
     async def list_recurring_tasks(self) -> list[Schedule]:
         """Return every recurring schedule."""

@@ -51,7 +51,8 @@ ENCRYPTED_PLACEHOLDER: Final = "encrypted"
 
 def is_sealed(job: Job) -> bool:
     """True for a job whose payload is encrypted at rest (its meta says so)."""
-    return bool(job.meta.get(SEALED_META))
+    # Meta a store could not read comes back as an UnreadablePayload: it says nothing.
+    return isinstance(job.meta, dict) and bool(job.meta.get(SEALED_META))
 
 
 def still_sealed(job: Job) -> bool:

@@ -32,6 +32,8 @@ TWINS = (
     "enqueue_many",
     "schedule_recurring_task",
     "cancel_recurring_task",
+    "pause_schedule",
+    "resume_schedule",
     "list_recurring_tasks",
     "cron_history",
     "get_task_status",

@@ -283,7 +283,7 @@ def hide_all(names: Iterable[str] = ()) -> dict[str, Any]:
     return {"names": sorted(set(names)), "positions": [], "rest": 0, "params": []}
 
 
-def redact(args: Any, kwargs: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
+def redact(args: Any, kwargs: Any, meta: Any) -> tuple[Any, Any]:
     """Return ``(args, kwargs)`` as shown to people: sensitive values replaced by ``"***"``.
 
     ``meta[SENSITIVE_META_KEY]`` (written at enqueue from the task's ``sensitive=`` option,
@@ -296,6 +296,10 @@ def redact(args: Any, kwargs: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
     receives a value (``pass_result``, a finalizer: ``taskward.graph.step_marker``) gets it as
     that first argument, so its stored args start one parameter later and are shifted here.
     """
+    if not isinstance(meta, Mapping):
+        # Unreadable stored meta: which values are sensitive is written there, so none shows.
+        hidden = [REDACTED for _ in args] if isinstance(args, list) else args
+        return hidden, dict.fromkeys(kwargs, REDACTED) if isinstance(kwargs, dict) else kwargs
     marker = meta.get(SENSITIVE_META_KEY)
     if not isinstance(marker, Mapping):
         return args, kwargs

@@ -98,7 +98,10 @@ async def test_every_change_needs_the_csrf_token_with_basic_auth(tw: TaskManager
     assert {e.path for e in changes if e.path.startswith("/dashboard")} == {
         "/dashboard/jobs/{job_id}/{action}",
         "/dashboard/queues/{name}/{action}",
-        "/dashboard/dead/retry",
+        "/dashboard/jobs/bulk",
+        "/dashboard/jobs/bulk/run",
+        "/dashboard/dead/bulk",
+        "/dashboard/dead/bulk/run",
         "/dashboard/workflows/{workflow_id}/cancel",
         "/dashboard/replay/{job_id}",
         "/dashboard/schedules/{name:path}/{action}",
@@ -148,7 +151,8 @@ def _api_changes(app_endpoints: list[Endpoint]) -> list[Endpoint]:
 async def test_the_api_accepts_json_bodies_only(tw: TaskManager) -> None:
     app = make_app(tw)
     changes = _api_changes(list(endpoints(app)))
-    assert len(changes) == 13  # the queue hold (POST, DELETE), the workflow cancel, 2 schedule
+    # The queue hold (POST, DELETE), the workflow cancel, 4 schedule changes, 3 bulk actions.
+    assert len(changes) == 16
     async with tw, client_for(app, authorization=BEARER) as admin:
         job_id = await failed_job(tw)
         refused = {

@@ -327,6 +327,8 @@ def test_the_report_is_json_with_every_figure() -> None:
             "task": "t",
             "last_5m": {"runs": 4, "failures": 1, "failure_rate": 0.25},
             "last_60m": {"runs": 10, "failures": 1, "failure_rate": 0.1},
+            "p50_seconds": None,
+            "p95_seconds": None,
         }
     ]
     assert sorted(r["threshold"] for r in queue["reasons"]) == ["max_oldest_due_age", "max_stuck"]

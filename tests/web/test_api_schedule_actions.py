@@ -174,7 +174,7 @@ async def test_dashboard_forms_run_and_delete(
         assert len((await tw.list_tasks()).items) == 1
         page = await browser.get("/dashboard/schedules")
         assert "never fired" in page.text  # a manual run is no fire
-        unknown = await browser.post(f"/dashboard/schedules/{quoted(NAME)}/pause", data=data)
+        unknown = await browser.post(f"/dashboard/schedules/{quoted(NAME)}/frobnicate", data=data)
         assert unknown.status_code == 404
         gone = await browser.post(delete, data=data, follow_redirects=True)
         assert gone.status_code == 200

@@ -115,7 +115,19 @@ async def test_forms_need_the_csrf_token(tw: TaskManager, browser: httpx.AsyncCl
         assert ">Resume</button>" in overview.text
 
         await tw.retry_task(failed)  # still pending: a bulk retry of dead letters takes the other
-        bulk = await browser.post("/dashboard/dead/retry", data={"csrf_token": token})
+        # A bulk retry: confirmed first (the exact ids), then done; each step needs the token.
+        ask = {"csrf_token": token, "action": "retry-all"}
+        assert (
+            await browser.post("/dashboard/dead/bulk", data={"action": "retry-all"})
+        ).status_code == 403
+        confirm = await browser.post("/dashboard/dead/bulk", data=ask)
+        assert confirm.status_code == 200
+        joined = re.search(r'name="ids" value="([0-9,]*)"', confirm.text)
+        assert joined is not None
+        run = {"csrf_token": token, "action": "retry", "ids": joined.group(1)}
+        refused = {k: v for k, v in run.items() if k != "csrf_token"}
+        assert (await browser.post("/dashboard/dead/bulk/run", data=refused)).status_code == 403
+        bulk = await browser.post("/dashboard/dead/bulk/run", data=run)
         assert bulk.status_code == 303
         assert {(await tw.get_task_status(i)).state for i in ids["failed"]} == {JobState.PENDING}
 

@@ -45,9 +45,11 @@ async def test_unknown_things_answer_the_page(tw: TaskManager, auth: AdminAuth) 
             "no workflow with id 777",
             "/dashboard/jobs",
         )
-        assert_page(
-            await browser.get("/dashboard/fragments/jobs/424242"), "job 424242", "/dashboard/jobs"
-        )
+        # The polled fragment of a job gone since: swapped in (200), and it polls no more.
+        fragment = await browser.get("/dashboard/fragments/jobs/424242")
+        assert fragment.status_code == 200
+        assert "job 424242 no longer exists" in fragment.text
+        assert "hx-get" not in fragment.text
         for bad_id in ("abc", "0", "99999999999999999999999"):
             assert_page(
                 await browser.get(f"/dashboard/jobs/{bad_id}"),
@@ -60,11 +62,13 @@ async def test_unknown_things_answer_the_page(tw: TaskManager, auth: AdminAuth) 
         # An address no route serves, below the dashboard: the page too.
         for path in ("/dashboard/nope", "/dashboard/jobs/1/history/more"):
             assert_page(await browser.get(path), "no dashboard page at this address", "/dashboard")
-        # A form posted for a job deleted since: the page, not JSON.
+        # A form posted for a job deleted since: back to the list, saying so (not JSON).
         page = await browser.get("/dashboard")
         token = browser.cookies["taskward_csrf"]
         posted = await browser.post("/dashboard/jobs/424242/retry", data={"csrf_token": token})
-        assert_page(posted, "job 424242 not found", "/dashboard/jobs")
+        assert posted.status_code == 303
+        location = posted.headers["location"]
+        assert location.startswith("/dashboard/jobs?flash=job+424242+no+longer+exists&")
         assert page.status_code == 200
 
 

@@ -116,6 +116,8 @@ async def test_no_argument_or_error_text_leaks(frozen: TaskManager) -> None:
             "task": "emails.send",
             "last_5m": {"runs": 12, "failures": 6, "failure_rate": 0.5},
             "last_60m": {"runs": 12, "failures": 6, "failure_rate": 0.5},
+            "p50_seconds": 0.0,  # the frozen clock: every run took no time
+            "p95_seconds": 0.0,
         }
     ]
 

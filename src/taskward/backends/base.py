@@ -296,7 +296,10 @@ class Backend(Protocol):
         Per queue: due jobs (pending, and scheduled or retryable ones due by ``query.now``
         that the Stager has not moved yet), the earliest due time among them, running jobs
         and the stuck ones (``HealthQuery.is_stuck``, up to ``STUCK_IDS_SHOWN`` ids, longest
-        running first); per (queue, task): runs and failures that ended in each window; the
+        running first); per (queue, task): runs and failures that ended in each window, and
+        the p50/p95 run time of the runs that completed in the last hour
+        (``HealthFigures.run_times``, ``completed_at - attempted_at`` ranked by
+        :mod:`taskward.health.run_times`; a store that leaves them out shows none); the
         paused queues. Read-only, from the indexes the statistics and the prune use.
         """
         ...
@@ -488,6 +491,15 @@ class Backend(Protocol):
         call moves nothing back), ``last_job_id`` that of the newest such record. Only the
         newest ``keep`` records are kept. Nothing is written for a schedule that does not
         exist. ``now`` is each record's ``recorded_at``.
+        """
+        ...
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> bool:
+        """Pause or resume schedule ``name``; False if there is none.
+
+        The flag is state, like ``last_fire_at``: ``save_schedule`` keeps it, so an operator's
+        pause survives the app saving its schedules again at start. Deleting the schedule
+        forgets it.
         """
         ...
 

@@ -195,6 +195,10 @@ class NoopBackend(NoWorkflows):
         """No schedule exists."""
         return []
 
+    async def set_schedule_paused(self, name: str, paused: bool) -> bool:
+        """No schedule exists to pause or resume."""
+        return False
+
     async def record_cron_fires(
         self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
     ) -> None:

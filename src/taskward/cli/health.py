@@ -67,6 +67,18 @@ def _queue_row(queue: QueueHealth) -> list[Text | str]:
     ]
 
 
+def _run_time(value: float | None) -> str:
+    """A completed runs' percentile: ``850 ms``, ``12.5 s``, ``3 min 20 s``; ``—`` for none."""
+    if value is None:
+        return "—"
+    if round(value * 1000) < 1000:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, secs = divmod(int(value), 60)
+    return f"{minutes:,} min {secs} s" if secs else f"{minutes:,} min"
+
+
 def health_tables(report: HealthReport) -> list[Table]:
     """The report as a queue table and, when tasks ran in the last hour, a task table."""
     verdict = report.verdict
@@ -80,8 +92,8 @@ def health_tables(report: HealthReport) -> list[Table]:
     tables = [queues]
     rows = [(q.queue, t) for q in report.queues for t in q.tasks]
     if rows:
-        tasks = Table(title="failures per task")
-        for name in ("queue", "task", "last 5 min", "last 60 min"):
+        tasks = Table(title="failures and run times per task")
+        for name in ("queue", "task", "last 5 min", "last 60 min", "p50", "p95"):
             tasks.add_column(name, justify="left" if name in ("queue", "task") else "right")
         for name, task in rows:
             tasks.add_row(
@@ -89,6 +101,8 @@ def health_tables(report: HealthReport) -> list[Table]:
                 plain(task.task),
                 _rate(task.last_5m.runs, task.last_5m.failures),
                 _rate(task.last_60m.runs, task.last_60m.failures),
+                _run_time(task.p50_seconds),
+                _run_time(task.p95_seconds),
             )
         tables.append(tasks)
     return tables

@@ -1,6 +1,7 @@
-"""``taskward cron``: list and cancel recurring schedules, and show a schedule's fire history.
+"""``taskward cron``: list, pause, resume and cancel schedules, and show their fire history.
 
-Owns the ``cron list``, ``cron cancel`` and ``cron history`` commands (registered on
+Owns the ``cron list``, ``cron pause``, ``cron resume``, ``cron cancel`` and ``cron history``
+commands (registered on
 ``cron_app``; each refuses a SQLite store that does not exist) and how a schedule's next fire
 time is shown when its stored cron or time zone cannot fire.
 """
@@ -39,17 +40,22 @@ def cron_list(as_json: JsonOpt = False, app_path: AppOpt = None, url: UrlOpt = N
     schedules = run(manager, lambda m: m.list_recurring_tasks())
     rows = [
         {"name": s.name, "task": s.task, "cron": s.cron, "timezone": s.timezone,
-         "catch_up": str(s.catch_up), "overlap": str(s.overlap), "next": _next_fire(manager, s)}
+         "catch_up": str(s.catch_up), "overlap": str(s.overlap), "paused": s.paused,
+         "next": _next_fire(manager, s)}
         for s in schedules
     ]  # fmt: skip
     if as_json:
         print_json(rows)
         return
     table = Table(title="recurring schedules")
-    for col in ("name", "task", "cron", "timezone", "catch_up", "overlap", "next"):
+    for col in ("name", "task", "cron", "timezone", "catch_up", "overlap", "paused", "next"):
         table.add_column(col)
     for row in rows:
-        shown = {**row, "next": row["next"] or "never (invalid cron or time zone)"}
+        shown = {
+            **row,
+            "paused": "paused" if row["paused"] else "",
+            "next": row["next"] or "never (invalid cron or time zone)",
+        }
         table.add_row(*(plain(value) for value in shown.values()))
     core.console.print(table)
 
@@ -66,11 +72,15 @@ def _next_fire(manager: TaskManager, schedule: Schedule) -> str | None:
         return None
 
 
+ScheduleName = Annotated[
+    str, typer.Argument(metavar="NAME", help="The schedule's name (taskward cron list).")
+]
+"""The NAME argument of the commands that act on one schedule."""
+
+
 @cron_app.command("cancel")
 def cron_cancel(
-    name: Annotated[
-        str, typer.Argument(metavar="NAME", help="The schedule's name (taskward cron list).")
-    ],
+    name: ScheduleName,
     app_path: AppOpt = None,
     url: UrlOpt = None,
 ) -> None:
@@ -83,11 +93,43 @@ def cron_cancel(
     print_line("recurring schedule {} cancelled", name)
 
 
+@cron_app.command("pause")
+def cron_pause(
+    name: ScheduleName,
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Stop a recurring schedule firing until it is resumed (kept across restarts).
+
+    Example: taskward cron pause nightly-report
+    """
+    # A missing schedule raises ScheduleNotFound: one error line, exit 1 (TaskwardGroup).
+    run(load_manager(app_path, url, must_exist=True), lambda m: m.pause_schedule(name))
+    print_line("recurring schedule {} paused", name)
+
+
+@cron_app.command("resume")
+def cron_resume(
+    name: ScheduleName,
+    app_path: AppOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Let a paused schedule fire again from its next fire time.
+
+    Fire times that passed while it was paused are not caught up: its history records them
+    as one skipped entry.
+
+    Example: taskward cron resume nightly-report
+    """
+    manager = load_manager(app_path, url, must_exist=True)
+    schedule = run(manager, lambda m: m.resume_schedule(name))
+    upcoming = _next_fire(manager, schedule) or "never (invalid cron or time zone)"
+    print_line("recurring schedule {} resumed; next run {}", name, upcoming)
+
+
 @cron_app.command("history")
 def cron_history(
-    name: Annotated[
-        str, typer.Argument(metavar="NAME", help="The schedule's name (taskward cron list).")
-    ],
+    name: ScheduleName,
     limit: Annotated[
         int,
         typer.Option(

@@ -6,6 +6,8 @@ Pure values and one pure function, below the backends in the layers (a backend r
 
 - :mod:`~taskward.health.figures`: what a store counts (due, backlog, running, stuck, runs and
   failures per task over 5 and 60 minutes), and the rules every store counts by;
+- :mod:`~taskward.health.run_times`: :class:`RunTimes`, p50 and p95 of a task's successful
+  runs, and how each store computes them;
 - :mod:`~taskward.health.thresholds`: :class:`HealthThresholds`, its defaults and validation;
 - :mod:`~taskward.health.report`: :class:`HealthReport` and its JSON form;
 - :mod:`~taskward.health.verdict`: :func:`judge`, figures + thresholds → report.
@@ -26,6 +28,7 @@ from taskward.health.report import (
     QueueHealth,
     TaskHealth,
 )
+from taskward.health.run_times import RunTimes
 from taskward.health.thresholds import (
     DEFAULT_DEGRADED,
     DEFAULT_FAILING,
@@ -50,6 +53,7 @@ __all__ = [
     "QueueFigures",
     "QueueHealth",
     "QueueThresholds",
+    "RunTimes",
     "TaskFigures",
     "TaskHealth",
     "judge",

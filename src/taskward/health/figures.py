@@ -18,6 +18,8 @@ rules every store follows, so that all of them count the same things:
   ``timeout`` by more than the lease grace, when it has no timeout and started more than
   ``stuck_after`` seconds ago, or when its lease ended more than the grace ago and nobody
   rescued it (no Rescuer is running).
+- **Run times** (p50 and p95 per task) are of the runs that *completed* in the long window:
+  the rules are :mod:`taskward.health.run_times`'.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from taskward.health.run_times import RunTimes, from_sorted
 from taskward.jobs import JobState
 
 __all__ = [
@@ -151,6 +154,8 @@ class HealthFigures:
     tasks: tuple[TaskFigures, ...] = ()
     """(queue, task) pairs with at least one run in the long window."""
     paused: frozenset[str] = frozenset()
+    run_times: tuple[RunTimes, ...] = ()
+    """(queue, task) pairs with at least one completed run in the long window, sorted."""
 
 
 @dataclass(slots=True)
@@ -174,6 +179,8 @@ class FiguresBuilder:
         self._queues: dict[str, _Tally] = {}
         self._stuck_ids: dict[str, list[int]] = {}
         self._tasks: dict[tuple[str, str], list[int]] = {}
+        self._durations: dict[tuple[str, str], list[float]] = {}
+        self._run_times: dict[tuple[str, str], RunTimes] = {}
 
     def _queue(self, queue: str) -> _Tally:
         return self._queues.setdefault(queue, _Tally())
@@ -216,6 +223,23 @@ class FiguresBuilder:
         one = Ended(runs=1, failures=1 if state in FAILURE_STATES else 0)
         self.ended(queue, task, recent=one if recent else Ended(), window=one)
 
+    def run_time(self, queue: str, task: str, seconds: float) -> None:
+        """Add the run time of one job of ``task`` that completed in the long window."""
+        self._durations.setdefault((queue, task), []).append(seconds)
+
+    def run_times(self, found: RunTimes | None) -> None:
+        """Add a task's percentiles a store computed itself (None: no completed run)."""
+        if found is not None and found.runs > 0:
+            self._run_times[(found.queue, found.task)] = found
+
+    def _all_run_times(self) -> tuple[RunTimes, ...]:
+        found = dict(self._run_times)
+        for (queue, task), seconds in self._durations.items():
+            computed = from_sorted(queue, task, sorted(seconds))
+            if computed is not None:
+                found[(queue, task)] = computed
+        return tuple(found[pair] for pair in sorted(found))
+
     def build(self, paused: frozenset[str]) -> HealthFigures:
         """The figures collected so far."""
         queues = tuple(
@@ -239,4 +263,9 @@ class FiguresBuilder:
             for (queue, task), c in sorted(self._tasks.items())
             if c[2] > 0
         )
-        return HealthFigures(queues=queues, tasks=tasks, paused=frozenset(paused))
+        return HealthFigures(
+            queues=queues,
+            tasks=tasks,
+            paused=frozenset(paused),
+            run_times=self._all_run_times(),
+        )

@@ -121,12 +121,17 @@ def _window(ended: Ended) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskHealth:
-    """One task's runs in one queue over the last 5 and 60 minutes."""
+    """One task's runs in one queue over the last 5 and 60 minutes, and its run times."""
 
     queue: str
     task: str
     last_5m: Ended
     last_60m: Ended
+    p50_seconds: float | None = None
+    """Median run time of its runs that completed in the last hour (nearest rank, see
+    :mod:`taskward.health.run_times`); None without one."""
+    p95_seconds: float | None = None
+    """95th percentile of the same run times; None without a completed run."""
 
     def as_json(self) -> dict[str, Any]:
         """The task's figures as JSON-ready values."""
@@ -134,6 +139,8 @@ class TaskHealth:
             "task": self.task,
             "last_5m": _window(self.last_5m),
             "last_60m": _window(self.last_60m),
+            "p50_seconds": self.p50_seconds,
+            "p95_seconds": self.p95_seconds,
         }
 
 

@@ -14,7 +14,7 @@ waking anyone for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
 from taskward.health.figures import HealthFigures, QueueFigures, TaskFigures
@@ -25,6 +25,7 @@ from taskward.health.report import (
     QueueHealth,
     TaskHealth,
 )
+from taskward.health.run_times import RunTimes
 from taskward.health.thresholds import HealthLimits, HealthThresholds
 from taskward.jobs import WorkerInfo
 
@@ -40,6 +41,7 @@ def judge(
 ) -> HealthReport:
     """Judge ``figures`` at ``now`` against ``thresholds``; ``workers`` are the live ones."""
     by_queue = {q.queue: q for q in figures.queues}
+    run_times = {(r.queue, r.task): r for r in figures.run_times}
     tasks: dict[str, list[TaskFigures]] = {}
     for task in figures.tasks:
         tasks.setdefault(task.queue, []).append(task)
@@ -56,6 +58,7 @@ def judge(
             paused=name in figures.paused,
             workers=served.get(name, 0),
             now=now,
+            run_times=run_times,
         )
         for name in names
     )
@@ -83,6 +86,7 @@ def _judge_queue(
     paused: bool,
     workers: int,
     now: datetime,
+    run_times: Mapping[tuple[str, str], RunTimes],
 ) -> QueueHealth:
     age = None
     if figures.oldest_due_at is not None:
@@ -106,10 +110,19 @@ def _judge_queue(
         stuck_ids=figures.stuck_ids,
         paused=paused,
         workers=workers,
-        tasks=tuple(
-            TaskHealth(queue=t.queue, task=t.task, last_5m=t.last_5m, last_60m=t.last_60m)
-            for t in tasks
-        ),
+        tasks=tuple(_task(t, run_times.get((t.queue, t.task))) for t in tasks),
+    )
+
+
+def _task(figures: TaskFigures, run_times: RunTimes | None) -> TaskHealth:
+    """A task's health: its runs, and its run times when it completed a run in the window."""
+    return TaskHealth(
+        queue=figures.queue,
+        task=figures.task,
+        last_5m=figures.last_5m,
+        last_60m=figures.last_60m,
+        p50_seconds=run_times.p50_seconds if run_times else None,
+        p95_seconds=run_times.p95_seconds if run_times else None,
     )
 
 

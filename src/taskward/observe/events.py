@@ -56,6 +56,8 @@ EVENT_NAMES = frozenset(
         "queue.configured",
         "queue.held",
         "cron.inserted",
+        "cron.paused",
+        "cron.resumed",
     }
 )
 """Every event name the system emits; ``on("*", hook)`` receives them all.
@@ -73,6 +75,8 @@ EVENT_NAMES = frozenset(
   ``data["key"]`` when not None) is held back on every node until ``data["until"]``, when the
   job is due again. Worker.
 - ``cron.inserted``: the scheduler inserted one slot of ``data["schedule"]``.
+- ``cron.paused`` / ``cron.resumed``: an operator paused or resumed the schedule
+  ``data["schedule"]``. Manager.
 """
 
 OUTCOME_EVENTS: Mapping[JobState, str] = {

@@ -264,6 +264,9 @@ class HealthCollector:
     never fails the scrape: the gauges of the last good report stay, and
     ``taskward_health_check_up`` says 0 (1 after a good check). A failed check is not
     repeated before ``max_age`` either, so a down store is not asked on every scrape.
+    ``taskward_task_run_time_seconds{queue,task,quantile}`` is the p50 and p95 (``0.5``,
+    ``0.95``, the label Prometheus summaries use) run time of the task's runs that completed
+    in the last hour, on the whole store.
     """
 
     def __init__(
@@ -338,6 +341,11 @@ class HealthCollector:
                 ("taskward_task_failures", "Runs that ended failed or discarded.", task),
                 ("taskward_task_failure_rate", "Failures / runs in the window.", task),
                 (
+                    "taskward_task_run_time_seconds",
+                    "p50 or p95 run time of the task's runs that completed in the last hour.",
+                    ["queue", "task", "quantile"],
+                ),
+                (
                     "taskward_health_check_up",
                     "1 if the last health check succeeded, 0 if it failed or timed out.",
                     [],
@@ -369,6 +377,11 @@ def _health_samples(report: HealthReport, g: Mapping[str, Any]) -> None:
                 g["taskward_task_failures"].add_metric(key, ended.failures)
                 if ended.rate is not None:  # no runs: no rate, rather than a made-up 0
                     g["taskward_task_failure_rate"].add_metric(key, ended.rate)
+            for quantile, value in (("0.5", task.p50_seconds), ("0.95", task.p95_seconds)):
+                if value is not None:  # no completed run: no sample, rather than a made-up 0
+                    g["taskward_task_run_time_seconds"].add_metric(
+                        [queue.queue, task.task, quantile], value
+                    )
 
 
 class JobMetrics:

@@ -16,6 +16,14 @@ The window of one round:
 
 A schedule without ``last_fire_at`` (new, or saved before issue 25) has nothing missed: it
 starts with the on-time window, which is what the scheduler always did.
+
+A *paused* schedule (issue 26) is not planned at all: schedulers pass it by and write nothing.
+Its resume calls :func:`paused_fires`, which summarises every fire time from ``last_fire_at``
+(or, for a schedule that never fired, from ``max_lateness`` before the resume, the on-time
+window it would otherwise find) up to the resume in **one** skipped record with the reason
+"paused"; recording it advances ``last_fire_at``, so the first round after the resume starts at
+the next fire time: no burst of caught-up jobs. ``catch_up`` is only for fire times missed
+while no scheduler ran and the schedule was not paused.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from datetime import datetime, timedelta
 from taskward.cron import CronExpression
 from taskward.jobs import CatchUp, CronFire, CronOutcome, Schedule
 
-__all__ = ["SCAN_LIMIT", "FirePlan", "plan_fires"]
+__all__ = ["SCAN_LIMIT", "FirePlan", "paused_fires", "plan_fires"]
 
 SCAN_LIMIT = 100_000
 """Missed fire times counted one by one at most (a minutely schedule down for 69 days);
@@ -65,6 +73,34 @@ def plan_fires(
         on_time=on_time,
         caught_up=caught_up,
         skipped=_summary(schedule, cron, last, skip_until),
+    )
+
+
+def paused_fires(
+    schedule: Schedule, cron: CronExpression, *, now: datetime, max_lateness: float
+) -> CronFire | None:
+    """One skipped record for the fire times a paused schedule let pass, up to ``now``.
+
+    None when no fire time passed. The window starts at ``last_fire_at``, or ``max_lateness``
+    before ``now`` for a schedule that never fired (older times are outside what a round
+    would insert anyway).
+    """
+    since = schedule.last_fire_at or now - timedelta(seconds=max_lateness)
+    fires = cron.fires_between(since, now, limit=SCAN_LIMIT)
+    if not fires:
+        return None
+    count, first = len(fires), fires[0]
+    newest = fires[-1] if count < SCAN_LIMIT else _newest(cron, since, now, 1)[0]
+    if count == 1:
+        what = f"fire time {_short(first)}"
+    else:
+        counted = f"{count} or more" if count >= SCAN_LIMIT else str(count)
+        what = f"{counted} fire times from {_short(first)} to {_short(newest)}"
+    return CronFire(
+        planned_at=newest,
+        outcome=CronOutcome.SKIPPED,
+        reason=f"paused: {what} passed while paused; not caught up at resume",
+        count=min(count, SCAN_LIMIT),
     )
 
 

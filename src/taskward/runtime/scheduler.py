@@ -12,6 +12,12 @@ history) and, if none has ended, skips or cancels; then what happened to each fi
 the store's fire history, which also advances ``last_fire_at``/``last_job_id``
 (``Backend.record_cron_fires``). A round with no fire time due writes nothing.
 
+A paused schedule (issue 26) is passed by: no job, no record. Resuming it records the fire
+times it let pass as one skipped summary (``taskward.schedule_ops``), so it does not burst.
+The overlap judge, :func:`judge_overlap`, is shared with "run now", and sees the unfinished
+jobs "run now" inserted too (:func:`manual_runs`), so a manual run and a fire never overlap
+where the policy forbids it.
+
 Inserting the jobs and recording them are two steps: a scheduler that dies between them leaves
 jobs the history does not name. The next round inserts their fire times again if it catches
 them up (the unique key hands back the existing job, recorded as usual), but records them as
@@ -30,7 +36,18 @@ from taskward.backends.base import Backend
 from taskward.clock import Clock
 from taskward.cron import CronExpression
 from taskward.errors import JobNotFound, TaskwardError
-from taskward.jobs import FINISHED_STATES, CronFire, CronOutcome, Job, NewJob, Overlap, Schedule
+from taskward.jobs import (
+    FINISHED_STATES,
+    WAITING_STATES,
+    CronFire,
+    CronOutcome,
+    Job,
+    JobFilter,
+    JobState,
+    NewJob,
+    Overlap,
+    Schedule,
+)
 from taskward.observe.events import Event, EventBus
 from taskward.runtime.catchup import FirePlan, plan_fires
 from taskward.runtime.maintenance import Leadership
@@ -38,6 +55,9 @@ from taskward.runtime.service import PeriodicService
 from taskward.text import inert
 
 logger = logging.getLogger(__name__)
+
+MAX_LATENESS = 60.0
+"""Seconds a fire time may be late and still be inserted on time (the scheduler's default)."""
 
 CancelJob = Callable[[int, str], Awaitable[Job]]
 """Requests the cancel of a job with a reason: the manager's operator cancel path."""
@@ -60,7 +80,7 @@ class CronScheduler(PeriodicService):
         *,
         make_job: Callable[[Schedule, datetime], NewJob],
         interval: float = 1.0,
-        max_lateness: float = 60.0,
+        max_lateness: float = MAX_LATENESS,
         leadership: Leadership | None = None,
         events: EventBus | None = None,
         cancel_job: CancelJob | None = None,
@@ -85,6 +105,8 @@ class CronScheduler(PeriodicService):
             return
         now = self.clock.now()
         for schedule in await self.backend.list_schedules():
+            if schedule.paused:  # its resume records the fire times it let pass
+                continue
             plan = self._plan(schedule, now)
             if plan is not None and not plan.empty:
                 await self._fire(schedule, plan, now)
@@ -127,7 +149,10 @@ class CronScheduler(PeriodicService):
             return [
                 CronFire(planned_at=at, outcome=CronOutcome.SKIPPED, reason=reason) for at, _ in due
             ]
-        skip, note = await self._overlapping(schedule, due[-1][0], now)
+        trigger = f"fire time {due[-1][0].isoformat()}"
+        skip, note = await judge_overlap(
+            self.backend, schedule, trigger=trigger, now=now, cancel_job=self.cancel_job
+        )
         if skip:
             logger.info("cron %r skipped %d fire time(s): %s", inert(schedule.name), len(due), note)
             return [
@@ -150,68 +175,6 @@ class CronScheduler(PeriodicService):
                 self._inserted(item.job, now, caught_up=outcome is CronOutcome.CAUGHT_UP)
         return records
 
-    async def _overlapping(
-        self, schedule: Schedule, at: datetime, now: datetime
-    ) -> tuple[bool, str]:
-        """Apply ``overlap``: whether to skip the fire times, and what the history should say.
-
-        The previous run is every job of the schedule's last round (see :meth:`_previous`); a
-        job counts as running until it has ended (completed, failed, discarded, cancelled): a
-        job still waiting for a worker overlaps too. A job that is gone (pruned, deleted) has
-        ended.
-        """
-        policy = Overlap(schedule.overlap)
-        if policy is Overlap.ALLOW:
-            return False, ""
-        running = [
-            job for job in await self._previous(schedule) if job.state not in FINISHED_STATES
-        ]
-        if not running:
-            return False, ""
-        if policy is Overlap.SKIP:
-            return True, f"previous {_runs(running)} still running ({_states(running)})"
-        asked = []
-        for job in running:
-            reason = (
-                f"cancelled by schedule {schedule.name!r}: fire time {at.isoformat()} came while "
-                f"it was {job.state} (overlap=cancel_running)"
-            )
-            try:
-                if self.cancel_job is not None:
-                    await self.cancel_job(job.id, reason)
-                else:
-                    await self.backend.cancel(job.id, reason=reason, now=now)
-            except JobNotFound:  # deleted since it was read: it has ended
-                continue
-            logger.info("cron %r requested the cancel of job %s", inert(schedule.name), job.id)
-            asked.append(job)
-        if not asked:
-            return False, ""
-        return False, f"cancel of previous {_runs(asked)} requested ({_states(asked)})"
-
-    async def _previous(self, schedule: Schedule) -> list[Job]:
-        """The jobs the schedule's last round inserted (the round of ``last_job_id``).
-
-        Usually one job; after a ``catch_up="all"`` burst, all of it: the run still going may
-        be an older one of the burst, not the newest. The round is read from the history (its
-        records share one ``recorded_at``), so only as far as the history still holds it;
-        ``last_job_id`` itself is always judged.
-        """
-        if schedule.last_job_id is None:
-            return []
-        ids = [schedule.last_job_id]
-        history = await self.backend.cron_history(schedule.name)
-        last = next((f for f in history if f.job_id == schedule.last_job_id), None)
-        if last is not None:
-            ids += [
-                f.job_id
-                for f in history
-                if f.job_id is not None
-                and f.job_id != schedule.last_job_id
-                and f.recorded_at == last.recorded_at
-            ]
-        return await self.backend.get_jobs(sorted(ids))
-
     def _inserted(self, job: Job, now: datetime, *, caught_up: bool) -> None:
         logger.info(
             "cron inserted job %s (%s) for %s%s",
@@ -231,6 +194,102 @@ class CronScheduler(PeriodicService):
                 caught_up=caught_up,
             )
         )
+
+
+async def judge_overlap(
+    backend: Backend,
+    schedule: Schedule,
+    *,
+    trigger: str,
+    now: datetime,
+    cancel_job: CancelJob | None = None,
+) -> tuple[bool, str]:
+    """Apply ``overlap`` before inserting a job of ``schedule``: skip it, and what to record.
+
+    One judge for a fire time and for "run now" (``taskward.schedule_ops``); ``trigger``
+    names which in the cancel reason ("fire time …", "run now at …"). The previous run is
+    every job of the schedule's last round (see :func:`previous_round`); a job counts as
+    running until it has ended (completed, failed, discarded, cancelled): a job still waiting
+    for a worker overlaps too. A job that is gone (pruned, deleted) has ended. Returns whether
+    to skip, and the note for the record: why it skipped, or the cancels it asked for.
+    """
+    policy = Overlap(schedule.overlap)
+    if policy is Overlap.ALLOW:
+        return False, ""
+    previous = await previous_round(backend, schedule)
+    seen = {job.id for job in previous}
+    previous += [job for job in await manual_runs(backend, schedule) if job.id not in seen]
+    running = [job for job in previous if job.state not in FINISHED_STATES]
+    if not running:
+        return False, ""
+    if policy is Overlap.SKIP:
+        return True, f"previous {_runs(running)} still running ({_states(running)})"
+    asked = []
+    for job in running:
+        reason = (
+            f"cancelled by schedule {schedule.name!r}: {trigger} came while it was "
+            f"{job.state} (overlap=cancel_running)"
+        )
+        try:
+            if cancel_job is not None:
+                await cancel_job(job.id, reason)
+            else:
+                await backend.cancel(job.id, reason=reason, now=now)
+        except JobNotFound:  # deleted since it was read: it has ended
+            continue
+        logger.info("cron %r requested the cancel of job %s", inert(schedule.name), job.id)
+        asked.append(job)
+    if not asked:
+        return False, ""
+    return False, f"cancel of previous {_runs(asked)} requested ({_states(asked)})"
+
+
+async def previous_round(backend: Backend, schedule: Schedule) -> list[Job]:
+    """The jobs the schedule's last round inserted (the round of ``last_job_id``).
+
+    Usually one job; after a ``catch_up="all"`` burst, all of it: the run still going may
+    be an older one of the burst, not the newest. The round is read from the history (its
+    records share one ``recorded_at``), so only as far as the history still holds it;
+    ``last_job_id`` itself is always judged.
+    """
+    if schedule.last_job_id is None:
+        return []
+    ids = [schedule.last_job_id]
+    history = await backend.cron_history(schedule.name)
+    last = next((f for f in history if f.job_id == schedule.last_job_id), None)
+    if last is not None:
+        ids += [
+            f.job_id
+            for f in history
+            if f.job_id is not None
+            and f.job_id != schedule.last_job_id
+            and f.recorded_at == last.recorded_at
+        ]
+    return await backend.get_jobs(sorted(ids))
+
+
+RUN_NOW_META = "run_now"
+"""The meta key (true) of a job a schedule's "Run now" inserted, not one of its fire times."""
+MANUAL_RUNS_READ = 100
+"""Unfinished jobs of the schedule's task read to find its manual runs (the newest ones)."""
+
+
+async def manual_runs(backend: Backend, schedule: Schedule) -> list[Job]:
+    """The unfinished jobs a "Run now" of ``schedule`` inserted (no fire record names them).
+
+    Read from the newest :data:`MANUAL_RUNS_READ` unfinished jobs of the schedule's task: a
+    task with more waiting jobs than that may hide an older manual run from the judge.
+    """
+    if Overlap(schedule.overlap) is Overlap.ALLOW:
+        return []
+    unfinished = frozenset(WAITING_STATES | {JobState.RUNNING})
+    flt = JobFilter(states=unfinished, task=schedule.task, per_page=MANUAL_RUNS_READ)
+    page = await backend.list_jobs(flt)
+    return [
+        job
+        for job in page.items
+        if job.meta.get(RUN_NOW_META) is True and job.meta.get("schedule") == schedule.name
+    ]
 
 
 def _runs(jobs: list[Job]) -> str:

@@ -12,46 +12,46 @@ required, see :mod:`taskward.web.auth`): ``POST /api/jobs/{id}/retry|cancel``,
 ``DELETE /api/jobs/{id}``, ``POST /api/jobs/bulk/retry|cancel`` (a retry may carry edits:
 :mod:`taskward.web.replays`),
 ``POST /api/queues/{name}/pause|resume``, ``PUT /api/queues/{name}/limits``,
-``POST /api/schedules/{name}/run``, ``DELETE /api/schedules/{name}``. Nothing in a
-request is ever executed: jobs are only retried, cancelled or deleted by id.
+``POST /api/schedules/{name}/run``, ``DELETE /api/schedules/{name}``. The bulk routes are in
+:mod:`taskward.web.bulk_api`, the schedule changes in :mod:`taskward.web.schedule_api`.
+Nothing in a request is ever executed: jobs are only retried, cancelled or deleted by id.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from taskward.errors import (
-    BackendUnavailable,
-    JobNotFound,
-    JobRunning,
-    NotSupported,
-    ScheduleNotFound,
     TaskwardError,
     WaitTimeout,
-    WorkflowNotFound,
 )
 from taskward.explain import Explanation
-from taskward.jobs import CRON_HISTORY_KEEP, Inserted, Job
+from taskward.jobs import CRON_HISTORY_KEEP
 from taskward.limits import QueueLimits
 from taskward.manager import TaskManager
-from taskward.observe.history import job_history
-from taskward.schedule_ops import find_schedule, run_schedule_now
-from taskward.sealing import masked
-from taskward.web.auth import Access, AdminAuth
+from taskward.web.admin import (
+    MAX_JOB_ID,
+    MAX_PAGE,
+    SEARCH_CONCURRENCY,
+    Admin,
+    JobId,
+    SearchSlots,
+    edge_errors,
+    job_detail,
+    job_query,
+)
+from taskward.web.auth import AdminAuth
+from taskward.web.bulk_api import bulk_routes
 from taskward.web.guard import JsonRoute
 from taskward.web.models import (
-    BulkIn,
-    BulkOut,
     CronFireOut,
     DeletedOut,
     EventOut,
     ExplanationOut,
-    HistoryOut,
     JobDetailOut,
     JobListOut,
     JobOut,
@@ -63,30 +63,18 @@ from taskward.web.models import (
     ScheduleOut,
     StatsOut,
     TimelineOut,
-    TimingsOut,
     WorkerOut,
     WorkflowOut,
 )
 from taskward.web.queries import (
-    BULK_LIMIT,
-    SEARCH_SECONDS,
-    BulkResult,
-    Cached,
-    JobListing,
-    JobQuery,
-    bulk_action,
-    list_jobs,
-    parse_states,
     queue_overview,
-    timeline,
 )
 from taskward.web.replays import (
-    BulkRetryIn,
     RetryIn,
     operator,
-    replay_bulk,
     retry_one,
 )
+from taskward.web.schedule_api import run_schedule, schedule_routes
 
 __all__ = [
     "MAX_JOB_ID",
@@ -102,149 +90,8 @@ __all__ = [
     "run_schedule",
 ]
 
-MAX_JOB_ID = 2**63 - 1
-"""The largest job id a store holds (a signed 64-bit integer in SQLite and PostgreSQL)."""
-MAX_PAGE = 1_000_000
-"""The last page number a listing accepts; a larger one would overflow the store's OFFSET."""
-JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id")]
-"""A job id in a path: refused at the edge (422) when no store could hold it."""
-SEARCH_CONCURRENCY = 2
-"""Free-text searches one Admin runs at once; one more is refused with 429."""
 MAX_WAIT_SECONDS = 30.0
 """The longest ``GET /api/jobs/{id}/wait`` holds a request (proxies often cut at 60 s)."""
-
-
-class SearchSlots:
-    """At most ``limit`` searches at once; one more is refused (429), never queued.
-
-    Refusing keeps a burst from piling up worker threads and waiting requests: each search
-    already costs up to its deadline of CPU, and the dashboard polls a searched listing
-    every few seconds, so its next poll simply tries again. Only the event loop's thread
-    touches the counter, so no lock is needed.
-    """
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"the search limit must be >= 1, got {limit}")
-        self.limit = limit
-        self.running = 0
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one slot for the duration of a search, or raise HTTPException(429)."""
-        if self.running >= self.limit:
-            raise HTTPException(
-                429,
-                f"too many searches at once (at most {self.limit}): try again shortly",
-                headers={"Retry-After": "1"},
-            )
-        self.running += 1
-        try:
-            yield
-        finally:
-            self.running -= 1
-
-
-class Admin:
-    """What the API and the dashboard share: the manager, the access policy, caches, limits.
-
-    ``search_concurrency`` and ``search_seconds`` bound free-text search: how many run at once
-    (one more answers 429) and how long one may scan before it answers with what it found.
-    """
-
-    def __init__(
-        self,
-        manager: TaskManager,
-        *,
-        auth: AdminAuth | None = None,
-        read_only: bool = False,
-        search_concurrency: int = SEARCH_CONCURRENCY,
-        search_seconds: float = SEARCH_SECONDS,
-    ) -> None:
-        self.manager = manager
-        self.access = Access(auth, read_only=read_only)
-        # The timeline reads up to a few thousand rows: a page polled every 2 s by several
-        # browsers must not repeat that each time.
-        self.timeline = Cached(lambda: timeline(manager), max_age=5.0)
-        self.searches = SearchSlots(search_concurrency)
-        self.search_seconds = search_seconds
-
-    async def list_jobs(self, request: Request, query: JobQuery) -> JobListing:
-        """One page of jobs for this request, applying the search policy to a search.
-
-        A search needs credentials when reads are public (401), and a free slot (429).
-        """
-        if not query.search:
-            return await list_jobs(self.manager, query)
-        self.access.search(request)
-        async with self.searches.slot():
-            return await list_jobs(self.manager, query, seconds=self.search_seconds)
-
-    async def bulk_action(
-        self, query: JobQuery, action: str, *, limit: int = BULK_LIMIT
-    ) -> BulkResult:
-        """Retry or cancel the jobs matching ``query``; a search takes a search slot (429)."""
-        if not query.search:
-            return await bulk_action(self.manager, query, action, limit=limit)
-        async with self.searches.slot():
-            return await bulk_action(self.manager, query, action, limit=limit)
-
-
-@asynccontextmanager
-async def edge_errors() -> AsyncIterator[None]:
-    """Turn taskward errors into HTTP answers.
-
-    404 for a missing job, schedule or workflow, 409 for a running job that cannot be
-    deleted, 503 when the store cannot be reached, 400 for bad input.
-    """
-    try:
-        yield
-    except (JobNotFound, ScheduleNotFound, WorkflowNotFound) as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except JobRunning as exc:
-        raise HTTPException(409, str(exc)) from exc
-    except BackendUnavailable as exc:
-        raise HTTPException(503, str(exc)) from exc
-    except TaskwardError as exc:
-        raise HTTPException(400, str(exc)) from exc
-
-
-def job_query(
-    state: str | None = None,
-    queue: str | None = None,
-    task: str | None = None,
-    q: str | None = None,
-    page: int = 1,
-    per_page: int = 25,
-    sort_by: str = "-id",
-    workflow: int | None = None,
-) -> JobQuery:
-    """Build a JobQuery from request parameters (raises TaskwardError on bad input)."""
-    return JobQuery(
-        workflow=workflow,
-        states=parse_states(state),
-        queue=queue or None,
-        task=task or None,
-        search=(q or "").strip() or None,
-        page=page,
-        per_page=per_page,
-        sort_by=sort_by,
-    )
-
-
-def job_detail(admin: Admin, job: Job) -> JobDetailOut:
-    """A job with timings and history (row plus this process's recent events)."""
-    job = masked(job)  # values no key here opens are shown as "encrypted", history included
-    events = admin.manager.recent_events.recent(job_id=job.id, limit=200)
-    history = job_history(job, events)
-    finished = job.completed_at or job.cancelled_at or job.discarded_at
-    started = job.attempted_at
-    timings = TimingsOut(
-        wait_seconds=(started - job.scheduled_at).total_seconds() if started else None,
-        run_seconds=(finished - started).total_seconds() if started and finished else None,
-    )
-    base = JobOut.of(job).model_dump()
-    return JobDetailOut(**base, timings=timings, history=[HistoryOut.of(h) for h in history])
 
 
 def explanation_out(explanation: Explanation) -> ExplanationOut:
@@ -291,11 +138,12 @@ def create_admin_router(
     )
     router = APIRouter(prefix="/api", tags=["taskward admin"], route_class=JsonRoute)
     _job_reads(router, admin)
+    bulk_routes(router, admin)  # before /jobs/{id}/...: "bulk" is not a job id
     _job_changes(router, admin)
     _limit_routes(router, admin)  # before /queues/{name}: "limits" is not a queue
     _queue_routes(router, admin)
     _info_routes(router, admin)
-    _schedule_routes(router, admin)
+    schedule_routes(router, admin)
     _workflow_routes(router, admin)
     return router
 
@@ -384,30 +232,6 @@ def _job_reads(router: APIRouter, admin: Admin) -> None:
 def _job_changes(router: APIRouter, admin: Admin) -> None:
     tw = admin.manager
     writer = [Depends(admin.access.write)]
-
-    # refused is None, so left out, unless the request was a replay.
-    @router.post("/jobs/bulk/retry", dependencies=writer, response_model_exclude_none=True)
-    async def bulk_retry(body: BulkRetryIn, request: Request) -> BulkOut:
-        """Retry every matching dead letter (or failed/discarded/cancelled job), up to limit.
-
-        With a replay field (note, set_kwargs, to_queue, priority, error_kind, since): replay
-        the matching dead letters, each checked on its own (``taskward.web.replays``).
-        """
-        if body.replays:
-            async with edge_errors():
-                return await replay_bulk(tw, body, operator(admin.access, request))
-        return await _bulk(body, "retry")
-
-    @router.post("/jobs/bulk/cancel", dependencies=writer)
-    async def bulk_cancel(body: BulkIn) -> BulkOut:
-        """Cancel every matching waiting (or running) job, up to limit."""
-        return await _bulk(body, "cancel")
-
-    async def _bulk(body: BulkIn, action: str) -> BulkOut:
-        async with edge_errors():
-            query = job_query(body.state, body.queue, body.task, body.q)
-            result = await admin.bulk_action(query, action, limit=body.limit)
-            return BulkOut(matched=result.matched, changed=result.changed)
 
     @router.post("/jobs/{job_id}/retry", dependencies=writer)
     async def retry(job_id: JobId, request: Request, body: RetryIn | None = None) -> JobOut:
@@ -521,52 +345,6 @@ def _limit_routes(router: APIRouter, admin: Admin) -> None:
         return limits_out(name, stored)
 
 
-async def run_schedule(tw: TaskManager, name: str) -> Inserted:
-    """Insert schedule ``name``'s job now (``ScheduleNotFound`` if there is none).
-
-    The job a fire would insert, with the unique key of the current second's slot: a double
-    click makes one job. Nothing is written to the fire history (see
-    :mod:`taskward.schedule_ops`).
-    """
-    backend = (await tw.open()).backend
-    schedule = await find_schedule(backend, name)
-    if tw.registry.runnable(schedule.task) is None:
-        # A stand-in would give the job default options (queue, timeout) and leave the
-        # arguments of an encrypted task unsealed: only the app's own tasks run by hand.
-        raise NotSupported(
-            f"task {schedule.task!r} is not registered in this process: run the dashboard "
-            "with the app (--app) to run its schedules now"
-        )
-    inserted = await run_schedule_now(backend, schedule, tw.schedule_job, tw.clock.now())
-    return Inserted(job=tw.unsealed(inserted.job), duplicate=inserted.duplicate)
-
-
-def _schedule_routes(router: APIRouter, admin: Admin) -> None:
-    """Changes to one recurring schedule: run its job now, delete it (writers only)."""
-    tw = admin.manager
-    writer = [Depends(admin.access.write)]
-
-    @router.post("/schedules/{name:path}/run", dependencies=writer)
-    async def run_schedule_now_route(name: str) -> JobOut:
-        """Insert the schedule's job now, as a fire would (404 for no such schedule).
-
-        Calls within one second answer the same job (the slot's unique key); the fire
-        history is not written. ``name`` may contain ``/``.
-        """
-        async with edge_errors():
-            return JobOut.of((await run_schedule(tw, name)).job)
-
-    @router.delete("/schedules/{name:path}", dependencies=writer, status_code=204)
-    async def delete_schedule(name: str) -> Response:
-        """Delete the recurring schedule and its fire history (404 for no such schedule).
-
-        Jobs it inserted already are left as they are.
-        """
-        async with edge_errors():
-            await tw.cancel_recurring_task(name)
-        return Response(status_code=204)
-
-
 def _info_routes(router: APIRouter, admin: Admin) -> None:
     tw = admin.manager
     reader = [Depends(admin.access.read)]
@@ -580,21 +358,7 @@ def _info_routes(router: APIRouter, admin: Admin) -> None:
                 next_run = tw.next_fire(s)
             except TaskwardError:
                 next_run = None
-            out.append(
-                ScheduleOut(
-                    name=s.name,
-                    task=s.task,
-                    cron=s.cron,
-                    timezone=s.timezone,
-                    queue=s.queue,
-                    next_run_at=next_run,
-                    catch_up=str(s.catch_up),
-                    max_catch_up=s.max_catch_up,
-                    catch_up_within=s.catch_up_within,
-                    overlap=str(s.overlap),
-                    last_fire_at=s.last_fire_at,
-                )
-            )
+            out.append(ScheduleOut.of(s, next_run))
         return out
 
     # A path parameter: schedule names may hold "/" (any 1-200 characters).

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from taskward.errors import TaskwardError, WorkflowNotFound
-from taskward.web.api import Admin, JobId
+from taskward.web.admin import Admin, JobId
 from taskward.web.job_page import job_routes
 from taskward.web.jobs_page import job_list_routes
 from taskward.web.overview_page import overview_routes

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from taskward.graph import WorkflowRecord
-from taskward.jobs import Job
+from taskward.jobs import Job, Schedule
 from taskward.observe.history import HistoryEntry
 from taskward.sealing import masked
 from taskward.web.queries import JobListing, Timeline, shown_arguments
@@ -113,6 +113,8 @@ class JobOut(BaseModel):
         # Dropped here, not only left out of the fields: a later field named like it, or a
         # model that allows extra keys, must not bring it back.
         stored.pop("unique_key", None)
+        if not isinstance(stored.get("meta"), dict):  # unreadable stored meta: shown as none
+            stored["meta"] = {}
         return cls.model_validate(
             {
                 **stored,
@@ -199,7 +201,7 @@ class JobListOut(BaseModel):
 
 
 class BulkIn(BaseModel):
-    """Which jobs a bulk action targets (retry defaults to dead letters, cancel to waiting)."""
+    """Which jobs a bulk action targets (retry defaults to failed jobs, cancel to waiting)."""
 
     state: str | None = Field(None, description="state, comma list, 'dead' or 'waiting'")
     queue: str | None = None
@@ -254,6 +256,26 @@ class ScheduleOut(BaseModel):
     overlap: str = "allow"
     last_fire_at: datetime | None = None
     """The newest fire time a scheduler handled (its history: ``/schedules/{name}/history``)."""
+    paused: bool = False
+    """An operator paused it: no fire time inserts a job until it is resumed."""
+
+    @classmethod
+    def of(cls, schedule: Schedule, next_run_at: datetime | None) -> ScheduleOut:
+        """Build from a stored schedule and its next fire time (None if it cannot fire)."""
+        return cls(
+            name=schedule.name,
+            task=schedule.task,
+            cron=schedule.cron,
+            timezone=schedule.timezone,
+            queue=schedule.queue,
+            next_run_at=next_run_at,
+            catch_up=str(schedule.catch_up),
+            max_catch_up=schedule.max_catch_up,
+            catch_up_within=schedule.catch_up_within,
+            overlap=str(schedule.overlap),
+            last_fire_at=schedule.last_fire_at,
+            paused=schedule.paused,
+        )
 
 
 class CronFireOut(BaseModel):

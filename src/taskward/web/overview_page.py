@@ -2,7 +2,8 @@
 
 Per queue the verdict and its reasons, the age of the oldest due job, backlog, stuck jobs,
 the failure rate over the last hour and the capacity; per task the runs and failures of the
-last hour; the workers and a timeline. Pausing a queue is a form POST from its row.
+last hour and the p50 and p95 run times of its successful runs; the workers and a throughput
+chart (``throughput_chart``). Pausing a queue is a form POST from its row.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from taskward.errors import BackendUnavailable, InvalidOptions
 from taskward.health import HealthReason, HealthReport, HealthVerdict, QueueHealth
-from taskward.web.api import Admin
-from taskward.web.formatting import age, number, plural
+from taskward.web.admin import Admin
+from taskward.web.formatting import age, number, plural, run_time
 from taskward.web.job_health import ReportCache
 from taskward.web.pages import Pages, back
 from taskward.web.queries import queue_overview
+from taskward.web.throughput_chart import chart_view
 
 __all__ = ["overview_routes"]
 
@@ -192,10 +194,10 @@ def _rate_text(failures: int, runs: int) -> str:
 
 
 def _task_rows(report: HealthReport | None) -> list[dict[str, Any]]:
-    """Per (queue, task) with a run in the last hour: runs, failures and rates.
+    """Per (queue, task) with a run in the last hour: runs, failures, rates and run times.
 
     Over 5 and 60 minutes, as the health report counts them; ``flagged`` when a rate tripped
-    a threshold.
+    a threshold; p50 and p95 of the hour's successful runs (``timed``: it had one).
     """
     if report is None:
         return []
@@ -210,6 +212,9 @@ def _task_rows(report: HealthReport | None) -> list[dict[str, Any]]:
             "runs_5m": number(t.last_5m.runs),
             "failures_5m": number(t.last_5m.failures),
             "rate_5m": _rate_text(t.last_5m.failures, t.last_5m.runs),
+            "p50": run_time(t.p50_seconds),
+            "p95": run_time(t.p95_seconds),
+            "timed": t.p50_seconds is not None,
             "flagged": (t.queue, t.task) in flagged,
             "order": (-t.last_60m.failures, -t.last_60m.runs, t.queue, t.task),
         }
@@ -273,7 +278,7 @@ async def _overview_context(admin: Admin, request: Request) -> dict[str, Any]:
         "health_error": health_error,
         "totals": totals,
         "workers": stats["workers"]["nodes"],
-        "timeline": await admin.timeline.get(),
+        "throughput": chart_view(await admin.timeline.get()),
     }
 
 

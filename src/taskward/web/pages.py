@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskward.web import formatting
-from taskward.web.api import Admin
+from taskward.web.admin import Admin
 from taskward.web.guard import GuardedRoute
 from taskward.web.headers import RouteHandler
 
@@ -50,6 +50,7 @@ def environment() -> Environment:
         args_text=formatting.args_text,
         number=formatting.number,
         age=formatting.age,
+        relative=formatting.relative,
     )
     return env
 
@@ -127,7 +128,7 @@ class Pages:
         async def with_pages(request: Request) -> Response:
             try:
                 return await handler(request)
-            except HTTPException as exc:
+            except StarletteHTTPException as exc:  # FastAPI's too, and a form parse's 400
                 if exc.status_code not in ERROR_TITLES:
                     raise
                 status = exc.status_code

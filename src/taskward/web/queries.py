@@ -1,6 +1,6 @@
 """Read models shared by the JSON API and the dashboard, built on the TaskManager only.
 
-Listings, search and bulk actions are composed from ``list_tasks`` pages, with explicit caps
+Listings and search are composed from ``list_tasks`` pages, with explicit caps
 so a page view never costs more than a few bounded queries; the per-minute timeline is one
 aggregate query in the store (``TaskManager.finished_per_minute``).
 
@@ -8,7 +8,8 @@ Free-text search has no index: it reads up to :data:`SEARCH_SCAN_LIMIT` jobs and
 their shown (redacted) arguments and errors. That matching runs in a worker thread, a page at
 a time, under a deadline of :data:`SEARCH_SECONDS`, so a search never holds the event loop
 and never runs long; the web layer adds who may search (credentials when reads are public)
-and how many searches run at once.
+and how many searches run at once. The ``error_kind`` filter (the last error's kind, which no
+store indexes) is read the same way, under the same caps.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import json
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from taskward.errors import InvalidOptions
-from taskward.jobs import DEAD_STATES, RETRIABLE_BY_OPERATOR, WAITING_STATES, Job, JobState
+from taskward.jobs import DEAD_STATES, WAITING_STATES, Job, JobState
 from taskward.manager import TaskManager
 from taskward.sealing import ENCRYPTED_PLACEHOLDER, masked, still_sealed
 from taskward.serialize import stored_payload_problem
@@ -72,6 +73,17 @@ class JobQuery:
     per_page: int = 25
     sort_by: str = "-id"
     workflow: int | None = None
+    error_kind: str | None = None
+    """Only jobs whose last error is of this kind (read by a capped scan, like a search)."""
+
+
+def is_scan(query: JobQuery) -> bool:
+    """True when ``query`` is read by a capped scan (a search, or an error-kind filter).
+
+    Such a listing costs up to :data:`SEARCH_SCAN_LIMIT` jobs read: the web layer applies
+    the search policy to it (credentials, a slot, a deadline).
+    """
+    return bool(query.search) or query.error_kind is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +142,11 @@ def shown_arguments(job: Job) -> ShownArguments:
     return ShownArguments(args=args, kwargs=kwargs, problem=None)
 
 
+def kind_matches(job: Job, kind: str | None) -> bool:
+    """True when ``kind`` is None or is the kind of the job's last error."""
+    return kind is None or (job.last_error is not None and job.last_error.kind == kind)
+
+
 def job_matches(job: Job, needle: str) -> bool:
     """True if ``needle`` (lower case) occurs in the job's shown args, kwargs or errors.
 
@@ -156,7 +173,7 @@ async def list_jobs(
     other requests are answered meanwhile). Who may search, and how many searches run at
     once, is the caller's policy (:meth:`taskward.web.auth.Access.search`, ``Admin``).
     """
-    if not query.search:
+    if not is_scan(query):
         page = await manager.list_tasks(
             state=_state_list(query.states),
             queue=query.queue,
@@ -212,11 +229,13 @@ async def search_jobs(
     matches: list[Job] = []
     scanned = 0
     # aclosing: leaving early (the deadline) closes the page reader now, not at GC.
-    async with aclosing(_pages(manager, query, limit)) as pages:
+    async with aclosing(filtered_pages(manager, query, limit)) as pages:
         async for batch in pages:
             if deadline is not None and time.monotonic() >= deadline:
                 return SearchScan(matches=matches, scanned=scanned, timed_out=True)
-            found, looked = await asyncio.to_thread(_match_page, batch, needle, deadline)
+            found, looked = await asyncio.to_thread(
+                _match_page, batch, needle, query.error_kind, deadline
+            )
             matches += found
             scanned += looked
             if looked < len(batch):  # the deadline passed inside the page
@@ -224,7 +243,9 @@ async def search_jobs(
     return SearchScan(matches=matches, scanned=scanned, timed_out=False)
 
 
-def _match_page(jobs: Sequence[Job], needle: str, deadline: float | None) -> tuple[list[Job], int]:
+def _match_page(
+    jobs: Sequence[Job], needle: str, kind: str | None, deadline: float | None
+) -> tuple[list[Job], int]:
     """The jobs of one page that match, and how many were looked at before the deadline.
 
     Runs in a worker thread: it only reads the (frozen) jobs and the clock.
@@ -233,12 +254,12 @@ def _match_page(jobs: Sequence[Job], needle: str, deadline: float | None) -> tup
     for looked, job in enumerate(jobs):
         if deadline is not None and time.monotonic() >= deadline:
             return found, looked
-        if job_matches(job, needle):
+        if kind_matches(job, kind) and (not needle or job_matches(job, needle)):
             found.append(job)
     return found, len(jobs)
 
 
-async def _pages(
+async def filtered_pages(
     manager: TaskManager, query: JobQuery, limit: int
 ) -> AsyncGenerator[list[Job], None]:
     """Yield pages of jobs matching the query's filters (not its search), up to ``limit``."""
@@ -260,49 +281,6 @@ async def _pages(
         if len(batch.items) < SCAN_PAGE:
             return
         page += 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BulkResult:
-    """What a bulk action did."""
-
-    matched: int
-    changed: list[int] = field(default_factory=list)
-
-
-async def bulk_action(
-    manager: TaskManager, query: JobQuery, action: str, *, limit: int = BULK_LIMIT
-) -> BulkResult:
-    """Retry or cancel up to ``limit`` jobs matching ``query`` (retry: dead letters by default).
-
-    Jobs are collected first, then changed one by one: a job that moved meanwhile is skipped
-    by the backend (retry and cancel only act on the states they allow).
-    """
-    allowed = RETRIABLE_BY_OPERATOR if action == "retry" else WAITING_STATES | {JobState.RUNNING}
-    default = DEAD_STATES if action == "retry" else WAITING_STATES
-    states = (query.states or default) & allowed
-    if not states:
-        return BulkResult(matched=0)
-    scoped = JobQuery(
-        states=states, queue=query.queue, task=query.task, search=query.search, sort_by="id"
-    )
-    if query.search:
-        # No deadline: a bulk action is complete within its caps or reports what it matched.
-        scan = await search_jobs(manager, scoped, SEARCH_SCAN_LIMIT, seconds=None)
-        targets = [job.id for job in scan.matches[:limit]]
-    else:
-        targets = [job.id async for batch in _pages(manager, scoped, limit) for job in batch]
-    changed: list[int] = []
-    for job_id in targets:
-        if action == "retry":
-            job = await manager.retry_task(job_id)
-            moved = job.state is JobState.PENDING
-        else:
-            job = await manager.cancel_task(job_id, reason="cancelled in bulk by an operator")
-            moved = job.state is JobState.CANCELLED or job.cancel_requested
-        if moved:
-            changed.append(job_id)
-    return BulkResult(matched=len(targets), changed=changed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,8 @@ from fastapi.responses import RedirectResponse
 from taskward.edits import CHANGED, replays_of
 from taskward.errors import JobNotFound, TaskwardError
 from taskward.jobs import RETRIABLE_BY_OPERATOR, Job
-from taskward.web.api import Admin, JobId
+from taskward.web.admin import Admin, JobId
+from taskward.web.formatting import clock_text
 from taskward.web.queries import shown_arguments
 from taskward.web.replays import operator
 
@@ -147,6 +148,7 @@ def replay_route(router: APIRouter, admin: Admin, back: Back) -> None:
         tw = admin.manager
         try:
             job = await tw.get_task_status(job_id)
+            was = job.state
             if job.state not in RETRIABLE_BY_OPERATOR:
                 raise ValueError(f"it is {job.state}: only a failed, discarded or cancelled job")
             changes = changes_from_form(job, await request.form())
@@ -157,5 +159,10 @@ def replay_route(router: APIRouter, admin: Admin, back: Back) -> None:
             message = f"job {job_id} not retried, nothing changed: {exc}"
             return back(admin, request, "dashboard_job", message, job_id=job_id)
         edited = ", ".join(k for k in changes if k != "note") or "no argument"
-        message = f"job {job_id} retried ({edited} changed): now {job.state}"
+        # What was done and when, never "now <state>": the job may run again before the page
+        # is read, and the page shows the state it reads then.
+        at = clock_text(tw.clock.now())
+        message = (
+            f"job {job_id} retried ({edited} changed) at {at}: moved from {was} to {job.state}"
+        )
         return back(admin, request, "dashboard_job", message, job_id=job_id)

@@ -1,7 +1,9 @@
 """The dashboard's schedules page: each schedule's policies, last fires and next runs.
 
-Next runs are shown on the schedule's own clock and in UTC; "run now" and "delete" are form
-POSTs (the name quoted whole, as it may hold "/").
+Next runs are shown on the schedule's own clock and in UTC (struck through, "paused", while
+the schedule is paused); "run now", "pause", "resume" and "delete" are form POSTs (the name
+quoted whole, as it may hold "/"). A run now that the schedule's ``overlap="skip"`` refuses
+comes back as a message on the page, naming the run still active.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from taskward.errors import BackendUnavailable, ScheduleNotFound, TaskwardError
+from taskward.errors import BackendUnavailable, ScheduleNotFound, ScheduleOverlap, TaskwardError
 from taskward.jobs import Schedule
 from taskward.manager import TaskManager
-from taskward.web.api import run_schedule
 from taskward.web.pages import Pages, back
+from taskward.web.schedule_api import run_schedule
 
 __all__ = ["schedule_routes"]
 
@@ -100,13 +102,43 @@ def _schedule_row(schedule: Schedule, next_runs: list[datetime]) -> dict[str, An
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "queue": schedule.queue,
+        "paused": schedule.paused,
         "next_run_at": next_runs[0] if next_runs else None,
         "next_runs": [_next_run(at, schedule.timezone) for at in next_runs],
     }
 
 
+SCHEDULE_ACTIONS = ("run", "pause", "resume", "delete")
+"""The schedules page's form actions (the last segment of their POST path)."""
+
+
+async def _act(tw: TaskManager, name: str, action: str) -> str:
+    """Do ``action`` (one of :data:`SCHEDULE_ACTIONS`) to schedule ``name``; the message."""
+    if action == "run":
+        inserted = await run_schedule(tw, name)
+        job = inserted.job
+        how = "already run this second: job" if inserted.duplicate else "run now: job"
+        return f"schedule {name} {how} {job.id} ({job.state})"
+    if action == "pause":
+        await tw.pause_schedule(name)
+        return f"schedule {name} paused: no fire time runs until it is resumed"
+    if action == "resume":
+        schedule = await tw.resume_schedule(name)
+        return f"schedule {name} resumed: {_resumed_from(tw, schedule)}"
+    await tw.cancel_recurring_task(name)
+    return f"schedule {name} deleted"
+
+
+def _resumed_from(tw: TaskManager, schedule: Schedule) -> str:
+    """When a resumed schedule fires next (the times it missed while paused are not run)."""
+    runs = _next_runs(tw, schedule)
+    if not runs:
+        return "its cron or time zone no longer parses"
+    return f"next run {runs[0].isoformat(timespec='seconds')}; missed fire times not caught up"
+
+
 def schedule_routes(router: APIRouter, pages: Pages) -> None:
-    """The schedules page, and its forms: run a schedule's job now, or delete it."""
+    """The schedules page, and its forms: run a schedule's job now, pause, resume, delete."""
     admin = pages.admin
     reader, writer = [Depends(admin.access.read)], [Depends(admin.access.write)]
     tw = admin.manager
@@ -118,9 +150,10 @@ def schedule_routes(router: APIRouter, pages: Pages) -> None:
             row = _schedule_row(s, _next_runs(tw, s))
             row.update(await _schedule_fires(tw, s))
             row["jobs_url"] = _schedule_jobs_url(request, tw, s)
-            for action in ("run", "delete"):  # the name quoted: it may hold "?", "#", "%"
-                # Nothing kept safe: a "." or ".." segment would be removed by the browser,
-                # and the action would reach another schedule ("a/../b" → "b").
+            # The name quoted: it may hold "?", "#", "%". Nothing kept safe: a "." or ".."
+            # segment would be removed by the browser, and the action would reach another
+            # schedule ("a/../b" → "b").
+            for action in SCHEDULE_ACTIONS:
                 quoted = quote(s.name, safe="")
                 path = request.url_for("dashboard_schedule_action", name=quoted, action=action)
                 row[f"{action}_url"] = path.path
@@ -132,19 +165,14 @@ def schedule_routes(router: APIRouter, pages: Pages) -> None:
         "/schedules/{name:path}/{action}", name="dashboard_schedule_action", dependencies=writer
     )
     async def schedule_action(request: Request, name: str, action: str) -> RedirectResponse:
+        if action not in SCHEDULE_ACTIONS:
+            raise HTTPException(404, f"unknown action {action!r}")
         try:
-            if action == "run":
-                inserted = await run_schedule(tw, name)
-                job = inserted.job
-                how = "already run this second: job" if inserted.duplicate else "run now: job"
-                message = f"schedule {name} {how} {job.id} ({job.state})"
-            elif action == "delete":
-                await tw.cancel_recurring_task(name)
-                message = f"schedule {name} deleted"
-            else:
-                raise HTTPException(404, f"unknown action {action!r}")
+            message = await _act(tw, name, action)
         except ScheduleNotFound as exc:
             raise HTTPException(404, str(exc)) from exc
+        except ScheduleOverlap as exc:  # refused by the schedule's own policy: say so
+            return back(admin, request, "dashboard_schedules", str(exc))
         except BackendUnavailable as exc:  # the store is away: not the request's fault
             raise HTTPException(503, str(exc)) from exc
         except TaskwardError as exc:  # e.g. arguments its task no longer takes

@@ -492,6 +492,13 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
         """Return schedules sorted by name, with their last fire time and job."""
         return [self._cron.with_state(self._schedules[n]) for n in sorted(self._schedules)]
 
+    async def set_schedule_paused(self, name: str, paused: bool) -> bool:
+        """Pause or resume a schedule (kept beside its definition, so a save keeps it)."""
+        if name not in self._schedules:
+            return False
+        self._cron.set_paused(name, paused)
+        return True
+
     async def record_cron_fires(
         self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
     ) -> None:

@@ -2,9 +2,10 @@
 
 :class:`MemoryCronHistory` owns, per schedule name, the records of what schedulers did with
 each fire time (newest planned time first, at most ``keep``) and the schedule's state: the
-newest fire time handled and the last job inserted. The backend's schedule methods keep the
-definitions; this class only ever adds the state to a listed schedule and forgets a deleted
-one, so replacing a schedule keeps its history and state, as in the SQL stores.
+newest fire time handled, the last job inserted and whether an operator paused it. The
+backend's schedule methods keep the definitions; this class only ever adds the state to a
+listed schedule and forgets a deleted one, so replacing a schedule keeps its history, state
+and pause, as in the SQL stores.
 """
 
 from __future__ import annotations
@@ -24,16 +25,30 @@ class MemoryCronHistory:
     def __init__(self) -> None:
         self._records: dict[str, list[CronFire]] = {}
         self._state: dict[str, tuple[datetime | None, int | None]] = {}
+        self._paused: set[str] = set()
 
     def with_state(self, schedule: Schedule) -> Schedule:
-        """Return ``schedule`` carrying its stored last fire time and last job id."""
+        """Return ``schedule`` carrying its stored last fire time, last job id and pause."""
         last_fire_at, last_job_id = self._state.get(schedule.name, (None, None))
-        return dataclasses.replace(schedule, last_fire_at=last_fire_at, last_job_id=last_job_id)
+        return dataclasses.replace(
+            schedule,
+            last_fire_at=last_fire_at,
+            last_job_id=last_job_id,
+            paused=schedule.name in self._paused,
+        )
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        """Pause or resume schedule ``name`` (the caller knows it exists)."""
+        if paused:
+            self._paused.add(name)
+        else:
+            self._paused.discard(name)
 
     def forget(self, name: str) -> None:
-        """Drop the history and state of a deleted schedule."""
+        """Drop the history, state and pause of a deleted schedule."""
         self._records.pop(name, None)
         self._state.pop(name, None)
+        self._paused.discard(name)
 
     def record(self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int) -> None:
         """Add ``fires`` (a planned time already recorded is kept as it was), then trim."""

@@ -40,6 +40,9 @@ def health_figures(
                 builder.ended_job(
                     job.queue, job.task, job.state, recent=ended >= query.recent_since
                 )
+                if job.state is S.COMPLETED and job.attempted_at is not None:
+                    ran = (ended - job.attempted_at).total_seconds()
+                    builder.run_time(job.queue, job.task, ran)
     for job in sorted(stuck, key=lambda j: (j.attempted_at or j.inserted_at, j.id)):
         builder.stuck_id(job.queue, job.id)
     return builder.build(paused)

@@ -406,6 +406,12 @@ async def list_schedules(connections: Connections) -> list[Schedule]:
     return [rows.schedule_from_row(row) for row in await connections.fetchall("list_schedules")]
 
 
+async def set_schedule_paused(connections: Connections, name: str, paused: bool) -> bool:
+    """Pause or resume a recurring schedule; False if there is none."""
+    params = {"name": name, "paused": paused}
+    return await connections.execute("set_schedule_paused", params) == 1
+
+
 # -- workers ---------------------------------------------------------------------------------
 async def remove_worker(connections: Connections, worker_id: str) -> None:
     """Delete a worker's liveness record (its offers are the dispatch module's)."""

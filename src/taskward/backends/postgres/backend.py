@@ -461,6 +461,10 @@ class PostgresBackend:
         """Return every recurring schedule, by name."""
         return await admin.list_schedules(self._connections)
 
+    async def set_schedule_paused(self, name: str, paused: bool) -> bool:
+        """Pause or resume a recurring schedule; False if there is none."""
+        return await admin.set_schedule_paused(self._connections, name, paused)
+
     async def record_cron_fires(
         self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
     ) -> None:

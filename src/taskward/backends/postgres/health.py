@@ -3,7 +3,8 @@
 The statements are ``health_*`` in ``queries.sql``; each reads one partial index (claim, due,
 lease, prune), so the cost follows the waiting, running and recently ended jobs, never the
 finished history. They run in one ``REPEATABLE READ READ ONLY`` transaction, so the figures
-agree with each other. The rules are :mod:`taskward.health.figures`'.
+agree with each other. ``health_ended`` also ranks the completed jobs' run times
+(``percentile_disc``). The rules are :mod:`taskward.health.figures`'.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from taskward.backends.postgres.connections import AConn, Connections
 from taskward.health.figures import Ended, FiguresBuilder, HealthFigures, HealthQuery
+from taskward.health.run_times import RunTimes
 
 __all__ = ["health_figures"]
 
@@ -58,11 +60,22 @@ async def health_figures(connections: Connections, query: HealthQuery) -> Health
         builder.running(queue, count, stuck_count)
     for queue, job_id in stuck:
         builder.stuck_id(queue, job_id)
-    for queue, task, recent, recent_failed, runs, failed in ended:
+    for queue, task, recent, recent_failed, runs, failed, timed, percentiles in ended:
         builder.ended(
             queue,
             task,
             recent=Ended(runs=recent, failures=recent_failed),
             window=Ended(runs=runs, failures=failed),
         )
+        if timed and percentiles:
+            p50, p95 = percentiles
+            builder.run_times(
+                RunTimes(
+                    queue=queue,
+                    task=task,
+                    runs=timed,
+                    p50_seconds=max(0.0, p50),
+                    p95_seconds=max(0.0, p95),
+                )
+            )
     return builder.build(frozenset(queue for (queue,) in paused))

@@ -464,6 +464,7 @@ def schedule_from_row(row: Row) -> Schedule:
         overlap=Overlap(row[13]),
         last_fire_at=row[14],
         last_job_id=row[15],
+        paused=row[16],
     )
 
 

@@ -463,6 +463,10 @@ class RedisBackend(RedisWorkflows):
         """Return every recurring schedule, by name."""
         return await admin.list_schedules(self._connections)
 
+    async def set_schedule_paused(self, name: str, paused: bool) -> bool:
+        """Pause or resume a recurring schedule (one script); False if there is none."""
+        return await cron_history.set_paused(self._connections, name, paused)
+
     async def record_cron_fires(
         self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
     ) -> None:

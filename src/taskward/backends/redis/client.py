@@ -56,6 +56,7 @@ SCRIPT_NAMES: Final = (
     "workflow_cancel",
     "release",
     "cron_fires",
+    "cron_pause",
     "health",
     "health_ended",
     "reseal",
@@ -91,6 +92,7 @@ FIXED_KEYS: Final = {
     "beats": "zset",
     "schedules": "hash",
     "cronstate": "hash",
+    "cronpaused": "set",
     "version": "string",
     "wseq": "string",
 }

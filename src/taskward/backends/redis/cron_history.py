@@ -1,10 +1,12 @@
 """Cron fire history on Redis: the records, and the state a schedule's JSON does not hold.
 
-Writes go through ``lua/cron_fires.lua`` (records, trim and state in one step); reads are plain
-commands. ``B:cronhist:<name>`` (sorted set by planned time, members the records' JSON) and
-``B:cronstate`` (name -> ``<last fire us>|<last job id>``) live beside ``B:schedules``, so a
-save that replaces the schedule's JSON keeps them; :func:`forget` drops both with the
-schedule (one MULTI/EXEC with its ``HDEL``).
+Writes go through ``lua/cron_fires.lua`` (records, trim and state in one step) and
+``lua/cron_pause.lua`` (the pause, only for a schedule that exists); reads are plain
+commands. ``B:cronhist:<name>`` (sorted set by planned time, members the records' JSON),
+``B:cronstate`` (name -> ``<last fire us>|<last job id>``) and ``B:cronpaused`` (set of the
+paused schedules' names) live beside ``B:schedules``, so a save that replaces the schedule's
+JSON keeps them; :func:`forget` drops all three with the schedule (one MULTI/EXEC with its
+``HDEL``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from taskward.backends.redis.client import Connections
 from taskward.backends.redis.errors import translated
 from taskward.jobs import CronFire, CronOutcome, Schedule
 
-__all__ = ["forget", "history", "record", "with_state"]
+__all__ = ["forget", "history", "record", "set_paused", "with_state"]
 
 
 def _history_key(connections: Connections, name: str) -> str:
@@ -88,15 +90,25 @@ async def history(connections: Connections, name: str, *, limit: int) -> list[Cr
     return found
 
 
+async def set_paused(connections: Connections, name: str, paused: bool) -> bool:
+    """Pause or resume schedule ``name``; False if there is none."""
+    return bool(await connections.run("cron_pause", [name, "1" if paused else "0"]))
+
+
 async def with_state(connections: Connections, schedules: list[Schedule]) -> list[Schedule]:
-    """``schedules`` carrying their stored last fire time and last job id."""
+    """``schedules`` carrying their stored last fire time, last job id and pause."""
     if not schedules:
         return schedules
     client = await connections.ready()
+    base = connections.base
     with translated(connections.config):
-        stored = await client.hgetall(f"{connections.base}:cronstate")
+        pipe = client.pipeline(transaction=True)
+        pipe.hgetall(f"{base}:cronstate")
+        pipe.smembers(f"{base}:cronpaused")
+        stored, paused = await pipe.execute()
     found = []
     for schedule in schedules:
+        schedule = dataclasses.replace(schedule, paused=schedule.name in paused)
         text = stored.get(schedule.name)
         if text is None:
             found.append(schedule)
@@ -113,7 +125,7 @@ async def with_state(connections: Connections, schedules: list[Schedule]) -> lis
 
 
 async def forget(connections: Connections, name: str) -> bool:
-    """Delete schedule ``name`` with its history and state; False if there was none."""
+    """Delete schedule ``name`` with its history, state and pause; False if there was none."""
     client = await connections.ready()
     base = connections.base
     with translated(connections.config):
@@ -121,5 +133,6 @@ async def forget(connections: Connections, name: str) -> bool:
         pipe.hdel(f"{base}:schedules", name)
         pipe.delete(_history_key(connections, name))
         pipe.hdel(f"{base}:cronstate", name)
-        deleted, _, _ = await pipe.execute()
+        pipe.srem(f"{base}:cronpaused", name)
+        deleted, _, _, _ = await pipe.execute()
     return bool(deleted)

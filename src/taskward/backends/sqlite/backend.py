@@ -515,6 +515,10 @@ class SqliteBackend(BlockingInserts):
         """Return every recurring schedule, by name."""
         return await self._call(self._store.list_schedules)
 
+    async def set_schedule_paused(self, name: str, paused: bool) -> bool:
+        """Pause or resume a recurring schedule; False if there is none."""
+        return await self._call(self._store.set_schedule_paused, name, paused)
+
     async def record_cron_fires(
         self, name: str, fires: Sequence[CronFire], *, now: datetime, keep: int = CRON_HISTORY_KEEP
     ) -> None:

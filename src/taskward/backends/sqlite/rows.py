@@ -302,6 +302,7 @@ def schedule_from_row(row: Row) -> Schedule:
         overlap=Overlap(row[13]),
         last_fire_at=_opt_time(row[14]),
         last_job_id=row[15],
+        paused=bool(row[16]),
     )
 
 

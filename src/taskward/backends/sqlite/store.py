@@ -434,6 +434,11 @@ class SqliteStore(QueueControls, StoreWorkflows):
         cursor = self._db().execute(self.q["list_schedules"])
         return [rows.schedule_from_row(row) for row in cursor]
 
+    def set_schedule_paused(self, name: str, paused: bool) -> bool:
+        """Pause or resume a schedule; False if there is none."""
+        with self._write() as db:
+            return db.execute(self.q["set_schedule_paused"], (int(paused), name)).rowcount == 1
+
     # -- coordination ----------------------------------------------------------------------
     def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
         """Take or renew the named lease unless another holder has it past ``now``."""
