@@ -85,6 +85,8 @@ def pages(ids: dict[str, int]) -> list[tuple[str, str]]:
         ("schedules", "/dashboard/schedules"),
         ("job", f"/dashboard/jobs/{ids['failed']}"),
         ("workflow", f"/dashboard/workflows/{ids['workflow']}"),
+        ("bad-filter", "/dashboard/jobs?state=" + "no-such-state-" * 20),
+        ("not-found", "/dashboard/jobs/424242"),
     ]
 
 
@@ -152,6 +154,13 @@ async def test_every_page_fits_wide_and_narrow_screens(
             scroll, inner = await overflow(page)
             assert scroll <= inner, f"{name} at {width} px with the menu open: {scroll} px"
             await page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+        # The confirmation of a bulk action fits too (reached by its form, not an address).
+        await page.goto(server.url + "/dashboard/dead")
+        await page.get_by_role("button", name="Retry all matching…").click()
+        await expect(page.locator("main h1")).to_contain_text("Retry")
+        scroll, inner = await overflow(page)
+        assert scroll <= inner, f"bulk confirmation at {width} px: page is {scroll} px wide"
+        await page.screenshot(path=str(folder / f"bulk-confirm-{width}.png"), full_page=True)
         # A boosted navigation (htmx swaps the body) folds the menu again on a narrow screen.
         if width < 640:
             await page.goto(server.url + "/dashboard")

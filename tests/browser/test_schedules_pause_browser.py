@@ -9,25 +9,17 @@ at each step. At 400 px the paused page does not overflow; no CSP violation, no 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from browser.operator_page import operator_page, schedules_app
 from browser.serving import ServedApp
 from taskward import FrozenClock, TaskManager
 from taskward.runtime.scheduler import CronScheduler
-from taskward.web import AdminAuth, create_app
 
-USER, PASSWORD = "ops", "browser-test-password"
 NAME = "hourly <i>report</i> \"'>"
 TASK = "tests_support.jobs:add"
-RECORD_VIOLATIONS = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
-});
-"""
 
 
 async def fire(url: str) -> None:
@@ -50,87 +42,70 @@ async def test_pause_then_resume(browser: Any, tmp_path: Path, screenshots: Path
     expect.set_options(timeout=15_000)
     url = f"sqlite:///{tmp_path}/jobs.db"
     await fire(url)
-    web = TaskManager(
-        url,
-        clock=FrozenClock(datetime(2026, 3, 2, 10, 30, 0, tzinfo=UTC)),
-        task_modules=["tests_support.jobs"],
-    )
-    app = create_app(web, auth=AdminAuth(username=USER, password=PASSWORD))
+    web, app = schedules_app(url)
     with ServedApp(app) as served:
-        context = await browser.new_context(
-            http_credentials={"username": USER, "password": PASSWORD},
-            viewport={"width": 1400, "height": 900},
-        )
-        await context.add_init_script(RECORD_VIOLATIONS)
-        page = await context.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        dialogs: list[str] = []
-        answers: list[bool] = []
+        async with operator_page(browser) as seen:
+            page, problems, dialogs, answers = seen.page, seen.problems, seen.dialogs, seen.answers
+            await page.goto(f"{served.url}/dashboard/schedules")
+            row = page.locator("tr.schedule")
+            await expect(row).to_have_count(1)
+            await expect(row).to_have_attribute("data-paused", "false")
+            await expect(row.locator(".badge.s-paused")).to_have_count(0)
+            await expect(row.get_by_role("button", name="Resume")).to_have_count(0)
 
-        async def answer(dialog: Any) -> None:
-            dialogs.append(dialog.message)
-            await (dialog.accept() if answers.pop(0) else dialog.dismiss())
+            # Dismissed: nothing changes.
+            answers.append(False)
+            async with page.expect_event("dialog"):
+                await row.get_by_role("button", name="Pause").click()
+            await expect(row).to_have_attribute("data-paused", "false")
+            assert await stored_pause(url) is False
 
-        page.on("dialog", lambda d: asyncio.ensure_future(answer(d)))
-        await page.goto(f"{served.url}/dashboard/schedules")
-        row = page.locator("tr.schedule")
-        await expect(row).to_have_count(1)
-        await expect(row).to_have_attribute("data-paused", "false")
-        await expect(row.locator(".badge.s-paused")).to_have_count(0)
-        await expect(row.get_by_role("button", name="Resume")).to_have_count(0)
-
-        # Dismissed: nothing changes.
-        answers.append(False)
-        async with page.expect_event("dialog"):
+            # Confirmed: paused, and the page says so.
+            answers.append(True)
             await row.get_by_role("button", name="Pause").click()
-        await expect(row).to_have_attribute("data-paused", "false")
-        assert await stored_pause(url) is False
+            flash = page.locator(".flash")
+            await expect(flash).to_contain_text(f"schedule {NAME} paused")
+            assert dialogs[-1].startswith(f"Pause schedule {NAME}?")
+            await expect(row).to_have_attribute("data-paused", "true")
+            await expect(row.locator("td").first.locator(".badge.s-paused")).to_have_text("paused")
+            await expect(row.locator(".next-runs .paused-note")).to_have_text(
+                "paused: none of these runs"
+            )
+            decoration = await row.locator(".next-run").first.evaluate(
+                "e => getComputedStyle(e).textDecorationLine"
+            )
+            assert decoration == "line-through"
+            await expect(row.get_by_role("button", name="Pause")).to_have_count(0)
+            await expect(page.locator("main i")).to_have_count(0)  # the name's markup is text
+            assert await stored_pause(url) is True
+            await page.screenshot(
+                path=str(screenshots / "schedules-paused-1400.png"), full_page=True
+            )
 
-        # Confirmed: paused, and the page says so.
-        answers.append(True)
-        await row.get_by_role("button", name="Pause").click()
-        flash = page.locator(".flash")
-        await expect(flash).to_contain_text(f"schedule {NAME} paused")
-        assert dialogs[-1].startswith(f"Pause schedule {NAME}?")
-        await expect(row).to_have_attribute("data-paused", "true")
-        await expect(row.locator("td").first.locator(".badge.s-paused")).to_have_text("paused")
-        await expect(row.locator(".next-runs .paused-note")).to_have_text(
-            "paused: none of these runs"
-        )
-        decoration = await row.locator(".next-run").first.evaluate(
-            "e => getComputedStyle(e).textDecorationLine"
-        )
-        assert decoration == "line-through"
-        await expect(row.get_by_role("button", name="Pause")).to_have_count(0)
-        await expect(page.locator("main i")).to_have_count(0)  # the name's markup is text
-        assert await stored_pause(url) is True
-        await page.screenshot(path=str(screenshots / "schedules-paused-1400.png"), full_page=True)
+            # At 400 px the paused page fits (its table scrolls inside its own box).
+            await page.set_viewport_size({"width": 400, "height": 900})
+            await page.reload()
+            await expect(row).to_have_attribute("data-paused", "true")
+            scroll = await page.evaluate("document.documentElement.scrollWidth")
+            inner = await page.evaluate("window.innerWidth")
+            assert scroll <= inner, f"schedules page at 400 px is {scroll} px wide"
+            await page.screenshot(
+                path=str(screenshots / "schedules-paused-400.png"), full_page=True
+            )
+            await page.set_viewport_size({"width": 1400, "height": 900})
 
-        # At 400 px the paused page fits (its table scrolls inside its own box).
-        await page.set_viewport_size({"width": 400, "height": 900})
-        await page.reload()
-        await expect(row).to_have_attribute("data-paused", "true")
-        scroll = await page.evaluate("document.documentElement.scrollWidth")
-        inner = await page.evaluate("window.innerWidth")
-        assert scroll <= inner, f"schedules page at 400 px is {scroll} px wide"
-        await page.screenshot(path=str(screenshots / "schedules-paused-400.png"), full_page=True)
-        await page.set_viewport_size({"width": 1400, "height": 900})
+            # Resume: no confirmation needed; back to normal, with the next run named.
+            await row.get_by_role("button", name="Resume").click()
+            await expect(flash).to_contain_text(
+                f"schedule {NAME} resumed: next run 2026-03-02T11:00:00+00:00"
+            )
+            await expect(row).to_have_attribute("data-paused", "false")
+            await expect(row.locator(".badge.s-paused")).to_have_count(0)
+            await expect(row.locator(".paused-note")).to_have_count(0)
+            await expect(row.get_by_role("button", name="Pause")).to_have_count(1)
+            assert await stored_pause(url) is False
+            assert len(dialogs) == 2
 
-        # Resume: no confirmation needed; back to normal, with the next run named.
-        await row.get_by_role("button", name="Resume").click()
-        await expect(flash).to_contain_text(
-            f"schedule {NAME} resumed: next run 2026-03-02T11:00:00+00:00"
-        )
-        await expect(row).to_have_attribute("data-paused", "false")
-        await expect(row.locator(".badge.s-paused")).to_have_count(0)
-        await expect(row.locator(".paused-note")).to_have_count(0)
-        await expect(row.get_by_role("button", name="Pause")).to_have_count(1)
-        assert await stored_pause(url) is False
-        assert len(dialogs) == 2
-
-        assert await page.evaluate("window.__csp") == []
-        assert problems == []
-        await context.close()
+            assert await page.evaluate("window.__csp") == []
+            assert problems == []
     await web.close()
