@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -472,17 +472,25 @@ class Operations:
             limit=limit,
         )
 
-    async def delete_task(self, job_id: int) -> None:
-        """Delete a job that is not running; raise ``JobNotFound`` or ``JobRunning``."""
+    async def delete_task(self, job_id: int, *, states: Collection[JobState] | None = None) -> bool:
+        """Delete a job that is not running; raise ``JobNotFound`` or ``JobRunning``.
+
+        With ``states``, only a job in one of them, checked in the delete's own atomic step
+        (a bulk delete never takes a job retried since it was confirmed): False, and nothing
+        deleted, for a job in another state. True once deleted.
+        """
         backend = await self._backend()
-        if await backend.delete(job_id):
-            return
+        if await backend.delete(job_id, states=states):
+            return True
         job = await backend.get(job_id)  # JobNotFound when there is none
         if job.state is JobState.RUNNING:
             raise JobRunning(job_id)
+        if states is not None and job.state not in states:
+            return False
         # It was running at the delete and has finished since: delete it now.
-        if not await backend.delete(job_id):
+        if not await backend.delete(job_id, states=states):
             raise JobRunning(job_id)  # running again (retried meanwhile), or already gone
+        return True
 
     async def finished_per_minute(self, *, since: datetime) -> list[tuple[datetime, JobState, int]]:
         """Jobs that finished at or after ``since``: ``(UTC minute, final state, count)`` rows.

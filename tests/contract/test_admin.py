@@ -272,6 +272,22 @@ async def test_delete_unknown_job_returns_false(backend: Backend) -> None:
     assert await backend.delete(424242) is False
 
 
+async def test_delete_with_states_takes_a_job_in_one_of_them_only(backend: Backend) -> None:
+    # A bulk delete confirmed on a failed job; someone retried it since: it is kept.
+    job = await reach(backend, S.FAILED)
+    retried = await backend.retry(job.id, now=at(500))
+    assert retried.state is S.PENDING
+    assert await backend.delete(job.id, states={S.FAILED, S.DISCARDED}) is False
+    assert await backend.get(job.id) == retried
+    assert await backend.delete(job.id, states={S.PENDING}) is True
+    with pytest.raises(JobNotFound):
+        await backend.get(job.id)
+    running = await claim(backend)
+    assert await backend.delete(running.id, states={S.RUNNING}) is False  # never a running job
+    assert await backend.get(running.id) == running
+    assert await backend.delete(424242, states={S.PENDING}) is False
+
+
 # -- stats, pause, resume ------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from taskward import JobState, TaskManager
+from taskward import Job, JobState, TaskManager
 from taskward.web import Admin, AdminAuth, bulk, create_admin_router, create_dashboard_router
 from web.helpers import BASIC, PASSWORD, TOKEN, USER, client_for
 from web.jobs_bulk_seed import seed_dead
@@ -196,3 +196,26 @@ async def test_error_kind_counts_are_kept_a_few_seconds_and_renewed_after_a_bulk
         run = {"csrf_token": csrf_of(page), "action": "retry", "id": ids["timeout"][:1]}
         await client.post("/dashboard/dead/bulk/run", data=run)
         assert kinds.findall((await client.get("/dashboard/dead")).text) == ["3"]  # 4 - 1
+
+
+@TWO_STORES
+async def test_a_bulk_delete_keeps_a_job_retried_between_its_read_and_its_delete(
+    tw: TaskManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await seed_dead(tw, timeouts=3, values=0, discarded=0)
+    failed = ids["timeout"]
+    states = bulk.action_states("delete", dead=True, include_discarded=True)
+    read = tw.get_task_status
+
+    async def read_then_someone_retries(job_id: int) -> Job:
+        job = await read(job_id)
+        if job_id == failed[0]:  # the other operator's retry lands right after the read
+            await tw.retry_task(job_id)
+        return job
+
+    monkeypatch.setattr(tw, "get_task_status", read_then_someone_retries)
+    applied = await bulk.apply(tw, failed, "delete", states)
+    monkeypatch.undo()
+    assert applied.changed == failed[1:]
+    assert applied.reasons == {failed[0]: "moved"}
+    assert (await tw.get_task_status(failed[0])).state is JobState.PENDING  # kept

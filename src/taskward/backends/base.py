@@ -353,10 +353,12 @@ class Backend(Protocol):
         """
         ...
 
-    async def delete(self, job_id: int) -> bool:
+    async def delete(self, job_id: int, *, states: Collection[JobState] | None = None) -> bool:
         """Delete a job that is not running; return False if there was none.
 
-        A workflow step's dependents count it as ended, not completed (``taskward.graph``).
+        With ``states``, only a job in one of them (checked in the same atomic step as the
+        delete: a bulk delete never takes a job retried since it was confirmed). A workflow
+        step's dependents count it as ended, not completed (``taskward.graph``).
         """
         ...
 

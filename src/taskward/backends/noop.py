@@ -138,7 +138,7 @@ class NoopBackend(NoWorkflows):
         """No job exists (with or without an edit)."""
         raise JobNotFound(job_id)
 
-    async def delete(self, job_id: int) -> bool:
+    async def delete(self, job_id: int, *, states: Collection[JobState] | None = None) -> bool:
         """No job exists."""
         return False
 

@@ -8,11 +8,10 @@ many matched in all; the confirmation shows that count and carries those ids; th
 (:func:`action_states`). A job that moved before it is read again (retried by someone else,
 finished, started running) is skipped and counted, with the reason.
 
-Retry and cancel are checked by the store itself (it acts only from the states they allow).
-A delete is not: the store deletes any job that is not running (it never deletes a running
-one, ``JobRunning``), so the state is read just before each delete, and a job that moves in
-that one round trip (retried by someone else, say) is still deleted. A guarded
-``Backend.delete`` would close that gap.
+Each action is checked by the store itself: retry and cancel act only from the states they
+allow, and a delete is given the states it may take (``Backend.delete(states=)``, checked
+in the delete's own atomic step; a running job is never deleted, ``JobRunning``). A job
+retried by someone else after the confirmation is therefore kept, and counted as moved.
 
 :func:`bulk_action` is the admin API's filter form of retry and cancel (no confirmation).
 """
@@ -207,10 +206,10 @@ async def apply(
 ) -> Applied:
     """Apply ``action`` to each of ``ids`` that is in one of ``states`` now; skip the rest.
 
-    Each job is read, checked, then changed on its own, one after another. Retry and cancel
-    act only from the states they allow in the store, so a job that moves between the read
-    and the change is skipped. A delete is checked by that read only (the store deletes any
-    job that is not running): a job moved in between, by a retry say, is deleted anyway.
+    Each job is read, checked, then changed on its own, one after another. Every action
+    acts only from the states it allows in the store (a delete is given ``states``, checked
+    in its own atomic step), so a job that moves between the read and the change, by a
+    retry say, is skipped.
     """
     if action not in ACTION_STATES:
         raise ValueError(f"unknown bulk action {action!r}; use one of {list(ACTIONS)}")
@@ -226,7 +225,7 @@ async def apply(
                     result.skip(job_id, "running")
                 else:
                     result.skip(job_id, "moved", f"it is {job.state.value} now")
-            elif await _act(manager, job_id, action):
+            elif await _act(manager, job_id, action, states):
                 result.changed.append(job_id)
             else:
                 result.skip(job_id, "moved")
@@ -237,7 +236,7 @@ async def apply(
     return result
 
 
-async def _act(manager: TaskManager, job_id: int, action: str) -> bool:
+async def _act(manager: TaskManager, job_id: int, action: str, states: frozenset[JobState]) -> bool:
     """Change one job; True when it moved (the store skips a job in another state)."""
     if action == "retry":
         job = await manager.retry_task(job_id)
@@ -245,8 +244,8 @@ async def _act(manager: TaskManager, job_id: int, action: str) -> bool:
     if action == "cancel":
         job = await manager.cancel_task(job_id, reason="cancelled in bulk by an operator")
         return job.state is JobState.CANCELLED or job.cancel_requested
-    await manager.delete_task(job_id)  # JobRunning for a running job
-    return True
+    # JobRunning for a running job; False for one that moved to another state meanwhile.
+    return await manager.delete_task(job_id, states=states)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

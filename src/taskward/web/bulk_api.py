@@ -16,9 +16,8 @@ Each takes a filter (``state``, ``queue``, ``task``, ``q``, ``limit``) or ``ids`
 with a filter or a replay field is a 400. The answer: ``matched`` (jobs taken), ``changed``
 (the ids changed) and, for ids and deletes, ``skipped`` (id -> why it was left as it was:
 it is in another state now, is discarded, is running, or no longer exists:
-:data:`taskward.web.bulk.SKIP_REASONS`). Jobs are changed by id, one by one; a delete reads
-each job's state just before deleting it, so one retried in that instant is still deleted
-(the store's delete takes any job that is not running).
+:data:`taskward.web.bulk.SKIP_REASONS`). Jobs are changed by id, one by one, each checked
+by the store in the step that changes it (a delete too: a job retried meanwhile is kept).
 """
 
 from __future__ import annotations

@@ -448,10 +448,12 @@ class MemoryBackend(MemoryWorkflows, MemoryFlow):
             flags.append(same)
         return flags
 
-    async def delete(self, job_id: int) -> bool:
-        """Delete a job unless it is running."""
+    async def delete(self, job_id: int, *, states: Collection[JobState] | None = None) -> bool:
+        """Delete a job unless it is running (or, given ``states``, in none of them)."""
         job = self._jobs.get(job_id)
         if job is None or job.state is S.RUNNING:
+            return False
+        if states is not None and job.state not in states:
             return False
         self._forget_step(job_id, datetime.now(UTC), deleted=True)
         self._forget(job_id)

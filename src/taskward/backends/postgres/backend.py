@@ -347,9 +347,9 @@ class PostgresBackend:
         """Write re-sealed values of jobs still as they were read (key rotation)."""
         return await admin.reseal(self._connections, rewrites)
 
-    async def delete(self, job_id: int) -> bool:
-        """Delete a job unless it is running; False if there was none."""
-        deleted = await flows.delete(self._connections, job_id)
+    async def delete(self, job_id: int, *, states: Collection[JobState] | None = None) -> bool:
+        """Delete a job unless it is running (or, given ``states``, in none of them)."""
+        deleted = await flows.delete(self._connections, job_id, states)
         if deleted:
             await self._watches.notify([job_id])  # its outcome waiters, if any
         return deleted

@@ -15,7 +15,7 @@ reference they follow. Each rule runs in the transaction of the write that cause
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -298,12 +298,22 @@ async def get_jobs(connections: Connections, job_ids: Sequence[int]) -> list[Job
     return [found[i] for i in ids if i in found]
 
 
-async def delete(connections: Connections, job_id: int) -> bool:
-    """Delete a job unless it is running; a step that had not ended ends for its dependents."""
+async def delete(
+    connections: Connections, job_id: int, states: Collection[JobState] | None = None
+) -> bool:
+    """Delete a job unless it is running; a step that had not ended ends for its dependents.
+
+    With ``states``, only a job in one of them: the row is locked as its state is checked,
+    in the delete's statement, so a retry committed meanwhile is seen (and the job kept).
+    """
     now = datetime.now(UTC)
-    params = {"id": job_id, "now": now, "at": now.isoformat()}
-    [(deleted,)] = await connections.fetchall("delete_step_or_job", params)
-    return bool(deleted)
+    params: dict[str, Any] = {"id": job_id, "now": now, "at": now.isoformat()}
+    if states is None:
+        [(deleted,)] = await connections.fetchall("delete_step_or_job", params)
+        return bool(deleted)
+    params["states"] = sorted(state.value for state in states)
+    found = await connections.fetchall("delete_job_in_states", params)
+    return bool(found and found[0][0])
 
 
 def ends_steps(updates: Sequence[JobUpdate]) -> list[JobUpdate]:

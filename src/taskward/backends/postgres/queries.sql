@@ -1140,6 +1140,16 @@ SELECT {schema}.taskward_step_retried(%(id)s);
 -- name: delete_step_or_job
 SELECT {schema}.taskward_delete_job(%(id)s, %(now)s, %(at)s);
 
+-- The same, only for a job in one of %(states)s: FOR UPDATE locks the row and checks its
+-- state again once a concurrent change commits, so the function deletes what was checked.
+-- name: delete_job_in_states
+SELECT {schema}.taskward_delete_job(picked.id, %(now)s, %(at)s)
+FROM (
+    SELECT id FROM {schema}.taskward_jobs
+    WHERE id = %(id)s AND state = ANY(%(states)s::text[])
+    FOR UPDATE
+) AS picked;
+
 -- name: cancel_workflow
 SELECT {schema}.taskward_cancel_workflow(%(id)s, %(reason)s, %(now)s, %(at)s);
 

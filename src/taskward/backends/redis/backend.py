@@ -390,9 +390,13 @@ class RedisBackend(RedisWorkflows):
             raise JobNotFound(job_id)
         return codec.job_from_flat(flat)
 
-    async def delete(self, job_id: int) -> bool:
-        """Delete a job unless it is running; False if there was none (or it runs)."""
-        return bool(await self._connections.run("delete", (int(job_id), *now_args())) == 1)
+    async def delete(self, job_id: int, *, states: Collection[JobState] | None = None) -> bool:
+        """Delete a job unless it is running (or, given ``states``, in none of them).
+
+        False if there was none (or it runs). The states are checked in the delete's script.
+        """
+        listed = "" if states is None else "," + ",".join(sorted(s.value for s in states)) + ","
+        return bool(await self._connections.run("delete", (int(job_id), *now_args(), listed)) == 1)
 
     async def stats(self) -> Stats:
         """Count jobs by queue and state from the index sizes; paused queues included."""

@@ -394,12 +394,14 @@ class SqliteBackend(BlockingInserts):
         """Write re-sealed values of jobs still as they were read (key rotation)."""
         return await self._call(self._store.reseal, list(rewrites)) if rewrites else []
 
-    async def delete(self, job_id: int) -> bool:
-        """Delete a job unless it is running; False if there was none.
+    async def delete(self, job_id: int, *, states: Collection[JobState] | None = None) -> bool:
+        """Delete a job unless it is running (or, given ``states``, in none of them).
 
-        A workflow step that had not ended is an end its dependents see (same transaction).
+        False if there was none. A workflow step that had not ended is an end its dependents
+        see (same transaction).
         """
-        deleted, ready = await self._call(self._store.delete, job_id)
+        allowed = None if states is None else frozenset(states)
+        deleted, ready = await self._call(self._store.delete, job_id, allowed)
         self._ready(ready)
         if deleted:
             self._ends.ended((job_id,))

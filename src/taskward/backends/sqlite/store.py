@@ -397,13 +397,19 @@ class SqliteStore(QueueControls, StoreWorkflows):
                 for r in rewrites
             ]
 
-    def delete(self, job_id: int) -> tuple[bool, set[str]]:
-        """Delete a job that is not running; True if there was one.
+    def delete(
+        self, job_id: int, states: frozenset[JobState] | None = None
+    ) -> tuple[bool, set[str]]:
+        """Delete a job that is not running (and in ``states``, if given); True if one was.
 
         A workflow step that had not ended is an end for its dependents (same transaction):
         also returns the queues where one of them became pending.
         """
         with self._write() as db:
+            if states is not None:  # checked in the delete's own write transaction
+                found = db.execute(self.q["job_state"], (job_id,)).fetchone()
+                if found is None or JobState(found[0]) not in states:
+                    return False, set()
             db.execute(self.q["remember_last_job_id"])
             ready = self._step_deleted(db, job_id, datetime.now(UTC))
             return db.execute(self.q["delete_job"], (job_id,)).rowcount == 1, ready
