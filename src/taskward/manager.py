@@ -25,6 +25,7 @@ from taskward.backoff import BackoffSpec, ExponentialBackoff, RetryPolicy, polic
 from taskward.building import JobBuilder, TaskRef, split_call
 from taskward.clock import Clock, SystemClock
 from taskward.commits import BlockingGroupCommit, GroupCommit
+from taskward.cron_ops import CronOperations
 from taskward.encryption import KeyRing
 from taskward.errors import (
     InvalidOptions,
@@ -44,6 +45,7 @@ from taskward.jobs import (
 from taskward.observe.events import EVENT_NAMES, Event, EventBus, EventRecorder, Hook
 from taskward.operations import Operations
 from taskward.outcome_ops import OutcomeOperations
+from taskward.queue_ops import QueueOperations
 from taskward.registry import TaskRegistry
 from taskward.running import maintenance_services, open_for, stop_on_signals, worker_config
 from taskward.runtime.drain import drain as drain_jobs
@@ -66,7 +68,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskManager(Operations, WorkflowOperations, HealthOperations, OutcomeOperations):
+class TaskManager(
+    Operations,
+    CronOperations,
+    QueueOperations,
+    WorkflowOperations,
+    HealthOperations,
+    OutcomeOperations,
+):
     """The entry point: register tasks, enqueue jobs, inspect them, run workers."""
 
     def __init__(

@@ -16,7 +16,6 @@ from typing import Any
 from taskward.backends.base import Backend, Capability
 from taskward.building import JobBuilder, TaskRef
 from taskward.clock import Clock
-from taskward.cron import CronExpression, CronPolicy
 from taskward.edits import CHANGED, replays_of
 from taskward.encryption import KeyRing
 from taskward.errors import (
@@ -24,31 +23,19 @@ from taskward.errors import (
     InvalidOptions,
     JobRunning,
     NotSupported,
-    ScheduleNotFound,
 )
 from taskward.explain import Explanation, explain_job
 from taskward.jobs import (
-    CRON_HISTORY_KEEP,
-    CronFire,
     EncodedPayload,
     Job,
     JobFilter,
     JobState,
     NewJob,
     Page,
-    Schedule,
-    validate_queue_name,
     validate_seconds,
 )
 from taskward.limits import (
-    UNSET,
-    PartitionBy,
     QueueFlow,
-    QueueLimits,
-    Rate,
-    Unset,
-    parse_rate,
-    validate_global_limit,
 )
 from taskward.observe.events import Event, EventBus
 from taskward.replays import (
@@ -61,9 +48,7 @@ from taskward.replays import (
 )
 from taskward.rotation import RotationReport, rotate_keys
 from taskward.runtime.maintenance import cutoffs
-from taskward.schedule_ops import set_schedule_paused
 from taskward.sealing import is_sealed, masked, open_job, seal_payload, still_sealed
-from taskward.serialize import encode_payload
 from taskward.settings import Settings
 
 __all__ = ["Operations"]
@@ -96,148 +81,6 @@ class Operations:
     def _emit(self, name: str, job: Job, **data: Any) -> None:
         self.events.emit(Event.for_job(name, job, self.clock.now(), **data))
 
-    # -- recurring -------------------------------------------------------------------------
-    async def schedule_recurring_task(
-        self,
-        name: str,
-        task: TaskRef,
-        *,
-        cron: str,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        timezone: str = "UTC",
-        queue: str | None = None,
-        priority: int | None = None,
-        max_attempts: int | None = None,
-        catch_up: str = "skip",
-        max_catch_up: int = 10,
-        catch_up_within: float | None = None,
-        overlap: str = "allow",
-    ) -> Schedule:
-        """Create or replace the recurring schedule ``name``: ``task`` at every ``cron`` time.
-
-        ``catch_up`` (``"skip"``, ``"latest"`` or ``"all"``, at most ``max_catch_up`` and only
-        fire times younger than ``catch_up_within`` seconds) says what happens to fire times
-        missed while no scheduler ran; ``overlap`` (``"allow"``, ``"skip"`` or
-        ``"cancel_running"``) what happens at a fire time while a job of the schedule's
-        previous round has not ended. Replacing a schedule keeps its fire history and an
-        operator's pause (:meth:`pause_schedule`), so an app that saves its schedules at every
-        start does not undo either; the value returned is the definition saved, without that
-        state (:meth:`list_recurring_tasks` reads it). The schedule stores the arguments in
-        clear, even for an encrypted task; each fire's job is sealed like any other.
-        """
-        if not name or len(name) > 200:
-            raise InvalidOptions("a recurring schedule needs a name of 1-200 characters")
-        CronExpression.parse(cron, timezone)
-        policy = CronPolicy.parse(
-            catch_up=catch_up,
-            max_catch_up=max_catch_up,
-            catch_up_within=catch_up_within,
-            overlap=overlap,
-        )
-        probe = self.build_job(
-            task, args, kwargs, queue=queue, priority=priority, max_attempts=max_attempts
-        )
-        # The schedule keeps the clear, normalised arguments, not the probe's: the probe of an
-        # encrypted task is sealed (args [], kwargs {"taskward.sealed": ...}), which no fire
-        # could build a job from. Each fire's job is sealed by the builder, as any job.
-        payload = encode_payload(args, kwargs or {}, max_bytes=self.settings.max_payload_bytes)
-        schedule = Schedule(
-            name=name,
-            task=probe.task,
-            cron=cron,
-            timezone=timezone,
-            args=payload.args,
-            kwargs=payload.kwargs,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            created_at=self.clock.now(),
-            catch_up=policy.catch_up,
-            max_catch_up=policy.max_catch_up,
-            catch_up_within=policy.catch_up_within,
-            overlap=policy.overlap,
-        )
-        await (await self._backend()).save_schedule(schedule)
-        logger.info("recurring schedule %r saved: %s %s (%s)", name, probe.task, cron, timezone)
-        return schedule
-
-    async def cancel_recurring_task(self, name: str) -> None:
-        """Delete the recurring schedule ``name``; raise ``ScheduleNotFound`` if there is none."""
-        if not await (await self._backend()).delete_schedule(name):
-            raise ScheduleNotFound(name)
-
-    async def pause_schedule(self, name: str) -> Schedule:
-        """Stop schedule ``name`` from firing until :meth:`resume_schedule`; return it.
-
-        The pause is stored with the schedule and survives the app saving its schedules
-        again at start (:meth:`schedule_recurring_task` keeps it). Raises
-        ``ScheduleNotFound``. Its job can still be run by hand (the dashboard's "Run now").
-        """
-        schedule, changed = await set_schedule_paused(
-            await self._backend(), name, True, now=self.clock.now()
-        )
-        if changed:
-            self._schedule_event("cron.paused", schedule)
-        return schedule
-
-    async def resume_schedule(self, name: str) -> Schedule:
-        """Let schedule ``name`` fire again from its next fire time; return it.
-
-        The fire times that passed while it was paused are not caught up: they are recorded
-        in its fire history as one skipped summary (reason "paused"). Raises
-        ``ScheduleNotFound``.
-        """
-        schedule, changed = await set_schedule_paused(
-            await self._backend(), name, False, now=self.clock.now()
-        )
-        if changed:
-            self._schedule_event("cron.resumed", schedule)
-        return schedule
-
-    def _schedule_event(self, name: str, schedule: Schedule) -> None:
-        at = self.clock.now()
-        self.events.emit(Event(name=name, at=at, data={"schedule": schedule.name}))
-
-    async def list_recurring_tasks(self) -> list[Schedule]:
-        """Return every recurring schedule."""
-        return await (await self._backend()).list_schedules()
-
-    async def cron_history(
-        self, name: str | Schedule, *, limit: int = CRON_HISTORY_KEEP
-    ) -> list[CronFire]:
-        """Return schedule ``name``'s fire history, newest planned time first.
-
-        Each record: the planned time, what happened (``inserted``, ``caught_up``,
-        ``skipped``), the job id if one was inserted, and why it was skipped. Raises
-        ``ScheduleNotFound`` for an unknown schedule and ``InvalidOptions`` for a ``limit``
-        outside 1-``CRON_HISTORY_KEEP``.
-
-        ``name`` may also be a :class:`~taskward.jobs.Schedule` just read from
-        :meth:`list_recurring_tasks`: its history is then read alone, without listing the
-        schedules to tell an unknown name from one without records (one listing per
-        schedule would make a page of N schedules cost N listings); one deleted meanwhile
-        has no records.
-        """
-        whole = isinstance(limit, int) and not isinstance(limit, bool)
-        if not whole or not 1 <= limit <= CRON_HISTORY_KEEP:
-            raise InvalidOptions(
-                f"limit must be an integer from 1 to {CRON_HISTORY_KEEP}, got {limit!r}"
-            )
-        listed = isinstance(name, Schedule)
-        key = name.name if isinstance(name, Schedule) else name
-        backend = await self._backend()
-        history = await backend.cron_history(key, limit=limit)
-        if not (history or listed) and key not in {s.name for s in await backend.list_schedules()}:
-            raise ScheduleNotFound(key)
-        return history
-
-    def next_fire(self, schedule: Schedule, after: datetime | None = None) -> datetime:
-        """Return the next fire time of ``schedule`` after ``after`` (default: now)."""
-        cron = CronExpression.parse(schedule.cron, schedule.timezone)
-        return cron.next_fire(after or self.clock.now())
-
-    # -- admin -----------------------------------------------------------------------------
     async def get_task_status(self, job_id: int) -> Job:
         """Return the job ``job_id``; raise ``JobNotFound``."""
         return self.unsealed(await (await self._backend()).get(job_id))
@@ -514,98 +357,6 @@ class Operations:
         deleted = await (await self._backend()).prune(before=cutoffs(self.clock, done, dead))
         logger.info("cleanup deleted %d job(s)", deleted)
         return deleted
-
-    async def pause_queue(self, queue: str) -> None:
-        """Stop every worker from fetching jobs of ``queue``."""
-        await (await self._backend()).pause_queue(validate_queue_name(queue))
-        logger.info("queue %r paused", queue)
-        self.events.emit(Event(name="queue.paused", at=self.clock.now(), queue=queue))
-
-    async def resume_queue(self, queue: str) -> None:
-        """Let workers fetch from ``queue`` again."""
-        await (await self._backend()).resume_queue(validate_queue_name(queue))
-        logger.info("queue %r resumed", queue)
-        self.events.emit(Event(name="queue.resumed", at=self.clock.now(), queue=queue))
-
-    async def configure_queue(
-        self,
-        queue: str,
-        *,
-        global_limit: int | Unset | None = UNSET,
-        rate_limit: str | tuple[int, float] | Rate | Unset | None = UNSET,
-        partition_by: str | int | PartitionBy | Unset | None = UNSET,
-    ) -> QueueLimits:
-        """Set ``queue``'s limits on every node, at run time; return them as stored.
-
-        ``global_limit=N``: at most N jobs of the queue run at once across every worker and
-        host (each worker's own concurrency still applies). ``rate_limit="100/s"`` (or
-        ``"5000/m"``, ``"2/h"``, ``"10/5s"``, ``(count, seconds)``): at most that many jobs of
-        the queue start per fixed window aligned to the epoch, across every node.
-        ``partition_by="tenant_id"`` (a kwarg name) or ``0`` (an args position): each job's key
-        is read from that argument; both limits then apply to each key on its own, and keys
-        take turns at every claim (a task may compute keys itself: ``@task(partition_key=fn)``).
-        ``None`` removes a limit; a limit not passed keeps its stored value. Workers see the
-        change at their next claim, without a restart.
-        """
-        name = validate_queue_name(queue)
-        # Validate before reading the store: bad input changes nothing.
-        new_global = (
-            global_limit if isinstance(global_limit, Unset) else validate_global_limit(global_limit)
-        )
-        new_rate = rate_limit if isinstance(rate_limit, Unset) else parse_rate(rate_limit)
-        new_rule = (
-            partition_by if isinstance(partition_by, Unset) else PartitionBy.parse(partition_by)
-        )
-        backend = await self._backend()
-        current = (await backend.queue_limits()).get(name, QueueLimits())
-        limits = QueueLimits(
-            global_limit=current.global_limit if isinstance(new_global, Unset) else new_global,
-            rate_limit=current.rate_limit if isinstance(new_rate, Unset) else new_rate,
-            partition_by=current.partition_by if isinstance(new_rule, Unset) else new_rule,
-        )
-        await backend.set_queue_limits(name, limits)
-        logger.info(
-            "queue %r configured: global_limit=%s rate_limit=%s partition_by=%s",
-            name,
-            limits.global_limit,
-            limits.rate_limit,
-            limits.partition_by,
-        )
-        self.events.emit(Event(name="queue.configured", at=self.clock.now(), queue=name))
-        return limits
-
-    async def hold_queue(
-        self, queue: str, *, seconds: float | None, key: str | None = None
-    ) -> None:
-        """Hold back ``queue`` on every node for ``seconds`` (what ``RateLimited`` does).
-
-        A hold only grows: a shorter one than the hold in place changes nothing.
-        ``seconds=None`` releases the hold at once. ``key``: hold only that key of a
-        partitioned queue.
-        """
-        if key is not None and not isinstance(key, str):
-            raise InvalidOptions(f"key must be a str, got {key!r}")
-        name = validate_queue_name(queue)
-        if seconds is None:
-            until = None
-        else:
-            delay = validate_seconds("seconds", seconds)
-            until = self.clock.now() + timedelta(seconds=delay or 0.0)
-        await (await self._backend()).hold_queue(name, until=until, key=key)
-        what = repr(name) if key is None else f"{name!r} key {key!r}"
-        logger.info("queue %s %s", what, "released" if until is None else f"held until {until}")
-
-    async def queue_flow(self) -> dict[str, QueueFlow]:
-        """Where each queue with limits or a hold stands (limits, hold, rate window)."""
-        return await (await self._backend()).queue_flow()
-
-    async def partition_flow(self, queue: str, key: str) -> QueueFlow:
-        """Where one key of a partitioned queue stands (hold, rate window, running jobs)."""
-        return await (await self._backend()).partition_flow(validate_queue_name(queue), key)
-
-    async def queue_limits(self) -> dict[str, QueueLimits]:
-        """The limits of every queue that has one, by queue name."""
-        return await (await self._backend()).queue_limits()
 
 
 def _limits_now(flows: Mapping[str, QueueFlow], now: datetime) -> dict[str, dict[str, Any]]:
