@@ -36,7 +36,13 @@ from taskward.cron import CronExpression
 from taskward.errors import ScheduleNotFound, ScheduleOverlap, TaskwardError
 from taskward.jobs import Inserted, NewJob, Schedule
 from taskward.runtime.catchup import paused_fires
-from taskward.runtime.scheduler import MAX_LATENESS, RUN_NOW_META, CancelJob, judge_overlap
+from taskward.runtime.scheduler import (
+    MAX_LATENESS,
+    RUN_NOW_META,
+    CancelJob,
+    judge_overlap,
+    manual_runs,
+)
 from taskward.text import inert
 
 __all__ = [
@@ -80,6 +86,12 @@ async def run_schedule_now(
         unique_key=f"run-now:{schedule.name}:{at.isoformat()}",
         meta={**new.meta, RUN_NOW_META: True},
     )
+    # A second click within the same second answers the first click's job: judged by the
+    # overlap policy, that job would be "the previous run" and be refused or cancelled.
+    slot = new.meta.get("fire_at")
+    for job in await manual_runs(backend, schedule):
+        if isinstance(job.meta, dict) and job.meta.get("fire_at") == slot:
+            return Inserted(job=job, duplicate=True)
     trigger = f"run now at {at.isoformat()}"
     skip, note = await judge_overlap(
         backend, schedule, trigger=trigger, now=now, cancel_job=cancel_job

@@ -9,6 +9,7 @@ saving its schedules again at start. "Run now" applies ``overlap`` as a fire doe
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -279,3 +280,39 @@ async def test_cancel_running_cancels_a_manual_run_too(cron_tw: TaskManager) -> 
     await at(tw, h(10, 0, 5))
     assert (await tw.get_task_status(manual.id)).state is JobState.CANCELLED
     assert await fired(tw) == [h(9, 30), h(10)]
+
+
+@pytest.mark.parametrize("overlap", ["allow", "skip", "cancel_running"])
+async def test_a_double_click_within_one_second_answers_the_first_job(
+    cron_tw: TaskManager, overlap: str
+) -> None:
+    tw = cron_tw
+    await register(tw, overlap=overlap)
+    tw.clock.set(h(9, 30) + timedelta(microseconds=100_000))  # type: ignore[attr-defined]
+    first = await run_now(tw)
+    tw.clock.set(h(9, 30) + timedelta(microseconds=900_000))  # type: ignore[attr-defined]
+    schedule = await find_schedule(tw.backend, "hourly")
+    again = await run_schedule_now(tw.backend, schedule, tw.schedule_job, tw.clock.now())
+    assert again.duplicate is True
+    assert again.job.id == first.id
+    assert (await tw.get_task_status(first.id)).state is JobState.PENDING  # not cancelled
+    assert await fired(tw) == [h(9, 30)]
+
+
+async def test_a_job_with_unreadable_meta_does_not_stop_the_judge(
+    cron_tw: TaskManager, manager_url: str
+) -> None:
+    if not manager_url.startswith("sqlite"):
+        pytest.skip("meta is written unreadable with SQL, on SQLite")
+    tw = cron_tw
+    await register(tw, overlap="skip")
+    stray = await tw.enqueue_task(TASK, args=[1])
+    path = manager_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:  # as someone with SQL access could
+        db.execute("UPDATE taskward_jobs SET meta = '[1,2]' WHERE id = ?", (stray.id,))
+    tw.clock.set(h(9, 30))  # type: ignore[attr-defined]
+    manual = await run_now(tw)  # the stray job is no manual run: nothing overlaps
+    assert manual.id != stray.id
+    await at(tw, h(10, 0, 5))  # the fire judges the same jobs: the manual run blocks it
+    newest = (await tw.cron_history("hourly"))[0]
+    assert (newest.planned_at, newest.outcome) == (h(10), Out.SKIPPED)

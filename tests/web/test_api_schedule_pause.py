@@ -131,6 +131,13 @@ async def test_dashboard_pause_and_resume(tw: TaskManager, auth: AdminAuth) -> N
         back = await browser.post(form_path(NAME, "resume"), data=data, follow_redirects=True)
         assert f"schedule {NAME} resumed: next run 2026-03-02T10:00:00+00:00" in back.text
         assert 'data-paused="false"' in back.text
+        # A stale page's second click says the state it found, not a change it did not make.
+        again = await browser.post(form_path(NAME, "resume"), data=data, follow_redirects=True)
+        assert f"schedule {NAME} was not paused: next run" in again.text
+        await browser.post(form_path(NAME, "pause"), data=data)
+        twice = await browser.post(form_path(NAME, "pause"), data=data, follow_redirects=True)
+        assert f"schedule {NAME} was paused already" in twice.text
+        await browser.post(form_path(NAME, "resume"), data=data)
         missing = await browser.post(form_path("nothing", "pause"), data=data)
         assert missing.status_code == 404
         assert "no recurring schedule named" in missing.text

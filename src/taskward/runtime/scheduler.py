@@ -288,7 +288,10 @@ async def manual_runs(backend: Backend, schedule: Schedule) -> list[Job]:
     return [
         job
         for job in page.items
-        if job.meta.get(RUN_NOW_META) is True and job.meta.get("schedule") == schedule.name
+        # Meta a store could not read (UnreadablePayload) is no manual run's.
+        if isinstance(job.meta, dict)
+        and job.meta.get(RUN_NOW_META) is True
+        and job.meta.get("schedule") == schedule.name
     ]
 
 

@@ -9,11 +9,12 @@ Reads: ``GET /api/jobs``, ``/api/jobs/{id}``, ``/api/jobs/{id}/explain``,
 ``/api/jobs/{id}/wait`` (a long poll until the job ends, at most 30 s), ``/api/queues``,
 ``/api/queues/limits``, ``/api/schedules``, ``/api/stats``, ``/api/events``. Changes (auth
 required, see :mod:`taskward.web.auth`): ``POST /api/jobs/{id}/retry|cancel``,
-``DELETE /api/jobs/{id}``, ``POST /api/jobs/bulk/retry|cancel`` (a retry may carry edits:
-:mod:`taskward.web.replays`),
+``DELETE /api/jobs/{id}``, ``POST /api/jobs/bulk/retry|cancel|delete`` (a retry may carry
+edits: :mod:`taskward.web.replays`),
 ``POST /api/queues/{name}/pause|resume``, ``PUT /api/queues/{name}/limits``,
-``POST /api/schedules/{name}/run``, ``DELETE /api/schedules/{name}``. The bulk routes are in
-:mod:`taskward.web.bulk_api`, the schedule changes in :mod:`taskward.web.schedule_api`.
+``POST /api/schedules/{name}/run|pause|resume``, ``DELETE /api/schedules/{name}``. The bulk
+routes are in :mod:`taskward.web.bulk_api`, the schedule changes in
+:mod:`taskward.web.schedule_api`.
 Nothing in a request is ever executed: jobs are only retried, cancelled or deleted by id.
 """
 

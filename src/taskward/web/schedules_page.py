@@ -119,11 +119,17 @@ async def _act(tw: TaskManager, name: str, action: str) -> str:
         job = inserted.job
         how = "already run this second: job" if inserted.duplicate else "run now: job"
         return f"schedule {name} {how} {job.id} ({job.state})"
-    if action == "pause":
-        await tw.pause_schedule(name)
-        return f"schedule {name} paused: no fire time runs until it is resumed"
-    if action == "resume":
+    if action in ("pause", "resume"):
+        # Said as it stood: a stale page's second click must not claim a change it did not make.
+        was = {s.name: s.paused for s in await tw.list_recurring_tasks()}.get(name)
+        if action == "pause":
+            await tw.pause_schedule(name)
+            if was:
+                return f"schedule {name} was paused already"
+            return f"schedule {name} paused: no fire time runs until it is resumed"
         schedule = await tw.resume_schedule(name)
+        if was is False:
+            return f"schedule {name} was not paused: {_resumed_from(tw, schedule)}"
         return f"schedule {name} resumed: {_resumed_from(tw, schedule)}"
     await tw.cancel_recurring_task(name)
     return f"schedule {name} deleted"
