@@ -23,11 +23,13 @@ from taskward.web import Admin, AdminAuth, create_admin_router, create_dashboard
 from taskward.web.queries import JobQuery, list_jobs
 
 JOBS = 5000
-HEALTH_BOUND = 0.5
-"""Seconds /health may take while four searches over 5,000 jobs run. Measured on the memory
-store: with the matching on the event loop, 0.94 s, and only after every search had finished
-(the store's reads never yield, so each search held the loop from start to end); with the
-matching in threads, 0.08-0.10 s while the searches take 0.6 s more."""
+HEALTH_BOUND = 2.0
+"""Seconds /health may take while four searches over 5,000 jobs run: a bound, not a timing.
+Measured on the memory store: with the matching on the event loop, 0.94 s, and only after
+every search had finished (the store's reads never yield, so each search held the loop from
+start to end); with the matching in threads, 0.08-0.10 s while the searches take 0.6 s more,
+and 0.51 s once on a CI machine whose two cores ran the other half of the suite. What tells
+the two apart is the order, checked too: /health answers before the searches end."""
 
 
 def _report(customer: str, lines: list[dict[str, Any]]) -> None:
