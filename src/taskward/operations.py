@@ -1,8 +1,9 @@
-"""The operator's half of the facade: recurring schedules, and inspecting and changing jobs.
+"""The operator's half of the facade: inspecting and changing jobs, statistics and cleanup.
 
 :class:`Operations` is mixed into :class:`~taskward.manager.TaskManager`; every method here is
 one of its public methods (``list_tasks``, ``get_statistics``, ``retry_task``…). It needs
-from the manager only what is declared at the top of the class.
+from the manager only what is declared at the top of the class. Recurring schedules are
+:mod:`taskward.cron_ops`'s, queue controls :mod:`taskward.queue_ops`'s.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ logger = logging.getLogger("taskward")
 
 
 class Operations:
-    """Schedules, inspection, operator actions and cleanup (mixed into the TaskManager)."""
+    """Inspection, operator actions on jobs and cleanup (mixed into the TaskManager)."""
 
     builder: JobBuilder
     events: EventBus

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from taskward.cli import core
 from taskward.cli.core import AppOpt, JsonOpt, UrlOpt, app, load_manager, print_json, run
+from taskward.durations import run_time
 from taskward.health import HealthReport, HealthVerdict, QueueHealth
 from taskward.jobs import validate_queue_name
 from taskward.terminal import plain
@@ -67,18 +68,6 @@ def _queue_row(queue: QueueHealth) -> list[Text | str]:
     ]
 
 
-def _run_time(value: float | None) -> str:
-    """A completed runs' percentile: ``850 ms``, ``12.5 s``, ``3 min 20 s``; ``—`` for none."""
-    if value is None:
-        return "—"
-    if round(value * 1000) < 1000:
-        return f"{value * 1000:.0f} ms"
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, secs = divmod(int(value), 60)
-    return f"{minutes:,} min {secs} s" if secs else f"{minutes:,} min"
-
-
 def health_tables(report: HealthReport) -> list[Table]:
     """The report as a queue table and, when tasks ran in the last hour, a task table."""
     verdict = report.verdict
@@ -101,8 +90,8 @@ def health_tables(report: HealthReport) -> list[Table]:
                 plain(task.task),
                 _rate(task.last_5m.runs, task.last_5m.failures),
                 _rate(task.last_60m.runs, task.last_60m.failures),
-                _run_time(task.p50_seconds),
-                _run_time(task.p95_seconds),
+                run_time(task.p50_seconds),
+                run_time(task.p95_seconds),
             )
         tables.append(tasks)
     return tables

@@ -7,10 +7,10 @@ the page modules and installed as Jinja globals by :mod:`taskward.web.pages`.
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from typing import Any
 
+from taskward.durations import duration, run_time, seconds
 from taskward.sealing import ENCRYPTED_PLACEHOLDER
 from taskward.web.queries import SEALED_PROBLEM, shown_arguments
 
@@ -36,22 +36,6 @@ def when(value: datetime | str | None) -> str:
     if isinstance(value, str):  # statistics carry ISO 8601 strings
         value = datetime.fromisoformat(value)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def seconds(value: float | None) -> str:
-    """A run time: ``850 ms`` below a second, ``12.5 s`` above, ``—`` for none."""
-    if value is None:
-        return "—"
-    if round(value * 1000) < 1000:  # 0.9996 s reads "1.0 s", not "1000 ms"
-        return f"{value * 1000:.0f} ms"
-    return f"{value:.1f} s"
-
-
-def run_time(value: float | None) -> str:
-    """A run time as :func:`seconds` writes it below a minute, as :func:`duration` above."""
-    if value is not None and value >= 60:
-        return duration(value)
-    return seconds(value)
 
 
 def args_text(job: Any) -> str:
@@ -105,29 +89,6 @@ def relative(value: datetime | None, now: datetime) -> str:
     if abs(delta) < 1:
         return "just now"
     return f"in {age(delta)}" if delta > 0 else f"{age(-delta)} ago"
-
-
-def duration(value: float | None) -> str:
-    """A duration to the second: ``45 s``, ``6 min 12 s``, ``2 h 5 min``, ``3 d 4 h``.
-
-    ``—`` for none or a value that is not a finite number; ``over 10 years`` past that (a
-    limit set that high means none, and a count of days would only fill the line).
-    """
-    if value is None or not math.isfinite(value):
-        return "—"
-    if value > 10 * 365.25 * 86400:
-        return "over 10 years"
-    whole = max(0, int(value))
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        minutes, secs = divmod(whole, 60)
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    if whole < 86400:
-        hours, minutes = divmod(whole // 60, 60)
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(whole // 3600, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def clock_text(at: datetime) -> str:

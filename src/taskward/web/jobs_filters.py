@@ -7,6 +7,7 @@ bulk action means exactly what the list showed. Bad input raises ``ValueError``,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from fastapi import HTTPException
@@ -63,14 +64,4 @@ def list_query(params: Mapping[str, str], *, dead: bool, page: int = 1) -> JobQu
         sort_by=_sort(params.get("sort")),
         workflow=workflow,
     )
-    return JobQuery(
-        states=query.states,
-        queue=query.queue,
-        task=query.task,
-        search=query.search,
-        page=query.page,
-        per_page=query.per_page,
-        sort_by=query.sort_by,
-        workflow=query.workflow,
-        error_kind=kind,
-    )
+    return dataclasses.replace(query, error_kind=kind)
